@@ -1,0 +1,168 @@
+/**
+ * The public contract of @proj/resource: what every transport (@proj/mqtt, @proj/http) calls.
+ * Transports never touch storage; they call a Runtime with a RequestContext and get ResourceEvents.
+ * Change these types only together with their users.
+ */
+import type { Key, Timestamp } from '@proj/storage'
+
+export type { Key, Timestamp }
+
+export type EventType = 'put' | 'patch' | 'delete' | 'message'
+
+/** A user after authentication. `role` names a role; `superUser` bypasses every permission check. */
+export interface User {
+  username: string
+  role: string
+  superUser: boolean
+}
+
+/** Carried by every runtime call; permissions are checked against `user` (null = anonymous). */
+export interface RequestContext {
+  user: User | null
+  transport?: 'mqtt' | 'http' | 'ws' | 'sse' | 'internal'
+  /** MQTT client id (used for "no local" and for diagnostics). */
+  clientId?: string
+}
+
+/**
+ * What a subscriber receives. `topic` is `${exportPath}/${id}` for table records and the raw topic
+ * for topics no table claims. `value` is the decoded structured value, or a Uint8Array of raw bytes
+ * (then `contentType` tells what they are, and they are delivered byte-for-byte in every format).
+ */
+export interface ResourceEvent {
+  type: EventType
+  topic: string
+  /** Export path of the resource (`Dog`), or '' for the built-in topics table. */
+  path: string
+  id: Key
+  value?: unknown
+  /** Media type of the publisher's bytes when known (MQTT contentType, HTTP Content-Type). */
+  contentType?: string
+  /** Origin timestamp (record version). */
+  timestamp: Timestamp
+  /** Change-log position; 0 for events that were not logged (QoS 0 messages). Used as SSE id and session cursor. */
+  cursor: number
+  user?: string
+  /** True when this is a current value delivered at subscribe time (a retained message). */
+  retained: boolean
+  /** Publisher-supplied extras that travel with the event: MQTT qos, v5 properties, publishing clientId. */
+  meta?: EventMeta
+}
+
+export interface EventMeta {
+  qos?: 0 | 1 | 2
+  clientId?: string
+  /** MQTT 5 PUBLISH properties to pass through (userProperties, responseTopic, correlationData, messageExpiryInterval, payloadFormatIndicator). */
+  properties?: Record<string, unknown>
+  [key: string]: unknown
+}
+
+/** Message to publish: payload bytes as received, decoded by the runtime per DESIGN.md content negotiation. */
+export interface PublishMessage {
+  payload: Uint8Array
+  /** Media type from MQTT 5 contentType, or the connection's declared type. */
+  contentType?: string
+  /** true: put (empty payload = delete) the record; false: a message event to subscribers only. */
+  retain: boolean
+  /** QoS 0 non-retained messages skip the change log (fast path, not replayed to offline sessions). */
+  qos: 0 | 1 | 2
+  meta?: EventMeta
+}
+
+export interface PublishResult {
+  event?: ResourceEvent
+}
+
+/** A write to a transport-owned state store, committed atomically with a publish (exactly-once QoS 2). */
+export interface StateWrite {
+  store: string
+  key: Key
+  /** undefined deletes the key. */
+  value: unknown
+}
+
+/** Durable key/value state owned by a transport (MQTT sessions, inbound QoS 2 packet ids, wills). Not logged, not routable. */
+export interface StateStore<V = unknown> {
+  readonly name: string
+  get(key: Key): V | undefined
+  put(key: Key, value: V): Promise<void>
+  delete(key: Key): Promise<void>
+  entries(options?: { prefix?: string }): Iterable<{ key: Key; value: V }>
+}
+
+/** Per-match delivery details from the subscription trie (MQTT 5 section 3.3.4: highest QoS, all identifiers). */
+export interface Delivery {
+  qos: 0 | 1 | 2
+  subscriptionIds: number[]
+  retainAsPublished: boolean
+}
+
+export type EventListener = (event: ResourceEvent, delivery: Delivery) => void
+
+export interface SubscribeOptions {
+  /** Send current matching records first as retained events (default true). */
+  retained?: boolean
+  /** Replay logged events with cursor > `after` (durable-session catch-up, SSE Last-Event-ID), then go live. */
+  after?: number
+  qos?: 0 | 1 | 2
+  subscriptionId?: number
+  /** MQTT 5 no local: skip events whose meta.clientId equals ctx.clientId. */
+  noLocal?: boolean
+  retainAsPublished?: boolean
+}
+
+export interface Subscription {
+  readonly filter: string
+  close(): void
+}
+
+export interface RecordResult {
+  id: Key
+  value: unknown
+  version: Timestamp
+  contentType?: string
+}
+
+export interface WriteResult {
+  id: Key
+  version: Timestamp
+  /** True when the write created the record (HTTP 201). */
+  created: boolean
+}
+
+export interface ListQuery {
+  /** Attribute equality conditions. */
+  where?: Record<string, string>
+  limit?: number
+  offset?: number
+  select?: string[]
+  sort?: { attribute: string; descending?: boolean }[]
+}
+
+export interface Runtime {
+  // Identity
+  authenticate(username: string, password: string): Promise<User | null>
+  /** The anonymous user when anonymous access is on, else null. */
+  anonymous(): User | null
+
+  // REST-style access; all throw ResourceError (codes in errors.ts) and check permissions.
+  get(target: string, ctx: RequestContext): Promise<RecordResult | undefined>
+  list(path: string, query: ListQuery, ctx: RequestContext): Promise<RecordResult[]>
+  put(target: string, value: unknown, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<WriteResult>
+  patch(target: string, patch: unknown, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<WriteResult>
+  post(path: string, value: unknown, ctx: RequestContext): Promise<WriteResult>
+  delete(target: string, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<boolean>
+
+  // Messaging
+  /** Resolves once committed (retained, or QoS > 0); `atomic` state writes commit in the same transaction. */
+  publish(topic: string, message: PublishMessage, ctx: RequestContext, options?: { atomic?: StateWrite[] }): Promise<PublishResult>
+  subscribe(filter: string, listener: EventListener, options: SubscribeOptions, ctx: RequestContext): Promise<Subscription>
+  /** WebSocket/SSE: runs the resource's connect(); default subscribes to the record or table. */
+  connect(target: string, ctx: RequestContext, incoming?: AsyncIterable<unknown>, options?: { after?: number }): Promise<AsyncIterable<ResourceEvent>>
+
+  /** Encodes an event's value for a subscriber's media type, once per (event, type); raw bytes pass through. */
+  encode(event: ResourceEvent, mediaType: string): Uint8Array
+
+  state<V = unknown>(name: string): StateStore<V>
+  close(): Promise<void>
+}

@@ -1,0 +1,153 @@
+/**
+ * The public contract of @proj/storage. Other packages (the resource runtime) are written against
+ * these types; change them only together with their users.
+ */
+
+/** A record's primary key. Arrays are compound keys and sort element by element. */
+export type Key = string | number | readonly (string | number)[]
+
+/**
+ * A hybrid-logical-clock timestamp: wall-clock microseconds since the epoch in the integer part,
+ * strictly increasing within one store even when the wall clock steps back. Comparable across nodes;
+ * ties between nodes are broken by `nodeId`.
+ */
+export type Timestamp = number
+
+export type ChangeType = 'put' | 'patch' | 'delete' | 'message'
+
+/** One committed change, as stored in the change log and delivered by the change feed. */
+export interface ChangeEvent<V = unknown> {
+  type: ChangeType
+  table: string
+  id: Key
+  /**
+   * put: the full new value. patch: the full value after the merge (the merge input is in `patch`).
+   * message: the message value (the record is not changed). delete: undefined.
+   */
+  value?: V
+  patch?: Partial<V>
+  /** Origin timestamp (last-writer-wins ordering). */
+  timestamp: Timestamp
+  /** Position of this event in the local change log; strictly increasing in commit order. */
+  cursor: number
+  /** Node that produced the event. */
+  nodeId: number
+  /** Who caused the change (username), when known. */
+  user?: string
+  /** Caller-defined extras persisted with the log entry (e.g. content type, MQTT QoS, user properties). */
+  meta?: Record<string, unknown>
+}
+
+export interface RecordEntry<V = unknown> {
+  id: Key
+  value: V
+  /** Timestamp of the write that produced this value. */
+  version: Timestamp
+}
+
+export interface WriteOptions {
+  user?: string
+  meta?: Record<string, unknown>
+  /**
+   * Apply only when this timestamp is newer than the stored version (or tombstone); used by
+   * replication for last-writer-wins. When omitted, the store's clock stamps the write.
+   */
+  timestamp?: Timestamp
+  nodeId?: number
+  /** Apply only when the stored version equals this (optimistic concurrency, HTTP If-Match). */
+  ifVersion?: Timestamp
+}
+
+export interface RangeOptions {
+  start?: Key
+  end?: Key
+  /** Only string ids starting with this prefix (and array ids whose first elements equal it). */
+  prefix?: string
+  limit?: number
+  offset?: number
+  reverse?: boolean
+}
+
+export interface TableOptions {
+  /** Append this table's changes to the change log and the change feed (default true). */
+  log?: boolean
+}
+
+export interface Table<V = unknown> {
+  readonly name: string
+  /** Synchronous read of the latest committed value (undefined when absent or deleted). */
+  get(id: Key): V | undefined
+  getEntry(id: Key): RecordEntry<V> | undefined
+  /** Resolves with the committed event after the commit is durable; rejects with StorageError and changes nothing. */
+  put(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>>
+  patch(id: Key, patch: Partial<V>, options?: WriteOptions): Promise<ChangeEvent<V>>
+  /** Writes a tombstone; resolves with undefined when there was nothing to delete and no timestamp given. */
+  delete(id: Key, options?: WriteOptions): Promise<ChangeEvent<V> | undefined>
+  /** Appends a `message` event to the log and feed without touching the record. */
+  message(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>>
+  entries(range?: RangeOptions): Iterable<RecordEntry<V>>
+  count(range?: RangeOptions): number
+}
+
+/** Writes collected inside `store.transaction()`; all of them commit atomically or none does. */
+export interface WriteTransaction {
+  put<V>(table: Table<V>, id: Key, value: V, options?: WriteOptions): void
+  patch<V>(table: Table<V>, id: Key, patch: Partial<V>, options?: WriteOptions): void
+  delete<V>(table: Table<V>, id: Key, options?: WriteOptions): void
+  message<V>(table: Table<V>, id: Key, value: V, options?: WriteOptions): void
+}
+
+export interface ChangeFilter {
+  table?: string
+  id?: Key
+  prefix?: string
+}
+
+export type ChangeListener = (event: ChangeEvent) => void
+
+export interface LogReadOptions {
+  /** Exclusive: events with cursor > after. */
+  after?: number
+  tables?: readonly string[]
+  limit?: number
+}
+
+export interface ChangeLog {
+  /** Events in cursor order. Throws LogTruncatedError when `after` is older than what retention kept. */
+  readSince(options?: LogReadOptions): Iterable<ChangeEvent>
+  /** Cursor of the newest event (0 when empty). */
+  readonly lastCursor: number
+  /** Oldest cursor still kept. */
+  readonly firstCursor: number
+  /** Drops events older than the retention window; returns how many were removed. */
+  compact(): Promise<number>
+}
+
+export interface HybridClock {
+  readonly nodeId: number
+  now(): Timestamp
+  /** Advances the clock past a timestamp seen from another node. */
+  observe(remote: Timestamp): void
+}
+
+export interface OpenStoreOptions {
+  path: string
+  nodeId?: number
+  /** Change-log retention by age (ms) and by count; compaction runs periodically. */
+  retention?: { maxAgeMs?: number; maxEvents?: number }
+  /** Trade durability for speed: commits are not fsynced (survives process crash, not OS crash). */
+  noSync?: boolean
+}
+
+export interface Store {
+  readonly path: string
+  readonly clock: HybridClock
+  readonly log: ChangeLog
+  table<V = unknown>(name: string, options?: TableOptions): Table<V>
+  tableNames(): string[]
+  /** Runs `fn` to collect writes, commits them atomically and durably, resolves with their events. */
+  transaction(fn: (txn: WriteTransaction) => void): Promise<ChangeEvent[]>
+  /** Change feed: called after commit, in commit order. Returns an unsubscribe function. */
+  onChange(listener: ChangeListener, filter?: ChangeFilter): () => void
+  close(): Promise<void>
+}
