@@ -139,11 +139,25 @@ export interface ListQuery {
   sort?: { attribute: string; descending?: boolean }[]
 }
 
+/** User administration (CLI `user add | passwd | list | delete`); passwords are stored scrypt-hashed. */
+export interface UserAdmin {
+  add(username: string, password: string, options?: { role?: string; superUser?: boolean }): Promise<User>
+  setPassword(username: string, password: string): Promise<void>
+  list(): User[]
+  delete(username: string): Promise<boolean>
+}
+
 export interface Runtime {
   // Identity
   authenticate(username: string, password: string): Promise<User | null>
   /** The anonymous user when anonymous access is on, else null. */
   anonymous(): User | null
+  /** Looks a user up without a password (mTLS: the certificate names the user). */
+  findUser(username: string): Promise<User | null>
+  /** Bearer tokens for HTTP (issued by a login endpoint), signed by the runtime. */
+  issueToken(user: User, options?: { expiresInMs?: number }): Promise<string>
+  verifyToken(token: string): Promise<User | null>
+  readonly users: UserAdmin
 
   // REST-style access; all throw ResourceError (codes in errors.ts) and check permissions.
   get(target: string, ctx: RequestContext): Promise<RecordResult | undefined>
