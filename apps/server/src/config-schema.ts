@@ -1,0 +1,329 @@
+/**
+ * Every configuration key the server knows, in one table: its type, default, environment variable,
+ * CLI flag and meaning. The loader, the validator, the CLI flags and the README reference table are all
+ * derived from this list, so a key cannot exist in one place and be missing in another.
+ *
+ * Naming rules (deterministic, documented in the README):
+ * - environment variable: `PROJ_` + each path segment upper-cased as is, joined by `_`
+ *   (`mqtt.network.securePort` → `PROJ_MQTT_NETWORK_SECUREPORT`; camelCase is not split);
+ * - CLI flag: `--` + each segment in kebab-case, joined by `-`
+ *   (`mqtt.network.securePort` → `--mqtt-network-secure-port`, `mqtt.mTLS.user` → `--mqtt-mtls-user`),
+ *   plus the short aliases listed below.
+ */
+
+export type KeyType =
+  | { kind: 'port' }
+  | { kind: 'integer'; min?: number; max?: number }
+  | { kind: 'boolean' }
+  | { kind: 'string' }
+  | { kind: 'path' }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'size' }
+  | { kind: 'duration' }
+  | { kind: 'object' }
+  | { kind: 'stringList' }
+
+export interface KeySpec {
+  /** Dotted key path, e.g. `mqtt.network.port`. */
+  key: string
+  type: KeyType
+  /** `null` is allowed (means "off" / "all interfaces" / "not set", as the description says). */
+  nullable?: boolean
+  default: unknown
+  description: string
+  /** Extra short CLI flags, without the leading `--`. */
+  aliases?: readonly string[]
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const CONFIG_KEYS: readonly KeySpec[] = [
+  // HTTP: REST, WebSocket, SSE and MQTT over WebSocket
+  {
+    key: 'http.port',
+    type: { kind: 'port' },
+    nullable: true,
+    default: 9926,
+    description:
+      'HTTP port (REST, WebSocket, SSE, MQTT over WebSocket); null disables it; 0 picks a free port',
+  },
+  {
+    key: 'http.securePort',
+    type: { kind: 'port' },
+    nullable: true,
+    default: null,
+    description: 'HTTPS port (same services over TLS); needs tls.certificate and tls.privateKey',
+    aliases: ['https-port'],
+  },
+  {
+    key: 'http.host',
+    type: { kind: 'string' },
+    nullable: true,
+    default: null,
+    description: 'Interface the HTTP and HTTPS listeners bind to; null = all interfaces',
+  },
+  {
+    key: 'http.cors',
+    type: { kind: 'boolean' },
+    default: true,
+    description: 'Answer CORS preflights and send Access-Control-Allow-Origin',
+  },
+  {
+    key: 'http.maxBodySize',
+    type: { kind: 'size' },
+    default: 10 * 1024 * 1024,
+    description: 'Largest REST request body in bytes (accepts 512kb, 10mb, ...); larger bodies get 413',
+  },
+  // MQTT
+  {
+    key: 'mqtt.network.port',
+    type: { kind: 'port' },
+    nullable: true,
+    default: 1883,
+    description: 'MQTT over TCP port; null disables it; 0 picks a free port',
+    aliases: ['mqtt-port'],
+  },
+  {
+    key: 'mqtt.network.securePort',
+    type: { kind: 'port' },
+    nullable: true,
+    default: 8883,
+    description:
+      'MQTT over TLS port; started only when tls.certificate and tls.privateKey are set (setting it explicitly without them is an error)',
+    aliases: ['mqtts-port'],
+  },
+  {
+    key: 'mqtt.network.host',
+    type: { kind: 'string' },
+    nullable: true,
+    default: null,
+    description: 'Interface the MQTT listeners bind to; null = all interfaces',
+  },
+  {
+    key: 'mqtt.webSocket',
+    type: { kind: 'boolean' },
+    default: true,
+    description: 'Accept MQTT over WebSocket (sub-protocol `mqtt`) on the HTTP and HTTPS ports',
+  },
+  {
+    key: 'mqtt.mTLS.enabled',
+    type: { kind: 'boolean' },
+    default: false,
+    description:
+      'Ask MQTT TLS clients (and MQTT over WSS) for a certificate signed by tls.certificateAuthority; `mqtt.mTLS: true` is shorthand',
+  },
+  {
+    key: 'mqtt.mTLS.user',
+    type: { kind: 'string' },
+    nullable: true,
+    default: 'CN',
+    description: 'Certificate subject field that names the user (CN, emailAddress, UID, ...); null = never',
+  },
+  {
+    key: 'mqtt.mTLS.required',
+    type: { kind: 'boolean' },
+    default: false,
+    description: 'Refuse MQTT TLS clients without a valid certificate (TLS handshake fails)',
+  },
+  {
+    key: 'mqtt.requireAuthentication',
+    type: { kind: 'boolean' },
+    default: false,
+    description:
+      'MQTT CONNECT must carry credentials or a certificate user even when anonymous.enabled is true',
+  },
+  {
+    key: 'mqtt.maxKeepAlive',
+    type: { kind: 'integer', min: 0, max: 65535 },
+    default: 600,
+    description: 'Largest keep-alive (seconds) the broker accepts; longer requests get this value (MQTT 5)',
+  },
+  {
+    key: 'mqtt.maxPacketSize',
+    type: { kind: 'size' },
+    default: 10 * 1024 * 1024,
+    description: 'Largest MQTT packet in bytes; larger packets close the connection (reason 0x95)',
+  },
+  {
+    key: 'mqtt.receiveMaximum',
+    type: { kind: 'integer', min: 1, max: 65535 },
+    default: 100,
+    description: 'Inbound QoS 1/2 publishes a client may have unacknowledged (MQTT 5 Receive Maximum)',
+  },
+  {
+    key: 'mqtt.maxInflight',
+    type: { kind: 'integer', min: 1, max: 65535 },
+    default: 100,
+    description: 'Outbound QoS 1/2 messages in flight per client before queueing',
+  },
+  {
+    key: 'mqtt.maxQueued',
+    type: { kind: 'integer', min: 0 },
+    default: 10000,
+    description: 'Messages queued per session beyond the inflight window before the oldest QoS 0 are dropped',
+  },
+  {
+    key: 'mqtt.maxConnections',
+    type: { kind: 'integer', min: 0 },
+    default: 0,
+    description: 'Open MQTT connections per listener (TCP, TLS); 0 = unlimited',
+  },
+  {
+    key: 'mqtt.maxConnectionsPerUser',
+    type: { kind: 'integer', min: 0 },
+    default: 0,
+    description: 'Concurrent MQTT connections per user; 0 = unlimited',
+  },
+  {
+    key: 'mqtt.rejectUnclaimedTopics',
+    type: { kind: 'boolean' },
+    default: false,
+    description:
+      'Refuse publishes/subscribes to topics no table claims instead of keeping them as plain topics',
+  },
+  // Identity
+  {
+    key: 'anonymous.enabled',
+    type: { kind: 'boolean' },
+    default: false,
+    description:
+      'Let clients without credentials in, with the role anonymous.role (off by default, like Mosquitto 2)',
+    aliases: ['anonymous'],
+  },
+  {
+    key: 'anonymous.role',
+    type: { kind: 'string' },
+    default: 'anonymous',
+    description: 'Role given to anonymous clients; define its permissions and topic rules under roles',
+  },
+  {
+    key: 'roles',
+    type: { kind: 'object' },
+    default: {},
+    description: 'Role definitions (permissions per table and topic rules), passed to the resource runtime',
+  },
+  // TLS
+  {
+    key: 'tls.certificate',
+    type: { kind: 'path' },
+    nullable: true,
+    default: null,
+    description: 'PEM certificate (chain) file for MQTTS and HTTPS, relative to the root',
+  },
+  {
+    key: 'tls.privateKey',
+    type: { kind: 'path' },
+    nullable: true,
+    default: null,
+    description: 'PEM private key file for tls.certificate, relative to the root',
+  },
+  {
+    key: 'tls.certificateAuthority',
+    type: { kind: 'path' },
+    nullable: true,
+    default: null,
+    description: 'PEM CA file that signs client certificates (mTLS), relative to the root',
+  },
+  // Storage, applications, logging
+  {
+    key: 'storage.path',
+    type: { kind: 'path' },
+    default: 'data',
+    description: 'LMDB folder, relative to the root',
+  },
+  {
+    key: 'applications.path',
+    type: { kind: 'path' },
+    default: 'applications',
+    description:
+      'Folder whose sub-folders are applications (schema.graphql, resources.js); when missing, the built-in default app (a Dog table) is used',
+  },
+  {
+    key: 'changeLog.retention',
+    type: { kind: 'duration' },
+    default: 7 * 24 * 3600 * 1000,
+    description:
+      'How long change-log events are kept for session catch-up and SSE resume (ms, or 30m, 24h, 7d)',
+  },
+  {
+    key: 'logging.level',
+    type: { kind: 'enum', values: LOG_LEVELS },
+    default: 'info',
+    description: 'Log level: fatal, error, warn, info, debug, trace or silent',
+    aliases: ['log-level'],
+  },
+  {
+    key: 'logging.format',
+    type: { kind: 'enum', values: ['auto', 'json', 'pretty'] },
+    default: 'auto',
+    description: 'json = one pino JSON object per line; pretty = readable lines; auto = pretty on a terminal',
+  },
+  {
+    key: 'shutdown.timeout',
+    type: { kind: 'duration' },
+    default: 10_000,
+    description:
+      'On SIGTERM/SIGINT, how long to wait for connections to finish before closing them (ms or 10s)',
+  },
+]
+
+const BY_KEY = new Map(CONFIG_KEYS.map((spec) => [spec.key, spec]))
+
+export function specFor(key: string): KeySpec | undefined {
+  return BY_KEY.get(key)
+}
+
+/** `mqtt.network.securePort` → `PROJ_MQTT_NETWORK_SECUREPORT`. */
+export function envName(key: string): string {
+  return `PROJ_${key
+    .split('.')
+    .map((s) => s.toUpperCase())
+    .join('_')}`
+}
+
+/**
+ * `mqtt.network.securePort` → `mqtt-network-secure-port`: a capital followed by a lower-case letter starts
+ * a word, so acronyms stay whole (`mqtt.mTLS.user` → `mqtt-mtls-user`).
+ */
+export function flagName(key: string): string {
+  return key
+    .split('.')
+    .map((s) => s.replace(/([a-z0-9])(?=[A-Z][a-z])/g, '$1-').toLowerCase())
+    .join('-')
+}
+
+/** Object keys that accept a boolean shorthand: `mqtt.mTLS: true` = `mqtt.mTLS.enabled: true`. */
+export const BOOLEAN_SHORTHANDS: Readonly<Record<string, string>> = { 'mqtt.mTLS': 'mqtt.mTLS.enabled' }
+
+/** The effective configuration, fully defaulted and validated. Paths are absolute. */
+export interface ServerConfig {
+  http: {
+    port: number | null
+    securePort: number | null
+    host: string | null
+    cors: boolean
+    maxBodySize: number
+  }
+  mqtt: {
+    network: { port: number | null; securePort: number | null; host: string | null }
+    webSocket: boolean
+    mTLS: { enabled: boolean; user: string | null; required: boolean }
+    requireAuthentication: boolean
+    maxKeepAlive: number
+    maxPacketSize: number
+    receiveMaximum: number
+    maxInflight: number
+    maxQueued: number
+    maxConnections: number
+    maxConnectionsPerUser: number
+    rejectUnclaimedTopics: boolean
+  }
+  anonymous: { enabled: boolean; role: string }
+  roles: Record<string, unknown>
+  tls: { certificate: string | null; privateKey: string | null; certificateAuthority: string | null }
+  storage: { path: string }
+  applications: { path: string }
+  changeLog: { retention: number }
+  logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
+  shutdown: { timeout: number }
+}

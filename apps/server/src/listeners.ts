@@ -1,0 +1,86 @@
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
+import { ListenError } from './errors.js'
+
+export type ListenerName = 'mqtt' | 'mqtts' | 'http' | 'https'
+
+/** Where one listener accepts connections; printed at start and returned by `Server.listeners`. */
+export interface ListenerInfo {
+  name: ListenerName
+  /** The configuration key of its port (`mqtt.network.port`). */
+  key: string
+  /** The bound address (`::`, `0.0.0.0`, `127.0.0.1`). */
+  host: string
+  port: number
+  /** A URL a local client can use (`mqtt://localhost:1883`). */
+  url: string
+  /** What it serves: `mqtt`, `rest`, `ws`, `sse`, `mqtt-ws`. */
+  services: string[]
+}
+
+const SCHEMES: Record<ListenerName, string> = { mqtt: 'mqtt', mqtts: 'mqtts', http: 'http', https: 'https' }
+
+/** A server that knows its open sockets, so shutdown can wait for them and then cut the rest. */
+export class TrackedListener {
+  readonly sockets = new Set<Socket>()
+  info: ListenerInfo | undefined
+
+  constructor(
+    readonly name: ListenerName,
+    readonly key: string,
+    readonly server: NetServer,
+    readonly services: string[],
+  ) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
+    })
+  }
+
+  /** Binds; rejects with ListenError naming the config key on EADDRINUSE, EACCES, ... */
+  listen(port: number, host: string | null): Promise<ListenerInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        reject(
+          new ListenError(
+            `${this.key}: cannot listen on ${host ?? '*'}:${port} (${error.code ?? error.message})`,
+            {
+              cause: error,
+            },
+          ),
+        )
+      }
+      this.server.once('error', onError)
+      this.server.listen(port, host ?? undefined, () => {
+        this.server.off('error', onError)
+        const address = this.server.address() as AddressInfo
+        const local =
+          address.address === '::' || address.address === '0.0.0.0' ? 'localhost' : address.address
+        const urlHost = local.includes(':') ? `[${local}]` : local
+        this.info = {
+          name: this.name,
+          key: this.key,
+          host: address.address,
+          port: address.port,
+          url: `${SCHEMES[this.name]}://${urlHost}:${address.port}`,
+          services: this.services,
+        }
+        resolve(this.info)
+      })
+    })
+  }
+
+  /** Stops accepting new connections at once; resolves when the open ones are gone. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve()
+      this.server.close(() => resolve())
+      // HTTP keep-alive sockets with no request in flight would otherwise hold close() open
+      ;(this.server as NetServer & { closeIdleConnections?: () => void }).closeIdleConnections?.()
+    })
+  }
+
+  /** Cuts every connection still open (after the grace period). */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy()
+  }
+}
