@@ -1,0 +1,63 @@
+/**
+ * Credentials from a request: `Authorization: Basic` (RFC 7617), `Authorization: Bearer` (RFC 6750
+ * section 2.1) and, for browsers whose EventSource and WebSocket cannot set headers, the
+ * `access_token` query parameter (RFC 6750 section 2.3). The runtime checks them.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Runtime, User } from '@proj/resource'
+import { HttpError } from './errors.js'
+
+export type Credentials =
+  | { scheme: 'basic'; username: string; password: string }
+  | { scheme: 'bearer'; token: string }
+  | { scheme: 'none' }
+
+/** Parses an Authorization header value; throws INVALID for a malformed one. */
+export function parseAuthorization(header: string | undefined): Credentials {
+  if (header === undefined || header.trim() === '') return { scheme: 'none' }
+  const space = header.indexOf(' ')
+  const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase()
+  const param = space < 0 ? '' : header.slice(space + 1).trim()
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(param, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    if (param === '' || colon < 0) throw new HttpError('INVALID', 'malformed Basic credentials')
+    return { scheme: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+  }
+  if (scheme === 'bearer') {
+    if (param === '') throw new HttpError('INVALID', 'malformed Bearer credentials')
+    return { scheme: 'bearer', token: param }
+  }
+  throw new HttpError('UNAUTHORIZED', `unsupported authorization scheme '${scheme}'`)
+}
+
+/** Credentials of a request: the Authorization header first, else `?access_token=`. */
+export function requestCredentials(req: IncomingMessage, query: URLSearchParams): Credentials {
+  const fromHeader = parseAuthorization(req.headers.authorization)
+  if (fromHeader.scheme !== 'none') return fromHeader
+  const token = query.get('access_token')
+  if (token) return { scheme: 'bearer', token }
+  return { scheme: 'none' }
+}
+
+/**
+ * The user for these credentials: checked by the runtime; none means the runtime's anonymous user
+ * (or null when anonymous access is off, and then the runtime's permission checks say no).
+ * Wrong credentials are UNAUTHORIZED, never silently anonymous.
+ */
+export async function resolveUser(runtime: Runtime, credentials: Credentials): Promise<User | null> {
+  switch (credentials.scheme) {
+    case 'none':
+      return runtime.anonymous()
+    case 'basic': {
+      const user = await runtime.authenticate(credentials.username, credentials.password)
+      if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
+      return user
+    }
+    case 'bearer': {
+      const user = await runtime.verifyToken(credentials.token)
+      if (!user) throw new HttpError('UNAUTHORIZED', 'invalid or expired token')
+      return user
+    }
+  }
+}

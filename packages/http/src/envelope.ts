@@ -1,0 +1,64 @@
+/**
+ * The event envelope WebSocket and SSE clients receive: `{ type, id, value, version }` (no `value`
+ * on delete). Encoded once per (event, media type) and shared by every connection that wants it.
+ */
+import type { Key, ResourceEvent } from '@proj/resource'
+import { encodeValue, isJsonType } from './media.js'
+
+export interface EventEnvelope {
+  type: ResourceEvent['type']
+  id: Key
+  value?: unknown
+  version: number
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Raw bytes (a value with a content type the runtime kept as-is) cannot sit inside a JSON document:
+ * JSON payloads are parsed, text becomes a string, anything else becomes base64. CBOR and
+ * MessagePack carry the bytes unchanged.
+ */
+function jsonSafe(value: Uint8Array, contentType: string | undefined): unknown {
+  const type = contentType?.toLowerCase() ?? ''
+  try {
+    const text = textDecoder.decode(value)
+    if (type === '' || isJsonType(type)) {
+      try {
+        return JSON.parse(text)
+      } catch {
+        if (type !== '') return text
+      }
+    }
+    if (type === '' || type.startsWith('text/')) return text
+  } catch {
+    // not UTF-8: fall through to base64
+  }
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
+}
+
+/** The envelope for an event in a given media type family. */
+export function toEnvelope(event: ResourceEvent, json: boolean): EventEnvelope {
+  const envelope: EventEnvelope = { type: event.type, id: event.id, version: event.timestamp }
+  if (event.type !== 'delete') {
+    envelope.value =
+      json && event.value instanceof Uint8Array ? jsonSafe(event.value, event.contentType) : event.value
+  }
+  return envelope
+}
+
+/** Encodes envelopes, caching the bytes per event object so fan-out to N clients encodes once. */
+export class EnvelopeEncoder {
+  readonly #cache = new WeakMap<ResourceEvent, Map<string, Uint8Array>>()
+
+  /** JSON as a UTF-8 string's bytes, CBOR or MessagePack as binary. */
+  encode(event: ResourceEvent, mediaType: string): Uint8Array {
+    let perType = this.#cache.get(event)
+    const hit = perType?.get(mediaType)
+    if (hit) return hit
+    const bytes = encodeValue(toEnvelope(event, isJsonType(mediaType)), mediaType)
+    if (!perType) this.#cache.set(event, (perType = new Map()))
+    perType.set(mediaType, bytes)
+    return bytes
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Errors raised by @proj/http itself, and the one table that maps error codes (ours, the resource
+ * runtime's `ResourceError` codes, the codec's) to HTTP statuses. Domain errors carry no status; only
+ * this transport decides what a code means on the wire.
+ */
+
+/** An error this package raises while parsing or negotiating a request. */
+export class HttpError extends Error {
+  override name = 'HttpError'
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** Error codes to HTTP statuses. Unknown codes are 500. */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = Object.freeze({
+  INVALID: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  NOT_ACCEPTABLE: 406,
+  CONFLICT: 409,
+  PRECONDITION_FAILED: 412,
+  TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  TOO_MANY_REQUESTS: 429,
+  QUOTA_EXCEEDED: 429,
+  NOT_IMPLEMENTED: 501,
+  UNAVAILABLE: 503,
+  CLOSED: 503,
+})
+
+/** The JSON error body every failed request gets. */
+export interface ErrorBody {
+  error: string
+  message: string
+  status: number
+}
+
+/** Reads a string `code` from anything thrown (ResourceError, CodecError, HttpError, ...). */
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code
+    if (typeof code === 'string') return code
+  }
+  return undefined
+}
+
+/**
+ * The HTTP status for an error code. Package-prefixed codes (`CODEC_UNSUPPORTED_MEDIA_TYPE`) are
+ * matched by their suffix; other codec failures are malformed request bodies (400).
+ * `preconditioned` turns CONFLICT into 412 when the request carried If-Match / If-None-Match.
+ */
+export function statusForCode(code: string | undefined, preconditioned = false): number {
+  if (code === undefined) return 500
+  if (code === 'CONFLICT' && preconditioned) return 412
+  const direct = STATUS_BY_CODE[code]
+  if (direct !== undefined) return direct
+  for (const [known, status] of Object.entries(STATUS_BY_CODE)) {
+    if (code.endsWith(`_${known}`)) return status
+  }
+  if (code.startsWith('CODEC_')) return 400
+  return 500
+}
+
+/** Builds the body for an error; 5xx messages are generic so internals do not leak. */
+export function errorBody(err: unknown, preconditioned = false): ErrorBody {
+  const code = errorCode(err)
+  const status = statusForCode(code, preconditioned)
+  if (status >= 500 && status !== 501 && status !== 503) {
+    return { error: 'INTERNAL', message: 'internal server error', status }
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  return { error: code ?? 'INTERNAL', message, status }
+}

@@ -1,0 +1,81 @@
+/**
+ * Server-Sent Events on a record or table: runs the runtime's connect() with no incoming messages
+ * and writes each event as an SSE frame, with heartbeats and a bound on unsent bytes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
+import type { EnvelopeEncoder } from './envelope.js'
+import { JSON_TYPE } from './media.js'
+import { SSE_HEARTBEAT, sseFrame } from './sse.js'
+
+export interface EventStreamOptions {
+  runtime: Runtime
+  req: IncomingMessage
+  res: ServerResponse
+  target: string
+  ctx: RequestContext
+  /** Resume after this change-log cursor (Last-Event-ID). */
+  after: number | undefined
+  heartbeatMs: number
+  maxQueuedBytes: number
+  encoder: EnvelopeEncoder
+  /** Registers a closer with the handler (for handler.close()); returns an unregister function. */
+  track: (close: () => void) => () => void
+  headers: Record<string, string>
+}
+
+/** Opens the stream; rejects (before any header is sent) when connect() refuses. */
+export async function openEventStream(o: EventStreamOptions): Promise<void> {
+  const events = await o.runtime.connect(
+    o.target,
+    o.ctx,
+    undefined,
+    o.after === undefined ? undefined : { after: o.after },
+  )
+  const iterator = events[Symbol.asyncIterator]()
+  const { req, res } = o
+  let closed = false
+  const close = () => {
+    if (closed) return
+    closed = true
+    clearInterval(heartbeat)
+    untrack()
+    void iterator.return?.()
+    if (!res.writableEnded) res.end()
+  }
+  const heartbeat = setInterval(() => {
+    if (res.writableLength <= o.maxQueuedBytes) res.write(SSE_HEARTBEAT)
+  }, o.heartbeatMs)
+  heartbeat.unref()
+  const untrack = o.track(close)
+  req.socket.setTimeout(0)
+  req.socket.setNoDelay(true)
+  res.on('close', close)
+  res.writeHead(200, {
+    ...o.headers,
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  })
+  res.flushHeaders()
+  try {
+    for (;;) {
+      const next: IteratorResult<ResourceEvent> = await iterator.next()
+      if (next.done || closed) break
+      const event = next.value
+      const frame = sseFrame(event, o.encoder.encode(event, JSON_TYPE))
+      if (res.writableLength + frame.byteLength > o.maxQueuedBytes) {
+        // The client is not reading: drop the connection rather than buffer without bound. It
+        // reconnects with Last-Event-ID and catches up from the change log.
+        res.destroy()
+        break
+      }
+      res.write(frame)
+    }
+  } catch {
+    // The runtime ended the stream with an error after the headers went out: all SSE can do is end.
+  } finally {
+    close()
+  }
+}

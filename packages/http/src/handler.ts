@@ -1,0 +1,310 @@
+/**
+ * The one entry point: an HTTP request/upgrade handler over a resource runtime, for the caller to
+ * attach to its own http.Server or https.Server.
+ */
+import { type Server as HttpServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
+import type { Duplex } from 'node:stream'
+import type { RequestContext, Runtime } from '@proj/resource'
+import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
+import { requestCredentials, resolveUser } from './auth.js'
+import { readBody } from './body.js'
+import { answerPreflight, applyCors, type CorsOptions, isPreflight } from './cors.js'
+import { EnvelopeEncoder } from './envelope.js'
+import { errorBody, HttpError } from './errors.js'
+import { openEventStream } from './event-stream.js'
+import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue } from './media.js'
+import { send, sendError } from './respond.js'
+import { handleRest, type RestContext } from './rest.js'
+import { parseRoute } from './route.js'
+import { parseLastEventId } from './sse.js'
+import { prepareRecordSocket } from './websocket.js'
+
+/** Handles a WebSocket whose negotiated sub-protocol it is registered for (e.g. MQTT). */
+export type SubprotocolHandler = (stream: Duplex, req: IncomingMessage) => void
+
+/** A caller-supplied route (e.g. `GET /health`); it writes the whole response itself. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
+
+export interface HttpOptions {
+  runtime: Runtime
+  /** CORS; off (no CORS headers, preflights refused) when omitted. */
+  cors?: CorsOptions
+  /** Largest accepted request body in bytes (default 1 MiB); larger is 413. Also the WebSocket message limit. */
+  maxBodySize?: number
+  /** Interval of SSE heartbeat comments (default 15 000 ms). */
+  sseHeartbeatMs?: number
+  /** Unsent bytes a WebSocket or SSE client may have queued before it is dropped (default 1 MiB). */
+  wsMaxQueuedBytes?: number
+  /**
+   * WebSocket sub-protocols handed off as streams, e.g. `{ mqtt: broker.handle }`. A `mqtt` handler also
+   * serves `mqttv3.1` (MQTT 3.1 clients) unless that name has its own.
+   */
+  subprotocols?: Record<string, SubprotocolHandler>
+  /** Extra routes keyed `'METHOD /path'` or `'/path'` (any method), checked before records. */
+  extraRoutes?: Record<string, RouteHandler>
+  /** Path of the token endpoint (default `/login`); `false` turns it off. */
+  loginPath?: string | false
+  /** Lifetime of tokens from the login endpoint (default: the runtime's). */
+  tokenExpiresInMs?: number
+  /** Called with unexpected (5xx) errors, for logging. */
+  onError?: (err: unknown, req: IncomingMessage) => void
+}
+
+export interface HttpHandler {
+  /** Serves one HTTP request (REST, SSE, login, extra routes). */
+  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void>
+  /** Serves one upgrade request (record WebSockets and registered sub-protocols). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Registers handleRequest and handleUpgrade on a server (`request` and `upgrade` events). */
+  attach(server: HttpServer | HttpsServer): void
+  /** Closes every WebSocket (1001) and event stream and detaches from attached servers. */
+  close(): Promise<void>
+}
+
+const DEFAULTS = { maxBodySize: 1024 * 1024, sseHeartbeatMs: 15_000, wsMaxQueuedBytes: 1024 * 1024 }
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+/** Answers an upgrade that cannot proceed with a plain HTTP response on the raw socket. */
+function refuseUpgrade(socket: Duplex, err: unknown): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const body = JSON.stringify(errorBody(err))
+  const status = errorBody(err).status
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
+}
+
+/**
+ * Creates the handler.
+ *
+ * @example
+ * import { createServer } from 'node:http'
+ * import { createHttpHandler } from '@proj/http'
+ *
+ * const handler = createHttpHandler({ runtime, cors: { origins: '*' }, subprotocols: { mqtt: broker.handle } })
+ * const server = createServer()
+ * handler.attach(server)
+ * server.listen(8080)
+ */
+export function createHttpHandler(options: HttpOptions): HttpHandler {
+  const { runtime, cors } = options
+  const maxBodySize = options.maxBodySize ?? DEFAULTS.maxBodySize
+  const heartbeatMs = options.sseHeartbeatMs ?? DEFAULTS.sseHeartbeatMs
+  const maxQueuedBytes = options.wsMaxQueuedBytes ?? DEFAULTS.wsMaxQueuedBytes
+  const loginPath = options.loginPath === undefined ? '/login' : options.loginPath
+  const subprotocols = options.subprotocols ?? {}
+  const encoder = new EnvelopeEncoder()
+  const closers = new Set<() => void>()
+  const attached: { server: HttpServer | HttpsServer; request: any; upgrade: any }[] = []
+  let closing = false
+
+  const track = (close: () => void) => {
+    closers.add(close)
+    return () => closers.delete(close)
+  }
+
+  const extraRoutes = new Map(Object.entries(options.extraRoutes ?? {}))
+
+  const subprotocolHandler = (name: string): SubprotocolHandler | undefined =>
+    subprotocols[name] ?? (name === 'mqttv3.1' ? subprotocols.mqtt : undefined)
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: maxBodySize,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (offered) => {
+      for (const name of offered) if (subprotocolHandler(name)) return name
+      return false
+    },
+  })
+
+  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const credentials = requestCredentials(req, new URLSearchParams())
+    let user = null
+    if (credentials.scheme === 'basic') {
+      user = await runtime.authenticate(credentials.username, credentials.password)
+    } else {
+      const bytes = await readBody(req, maxBodySize)
+      const contentType = firstHeader(req.headers['content-type'])
+      let body: unknown
+      if (contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+        body = Object.fromEntries(new URLSearchParams(bytes.toString('utf8')))
+      } else {
+        body = decodeBody(bytes, contentType)
+      }
+      const { username, password } = (body ?? {}) as { username?: unknown; password?: unknown }
+      if (typeof username !== 'string' || typeof password !== 'string') {
+        throw new HttpError('INVALID', 'login needs a username and a password (body or Basic authorization)')
+      }
+      user = await runtime.authenticate(username, password)
+    }
+    if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
+    const type = chooseResponseType(firstHeader(req.headers.accept))
+    const token = await runtime.issueToken(
+      user,
+      options.tokenExpiresInMs === undefined ? undefined : { expiresInMs: options.tokenExpiresInMs },
+    )
+    send(
+      res,
+      200,
+      { 'Content-Type': type, 'Cache-Control': 'no-store' },
+      encodeValue({ token, tokenType: 'Bearer', username: user.username, role: user.role }, type),
+    )
+  }
+
+  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let preconditioned = false
+    try {
+      if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      const method = req.method ?? 'GET'
+      if (isPreflight(req)) return answerPreflight(cors, req, res)
+      applyCors(cors, req, res)
+
+      const extra = extraRoutes.get(`${method} ${url.pathname}`) ?? extraRoutes.get(url.pathname)
+      if (extra) return await extra(req, res)
+      if (loginPath !== false && url.pathname === loginPath) {
+        if (method !== 'POST') {
+          res.setHeader('Allow', 'POST')
+          throw new HttpError('METHOD_NOT_ALLOWED', `use POST ${loginPath}`)
+        }
+        return await login(req, res)
+      }
+
+      const route = parseRoute(url.pathname)
+      if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
+      const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
+      const accept = acceptFromQuery(url.searchParams.get('accept')) ?? firstHeader(req.headers.accept)
+
+      if (
+        (method === 'GET' || method === 'HEAD') &&
+        accept !== undefined &&
+        /text\/event-stream/i.test(accept)
+      ) {
+        const ctx: RequestContext = { user, transport: 'sse' }
+        const after = parseLastEventId(
+          firstHeader(req.headers['last-event-id']) ?? url.searchParams.get('lastEventId'),
+        )
+        const headers: Record<string, string> = {}
+        for (const name of ['Access-Control-Allow-Origin', 'Access-Control-Allow-Credentials', 'Vary']) {
+          const value = res.getHeader(name)
+          if (typeof value === 'string') headers[name] = value
+        }
+        return await openEventStream({
+          runtime,
+          req,
+          res,
+          target: route.target,
+          ctx,
+          after,
+          heartbeatMs,
+          maxQueuedBytes,
+          encoder,
+          track,
+          headers,
+        })
+      }
+
+      const rc: RestContext = {
+        runtime,
+        req,
+        res,
+        route,
+        query: url.searchParams,
+        accept,
+        ctx: { user, transport: 'http' },
+        maxBodySize,
+        preconditioned: false,
+      }
+      try {
+        await handleRest(rc)
+      } finally {
+        preconditioned = rc.preconditioned
+      }
+    } catch (err) {
+      const body = sendError(res, err, preconditioned)
+      if (body.status >= 500) options.onError?.(err, req)
+    }
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    void (async () => {
+      try {
+        if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
+        const offered = (firstHeader(req.headers['sec-websocket-protocol']) ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== '')
+        const protocol = offered.find((name) => subprotocolHandler(name))
+        if (protocol !== undefined) {
+          const handler = subprotocolHandler(protocol)!
+          wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+            const untrack = track(() => ws.close(1001, 'server shutting down'))
+            ws.once('close', untrack)
+            handler(createWebSocketStream(ws), req)
+          })
+          return
+        }
+
+        const url = new URL(req.url ?? '/', 'http://localhost')
+        const route = parseRoute(url.pathname)
+        if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
+        const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
+        const accept = acceptFromQuery(url.searchParams.get('accept')) ?? firstHeader(req.headers.accept)
+        const mediaType = chooseResponseType(accept)
+        const declared =
+          firstHeader(req.headers['content-type']) ?? acceptFromQuery(url.searchParams.get('content-type'))
+        const prepared = await prepareRecordSocket({
+          runtime,
+          target: route.target,
+          ctx: { user, transport: 'ws' },
+          mediaType,
+          incomingType: declared ?? mediaType,
+          maxQueuedBytes,
+          encoder,
+        })
+        if (!socket.writable || closing) {
+          prepared.abort()
+          socket.destroy()
+          return
+        }
+        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => prepared.attach(ws, track))
+      } catch (err) {
+        refuseUpgrade(socket, err)
+        if (errorBody(err).status >= 500) options.onError?.(err, req)
+      }
+    })()
+  }
+
+  return {
+    handleRequest,
+    handleUpgrade,
+    attach(server) {
+      const request = (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res)
+      const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(req, socket, head)
+      server.on('request', request)
+      server.on('upgrade', upgrade)
+      attached.push({ server, request, upgrade })
+    },
+    async close() {
+      closing = true
+      for (const { server, request, upgrade } of attached.splice(0)) {
+        server.off('request', request)
+        server.off('upgrade', upgrade)
+      }
+      for (const close of [...closers]) close()
+      closers.clear()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+    },
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * REST on records (RFC 9110 methods and conditional requests): GET / HEAD / PUT / PATCH / DELETE on
+ * `/Table/id`, GET / HEAD / POST on `/Table/`. Every call goes through the runtime, which checks
+ * permissions and validates values.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RecordResult, RequestContext, Runtime, Timestamp } from '@proj/resource'
+import { readBody } from './body.js'
+import { HttpError } from './errors.js'
+import { formatETag, parseTagList, singleVersion, strongMatch, weakMatch } from './etag.js'
+import { CSV_TYPE, chooseResponseType, decodeBody, encodeValue, toCsv } from './media.js'
+import { send } from './respond.js'
+import { parseListQuery, type Route } from './route.js'
+
+export interface RestContext {
+  runtime: Runtime
+  req: IncomingMessage
+  res: ServerResponse
+  route: Route
+  query: URLSearchParams
+  /** The Accept header, or the `?accept=` fallback when given. */
+  accept: string | undefined
+  ctx: RequestContext
+  maxBodySize: number
+  /** Set when the request carried a precondition, so a runtime CONFLICT becomes 412. */
+  preconditioned: boolean
+}
+
+const RECORD_METHODS = 'GET, HEAD, PUT, PATCH, DELETE, OPTIONS'
+const TABLE_METHODS = 'GET, HEAD, POST, OPTIONS'
+
+function methodNotAllowed(rc: RestContext): never {
+  rc.res.setHeader('Allow', rc.route.kind === 'record' ? RECORD_METHODS : TABLE_METHODS)
+  throw new HttpError(
+    'METHOD_NOT_ALLOWED',
+    `${rc.req.method} is not allowed on ${rc.route.kind === 'record' ? 'a record' : 'a table'}`,
+  )
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+/**
+ * Evaluates If-Match / If-None-Match for a write (RFC 9110 section 13.2.2) and returns the version to
+ * hand the runtime, which compares it atomically with the write. A single strong tag is passed
+ * through unread; `*` and lists need the current version first.
+ */
+async function writePrecondition(rc: RestContext, target: string): Promise<Timestamp | undefined> {
+  const ifMatch = parseTagList(header(rc.req, 'if-match'))
+  const ifNoneMatch = parseTagList(header(rc.req, 'if-none-match'))
+  if (ifMatch === undefined && ifNoneMatch === undefined) return undefined
+  rc.preconditioned = true
+  if (ifMatch !== undefined) {
+    const direct = singleVersion(ifMatch)
+    if (direct !== undefined && ifNoneMatch === undefined) return direct
+  }
+  const current = await rc.runtime.get(target, rc.ctx)
+  if (ifMatch !== undefined && (!current || !strongMatch(ifMatch, current.version))) {
+    throw new HttpError('PRECONDITION_FAILED', 'If-Match does not match the current version')
+  }
+  if (ifNoneMatch !== undefined && current && weakMatch(ifNoneMatch, current.version)) {
+    throw new HttpError('PRECONDITION_FAILED', 'If-None-Match matches the current version')
+  }
+  return current?.version
+}
+
+async function requestValue(rc: RestContext): Promise<unknown> {
+  const body = await readBody(rc.req, rc.maxBodySize)
+  return decodeBody(body, header(rc.req, 'content-type'))
+}
+
+function locationOf(path: string, id: unknown): string {
+  const idText = Array.isArray(id) ? id.join('/') : String(id)
+  return `/${encodeURIComponent(path)}/${idText.split('/').map(encodeURIComponent).join('/')}`
+}
+
+function sendRecord(rc: RestContext, record: RecordResult): void {
+  const etag = formatETag(record.version)
+  const ifNoneMatch = parseTagList(header(rc.req, 'if-none-match'))
+  if (ifNoneMatch !== undefined && weakMatch(ifNoneMatch, record.version)) {
+    send(rc.res, 304, { ETag: etag })
+    return
+  }
+  // Raw bytes (a value kept with its own content type) are served as they are, byte for byte.
+  if (record.value instanceof Uint8Array && record.contentType) {
+    send(rc.res, 200, { ETag: etag, 'Content-Type': record.contentType }, record.value)
+    return
+  }
+  const type = chooseResponseType(rc.accept)
+  send(rc.res, 200, { ETag: etag, 'Content-Type': type, Vary: 'Accept' }, encodeValue(record.value, type))
+}
+
+async function getRecord(rc: RestContext, target: string): Promise<void> {
+  const record = await rc.runtime.get(target, rc.ctx)
+  if (!record) throw new HttpError('NOT_FOUND', `${target} not found`)
+  sendRecord(rc, record)
+}
+
+async function listTable(rc: RestContext, path: string): Promise<void> {
+  const query = parseListQuery(rc.query)
+  const type = chooseResponseType(rc.accept, { csv: true })
+  const records = await rc.runtime.list(path, query, rc.ctx)
+  const values = records.map((r) => r.value)
+  if (type === CSV_TYPE) {
+    send(
+      rc.res,
+      200,
+      { 'Content-Type': 'text/csv; charset=utf-8; header=present', Vary: 'Accept' },
+      toCsv(values, query.select),
+    )
+    return
+  }
+  send(rc.res, 200, { 'Content-Type': type, Vary: 'Accept' }, encodeValue(values, type))
+}
+
+/** Runs one REST request; errors propagate to the caller, which renders them. */
+export async function handleRest(rc: RestContext): Promise<void> {
+  const { route, runtime, ctx } = rc
+  const method = rc.req.method ?? 'GET'
+  if (route.kind === 'record') {
+    const target = route.target
+    switch (method) {
+      case 'GET':
+      case 'HEAD':
+        return getRecord(rc, target)
+      case 'PUT': {
+        const value = await requestValue(rc)
+        const ifVersion = await writePrecondition(rc, target)
+        const result = await runtime.put(
+          target,
+          value,
+          ctx,
+          ifVersion === undefined ? undefined : { ifVersion },
+        )
+        const headers: Record<string, string> = { ETag: formatETag(result.version) }
+        if (result.created) headers.Location = locationOf(route.path, result.id)
+        return send(rc.res, result.created ? 201 : 204, headers)
+      }
+      case 'PATCH': {
+        const value = await requestValue(rc)
+        const ifVersion = await writePrecondition(rc, target)
+        const result = await runtime.patch(
+          target,
+          value,
+          ctx,
+          ifVersion === undefined ? undefined : { ifVersion },
+        )
+        return send(rc.res, 204, { ETag: formatETag(result.version) })
+      }
+      case 'DELETE': {
+        const ifVersion = await writePrecondition(rc, target)
+        const deleted = await runtime.delete(target, ctx, ifVersion === undefined ? undefined : { ifVersion })
+        if (!deleted) throw new HttpError('NOT_FOUND', `${target} not found`)
+        return send(rc.res, 204, {})
+      }
+      case 'OPTIONS':
+        return send(rc.res, 204, { Allow: RECORD_METHODS })
+      default:
+        return methodNotAllowed(rc)
+    }
+  }
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      return listTable(rc, route.path)
+    case 'POST': {
+      const type = chooseResponseType(rc.accept)
+      const value = await requestValue(rc)
+      const result = await runtime.post(route.path, value, ctx)
+      const headers = {
+        Location: locationOf(route.path, result.id),
+        ETag: formatETag(result.version),
+        'Content-Type': type,
+      }
+      return send(rc.res, 201, headers, encodeValue(result.id, type))
+    }
+    case 'OPTIONS':
+      return send(rc.res, 204, { Allow: TABLE_METHODS })
+    default:
+      return methodNotAllowed(rc)
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Server-Sent Events framing (WHATWG HTML, "Server-sent events", section 9.2): `event:` is the event
+ * type, `id:` the change-log cursor (so a reconnecting EventSource's Last-Event-ID resumes there),
+ * `data:` the JSON envelope; comment lines keep idle proxies from closing the stream.
+ */
+import type { ResourceEvent } from '@proj/resource'
+
+const encoder = new TextEncoder()
+
+/** A heartbeat: an empty comment line. */
+export const SSE_HEARTBEAT = ':\n\n'
+
+/** Frames one SSE message. Multi-line data is split into several `data:` lines, as the format requires. */
+export function formatSseMessage(fields: {
+  event?: string
+  id?: string | number
+  data: string
+  retry?: number
+}): string {
+  let out = ''
+  if (fields.event !== undefined) out += `event: ${fields.event}\n`
+  // An id with a newline or NUL would break framing; cursors are numbers, so this only guards misuse.
+  if (fields.id !== undefined) out += `id: ${String(fields.id).replace(/[\r\n\0]/g, '')}\n`
+  if (fields.retry !== undefined) out += `retry: ${fields.retry}\n`
+  for (const line of fields.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`
+  return `${out}\n`
+}
+
+/**
+ * The SSE frame for an event given its encoded JSON envelope. Events that were not logged (cursor 0:
+ * current values at subscribe time, QoS 0 messages) carry no `id:`, so the client's last id stays
+ * the last logged event it saw.
+ */
+export function sseFrame(event: ResourceEvent, json: Uint8Array): Uint8Array {
+  const data = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')
+  return encoder.encode(
+    formatSseMessage({ event: event.type, id: event.cursor > 0 ? event.cursor : undefined, data }),
+  )
+}
+
+/** Parses Last-Event-ID (header, or `?lastEventId=` for clients that cannot set it) as a cursor. */
+export function parseLastEventId(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined) return undefined
+  const trimmed = value.trim()
+  if (!/^\d+$/.test(trimmed)) return undefined
+  return Number(trimmed)
+}

@@ -1,0 +1,113 @@
+/**
+ * WebSocket (RFC 6455) on records: `ws://host/Table/id` runs the runtime's connect() with the
+ * client's messages as `incoming` and streams event envelopes back, in the format negotiated from
+ * the upgrade's Accept (or `?accept=`). The outgoing queue is bounded: a client that stops reading
+ * is closed with 1008 (policy violation) instead of growing the server's memory.
+ */
+import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
+import { type RawData, WebSocket } from 'ws'
+import { AsyncQueue } from './async-queue.js'
+import type { EnvelopeEncoder } from './envelope.js'
+import { errorCode } from './errors.js'
+import { decodeBody, isJsonType } from './media.js'
+
+/** Close codes used here (RFC 6455 section 7.4.1). */
+export const CLOSE_CODES = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  INTERNAL_ERROR: 1011,
+})
+
+/** How long a socket closed for being slow may take to flush its close frame before it is destroyed. */
+const SLOW_CLOSE_GRACE_MS = 5000
+
+export interface RecordSocketOptions {
+  runtime: Runtime
+  target: string
+  ctx: RequestContext
+  /** Media type of outgoing envelopes. */
+  mediaType: string
+  /** Media type of incoming binary frames (text frames are always JSON). */
+  incomingType: string
+  maxQueuedBytes: number
+  encoder: EnvelopeEncoder
+}
+
+/**
+ * Prepares a record socket before the upgrade completes, so that a refusal from connect()
+ * (not found, forbidden) can still be answered with an HTTP status.
+ */
+export async function prepareRecordSocket(
+  o: RecordSocketOptions,
+): Promise<{ attach(ws: WebSocket, track: (close: () => void) => () => void): void; abort(): void }> {
+  let ws: WebSocket | undefined
+  const incoming = new AsyncQueue<unknown>({
+    // An unread incoming queue pauses the socket, so TCP pushes back on the client.
+    onHigh: () => ws?.pause(),
+    onDrain: () => ws?.resume(),
+  })
+  const events = await o.runtime.connect(o.target, o.ctx, incoming)
+  const iterator = events[Symbol.asyncIterator]()
+  const binary = !isJsonType(o.mediaType)
+
+  return {
+    abort() {
+      incoming.end()
+      void iterator.return?.()
+    },
+    attach(socket, track) {
+      ws = socket
+      let done = false
+      const finish = (code: number, reason: string) => {
+        if (done) return
+        done = true
+        untrack()
+        incoming.end()
+        void iterator.return?.()
+        if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+          socket.close(code, reason)
+        }
+      }
+      const untrack = track(() => finish(CLOSE_CODES.GOING_AWAY, 'server shutting down'))
+      socket.on('close', () => finish(CLOSE_CODES.NORMAL, ''))
+      socket.on('error', () => socket.terminate())
+      socket.on('message', (data: RawData, isBinary: boolean) => {
+        const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+        let value: unknown
+        try {
+          value = decodeBody(bytes, isBinary ? o.incomingType : 'application/json')
+        } catch {
+          finish(CLOSE_CODES.INVALID_PAYLOAD, `message is not valid ${isBinary ? o.incomingType : 'JSON'}`)
+          return
+        }
+        incoming.push(value)
+      })
+
+      void (async () => {
+        try {
+          for (;;) {
+            const next: IteratorResult<ResourceEvent> = await iterator.next()
+            if (next.done || done) break
+            const bytes = o.encoder.encode(next.value, o.mediaType)
+            if (socket.bufferedAmount + bytes.byteLength > o.maxQueuedBytes) {
+              finish(CLOSE_CODES.POLICY_VIOLATION, 'outgoing queue limit exceeded')
+              // The close frame waits behind the unread bytes; give it a moment, then let go.
+              setTimeout(() => socket.terminate(), SLOW_CLOSE_GRACE_MS).unref()
+              return
+            }
+            socket.send(bytes, { binary })
+          }
+          finish(CLOSE_CODES.NORMAL, 'stream ended')
+        } catch (err) {
+          const forbidden = errorCode(err) === 'FORBIDDEN' || errorCode(err) === 'UNAUTHORIZED'
+          finish(
+            forbidden ? CLOSE_CODES.POLICY_VIOLATION : CLOSE_CODES.INTERNAL_ERROR,
+            forbidden ? 'forbidden' : 'internal error',
+          )
+        }
+      })()
+    },
+  }
+}
