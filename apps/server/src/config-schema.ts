@@ -21,7 +21,8 @@ export type KeyType =
   | { kind: 'size' }
   | { kind: 'duration' }
   | { kind: 'object' }
-  | { kind: 'stringList' }
+  /** `true` (= `*`), `false`, `*`, or a list of origins (comma-separated in env and flags). */
+  | { kind: 'origins' }
 
 export interface KeySpec {
   /** Dotted key path, e.g. `mqtt.network.port`. */
@@ -64,9 +65,10 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   },
   {
     key: 'http.cors',
-    type: { kind: 'boolean' },
-    default: true,
-    description: 'Answer CORS preflights and send Access-Control-Allow-Origin',
+    type: { kind: 'origins' },
+    default: '*',
+    description:
+      'CORS: `*` or true = any origin, false = no CORS headers, or a list of allowed origins (comma-separated in env/flags)',
   },
   {
     key: 'http.maxBodySize',

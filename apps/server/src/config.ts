@@ -131,6 +131,20 @@ export function coerceValue(spec: KeySpec, raw: unknown, fromString: boolean): C
       return withUnit(raw, SIZE_UNITS, 'size')
     case 'duration':
       return withUnit(raw, DURATION_UNITS, 'duration')
+    case 'origins': {
+      let value = raw
+      if (fromString && typeof raw === 'string') {
+        const s = raw.trim().toLowerCase()
+        value = ['true', 'yes', 'on'].includes(s) ? true : ['false', 'no', 'off'].includes(s) ? false : raw
+      }
+      if (value === true || value === '*') return { ok: true, value: '*' }
+      if (value === false) return { ok: true, value: false }
+      const list = typeof value === 'string' ? value.split(',').map((o) => o.trim()) : value
+      if (Array.isArray(list) && list.length > 0 && list.every((o) => typeof o === 'string' && o !== '')) {
+        return { ok: true, value: list }
+      }
+      return { ok: false, reason: `must be true, false, * or a list of origins, got ${describe(raw)}` }
+    }
     case 'object': {
       let value = raw
       if (fromString && typeof raw === 'string') {

@@ -249,6 +249,9 @@ describe('coerceValue', () => {
     ['mqtt.webSocket', 'off', false],
     ['mqtt.webSocket', 'TRUE', true],
     ['mqtt.maxQueued', '0', 0],
+    ['http.cors', 'false', false],
+    ['http.cors', 'true', '*'],
+    ['http.cors', 'https://a.example, https://b.example', ['https://a.example', 'https://b.example']],
   ])('%s accepts %j from a string', (key, raw, value) => {
     expect(coerceValue(spec(key), raw, true)).toEqual({ ok: true, value })
   })

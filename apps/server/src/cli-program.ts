@@ -1,0 +1,288 @@
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
+import type { Runtime } from '@proj/resource'
+import { Command, Option } from 'commander'
+import { stringify as toYaml } from 'yaml'
+import { type LoadedConfig, loadConfig, parseSetArguments } from './config.js'
+import { CONFIG_KEYS, flagName } from './config-schema.js'
+import { ConfigError } from './errors.js'
+import type { ListenerInfo } from './listeners.js'
+import { createLogger } from './logger.js'
+import { openConfiguredRuntime, type Server, startServer } from './server.js'
+
+export interface CliIo {
+  stdout: Writable
+  stderr: Writable
+  stdin: Readable & { isTTY?: boolean }
+  env: Record<string, string | undefined>
+  /** Called with a started server so the caller can wire signals (the bin does; tests may not). */
+  onStarted?: (server: Server) => void
+}
+
+/** Exit codes: 0 ok, 1 failure, 2 invalid configuration or usage. */
+export const EXIT = { ok: 0, failure: 1, config: 2 } as const
+
+const VERSION: string = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
+  } catch {
+    return '0.0.0'
+  }
+})()
+
+interface KeyFlag {
+  option: Option
+  key: string
+}
+
+/** One flag per config key (`--mqtt-network-port <value>`) plus short aliases (`--mqtt-port`). */
+function keyFlags(): KeyFlag[] {
+  const flags: KeyFlag[] = []
+  for (const spec of CONFIG_KEYS) {
+    const arg = spec.type.kind === 'boolean' ? '[value]' : '<value>'
+    for (const name of [flagName(spec.key), ...(spec.aliases ?? [])]) {
+      const main = name === flagName(spec.key)
+      const option = new Option(
+        `--${name} ${arg}`,
+        main ? `${spec.key}: ${spec.description}` : `alias of --${flagName(spec.key)}`,
+      )
+      flags.push({ option, key: spec.key })
+    }
+  }
+  return flags
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value]
+
+function addConfigOptions(command: Command, flags: KeyFlag[], hideKeys: boolean): Command {
+  command
+    .option('--root <dir>', 'root folder (config.yaml, data, applications)', '.')
+    .option('--config <file>', 'config file (default <root>/config.yaml when present)')
+    .option(
+      '--set <key=value>',
+      'set any config key, e.g. --set mqtt.maxKeepAlive=60 (repeatable)',
+      collect,
+      [],
+    )
+  for (const { option } of flags) {
+    if (hideKeys) option.hideHelp()
+    command.addOption(option)
+  }
+  return command
+}
+
+function overridesFrom(opts: Record<string, unknown>, flags: KeyFlag[]): Record<string, string> {
+  const overrides: Record<string, string> = parseSetArguments((opts.set as string[]) ?? [])
+  for (const { option, key } of flags) {
+    const value = opts[option.attributeName()]
+    if (value !== undefined) overrides[key] = value === true ? 'true' : String(value)
+  }
+  return overrides
+}
+
+async function readPassword(io: CliIo, prompt: string): Promise<string> {
+  const rl = createInterface({
+    input: io.stdin,
+    output: io.stdin.isTTY ? io.stderr : undefined,
+    terminal: !!io.stdin.isTTY,
+  })
+  if (io.stdin.isTTY) {
+    io.stderr.write(prompt)
+    // keep the typed password off the screen
+    ;(rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {}
+  }
+  try {
+    for await (const line of rl) return line
+    return ''
+  } finally {
+    rl.close()
+    if (io.stdin.isTTY) io.stderr.write('\n')
+  }
+}
+
+function formatListener(info: ListenerInfo): string {
+  const what: Record<string, string> = {
+    mqtt: 'MQTT',
+    'mqtt-ws': 'MQTT over WebSocket',
+    rest: 'REST',
+    ws: 'WebSocket',
+    sse: 'SSE',
+  }
+  const where = info.host === '::' || info.host === '0.0.0.0' ? 'all interfaces' : info.host
+  return `listening: ${info.name.padEnd(5)} ${info.url}  (${info.services.map((s) => what[s] ?? s).join(', ')}; ${where})\n`
+}
+
+/**
+ * The `proj-server` command line. Returns the exit code; `start` resolves once listening (the process
+ * then lives on until a signal).
+ *
+ * @example
+ * process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, ... })
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = new Command('proj-server')
+  const flags = keyFlags()
+  let exitCode: number = EXIT.ok
+  program
+    .description('A real-time database with a built-in MQTT broker: MQTT, REST, WebSocket and SSE over LMDB.')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError()
+
+  const load = async (opts: Record<string, unknown>): Promise<LoadedConfig> =>
+    loadConfig({
+      root: opts.root as string,
+      ...(opts.config ? { configFile: opts.config as string } : {}),
+      env: io.env,
+      overrides: overridesFrom(opts, flags),
+    })
+
+  addConfigOptions(
+    program
+      .command('start')
+      .description('start the server (MQTT, MQTTS, HTTP, HTTPS listeners from the config)')
+      .option(
+        '--json',
+        'also print one machine-readable line: {"listening":[{name,host,port,url,services}]}',
+      ),
+    flags,
+    false,
+  ).action(async (opts) => {
+    const loaded = await load(opts)
+    const logger = createLogger(loaded.config.logging)
+    for (const note of loaded.notes) logger.info(note)
+    logger.info({ root: loaded.root, config: loaded.file, storage: loaded.config.storage.path }, 'starting')
+    const server = await startServer({
+      config: loaded.config,
+      root: loaded.root,
+      logger,
+      env: io.env,
+      onAdminCreated: ({ username, password, generated }) => {
+        if (generated) {
+          io.stdout.write(
+            `created admin user '${username}' with password ${password}\n` +
+              '  (shown once; set ADMIN_USERNAME/ADMIN_PASSWORD before the first start to choose them)\n',
+          )
+        } else {
+          io.stdout.write(`created admin user '${username}' with the password from ADMIN_PASSWORD\n`)
+        }
+      },
+    })
+    for (const info of server.listeners) io.stdout.write(formatListener(info))
+    if (opts.json) io.stdout.write(`${JSON.stringify({ listening: server.listeners })}\n`)
+    io.onStarted?.(server)
+  })
+
+  addConfigOptions(
+    program
+      .command('config')
+      .description('print the effective configuration (file, PROJ_* env and flags merged) and exit')
+      .option('--json', 'print JSON instead of YAML'),
+    flags,
+    false,
+  ).action(async (opts) => {
+    const { config } = await load(opts)
+    io.stdout.write(opts.json ? `${JSON.stringify(config, null, 2)}\n` : toYaml(config))
+  })
+
+  const user = program
+    .command('user')
+    .description('manage users (the server may be running: LMDB is multi-process)')
+  const withRuntime = async <T>(opts: Record<string, unknown>, fn: (runtime: Runtime) => Promise<T>) => {
+    const { config } = await load(opts)
+    const runtime = await openConfiguredRuntime(config)
+    try {
+      return await fn(runtime)
+    } finally {
+      await runtime.close()
+    }
+  }
+  const passwordOf = async (opts: Record<string, unknown>) => {
+    const password = (opts.password as string | undefined) ?? (await readPassword(io, 'password: '))
+    if (!password)
+      throw new ConfigError([{ key: 'password', source: '--password', reason: 'must not be empty' }])
+    return password
+  }
+
+  addConfigOptions(
+    user
+      .command('add <username>')
+      .description('add a user (password from --password, else prompted, else read from stdin)')
+      .option(
+        '--password <password>',
+        'the password (visible in the process list; prefer the prompt or stdin)',
+      )
+      .option('--role <role>', 'role name (built in: admin, user, anonymous; or one from roles)')
+      .option('--super-user', 'bypass every permission check'),
+    flags,
+    true,
+  ).action(async (username: string, opts) => {
+    const password = await passwordOf(opts)
+    const added = await withRuntime(opts, (runtime) =>
+      runtime.users.add(username, password, {
+        ...(opts.role ? { role: opts.role as string } : {}),
+        ...(opts.superUser ? { superUser: true } : {}),
+      }),
+    )
+    io.stdout.write(
+      `added user '${added.username}' (role ${added.role}${added.superUser ? ', super user' : ''})\n`,
+    )
+  })
+
+  addConfigOptions(
+    user
+      .command('passwd <username>')
+      .description("change a user's password")
+      .option('--password <password>', 'the new password (else prompted, else read from stdin)'),
+    flags,
+    true,
+  ).action(async (username: string, opts) => {
+    const password = await passwordOf(opts)
+    await withRuntime(opts, (runtime) => runtime.users.setPassword(username, password))
+    io.stdout.write(`changed the password of '${username}'\n`)
+  })
+
+  addConfigOptions(
+    user.command('list').description('list users').option('--json', 'print JSON'),
+    flags,
+    true,
+  ).action(async (opts) => {
+    const users = await withRuntime(opts, async (runtime) => runtime.users.list())
+    if (opts.json) io.stdout.write(`${JSON.stringify(users)}\n`)
+    else
+      for (const u of users) io.stdout.write(`${u.username}\t${u.role}${u.superUser ? '\tsuper user' : ''}\n`)
+  })
+
+  addConfigOptions(user.command('delete <username>').description('delete a user'), flags, true).action(
+    async (username: string, opts) => {
+      const deleted = await withRuntime(opts, (runtime) => runtime.users.delete(username))
+      if (deleted) io.stdout.write(`deleted user '${username}'\n`)
+      else {
+        io.stderr.write(`no user '${username}'\n`)
+        exitCode = EXIT.failure
+      }
+    },
+  )
+
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return exitCode
+  } catch (error) {
+    const e = error as { code?: string; exitCode?: number; message?: string }
+    if (e.code?.startsWith('commander.')) {
+      // help and version are exits too, with code 0
+      return e.exitCode === 0 ? EXIT.ok : EXIT.config
+    }
+    if (error instanceof ConfigError) {
+      io.stderr.write(`proj-server: ${error.message}\n`)
+      return EXIT.config
+    }
+    io.stderr.write(`proj-server: ${(error as Error).message ?? error}\n`)
+    return EXIT.failure
+  }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { EXIT, runCli } from './cli-program.js'
+import type { Server } from './server.js'
+
+let server: Server | undefined
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (!server) process.exit(EXIT.failure)
+  // a second signal while draining means "now"
+  process.once(signal, () => process.exit(EXIT.failure))
+  server.logger.info({ signal }, 'signal received')
+  server.close().then(
+    () => process.exit(EXIT.ok),
+    (err: unknown) => {
+      server?.logger.error({ err }, 'shutdown failed')
+      process.exit(EXIT.failure)
+    },
+  )
+}
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  onStarted: (started) => {
+    server = started
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  },
+})
+// `start` keeps running on its listeners; every other command (and a failed start) ends here.
+if (!server) process.exit(code)

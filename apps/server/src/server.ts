@@ -1,0 +1,328 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { existsSync } from 'node:fs'
+import { mkdir, readdir } from 'node:fs/promises'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createNetServer, type Socket } from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { createServer as createTlsServer, TLSSocket } from 'node:tls'
+import { fileURLToPath } from 'node:url'
+import { createHttpHandler, type HttpHandler, type SubprotocolHandler } from '@proj/http'
+import { type Broker, createBroker } from '@proj/mqtt'
+import { openRuntime, type Runtime } from '@proj/resource'
+import type { ServerConfig } from './config-schema.js'
+import { type ListenerInfo, TrackedListener } from './listeners.js'
+import { createLogger, type Logger } from './logger.js'
+import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
+
+/** The built-in application (a `Dog` table), used when the applications folder does not exist. */
+export const DEFAULT_APPLICATION = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'default-app')
+
+export interface StartServerOptions {
+  config: ServerConfig
+  /** The root folder the config's relative paths were resolved against. */
+  root: string
+  logger?: Logger
+  /** Source of ADMIN_USERNAME / ADMIN_PASSWORD for the first admin. Default `process.env`. */
+  env?: Record<string, string | undefined>
+  /** Told once when the first admin is created (the CLI prints a generated password there). */
+  onAdminCreated?: (admin: { username: string; password: string; generated: boolean }) => void
+}
+
+/**
+ * What application modules receive as `server`, and what `startServer` returns.
+ * `mqtt.events` emits the broker's `connection`, `connected`, `auth-failed` and `disconnected` events
+ * and exists before applications load, so `resources.js` can subscribe at import time.
+ */
+export interface Server {
+  readonly config: ServerConfig
+  readonly root: string
+  readonly logger: Logger
+  readonly mqtt: { readonly events: EventEmitter; readonly broker: Broker | undefined }
+  readonly http: { readonly handler: HttpHandler | undefined }
+  readonly runtime: Runtime
+  /** Where the server listens, once started. */
+  readonly listeners: readonly ListenerInfo[]
+  /** Graceful stop: stop accepting, let in-flight work finish (up to shutdown.timeout), persist wills, close LMDB. */
+  close(): Promise<void>
+}
+
+/** Sub-folders of the applications folder, or the built-in default application when it does not exist. */
+export async function applicationFolders(path: string): Promise<{ folders: string[]; builtIn: boolean }> {
+  if (!existsSync(path)) return { folders: [DEFAULT_APPLICATION], builtIn: true }
+  const entries = await readdir(path, { withFileTypes: true })
+  const folders = entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
+    .map((e) => join(path, e.name))
+    .sort()
+  return { folders, builtIn: false }
+}
+
+/** Role definitions from the config mapping (`roles: { reader: { tables: … } }`) as the runtime takes them. */
+export function roleDefinitions(roles: Record<string, unknown>): { name: string; [key: string]: unknown }[] {
+  return Object.entries(roles).map(([name, definition]) => ({ ...(definition as object), name }))
+}
+
+/**
+ * Opens the resource runtime the config describes (storage, applications, roles, retention).
+ * Used by `startServer` and by the CLI's `user` commands.
+ */
+export async function openConfiguredRuntime(
+  config: ServerConfig,
+  options: { server?: unknown; logger?: Logger } = {},
+): Promise<Runtime> {
+  await mkdir(config.storage.path, { recursive: true })
+  const { folders, builtIn } = await applicationFolders(config.applications.path)
+  if (builtIn) {
+    options.logger?.info(
+      { applications: config.applications.path },
+      'no applications folder; using the built-in default application (table Dog)',
+    )
+  }
+  return openRuntime({
+    path: config.storage.path,
+    applications: folders,
+    allowAnonymous: config.anonymous.enabled,
+    anonymousRole: config.anonymous.role,
+    roles: roleDefinitions(config.roles) as never,
+    rejectUnclaimedTopics: config.mqtt.rejectUnclaimedTopics,
+    retention: config.changeLog.retention,
+    ...(options.server ? { context: { server: options.server } } : {}),
+  })
+}
+
+/** Creates the first admin when the user store is empty: ADMIN_USERNAME / ADMIN_PASSWORD, or a generated password. */
+export async function ensureAdmin(
+  runtime: Runtime,
+  env: Record<string, string | undefined>,
+): Promise<{ username: string; password: string; generated: boolean } | undefined> {
+  if (runtime.users.list().length > 0) return undefined
+  const username = env.ADMIN_USERNAME || 'admin'
+  const generated = !env.ADMIN_PASSWORD
+  const password = env.ADMIN_PASSWORD || randomBytes(15).toString('base64url')
+  await runtime.users.add(username, password, { superUser: true })
+  return { username, password, generated }
+}
+
+function healthRoute(server: () => { closing: boolean }) {
+  return (_req: IncomingMessage, res: ServerResponse) => {
+    const closing = server().closing
+    const body = JSON.stringify({ status: closing ? 'stopping' : 'ok', uptime: Math.round(process.uptime()) })
+    res.writeHead(closing ? 503 : 200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Content-Length': Buffer.byteLength(body),
+    })
+    res.end(body)
+  }
+}
+
+const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'error'] as const
+
+/**
+ * Opens the runtime, creates the broker and the HTTP handler, and starts every configured listener.
+ *
+ * @example
+ * const { config, root } = await loadConfig({ root: '/srv/proj' })
+ * const server = await startServer({ config, root })
+ * console.log(server.listeners.map((l) => l.url))
+ * await server.close()
+ */
+export async function startServer(options: StartServerOptions): Promise<Server> {
+  const { config, root } = options
+  const logger = options.logger ?? createLogger(config.logging)
+  const events = new EventEmitter()
+  // An application's listener error must not take the server down.
+  events.on('error', (err) => logger.error({ err }, 'mqtt event error'))
+  const listeners: TrackedListener[] = []
+  let runtime: Runtime | undefined
+  let broker: Broker | undefined
+  let handler: HttpHandler | undefined
+  let closing: Promise<void> | undefined
+
+  const server: Server = {
+    config,
+    root,
+    logger,
+    mqtt: {
+      events,
+      get broker() {
+        return broker
+      },
+    },
+    http: {
+      get handler() {
+        return handler
+      },
+    },
+    get runtime() {
+      if (!runtime) throw new Error('the runtime is not open yet')
+      return runtime
+    },
+    get listeners() {
+      return listeners.flatMap((l) => (l.info ? [l.info] : []))
+    },
+    close: () => (closing ??= shutdown()),
+  }
+
+  async function shutdown(): Promise<void> {
+    logger.info('shutting down')
+    // 1. stop accepting; open connections keep going for now
+    const drained = Promise.all(listeners.map((l) => l.stopAccepting()))
+    // 2. close WebSockets/SSE (1001) and MQTT clients; the broker persists sessions and wills
+    await Promise.allSettled([handler?.close(), broker?.close()]).then((results) => {
+      for (const r of results)
+        if (r.status === 'rejected') logger.error({ err: r.reason }, 'error while closing')
+    })
+    // 3. in-flight HTTP requests (and their writes) may finish within the grace period
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), config.shutdown.timeout)
+      }),
+    ])
+    clearTimeout(timer)
+    if (timedOut) {
+      logger.warn(
+        { timeoutMs: config.shutdown.timeout },
+        'closing connections still open after the shutdown timeout',
+      )
+      for (const l of listeners) l.destroyAll()
+    }
+    // 4. the store last, once nothing can write to it
+    await runtime?.close()
+    logger.info('stopped')
+  }
+
+  try {
+    runtime = await openConfiguredRuntime(config, { server, logger })
+    const admin = await ensureAdmin(runtime, options.env ?? process.env)
+    if (admin) {
+      logger.info({ username: admin.username, generated: admin.generated }, 'created the first admin user')
+      options.onAdminCreated?.(admin)
+    }
+
+    broker = createBroker({
+      runtime,
+      maxKeepAlive: config.mqtt.maxKeepAlive,
+      receiveMaximum: config.mqtt.receiveMaximum,
+      maxPacketSize: config.mqtt.maxPacketSize,
+      maxInflight: config.mqtt.maxInflight,
+      maxQueued: config.mqtt.maxQueued,
+      maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
+      requireAuthentication: config.mqtt.requireAuthentication,
+    })
+    for (const name of BROKER_EVENTS) {
+      broker.events.on(name, (...args: unknown[]) => {
+        if (name === 'error') logger.warn({ err: args[0] }, 'mqtt connection error')
+        else
+          logger.debug(
+            { event: name, ...(typeof args[0] === 'object' ? summarize(args[0]) : {}) },
+            `mqtt ${name}`,
+          )
+        if (name !== 'error' || events.listenerCount('error') > 1) events.emit(name, ...args)
+      })
+    }
+    const activeBroker = broker
+
+    const tlsMaterial = await loadTlsMaterial(config.tls)
+    const mtls = config.mqtt.mTLS
+
+    const handleMqtt = (stream: Duplex, transport: 'tcp' | 'tls' | 'ws' | 'wss', socket: Socket) => {
+      const user =
+        socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
+      activeBroker.handle(stream, {
+        transport,
+        remoteAddress: socket.remoteAddress,
+        remotePort: socket.remotePort,
+        ...(user ? { certificateUser: user } : {}),
+      })
+    }
+
+    const subprotocols: Record<string, SubprotocolHandler> = {}
+    if (config.mqtt.webSocket) {
+      subprotocols.mqtt = (stream, req) =>
+        handleMqtt(stream, req.socket instanceof TLSSocket ? 'wss' : 'ws', req.socket as Socket)
+    }
+    if (config.http.port !== null || config.http.securePort !== null) {
+      handler = createHttpHandler({
+        runtime,
+        ...(config.http.cors ? { cors: { origins: config.http.cors } } : {}),
+        maxBodySize: config.http.maxBodySize,
+        subprotocols,
+        extraRoutes: { 'GET /health': healthRoute(() => ({ closing: closing !== undefined })) },
+        onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
+      })
+    }
+    const httpServices = ['rest', 'ws', 'sse', ...(config.mqtt.webSocket ? ['mqtt-ws'] : [])]
+
+    if (config.mqtt.network.port !== null) {
+      const tcp = createNetServer((socket) => {
+        socket.setNoDelay(true)
+        handleMqtt(socket, 'tcp', socket)
+      })
+      if (config.mqtt.maxConnections > 0) tcp.maxConnections = config.mqtt.maxConnections
+      listeners.push(new TrackedListener('mqtt', 'mqtt.network.port', tcp, ['mqtt']))
+    }
+    if (config.mqtt.network.securePort !== null && tlsMaterial) {
+      const tlsServer = createTlsServer(
+        serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: mtls.required }),
+        (socket) => {
+          socket.setNoDelay(true)
+          handleMqtt(socket, 'tls', socket)
+        },
+      )
+      tlsServer.on('tlsClientError', (err, socket) =>
+        logger.debug({ err, remoteAddress: socket.remoteAddress }, 'mqtts handshake failed'),
+      )
+      if (config.mqtt.maxConnections > 0) tlsServer.maxConnections = config.mqtt.maxConnections
+      listeners.push(new TrackedListener('mqtts', 'mqtt.network.securePort', tlsServer, ['mqtt']))
+    }
+    if (config.http.port !== null && handler) {
+      const http = createHttpServer()
+      handler.attach(http)
+      listeners.push(new TrackedListener('http', 'http.port', http, httpServices))
+    }
+    if (config.http.securePort !== null && handler && tlsMaterial) {
+      // Certificates are asked for (never required) so MQTT over WSS can name its user; REST clients need none.
+      const https = createHttpsServer(
+        serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: false }),
+      )
+      handler.attach(https)
+      listeners.push(new TrackedListener('https', 'http.securePort', https, httpServices))
+    }
+
+    const ports: Record<string, [number | null, string | null]> = {
+      mqtt: [config.mqtt.network.port, config.mqtt.network.host],
+      mqtts: [config.mqtt.network.securePort, config.mqtt.network.host],
+      http: [config.http.port, config.http.host],
+      https: [config.http.securePort, config.http.host],
+    }
+    for (const listener of listeners) {
+      const [port, host] = ports[listener.name]!
+      const info = await listener.listen(port!, host)
+      logger.info(
+        { listener: info.name, url: info.url, host: info.host, port: info.port },
+        `listening on ${info.url}`,
+      )
+    }
+    return server
+  } catch (error) {
+    await server.close().catch((err) => logger.error({ err }, 'error while cleaning up a failed start'))
+    throw error
+  }
+}
+
+/** Loggable fields of a broker event argument (client id, user, address), never payloads. */
+function summarize(value: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (!value || typeof value !== 'object') return out
+  for (const key of ['clientId', 'username', 'user', 'remoteAddress', 'transport', 'reason', 'reasonCode']) {
+    const v = (value as Record<string, unknown>)[key]
+    if (v !== undefined && (typeof v !== 'object' || v === null)) out[key] = v
+  }
+  return out
+}
