@@ -1,1 +1,35 @@
-export {}
+export type { HybridClockOptions } from './clock.js'
+export { createHybridClock } from './clock.js'
+export type { StorageErrorCode } from './errors.js'
+export {
+  ConflictError,
+  InvalidKeyError,
+  InvalidValueError,
+  LogTruncatedError,
+  StaleWriteError,
+  StorageError,
+  StoreClosedError,
+  VersionMismatchError,
+} from './errors.js'
+export { FORMAT_VERSION } from './record-format.js'
+export { openStore } from './store.js'
+export type {
+  ChangeEvent,
+  ChangeFilter,
+  ChangeListener,
+  ChangeLog,
+  ChangeType,
+  HybridClock,
+  Key,
+  LogReadOptions,
+  OpenStoreOptions,
+  RangeOptions,
+  RecordEntry,
+  RecordVersion,
+  Store,
+  Table,
+  TableOptions,
+  Timestamp,
+  WriteOptions,
+  WriteTransaction,
+} from './types.js'

@@ -45,16 +45,27 @@ export interface RecordEntry<V = unknown> {
   version: Timestamp
 }
 
+export interface RecordVersion {
+  version: Timestamp
+  nodeId: number
+  /** True when the record is a tombstone (deleted, kept for last-writer-wins until compacted). */
+  deleted: boolean
+}
+
 export interface WriteOptions {
   user?: string
   meta?: Record<string, unknown>
   /**
    * Apply only when this timestamp is newer than the stored version (or tombstone); used by
-   * replication for last-writer-wins. When omitted, the store's clock stamps the write.
+   * replication for last-writer-wins, ties broken by the higher nodeId. A write that is not newer
+   * rejects with StaleWriteError (STORAGE_STALE). When omitted, the store's clock stamps the write.
    */
   timestamp?: Timestamp
   nodeId?: number
-  /** Apply only when the stored version equals this (optimistic concurrency, HTTP If-Match). */
+  /**
+   * Apply only when the stored version equals this (optimistic concurrency, HTTP If-Match); `0` means
+   * "only when the record does not exist". A mismatch rejects with ConflictError (STORAGE_CONFLICT).
+   */
   ifVersion?: Timestamp
 }
 
@@ -78,6 +89,8 @@ export interface Table<V = unknown> {
   /** Synchronous read of the latest committed value (undefined when absent or deleted). */
   get(id: Key): V | undefined
   getEntry(id: Key): RecordEntry<V> | undefined
+  /** Version and writer of the record or of its tombstone (deleted), for replication and conflict checks. */
+  getVersion(id: Key): RecordVersion | undefined
   /** Resolves with the committed event after the commit is durable; rejects with StorageError and changes nothing. */
   put(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>>
   patch(id: Key, patch: Partial<V>, options?: WriteOptions): Promise<ChangeEvent<V>>
@@ -119,7 +132,7 @@ export interface ChangeLog {
   readonly lastCursor: number
   /** Oldest cursor still kept. */
   readonly firstCursor: number
-  /** Drops events older than the retention window; returns how many were removed. */
+  /** Drops events older than the retention window (and expired tombstones); returns how many events were removed. */
   compact(): Promise<number>
 }
 
@@ -132,11 +145,23 @@ export interface HybridClock {
 
 export interface OpenStoreOptions {
   path: string
+  /** Node id (uint32) carried by this store's events; default: the one stored, else a random one (then stored). */
   nodeId?: number
-  /** Change-log retention by age (ms) and by count; compaction runs periodically. */
-  retention?: { maxAgeMs?: number; maxEvents?: number }
+  /**
+   * Change-log retention by age (ms) and by count; compaction runs periodically. Tombstones are
+   * dropped after `tombstoneMaxAgeMs` (default `maxAgeMs`, else 7 days).
+   */
+  retention?: { maxAgeMs?: number; maxEvents?: number; tombstoneMaxAgeMs?: number }
   /** Trade durability for speed: commits are not fsynced (survives process crash, not OS crash). */
   noSync?: boolean
+  /** How often compaction runs (ms, default 60 000; 0 = only when `log.compact()` is called). */
+  compactionIntervalMs?: number
+  /** Upper bound on the number of tables (LMDB named databases), default 250. */
+  maxTables?: number
+  /** Receives errors thrown by change listeners and by background compaction (default console.error). */
+  onError?: (error: unknown) => void
+  /** Wall clock in microseconds since the epoch, for tests (default `Date.now() * 1000`). */
+  wallClock?: () => number
 }
 
 export interface Store {
