@@ -39,6 +39,8 @@ export interface ErrorBody {
   error: string
   message: string
   status: number
+  /** Machine-readable details from the runtime (e.g. the attribute that failed validation). */
+  details?: Record<string, unknown>
 }
 
 /** Reads a string `code` from anything thrown (ResourceError, CodecError, HttpError, ...). */
@@ -75,5 +77,8 @@ export function errorBody(err: unknown, preconditioned = false): ErrorBody {
     return { error: 'INTERNAL', message: 'internal server error', status }
   }
   const message = err instanceof Error ? err.message : String(err)
-  return { error: code ?? 'INTERNAL', message, status }
+  const body: ErrorBody = { error: code ?? 'INTERNAL', message, status }
+  const details = (err as { details?: unknown } | null)?.details
+  if (details && typeof details === 'object') body.details = details as Record<string, unknown>
+  return body
 }

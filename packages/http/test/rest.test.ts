@@ -1,0 +1,325 @@
+import { decode, encode } from '@proj/codec'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { openTestRuntime, type TestRuntime } from './support/runtime.js'
+import { startServer, type TestServer } from './support/server.js'
+
+let rt: TestRuntime
+let srv: TestServer
+
+beforeEach(async () => {
+  rt = await openTestRuntime()
+  srv = await startServer({
+    runtime: rt.runtime,
+    maxBodySize: 4096,
+    cors: { origins: ['http://allowed.example'], credentials: true },
+    extraRoutes: { 'GET /health': (_req, res) => void res.end('ok') },
+  })
+})
+
+afterEach(async () => {
+  await srv.close()
+  await rt.close()
+})
+
+const basic = `Basic ${Buffer.from('ann:secret').toString('base64')}`
+const auth = { authorization: basic }
+const json = { ...auth, 'content-type': 'application/json' }
+
+async function put(path: string, value: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${srv.url}${path}`, {
+    method: 'PUT',
+    headers: { ...json, ...headers },
+    body: JSON.stringify(value),
+  })
+}
+
+describe('REST records', () => {
+  it('creates with PUT (201), reads with GET, replaces (204) and deletes', async () => {
+    const created = await put('/Dog/1', { id: '1', name: 'Rex', breed: 'lab', age: 3 })
+    expect(created.status).toBe(201)
+    expect(created.headers.get('location')).toBe('/Dog/1')
+    const etag = created.headers.get('etag')
+    expect(etag).toMatch(/^"[\d.]+"$/)
+
+    const got = await fetch(`${srv.url}/Dog/1`, { headers: auth })
+    expect(got.status).toBe(200)
+    expect(got.headers.get('content-type')).toBe('application/json')
+    expect(got.headers.get('etag')).toBe(etag)
+    expect(await got.json()).toEqual({ id: '1', name: 'Rex', breed: 'lab', age: 3 })
+
+    const replaced = await put('/Dog/1', { id: '1', name: 'Rex', breed: 'lab', age: 4 })
+    expect(replaced.status).toBe(204)
+    expect(replaced.headers.get('etag')).not.toBe(etag)
+
+    const deleted = await fetch(`${srv.url}/Dog/1`, { method: 'DELETE', headers: auth })
+    expect(deleted.status).toBe(204)
+    const gone = await fetch(`${srv.url}/Dog/1`, { headers: auth })
+    expect(gone.status).toBe(404)
+    expect(gone.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(await gone.json()).toMatchObject({ error: 'NOT_FOUND', status: 404, message: expect.any(String) })
+    expect((await fetch(`${srv.url}/Dog/1`, { method: 'DELETE', headers: auth })).status).toBe(404)
+  })
+
+  it('merges with PATCH', async () => {
+    await put('/Dog/2', { id: '2', name: 'Fido', breed: 'pug', age: 1 })
+    const patched = await fetch(`${srv.url}/Dog/2`, {
+      method: 'PATCH',
+      headers: json,
+      body: JSON.stringify({ age: 2 }),
+    })
+    expect(patched.status).toBe(204)
+    expect(await (await fetch(`${srv.url}/Dog/2`, { headers: auth })).json()).toEqual({
+      id: '2',
+      name: 'Fido',
+      breed: 'pug',
+      age: 2,
+    })
+  })
+
+  it('creates with POST: 201, Location and the new id', async () => {
+    const res = await fetch(`${srv.url}/Dog/`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ name: 'Nova', breed: 'lab' }),
+    })
+    expect(res.status).toBe(201)
+    const location = res.headers.get('location')!
+    const id = await res.json()
+    expect(location).toBe(`/Dog/${encodeURIComponent(String(id))}`)
+    const got = await fetch(`${srv.url}${location}`, { headers: auth })
+    expect(got.status).toBe(200)
+    expect(await got.json()).toMatchObject({ name: 'Nova' })
+  })
+
+  it('answers HEAD with headers and no body', async () => {
+    await put('/Dog/3', { id: '3', name: 'Bo' })
+    const res = await fetch(`${srv.url}/Dog/3`, { method: 'HEAD', headers: auth })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('etag')).toMatch(/^"/)
+    expect(Number(res.headers.get('content-length'))).toBeGreaterThan(0)
+    expect(await res.text()).toBe('')
+  })
+
+  it('answers unknown tables with 404 and unknown methods with 405', async () => {
+    const res = await fetch(`${srv.url}/NoSuchTable/1`, { headers: auth })
+    expect(res.status).toBe(404)
+    expect(await res.json()).toMatchObject({ error: 'NOT_FOUND', status: 404 })
+    const post = await fetch(`${srv.url}/Dog/1`, { method: 'POST', headers: json, body: '{}' })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toContain('PUT')
+  })
+})
+
+describe('conditional requests', () => {
+  it('answers If-None-Match with 304 and enforces If-Match with 412', async () => {
+    const etag = (await put('/Dog/c', { id: 'c', name: 'Cy' })).headers.get('etag')!
+    const notModified = await fetch(`${srv.url}/Dog/c`, { headers: { ...auth, 'if-none-match': etag } })
+    expect(notModified.status).toBe(304)
+    expect(notModified.headers.get('etag')).toBe(etag)
+    expect((await fetch(`${srv.url}/Dog/c`, { headers: { ...auth, 'if-none-match': '"1"' } })).status).toBe(
+      200,
+    )
+
+    const stale = await put('/Dog/c', { id: 'c', name: 'Stale' }, { 'if-match': '"1"' })
+    expect(stale.status).toBe(412)
+    expect(await stale.json()).toMatchObject({ status: 412 })
+    const fresh = await put('/Dog/c', { id: 'c', name: 'Fresh' }, { 'if-match': etag })
+    expect(fresh.status).toBe(204)
+    // The old tag is now stale too, for PATCH and DELETE.
+    const patch = await fetch(`${srv.url}/Dog/c`, {
+      method: 'PATCH',
+      headers: { ...json, 'if-match': etag },
+      body: '{"name":"X"}',
+    })
+    expect(patch.status).toBe(412)
+    const del = await fetch(`${srv.url}/Dog/c`, { method: 'DELETE', headers: { ...auth, 'if-match': etag } })
+    expect(del.status).toBe(412)
+    expect(await (await fetch(`${srv.url}/Dog/c`, { headers: auth })).json()).toMatchObject({ name: 'Fresh' })
+  })
+
+  it('supports If-None-Match: * for create-only and If-Match: * for update-only', async () => {
+    expect((await put('/Dog/n', { id: 'n', name: 'N' }, { 'if-match': '*' })).status).toBe(412)
+    expect((await put('/Dog/n', { id: 'n', name: 'N' }, { 'if-none-match': '*' })).status).toBe(201)
+    expect((await put('/Dog/n', { id: 'n', name: 'N2' }, { 'if-none-match': '*' })).status).toBe(412)
+    expect((await put('/Dog/n', { id: 'n', name: 'N3' }, { 'if-match': '*' })).status).toBe(204)
+  })
+})
+
+describe('content negotiation', () => {
+  it('serves CBOR and MessagePack by Accept and reads them by Content-Type', async () => {
+    const body = encode({ id: 'b', name: 'Bin', age: 7 }, 'application/cbor')
+    const created = await fetch(`${srv.url}/Dog/b`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/cbor' },
+      body,
+    })
+    expect(created.status).toBe(201)
+
+    const cbor = await fetch(`${srv.url}/Dog/b`, { headers: { ...auth, accept: 'application/cbor' } })
+    expect(cbor.headers.get('content-type')).toBe('application/cbor')
+    expect(decode(new Uint8Array(await cbor.arrayBuffer()), 'application/cbor')).toEqual({
+      id: 'b',
+      name: 'Bin',
+      age: 7,
+    })
+
+    const msgpack = await fetch(`${srv.url}/Dog/b`, {
+      headers: { ...auth, accept: 'application/json;q=0.1, application/msgpack' },
+    })
+    expect(msgpack.headers.get('content-type')).toBe('application/msgpack')
+    expect(decode(new Uint8Array(await msgpack.arrayBuffer()), 'application/msgpack')).toEqual({
+      id: 'b',
+      name: 'Bin',
+      age: 7,
+    })
+
+    const viaQuery = await fetch(`${srv.url}/Dog/b?accept=msgpack`, { headers: auth })
+    expect(viaQuery.headers.get('content-type')).toBe('application/msgpack')
+
+    const mp = encode({ id: 'm', name: 'Mp' }, 'application/x-msgpack')
+    expect(
+      (
+        await fetch(`${srv.url}/Dog/m`, {
+          method: 'PUT',
+          headers: { ...auth, 'content-type': 'application/x-msgpack' },
+          body: mp,
+        })
+      ).status,
+    ).toBe(201)
+    expect(await (await fetch(`${srv.url}/Dog/m`, { headers: auth })).json()).toEqual({ id: 'm', name: 'Mp' })
+  })
+
+  it('answers 406 when no format is acceptable and 415 for unreadable bodies', async () => {
+    await put('/Dog/x', { id: 'x' })
+    const r406 = await fetch(`${srv.url}/Dog/x`, { headers: { ...auth, accept: 'image/png' } })
+    expect(r406.status).toBe(406)
+    expect(await r406.json()).toMatchObject({ error: 'NOT_ACCEPTABLE', status: 406 })
+    const r415 = await fetch(`${srv.url}/Dog/x`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'text/html' },
+      body: '<p>',
+    })
+    expect(r415.status).toBe(415)
+    expect(await r415.json()).toMatchObject({ error: 'UNSUPPORTED_MEDIA_TYPE', status: 415 })
+    const r400 = await fetch(`${srv.url}/Dog/x`, { method: 'PUT', headers: json, body: '{"broken' })
+    expect(r400.status).toBe(400)
+  })
+
+  it('refuses bodies over maxBodySize with 413 and leaves the record alone', async () => {
+    await put('/Dog/big', { id: 'big', name: 'small' })
+    const res = await put('/Dog/big', { id: 'big', name: 'x'.repeat(10_000) })
+    expect(res.status).toBe(413)
+    expect(await res.json()).toMatchObject({ error: 'TOO_LARGE', status: 413 })
+    expect(await (await fetch(`${srv.url}/Dog/big`, { headers: auth })).json()).toMatchObject({
+      name: 'small',
+    })
+  })
+})
+
+describe('lists', () => {
+  beforeEach(async () => {
+    await put('/Dog/l1', { id: 'l1', name: 'A', breed: 'lab', age: 1 })
+    await put('/Dog/l2', { id: 'l2', name: 'B', breed: 'pug', age: 2 })
+    await put('/Dog/l3', { id: 'l3', name: 'C', breed: 'lab', age: 3 })
+  })
+
+  it('lists the table and filters by attribute equality, limit and offset', async () => {
+    const all = await (await fetch(`${srv.url}/Dog/`, { headers: auth })).json()
+    expect(all.map((d: { id: string }) => d.id).sort()).toEqual(['l1', 'l2', 'l3'])
+    const labs = await (await fetch(`${srv.url}/Dog/?breed=lab`, { headers: auth })).json()
+    expect(labs.map((d: { id: string }) => d.id).sort()).toEqual(['l1', 'l3'])
+    const page = await (await fetch(`${srv.url}/Dog/?limit=1&offset=1`, { headers: auth })).json()
+    expect(page).toHaveLength(1)
+  })
+
+  it('serves CSV with a header row', async () => {
+    const res = await fetch(`${srv.url}/Dog/?breed=pug&select=id,name`, {
+      headers: { ...auth, accept: 'text/csv' },
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^text\/csv/)
+    expect(await res.text()).toBe('id,name\r\nl2,B\r\n')
+  })
+
+  it('rejects a malformed limit with 400', async () => {
+    const res = await fetch(`${srv.url}/Dog/?limit=lots`, { headers: auth })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ error: 'INVALID' })
+  })
+})
+
+describe('authentication', () => {
+  it('rejects wrong Basic credentials and bad tokens with 401', async () => {
+    const wrong = `Basic ${Buffer.from('ann:nope').toString('base64')}`
+    const res = await fetch(`${srv.url}/Dog/`, { headers: { authorization: wrong } })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toMatch(/Basic/)
+    expect(await res.json()).toMatchObject({ error: 'UNAUTHORIZED', status: 401 })
+    expect((await fetch(`${srv.url}/Dog/`, { headers: { authorization: 'Bearer forged' } })).status).toBe(401)
+  })
+
+  it('issues a token at POST /login that works as a Bearer token and as ?access_token=', async () => {
+    const bad = await fetch(`${srv.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"username":"ann","password":"x"}',
+    })
+    expect(bad.status).toBe(401)
+    const login = await fetch(`${srv.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'ann', password: 'secret' }),
+    })
+    expect(login.status).toBe(200)
+    const { token, tokenType } = await login.json()
+    expect(tokenType).toBe('Bearer')
+    expect(typeof token).toBe('string')
+    await put('/Dog/t', { id: 't', name: 'Tok' })
+    const res = await fetch(`${srv.url}/Dog/t`, { headers: { authorization: `Bearer ${token}` } })
+    expect(res.status).toBe(200)
+    expect((await fetch(`${srv.url}/Dog/t?access_token=${encodeURIComponent(token)}`)).status).toBe(200)
+    const viaBasic = await fetch(`${srv.url}/login`, { method: 'POST', headers: auth })
+    expect(viaBasic.status).toBe(200)
+    expect((await fetch(`${srv.url}/login`)).status).toBe(405)
+  })
+})
+
+describe('CORS and extra routes', () => {
+  it('answers preflights for allowed origins only', async () => {
+    const ok = await fetch(`${srv.url}/Dog/1`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://allowed.example',
+        'access-control-request-method': 'PUT',
+        'access-control-request-headers': 'content-type',
+      },
+    })
+    expect(ok.status).toBe(204)
+    expect(ok.headers.get('access-control-allow-origin')).toBe('http://allowed.example')
+    expect(ok.headers.get('access-control-allow-methods')).toContain('PUT')
+    expect(ok.headers.get('access-control-allow-headers')).toBe('content-type')
+    expect(ok.headers.get('access-control-allow-credentials')).toBe('true')
+    const no = await fetch(`${srv.url}/Dog/1`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://evil.example', 'access-control-request-method': 'PUT' },
+    })
+    expect(no.status).toBe(403)
+  })
+
+  it('adds CORS headers to actual responses, even errors', async () => {
+    const res = await fetch(`${srv.url}/Dog/none`, { headers: { ...auth, origin: 'http://allowed.example' } })
+    expect(res.status).toBe(404)
+    expect(res.headers.get('access-control-allow-origin')).toBe('http://allowed.example')
+    expect(res.headers.get('access-control-expose-headers')).toContain('ETag')
+    const foreign = await fetch(`${srv.url}/Dog/none`, {
+      headers: { ...auth, origin: 'http://evil.example' },
+    })
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull()
+  })
+
+  it('serves extra routes before records', async () => {
+    const res = await fetch(`${srv.url}/health`)
+    expect(res.status).toBe(200)
+    expect(await res.text()).toBe('ok')
+  })
+})

@@ -1,0 +1,133 @@
+import { waitFor } from '@proj/test-utils'
+import { EventSource } from 'eventsource'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { openTestRuntime, type TestRuntime } from './support/runtime.js'
+import { startServer, type TestServer } from './support/server.js'
+
+let rt: TestRuntime
+let srv: TestServer
+const sources: EventSource[] = []
+const aborts: AbortController[] = []
+
+beforeEach(async () => {
+  rt = await openTestRuntime()
+  srv = await startServer({ runtime: rt.runtime, sseHeartbeatMs: 50 })
+})
+
+afterEach(async () => {
+  for (const es of sources.splice(0)) es.close()
+  for (const a of aborts.splice(0)) a.abort()
+  await srv.close()
+  await rt.close()
+})
+
+const basic = `Basic ${Buffer.from('ann:secret').toString('base64')}`
+const ctx = { user: { username: 'ann', role: 'admin', superUser: true }, transport: 'internal' as const }
+
+interface Received {
+  type: string
+  lastEventId: string
+  data: any
+}
+
+/** An EventSource (the `eventsource` package) that sends Basic credentials and records every event. */
+async function subscribe(path: string) {
+  const es = new EventSource(`${srv.url}${path}`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: basic } }),
+  })
+  sources.push(es)
+  const received: Received[] = []
+  for (const type of ['put', 'patch', 'delete', 'message']) {
+    es.addEventListener(type, (e) =>
+      received.push({ type: e.type, lastEventId: e.lastEventId, data: JSON.parse(e.data) }),
+    )
+  }
+  await new Promise<void>((resolve, reject) => {
+    es.onopen = () => resolve()
+    es.onerror = (e) => reject(new Error(`EventSource failed: ${e.message ?? e.code}`))
+  })
+  es.onerror = null
+  return { es, received }
+}
+
+/** Reads a raw SSE response as text until `until` matches or the time runs out. */
+async function readRaw(path: string, headers: Record<string, string>, until: (text: string) => boolean) {
+  const abort = new AbortController()
+  aborts.push(abort)
+  const res = await fetch(`${srv.url}${path}`, {
+    headers: { accept: 'text/event-stream', authorization: basic, ...headers },
+    signal: abort.signal,
+  })
+  const reader = res.body!.getReader()
+  let text = ''
+  const deadline = Date.now() + 5000
+  while (!until(text) && Date.now() < deadline) {
+    const { value, done } = await reader.read()
+    if (done) break
+    text += Buffer.from(value).toString('utf8')
+  }
+  abort.abort()
+  return { res, text }
+}
+
+describe('Server-Sent Events', () => {
+  it('streams put, patch, delete and message events with names, cursors as ids and JSON envelopes', async () => {
+    await rt.runtime.put('Dog/1', { id: '1', name: 'Rex' }, ctx)
+    const { received } = await subscribe('/Dog/1')
+    await waitFor(() => received.length >= 1, { message: 'current value' })
+    expect(received[0]).toMatchObject({
+      type: 'put',
+      data: { type: 'put', id: '1', value: { id: '1', name: 'Rex' } },
+    })
+
+    await rt.runtime.patch('Dog/1', { name: 'Rex II' }, ctx)
+    await rt.runtime.publish('Dog/1', { payload: Buffer.from('{"bark":true}'), retain: false, qos: 1 }, ctx)
+    await rt.runtime.delete('Dog/1', ctx)
+    await waitFor(() => received.length >= 4, { message: 'four events' })
+    expect(received.map((e) => e.type)).toEqual(['put', 'patch', 'message', 'delete'])
+    expect(received[1]!.data).toMatchObject({
+      type: 'patch',
+      id: '1',
+      value: { name: 'Rex II' },
+      version: expect.any(Number),
+    })
+    expect(received[2]!.data).toMatchObject({ type: 'message', id: '1', value: { bark: true } })
+    expect(received[3]!.data).toEqual({ type: 'delete', id: '1', version: expect.any(Number) })
+    const ids = received.slice(1).map((e) => Number(e.lastEventId))
+    expect(ids.every((id) => id > 0)).toBe(true)
+    expect([...ids].sort((a, b) => a - b)).toEqual(ids)
+  })
+
+  it('resumes after Last-Event-ID from the change log', async () => {
+    const { received } = await subscribe('/Dog/')
+    await rt.runtime.put('Dog/a', { id: 'a', n: 1 }, ctx)
+    await waitFor(() => received.length >= 1)
+    const lastId = received.at(-1)!.lastEventId
+    await rt.runtime.put('Dog/a', { id: 'a', n: 2 }, ctx)
+    await rt.runtime.put('Dog/b', { id: 'b', n: 3 }, ctx)
+
+    const { res, text } = await readRaw('/Dog/', { 'last-event-id': lastId }, (t) => t.includes('"n":3'))
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    expect(text).not.toContain('"n":1')
+    expect(text).toMatch(/event: put\nid: \d+\ndata: \{[^\n]*"n":2/)
+    expect(text).toMatch(/event: put\nid: \d+\ndata: \{[^\n]*"n":3/)
+  })
+
+  it('sends heartbeat comments while idle', async () => {
+    const { text } = await readRaw('/Dog/quiet', {}, (t) => t.split(':\n\n').length > 2)
+    expect(text.split(':\n\n').length).toBeGreaterThan(2)
+  })
+
+  it('answers refusals with a status before the stream starts', async () => {
+    const res = await fetch(`${srv.url}/NoSuchTable/1`, {
+      headers: { accept: 'text/event-stream', authorization: basic },
+    })
+    expect(res.status).toBe(404)
+    expect(await res.json()).toMatchObject({ error: 'NOT_FOUND' })
+    const denied = await fetch(`${srv.url}/Dog/1`, {
+      headers: { accept: 'text/event-stream', authorization: 'Bearer nope' },
+    })
+    expect(denied.status).toBe(401)
+  })
+})
