@@ -93,13 +93,17 @@ export async function openConfiguredRuntime(
   })
 }
 
-/** Creates the first admin when the user store is empty: ADMIN_USERNAME / ADMIN_PASSWORD, or a generated password. */
+/**
+ * Creates the first admin when no super user exists yet (a fresh store, or users added with the CLI before
+ * the first start): ADMIN_USERNAME (default `admin`) with ADMIN_PASSWORD, or a generated password.
+ */
 export async function ensureAdmin(
   runtime: Runtime,
   env: Record<string, string | undefined>,
 ): Promise<{ username: string; password: string; generated: boolean } | undefined> {
-  if (runtime.users.list().length > 0) return undefined
+  const users = runtime.users.list()
   const username = env.ADMIN_USERNAME || 'admin'
+  if (users.some((u) => u.superUser || u.username === username)) return undefined
   const generated = !env.ADMIN_PASSWORD
   const password = env.ADMIN_PASSWORD || randomBytes(15).toString('base64url')
   await runtime.users.add(username, password, { superUser: true })
@@ -119,7 +123,7 @@ function healthRoute(server: () => { closing: boolean }) {
   }
 }
 
-const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'error'] as const
+const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected'] as const
 
 /**
  * Opens the runtime, creates the broker and the HTTP handler, and starts every configured listener.
@@ -134,8 +138,6 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   const { config, root } = options
   const logger = options.logger ?? createLogger(config.logging)
   const events = new EventEmitter()
-  // An application's listener error must not take the server down.
-  events.on('error', (err) => logger.error({ err }, 'mqtt event error'))
   const listeners: TrackedListener[] = []
   let runtime: Runtime | undefined
   let broker: Broker | undefined
@@ -214,16 +216,17 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       maxQueued: config.mqtt.maxQueued,
       maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
       requireAuthentication: config.mqtt.requireAuthentication,
+      logger: logger.child({ component: 'mqtt' }),
     })
     for (const name of BROKER_EVENTS) {
       broker.events.on(name, (...args: unknown[]) => {
-        if (name === 'error') logger.warn({ err: args[0] }, 'mqtt connection error')
-        else
-          logger.debug(
-            { event: name, ...(typeof args[0] === 'object' ? summarize(args[0]) : {}) },
-            `mqtt ${name}`,
-          )
-        if (name !== 'error' || events.listenerCount('error') > 1) events.emit(name, ...args)
+        logger.debug({ event: name, ...summarize(args[0]), ...summarize(args[2]) }, `mqtt ${name}`)
+        try {
+          events.emit(name, ...args)
+        } catch (err) {
+          // an application's listener must not break the connection that triggered it
+          logger.error({ err, event: name }, 'server.mqtt.events listener failed')
+        }
       })
     }
     const activeBroker = broker
@@ -320,9 +323,11 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
 function summarize(value: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   if (!value || typeof value !== 'object') return out
-  for (const key of ['clientId', 'username', 'user', 'remoteAddress', 'transport', 'reason', 'reasonCode']) {
+  for (const key of ['clientId', 'username', 'remoteAddress', 'transport', 'reason']) {
     const v = (value as Record<string, unknown>)[key]
     if (v !== undefined && (typeof v !== 'object' || v === null)) out[key] = v
   }
+  const user = (value as { user?: { username?: unknown } | null }).user
+  if (user && typeof user.username === 'string') out.username = user.username
   return out
 }

@@ -1,0 +1,107 @@
+import { tempDir } from '@proj/test-utils'
+import { afterEach, describe, expect, it } from 'vitest'
+import { basic, connectMqtt } from './helpers/clients.js'
+import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
+
+const roots: Awaited<ReturnType<typeof tempDir>>[] = []
+const servers: ServerProcess[] = []
+
+async function freshRoot() {
+  const root = await tempDir('proj-server-life-')
+  roots.push(root)
+  return root.path
+}
+
+async function start(root: string, options: Parameters<typeof startServerProcess>[1] = {}) {
+  const server = await startServerProcess(root, options)
+  servers.push(server)
+  return server
+}
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()))
+  await Promise.all(roots.splice(0).map((r) => r.remove()))
+})
+
+describe('proj-server lifecycle', () => {
+  it('starts on the embedded default: a generated admin password, the Dog table, data kept across a restart', async () => {
+    const root = await freshRoot()
+    const first = await start(root, { env: { ADMIN_USERNAME: '', ADMIN_PASSWORD: '' } })
+    const match = /created admin user 'admin' with password (\S+)/.exec(first.output())
+    expect(match, first.output()).not.toBeNull()
+    const auth = basic('admin', match![1]!)
+    const put = await fetch(`${first.listeners.http!.url}/Dog/7`, {
+      method: 'PUT',
+      headers: { Authorization: auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Laika', breed: 'Mongrel', age: 3 }),
+    })
+    expect(put.status).toBeLessThan(300)
+
+    // SIGTERM: graceful, exit 0
+    expect(await first.stop()).toBe(0)
+    expect(first.output()).not.toMatch(/"level":(50|60)/)
+
+    const second = await start(root)
+    expect(second.output()).not.toContain('created admin user')
+    const res = await fetch(`${second.listeners.http!.url}/Dog/7`, { headers: { Authorization: auth } })
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ name: 'Laika', age: 3 })
+    const client = await connectMqtt(second.listeners.mqtt!.url, { username: 'admin', password: match![1]! })
+    await client.endAsync()
+  })
+
+  it('lets anonymous clients in when anonymous.enabled, unless mqtt.requireAuthentication', async () => {
+    const root = await freshRoot()
+    const open = await start(root, { args: ['--anonymous'] })
+    const client = await connectMqtt(open.listeners.mqtt!.url, { protocolVersion: 5 })
+    await client.publishAsync('Dog/1', JSON.stringify({ name: 'Anon' }), { qos: 1, retain: true })
+    await client.endAsync()
+    const res = await fetch(`${open.listeners.http!.url}/Dog/1`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ name: 'Anon' })
+    expect(await open.stop()).toBe(0)
+
+    const strict = await start(root, { env: { PROJ_ANONYMOUS_ENABLED: 'true', PROJ_MQTT_REQUIREAUTHENTICATION: 'true' } })
+    const refused = await connectMqtt(strict.listeners.mqtt!.url, { protocolVersion: 5 }).catch((e) => e)
+    expect(refused).toBeInstanceOf(Error)
+    expect([0x86, 0x87]).toContain(refused.code)
+    expect((await fetch(`${strict.listeners.http!.url}/Dog/1`)).status).toBe(200)
+  })
+
+  it('fails to start with the key and the reason when the config is invalid', async () => {
+    const root = await freshRoot()
+    const result = await runCli(['start', '--root', root, '--set', 'mqtt.network.port=99999', '--log-level', 'shouty'], {
+      env: { PROJ_HTTP_MAXBODYSIZE: 'lots' },
+    })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('invalid configuration')
+    expect(result.stderr).toContain('mqtt.network.port: must be an integer from 0 to 65535 or null, got \'99999\'')
+    expect(result.stderr).toContain("logging.level: must be one of fatal, error, warn, info, debug, trace, silent, got 'shouty' (from --log-level)")
+    expect(result.stderr).toContain('http.maxBodySize: must be a size')
+  })
+
+  it('fails to start with the key when a port is taken', async () => {
+    const root = await freshRoot()
+    const first = await start(root)
+    const port = String(first.listeners.mqtt!.port)
+    const other = await freshRoot()
+    const result = await runCli(
+      ['start', '--root', other, '--mqtt-port', port, '--set', 'mqtt.network.host=127.0.0.1', '--http-port', '0'],
+      { env: { PROJ_LOGGING_LEVEL: 'silent' } },
+    )
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`mqtt.network.port: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`)
+  })
+
+  it('prints the effective configuration', async () => {
+    const root = await freshRoot()
+    const result = await runCli(['config', '--json', '--root', root, '--mqtt-port', '1999', '--set', 'changeLog.retention=1h'], {
+      env: { PROJ_HTTP_CORS: 'https://a.example' },
+    })
+    expect(result.code, result.stderr).toBe(0)
+    const config = JSON.parse(result.stdout)
+    expect(config.mqtt.network.port).toBe(1999)
+    expect(config.changeLog.retention).toBe(3_600_000)
+    expect(config.http.cors).toEqual(['https://a.example'])
+  })
+})
