@@ -1,0 +1,468 @@
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { Connection } from './connection.js'
+import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
+import type { BrokerRuntime, Key, ResourceEvent, StateStore } from './runtime.js'
+import { Session, type SessionSubscription } from './session.js'
+import {
+  NEVER_EXPIRES,
+  SESSIONS_STORE,
+  type StoredSession,
+  type StoredWill,
+  WILLS_STORE,
+} from './session-store.js'
+import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger } from './types.js'
+
+const EMPTY = Buffer.alloc(0)
+const JSON_TYPE = 'application/json'
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/** Encodings of one event shared by every subscriber that receives the same bytes. */
+interface EventCache {
+  topic: Buffer | undefined
+  format: string | undefined
+  payload: Uint8Array | undefined
+  payloads: Map<string, Uint8Array> | undefined
+  packets: Map<string, Buffer> | undefined
+  props: Map<string, Buffer> | undefined
+}
+
+interface PendingWill {
+  key: Key
+  will: StoredWill
+  timer: NodeJS.Timeout | null
+}
+
+/**
+ * Creates an MQTT 3.1.1 / 5 broker on the resource runtime.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { createBroker } from '@proj/mqtt'
+ * const broker = createBroker({ runtime })
+ * const server = net.createServer((socket) =>
+ *   broker.handle(socket, { transport: 'tcp', remoteAddress: socket.remoteAddress }))
+ * server.listen(1883, '127.0.0.1')
+ * broker.events.on('connected', ({ clientId }) => console.log('connected', clientId))
+ * ```
+ */
+export function createBroker(options: BrokerOptions): Broker {
+  return new BrokerCore(options)
+}
+
+/** The broker; connections and sessions call back into it. Not exported from the package. */
+export class BrokerCore implements Broker {
+  readonly events = new EventEmitter<BrokerEvents>()
+  readonly runtime: BrokerRuntime
+  readonly logger: Logger
+  readonly maxKeepAlive: number
+  readonly receiveMaximum: number
+  readonly maxPacketSize: number
+  readonly topicAliasMaximum: number
+  readonly maxInflight: number
+  readonly maxQueued: number
+  readonly maxConnectionsPerUser: number
+  readonly requireAuthentication: boolean
+  readonly connectTimeoutMs: number
+
+  readonly sessions = new Map<string, Session>()
+  readonly connections = new Set<Connection>()
+  private readonly userConnections = new Map<string, number>()
+  private readonly stores = new Map<string, StateStore<any>>()
+  private readonly pending = new Set<Promise<unknown>>()
+  private readonly wills = new Map<string, PendingWill[]>()
+  private readonly cache = new WeakMap<ResourceEvent, EventCache>()
+  private connectionSeq = 0
+  private readonly bootId = Date.now().toString(36)
+  closing = false
+
+  constructor(options: BrokerOptions) {
+    this.runtime = options.runtime
+    this.logger = options.logger ?? silentLogger
+    this.maxKeepAlive = clamp(options.maxKeepAlive ?? 65535, 0, 65535)
+    this.receiveMaximum = clamp(options.receiveMaximum ?? 65535, 1, 65535)
+    this.maxPacketSize = clamp(options.maxPacketSize ?? 16 * 1024 * 1024, 64, 268435460)
+    this.topicAliasMaximum = clamp(options.topicAliasMaximum ?? 10, 0, 65535)
+    this.maxInflight = clamp(options.maxInflight ?? 65535, 1, 65535)
+    this.maxQueued = Math.max(0, options.maxQueued ?? 100_000)
+    this.maxConnectionsPerUser = Math.max(0, options.maxConnectionsPerUser ?? 0)
+    this.requireAuthentication = options.requireAuthentication ?? false
+    this.connectTimeoutMs = Math.max(1, options.connectTimeoutMs ?? 30_000)
+    this.handle = this.handle.bind(this)
+    this.restore()
+  }
+
+  get connectionCount(): number {
+    return this.connections.size
+  }
+
+  handle(stream: Duplex, info: ConnectionInfo = { transport: 'tcp' }): void {
+    if (this.closing) {
+      stream.destroy()
+      return
+    }
+    const conn = new Connection(this, stream, info, `${this.bootId}.${++this.connectionSeq}`)
+    this.connections.add(conn)
+    this.events.emit('connection', stream, info)
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    for (const conn of [...this.connections]) conn.shutdown()
+    for (const session of this.sessions.values()) {
+      if (session.expiryTimer) clearTimeout(session.expiryTimer)
+      session.expiryTimer = null
+    }
+    for (const list of this.wills.values()) for (const w of list) if (w.timer) clearTimeout(w.timer)
+    this.wills.clear()
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers for connections and sessions
+
+  state<V = unknown>(name: string): StateStore<V> {
+    let store = this.stores.get(name)
+    if (store === undefined) {
+      store = this.runtime.state<V>(name)
+      this.stores.set(name, store)
+    }
+    return store
+  }
+
+  /** Keeps a background write so close() can wait for it; returns the same promise. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p)
+    const done = () => this.pending.delete(p)
+    p.then(done, (err) => {
+      done()
+      this.logger.error('mqtt: background write failed', err)
+    })
+    return p
+  }
+
+  addUserConnection(username: string): boolean {
+    const n = this.userConnections.get(username) ?? 0
+    if (this.maxConnectionsPerUser > 0 && n >= this.maxConnectionsPerUser) return false
+    this.userConnections.set(username, n + 1)
+    return true
+  }
+
+  removeUserConnection(username: string): void {
+    const n = (this.userConnections.get(username) ?? 1) - 1
+    if (n <= 0) this.userConnections.delete(username)
+    else this.userConnections.set(username, n)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outbound encoding, shared across subscribers
+
+  private eventCache(event: ResourceEvent): EventCache {
+    let c = this.cache.get(event)
+    if (c === undefined) {
+      c = {
+        topic: undefined,
+        format: undefined,
+        payload: undefined,
+        payloads: undefined,
+        packets: undefined,
+        props: undefined,
+      }
+      this.cache.set(event, c)
+    }
+    return c
+  }
+
+  topicBytes(event: ResourceEvent): Buffer {
+    const c = this.eventCache(event)
+    return (c.topic ??= Buffer.from(event.topic, 'utf8'))
+  }
+
+  /** The payload for a subscriber's format: deletes are empty, raw bytes pass through, values are encoded once. */
+  payload(event: ResourceEvent, format: string): Uint8Array {
+    if (event.type === 'delete') return EMPTY
+    const value = event.value
+    if (value instanceof Uint8Array) return value
+    if (value === undefined) return EMPTY
+    const c = this.eventCache(event)
+    if (c.format === format) return c.payload!
+    const hit = c.payloads?.get(format)
+    if (hit !== undefined) return hit
+    let bytes: Uint8Array
+    try {
+      bytes = this.runtime.encode(event, format)
+    } catch (err) {
+      if (format === JSON_TYPE) throw err
+      this.logger.warn(`mqtt: cannot encode for ${format}, sending JSON`, err)
+      bytes = this.runtime.encode(event, JSON_TYPE)
+    }
+    if (c.format === undefined) {
+      c.format = format
+      c.payload = bytes
+    } else {
+      ;(c.payloads ??= new Map()).set(format, bytes)
+    }
+    return bytes
+  }
+
+  /** MQTT 5 property block for an event (without subscription identifiers). */
+  eventProperties(event: ResourceEvent, format: string, explicitFormat: boolean): Buffer {
+    const meta = event.meta?.properties as PublishProperties | undefined
+    const raw = event.value instanceof Uint8Array
+    const contentType = raw
+      ? event.contentType
+      : event.contentType !== undefined || explicitFormat
+        ? format
+        : undefined
+    if (meta === undefined && contentType === undefined) return EMPTY
+    const c = this.eventCache(event)
+    const key = `${explicitFormat ? 1 : 0}${format}`
+    const hit = c.props?.get(key)
+    if (hit !== undefined) return hit
+    const props: PublishProperties = {}
+    if (meta) {
+      if (meta.userProperties) props.userProperties = meta.userProperties
+      if (meta.responseTopic !== undefined) props.responseTopic = meta.responseTopic
+      if (meta.correlationData !== undefined) props.correlationData = Buffer.from(meta.correlationData)
+      if (meta.messageExpiryInterval !== undefined) props.messageExpiryInterval = meta.messageExpiryInterval
+      if (raw && meta.payloadFormatIndicator !== undefined)
+        props.payloadFormatIndicator = meta.payloadFormatIndicator
+    }
+    if (contentType !== undefined) props.contentType = contentType
+    const block = encodePublishProperties(props)
+    ;(c.props ??= new Map()).set(key, block)
+    return block
+  }
+
+  withSubscriptionId(props: Buffer, id: number | undefined): Buffer {
+    if (id === undefined) return props
+    return Buffer.concat([props, encodePublishProperties(undefined, [id])])
+  }
+
+  /** A QoS 0 PUBLISH; identical packets (same topic, format, flags, no per-subscriber properties) are shared. */
+  qos0Packet(
+    event: ResourceEvent,
+    format: string,
+    retain: boolean,
+    v5: boolean,
+    sub: SessionSubscription,
+    explicitFormat: boolean,
+  ): Buffer {
+    const payload = this.payload(event, format)
+    if (v5 && sub.id !== undefined) {
+      const props = this.withSubscriptionId(this.eventProperties(event, format, explicitFormat), sub.id)
+      return encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
+    }
+    const c = this.eventCache(event)
+    const key = `${v5 ? (explicitFormat ? 2 : 1) : 0}${retain ? 1 : 0}${format}`
+    let packet = c.packets?.get(key)
+    if (packet === undefined) {
+      const props = v5 ? this.eventProperties(event, format, explicitFormat) : null
+      packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
+      ;(c.packets ??= new Map()).set(key, packet)
+    }
+    return packet
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sessions
+
+  /** A session in memory, or restored from its record; undefined when there is none. */
+  findSession(clientId: string): Session | undefined {
+    const live = this.sessions.get(clientId)
+    if (live !== undefined) return live
+    const rec = this.state<StoredSession>(SESSIONS_STORE).get(clientId)
+    if (rec === undefined || rec.v !== 1) return undefined
+    const session = Session.restore(this, rec)
+    this.sessions.set(clientId, session)
+    return session
+  }
+
+  /** Ends a session: subscriptions closed, persisted state erased; a delayed will is published now. */
+  endSession(session: Session): Promise<void> {
+    session.destroyed = true
+    if (session.expiryTimer) clearTimeout(session.expiryTimer)
+    session.expiryTimer = null
+    for (const sub of session.subscriptions.values()) {
+      sub.closed = true
+      sub.handle?.close()
+      sub.handle = null
+    }
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId)
+    this.publishWillsNow(session.clientId)
+    return session.persisted ? session.erase() : Promise.resolve()
+  }
+
+  /** The connection of `session` closed: keep it (durable) or end it. */
+  sessionOffline(session: Session): void {
+    session.detach()
+    if (!session.durable || session.destroyed) {
+      if (!session.destroyed) void this.endSession(session)
+      return
+    }
+    session.disconnectedAt = Date.now()
+    void session.save()
+    if (!this.closing) this.scheduleExpiry(session)
+  }
+
+  scheduleExpiry(session: Session): void {
+    if (session.expiryTimer) clearTimeout(session.expiryTimer)
+    session.expiryTimer = null
+    const ms = session.expiryMs()
+    if (!Number.isFinite(ms)) return
+    const remaining = (session.disconnectedAt ?? Date.now()) + ms - Date.now()
+    if (remaining <= 0) {
+      void this.endSession(session)
+      return
+    }
+    session.expiryTimer = setTimeout(
+      () => {
+        session.expiryTimer = null
+        if (session.connection === null && !session.destroyed) this.scheduleExpiry(session)
+      },
+      Math.min(remaining, MAX_TIMER_MS),
+    )
+    session.expiryTimer.unref?.()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Wills
+
+  willKey(clientId: string, connectionId: string): Key {
+    return [clientId, connectionId]
+  }
+
+  /** The connection closed without DISCONNECT: publish now or after the Will Delay Interval. */
+  triggerWill(key: Key, will: StoredWill, sessionEnds: boolean, sessionExpiryMs: number): void {
+    const delayMs = sessionEnds ? 0 : Math.min(will.delay * 1000, sessionExpiryMs)
+    if (delayMs <= 0) {
+      void this.publishWill(key, will)
+      return
+    }
+    will.dueAt = Date.now() + delayMs
+    this.track(this.state<StoredWill>(WILLS_STORE).put(key, will))
+    this.scheduleWill(key, will)
+  }
+
+  private scheduleWill(key: Key, will: StoredWill): void {
+    const list = this.wills.get(will.clientId) ?? []
+    const entry: PendingWill = { key, will, timer: null }
+    const remaining = (will.dueAt ?? Date.now()) - Date.now()
+    if (remaining > 0) {
+      entry.timer = setTimeout(() => this.fireWill(entry), Math.min(remaining, MAX_TIMER_MS))
+      entry.timer.unref?.()
+      list.push(entry)
+      this.wills.set(will.clientId, list)
+    } else {
+      void this.publishWill(key, will)
+    }
+  }
+
+  private fireWill(entry: PendingWill): void {
+    const list = this.wills.get(entry.will.clientId)
+    if (list) {
+      const i = list.indexOf(entry)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) this.wills.delete(entry.will.clientId)
+    }
+    void this.publishWill(entry.key, entry.will)
+  }
+
+  /** A new connection resumed the session before the delay passed: the will is not sent [MQTT-3.1.3-9]. */
+  cancelWills(clientId: string): void {
+    const list = this.wills.get(clientId)
+    if (!list) return
+    this.wills.delete(clientId)
+    const store = this.state(WILLS_STORE)
+    for (const w of list) {
+      if (w.timer) clearTimeout(w.timer)
+      this.track(store.delete(w.key))
+    }
+  }
+
+  /** The session ended (clean start, expiry): delayed wills go out now. */
+  publishWillsNow(clientId: string): void {
+    const list = this.wills.get(clientId)
+    if (!list) return
+    this.wills.delete(clientId)
+    for (const w of list) {
+      if (w.timer) clearTimeout(w.timer)
+      void this.publishWill(w.key, w.will)
+    }
+  }
+
+  discardWill(key: Key): void {
+    this.track(this.state(WILLS_STORE).delete(key))
+  }
+
+  persistWill(key: Key, will: StoredWill): Promise<void> {
+    return this.track(this.state<StoredWill>(WILLS_STORE).put(key, will))
+  }
+
+  /** Publishes a will as its owner; the will record is deleted in the same transaction (published once). */
+  async publishWill(key: Key, will: StoredWill): Promise<void> {
+    const runtime = this.runtime
+    const work = (async () => {
+      try {
+        const user = will.username !== null ? await runtime.findUser(will.username) : runtime.anonymous()
+        const meta: Record<string, unknown> = { qos: will.qos, clientId: will.clientId }
+        if (will.properties) meta.properties = will.properties
+        await runtime.publish(
+          will.topic,
+          {
+            payload: Buffer.from(will.payload),
+            retain: will.retain,
+            qos: will.qos,
+            ...(will.contentType !== undefined ? { contentType: will.contentType } : {}),
+            meta,
+          },
+          { user, transport: 'mqtt', clientId: will.clientId },
+          { atomic: [{ store: WILLS_STORE, key, value: undefined }] },
+        )
+      } catch (err) {
+        this.logger.warn(`mqtt: will of ${will.clientId} on ${will.topic} refused`, err)
+        await this.state(WILLS_STORE).delete(key)
+      }
+    })()
+    await this.track(work)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Start-up: sessions and wills left by the previous process
+
+  private restore(): void {
+    const now = Date.now()
+    let records: StoredSession[]
+    let wills: { key: Key; value: StoredWill }[]
+    try {
+      records = [...this.state<StoredSession>(SESSIONS_STORE).entries()].map((e) => e.value)
+      wills = [...this.state<StoredWill>(WILLS_STORE).entries()]
+    } catch (err) {
+      this.logger.error('mqtt: cannot read persisted sessions', err)
+      return
+    }
+    for (const rec of records) {
+      if (!rec || rec.v !== 1) continue
+      const session = Session.restore(this, rec)
+      if (session.disconnectedAt === null) {
+        // Connected when the previous process died: it went offline then.
+        session.disconnectedAt = now
+        void session.save()
+      }
+      this.sessions.set(session.clientId, session)
+      if (session.expiry < NEVER_EXPIRES) this.scheduleExpiry(session)
+    }
+    for (const { key, value } of wills) {
+      if (!value) continue
+      this.scheduleWill(key, { ...value, dueAt: value.dueAt ?? now + value.delay * 1000 })
+    }
+  }
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.floor(n)))
+}

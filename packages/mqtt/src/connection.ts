@@ -1,0 +1,968 @@
+import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import mqttPacket from 'mqtt-packet'
+import type { BrokerCore } from './broker.js'
+import {
+  MalformedPacketError,
+  type MqttError,
+  ProtocolError,
+  ReasonCode,
+  reasonCodeFor,
+  subackFailureCode,
+  v3ConnackCode,
+} from './errors.js'
+import { FrameReader, type FrameSink } from './frame-reader.js'
+import {
+  encodeAck,
+  type InboundPublish,
+  PINGRESP,
+  PUBACK,
+  PUBCOMP,
+  PUBREC,
+  parsePublish,
+} from './publish-codec.js'
+import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
+import { Session, type SessionSubscription } from './session.js'
+import { NEVER_EXPIRES, packetKey, QOS2_STORE, type StoredWill } from './session-store.js'
+import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
+import type { ConnectionInfo, SessionInfo } from './types.js'
+
+type Packet = mqttPacket.Packet
+type ConnectPacket = mqttPacket.IConnectPacket
+
+enum State {
+  AwaitingConnect = 0,
+  Connecting = 1,
+  Connected = 2,
+  Closed = 3,
+}
+
+interface AckEntry {
+  type: number
+  packetId: number
+  reasonCode: number
+  done: boolean
+}
+
+/** Inbound publishes not yet committed before the stream is paused (back-pressure). */
+const PAUSE_AT = 1024
+const RESUME_AT = 256
+const JSON_TYPE = 'application/json'
+const fatalDecoder = new TextDecoder('utf-8', { fatal: true })
+
+function firstUserProperty(
+  props: { userProperties?: Record<string, string | string[]> } | undefined,
+  name: string,
+) {
+  const v = props?.userProperties?.[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/**
+ * One client connection over a duplex stream: framing, the CONNECT handshake, keep-alive, the inbound
+ * QoS flows and acknowledgement order, topic aliases, limits, and the will. Outbound delivery state
+ * lives in the Session so it survives the connection.
+ */
+export class Connection implements FrameSink {
+  state = State.AwaitingConnect
+  version = 4
+  v5 = false
+  session: Session | null = null
+  readonly ctx: RequestContext = { user: null, transport: 'mqtt' }
+  clientId = ''
+  /** Format for subscribers without a per-subscription `accept`. */
+  accept = JSON_TYPE
+  acceptExplicit = false
+  contentType: string | undefined
+  clientReceiveMaximum = 65535
+  clientMaximumPacketSize = Number.POSITIVE_INFINITY
+
+  private readonly reader: FrameReader
+  private parser: ReturnType<typeof mqttPacket.parser> | null = null
+  private parsed: Packet | null = null
+  private parseError: Error | null = null
+  private held: [Buffer, number][] | null = null
+  private keepAliveMs = 0
+  private lastRx = Date.now()
+  private keepAliveTimer: NodeJS.Timeout | null = null
+  private connectTimer: NodeJS.Timeout | null = null
+  private closeTimer: NodeJS.Timeout | null = null
+  private aliases: Map<number, string> | null = null
+  private acks: AckEntry[] = []
+  private ackHead = 0
+  private inflightIn = 0
+  private quotaUsed = 0
+  private paused = false
+  private will: StoredWill | null = null
+  private willKey: readonly [string, string] | null = null
+  private countedUser: string | null = null
+  private sendWill = true
+  private closeReason = 'connection closed'
+
+  constructor(
+    readonly broker: BrokerCore,
+    readonly stream: Duplex,
+    readonly info: ConnectionInfo,
+    readonly id: string,
+  ) {
+    this.reader = new FrameReader(this, broker.maxPacketSize)
+    stream.on('data', (chunk: Buffer) => {
+      this.lastRx = Date.now()
+      this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+    })
+    stream.on('error', (err) => this.close(`stream error: ${err.message}`))
+    stream.on('end', () => this.close('stream ended'))
+    stream.on('close', () => this.close('stream closed'))
+    this.connectTimer = setTimeout(() => this.close('no CONNECT in time'), broker.connectTimeoutMs)
+    this.connectTimer.unref?.()
+  }
+
+  get sessionInfo(): SessionInfo {
+    return { clientId: this.clientId, user: this.ctx.user }
+  }
+
+  write(buf: Buffer): void {
+    if (this.state !== State.Closed) this.stream.write(buf)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Framing and dispatch
+
+  onFrame(frame: Buffer, bodyOffset: number): void {
+    const state = this.state
+    if (state === State.Connected) {
+      if (frame[0]! >> 4 === 3) this.onPublish(frame, bodyOffset)
+      else this.onControlFrame(frame)
+      return
+    }
+    if (state === State.Connecting) {
+      // Packets pipelined behind CONNECT wait for the handshake to finish.
+      this.held?.push([frame, bodyOffset])
+      return
+    }
+    if (state === State.AwaitingConnect) this.onFirstFrame(frame, bodyOffset)
+  }
+
+  onFrameError(error: MqttError): void {
+    this.protocolViolation(error)
+  }
+
+  private parse(frame: Buffer): Packet | null {
+    let parser = this.parser
+    if (parser === null) {
+      parser = this.parser = mqttPacket.parser({ protocolVersion: this.version })
+      parser.on('packet', (p: Packet) => {
+        this.parsed = p
+      })
+      parser.on('error', (err: Error) => {
+        this.parseError = err
+      })
+    }
+    this.parsed = null
+    this.parseError = null
+    try {
+      parser.parse(frame)
+    } catch (err) {
+      this.parseError = err as Error
+    }
+    if (this.parseError !== null || this.parsed === null) {
+      this.protocolViolation(new MalformedPacketError(this.parseError?.message ?? 'incomplete packet'))
+      // A fresh parser: mqtt-packet keeps partial state after an error.
+      this.parser = null
+      return null
+    }
+    return this.parsed
+  }
+
+  private onFirstFrame(frame: Buffer, bodyOffset: number): void {
+    if (frame[0] !== 0x10) {
+      // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
+      this.close('first packet was not CONNECT')
+      return
+    }
+    // Protocol name and level, checked before mqtt-packet (which cannot answer an unknown level).
+    const nameLen = frame.length >= bodyOffset + 2 ? (frame[bodyOffset]! << 8) | frame[bodyOffset + 1]! : -1
+    const levelPos = bodyOffset + 2 + nameLen
+    if (nameLen < 0 || levelPos >= frame.length) {
+      this.close('malformed CONNECT')
+      return
+    }
+    const name = frame.toString('latin1', bodyOffset + 2, levelPos)
+    const level = frame[levelPos]! & 0x7f
+    if (name !== 'MQTT' && name !== 'MQIsdp') {
+      this.close('unknown protocol name') // [MQTT-3.1.2-1]
+      return
+    }
+    if ((name === 'MQTT' && level !== 4 && level !== 5) || (name === 'MQIsdp' && level !== 3)) {
+      // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
+      this.stream.write(Buffer.from([0x20, 2, 0, 1]))
+      this.close('unsupported protocol version')
+      return
+    }
+    this.version = level
+    this.v5 = level === 5
+    const packet = this.parse(frame)
+    if (packet === null) return
+    this.state = State.Connecting
+    this.held = []
+    void this.onConnect(packet as ConnectPacket).catch((err) => {
+      this.broker.logger.error('mqtt: CONNECT handling failed', err)
+      this.refuse(ReasonCode.UnspecifiedError, 'internal error')
+    })
+  }
+
+  private onControlFrame(frame: Buffer): void {
+    const packet = this.parse(frame)
+    if (packet === null) return
+    switch (packet.cmd) {
+      case 'puback':
+        this.session!.complete(packet.messageId!, 1, 'publish')
+        return
+      case 'pubrec': {
+        const rc = packet.reasonCode ?? 0
+        if (rc >= 0x80) {
+          this.session!.complete(packet.messageId!, 2, 'publish')
+          return
+        }
+        const known = this.session!.received(packet.messageId!)
+        this.write(
+          encodeAck(0x62, packet.messageId!, known ? 0 : ReasonCode.PacketIdentifierNotFound, this.v5),
+        )
+        return
+      }
+      case 'pubcomp':
+        this.session!.complete(packet.messageId!, 2, 'pubrel')
+        return
+      case 'pubrel':
+        this.onPubrel(packet.messageId!)
+        return
+      case 'subscribe':
+        this.onSubscribe(packet)
+        return
+      case 'unsubscribe':
+        this.onUnsubscribe(packet)
+        return
+      case 'pingreq':
+        this.write(PINGRESP)
+        return
+      case 'disconnect':
+        this.onDisconnect(packet)
+        return
+      case 'connect':
+        // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+        this.protocolViolation(new ProtocolError('second CONNECT'))
+        return
+      default:
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client; AUTH is not supported yet.
+        this.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // CONNECT
+
+  private async onConnect(packet: ConnectPacket): Promise<void> {
+    const broker = this.broker
+    const runtime = broker.runtime
+    const v5 = this.v5
+    if (this.connectTimer) clearTimeout(this.connectTimer)
+    this.connectTimer = null
+
+    if (packet.protocolId === 'MQIsdp' && packet.protocolVersion !== 3)
+      return this.close('protocol name/level mismatch')
+    if (
+      !isValidUtf8String(packet.clientId) ||
+      (packet.username !== undefined && !isValidUtf8String(packet.username))
+    ) {
+      return this.protocolViolation(new MalformedPacketError('CONNECT string is not valid UTF-8'))
+    }
+    if (!v5 && packet.password !== undefined && packet.username === undefined) {
+      // [MQTT-3.1.2-22]
+      return this.protocolViolation(new ProtocolError('password without user name'))
+    }
+    const props = packet.properties
+    if (v5 && props) {
+      if (props.receiveMaximum === 0) return this.protocolViolation(new ProtocolError('receive maximum 0'))
+      if (props.maximumPacketSize === 0)
+        return this.protocolViolation(new ProtocolError('maximum packet size 0'))
+      if (props.authenticationMethod !== undefined) {
+        return this.refuse(ReasonCode.BadAuthenticationMethod, 'enhanced authentication is not supported')
+      }
+    }
+    const will = packet.will
+    if (will) {
+      if (!isValidUtf8String(will.topic) || !isValidTopicName(will.topic)) {
+        if (v5) return this.refuse(ReasonCode.TopicNameInvalid, 'invalid will topic')
+        return this.protocolViolation(new ProtocolError('invalid will topic'))
+      }
+    }
+
+    // Client identifier [MQTT-3.1.3-6..9].
+    let clientId = packet.clientId
+    let assigned: string | undefined
+    if (clientId.length === 0) {
+      if (v5 || (this.version === 4 && packet.clean)) {
+        clientId = assigned = `auto-${randomUUID()}`
+        if (!v5) assigned = undefined
+      } else {
+        return this.refuse(ReasonCode.ClientIdentifierNotValid, 'empty client id without clean session')
+      }
+    }
+    this.clientId = clientId
+
+    // Keep alive [MQTT-3.1.2-24]; v5 Server Keep Alive [MQTT-3.2.2-21].
+    let keepAlive = packet.keepalive ?? 0
+    let serverKeepAlive: number | undefined
+    const max = broker.maxKeepAlive
+    if (max > 0 && max < 65535 && (keepAlive === 0 || keepAlive > max)) {
+      if (v5) serverKeepAlive = keepAlive = max
+      else if (keepAlive > max)
+        return this.refuse(ReasonCode.ClientIdentifierNotValid, 'keep alive above maximum')
+    }
+
+    // Authentication.
+    let user: User | null
+    const username = packet.username
+    try {
+      if (this.info.certificateUser !== undefined) {
+        user = await runtime.findUser(this.info.certificateUser)
+        if (user === null)
+          return this.authFailed(ReasonCode.BadUserNameOrPassword, 'unknown certificate user', username)
+      } else if (username !== undefined) {
+        user = await runtime.authenticate(username, packet.password ? packet.password.toString('utf8') : '')
+        if (user === null)
+          return this.authFailed(ReasonCode.BadUserNameOrPassword, 'bad user name or password', username)
+      } else {
+        user = broker.requireAuthentication ? null : runtime.anonymous()
+        if (user === null)
+          return this.authFailed(ReasonCode.NotAuthorized, 'anonymous access refused', username)
+      }
+    } catch (err) {
+      broker.logger.warn('mqtt: authentication failed', err)
+      return this.authFailed(reasonCodeFor(err), 'authentication error', username)
+    }
+    if (this.state !== State.Connecting) return
+    if (broker.closing) return this.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
+    if (user !== null && !user.superUser) {
+      if (!broker.addUserConnection(user.username))
+        return this.refuse(ReasonCode.QuotaExceeded, 'too many connections')
+      this.countedUser = user.username
+    }
+    this.ctx.user = user
+    this.ctx.clientId = clientId
+
+    // Per-connection settings from CONNECT properties.
+    if (v5 && props) {
+      if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
+      if (props.maximumPacketSize !== undefined) this.clientMaximumPacketSize = props.maximumPacketSize
+      const accept = firstUserProperty(props, 'accept')
+      if (accept) {
+        this.accept = accept
+        this.acceptExplicit = true
+      }
+      const contentType = firstUserProperty(props, 'content-type')
+      if (contentType) this.contentType = contentType
+    }
+
+    // Session: takeover [MQTT-3.1.4-2], clean start, resume.
+    const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
+    let session = broker.findSession(clientId)
+    if (session?.connection) session.connection.takeOver()
+    if (session !== undefined && (packet.clean || session.destroyed)) {
+      await broker.endSession(session)
+      session = undefined
+    } else if (session !== undefined) {
+      broker.cancelWills(clientId)
+    }
+    if (this.state !== State.Connecting) return
+    const sessionPresent = session !== undefined
+    if (session === undefined) {
+      session = new Session(broker, clientId)
+      broker.sessions.set(clientId, session)
+    }
+    if (session.expiryTimer) clearTimeout(session.expiryTimer)
+    session.expiryTimer = null
+    const wasDurable = session.durable
+    session.expiry = expiry
+    session.user = user
+    session.username = user?.username ?? null
+    session.protocolVersion = this.version
+    session.disconnectedAt = null
+    session.connection = this
+    this.session = session
+    if (session.durable) await session.save()
+    else if (wasDurable && session.persisted) await session.erase()
+
+    if (will) {
+      const willProps = will.properties
+      const stored: StoredWill = {
+        clientId,
+        username: user?.username ?? null,
+        topic: will.topic,
+        payload: Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload),
+        qos: (will.qos ?? 0) as 0 | 1 | 2,
+        retain: will.retain ?? false,
+        delay: v5 ? (willProps?.willDelayInterval ?? 0) : 0,
+        dueAt: null,
+      }
+      const ct = willProps?.contentType ?? this.contentType
+      if (ct !== undefined) stored.contentType = ct
+      if (willProps) {
+        const { willDelayInterval: _d, contentType: _c, ...rest } = willProps
+        if (Object.keys(rest).length > 0) stored.properties = rest
+      }
+      this.will = stored
+      this.willKey = [clientId, this.id]
+      await broker.persistWill(this.willKey, stored)
+    }
+    if (this.state !== State.Connecting || session.connection !== this) return
+
+    // CONNACK.
+    if (v5) {
+      const properties: Record<string, unknown> = {
+        topicAliasMaximum: broker.topicAliasMaximum,
+        maximumPacketSize: broker.maxPacketSize,
+        wildcardSubscriptionAvailable: true,
+        subscriptionIdentifiersAvailable: true,
+        sharedSubscriptionAvailable: false,
+        retainAvailable: true,
+      }
+      if (broker.receiveMaximum < 65535) properties.receiveMaximum = broker.receiveMaximum
+      if (assigned !== undefined) properties.assignedClientIdentifier = assigned
+      if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive
+      this.stream.write(
+        mqttPacket.generate(
+          { cmd: 'connack', reasonCode: 0, sessionPresent, properties } as mqttPacket.IConnackPacket,
+          { protocolVersion: 5 },
+        ),
+      )
+    } else {
+      this.stream.write(Buffer.from([0x20, 2, sessionPresent ? 1 : 0, 0]))
+    }
+    this.state = State.Connected
+    this.aliases = v5 && broker.topicAliasMaximum > 0 ? new Map() : null
+    this.startKeepAlive(keepAlive)
+    broker.events.emit('connected', this.sessionInfo, this.stream)
+
+    if (sessionPresent) {
+      session.retransmit(this)
+      this.resubscribe(session)
+    }
+    const held = this.held
+    this.held = null
+    if (held) for (const [frame, off] of held) if (this.state === State.Connected) this.onFrame(frame, off)
+  }
+
+  /** A resumed durable session: catch up from the change log after each cursor, then go live. */
+  private resubscribe(session: Session): void {
+    for (const sub of session.subscriptions.values()) {
+      if (sub.closed || sub.handle !== null) continue
+      const after = session.catchUpCursor(sub)
+      this.openSubscription(sub, false, after > 0 ? after : undefined).then(
+        (rc) => {
+          if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
+            session.subscriptions.delete(sub.filter)
+            session.scheduleSave()
+          }
+        },
+        () => {},
+      )
+    }
+    session.fillWindow()
+  }
+
+  private refuse(reason: number, why: string): void {
+    if (this.state === State.Closed) return
+    if (this.v5) {
+      this.stream.write(
+        mqttPacket.generate(
+          { cmd: 'connack', reasonCode: reason, sessionPresent: false } as mqttPacket.IConnackPacket,
+          {
+            protocolVersion: 5,
+          },
+        ),
+      )
+    } else {
+      this.stream.write(Buffer.from([0x20, 2, 0, v3ConnackCode(reason)]))
+    }
+    this.close(`CONNECT refused: ${why}`, true)
+  }
+
+  private authFailed(reason: number, why: string, username: string | undefined): void {
+    this.broker.events.emit('auth-failed', { clientId: this.clientId, username, reason: why }, this.stream)
+    this.refuse(reason, why)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound PUBLISH
+
+  private onPublish(frame: Buffer, bodyOffset: number): void {
+    const p = parsePublish(frame, bodyOffset, this.v5)
+    if (!('topic' in p)) return this.protocolViolation(p)
+    let topic = p.topic
+    const props = p.properties
+    if (props !== undefined && props.topicAlias !== undefined) {
+      const alias = props.topicAlias
+      if (alias === 0 || alias > this.broker.topicAliasMaximum || this.aliases === null) {
+        return this.protocolViolation(
+          new ProtocolError('topic alias out of range', ReasonCode.TopicAliasInvalid),
+        )
+      }
+      if (topic.length === 0) {
+        const known = this.aliases.get(alias)
+        if (known === undefined) return this.protocolViolation(new ProtocolError('unknown topic alias'))
+        topic = known
+      } else {
+        this.aliases.set(alias, topic)
+      }
+      delete props.topicAlias
+    }
+    if (!isValidTopicName(topic)) {
+      // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
+      return this.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
+    }
+    const qos = p.qos
+    if (qos > 0 && this.v5) {
+      const known =
+        qos === 2 && (this.session!.inboundQos2.has(p.packetId) || this.session!.pendingQos2.has(p.packetId))
+      if (!known && this.quotaUsed >= this.broker.receiveMaximum) {
+        // [MQTT-3.3.4-9]
+        return this.protocolViolation(
+          new ProtocolError(
+            'receive maximum exceeded',
+            ReasonCode.ReceiveMaximumExceeded,
+            'MQTT_RECEIVE_MAXIMUM_EXCEEDED',
+          ),
+        )
+      }
+    }
+    if (props?.payloadFormatIndicator === true && !isUtf8(p.payload)) {
+      // MQTT 5 section 3.3.2.3.2: a payload flagged UTF-8 that is not is refused with 0x99.
+      if (qos === 1) this.write(encodeAck(PUBACK, p.packetId, ReasonCode.PayloadFormatInvalid, true))
+      else if (qos === 2) this.write(encodeAck(PUBREC, p.packetId, ReasonCode.PayloadFormatInvalid, true))
+      return
+    }
+    if (qos === 0) this.publishQos0(topic, p)
+    else if (qos === 1) this.publishQos1(topic, p)
+    else this.publishQos2(topic, p)
+  }
+
+  private message(topic: string, p: InboundPublish): PublishMessage {
+    const meta: EventMeta = { qos: p.qos, clientId: this.clientId }
+    const props = p.properties
+    let contentType = this.contentType
+    if (props !== undefined) {
+      if (props.contentType !== undefined) {
+        contentType = props.contentType
+        delete props.contentType
+      }
+      for (const _ in props) {
+        meta.properties = props as Record<string, unknown>
+        break
+      }
+    }
+    const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
+    if (contentType !== undefined) msg.contentType = contentType
+    void topic
+    return msg
+  }
+
+  private publishQos0(topic: string, p: InboundPublish): void {
+    this.inflightIn++
+    if (this.inflightIn >= PAUSE_AT) this.pause()
+    this.broker.runtime.publish(topic, this.message(topic, p), this.ctx).then(
+      () => this.publishSettled(),
+      (err) => {
+        this.publishSettled()
+        this.broker.logger.debug(`mqtt: QoS 0 publish to ${topic} refused`, err)
+      },
+    )
+  }
+
+  private publishQos1(topic: string, p: InboundPublish): void {
+    const ack = this.pushAck(PUBACK, p.packetId)
+    this.quotaUsed++
+    this.inflightIn++
+    if (this.inflightIn >= PAUSE_AT) this.pause()
+    this.broker.runtime.publish(topic, this.message(topic, p), this.ctx).then(
+      () => {
+        this.publishSettled()
+        this.finishAck(ack, 0)
+      },
+      (err) => {
+        this.publishSettled()
+        this.finishAck(ack, this.refusedReason(err, topic))
+      },
+    )
+  }
+
+  private publishQos2(topic: string, p: InboundPublish): void {
+    const session = this.session!
+    const id = p.packetId
+    const ack = this.pushAck(PUBREC, id)
+    if (session.inboundQos2.has(id)) {
+      // A duplicate of a message already applied: acknowledge, do not apply again [MQTT-4.3.3-10].
+      this.finishAck(ack, 0)
+      return
+    }
+    const pending = session.pendingQos2.get(id)
+    if (pending !== undefined) {
+      pending.then(
+        () => this.finishAck(ack, session.inboundQos2.has(id) ? 0 : ReasonCode.UnspecifiedError),
+        () => this.finishAck(ack, ReasonCode.UnspecifiedError),
+      )
+      return
+    }
+    this.quotaUsed++
+    this.inflightIn++
+    if (this.inflightIn >= PAUSE_AT) this.pause()
+    const options = session.durable
+      ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
+      : undefined
+    const work = this.broker.runtime.publish(topic, this.message(topic, p), this.ctx, options).then(
+      () => {
+        session.inboundQos2.add(id)
+        this.publishSettled()
+        this.finishAck(ack, 0)
+      },
+      (err) => {
+        this.publishSettled()
+        const rc = this.refusedReason(err, topic)
+        if (!this.v5)
+          session.inboundQos2.add(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
+        else this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+        this.finishAck(ack, rc)
+      },
+    )
+    session.pendingQos2.set(id, work)
+    work.finally(() => {
+      if (session.pendingQos2.get(id) === work) session.pendingQos2.delete(id)
+    })
+  }
+
+  private refusedReason(err: unknown, topic: string): number {
+    const rc = reasonCodeFor(err)
+    this.broker.logger.debug(
+      `mqtt: publish to ${topic} by ${this.clientId} refused (0x${rc.toString(16)})`,
+      err,
+    )
+    // v3.1.1 has no negative acknowledgement: like Mosquitto, acknowledge and drop (record unchanged).
+    return this.v5 ? rc : 0
+  }
+
+  private onPubrel(id: number): void {
+    const session = this.session!
+    const release = () => {
+      if (!session.inboundQos2.has(id)) {
+        this.write(encodeAck(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, this.v5))
+        return
+      }
+      session.inboundQos2.delete(id)
+      this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+      if (!session.durable && !session.persisted) {
+        this.write(encodeAck(PUBCOMP, id, 0, this.v5))
+        return
+      }
+      // The id is forgotten durably before PUBCOMP, so a reused id is never mistaken for a duplicate.
+      this.broker.track(this.broker.state(QOS2_STORE).delete(packetKey(session.clientId, id))).then(
+        () => this.write(encodeAck(PUBCOMP, id, 0, this.v5)),
+        () => this.close('state write failed'),
+      )
+    }
+    const pending = session.pendingQos2.get(id)
+    if (pending !== undefined) pending.then(release, release)
+    else release()
+  }
+
+  private pushAck(type: number, packetId: number): AckEntry {
+    const entry: AckEntry = { type, packetId, reasonCode: 0, done: false }
+    this.acks.push(entry)
+    return entry
+  }
+
+  /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
+  private finishAck(entry: AckEntry, reasonCode: number): void {
+    entry.done = true
+    entry.reasonCode = reasonCode
+    const acks = this.acks
+    let head = this.ackHead
+    while (head < acks.length && acks[head]!.done) {
+      const a = acks[head++]!
+      this.write(encodeAck(a.type, a.packetId, a.reasonCode, this.v5))
+      if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+    }
+    if (head === acks.length) {
+      this.acks = []
+      this.ackHead = 0
+    } else {
+      this.ackHead = head
+    }
+  }
+
+  private publishSettled(): void {
+    this.inflightIn--
+    if (this.paused && this.inflightIn <= RESUME_AT) {
+      this.paused = false
+      if (this.state !== State.Closed) this.stream.resume()
+    }
+  }
+
+  private pause(): void {
+    if (!this.paused) {
+      this.paused = true
+      this.stream.pause()
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // SUBSCRIBE / UNSUBSCRIBE
+
+  private onSubscribe(packet: mqttPacket.ISubscribePacket): void {
+    const session = this.session!
+    const props = packet.properties
+    const subId = props?.subscriptionIdentifier
+    if (subId === 0) return this.protocolViolation(new ProtocolError('subscription identifier 0'))
+    const accept = firstUserProperty(props, 'accept')
+    const codes: Promise<number>[] = []
+    for (const s of packet.subscriptions) {
+      if (!isValidUtf8String(s.topic)) {
+        return this.protocolViolation(new MalformedPacketError('topic filter is not valid UTF-8'))
+      }
+      codes.push(this.subscribeOne(session, s, subId, accept))
+    }
+    Promise.all(codes).then(async (granted) => {
+      if (session.durable) await session.save()
+      if (this.state !== State.Connected) return
+      this.write(
+        mqttPacket.generate(
+          { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket,
+          { protocolVersion: this.version },
+        ),
+      )
+    })
+  }
+
+  private subscribeOne(
+    session: Session,
+    s: mqttPacket.ISubscription,
+    subId: number | undefined,
+    accept: string | undefined,
+  ): Promise<number> {
+    const v5 = this.v5
+    if (!isValidTopicFilter(s.topic)) return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
+    if (isSharedFilter(s.topic))
+      return Promise.resolve(v5 ? ReasonCode.SharedSubscriptionsNotSupported : 0x80)
+    const existing = session.subscriptions.get(s.topic)
+    const rh = s.rh ?? 0
+    const sub: SessionSubscription = {
+      filter: s.topic,
+      qos: s.qos,
+      nl: v5 ? (s.nl ?? false) : false,
+      rap: v5 ? (s.rap ?? false) : false,
+      rh,
+      cursor: existing?.cursor ?? 0,
+      handle: null,
+      closed: false,
+      listener: () => {},
+    }
+    if (subId !== undefined) sub.id = subId
+    if (accept !== undefined) sub.accept = accept
+    sub.listener = (event, delivery) => session.deliver(sub, event, delivery)
+    if (existing) {
+      // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
+      existing.closed = true
+      existing.handle?.close()
+    }
+    session.subscriptions.set(s.topic, sub)
+    const sendRetained = rh === 0 || (rh === 1 && existing === undefined)
+    return this.openSubscription(sub, sendRetained, undefined).then((rc) => {
+      if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub)
+        session.subscriptions.delete(sub.filter)
+      return rc
+    })
+  }
+
+  /** Opens the runtime subscription for `sub`; resolves to the granted QoS or a failure code. */
+  private openSubscription(
+    sub: SessionSubscription,
+    retained: boolean,
+    after: number | undefined,
+  ): Promise<number> {
+    const options: Parameters<BrokerCore['runtime']['subscribe']>[2] = {
+      retained,
+      qos: sub.qos,
+      noLocal: sub.nl,
+      retainAsPublished: sub.rap,
+    }
+    if (after !== undefined) options.after = after
+    if (sub.id !== undefined) options.subscriptionId = sub.id
+    return this.broker.runtime.subscribe(sub.filter, sub.listener, options, this.ctx).then(
+      (handle) => {
+        const live = (handle as { cursor?: unknown }).cursor
+        if (typeof live === 'number' && live > sub.cursor && after === undefined) sub.cursor = live
+        if (sub.closed || this.session?.connection !== this) handle.close()
+        else sub.handle = handle
+        return sub.qos
+      },
+      (err) => {
+        this.broker.logger.debug(`mqtt: subscribe to ${sub.filter} by ${this.clientId} refused`, err)
+        return subackFailureCode(err, this.version)
+      },
+    )
+  }
+
+  private onUnsubscribe(packet: mqttPacket.IUnsubscribePacket): void {
+    const session = this.session!
+    const granted: number[] = []
+    for (const filter of packet.unsubscriptions) {
+      const sub = session.subscriptions.get(filter)
+      if (sub === undefined) {
+        granted.push(ReasonCode.NoSubscriptionExisted)
+        continue
+      }
+      sub.closed = true
+      sub.handle?.close()
+      sub.handle = null
+      session.subscriptions.delete(filter)
+      granted.push(ReasonCode.Success)
+    }
+    const reply = () => {
+      if (this.state !== State.Connected) return
+      const ack = { cmd: 'unsuback', messageId: packet.messageId, granted } as mqttPacket.IUnsubackPacket
+      this.write(mqttPacket.generate(ack, { protocolVersion: this.version }))
+    }
+    if (session.durable) session.save().then(reply, reply)
+    else reply()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // DISCONNECT, keep-alive, closing
+
+  private onDisconnect(packet: mqttPacket.IDisconnectPacket): void {
+    const session = this.session!
+    const rc = packet.reasonCode ?? 0
+    const expiry = packet.properties?.sessionExpiryInterval
+    if (this.v5 && expiry !== undefined) {
+      if (session.expiry === 0 && expiry !== 0) {
+        // [MQTT-3.14.2-2]
+        return this.protocolViolation(
+          new ProtocolError('session expiry set at DISCONNECT after 0 at CONNECT'),
+        )
+      }
+      session.expiry = expiry
+    }
+    // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
+    this.sendWill = this.v5 && rc === ReasonCode.DisconnectWithWill
+    this.close('client disconnected', this.sendWill ? undefined : true)
+  }
+
+  private startKeepAlive(seconds: number): void {
+    if (seconds === 0) return
+    // [MQTT-3.1.2-24] one and a half times the keep alive.
+    this.keepAliveMs = seconds * 1500
+    this.keepAliveTimer = setTimeout(() => this.checkKeepAlive(), this.keepAliveMs)
+    this.keepAliveTimer.unref?.()
+  }
+
+  private checkKeepAlive(): void {
+    if (this.state === State.Closed) return
+    const idle = Date.now() - this.lastRx
+    if (idle >= this.keepAliveMs) {
+      this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
+      return
+    }
+    this.keepAliveTimer = setTimeout(() => this.checkKeepAlive(), this.keepAliveMs - idle)
+    this.keepAliveTimer.unref?.()
+  }
+
+  /** Another connection took over the session: v5 DISCONNECT 0x8E, then close (will rules apply). */
+  takeOver(): void {
+    this.disconnectWith(ReasonCode.SessionTakenOver, 'session taken over')
+  }
+
+  /** Broker shutdown: v5 DISCONNECT 0x8B; the will stays persisted and is published after restart. */
+  shutdown(): void {
+    this.sendWill = false
+    this.keepWillForRestart = true
+    this.disconnectWith(ReasonCode.ServerShuttingDown, 'server shutting down')
+  }
+
+  private keepWillForRestart = false
+
+  private disconnectWith(reasonCode: number, reason: string): void {
+    if (this.state === State.Connected && this.v5) {
+      this.stream.write(
+        mqttPacket.generate({ cmd: 'disconnect', reasonCode } as mqttPacket.IDisconnectPacket, {
+          protocolVersion: 5,
+        }),
+      )
+    }
+    this.close(reason)
+  }
+
+  /** Malformed bytes or a protocol violation: this connection closes, v5 with DISCONNECT and the reason code. */
+  private protocolViolation(error: MqttError): void {
+    this.broker.logger.debug(`mqtt: closing ${this.clientId || 'a connection'}: ${error.message}`)
+    this.disconnectWith(error.reasonCode, error.message)
+  }
+
+  /**
+   * Closes the connection once. `graceful` = normal DISCONNECT (no will) or a refused CONNECT.
+   * The session goes offline (durable) or ends; the will is published, delayed or discarded.
+   */
+  close(reason: string, graceful?: boolean): void {
+    const prev = this.state
+    if (prev === State.Closed) return
+    this.state = State.Closed
+    this.closeReason = reason
+    this.reader.stop()
+    if (this.connectTimer) clearTimeout(this.connectTimer)
+    if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer)
+    this.held = null
+    const broker = this.broker
+    broker.connections.delete(this)
+    const stream = this.stream
+    if (!stream.destroyed) {
+      stream.end()
+      // A peer that does not close its side is cut off.
+      this.closeTimer = setTimeout(() => stream.destroy(), 1000)
+      this.closeTimer.unref?.()
+      stream.once('close', () => {
+        if (this.closeTimer) clearTimeout(this.closeTimer)
+      })
+    }
+    if (this.countedUser !== null) broker.removeUserConnection(this.countedUser)
+    const session = this.session
+    if (session === null || session.connection !== this) {
+      if (prev === State.Connected || prev === State.Connecting) this.settleWill(graceful === true, session)
+      if (prev === State.Connected) broker.events.emit('disconnected', this.sessionInfo, stream, { reason })
+      return
+    }
+    this.settleWill(graceful === true, session)
+    broker.sessionOffline(session)
+    if (prev === State.Connected) broker.events.emit('disconnected', this.sessionInfo, stream, { reason })
+  }
+
+  private settleWill(graceful: boolean, session: Session | null): void {
+    const will = this.will
+    const key = this.willKey
+    if (will === null || key === null) return
+    this.will = null
+    if (this.keepWillForRestart) return
+    if (graceful && !this.sendWill) {
+      this.broker.discardWill(key)
+      return
+    }
+    const ends = session === null || !session.durable || session.destroyed
+    this.broker.triggerWill(key, will, ends, session?.expiryMs() ?? 0)
+  }
+}
+
+function isUtf8(buf: Buffer): boolean {
+  try {
+    fatalDecoder.decode(buf)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * PUBLISH and acknowledgement packets, read and written by hand: the hot path of the broker.
+ * Every other packet goes through mqtt-packet. Layout: MQTT 3.1.1 section 3.3, MQTT 5 section 3.3.
+ */
+import { MalformedPacketError, type MqttError, ProtocolError, ReasonCode } from './errors.js'
+import { decodeUtf8 } from './topic-validate.js'
+
+export type UserProperties = Record<string, string | string[]>
+
+/** MQTT 5 PUBLISH properties in mqtt-packet's shape. */
+export interface PublishProperties {
+  payloadFormatIndicator?: boolean
+  messageExpiryInterval?: number
+  contentType?: string
+  responseTopic?: string
+  correlationData?: Buffer
+  userProperties?: UserProperties
+  topicAlias?: number
+  subscriptionIdentifier?: number | number[]
+}
+
+export interface InboundPublish {
+  topic: string
+  qos: 0 | 1 | 2
+  retain: boolean
+  dup: boolean
+  packetId: number
+  payload: Buffer
+  properties: PublishProperties | undefined
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** Parses a PUBLISH frame (fixed header included); returns an error for malformed bytes. */
+export function parsePublish(frame: Buffer, bodyOffset: number, v5: boolean): InboundPublish | MqttError {
+  const flags = frame[0]! & 0x0f
+  const qos = (flags >> 1) & 3
+  if (qos === 3) return new MalformedPacketError('PUBLISH with QoS 3') // [MQTT-3.3.1-4]
+  const dup = (flags & 8) !== 0
+  if (dup && qos === 0) return new MalformedPacketError('DUP set on a QoS 0 PUBLISH') // [MQTT-3.3.1-2]
+  const end = frame.length
+  let pos = bodyOffset
+  if (pos + 2 > end) return new MalformedPacketError('PUBLISH too short')
+  const topicLen = (frame[pos]! << 8) | frame[pos + 1]!
+  pos += 2
+  if (pos + topicLen > end) return new MalformedPacketError('PUBLISH topic longer than the packet')
+  const topic = decodeUtf8(frame, pos, pos + topicLen)
+  if (topic === undefined) return new MalformedPacketError('PUBLISH topic is not valid UTF-8')
+  pos += topicLen
+  let packetId = 0
+  if (qos > 0) {
+    if (pos + 2 > end) return new MalformedPacketError('PUBLISH without packet identifier')
+    packetId = (frame[pos]! << 8) | frame[pos + 1]!
+    pos += 2
+    if (packetId === 0) return new MalformedPacketError('PUBLISH with packet identifier 0') // [MQTT-2.3.1-1]
+  }
+  let properties: PublishProperties | undefined
+  if (v5) {
+    const r = readVarInt(frame, pos, end)
+    if (r < 0) return new MalformedPacketError('bad property length')
+    const propLen = r & 0x0fffffff
+    pos += r >>> 28
+    const propEnd = pos + propLen
+    if (propEnd > end) return new MalformedPacketError('properties longer than the packet')
+    if (propLen > 0) {
+      const parsed = parsePublishProperties(frame, pos, propEnd)
+      if (parsed instanceof Error) return parsed
+      properties = parsed
+    }
+    pos = propEnd
+  }
+  return {
+    topic,
+    qos: qos as 0 | 1 | 2,
+    retain: (flags & 1) !== 0,
+    dup,
+    packetId,
+    payload: pos < end ? frame.subarray(pos, end) : EMPTY,
+    properties,
+  }
+}
+
+/** Returns (bytes << 28) | value, or -1 when malformed. Values fit in 28 bits. */
+export function readVarInt(buf: Buffer, pos: number, end: number): number {
+  let value = 0
+  let mult = 1
+  for (let i = 0; i < 4; i++) {
+    if (pos + i >= end) return -1
+    const b = buf[pos + i]!
+    value += (b & 0x7f) * mult
+    if ((b & 0x80) === 0) return ((i + 1) << 28) | value
+    mult *= 128
+  }
+  return -1
+}
+
+function parsePublishProperties(buf: Buffer, pos: number, end: number): PublishProperties | MqttError {
+  const props: PublishProperties = {}
+  const bad = (what: string) => new MalformedPacketError(`bad PUBLISH property ${what}`)
+  const readString = (): string | undefined => {
+    if (pos + 2 > end) return undefined
+    const len = (buf[pos]! << 8) | buf[pos + 1]!
+    if (pos + 2 + len > end) return undefined
+    const s = decodeUtf8(buf, pos + 2, pos + 2 + len)
+    pos += 2 + len
+    return s
+  }
+  while (pos < end) {
+    const id = buf[pos++]!
+    switch (id) {
+      case 0x01: {
+        if (props.payloadFormatIndicator !== undefined) return new ProtocolError('duplicate property')
+        if (pos >= end) return bad('payload format indicator')
+        const v = buf[pos++]!
+        if (v > 1) return new ProtocolError('payload format indicator must be 0 or 1')
+        props.payloadFormatIndicator = v === 1
+        break
+      }
+      case 0x02:
+        if (props.messageExpiryInterval !== undefined) return new ProtocolError('duplicate property')
+        if (pos + 4 > end) return bad('message expiry')
+        props.messageExpiryInterval = buf.readUInt32BE(pos)
+        pos += 4
+        break
+      case 0x03: {
+        if (props.contentType !== undefined) return new ProtocolError('duplicate property')
+        const s = readString()
+        if (s === undefined) return bad('content type')
+        props.contentType = s
+        break
+      }
+      case 0x08: {
+        if (props.responseTopic !== undefined) return new ProtocolError('duplicate property')
+        const s = readString()
+        if (s === undefined) return bad('response topic')
+        if (s.length === 0 || s.includes('+') || s.includes('#'))
+          return new ProtocolError('response topic must be a topic name', ReasonCode.TopicNameInvalid)
+        props.responseTopic = s
+        break
+      }
+      case 0x09: {
+        if (props.correlationData !== undefined) return new ProtocolError('duplicate property')
+        if (pos + 2 > end) return bad('correlation data')
+        const len = (buf[pos]! << 8) | buf[pos + 1]!
+        if (pos + 2 + len > end) return bad('correlation data')
+        props.correlationData = Buffer.from(buf.subarray(pos + 2, pos + 2 + len))
+        pos += 2 + len
+        break
+      }
+      case 0x0b:
+        // [MQTT-3.3.4-6] a client must not send a subscription identifier.
+        return new ProtocolError('PUBLISH from a client must not carry a subscription identifier')
+      case 0x23:
+        if (props.topicAlias !== undefined) return new ProtocolError('duplicate property')
+        if (pos + 2 > end) return bad('topic alias')
+        props.topicAlias = (buf[pos]! << 8) | buf[pos + 1]!
+        pos += 2
+        break
+      case 0x26: {
+        const k = readString()
+        const v = k === undefined ? undefined : readString()
+        if (k === undefined || v === undefined) return bad('user property')
+        const ups = (props.userProperties ??= {})
+        const prev = ups[k]
+        if (prev === undefined) ups[k] = v
+        else if (Array.isArray(prev)) prev.push(v)
+        else ups[k] = [prev, v]
+        break
+      }
+      default:
+        return bad(`0x${id.toString(16)}`)
+    }
+  }
+  return props
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+function varIntSize(n: number): number {
+  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4
+}
+
+function writeVarInt(buf: Buffer, pos: number, n: number): number {
+  do {
+    let b = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    buf[pos++] = b
+  } while (n > 0)
+  return pos
+}
+
+/**
+ * Encodes MQTT 5 PUBLISH properties (without the property-length prefix). Returns an empty buffer
+ * when there is nothing to send, so v5 packets without properties stay shareable.
+ */
+export function encodePublishProperties(
+  props: PublishProperties | undefined,
+  subscriptionIds?: readonly number[],
+): Buffer {
+  const parts: Buffer[] = []
+  if (props) {
+    if (props.payloadFormatIndicator !== undefined)
+      parts.push(Buffer.from([0x01, props.payloadFormatIndicator ? 1 : 0]))
+    if (props.messageExpiryInterval !== undefined) {
+      const b = Buffer.allocUnsafe(5)
+      b[0] = 0x02
+      b.writeUInt32BE(props.messageExpiryInterval >>> 0, 1)
+      parts.push(b)
+    }
+    if (props.contentType !== undefined) parts.push(stringProp(0x03, props.contentType))
+    if (props.responseTopic !== undefined) parts.push(stringProp(0x08, props.responseTopic))
+    if (props.correlationData !== undefined) {
+      const data = Buffer.from(props.correlationData)
+      const b = Buffer.allocUnsafe(3)
+      b[0] = 0x09
+      b.writeUInt16BE(data.length, 1)
+      parts.push(b, data)
+    }
+    if (props.topicAlias !== undefined) {
+      parts.push(Buffer.from([0x23, props.topicAlias >> 8, props.topicAlias & 0xff]))
+    }
+    if (props.userProperties) {
+      for (const [k, v] of Object.entries(props.userProperties)) {
+        for (const value of Array.isArray(v) ? v : [v]) {
+          parts.push(Buffer.from([0x26]), lengthPrefixed(k), lengthPrefixed(String(value)))
+        }
+      }
+    }
+  }
+  if (subscriptionIds) {
+    for (const id of subscriptionIds) {
+      const b = Buffer.allocUnsafe(1 + varIntSize(id))
+      b[0] = 0x0b
+      writeVarInt(b, 1, id)
+      parts.push(b)
+    }
+  }
+  return parts.length === 0 ? EMPTY : Buffer.concat(parts)
+}
+
+function lengthPrefixed(s: string): Buffer {
+  const body = Buffer.from(s, 'utf8')
+  const b = Buffer.allocUnsafe(2 + body.length)
+  b.writeUInt16BE(body.length, 0)
+  body.copy(b, 2)
+  return b
+}
+
+function stringProp(id: number, s: string): Buffer {
+  return Buffer.concat([Buffer.from([id]), lengthPrefixed(s)])
+}
+
+/**
+ * One PUBLISH packet in one buffer. `properties` is null for v3.1/3.1.1 and the encoded property
+ * block (possibly empty) for v5.
+ */
+export function encodePublish(
+  topic: Buffer,
+  payload: Uint8Array,
+  qos: number,
+  retain: boolean,
+  dup: boolean,
+  packetId: number,
+  properties: Buffer | null,
+): Buffer {
+  const propLen = properties === null ? 0 : properties.length
+  const remaining =
+    2 +
+    topic.length +
+    (qos > 0 ? 2 : 0) +
+    (properties === null ? 0 : varIntSize(propLen) + propLen) +
+    payload.length
+  const size = 1 + varIntSize(remaining) + remaining
+  const buf = Buffer.allocUnsafe(size)
+  buf[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0)
+  let pos = writeVarInt(buf, 1, remaining)
+  buf[pos++] = topic.length >> 8
+  buf[pos++] = topic.length & 0xff
+  pos += topic.copy(buf, pos)
+  if (qos > 0) {
+    buf[pos++] = packetId >> 8
+    buf[pos++] = packetId & 0xff
+  }
+  if (properties !== null) {
+    pos = writeVarInt(buf, pos, propLen)
+    if (propLen > 0) pos += properties.copy(buf, pos)
+  }
+  if (payload.length > 0) buf.set(payload, pos)
+  return buf
+}
+
+/** Overwrites DUP and the packet id of an encoded QoS > 0 PUBLISH in place (retransmission). */
+export function setDup(packet: Buffer): Buffer {
+  const copy = Buffer.from(packet)
+  copy[0] = copy[0]! | 0x08
+  return copy
+}
+
+export const PUBACK = 0x40
+export const PUBREC = 0x50
+export const PUBREL = 0x62
+export const PUBCOMP = 0x70
+
+/** PUBACK / PUBREC / PUBREL / PUBCOMP; the reason code is written only for v5 and when not 0. */
+export function encodeAck(type: number, packetId: number, reasonCode: number, v5: boolean): Buffer {
+  if (v5 && reasonCode !== 0) {
+    return Buffer.from([type, 3, packetId >> 8, packetId & 0xff, reasonCode])
+  }
+  return Buffer.from([type, 2, packetId >> 8, packetId & 0xff])
+}
+
+export const PINGRESP = Buffer.from([0xd0, 0])

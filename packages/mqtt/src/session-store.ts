@@ -1,0 +1,80 @@
+/**
+ * Persistence format of MQTT sessions, kept in the runtime's transport state stores (never the change log).
+ * Version field `v` lets a later release migrate records.
+ */
+import type { Key } from './runtime.js'
+
+/** Store names in runtime.state(). */
+export const SESSIONS_STORE = 'mqtt-sessions'
+export const INFLIGHT_STORE = 'mqtt-inflight'
+export const QOS2_STORE = 'mqtt-qos2'
+export const WILLS_STORE = 'mqtt-wills'
+
+/** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
+export const NEVER_EXPIRES = 0xffffffff
+
+/** Key `clientId` in SESSIONS_STORE. */
+export interface StoredSession {
+  v: 1
+  clientId: string
+  username: string | null
+  protocolVersion: number
+  /** Session Expiry Interval, seconds (NEVER_EXPIRES for v3 clean-session 0). */
+  expiry: number
+  /** ms since the epoch; null while connected (after a crash: treated as "now" at start-up). */
+  disconnectedAt: number | null
+  subscriptions: StoredSubscription[]
+}
+
+export interface StoredSubscription {
+  filter: string
+  qos: 0 | 1 | 2
+  nl: boolean
+  rap: boolean
+  rh: number
+  id?: number
+  accept?: string
+  /** Change-log cursor: every logged event up to here was delivered (QoS 0) or acknowledged (QoS 1/2). */
+  cursor: number
+}
+
+/** Key [clientId, packetId] in INFLIGHT_STORE: an outbound QoS 1/2 message not yet completed. */
+export interface StoredInflight {
+  topic: string
+  payload: Uint8Array
+  qos: 1 | 2
+  retain: boolean
+  /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREC received, waiting for PUBCOMP. */
+  state: 'publish' | 'pubrel'
+  filter: string
+  cursor: number
+  /** Encoded MQTT 5 property block, used when the client reconnects with v5. */
+  props?: Uint8Array
+}
+
+/** Key [clientId, connectionId] in WILLS_STORE: a will that is not yet published or discarded. */
+export interface StoredWill {
+  clientId: string
+  username: string | null
+  topic: string
+  payload: Uint8Array
+  qos: 0 | 1 | 2
+  retain: boolean
+  contentType?: string
+  properties?: Record<string, unknown>
+  /** Will Delay Interval, seconds. */
+  delay: number
+  /** ms since the epoch when it is due; null while its connection is open. */
+  dueAt: number | null
+}
+
+/** Key [clientId, packetId] in QOS2_STORE: an inbound QoS 2 packet id applied but not yet released. */
+export type StoredQos2 = 1
+
+export function sessionKey(clientId: string): Key {
+  return clientId
+}
+
+export function packetKey(clientId: string, packetId: number): Key {
+  return [clientId, packetId]
+}

@@ -1,0 +1,495 @@
+import type { BrokerCore } from './broker.js'
+import type { Connection } from './connection.js'
+import { encodeAck, encodePublish, PUBREL } from './publish-codec.js'
+import type { Delivery, Key, ResourceEvent, Subscription, User } from './runtime.js'
+import {
+  INFLIGHT_STORE,
+  NEVER_EXPIRES,
+  packetKey,
+  QOS2_STORE,
+  SESSIONS_STORE,
+  type StoredInflight,
+  type StoredSession,
+  type StoredSubscription,
+} from './session-store.js'
+
+/** One subscription of a session; `handle` is the live runtime subscription while the client is online. */
+export interface SessionSubscription {
+  filter: string
+  qos: 0 | 1 | 2
+  nl: boolean
+  rap: boolean
+  rh: number
+  id?: number
+  accept?: string
+  cursor: number
+  handle: Subscription | null
+  closed: boolean
+  listener: (event: ResourceEvent, delivery: Delivery) => void
+}
+
+/** An outbound QoS 1/2 message waiting for PUBACK / PUBREC / PUBCOMP. */
+export interface InflightEntry {
+  packetId: number
+  qos: 1 | 2
+  state: 'publish' | 'pubrel'
+  topic: string
+  payload: Uint8Array
+  retain: boolean
+  filter: string
+  cursor: number
+  props: Buffer | undefined
+  /** Encoded packet as first sent (DUP 0), for the current connection's protocol version. */
+  packet: Buffer | null
+}
+
+interface Queued {
+  sub: SessionSubscription
+  event: ResourceEvent
+  qos: 0 | 1 | 2
+  retain: boolean
+}
+
+interface OutboxItem {
+  packet: Buffer
+  ready: boolean
+  sub: SessionSubscription | null
+  cursor: number
+}
+
+/**
+ * Session state (MQTT 3.1.1 section 4.1, MQTT 5 section 4.1): subscriptions with their change-log cursors,
+ * the outbound in-flight window and queue, and the inbound QoS 2 packet ids awaiting PUBREL.
+ * Durable sessions (expiry > 0) persist all of it through the runtime's state stores.
+ */
+export class Session {
+  readonly subscriptions = new Map<string, SessionSubscription>()
+  readonly inflight = new Map<number, InflightEntry>()
+  /** Inbound QoS 2 ids applied and awaiting PUBREL. */
+  readonly inboundQos2 = new Set<number>()
+  /** Inbound QoS 2 ids whose publish is not committed yet. */
+  readonly pendingQos2 = new Map<number, Promise<unknown>>()
+  connection: Connection | null = null
+  user: User | null = null
+  username: string | null = null
+  protocolVersion = 4
+  expiry = 0
+  disconnectedAt: number | null = null
+  expiryTimer: NodeJS.Timeout | null = null
+  destroyed = false
+  private queue: Queued[] = []
+  private queueHead = 0
+  private outbox: OutboxItem[] = []
+  private nextPacketId = 1
+  private saveTimer: NodeJS.Immediate | null = null
+  private completed: Key[] = []
+  /** Set once the record was written, so a clean restart knows to delete it. */
+  persisted = false
+
+  constructor(
+    readonly broker: BrokerCore,
+    readonly clientId: string,
+  ) {}
+
+  get durable(): boolean {
+    return this.expiry > 0
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outbound delivery
+
+  /** Called by the runtime for every event matching `sub`. */
+  deliver(sub: SessionSubscription, event: ResourceEvent, delivery: Delivery | undefined): void {
+    const conn = this.connection
+    if (conn === null || sub.closed) return
+    if (sub.nl && event.meta?.clientId === this.clientId && !event.retained) return
+    const published = event.meta?.qos
+    const qos = (published === undefined || published > sub.qos ? sub.qos : published) as 0 | 1 | 2
+    const retain =
+      event.retained || ((sub.rap || delivery?.retainAsPublished === true) && event.type !== 'message')
+    if (this.queueHead < this.queue.length || (qos > 0 && this.inflight.size >= this.window(conn))) {
+      if (this.queue.length - this.queueHead >= this.broker.maxQueued) {
+        this.broker.logger.warn(`mqtt: queue full for ${this.clientId}, dropping a message on ${event.topic}`)
+        return
+      }
+      this.queue.push({ sub, event, qos, retain })
+      return
+    }
+    this.send(conn, sub, event, qos, retain)
+  }
+
+  private window(conn: Connection): number {
+    return Math.min(this.broker.maxInflight, conn.clientReceiveMaximum)
+  }
+
+  private send(
+    conn: Connection,
+    sub: SessionSubscription,
+    event: ResourceEvent,
+    qos: 0 | 1 | 2,
+    retain: boolean,
+  ): void {
+    const broker = this.broker
+    const format = sub.accept ?? conn.accept
+    if (qos === 0) {
+      const packet = broker.qos0Packet(
+        event,
+        format,
+        retain,
+        conn.v5,
+        sub,
+        sub.accept !== undefined || conn.acceptExplicit,
+      )
+      if (packet.length > conn.clientMaximumPacketSize) return this.advance(sub, event.cursor)
+      this.write(conn, packet, null, sub, event.cursor)
+      return
+    }
+    const payload = broker.payload(event, format)
+    const props = conn.v5
+      ? broker.eventProperties(event, format, sub.accept !== undefined || conn.acceptExplicit)
+      : undefined
+    const packetId = this.allocatePacketId()
+    const propBlock = conn.v5 ? broker.withSubscriptionId(props!, sub.id) : null
+    const packet = encodePublish(broker.topicBytes(event), payload, qos, retain, false, packetId, propBlock)
+    if (packet.length > conn.clientMaximumPacketSize) {
+      // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
+      return this.advance(sub, event.cursor)
+    }
+    const entry: InflightEntry = {
+      packetId,
+      qos: qos as 1 | 2,
+      state: 'publish',
+      topic: event.topic,
+      payload,
+      retain,
+      filter: sub.filter,
+      cursor: event.cursor,
+      props: propBlock ?? undefined,
+      packet,
+    }
+    this.inflight.set(packetId, entry)
+    if (this.durable) {
+      const stored: StoredInflight = {
+        topic: entry.topic,
+        payload: entry.payload,
+        qos: entry.qos,
+        retain,
+        state: 'publish',
+        filter: sub.filter,
+        cursor: event.cursor,
+      }
+      if (propBlock && propBlock.length > 0) stored.props = propBlock
+      // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
+      this.write(
+        conn,
+        packet,
+        broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored),
+        null,
+        0,
+      )
+    } else {
+      this.write(conn, packet, null, null, 0)
+    }
+  }
+
+  /** Writes in order; a packet waiting for its persistence holds back the ones behind it. */
+  private write(
+    conn: Connection,
+    packet: Buffer,
+    wait: Promise<void> | null,
+    sub: SessionSubscription | null,
+    cursor: number,
+  ) {
+    if (wait === null && this.outbox.length === 0) {
+      conn.write(packet)
+      if (sub !== null) this.advance(sub, cursor)
+      return
+    }
+    const item: OutboxItem = { packet, ready: wait === null, sub, cursor }
+    this.outbox.push(item)
+    if (wait !== null) {
+      wait.then(
+        () => {
+          item.ready = true
+          this.drainOutbox()
+        },
+        (err) => {
+          this.broker.logger.error('mqtt: persisting an in-flight message failed', err)
+          item.ready = true
+          this.drainOutbox()
+        },
+      )
+    }
+  }
+
+  private drainOutbox(): void {
+    const conn = this.connection
+    let i = 0
+    while (i < this.outbox.length && this.outbox[i]!.ready) {
+      const item = this.outbox[i++]!
+      if (conn !== null) {
+        conn.write(item.packet)
+        if (item.sub !== null) this.advance(item.sub, item.cursor)
+      }
+    }
+    if (i > 0) this.outbox.splice(0, i)
+  }
+
+  /** Moves a subscription's cursor forward (QoS 0 sent, or QoS 1/2 completed). */
+  private advance(sub: SessionSubscription, cursor: number): void {
+    if (cursor > sub.cursor) {
+      sub.cursor = cursor
+      if (this.durable) this.scheduleSave()
+    }
+  }
+
+  private allocatePacketId(): number {
+    for (;;) {
+      const id = this.nextPacketId
+      this.nextPacketId = id === 65535 ? 1 : id + 1
+      if (!this.inflight.has(id)) return id
+    }
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) or a v5 PUBREC with an error: the message is done. */
+  complete(packetId: number, expectQos: 1 | 2, expectState: 'publish' | 'pubrel'): boolean {
+    const entry = this.inflight.get(packetId)
+    if (entry === undefined || entry.qos !== expectQos || entry.state !== expectState) return false
+    this.inflight.delete(packetId)
+    const sub = this.subscriptions.get(entry.filter)
+    if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
+    if (this.durable) {
+      this.completed.push(packetKey(this.clientId, packetId))
+      this.scheduleSave()
+    }
+    this.fillWindow()
+    return true
+  }
+
+  /** PUBREC: the QoS 2 message moves to the PUBREL state. */
+  received(packetId: number): boolean {
+    const entry = this.inflight.get(packetId)
+    if (entry === undefined || entry.qos !== 2) return false
+    if (entry.state === 'publish') {
+      entry.state = 'pubrel'
+      entry.packet = null
+      if (this.durable) {
+        const stored: StoredInflight = {
+          topic: entry.topic,
+          payload: entry.payload,
+          qos: 2,
+          retain: entry.retain,
+          state: 'pubrel',
+          filter: entry.filter,
+          cursor: entry.cursor,
+        }
+        this.broker.track(this.broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored))
+      }
+    }
+    return true
+  }
+
+  fillWindow(): void {
+    const conn = this.connection
+    if (conn === null) return
+    const window = this.window(conn)
+    while (this.queueHead < this.queue.length) {
+      const q = this.queue[this.queueHead]!
+      if (q.qos > 0 && this.inflight.size >= window) break
+      this.queue[this.queueHead++] = undefined as never
+      if (!q.sub.closed) this.send(conn, q.sub, q.event, q.qos, q.retain)
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = []
+      this.queueHead = 0
+    } else if (this.queueHead > 4096) {
+      this.queue = this.queue.slice(this.queueHead)
+      this.queueHead = 0
+    }
+  }
+
+  /** On reconnect: resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1]. */
+  retransmit(conn: Connection): void {
+    for (const entry of this.inflight.values()) {
+      if (entry.state === 'pubrel') {
+        conn.write(encodeAck(PUBREL, entry.packetId, 0, conn.v5))
+        continue
+      }
+      const props = conn.v5 ? (entry.props ? Buffer.from(entry.props) : Buffer.alloc(0)) : null
+      const packet = encodePublish(
+        Buffer.from(entry.topic),
+        entry.payload,
+        entry.qos,
+        entry.retain,
+        true,
+        entry.packetId,
+        props,
+      )
+      entry.packet = packet
+      conn.write(packet)
+    }
+  }
+
+  /** Effective catch-up cursor of a subscription: nothing at or before it needs replaying. */
+  catchUpCursor(sub: SessionSubscription): number {
+    let cursor = sub.cursor
+    for (const entry of this.inflight.values()) {
+      if (entry.filter === sub.filter && entry.cursor > cursor) cursor = entry.cursor
+    }
+    return cursor
+  }
+
+  /** The connection went away: live subscriptions stop, the queue is dropped (the log replays it). */
+  detach(): void {
+    this.connection = null
+    this.queue = []
+    this.queueHead = 0
+    this.outbox = []
+    this.pendingQos2.clear()
+    for (const sub of this.subscriptions.values()) {
+      sub.handle?.close()
+      sub.handle = null
+    }
+    if (!this.durable) {
+      for (const sub of this.subscriptions.values()) sub.closed = true
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Persistence
+
+  toRecord(): StoredSession {
+    const subscriptions: StoredSubscription[] = []
+    for (const s of this.subscriptions.values()) {
+      const rec: StoredSubscription = {
+        filter: s.filter,
+        qos: s.qos,
+        nl: s.nl,
+        rap: s.rap,
+        rh: s.rh,
+        cursor: s.cursor,
+      }
+      if (s.id !== undefined) rec.id = s.id
+      if (s.accept !== undefined) rec.accept = s.accept
+      subscriptions.push(rec)
+    }
+    return {
+      v: 1,
+      clientId: this.clientId,
+      username: this.username,
+      protocolVersion: this.protocolVersion,
+      expiry: this.expiry,
+      disconnectedAt: this.disconnectedAt,
+      subscriptions,
+    }
+  }
+
+  /** Writes the session record, then forgets the in-flight entries completed before it (cursor first). */
+  save(): Promise<void> {
+    if (this.saveTimer !== null) {
+      clearImmediate(this.saveTimer)
+      this.saveTimer = null
+    }
+    if (this.destroyed || !this.durable) return Promise.resolve()
+    const done = this.completed
+    this.completed = []
+    this.persisted = true
+    const p = this.broker
+      .state<StoredSession>(SESSIONS_STORE)
+      .put(this.clientId, this.toRecord())
+      .then(() => {
+        if (done.length === 0) return
+        const inflight = this.broker.state(INFLIGHT_STORE)
+        return Promise.all(done.map((k) => inflight.delete(k))).then(() => undefined)
+      })
+    return this.broker.track(p)
+  }
+
+  scheduleSave(): void {
+    if (this.saveTimer === null && !this.destroyed) {
+      this.saveTimer = setImmediate(() => {
+        this.saveTimer = null
+        void this.save()
+      })
+    }
+  }
+
+  /** Deletes every persisted trace of the session. */
+  async erase(): Promise<void> {
+    if (this.saveTimer !== null) {
+      clearImmediate(this.saveTimer)
+      this.saveTimer = null
+    }
+    this.completed = []
+    const broker = this.broker
+    const ops: Promise<void>[] = [broker.state(SESSIONS_STORE).delete(this.clientId)]
+    for (const store of [INFLIGHT_STORE, QOS2_STORE]) {
+      const s = broker.state(store)
+      for (const { key } of s.entries({ prefix: this.clientId })) {
+        if (Array.isArray(key) && key[0] === this.clientId) ops.push(s.delete(key))
+      }
+    }
+    this.persisted = false
+    await broker.track(Promise.all(ops).then(() => undefined))
+  }
+
+  /** Rebuilds an offline session from its persisted record. */
+  static restore(broker: BrokerCore, rec: StoredSession): Session {
+    const session = new Session(broker, rec.clientId)
+    session.username = rec.username
+    session.protocolVersion = rec.protocolVersion
+    session.expiry = rec.expiry
+    session.disconnectedAt = rec.disconnectedAt
+    session.persisted = true
+    for (const s of rec.subscriptions) {
+      const sub: SessionSubscription = {
+        filter: s.filter,
+        qos: s.qos,
+        nl: s.nl,
+        rap: s.rap,
+        rh: s.rh,
+        id: s.id,
+        accept: s.accept,
+        cursor: s.cursor,
+        handle: null,
+        closed: false,
+        listener: () => {},
+      }
+      sub.listener = (event, delivery) => session.deliver(sub, event, delivery)
+      session.subscriptions.set(s.filter, sub)
+    }
+    const inflight: [number, StoredInflight][] = []
+    for (const { key, value } of broker
+      .state<StoredInflight>(INFLIGHT_STORE)
+      .entries({ prefix: rec.clientId })) {
+      if (!Array.isArray(key) || key[0] !== rec.clientId) continue
+      inflight.push([Number(key[1]), value])
+    }
+    // Oldest first: ids were allocated in increasing order (modulo wrap-around), cursors tell the order.
+    inflight.sort((a, b) => a[1].cursor - b[1].cursor || a[0] - b[0])
+    for (const [packetId, v] of inflight) {
+      session.inflight.set(packetId, {
+        packetId,
+        qos: v.qos,
+        state: v.state,
+        topic: v.topic,
+        payload: Buffer.from(v.payload),
+        retain: v.retain,
+        filter: v.filter,
+        cursor: v.cursor,
+        props: v.props ? Buffer.from(v.props) : undefined,
+        packet: null,
+      })
+      session.nextPacketId = packetId === 65535 ? 1 : packetId + 1
+    }
+    for (const { key } of broker.state(QOS2_STORE).entries({ prefix: rec.clientId })) {
+      if (Array.isArray(key) && key[0] === rec.clientId) session.inboundQos2.add(Number(key[1]))
+    }
+    return session
+  }
+
+  /** Seconds -> ms until expiry, Infinity for never. */
+  expiryMs(): number {
+    return this.expiry >= NEVER_EXPIRES ? Number.POSITIVE_INFINITY : this.expiry * 1000
+  }
+}

@@ -1,0 +1,66 @@
+import type { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import type { BrokerRuntime, User } from './runtime.js'
+
+export interface Logger {
+  debug(...args: unknown[]): void
+  info(...args: unknown[]): void
+  warn(...args: unknown[]): void
+  error(...args: unknown[]): void
+}
+
+export interface BrokerOptions {
+  /** The resource runtime: the broker's only way to the data (publish, subscribe, users, state). */
+  runtime: BrokerRuntime
+  /** Longest keep-alive a client may use, seconds (v5: Server Keep Alive; v3: CONNACK 0x02 above it). Default 65535. */
+  maxKeepAlive?: number
+  /** QoS 1/2 PUBLISH packets a v5 client may have unacknowledged (CONNACK Receive Maximum). Default 65535. */
+  receiveMaximum?: number
+  /** Largest packet accepted, bytes (CONNACK Maximum Packet Size). Default 16 MiB. */
+  maxPacketSize?: number
+  /** Inbound topic aliases per v5 connection (CONNACK Topic Alias Maximum). Default 10. */
+  topicAliasMaximum?: number
+  /** Outbound QoS 1/2 messages in flight per session (further capped by the client's Receive Maximum). Default 65535. */
+  maxInflight?: number
+  /** Outbound QoS 1/2 messages queued behind a full in-flight window per session. Default 100000. */
+  maxQueued?: number
+  /** Concurrent connections per authenticated user (0 = unlimited). Default 0. */
+  maxConnectionsPerUser?: number
+  /** Refuse anonymous connections even when the runtime allows anonymous access. Default false. */
+  requireAuthentication?: boolean
+  /** Time a new connection has to send CONNECT, ms. Default 30000. */
+  connectTimeoutMs?: number
+  logger?: Logger
+}
+
+export interface ConnectionInfo {
+  transport: 'tcp' | 'tls' | 'ws' | 'wss'
+  remoteAddress?: string
+  remotePort?: number
+  /** mTLS: the user named by the client certificate; authenticates without a password via runtime.findUser. */
+  certificateUser?: string
+}
+
+/** The session as the events describe it. */
+export interface SessionInfo {
+  clientId: string
+  user: User | null
+}
+
+export interface BrokerEvents {
+  connection: [stream: Duplex, info: ConnectionInfo]
+  connected: [session: SessionInfo, stream: Duplex]
+  'auth-failed': [details: { clientId: string; username: string | undefined; reason: string }, stream: Duplex]
+  disconnected: [session: SessionInfo, stream: Duplex, details: { reason: string }]
+}
+
+export interface Broker {
+  /** `connection`, `connected`, `auth-failed`, `disconnected`. */
+  readonly events: EventEmitter<BrokerEvents>
+  /** Serves one client over any duplex stream (TCP, TLS, WebSocket). Bound: `net.createServer(broker.handle)`. */
+  readonly handle: (stream: Duplex, info?: ConnectionInfo) => void
+  /** Stops accepting, keeps pending wills and sessions persisted for the next start, closes every connection. */
+  close(): Promise<void>
+  /** Connections currently open (any state). */
+  readonly connectionCount: number
+}
