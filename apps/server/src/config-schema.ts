@@ -137,8 +137,9 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   {
     key: 'mqtt.maxKeepAlive',
     type: { kind: 'integer', min: 0, max: 65535 },
-    default: 600,
-    description: 'Largest keep-alive (seconds) the broker accepts; longer requests get this value (MQTT 5)',
+    default: 65535,
+    description:
+      'Longest keep-alive a client may use, seconds (MQTT 5: sent as Server Keep Alive; MQTT 3.1.1: a longer one is refused)',
   },
   {
     key: 'mqtt.maxPacketSize',
@@ -156,13 +157,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     key: 'mqtt.maxInflight',
     type: { kind: 'integer', min: 1, max: 65535 },
     default: 100,
-    description: 'Outbound QoS 1/2 messages in flight per client before queueing',
+    description:
+      "Outbound QoS 1/2 messages in flight per session (also capped by the client's Receive Maximum)",
   },
   {
     key: 'mqtt.maxQueued',
     type: { kind: 'integer', min: 0 },
     default: 10000,
-    description: 'Messages queued per session beyond the inflight window before the oldest QoS 0 are dropped',
+    description: 'Outbound QoS 1/2 messages queued per session behind a full in-flight window',
   },
   {
     key: 'mqtt.maxConnections',

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -42,6 +42,14 @@ describe('config schema', () => {
     const flags = CONFIG_KEYS.flatMap((s) => [flagName(s.key), ...(s.aliases ?? [])])
     expect(new Set(envs).size).toBe(envs.length)
     expect(new Set(flags).size).toBe(flags.length)
+  })
+
+  it('is documented in the README: every key with its env variable and flags', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+    for (const spec of CONFIG_KEYS) {
+      const flags = [flagName(spec.key), ...(spec.aliases ?? [])].map((f) => `\`--${f}\``).join(', ')
+      expect(readme, spec.key).toContain(`| \`${spec.key}\` | \`${envName(spec.key)}\` | ${flags} |`)
+    }
   })
 
   it('has defaults that pass its own validation', () => {

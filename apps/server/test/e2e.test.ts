@@ -15,7 +15,10 @@ const ALICE = { username: 'alice', password: 'alice-pw' }
 const DEVICE = 'device-7'
 const haveOpenssl = hasOpenssl()
 const haveMosquitto = hasCommand('mosquitto_sub') && hasCommand('mosquitto_pub')
-if (!haveMosquitto) console.warn('mosquitto_pub/mosquitto_sub not found: skipping their tests (bash scripts/ensure-system-deps.sh)')
+if (!haveMosquitto)
+  console.warn(
+    'mosquitto_pub/mosquitto_sub not found: skipping their tests (bash scripts/ensure-system-deps.sh)',
+  )
 if (!haveOpenssl) console.warn('openssl not found: skipping the TLS and mTLS tests')
 
 describe('proj-server (built, as a child process)', () => {
@@ -33,7 +36,7 @@ describe('proj-server (built, as a child process)', () => {
 
   beforeAll(async () => {
     root = await tempDir('proj-server-e2e-')
-    const config = ['mqtt:', '  maxKeepAlive: 30']
+    const config = ['mqtt:', '  maxKeepAlive: 120']
     if (haveOpenssl) {
       await mkdir(join(root.path, 'certs'))
       certs = createTestCertificates(join(root.path, 'certs'))
@@ -90,23 +93,30 @@ describe('proj-server (built, as a child process)', () => {
   })
 
   it('serves an MQTT retained publish back over REST', async () => {
-    const publisher = track(await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-pub-1' }))
+    const publisher = track(
+      await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-pub-1' }),
+    )
     await publisher.publishAsync('Dog/1', JSON.stringify({ name: 'Rex', breed: 'Beagle', age: 3 }), {
       qos: 1,
       retain: true,
     })
     // PUBACK came after the commit, so the record is there at once
-    const res = await fetch(`${http}/Dog/1`, { headers: { Authorization: adminAuth, Accept: 'application/json' } })
+    const res = await fetch(`${http}/Dog/1`, {
+      headers: { Authorization: adminAuth, Accept: 'application/json' },
+    })
     expect(res.status).toBe(200)
     expect(await res.json()).toMatchObject({ id: '1', name: 'Rex', breed: 'Beagle', age: 3 })
   })
 
   it('delivers a REST PUT to MQTT, SSE and WebSocket subscribers', async () => {
-    const subscriber = track(await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-sub-2' }))
+    const subscriber = track(
+      await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-sub-2' }),
+    )
     await subscriber.subscribeAsync('Dog/2', { qos: 1 })
 
     const sse = new EventSource(`${http}/Dog/2`, {
-      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: adminAuth } }),
+      fetch: (input, init) =>
+        fetch(input, { ...init, headers: { ...init?.headers, Authorization: adminAuth } }),
     })
     const sseEvents: { type: string; data: unknown }[] = []
     sse.addEventListener('put', (e) => sseEvents.push({ type: e.type, data: JSON.parse(e.data) }))
@@ -126,7 +136,22 @@ describe('proj-server (built, as a child process)', () => {
     let mosquitto: ReturnType<typeof run> | undefined
     if (haveMosquitto) {
       const port = String(server.listeners.mqtt!.port)
-      mosquitto = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', ALICE.username, '-P', ALICE.password, '-t', 'Dog/2', '-C', '1', '-W', '8'])
+      mosquitto = run('mosquitto_sub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-u',
+        ALICE.username,
+        '-P',
+        ALICE.password,
+        '-t',
+        'Dog/2',
+        '-C',
+        '1',
+        '-W',
+        '8',
+      ])
       // give mosquitto_sub time to subscribe (it prints nothing until a message arrives)
       await new Promise((r) => setTimeout(r, 300))
     }
@@ -142,9 +167,16 @@ describe('proj-server (built, as a child process)', () => {
     const { payload, packet } = await mqttMessage
     expect(JSON.parse(String(payload))).toMatchObject({ name: 'Fido', breed: 'Collie' })
     expect(packet.retain).toBe(false)
-    await waitFor(() => sseEvents.some((e) => (e.data as any).value?.name === 'Fido'), { message: 'the SSE put event' })
-    expect(sseEvents.find((e) => (e.data as any).value?.name === 'Fido')?.data).toMatchObject({ type: 'put', id: '2' })
-    await waitFor(() => wsEvents.some((e) => e.value?.name === 'Fido'), { message: 'the WebSocket put event' })
+    await waitFor(() => sseEvents.some((e) => (e.data as any).value?.name === 'Fido'), {
+      message: 'the SSE put event',
+    })
+    expect(sseEvents.find((e) => (e.data as any).value?.name === 'Fido')?.data).toMatchObject({
+      type: 'put',
+      id: '2',
+    })
+    await waitFor(() => wsEvents.some((e) => e.value?.name === 'Fido'), {
+      message: 'the WebSocket put event',
+    })
     if (mosquitto) {
       const result = await mosquitto.done
       expect(result.code, result.stderr).toBe(0)
@@ -155,14 +187,24 @@ describe('proj-server (built, as a child process)', () => {
   })
 
   it('decodes a CBOR publish and delivers JSON to a JSON subscriber', async () => {
-    const subscriber = track(await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-json-sub' }))
+    const subscriber = track(
+      await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-json-sub' }),
+    )
     await subscriber.subscribeAsync('Dog/3', { qos: 1 })
     const received = nextMessage(subscriber, 'Dog/3', (p) => p.length > 0)
     const publisher = track(
-      await connectMqtt(server.listeners.mqtt!.url, { ...ALICE, clientId: 'e2e-cbor-pub', protocolVersion: 5 }),
+      await connectMqtt(server.listeners.mqtt!.url, {
+        ...ALICE,
+        clientId: 'e2e-cbor-pub',
+        protocolVersion: 5,
+      }),
     )
     const cbor = Buffer.from(encode({ name: 'Bolt', breed: 'Husky', age: 2 }, 'application/cbor'))
-    await publisher.publishAsync('Dog/3', cbor, { qos: 1, retain: true, properties: { contentType: 'application/cbor' } })
+    await publisher.publishAsync('Dog/3', cbor, {
+      qos: 1,
+      retain: true,
+      properties: { contentType: 'application/cbor' },
+    })
     const { payload } = await received
     // a subscriber that asked for nothing gets JSON, whatever the publisher sent
     expect(JSON.parse(String(payload))).toMatchObject({ name: 'Bolt', breed: 'Husky', age: 2 })
@@ -171,7 +213,9 @@ describe('proj-server (built, as a child process)', () => {
   })
 
   it('carries MQTT over WebSocket on the HTTP port', async () => {
-    const wsClient = track(await connectMqtt(`${http.replace('http', 'ws')}/mqtt`, { ...ALICE, clientId: 'e2e-ws' }))
+    const wsClient = track(
+      await connectMqtt(`${http.replace('http', 'ws')}/mqtt`, { ...ALICE, clientId: 'e2e-ws' }),
+    )
     await wsClient.subscribeAsync('Dog/1', { qos: 1 })
     const { payload, packet } = await nextMessage(wsClient, 'Dog/1')
     expect(packet.retain).toBe(true) // the current record, as a retained message
@@ -180,9 +224,10 @@ describe('proj-server (built, as a child process)', () => {
 
   describe('authentication', () => {
     it('refuses a wrong password over MQTT', async () => {
-      const error = await connectMqtt(server.listeners.mqtt!.url, { username: ALICE.username, password: 'wrong' }).catch(
-        (e) => e,
-      )
+      const error = await connectMqtt(server.listeners.mqtt!.url, {
+        username: ALICE.username,
+        password: 'wrong',
+      }).catch((e) => e)
       expect(error).toBeInstanceOf(Error)
       expect(error.code).toBe(4) // MQTT 3.1.1 CONNACK: bad user name or password
       const v5 = await connectMqtt(server.listeners.mqtt!.url, {
@@ -209,7 +254,20 @@ describe('proj-server (built, as a child process)', () => {
 
     it.skipIf(!haveMosquitto)('refuses a wrong password to mosquitto_pub', async () => {
       const port = String(server.listeners.mqtt!.port)
-      const result = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'alice', '-P', 'nope', '-t', 'Dog/9', '-m', '{}']).done
+      const result = await run('mosquitto_pub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-u',
+        'alice',
+        '-P',
+        'nope',
+        '-t',
+        'Dog/9',
+        '-m',
+        '{}',
+      ]).done
       expect(result.code).not.toBe(0)
       expect(result.stderr).toMatch(/not authori[sz]ed|bad user name or password/i)
     })
@@ -218,14 +276,21 @@ describe('proj-server (built, as a child process)', () => {
       const added = await runCli(['user', 'add', 'bob', '--root', root.path], { input: 'bob-pw\n' })
       expect(added.code, added.stderr).toBe(0)
       const listed = await runCli(['user', 'list', '--root', root.path, '--json'])
-      expect(JSON.parse(listed.stdout).map((u: { username: string }) => u.username).sort()).toEqual(
-        ['admin', 'alice', 'bob', DEVICE].sort(),
+      expect(
+        JSON.parse(listed.stdout)
+          .map((u: { username: string }) => u.username)
+          .sort(),
+      ).toEqual(['admin', 'alice', 'bob', DEVICE].sort())
+      const bob = track(
+        await connectMqtt(server.listeners.mqtt!.url, { username: 'bob', password: 'bob-pw' }),
       )
-      const bob = track(await connectMqtt(server.listeners.mqtt!.url, { username: 'bob', password: 'bob-pw' }))
       expect(bob.connected).toBe(true)
       const changed = await runCli(['user', 'passwd', 'bob', '--root', root.path, '--password', 'bob-pw-2'])
       expect(changed.code, changed.stderr).toBe(0)
-      const refused = await connectMqtt(server.listeners.mqtt!.url, { username: 'bob', password: 'bob-pw' }).catch((e) => e)
+      const refused = await connectMqtt(server.listeners.mqtt!.url, {
+        username: 'bob',
+        password: 'bob-pw',
+      }).catch((e) => e)
       expect(refused.code).toBe(4)
       const deleted = await runCli(['user', 'delete', 'bob', '--root', root.path])
       expect(deleted.code).toBe(0)

@@ -22,12 +22,22 @@ function newestSource(dir: string): number {
  */
 export default function setup(): void {
   const cli = join(app, 'dist', 'cli.js')
-  const sources = [join(app, 'src'), ...readdirSync(join(repo, 'packages')).map((p) => join(repo, 'packages', p, 'src'))]
+  const sources = [
+    join(app, 'src'),
+    ...readdirSync(join(repo, 'packages')).map((p) => join(repo, 'packages', p, 'src')),
+  ]
   const built = existsSync(cli) ? statSync(cli).mtimeMs : 0
   if (built > Math.max(...sources.filter(existsSync).map(newestSource))) return
-  execFileSync(join(repo, 'node_modules', '.bin', 'tsc'), ['-b', join(app, 'tsconfig.json')], {
-    cwd: repo,
-    stdio: 'inherit',
-    timeout: 240_000,
-  })
+  try {
+    execFileSync(join(repo, 'node_modules', '.bin', 'tsc'), ['-b', join(app, 'tsconfig.json')], {
+      cwd: repo,
+      stdio: 'inherit',
+      timeout: 240_000,
+    })
+  } catch {
+    // the unit suites do not need dist; the end-to-end suites will fail and show the server's output
+    console.warn(
+      '\n@proj/server: `tsc -b apps/server` failed; the end-to-end suites will run whatever dist holds\n',
+    )
+  }
 }

@@ -61,7 +61,9 @@ describe('proj-server lifecycle', () => {
     expect(await res.json()).toMatchObject({ name: 'Anon' })
     expect(await open.stop()).toBe(0)
 
-    const strict = await start(root, { env: { PROJ_ANONYMOUS_ENABLED: 'true', PROJ_MQTT_REQUIREAUTHENTICATION: 'true' } })
+    const strict = await start(root, {
+      env: { PROJ_ANONYMOUS_ENABLED: 'true', PROJ_MQTT_REQUIREAUTHENTICATION: 'true' },
+    })
     const refused = await connectMqtt(strict.listeners.mqtt!.url, { protocolVersion: 5 }).catch((e) => e)
     expect(refused).toBeInstanceOf(Error)
     expect([0x86, 0x87]).toContain(refused.code)
@@ -70,13 +72,20 @@ describe('proj-server lifecycle', () => {
 
   it('fails to start with the key and the reason when the config is invalid', async () => {
     const root = await freshRoot()
-    const result = await runCli(['start', '--root', root, '--set', 'mqtt.network.port=99999', '--log-level', 'shouty'], {
-      env: { PROJ_HTTP_MAXBODYSIZE: 'lots' },
-    })
+    const result = await runCli(
+      ['start', '--root', root, '--set', 'mqtt.network.port=99999', '--log-level', 'shouty'],
+      {
+        env: { PROJ_HTTP_MAXBODYSIZE: 'lots' },
+      },
+    )
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('invalid configuration')
-    expect(result.stderr).toContain('mqtt.network.port: must be an integer from 0 to 65535 or null, got \'99999\'')
-    expect(result.stderr).toContain("logging.level: must be one of fatal, error, warn, info, debug, trace, silent, got 'shouty' (from --log-level)")
+    expect(result.stderr).toContain(
+      "mqtt.network.port: must be an integer from 0 to 65535 or null, got '99999'",
+    )
+    expect(result.stderr).toContain(
+      "logging.level: must be one of fatal, error, warn, info, debug, trace, silent, got 'shouty' (from --log-level)",
+    )
     expect(result.stderr).toContain('http.maxBodySize: must be a size')
   })
 
@@ -86,7 +95,17 @@ describe('proj-server lifecycle', () => {
     const port = String(first.listeners.mqtt!.port)
     const other = await freshRoot()
     const result = await runCli(
-      ['start', '--root', other, '--mqtt-port', port, '--set', 'mqtt.network.host=127.0.0.1', '--http-port', '0'],
+      [
+        'start',
+        '--root',
+        other,
+        '--mqtt-port',
+        port,
+        '--set',
+        'mqtt.network.host=127.0.0.1',
+        '--http-port',
+        '0',
+      ],
       { env: { PROJ_LOGGING_LEVEL: 'silent' } },
     )
     expect(result.code).toBe(1)
@@ -95,9 +114,12 @@ describe('proj-server lifecycle', () => {
 
   it('prints the effective configuration', async () => {
     const root = await freshRoot()
-    const result = await runCli(['config', '--json', '--root', root, '--mqtt-port', '1999', '--set', 'changeLog.retention=1h'], {
-      env: { PROJ_HTTP_CORS: 'https://a.example' },
-    })
+    const result = await runCli(
+      ['config', '--json', '--root', root, '--mqtt-port', '1999', '--set', 'changeLog.retention=1h'],
+      {
+        env: { PROJ_HTTP_CORS: 'https://a.example' },
+      },
+    )
     expect(result.code, result.stderr).toBe(0)
     const config = JSON.parse(result.stdout)
     expect(config.mqtt.network.port).toBe(1999)

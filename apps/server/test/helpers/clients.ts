@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 
 /** Connects once (no retries, no reconnects); rejects with the broker's refusal. */
