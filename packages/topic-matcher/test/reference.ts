@@ -1,0 +1,41 @@
+// Brute-force reference implementations, written straight from the spec text with split('/').
+
+/** MQTT 5.0 §4.7.1–4.7.2 by recursion over levels. */
+export function referenceMatch(filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  // [MQTT-4.7.2-1]
+  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false
+  const rec = (i: number, j: number): boolean => {
+    if (i === f.length) return j === t.length
+    if (f[i] === '#') return true // matches the parent and any number of child levels
+    if (j === t.length) return false
+    if (f[i] === '+' || f[i] === t[j]) return rec(i + 1, j + 1)
+    return false
+  }
+  return rec(0, 0)
+}
+
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, 'utf8')
+const wellFormed = (s: string): boolean =>
+  !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s)
+
+export function referenceValidName(topic: string): boolean {
+  return topic.length > 0 && !/[+#\u0000]/.test(topic) && wellFormed(topic) && utf8Bytes(topic) <= 65535
+}
+
+export function referenceValidFilter(filter: string): boolean {
+  if (filter.length === 0 || filter.includes('\u0000') || !wellFormed(filter) || utf8Bytes(filter) > 65535)
+    return false
+  const levels = filter.split('/')
+  if (filter.startsWith('$share/')) {
+    const group = levels[1]!
+    if (group === '' || /[+#]/.test(group) || levels.length < 3 || levels.slice(2).join('/') === '')
+      return false
+  }
+  return levels.every(
+    (level, i) =>
+      (level === '#' ? i === levels.length - 1 : !level.includes('#')) &&
+      (level === '+' || !level.includes('+')),
+  )
+}
