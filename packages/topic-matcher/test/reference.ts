@@ -21,7 +21,13 @@ const wellFormed = (s: string): boolean =>
   !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s)
 
 export function referenceValidName(topic: string): boolean {
-  return topic.length > 0 && !/[+#\u0000]/.test(topic) && wellFormed(topic) && utf8Bytes(topic) <= 65535
+  return (
+    topic.length > 0 &&
+    !/[+#]/.test(topic) &&
+    !topic.includes('\u0000') &&
+    wellFormed(topic) &&
+    utf8Bytes(topic) <= 65535
+  )
 }
 
 export function referenceValidFilter(filter: string): boolean {

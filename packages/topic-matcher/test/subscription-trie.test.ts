@@ -280,8 +280,8 @@ describe('SubscriptionTrie', () => {
   it('prunes empty nodes so that removing everything leaves an empty trie', () => {
     const trie = new SubscriptionTrie<number>()
     const filters = ['a/b/c', 'a/+/c', 'a/#', '+/+/+', '#', 'x//y', '$share/g/a/b']
-    filters.forEach((f, i) => trie.add(f, i, { qos: 0 }))
-    filters.forEach((f, i) => expect(trie.remove(f, i)).toBe(true))
+    for (const [i, f] of filters.entries()) trie.add(f, i, { qos: 0 })
+    for (const [i, f] of filters.entries()) expect(trie.remove(f, i)).toBe(true)
     expect(trie.size).toBe(0)
     // Re-adding after pruning works as on a fresh trie.
     trie.add('a/b/c', 1, { qos: 1 })
