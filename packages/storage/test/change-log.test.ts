@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { type ChangeEvent, LogTruncatedError, openStore, StoreClosedError, VersionMismatchError } from '../src/index.js'
+import {
+  type ChangeEvent,
+  LogTruncatedError,
+  openStore,
+  StoreClosedError,
+  VersionMismatchError,
+} from '../src/index.js'
 import { useStores } from './helpers.js'
 
 describe('change feed', () => {
@@ -80,9 +86,18 @@ describe('change log', () => {
     expect(store.log.lastCursor).toBe(10)
     const all = [...store.log.readSince()]
     expect(all.map((e) => e.cursor)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-    expect(all[0]).toMatchObject({ type: 'put', table: 'A', id: 0, value: 0, user: 'u', nodeId: store.clock.nodeId })
+    expect(all[0]).toMatchObject({
+      type: 'put',
+      table: 'A',
+      id: 0,
+      value: 0,
+      user: 'u',
+      nodeId: store.clock.nodeId,
+    })
     expect([...store.log.readSince({ after: 6 })].map((e) => e.cursor)).toEqual([7, 8, 9, 10])
-    expect([...store.log.readSince({ after: 2, tables: ['B'], limit: 2 })].map((e) => e.cursor)).toEqual([4, 6])
+    expect([...store.log.readSince({ after: 2, tables: ['B'], limit: 2 })].map((e) => e.cursor)).toEqual([
+      4, 6,
+    ])
     // a write in flight is not visible to readSince until its promise (and the feed) has it
     const pending = a.put('late', 1)
     expect([...store.log.readSince({ after: 10 })]).toEqual([])
@@ -109,7 +124,9 @@ describe('change log', () => {
     expect(store.log.lastCursor).toBe(8)
     expect([...store.log.readSince({ after: 5 })].map((e) => e.cursor)).toEqual([6, 7, 8])
     expect(() => store.log.readSince({ after: 4 })).toThrow(LogTruncatedError)
-    expect(() => store.log.readSince({ after: 0 })).toThrow(expect.objectContaining({ code: 'STORAGE_LOG_TRUNCATED' }))
+    expect(() => store.log.readSince({ after: 0 })).toThrow(
+      expect.objectContaining({ code: 'STORAGE_LOG_TRUNCATED' }),
+    )
     expect([...store.log.readSince()].map((e) => e.cursor)).toEqual([6, 7, 8])
     expect(await store.log.compact()).toBe(0)
   })

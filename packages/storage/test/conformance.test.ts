@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { type ChangeEvent, ConflictError, InvalidKeyError, InvalidValueError, StaleWriteError } from '../src/index.js'
+import {
+  type ChangeEvent,
+  ConflictError,
+  InvalidKeyError,
+  InvalidValueError,
+  StaleWriteError,
+} from '../src/index.js'
 import { useStores } from './helpers.js'
 
 // One conformance suite under an option matrix: durable and noSync commits, logged and unlogged tables.
@@ -18,7 +24,12 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
 
   it('round-trips structured values, binary and dates for string, number and array keys', async () => {
     const { table } = await setup()
-    const value = { name: 'Rex', tags: ['a', 'b'], bytes: Buffer.from([0, 1, 255]), u8: new Uint8Array([7, 8]) }
+    const value = {
+      name: 'Rex',
+      tags: ['a', 'b'],
+      bytes: Buffer.from([0, 1, 255]),
+      u8: new Uint8Array([7, 8]),
+    }
     const when = new Date('2024-01-02T03:04:05.678Z')
     await table.put('rex', value)
     await table.put(42, when)
@@ -40,7 +51,13 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
       expect(events[i]!.timestamp).toBeGreaterThan(events[i - 1]!.timestamp)
       if (log) expect(events[i]!.cursor).toBe(events[i - 1]!.cursor + 1)
     }
-    expect(events[0]).toMatchObject({ type: 'put', table: 'Dog', id: 'k0', value: { i: 0 }, nodeId: store.clock.nodeId })
+    expect(events[0]).toMatchObject({
+      type: 'put',
+      table: 'Dog',
+      id: 'k0',
+      value: { i: 0 },
+      nodeId: store.clock.nodeId,
+    })
     const entry = table.getEntry('k5')
     expect(entry).toEqual({ id: 'k5', value: { i: 5 }, version: events[5]!.timestamp })
     expect(store.log.lastCursor).toBe(log ? events[199]!.cursor : 0)
@@ -69,7 +86,12 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
     expect(await table.delete('a')).toBeUndefined()
     expect(table.count()).toBe(0)
     expect([...table.entries()]).toEqual([])
-    if (log) expect(table.getVersion('a')).toEqual({ version: event!.timestamp, nodeId: event!.nodeId, deleted: true })
+    if (log)
+      expect(table.getVersion('a')).toEqual({
+        version: event!.timestamp,
+        nodeId: event!.nodeId,
+        deleted: true,
+      })
     else expect(table.getVersion('a')).toBeUndefined()
   })
 
@@ -96,7 +118,9 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
   it('applies a timestamped write only when newer (last writer wins, ties to the higher node id)', async () => {
     const { table } = await setup()
     await table.put('r', 'first', { timestamp: 1000, nodeId: 5 })
-    await expect(table.put('r', 'older', { timestamp: 999, nodeId: 9 })).rejects.toBeInstanceOf(StaleWriteError)
+    await expect(table.put('r', 'older', { timestamp: 999, nodeId: 9 })).rejects.toBeInstanceOf(
+      StaleWriteError,
+    )
     await expect(table.put('r', 'tie-low', { timestamp: 1000, nodeId: 4 })).rejects.toMatchObject({
       code: 'STORAGE_STALE',
     })
@@ -104,7 +128,10 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
     expect(table.getEntry('r')).toEqual({ id: 'r', value: 'tie-high', version: 1000 })
     await table.delete('r', { timestamp: 2000, nodeId: 1 })
     // an older replicated put must not resurrect a record deleted later (logged tables keep tombstones)
-    if (log) await expect(table.put('r', 'late', { timestamp: 1500, nodeId: 1 })).rejects.toBeInstanceOf(StaleWriteError)
+    if (log)
+      await expect(table.put('r', 'late', { timestamp: 1500, nodeId: 1 })).rejects.toBeInstanceOf(
+        StaleWriteError,
+      )
     // a local write after observing a remote timestamp is stamped later than it
     const local = await table.put('r2', 'x')
     expect(local.timestamp).toBeGreaterThan(2000)
