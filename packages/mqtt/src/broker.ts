@@ -446,7 +446,7 @@ export class BrokerCore implements Broker {
       return
     }
     for (const rec of records) {
-      if (!rec || rec.v !== 1) continue
+      if (rec?.v !== 1) continue
       const session = Session.restore(this, rec)
       if (session.disconnectedAt === null) {
         // Connected when the previous process died: it went offline then.

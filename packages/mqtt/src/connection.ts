@@ -97,7 +97,6 @@ export class Connection implements FrameSink {
   private willKey: readonly [string, string] | null = null
   private countedUser: string | null = null
   private sendWill = true
-  private closeReason = 'connection closed'
 
   constructor(
     readonly broker: BrokerCore,
@@ -268,32 +267,46 @@ export class Connection implements FrameSink {
     if (this.connectTimer) clearTimeout(this.connectTimer)
     this.connectTimer = null
 
-    if (packet.protocolId === 'MQIsdp' && packet.protocolVersion !== 3)
-      return this.close('protocol name/level mismatch')
+    if (packet.protocolId === 'MQIsdp' && packet.protocolVersion !== 3) {
+      this.close('protocol name/level mismatch')
+      return
+    }
     if (
       !isValidUtf8String(packet.clientId) ||
       (packet.username !== undefined && !isValidUtf8String(packet.username))
     ) {
-      return this.protocolViolation(new MalformedPacketError('CONNECT string is not valid UTF-8'))
+      this.protocolViolation(new MalformedPacketError('CONNECT string is not valid UTF-8'))
+      return
     }
     if (!v5 && packet.password !== undefined && packet.username === undefined) {
       // [MQTT-3.1.2-22]
-      return this.protocolViolation(new ProtocolError('password without user name'))
+      this.protocolViolation(new ProtocolError('password without user name'))
+      return
     }
     const props = packet.properties
     if (v5 && props) {
-      if (props.receiveMaximum === 0) return this.protocolViolation(new ProtocolError('receive maximum 0'))
-      if (props.maximumPacketSize === 0)
-        return this.protocolViolation(new ProtocolError('maximum packet size 0'))
+      if (props.receiveMaximum === 0) {
+        this.protocolViolation(new ProtocolError('receive maximum 0'))
+        return
+      }
+      if (props.maximumPacketSize === 0) {
+        this.protocolViolation(new ProtocolError('maximum packet size 0'))
+        return
+      }
       if (props.authenticationMethod !== undefined) {
-        return this.refuse(ReasonCode.BadAuthenticationMethod, 'enhanced authentication is not supported')
+        this.refuse(ReasonCode.BadAuthenticationMethod, 'enhanced authentication is not supported')
+        return
       }
     }
     const will = packet.will
     if (will) {
       if (!isValidUtf8String(will.topic) || !isValidTopicName(will.topic)) {
-        if (v5) return this.refuse(ReasonCode.TopicNameInvalid, 'invalid will topic')
-        return this.protocolViolation(new ProtocolError('invalid will topic'))
+        if (v5) {
+          this.refuse(ReasonCode.TopicNameInvalid, 'invalid will topic')
+          return
+        }
+        this.protocolViolation(new ProtocolError('invalid will topic'))
+        return
       }
     }
 
@@ -305,7 +318,8 @@ export class Connection implements FrameSink {
         clientId = assigned = `auto-${randomUUID()}`
         if (!v5) assigned = undefined
       } else {
-        return this.refuse(ReasonCode.ClientIdentifierNotValid, 'empty client id without clean session')
+        this.refuse(ReasonCode.ClientIdentifierNotValid, 'empty client id without clean session')
+        return
       }
     }
     this.clientId = clientId
@@ -316,8 +330,10 @@ export class Connection implements FrameSink {
     const max = broker.maxKeepAlive
     if (max > 0 && max < 65535 && (keepAlive === 0 || keepAlive > max)) {
       if (v5) serverKeepAlive = keepAlive = max
-      else if (keepAlive > max)
-        return this.refuse(ReasonCode.ClientIdentifierNotValid, 'keep alive above maximum')
+      else if (keepAlive > max) {
+        this.refuse(ReasonCode.ClientIdentifierNotValid, 'keep alive above maximum')
+        return
+      }
     }
 
     // Authentication.
@@ -326,26 +342,38 @@ export class Connection implements FrameSink {
     try {
       if (this.info.certificateUser !== undefined) {
         user = await runtime.findUser(this.info.certificateUser)
-        if (user === null)
-          return this.authFailed(ReasonCode.BadUserNameOrPassword, 'unknown certificate user', username)
+        if (user === null) {
+          this.authFailed(ReasonCode.BadUserNameOrPassword, 'unknown certificate user', username)
+          return
+        }
       } else if (username !== undefined) {
         user = await runtime.authenticate(username, packet.password ? packet.password.toString('utf8') : '')
-        if (user === null)
-          return this.authFailed(ReasonCode.BadUserNameOrPassword, 'bad user name or password', username)
+        if (user === null) {
+          this.authFailed(ReasonCode.BadUserNameOrPassword, 'bad user name or password', username)
+          return
+        }
       } else {
         user = broker.requireAuthentication ? null : runtime.anonymous()
-        if (user === null)
-          return this.authFailed(ReasonCode.NotAuthorized, 'anonymous access refused', username)
+        if (user === null) {
+          this.authFailed(ReasonCode.NotAuthorized, 'anonymous access refused', username)
+          return
+        }
       }
     } catch (err) {
       broker.logger.warn('mqtt: authentication failed', err)
-      return this.authFailed(reasonCodeFor(err), 'authentication error', username)
+      this.authFailed(reasonCodeFor(err), 'authentication error', username)
+      return
     }
     if (this.state !== State.Connecting) return
-    if (broker.closing) return this.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
+    if (broker.closing) {
+      this.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
+      return
+    }
     if (user !== null && !user.superUser) {
-      if (!broker.addUserConnection(user.username))
-        return this.refuse(ReasonCode.QuotaExceeded, 'too many connections')
+      if (!broker.addUserConnection(user.username)) {
+        this.refuse(ReasonCode.QuotaExceeded, 'too many connections')
+        return
+      }
       this.countedUser = user.username
     }
     this.ctx.user = user
@@ -498,19 +526,24 @@ export class Connection implements FrameSink {
 
   private onPublish(frame: Buffer, bodyOffset: number): void {
     const p = parsePublish(frame, bodyOffset, this.v5)
-    if (!('topic' in p)) return this.protocolViolation(p)
+    if (!('topic' in p)) {
+      this.protocolViolation(p)
+      return
+    }
     let topic = p.topic
     const props = p.properties
     if (props !== undefined && props.topicAlias !== undefined) {
       const alias = props.topicAlias
       if (alias === 0 || alias > this.broker.topicAliasMaximum || this.aliases === null) {
-        return this.protocolViolation(
-          new ProtocolError('topic alias out of range', ReasonCode.TopicAliasInvalid),
-        )
+        this.protocolViolation(new ProtocolError('topic alias out of range', ReasonCode.TopicAliasInvalid))
+        return
       }
       if (topic.length === 0) {
         const known = this.aliases.get(alias)
-        if (known === undefined) return this.protocolViolation(new ProtocolError('unknown topic alias'))
+        if (known === undefined) {
+          this.protocolViolation(new ProtocolError('unknown topic alias'))
+          return
+        }
         topic = known
       } else {
         this.aliases.set(alias, topic)
@@ -519,7 +552,8 @@ export class Connection implements FrameSink {
     }
     if (!isValidTopicName(topic)) {
       // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
-      return this.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
+      this.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
+      return
     }
     const qos = p.qos
     if (qos > 0 && this.v5) {
@@ -527,13 +561,14 @@ export class Connection implements FrameSink {
         qos === 2 && (this.session!.inboundQos2.has(p.packetId) || this.session!.pendingQos2.has(p.packetId))
       if (!known && this.quotaUsed >= this.broker.receiveMaximum) {
         // [MQTT-3.3.4-9]
-        return this.protocolViolation(
+        this.protocolViolation(
           new ProtocolError(
             'receive maximum exceeded',
             ReasonCode.ReceiveMaximumExceeded,
             'MQTT_RECEIVE_MAXIMUM_EXCEEDED',
           ),
         )
+        return
       }
     }
     if (props?.payloadFormatIndicator === true && !isUtf8(p.payload)) {
@@ -721,12 +756,16 @@ export class Connection implements FrameSink {
     const session = this.session!
     const props = packet.properties
     const subId = props?.subscriptionIdentifier
-    if (subId === 0) return this.protocolViolation(new ProtocolError('subscription identifier 0'))
+    if (subId === 0) {
+      this.protocolViolation(new ProtocolError('subscription identifier 0'))
+      return
+    }
     const accept = firstUserProperty(props, 'accept')
     const codes: Promise<number>[] = []
     for (const s of packet.subscriptions) {
       if (!isValidUtf8String(s.topic)) {
-        return this.protocolViolation(new MalformedPacketError('topic filter is not valid UTF-8'))
+        this.protocolViolation(new MalformedPacketError('topic filter is not valid UTF-8'))
+        return
       }
       codes.push(this.subscribeOne(session, s, subId, accept))
     }
@@ -749,7 +788,7 @@ export class Connection implements FrameSink {
     accept: string | undefined,
   ): Promise<number> {
     const v5 = this.v5
-    if (!isValidTopicFilter(s.topic)) return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
+    if (!isValidTopicFilter(s.topic, v5)) return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
     if (isSharedFilter(s.topic))
       return Promise.resolve(v5 ? ReasonCode.SharedSubscriptionsNotSupported : 0x80)
     const existing = session.subscriptions.get(s.topic)
@@ -845,9 +884,8 @@ export class Connection implements FrameSink {
     if (this.v5 && expiry !== undefined) {
       if (session.expiry === 0 && expiry !== 0) {
         // [MQTT-3.14.2-2]
-        return this.protocolViolation(
-          new ProtocolError('session expiry set at DISCONNECT after 0 at CONNECT'),
-        )
+        this.protocolViolation(new ProtocolError('session expiry set at DISCONNECT after 0 at CONNECT'))
+        return
       }
       session.expiry = expiry
     }
@@ -914,7 +952,6 @@ export class Connection implements FrameSink {
     const prev = this.state
     if (prev === State.Closed) return
     this.state = State.Closed
-    this.closeReason = reason
     this.reader.stop()
     if (this.connectTimer) clearTimeout(this.connectTimer)
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer)

@@ -140,7 +140,10 @@ export class Session {
         sub,
         sub.accept !== undefined || conn.acceptExplicit,
       )
-      if (packet.length > conn.clientMaximumPacketSize) return this.advance(sub, event.cursor)
+      if (packet.length > conn.clientMaximumPacketSize) {
+        this.advance(sub, event.cursor)
+        return
+      }
       this.write(conn, packet, null, sub, event.cursor)
       return
     }
@@ -153,7 +156,8 @@ export class Session {
     const packet = encodePublish(broker.topicBytes(event), payload, qos, retain, false, packetId, propBlock)
     if (packet.length > conn.clientMaximumPacketSize) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
-      return this.advance(sub, event.cursor)
+      this.advance(sub, event.cursor)
+      return
     }
     const entry: InflightEntry = {
       packetId,

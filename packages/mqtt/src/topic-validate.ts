@@ -1,3 +1,5 @@
+import { validateTopicFilter, validateTopicName } from '@proj/topic-matcher'
+
 /**
  * Byte-level validation of topic names and filters (MQTT 3.1.1 sections 1.5.3 and 4.7, MQTT 5 1.5.4 and 4.7).
  * Hot-path validators return a result instead of throwing.
@@ -26,35 +28,14 @@ export function decodeUtf8(buf: Buffer, start: number, end: number): string | un
   return buf.toString('latin1', start, end)
 }
 
-/** A topic name for PUBLISH: not empty, no wildcards [MQTT-3.3.2-2] [MQTT-4.7.3-1]. */
+/** A topic name for PUBLISH and wills: not empty, no wildcards [MQTT-3.3.2-2] [MQTT-4.7.3-1]. */
 export function isValidTopicName(topic: string): boolean {
-  if (topic.length === 0 || topic.length > 65535) return false
-  for (let i = 0; i < topic.length; i++) {
-    const c = topic.charCodeAt(i)
-    if (c === 0x2b /* + */ || c === 0x23 /* # */ || c === 0) return false
-  }
-  return true
+  return validateTopicName(topic).ok
 }
 
-/**
- * A topic filter for SUBSCRIBE/UNSUBSCRIBE: `#` only as the last level and alone in it [MQTT-4.7.1-2],
- * `+` alone in its level [MQTT-4.7.1-3], not empty [MQTT-4.7.3-1].
- */
-export function isValidTopicFilter(filter: string): boolean {
-  if (filter.length === 0 || filter.length > 65535) return false
-  const n = filter.length
-  for (let i = 0; i < n; i++) {
-    const c = filter.charCodeAt(i)
-    if (c === 0) return false
-    if (c === 0x23) {
-      if (i !== n - 1) return false
-      if (i > 0 && filter.charCodeAt(i - 1) !== 0x2f) return false
-    } else if (c === 0x2b) {
-      if (i > 0 && filter.charCodeAt(i - 1) !== 0x2f) return false
-      if (i < n - 1 && filter.charCodeAt(i + 1) !== 0x2f) return false
-    }
-  }
-  return true
+/** A topic filter for SUBSCRIBE/UNSUBSCRIBE [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1]. */
+export function isValidTopicFilter(filter: string, shared: boolean): boolean {
+  return validateTopicFilter(filter, { shared }).ok
 }
 
 /** True for `$share/{group}/{filter}` (MQTT 5 section 4.8.2). */

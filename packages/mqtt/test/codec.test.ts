@@ -1,0 +1,195 @@
+import mqttPacket from 'mqtt-packet'
+import { describe, expect, it } from 'vitest'
+import { FrameReader } from '../src/frame-reader.js'
+import {
+  encodeAck,
+  encodePublish,
+  encodePublishProperties,
+  type InboundPublish,
+  PUBACK,
+  parsePublish,
+} from '../src/publish-codec.js'
+
+function roundTrip(packet: mqttPacket.IPublishPacket, protocolVersion: 4 | 5): InboundPublish {
+  const bytes = mqttPacket.generate(packet, { protocolVersion })
+  const frames: [Buffer, number][] = []
+  const reader = new FrameReader(
+    {
+      onFrame: (f, o) => frames.push([f, o]),
+      onFrameError: (e) => {
+        throw e
+      },
+    },
+    1e9,
+  )
+  reader.push(bytes)
+  expect(frames).toHaveLength(1)
+  const [frame, off] = frames[0]!
+  const parsed = parsePublish(frame, off, protocolVersion === 5)
+  if (!('topic' in parsed)) throw parsed
+  return parsed
+}
+
+describe('parsePublish', () => {
+  it.each([
+    ['v3 qos0', 4, { qos: 0, topic: 'a/b', payload: 'hello' }],
+    ['v3 qos1 retain', 4, { qos: 1, messageId: 7, retain: true, topic: 'Dog/1', payload: '{"a":1}' }],
+    ['v3 qos2 dup', 4, { qos: 2, messageId: 65535, dup: true, topic: 'x', payload: '' }],
+    ['v3 utf8 topic', 4, { qos: 0, topic: 'München/€', payload: 'x' }],
+    ['v5 no props', 5, { qos: 1, messageId: 1, topic: 't', payload: 'p' }],
+  ] as const)('reads what mqtt-packet writes: %s', (_name, v, fields) => {
+    const packet = { cmd: 'publish', dup: false, retain: false, ...fields } as mqttPacket.IPublishPacket
+    const parsed = roundTrip(packet, v)
+    expect(parsed.topic).toBe(packet.topic)
+    expect(parsed.qos).toBe(packet.qos)
+    expect(parsed.retain).toBe(packet.retain)
+    expect(parsed.dup).toBe(packet.dup)
+    expect(parsed.packetId).toBe(packet.qos > 0 ? packet.messageId : 0)
+    expect(parsed.payload.toString()).toBe(String(packet.payload))
+  })
+
+  it('reads v5 properties', () => {
+    const parsed = roundTrip(
+      {
+        cmd: 'publish',
+        qos: 1,
+        messageId: 3,
+        dup: false,
+        retain: false,
+        topic: 't',
+        payload: Buffer.from('x'),
+        properties: {
+          payloadFormatIndicator: true,
+          messageExpiryInterval: 60,
+          contentType: 'application/cbor',
+          responseTopic: 'reply/1',
+          correlationData: Buffer.from([1, 2]),
+          topicAlias: 4,
+          userProperties: { a: '1', b: ['2', '3'] },
+        },
+      },
+      5,
+    )
+    expect(parsed.properties).toEqual({
+      payloadFormatIndicator: true,
+      messageExpiryInterval: 60,
+      contentType: 'application/cbor',
+      responseTopic: 'reply/1',
+      correlationData: Buffer.from([1, 2]),
+      topicAlias: 4,
+      userProperties: { a: '1', b: ['2', '3'] },
+    })
+  })
+
+  it.each([
+    ['QoS 3', Buffer.from([0x36, 5, 0, 1, 0x61, 0, 1])],
+    ['DUP on QoS 0', Buffer.from([0x38, 3, 0, 1, 0x61])],
+    ['packet id 0', Buffer.from([0x32, 5, 0, 1, 0x61, 0, 0])],
+    ['topic longer than packet', Buffer.from([0x30, 3, 0, 9, 0x61])],
+    ['invalid UTF-8 topic', Buffer.from([0x30, 4, 0, 2, 0xc3, 0x28])],
+    ['U+0000 in topic', Buffer.from([0x30, 4, 0, 2, 0x61, 0x00])],
+    ['missing packet id', Buffer.from([0x32, 3, 0, 1, 0x61])],
+  ])('refuses %s', (_name, bytes) => {
+    const result = parsePublish(bytes, 2, false)
+    expect(result).toBeInstanceOf(Error)
+  })
+
+  it('refuses a subscription identifier from a client [MQTT-3.3.4-6]', () => {
+    const bytes = Buffer.from([0x30, 6, 0, 1, 0x61, 2, 0x0b, 1])
+    expect(parsePublish(bytes, 2, true)).toBeInstanceOf(Error)
+  })
+})
+
+describe('encodePublish', () => {
+  it.each([4, 5] as const)('writes what mqtt-packet reads (v%s)', (v) => {
+    const props =
+      v === 5
+        ? encodePublishProperties({ contentType: 'application/json', userProperties: { k: 'v' } }, [9])
+        : null
+    const bytes = encodePublish(Buffer.from('Dog/1'), Buffer.from('{"x":1}'), 1, true, true, 513, props)
+    const parser = mqttPacket.parser({ protocolVersion: v })
+    const out: mqttPacket.Packet[] = []
+    parser.on('packet', (p) => out.push(p))
+    parser.parse(bytes)
+    expect(out).toHaveLength(1)
+    const p = out[0] as mqttPacket.IPublishPacket
+    expect(p).toMatchObject({
+      cmd: 'publish',
+      topic: 'Dog/1',
+      qos: 1,
+      retain: true,
+      dup: true,
+      messageId: 513,
+    })
+    expect(p.payload.toString()).toBe('{"x":1}')
+    if (v === 5) {
+      expect(p.properties).toMatchObject({
+        contentType: 'application/json',
+        userProperties: { k: 'v' },
+        subscriptionIdentifier: 9,
+      })
+    }
+  })
+
+  it('writes remaining lengths of every size class', () => {
+    for (const size of [0, 100, 200, 20_000, 3_000_000]) {
+      const bytes = encodePublish(Buffer.from('t'), Buffer.alloc(size, 1), 0, false, false, 0, null)
+      const parser = mqttPacket.parser({ protocolVersion: 4 })
+      let got = -1
+      parser.on('packet', (p) => {
+        got = (p as mqttPacket.IPublishPacket).payload.length
+      })
+      parser.parse(bytes)
+      expect(got).toBe(size)
+    }
+  })
+
+  it('writes v5 acks with a reason code only when not 0', () => {
+    expect([...encodeAck(PUBACK, 258, 0, true)]).toEqual([0x40, 2, 1, 2])
+    expect([...encodeAck(PUBACK, 258, 0x87, true)]).toEqual([0x40, 3, 1, 2, 0x87])
+    expect([...encodeAck(PUBACK, 258, 0x87, false)]).toEqual([0x40, 2, 1, 2])
+  })
+})
+
+describe('FrameReader', () => {
+  function collect(chunks: Buffer[], max = 1e9) {
+    const frames: string[] = []
+    const errors: string[] = []
+    const reader = new FrameReader(
+      {
+        onFrame: (f, o) => frames.push(`${f[0]}:${o}:${f.length}`),
+        onFrameError: (e) => errors.push(e.code),
+      },
+      max,
+    )
+    for (const c of chunks) reader.push(c)
+    return { frames, errors }
+  }
+  const ping = Buffer.from([0xc0, 0])
+  const big = mqttPacket.generate({
+    cmd: 'publish',
+    topic: 't',
+    payload: Buffer.alloc(300),
+    qos: 0,
+    dup: false,
+    retain: false,
+  })
+
+  it('splits packets that share a chunk and joins packets split across chunks, byte by byte', () => {
+    const all = Buffer.concat([ping, big, ping])
+    const whole = collect([all]).frames
+    const bytewise = collect([...all].map((b) => Buffer.from([b]))).frames
+    expect(whole).toEqual(['192:2:2', `48:3:${big.length}`, '192:2:2'])
+    expect(bytewise).toEqual(whole)
+  })
+
+  it('refuses a packet above the maximum size from its header', () => {
+    expect(collect([big.subarray(0, 3)], 100).errors).toEqual(['MQTT_PACKET_TOO_LARGE'])
+  })
+
+  it('refuses a remaining length of five bytes', () => {
+    expect(collect([Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])]).errors).toEqual([
+      'MQTT_MALFORMED_PACKET',
+    ])
+  })
+})
