@@ -35,6 +35,7 @@ import type {
   OpenStoreOptions,
   RangeOptions,
   RecordEntry,
+  RecordVersion,
   Store,
   Table,
   TableOptions,
@@ -648,26 +649,34 @@ export class TableImpl<V> implements Table<V> {
   ) {}
 
   get(id: Key): V | undefined {
-    if (this.store.closed) throw new StoreClosedError()
-    const record = this.db.get(id) as StoredRecord | undefined
+    const record = this.read(id)
     return record !== undefined && record.length === 3 ? (record[2] as V) : undefined
   }
 
   getEntry(id: Key): RecordEntry<V> | undefined {
-    if (this.store.closed) throw new StoreClosedError()
-    const record = this.db.get(id) as StoredRecord | undefined
+    const record = this.read(id)
     return record !== undefined && record.length === 3
       ? { id, value: record[2] as V, version: record[0] }
       : undefined
   }
 
   /** Version of the record or of its tombstone, with the node that wrote it (for replication). */
-  getVersion(id: Key): { version: number; nodeId: number; deleted: boolean } | undefined {
-    if (this.store.closed) throw new StoreClosedError()
-    const record = this.db.get(id) as StoredRecord | undefined
+  getVersion(id: Key): RecordVersion | undefined {
+    const record = this.read(id)
     return record === undefined
       ? undefined
       : { version: record[0], nodeId: record[1], deleted: record.length !== 3 }
+  }
+
+  private read(id: Key): StoredRecord | undefined {
+    if (this.store.closed) throw new StoreClosedError()
+    try {
+      return this.db.get(id) as StoredRecord | undefined
+    } catch (error) {
+      // an id LMDB cannot hold (too long, wrong type) is a caller error, like on writes
+      checkKey(id)
+      throw error
+    }
   }
 
   put(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>> {

@@ -193,6 +193,8 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
     await expect(table.put('keep', circular)).rejects.toMatchObject({ code: 'STORAGE_INVALID_VALUE' })
     for (const id of ['x'.repeat(3000), '', Number.NaN, [{}], {}, null])
       await expect(table.put(id as any, 1)).rejects.toBeInstanceOf(InvalidKeyError)
+    expect(table.get('y'.repeat(3000))).toBeUndefined()
+    expect(() => table.get({} as any)).toThrow(InvalidKeyError)
     await expect(table.message('keep', (() => 1) as any)).rejects.toBeInstanceOf(InvalidValueError)
     await expect(
       store.transaction((txn) => {
