@@ -1,1 +1,75 @@
-export {}
+/**
+ * @proj/resource: the runtime every transport talks to. Tables and resources from schema.graphql,
+ * routing, validation, subscriptions, users, roles and permissions.
+ * @packageDocumentation
+ */
+export type { ApplicationConfig, ApplicationSource } from './application.js'
+export { readApplication } from './application.js'
+export type { ResourceErrorCode, ResourceErrorOptions } from './errors.js'
+export { isResourceError, ResourceError, SchemaError } from './errors.js'
+export { RuntimeEvent } from './event.js'
+export { EventStream } from './event-stream.js'
+export { filterCovers, filtersIntersect } from './filter-relations.js'
+export type {
+  Access,
+  RoleDefinition,
+  TableAction,
+  TablePermission,
+  TopicAction,
+  TopicRule,
+} from './permissions.js'
+export { BUILT_IN_ROLES } from './permissions.js'
+export type {
+  ConnectOptions,
+  ResourceHost,
+  ResourceInit,
+  ResourceMessage,
+  ResourcePublishOptions,
+  ResourceWriteOptions,
+} from './resource.js'
+export { Resource } from './resource.js'
+export type { Route } from './router.js'
+export type {
+  ResourceClass,
+  ResourceKit,
+  ResourceRuntime,
+  RuntimeOptions,
+  RuntimeSubscription,
+  TableClass,
+  TopicRecord,
+} from './runtime.js'
+export { openRuntime, TOPICS_TABLE } from './runtime.js'
+export type {
+  AttributeDefinition,
+  ScalarName,
+  SchemaDefinition,
+  TableDefinition,
+  TypeDefinition,
+  TypeRef,
+} from './schema.js'
+export { parseSchema } from './schema.js'
+export type { TableInit } from './table.js'
+export { Table } from './table.js'
+export type {
+  Delivery,
+  EventListener,
+  EventMeta,
+  EventType,
+  Key,
+  ListQuery,
+  PublishMessage,
+  PublishResult,
+  RecordResult,
+  RequestContext,
+  ResourceEvent,
+  Runtime,
+  StateStore,
+  StateWrite,
+  SubscribeOptions,
+  Subscription,
+  Timestamp,
+  User,
+  UserAdmin,
+  WriteResult,
+} from './types.js'
+export { hashPassword, Users, verifyPassword } from './users.js'

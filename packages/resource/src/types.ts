@@ -162,17 +162,42 @@ export interface Runtime {
   // REST-style access; all throw ResourceError (codes in errors.ts) and check permissions.
   get(target: string, ctx: RequestContext): Promise<RecordResult | undefined>
   list(path: string, query: ListQuery, ctx: RequestContext): Promise<RecordResult[]>
-  put(target: string, value: unknown, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<WriteResult>
-  patch(target: string, patch: unknown, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<WriteResult>
+  put(
+    target: string,
+    value: unknown,
+    ctx: RequestContext,
+    options?: { ifVersion?: Timestamp },
+  ): Promise<WriteResult>
+  patch(
+    target: string,
+    patch: unknown,
+    ctx: RequestContext,
+    options?: { ifVersion?: Timestamp },
+  ): Promise<WriteResult>
   post(path: string, value: unknown, ctx: RequestContext): Promise<WriteResult>
   delete(target: string, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<boolean>
 
   // Messaging
   /** Resolves once committed (retained, or QoS > 0); `atomic` state writes commit in the same transaction. */
-  publish(topic: string, message: PublishMessage, ctx: RequestContext, options?: { atomic?: StateWrite[] }): Promise<PublishResult>
-  subscribe(filter: string, listener: EventListener, options: SubscribeOptions, ctx: RequestContext): Promise<Subscription>
+  publish(
+    topic: string,
+    message: PublishMessage,
+    ctx: RequestContext,
+    options?: { atomic?: StateWrite[] },
+  ): Promise<PublishResult>
+  subscribe(
+    filter: string,
+    listener: EventListener,
+    options: SubscribeOptions,
+    ctx: RequestContext,
+  ): Promise<Subscription>
   /** WebSocket/SSE: runs the resource's connect(); default subscribes to the record or table. */
-  connect(target: string, ctx: RequestContext, incoming?: AsyncIterable<unknown>, options?: { after?: number }): Promise<AsyncIterable<ResourceEvent>>
+  connect(
+    target: string,
+    ctx: RequestContext,
+    incoming?: AsyncIterable<unknown>,
+    options?: { after?: number },
+  ): Promise<AsyncIterable<ResourceEvent>>
 
   /** Encodes an event's value for a subscriber's media type, once per (event, type); raw bytes pass through. */
   encode(event: ResourceEvent, mediaType: string): Uint8Array

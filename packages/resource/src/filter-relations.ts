@@ -1,0 +1,35 @@
+/**
+ * Relations between two MQTT topic filters, used to decide a subscription's permission once at
+ * subscribe time instead of per message. Filters are split on '/'; '$' topics are not special here
+ * (delivery-time checks use the topic matcher, which is exact).
+ */
+
+/** True when every topic that matches `filter` also matches `rule`. */
+export function filterCovers(rule: string, filter: string): boolean {
+  const r = rule.split('/')
+  const f = filter.split('/')
+  for (let i = 0; ; i++) {
+    const rs = r[i]
+    const fs = f[i]
+    if (rs === '#') return true
+    if (fs === undefined) return rs === undefined
+    if (rs === undefined) return false
+    if (fs === '#') return false
+    if (fs === '+') {
+      if (rs !== '+') return false
+    } else if (rs !== '+' && rs !== fs) return false
+  }
+}
+
+/** True when some topic matches both filters. */
+export function filtersIntersect(a: string, b: string): boolean {
+  const x = a.split('/')
+  const y = b.split('/')
+  for (let i = 0; ; i++) {
+    const xs = x[i]
+    const ys = y[i]
+    if (xs === '#' || ys === '#') return true
+    if (xs === undefined || ys === undefined) return xs === ys
+    if (xs !== '+' && ys !== '+' && xs !== ys) return false
+  }
+}

@@ -1,0 +1,80 @@
+import type { Key } from '@proj/storage'
+
+/** Something routable: an export path owner. */
+export interface Routable {
+  readonly path: string
+  coerceId(raw: string): Key
+}
+
+/** A resolved path or topic: the resource, and the id after the export path ('' when none). */
+export interface Route<R extends Routable = Routable> {
+  resource: R
+  /** The raw id text after `path/` ('' for the resource itself). */
+  idText: string
+}
+
+const CACHE_LIMIT = 10_000
+
+/**
+ * Resolves paths and topics to resources: longest export path first, then a case-insensitive match
+ * of the first segment. Results are cached per topic (a broker publishes to the same topics again and again).
+ */
+export class Router<R extends Routable = Routable> {
+  readonly #exact = new Map<string, R>()
+  readonly #folded = new Map<string, R>()
+  #maxDepth = 0
+  readonly #cache = new Map<string, Route<R> | null>()
+
+  add(resource: R): void {
+    const path = resource.path
+    this.#exact.set(path, resource)
+    this.#folded.set(foldFirst(path), resource)
+    this.#maxDepth = Math.max(this.#maxDepth, path.split('/').length)
+    this.#cache.clear()
+  }
+
+  get(path: string): R | undefined {
+    return this.#exact.get(path)
+  }
+
+  resources(): IterableIterator<R> {
+    return this.#exact.values()
+  }
+
+  /** Resolves a topic or path (no leading '/'); null when no resource claims it. */
+  resolve(target: string): Route<R> | null {
+    let route = this.#cache.get(target)
+    if (route !== undefined) return route
+    route = this.#resolve(target)
+    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear()
+    this.#cache.set(target, route)
+    return route
+  }
+
+  #resolve(target: string): Route<R> | null {
+    if (this.#maxDepth === 0 || target.charCodeAt(0) === 36 /* $ */) return null
+    // Candidate prefix ends: the positions of the first maxDepth slashes, then the whole target.
+    const ends: number[] = []
+    let at = target.indexOf('/')
+    while (at !== -1 && ends.length < this.#maxDepth) {
+      ends.push(at)
+      at = target.indexOf('/', at + 1)
+    }
+    if (ends.length < this.#maxDepth) ends.push(target.length)
+    for (const map of [this.#exact, this.#folded]) {
+      for (let i = ends.length - 1; i >= 0; i--) {
+        const end = ends[i]!
+        let prefix = target.slice(0, end)
+        if (map === this.#folded) prefix = foldFirst(prefix)
+        const resource = map.get(prefix)
+        if (resource) return { resource, idText: end >= target.length ? '' : target.slice(end + 1) }
+      }
+    }
+    return null
+  }
+}
+
+function foldFirst(path: string): string {
+  const slash = path.indexOf('/')
+  return slash === -1 ? path.toLowerCase() : path.slice(0, slash).toLowerCase() + path.slice(slash)
+}

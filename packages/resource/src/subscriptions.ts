@@ -1,0 +1,278 @@
+import { type SharedGroupMatch, type SubscriberMatch, SubscriptionTrie } from '@proj/topic-matcher'
+import type { RuntimeEvent } from './event.js'
+import type { Delivery, EventListener, Subscription } from './types.js'
+
+/** Per-listener state, to merge overlapping subscriptions of one listener into one delivery. */
+interface Owner {
+  listener: EventListener
+  seq: number
+  first: SubscriptionImpl | null
+  merged: { qos: 0 | 1 | 2; subscriptionIds: number[]; retainAsPublished: boolean } | null
+  count: number
+}
+
+const NO_IDS: number[] = Object.freeze([]) as unknown as number[]
+
+/** One runtime.subscribe() call. */
+export class SubscriptionImpl implements Subscription {
+  readonly filter: string
+  /** The filter as registered in the trie (canonical export path, no `$share/` prefix). */
+  readonly trieFilter: string
+  readonly owner: Owner
+  readonly clientId: string | undefined
+  readonly noLocal: boolean
+  readonly qos: 0 | 1 | 2
+  readonly subscriptionId: number | undefined
+  readonly delivery: Delivery
+  /** Live events at or below this cursor were already delivered by the replay. */
+  minCursor = 0
+  /** Buffered state changes at or below this cursor are already in the retained snapshot. */
+  snapshotCursor = 0
+  /** Buffered live events while initial (retained / replayed) events are delivered; null when live. */
+  pending: RuntimeEvent[] | null = null
+  /** Per-event permission check, when the subscribe-time check could not decide for every topic. */
+  check: ((event: RuntimeEvent) => boolean) | null
+  closed = false
+  /** ShareName of a `$share/{group}/` subscription. */
+  group: string | undefined = undefined
+  /** Resolves once the initial events were delivered and the subscription is live. */
+  ready: Promise<void> = Promise.resolve()
+  readonly #registry: SubscriptionRegistry
+
+  constructor(
+    registry: SubscriptionRegistry,
+    owner: Owner,
+    filter: string,
+    trieFilter: string,
+    options: {
+      qos: 0 | 1 | 2
+      subscriptionId?: number
+      noLocal: boolean
+      retainAsPublished: boolean
+      clientId?: string
+    },
+    check: ((event: RuntimeEvent) => boolean) | null,
+  ) {
+    this.#registry = registry
+    this.owner = owner
+    this.filter = filter
+    this.trieFilter = trieFilter
+    this.qos = options.qos
+    this.subscriptionId = options.subscriptionId
+    this.noLocal = options.noLocal
+    this.clientId = options.clientId
+    this.check = check
+    this.delivery = Object.freeze({
+      qos: options.qos,
+      subscriptionIds:
+        options.subscriptionId !== undefined ? (Object.freeze([options.subscriptionId]) as number[]) : NO_IDS,
+      retainAsPublished: options.retainAsPublished,
+    })
+  }
+
+  /** Whether a live event passes this subscription's filters (no local, replay overlap, permission). */
+  accepts(event: RuntimeEvent): boolean {
+    if (this.closed) return false
+    const cursor = event.cursor
+    if (cursor !== 0 && cursor <= this.minCursor) return false
+    if (this.noLocal && this.clientId !== undefined && eventClientId(event) === this.clientId) return false
+    if (this.check !== null && !this.check(event)) return false
+    return true
+  }
+
+  /** Delivers one event to the listener (initial events bypass the pending buffer). */
+  deliver(event: RuntimeEvent): void {
+    this.#registry.call(this.owner.listener, event, this.delivery)
+  }
+
+  /** Goes live: delivers what was buffered during the initial delivery. */
+  flush(): void {
+    const pending = this.pending
+    this.pending = null
+    if (!pending) return
+    for (const event of pending) {
+      const cursor = event.cursor
+      if (this.closed) return
+      if (
+        cursor !== 0 &&
+        (cursor <= this.minCursor || (event.type !== 'message' && cursor <= this.snapshotCursor))
+      )
+        continue
+      this.deliver(event)
+    }
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.pending = null
+    this.#registry.remove(this)
+  }
+}
+
+export function eventClientId(event: RuntimeEvent): string | undefined {
+  const metaClient = event.meta?.clientId
+  return typeof metaClient === 'string' ? metaClient : event.origin
+}
+
+/**
+ * Every live subscription of a runtime in one trie. A dispatch matches the event's topic once and
+ * calls each listener once: overlapping subscriptions of one listener are merged into one delivery
+ * (highest QoS, every subscription id; MQTT 5 section 3.3.4). Shared subscriptions deliver each event
+ * to one member of the group, round robin.
+ */
+export class SubscriptionRegistry {
+  /** One trie entry per subscribe() call (its SubscriptionImpl); merging per listener happens here. */
+  readonly #trie = new SubscriptionTrie<SubscriptionImpl>()
+  readonly #owners = new Map<EventListener, Owner>()
+  readonly #roundRobin = new Map<string, number>()
+  readonly #onError: (error: unknown, event: RuntimeEvent) => void
+  #seq = 0
+  #size = 0
+  /** Matches collected for the dispatch in progress; listeners run after collection, so this is not re-entered. */
+  #collected: SubscriptionImpl[] = []
+  #count = 0
+  #event: RuntimeEvent | undefined
+  readonly #spare: SubscriptionImpl[][] = []
+  readonly #onSubscriber = (match: SubscriberMatch<SubscriptionImpl>): void => {
+    this.#collected[this.#count++] = match.subscriber
+  }
+  readonly #onShared = (group: SharedGroupMatch<SubscriptionImpl>): void => {
+    const members = group.members
+    const n = members.length
+    const key = `${group.group}\0${group.filter}`
+    const next = this.#roundRobin.get(key) ?? 0
+    for (let i = 0; i < n; i++) {
+      const member = members[(next + i) % n]!.subscriber
+      if (member.accepts(this.#event!)) {
+        this.#roundRobin.set(key, (next + i + 1) % n)
+        this.#collected[this.#count++] = member
+        return
+      }
+    }
+  }
+
+  constructor(onError: (error: unknown, event: RuntimeEvent) => void) {
+    this.#onError = onError
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  owner(listener: EventListener): Owner {
+    let owner = this.#owners.get(listener)
+    if (!owner) {
+      owner = { listener, seq: 0, first: null, merged: null, count: 0 }
+      this.#owners.set(listener, owner)
+    }
+    return owner
+  }
+
+  add(subscription: SubscriptionImpl): void {
+    subscription.owner.count++
+    this.#size++
+    const filter =
+      subscription.group === undefined
+        ? subscription.trieFilter
+        : `$share/${subscription.group}/${subscription.trieFilter}`
+    this.#trie.add(filter, subscription, {
+      qos: subscription.qos,
+      ...(subscription.subscriptionId !== undefined ? { subscriptionId: subscription.subscriptionId } : {}),
+    })
+  }
+
+  remove(subscription: SubscriptionImpl): void {
+    const owner = subscription.owner
+    this.#size--
+    if (--owner.count === 0 && this.#owners.get(owner.listener) === owner) this.#owners.delete(owner.listener)
+    const filter =
+      subscription.group === undefined
+        ? subscription.trieFilter
+        : `$share/${subscription.group}/${subscription.trieFilter}`
+    this.#trie.remove(filter, subscription)
+  }
+
+  call(listener: EventListener, event: RuntimeEvent, delivery: Delivery): void {
+    try {
+      listener(event, delivery)
+    } catch (error) {
+      this.#onError(error, event)
+    }
+  }
+
+  /** Delivers a live event to every matching subscription. */
+  dispatch(event: RuntimeEvent): void {
+    if (this.#size === 0) return
+    // Collect first, deliver after: a listener may publish, which re-enters dispatch.
+    const collected = this.#collected
+    this.#count = 0
+    this.#event = event
+    this.#trie.forEachMatch(event.topic, this.#onSubscriber, this.#onShared)
+    const n = this.#count
+    this.#event = undefined
+    if (n === 0) return
+    this.#collected = this.#spare.pop() ?? []
+    try {
+      this.#deliver(event, collected, n)
+    } finally {
+      collected.fill(undefined as unknown as SubscriptionImpl, 0, n)
+      this.#spare.push(collected)
+    }
+  }
+
+  #deliver(event: RuntimeEvent, collected: SubscriptionImpl[], n: number): void {
+    let single: SubscriptionImpl | undefined
+    let owners: Owner[] | undefined
+    let seq = 0
+    for (let i = 0; i < n; i++) {
+      const subscription = collected[i]!
+      if (subscription.group === undefined && !subscription.accepts(event)) continue
+      if (subscription.pending !== null) {
+        subscription.pending.push(event)
+        continue
+      }
+      if (single === undefined) {
+        single = subscription
+        continue
+      }
+      // A second accepted subscription: merge per listener from here on.
+      if (owners === undefined) {
+        seq = ++this.#seq
+        owners = []
+        this.#join(single.owner, single, seq, owners)
+      }
+      this.#join(subscription.owner, subscription, seq, owners)
+    }
+    if (single === undefined) return
+    if (owners === undefined) {
+      this.call(single.owner.listener, event, single.delivery)
+      return
+    }
+    for (const owner of owners) {
+      const merged = owner.merged
+      const first = owner.first!
+      owner.first = null
+      owner.merged = null
+      this.call(owner.listener, event, merged ?? first.delivery)
+    }
+  }
+
+  #join(owner: Owner, subscription: SubscriptionImpl, seq: number, owners: Owner[]): void {
+    if (owner.seq !== seq) {
+      owner.seq = seq
+      owner.first = subscription
+      owner.merged = null
+      owners.push(owner)
+      return
+    }
+    const merged = (owner.merged ??= {
+      qos: owner.first!.qos,
+      subscriptionIds: [...owner.first!.delivery.subscriptionIds],
+      retainAsPublished: owner.first!.delivery.retainAsPublished,
+    })
+    if (subscription.qos > merged.qos) merged.qos = subscription.qos
+    for (const id of subscription.delivery.subscriptionIds) merged.subscriptionIds.push(id)
+    merged.retainAsPublished ||= subscription.delivery.retainAsPublished
+  }
+}

@@ -1,0 +1,193 @@
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { ResourceError } from './errors.js'
+import type { Permissions } from './permissions.js'
+import type { TableStateStore } from './state-store.js'
+import type { User, UserAdmin } from './types.js'
+
+/** How a user is persisted (state store `__users`). */
+interface StoredUser {
+  username: string
+  role: string
+  superUser: boolean
+  /** `scrypt$N$r$p$salt$hash`, base64url parts. */
+  password: string
+}
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keyLength: 32 }
+const DEFAULT_TOKEN_TTL_MS = 60 * 60 * 1000
+
+function scryptAsync(
+  password: string,
+  salt: Buffer,
+  N: number,
+  r: number,
+  p: number,
+  keyLength: number,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, keyLength, { N, r, p, maxmem: 256 * N * r }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    )
+  })
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16)
+  const { N, r, p, keyLength } = SCRYPT
+  const hash = await scryptAsync(password, salt, N, r, p, keyLength)
+  return `scrypt$${N}$${r}$${p}$${salt.toString('base64url')}$${hash.toString('base64url')}`
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$')
+  if (scheme !== 'scrypt' || !salt || !hash) return false
+  const expected = Buffer.from(hash, 'base64url')
+  const actual = await scryptAsync(
+    password,
+    Buffer.from(salt, 'base64url'),
+    Number(n),
+    Number(r),
+    Number(p),
+    expected.length,
+  )
+  return actual.length === expected.length && timingSafeEqual(actual, expected)
+}
+
+function publicUser(stored: StoredUser): User {
+  return { username: stored.username, role: stored.role, superUser: stored.superUser }
+}
+
+const USERNAME = /^[^\s:]{1,128}$/
+
+/** Users, passwords and bearer tokens, persisted in state stores. */
+export class Users implements UserAdmin {
+  readonly #store: TableStateStore<StoredUser>
+  readonly #system: TableStateStore<unknown>
+  readonly #permissions: Permissions
+  #secret: Promise<Buffer> | undefined
+  /** A hash to compare against when the user does not exist, so timing does not reveal usernames. */
+  #dummy: Promise<string> | undefined
+
+  constructor(
+    store: TableStateStore<StoredUser>,
+    system: TableStateStore<unknown>,
+    permissions: Permissions,
+  ) {
+    this.#store = store
+    this.#system = system
+    this.#permissions = permissions
+  }
+
+  async add(
+    username: string,
+    password: string,
+    options: { role?: string; superUser?: boolean } = {},
+  ): Promise<User> {
+    if (!USERNAME.test(username)) throw new ResourceError('INVALID', `invalid username "${username}"`)
+    if (this.#store.get(username)) throw new ResourceError('CONFLICT', `user ${username} already exists`)
+    checkPassword(password)
+    const role = options.role ?? (options.superUser ? 'admin' : 'user')
+    if (!this.#permissions.hasRole(role)) throw new ResourceError('INVALID', `unknown role ${role}`)
+    const stored: StoredUser = {
+      username,
+      role,
+      superUser: options.superUser === true,
+      password: await hashPassword(password),
+    }
+    await this.#store.put(username, stored)
+    return publicUser(stored)
+  }
+
+  async setPassword(username: string, password: string): Promise<void> {
+    const stored = this.#store.get(username)
+    if (!stored) throw new ResourceError('NOT_FOUND', `no user ${username}`)
+    checkPassword(password)
+    await this.#store.put(username, { ...stored, password: await hashPassword(password) })
+  }
+
+  /** Changes a user's role or super-user flag. */
+  async update(username: string, changes: { role?: string; superUser?: boolean }): Promise<User> {
+    const stored = this.#store.get(username)
+    if (!stored) throw new ResourceError('NOT_FOUND', `no user ${username}`)
+    if (changes.role !== undefined && !this.#permissions.hasRole(changes.role)) {
+      throw new ResourceError('INVALID', `unknown role ${changes.role}`)
+    }
+    const next = { ...stored, ...changes }
+    await this.#store.put(username, next)
+    return publicUser(next)
+  }
+
+  list(): User[] {
+    return [...this.#store.entries()].map((e) => publicUser(e.value))
+  }
+
+  async delete(username: string): Promise<boolean> {
+    if (!this.#store.get(username)) return false
+    await this.#store.delete(username)
+    return true
+  }
+
+  find(username: string): User | null {
+    const stored = this.#store.get(username)
+    return stored ? publicUser(stored) : null
+  }
+
+  async authenticate(username: string, password: string): Promise<User | null> {
+    const stored = this.#store.get(username)
+    if (!stored) {
+      await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password')))
+      return null
+    }
+    return (await verifyPassword(password, stored.password)) ? publicUser(stored) : null
+  }
+
+  async issueToken(user: User, options: { expiresInMs?: number } = {}): Promise<string> {
+    const now = Date.now()
+    const claims = { u: user.username, iat: now, exp: now + (options.expiresInMs ?? DEFAULT_TOKEN_TTL_MS) }
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url')
+    return `${body}.${(await this.#hmac(body)).toString('base64url')}`
+  }
+
+  async verifyToken(token: string): Promise<User | null> {
+    const dot = token.indexOf('.')
+    if (dot <= 0) return null
+    const body = token.slice(0, dot)
+    const signature = Buffer.from(token.slice(dot + 1), 'base64url')
+    const expected = await this.#hmac(body)
+    if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) return null
+    let claims: { u?: unknown; exp?: unknown }
+    try {
+      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'))
+    } catch {
+      return null
+    }
+    if (typeof claims.u !== 'string' || typeof claims.exp !== 'number' || claims.exp <= Date.now())
+      return null
+    // The current user, so a deleted user's or changed role's token does not outlive the change.
+    return this.find(claims.u)
+  }
+
+  async #hmac(body: string): Promise<Buffer> {
+    return createHmac('sha256', await this.#getSecret())
+      .update(body)
+      .digest()
+  }
+
+  #getSecret(): Promise<Buffer> {
+    return (this.#secret ??= this.#loadSecret())
+  }
+
+  async #loadSecret(): Promise<Buffer> {
+    let stored = this.#system.get('tokenSecret')
+    if (!(stored instanceof Uint8Array)) {
+      stored = randomBytes(32)
+      await this.#system.put('tokenSecret', stored)
+    }
+    return Buffer.from(stored as Uint8Array)
+  }
+}
+
+function checkPassword(password: string): void {
+  if (typeof password !== 'string' || password.length === 0)
+    throw new ResourceError('INVALID', 'password must not be empty')
+}

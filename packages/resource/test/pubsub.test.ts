@@ -1,0 +1,86 @@
+import { waitFor } from '@proj/test-utils'
+import { describe, expect, it } from 'vitest'
+import { admin, bytes, collector, runtimeFixture } from './helpers.js'
+
+describe('publish and subscribe', () => {
+  it('delivers a QoS 0 message on an unclaimed topic synchronously, unlogged, with the original bytes', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const { events, listener } = collector()
+    const sub = await runtime.subscribe('sensors/+/temp', listener, { qos: 0 }, admin)
+    await sub.ready
+    const payload = bytes('{ "c": 21.5 }')
+    const result = await runtime.publish('sensors/kitchen/temp', { payload, retain: false, qos: 0 }, admin)
+    expect(result).toEqual({})
+    expect(events).toHaveLength(1)
+    const event = events[0]!
+    expect(event).toMatchObject({
+      type: 'message',
+      topic: 'sensors/kitchen/temp',
+      path: '',
+      cursor: 0,
+      retained: false,
+    })
+    expect(event.value).toEqual({ c: 21.5 })
+    // a JSON subscriber gets the publisher's bytes (whitespace and all), not a re-encoding
+    expect(runtime.encode(event, 'application/json')).toBe(payload)
+    expect(runtime.store.log.lastCursor).toBe(0)
+    sub.close()
+    await runtime.publish('sensors/kitchen/temp', { payload, retain: false, qos: 0 }, admin)
+    expect(events).toHaveLength(1)
+  })
+
+  it('keeps a retained message on an unclaimed topic and delivers it first to a wildcard subscriber', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const raw = new Uint8Array([0xff, 0x00, 0x01])
+    await runtime.publish('plain/a', { payload: raw, retain: true, qos: 1 }, admin)
+    await runtime.publish(
+      'plain/b/c',
+      { payload: bytes('"text"'), contentType: 'application/json', retain: true, qos: 0 },
+      admin,
+    )
+    const { events, listener } = collector()
+    const sub = await runtime.subscribe('plain/#', listener, { qos: 1 }, admin)
+    await sub.ready
+    expect(events.map((e) => [e.topic, e.retained])).toEqual([
+      ['plain/a', true],
+      ['plain/b/c', true],
+    ])
+    expect(Buffer.from(events[0]!.value as Uint8Array)).toEqual(Buffer.from(raw))
+    expect(Buffer.from(runtime.encode(events[0]!, 'application/cbor'))).toEqual(Buffer.from(raw))
+    expect(events[1]!.contentType).toBe('application/json')
+    expect(events[1]!.value).toBe('text')
+    // an empty retained payload deletes; the delete is an event
+    await runtime.publish('plain/a', { payload: new Uint8Array(0), retain: true, qos: 1 }, admin)
+    await waitFor(() => events.length === 3)
+    expect(events[2]).toMatchObject({ type: 'delete', topic: 'plain/a', retained: false })
+    expect(runtime.encode(events[2]!, 'application/json')).toHaveLength(0)
+    expect(await runtime.get('plain/a', admin)).toBeUndefined()
+  })
+
+  it('writes a table record with a retained publish and sends later changes as events', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const { events, listener } = collector()
+    const sub = await runtime.subscribe('Dog/#', listener, { qos: 1 }, admin)
+    await sub.ready
+    const payload = bytes('{"name":"Rex","age":3}')
+    const result = await runtime.publish('Dog/rex', { payload, retain: true, qos: 1 }, admin)
+    expect(result.event).toMatchObject({ type: 'put', topic: 'Dog/rex', path: 'Dog', id: 'rex' })
+    expect(result.event!.cursor).toBeGreaterThan(0)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toBe(result.event)
+    expect(runtime.encode(events[0]!, 'application/json')).toBe(payload)
+    const stored = await runtime.get('Dog/rex', admin)
+    expect(stored?.value).toMatchObject({ name: 'Rex', age: 3 })
+    // a non-retained message reaches subscribers without changing the record
+    await runtime.publish('Dog/rex', { payload: bytes('{"name":"Max"}'), retain: false, qos: 1 }, admin)
+    expect(events[1]).toMatchObject({ type: 'message', topic: 'Dog/rex', value: { name: 'Max' } })
+    expect((await runtime.get('Dog/rex', admin))?.value).toMatchObject({ name: 'Rex' })
+    // REST writes produce the same events
+    await runtime.delete('Dog/rex', admin)
+    expect(events[2]).toMatchObject({ type: 'delete', topic: 'Dog/rex' })
+    sub.close()
+  })
+})
