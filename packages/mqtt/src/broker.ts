@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { Connection } from './connection.js'
 import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
-import type { BrokerRuntime, Key, ResourceEvent, StateStore } from './runtime.js'
+import type { Key, ResourceEvent, Runtime, StateStore } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
 import {
   NEVER_EXPIRES,
@@ -56,7 +56,7 @@ export function createBroker(options: BrokerOptions): Broker {
 /** The broker; connections and sessions call back into it. Not exported from the package. */
 export class BrokerCore implements Broker {
   readonly events = new EventEmitter<BrokerEvents>()
-  readonly runtime: BrokerRuntime
+  readonly runtime: Runtime
   readonly logger: Logger
   readonly maxKeepAlive: number
   readonly receiveMaximum: number

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import type { BrokerRuntime, User } from './runtime.js'
+import type { Runtime, User } from './runtime.js'
 
 export interface Logger {
   debug(...args: unknown[]): void
@@ -11,7 +11,7 @@ export interface Logger {
 
 export interface BrokerOptions {
   /** The resource runtime: the broker's only way to the data (publish, subscribe, users, state). */
-  runtime: BrokerRuntime
+  runtime: Runtime
   /** Longest keep-alive a client may use, seconds (v5: Server Keep Alive; v3: CONNACK 0x02 above it). Default 65535. */
   maxKeepAlive?: number
   /** QoS 1/2 PUBLISH packets a v5 client may have unacknowledged (CONNACK Receive Maximum). Default 65535. */
