@@ -73,6 +73,8 @@ export interface ResourceKit {
   tables: Record<string, TableClass>
   EventStream: typeof EventStream
   ResourceError: typeof ResourceError
+  /** `RuntimeOptions.context` (e.g. the server), for resources that need their host. */
+  context: Record<string, unknown>
 }
 
 export interface RuntimeOptions {
@@ -103,11 +105,15 @@ export interface RuntimeOptions {
   maxPayloadBytes?: number
   /** Receives errors thrown by listeners and background work (default console.error). */
   onError?: (error: unknown) => void
+  /** Passed to resources.js factories as `kit.context`. */
+  context?: Record<string, unknown>
 }
 
 /** A Subscription plus `ready`: resolves once current values / replayed events were delivered and it is live. */
 export interface RuntimeSubscription extends Subscription {
   readonly ready: Promise<void>
+  /** Change-log cursor when the subscription was made (a durable session may store it as its position). */
+  readonly cursor: number
 }
 
 /** The Runtime of types.ts plus runtime-specific members. */
@@ -164,7 +170,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Resourc
     }))
   try {
     const runtime = new RuntimeImpl(store, ownStore, schema, roles, options)
-    await runtime.register(modules, options.resources ?? {})
+    await runtime.register(modules, options.resources ?? {}, options.context ?? {})
     return runtime
   } catch (error) {
     if (ownStore) await store.close()
@@ -289,7 +295,11 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   /** Creates table classes and resources and registers their export paths. */
-  async register(modules: Record<string, unknown>[], extra: Record<string, ResourceClass>): Promise<void> {
+  async register(
+    modules: Record<string, unknown>[],
+    extra: Record<string, ResourceClass>,
+    context: Record<string, unknown>,
+  ): Promise<void> {
     const host = this.#host
     const schema = this.schema
     const tableByName = new Map<string, TableDefinition>()
@@ -314,7 +324,7 @@ class RuntimeImpl implements ResourceRuntime {
         })
       }
     }
-    const kit: ResourceKit = { Resource, Table, tables: this.tables, EventStream, ResourceError }
+    const kit: ResourceKit = { Resource, Table, tables: this.tables, EventStream, ResourceError, context }
     const exported: [string, unknown][] = []
     for (const mod of modules) {
       let exports: Record<string, unknown> = mod
@@ -767,6 +777,7 @@ class RuntimeImpl implements ResourceRuntime {
       check,
     )
     if (shared) subscription.group = shared.group
+    subscription.cursor = this.store.log.lastCursor
     // Shared subscriptions get no retained messages [MQTT-4.8.2-?]; only a resume replays.
     const retained = options.retained !== false && !shared
     const after = options.after
@@ -1216,7 +1227,7 @@ const READY = Promise.resolve()
 function withReady(subscription: Subscription): RuntimeSubscription {
   return 'ready' in subscription
     ? (subscription as RuntimeSubscription)
-    : Object.assign(subscription, { ready: READY })
+    : Object.assign(subscription, { ready: READY, cursor: 0 })
 }
 
 function topicValue(record: TopicRecord): unknown {

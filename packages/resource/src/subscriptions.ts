@@ -24,6 +24,8 @@ export class SubscriptionImpl implements Subscription {
   readonly qos: 0 | 1 | 2
   readonly subscriptionId: number | undefined
   readonly delivery: Delivery
+  /** Change-log cursor when subscribed. */
+  cursor = 0
   /** Live events at or below this cursor were already delivered by the replay. */
   minCursor = 0
   /** Buffered state changes at or below this cursor are already in the retained snapshot. */
