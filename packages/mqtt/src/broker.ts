@@ -74,6 +74,7 @@ export class BrokerCore implements Broker {
   private readonly stores = new Map<string, StateStore<any>>()
   private readonly pending = new Set<Promise<unknown>>()
   private readonly wills = new Map<string, PendingWill[]>()
+  private readonly erasing = new Map<string, number>()
   private readonly cache = new WeakMap<ResourceEvent, EventCache>()
   private connectionSeq = 0
   private readonly bootId = Date.now().toString(36)
@@ -275,6 +276,8 @@ export class BrokerCore implements Broker {
   findSession(clientId: string): Session | undefined {
     const live = this.sessions.get(clientId)
     if (live !== undefined) return live
+    // Ended but its erase is not committed yet: the stored record is stale.
+    if (this.erasing.has(clientId)) return undefined
     const rec = this.state<StoredSession>(SESSIONS_STORE).get(clientId)
     if (rec === undefined || rec.v !== 1) return undefined
     const session = Session.restore(this, rec)
@@ -294,7 +297,15 @@ export class BrokerCore implements Broker {
     }
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId)
     this.publishWillsNow(session.clientId)
-    return session.persisted ? session.erase() : Promise.resolve()
+    if (!session.persisted) return Promise.resolve()
+    const clientId = session.clientId
+    const n = (this.erasing.get(clientId) ?? 0) + 1
+    this.erasing.set(clientId, n)
+    return session.erase().finally(() => {
+      const left = (this.erasing.get(clientId) ?? 1) - 1
+      if (left <= 0) this.erasing.delete(clientId)
+      else this.erasing.set(clientId, left)
+    })
   }
 
   /** The connection of `session` closed: keep it (durable) or end it. */

@@ -1,0 +1,376 @@
+import { waitFor } from '@proj/test-utils'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { type Broker, createBroker } from '../src/index.js'
+import { openTestRuntime, pairClient, type RawClient, type TestRuntime } from './helpers.js'
+
+let rt: TestRuntime
+let broker: Broker
+beforeAll(async () => {
+  rt = await openTestRuntime()
+})
+afterAll(async () => {
+  await rt.close()
+})
+afterEach(async () => {
+  vi.useRealTimers()
+  await broker?.close()
+})
+
+function make(options: Record<string, unknown> = {}) {
+  broker = createBroker({ runtime: rt.runtime, ...options })
+  return broker
+}
+
+async function watch(filter: string, qos: 0 | 1 | 2 = 0): Promise<RawClient> {
+  const w = pairClient(broker)
+  await w.connect()
+  w.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] })
+  await w.next('suback')
+  return w
+}
+
+async function publishQos1(topic: string, payload: string, retain = false) {
+  const p = pairClient(broker)
+  await p.connect()
+  p.send({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain, dup: false })
+  await p.next('puback')
+  p.end()
+}
+
+describe('durable sessions', () => {
+  it('catches up on logged messages after a reconnect, and not on older ones (v3 clean session 0)', async () => {
+    make()
+    await publishQos1('dur/a', 'before')
+    const s1 = pairClient(broker)
+    expect((await s1.connect({ clientId: 'dur-1', clean: false })).sessionPresent).toBe(false)
+    s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'dur/#', qos: 1 }] })
+    await s1.next('suback')
+    s1.send({ cmd: 'disconnect' })
+    await s1.waitClosed()
+    for (const n of ['1', '2', '3']) await publishQos1('dur/a', n)
+    const s2 = pairClient(broker)
+    expect((await s2.connect({ clientId: 'dur-1', clean: false })).sessionPresent).toBe(true)
+    const got: string[] = []
+    for (let i = 0; i < 3; i++) {
+      const p = await s2.next('publish')
+      got.push(p.payload.toString())
+      s2.send({ cmd: 'puback', messageId: p.messageId! })
+    }
+    expect(got).toEqual(['1', '2', '3'])
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s2.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+  })
+
+  it('retransmits unacknowledged QoS 1 with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
+    make()
+    const s1 = pairClient(broker)
+    await s1.connect({ clientId: 'dup-1', clean: false })
+    s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'dup/#', qos: 1 }] })
+    await s1.next('suback')
+    await publishQos1('dup/x', 'hello')
+    const first = await s1.next('publish')
+    expect(first.dup).toBe(false)
+    s1.end() // no PUBACK
+    await new Promise((r) => setTimeout(r, 50))
+    const s2 = pairClient(broker)
+    expect((await s2.connect({ clientId: 'dup-1', clean: false })).sessionPresent).toBe(true)
+    const again = await s2.next('publish')
+    expect(again.dup).toBe(true)
+    expect(again.messageId).toBe(first.messageId)
+    expect(again.payload.toString()).toBe('hello')
+    s2.send({ cmd: 'puback', messageId: again.messageId! })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s2.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+  })
+
+  it('applies an inbound QoS 2 message once, also when resent after a reconnect [MQTT-4.3.3-10]', async () => {
+    make()
+    const w = await watch('q2/#')
+    const c1 = pairClient(broker)
+    await c1.connect({ clientId: 'q2-pub', clean: false })
+    c1.send({
+      cmd: 'publish',
+      topic: 'q2/x',
+      payload: 'once',
+      qos: 2,
+      messageId: 9,
+      retain: false,
+      dup: false,
+    })
+    await c1.next('pubrec')
+    c1.end()
+    await new Promise((r) => setTimeout(r, 50))
+    const c2 = pairClient(broker)
+    await c2.connect({ clientId: 'q2-pub', clean: false })
+    c2.send({
+      cmd: 'publish',
+      topic: 'q2/x',
+      payload: 'once',
+      qos: 2,
+      messageId: 9,
+      retain: false,
+      dup: true,
+    })
+    await c2.next('pubrec')
+    c2.send({ cmd: 'pubrel', messageId: 9 })
+    await c2.next('pubcomp')
+    // the id is free again: a new message with it is applied
+    c2.send({
+      cmd: 'publish',
+      topic: 'q2/x',
+      payload: 'twice',
+      qos: 2,
+      messageId: 9,
+      retain: false,
+      dup: false,
+    })
+    await c2.next('pubrec')
+    c2.send({ cmd: 'pubrel', messageId: 9 })
+    await c2.next('pubcomp')
+    await waitFor(() => w.packets.length >= 2)
+    await new Promise((r) => setTimeout(r, 100))
+    expect(w.packets.map((p) => (p.cmd === 'publish' ? p.payload.toString() : p.cmd))).toEqual([
+      'once',
+      'twice',
+    ])
+  })
+
+  it('completes outbound QoS 2 (PUBREC -> PUBREL -> PUBCOMP) and resends PUBREL after a reconnect', async () => {
+    make()
+    const s1 = pairClient(broker)
+    await s1.connect({ clientId: 'out2', clean: false })
+    s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'out2/#', qos: 2 }] })
+    await s1.next('suback')
+    await publishQos1('out2/a', 'x')
+    const p = await s1.next('publish')
+    expect(p.qos).toBe(1) // min(publish QoS 1, subscription QoS 2)
+    s1.send({ cmd: 'puback', messageId: p.messageId! })
+    const p2 = pairClient(broker)
+    await p2.connect()
+    p2.send({
+      cmd: 'publish',
+      topic: 'out2/b',
+      payload: 'y',
+      qos: 2,
+      messageId: 3,
+      retain: false,
+      dup: false,
+    })
+    await p2.next('pubrec')
+    p2.send({ cmd: 'pubrel', messageId: 3 })
+    await p2.next('pubcomp')
+    const q2 = await s1.next('publish')
+    expect(q2.qos).toBe(2)
+    s1.send({ cmd: 'pubrec', messageId: q2.messageId! })
+    const rel = await s1.next('pubrel')
+    expect(rel.messageId).toBe(q2.messageId)
+    s1.end()
+    await new Promise((r) => setTimeout(r, 50))
+    const s2 = pairClient(broker)
+    await s2.connect({ clientId: 'out2', clean: false })
+    const rel2 = await s2.next('pubrel')
+    expect(rel2.messageId).toBe(q2.messageId)
+    s2.send({ cmd: 'pubcomp', messageId: q2.messageId! })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s2.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+  })
+
+  it('discards the session on clean start', async () => {
+    make()
+    const s1 = pairClient(broker, 5)
+    await s1.connect({ clientId: 'cs', clean: false, properties: { sessionExpiryInterval: 300 } })
+    s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cs/#', qos: 1 }] })
+    await s1.next('suback')
+    s1.send({ cmd: 'disconnect' })
+    await s1.waitClosed()
+    const s2 = pairClient(broker, 5)
+    expect((await s2.connect({ clientId: 'cs', clean: true })).sessionPresent).toBe(false)
+    await publishQos1('cs/a', 'x')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s2.packets).toEqual([])
+  })
+
+  it('removes a v5 session when its expiry interval has passed', async () => {
+    make()
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const s1 = pairClient(broker, 5)
+    await s1.connect({ clientId: 'exp', clean: false, properties: { sessionExpiryInterval: 10 } })
+    s1.send({ cmd: 'disconnect' })
+    await s1.waitClosed()
+    await vi.advanceTimersByTimeAsync(5_000)
+    const s2 = pairClient(broker, 5)
+    expect(
+      (await s2.connect({ clientId: 'exp', clean: false, properties: { sessionExpiryInterval: 10 } }))
+        .sessionPresent,
+    ).toBe(true)
+    s2.send({ cmd: 'disconnect' })
+    await s2.waitClosed()
+    await vi.advanceTimersByTimeAsync(10_500)
+    const s3 = pairClient(broker, 5)
+    expect((await s3.connect({ clientId: 'exp', clean: false })).sessionPresent).toBe(false)
+  })
+})
+
+describe('wills', () => {
+  it('publishes the will when the connection drops, not after DISCONNECT', async () => {
+    make()
+    const w = await watch('will/#')
+    const a = pairClient(broker)
+    await a.connect({
+      clientId: 'wa',
+      will: { topic: 'will/a', payload: Buffer.from('a'), qos: 1, retain: false },
+    })
+    a.send({ cmd: 'disconnect' })
+    await a.waitClosed()
+    const b = pairClient(broker)
+    await b.connect({
+      clientId: 'wb',
+      will: { topic: 'will/b', payload: Buffer.from('b'), qos: 1, retain: false },
+    })
+    b.end()
+    const p = await w.next('publish')
+    expect(p.topic).toBe('will/b')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+  })
+
+  it('v5: DISCONNECT 0x04 sends the will; a reconnect within the will delay cancels it', async () => {
+    make()
+    const w = await watch('will5/#')
+    const a = pairClient(broker, 5)
+    await a.connect({
+      clientId: 'w5a',
+      will: { topic: 'will5/a', payload: Buffer.from('a'), qos: 0, retain: false },
+    })
+    a.send({ cmd: 'disconnect', reasonCode: 0x04 })
+    expect((await w.next('publish')).topic).toBe('will5/a')
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const b = pairClient(broker, 5)
+    await b.connect({
+      clientId: 'w5b',
+      clean: false,
+      properties: { sessionExpiryInterval: 100 },
+      will: {
+        topic: 'will5/b',
+        payload: Buffer.from('b'),
+        qos: 0,
+        retain: false,
+        properties: { willDelayInterval: 10 },
+      },
+    })
+    b.end()
+    await vi.advanceTimersByTimeAsync(5_000)
+    const b2 = pairClient(broker, 5)
+    await b2.connect({ clientId: 'w5b', clean: false, properties: { sessionExpiryInterval: 100 } })
+    await vi.advanceTimersByTimeAsync(20_000)
+    vi.useRealTimers()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+    // without a reconnect the delayed will goes out
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const c = pairClient(broker, 5)
+    await c.connect({
+      clientId: 'w5c',
+      clean: false,
+      properties: { sessionExpiryInterval: 100 },
+      will: {
+        topic: 'will5/c',
+        payload: Buffer.from('c'),
+        qos: 0,
+        retain: false,
+        properties: { willDelayInterval: 10 },
+      },
+    })
+    c.end()
+    await vi.advanceTimersByTimeAsync(10_500)
+    vi.useRealTimers()
+    expect((await w.next('publish')).topic).toBe('will5/c')
+  })
+})
+
+describe('authentication and permissions', () => {
+  it('checks user name and password (v3 return code 4, v5 0x86) and refuses anonymous when it is off', async () => {
+    const rt2 = await openTestRuntime({ allowAnonymous: false })
+    try {
+      await rt2.runtime.users.add('alice', 'secret')
+      broker = createBroker({ runtime: rt2.runtime })
+      const failures: string[] = []
+      broker.events.on('auth-failed', (d) => failures.push(`${d.username}:${d.reason}`))
+      const ok = pairClient(broker)
+      expect((await ok.connect({ username: 'alice', password: Buffer.from('secret') })).returnCode).toBe(0)
+      const bad3 = pairClient(broker)
+      expect((await bad3.connect({ username: 'alice', password: Buffer.from('nope') })).returnCode).toBe(4)
+      const bad5 = pairClient(broker, 5)
+      expect((await bad5.connect({ username: 'alice', password: Buffer.from('nope') })).reasonCode).toBe(0x86)
+      const anon3 = pairClient(broker)
+      expect((await anon3.connect()).returnCode).toBe(5)
+      const anon5 = pairClient(broker, 5)
+      expect((await anon5.connect()).reasonCode).toBe(0x87)
+      expect(failures).toHaveLength(4)
+      await bad3.waitClosed()
+      await broker.close()
+      // mTLS: the certificate names the user
+      broker = createBroker({ runtime: rt2.runtime })
+      const [a, b] = (await import('./helpers.js')).duplexPair()
+      broker.handle(b, { transport: 'tls', certificateUser: 'alice' })
+      const { RawClient } = await import('./helpers.js')
+      const cert = new RawClient(a, 4)
+      expect((await cert.connect()).returnCode).toBe(0)
+    } finally {
+      await broker.close()
+      await rt2.close()
+    }
+  })
+
+  it('refuses what the role does not permit: SUBACK 0x80/0x87, v5 PUBACK 0x87, record unchanged', async () => {
+    const rt2 = await openTestRuntime({
+      roles: [{ name: 'limited', topics: [{ filter: 'open/#', publish: true, subscribe: true }] }],
+    })
+    try {
+      await rt2.runtime.users.add('bob', 'pw', { role: 'limited' })
+      broker = createBroker({ runtime: rt2.runtime })
+      const v3 = pairClient(broker)
+      await v3.connect({ username: 'bob', password: Buffer.from('pw') })
+      v3.send({
+        cmd: 'subscribe',
+        messageId: 1,
+        subscriptions: [
+          { topic: 'open/#', qos: 1 },
+          { topic: 'closed/#', qos: 1 },
+        ],
+      })
+      expect((await v3.next('suback')).granted).toEqual([1, 0x80])
+      const v5 = pairClient(broker, 5)
+      await v5.connect({ username: 'bob', password: Buffer.from('pw') })
+      v5.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'closed/#', qos: 1 }] })
+      expect((await v5.next('suback')).granted).toEqual([0x87])
+      v5.send({
+        cmd: 'publish',
+        topic: 'closed/x',
+        payload: 'no',
+        qos: 1,
+        messageId: 2,
+        retain: true,
+        dup: false,
+      })
+      expect((await v5.next('puback')).reasonCode).toBe(0x87)
+      // v3.1.1 has no negative PUBACK: acknowledged (as Mosquitto does), not applied
+      v3.send({
+        cmd: 'publish',
+        topic: 'closed/y',
+        payload: 'no',
+        qos: 1,
+        messageId: 2,
+        retain: true,
+        dup: false,
+      })
+      expect((await v3.next('puback')).messageId).toBe(2)
+      const ctx = { user: null }
+      expect(await rt2.runtime.get('closed/x', ctx)).toBeUndefined()
+      expect(await rt2.runtime.get('closed/y', ctx)).toBeUndefined()
+    } finally {
+      await broker.close()
+      await rt2.close()
+    }
+  })
+})
