@@ -36,14 +36,6 @@ export interface SubscriberMatch<S, O = undefined> {
   subscriptions: readonly Subscription<S, O>[]
 }
 
-/** The mutable shape behind {@link SubscriberMatch}. */
-interface MatchSlot<S, O> {
-  subscriber: S
-  qos: QoS
-  subscriptionIds: number[]
-  subscriptions: Subscription<S, O>[]
-}
-
 /** A shared-subscription group the topic reaches: the caller delivers to one of `members`. */
 export interface SharedGroupMatch<S, O = undefined> {
   group: string
@@ -60,18 +52,48 @@ export interface TrieMatch<S, O = undefined> {
   shared: SharedGroupMatch<S, O>[]
 }
 
-class Entry<S, O> implements Subscription<S, O> {
-  /** Index in the owning array (node entries or group members), for O(1) removal. */
+/**
+ * One stored subscription. Immutable once made (re-subscribing swaps in a new Entry), so it doubles
+ * as the {@link SubscriberMatch} of a subscriber reached through this subscription only: the
+ * common case of a match then allocates nothing per subscriber.
+ */
+class Entry<S, O> implements Subscription<S, O>, SubscriberMatch<S, O> {
+  /** Index in the owning array (node.solo, node.overlapping or group members), for O(1) removal. */
   pos = -1
+  /**
+   * Whether another plain subscription of the same subscriber may match a topic this one matches;
+   * such entries live in node.overlapping and pay for deduplication during a match, the others in
+   * node.solo are copied to the result without even being read. Conservative: may be true needlessly.
+   */
+  overlaps = false
+  readonly subscriptions: readonly Subscription<S, O>[]
+  readonly subscriptionIds: readonly number[]
   constructor(
     readonly filter: string,
     readonly subscriber: S,
-    public qos: QoS,
-    public subscriptionId: number | undefined,
-    public data: O | undefined,
+    readonly qos: QoS,
+    readonly subscriptionId: number | undefined,
+    readonly data: O | undefined,
     readonly group: string | undefined,
+    /** `filter` without its `$share/{group}/` prefix. */
+    readonly inner: string,
     readonly node: TrieNode<S, O>,
     readonly state: SubscriberState<S, O>,
+  ) {
+    this.subscriptions = Object.freeze([this])
+    this.subscriptionIds = subscriptionId === undefined ? NO_IDS : Object.freeze([subscriptionId])
+  }
+}
+
+const NO_IDS: readonly number[] = Object.freeze([])
+
+/** A subscriber reached through several overlapping subscriptions: lists are merged here. */
+class MatchSlot<S, O> implements SubscriberMatch<S, O> {
+  constructor(
+    public subscriber: S,
+    public qos: QoS,
+    public subscriptionIds: number[],
+    public subscriptions: Subscription<S, O>[],
   ) {}
 }
 
@@ -87,6 +109,7 @@ class SubscriberState<S, O> {
   /** Match generation that last saw this subscriber, and its slot in that match's results. */
   gen = 0
   slot = 0
+  plainCount = 0
   readonly byFilter = new Map<string, Entry<S, O>>()
   constructor(readonly subscriber: S) {}
 }
@@ -97,7 +120,10 @@ class TrieNode<S, O> {
   plus: TrieNode<S, O> | undefined = undefined
   /** The `#` child: its subscriptions match this level and everything below it. */
   hash: TrieNode<S, O> | undefined = undefined
-  entries: Entry<S, O>[] | undefined = undefined
+  /** Plain subscriptions ending here whose subscriber has no other overlapping subscription. */
+  solo: Entry<S, O>[] | undefined = undefined
+  /** Plain subscriptions ending here that need deduplication per subscriber. */
+  overlapping: Entry<S, O>[] | undefined = undefined
   shared: Map<string, SharedGroup<S, O>> | undefined = undefined
   constructor(
     readonly parent: TrieNode<S, O> | undefined,
@@ -109,7 +135,8 @@ class TrieNode<S, O> {
       this.children === undefined &&
       this.plus === undefined &&
       this.hash === undefined &&
-      this.entries === undefined &&
+      this.solo === undefined &&
+      this.overlapping === undefined &&
       this.shared === undefined
     )
   }
@@ -117,16 +144,53 @@ class TrieNode<S, O> {
 
 /** Collects one match: plain subscriber results (deduplicated) and shared groups. */
 interface Collector<S, O> {
-  subscribers: MatchSlot<S, O>[]
+  subscribers: SubscriberMatch<S, O>[]
   count: number
   shared: SharedGroupMatch<S, O>[]
   sharedCount: number
-  /** Reuse the objects already in the arrays (forEachMatch) instead of allocating (match). */
-  reuse: boolean
+  /** MatchSlots kept for reuse by forEachMatch; null for match(), whose results are the caller's. */
+  pool: MatchSlot<S, O>[] | null
+  poolUsed: number
 }
 
-// Shared by every match without identifiers; only ever exposed as a readonly array.
-const NO_IDS = Object.freeze([]) as unknown as number[]
+const newCollector = <S, O>(pool: MatchSlot<S, O>[] | null): Collector<S, O> => ({
+  subscribers: [],
+  count: 0,
+  shared: [],
+  sharedCount: 0,
+  pool,
+  poolUsed: 0,
+})
+
+/** Above this many plain subscriptions per subscriber, overlap is assumed instead of computed. */
+const OVERLAP_CHECK_LIMIT = 64
+
+/** Whether some topic can match both filters (ignoring the `$` rule, so it may say yes needlessly). */
+export function filtersOverlap(a: string, b: string): boolean {
+  let i = 0
+  let j = 0
+  for (;;) {
+    const aEnd = i > a.length
+    const bEnd = j > b.length
+    const ai = aEnd ? -1 : nextSlash(a, i)
+    const bj = bEnd ? -1 : nextSlash(b, j)
+    const aHash = !aEnd && ai - i === 1 && a.charCodeAt(i) === 35
+    const bHash = !bEnd && bj - j === 1 && b.charCodeAt(j) === 35
+    if (aHash || bHash) return true
+    if (aEnd || bEnd) return aEnd && bEnd
+    const aPlus = ai - i === 1 && a.charCodeAt(i) === 43
+    const bPlus = bj - j === 1 && b.charCodeAt(j) === 43
+    if (!aPlus && !bPlus && (ai - i !== bj - j || !a.startsWith(b.slice(j, bj), i))) return false
+    i = ai + 1
+    j = bj + 1
+  }
+}
+
+function nextSlash(s: string, from: number): number {
+  const k = s.indexOf('/', from)
+  return k === -1 ? s.length : k
+}
+
 const SHARE_PREFIX = '$share/'
 
 /**
@@ -153,13 +217,7 @@ export class SubscriptionTrie<S, O = undefined> {
   /** Topic levels of the current match, reused between calls. */
   readonly #levels: string[] = []
   #levelCount = 0
-  #scratch: Collector<S, O> | undefined = {
-    subscribers: [],
-    count: 0,
-    shared: [],
-    sharedCount: 0,
-    reuse: true,
-  }
+  #scratch: Collector<S, O> | undefined = newCollector<S, O>([])
 
   /** Number of subscriptions (plain and shared). */
   get size(): number {
@@ -181,10 +239,25 @@ export class SubscriptionTrie<S, O = undefined> {
       )
     let state = this.#states.get(subscriber)
     const existing = state?.byFilter.get(filter)
-    if (existing !== undefined) {
-      existing.qos = options.qos
-      existing.subscriptionId = options.subscriptionId
-      existing.data = options.data
+    if (state !== undefined && existing !== undefined) {
+      // Swap in a new entry rather than mutating: results already handed out stay as they were.
+      const { group, inner, node } = existing
+      const entry = new Entry(
+        filter,
+        subscriber,
+        options.qos,
+        options.subscriptionId,
+        options.data,
+        group,
+        inner,
+        node,
+        state,
+      )
+      entry.pos = existing.pos
+      entry.overlaps = existing.overlaps
+      if (group === undefined) (existing.overlaps ? node.overlapping! : node.solo!)[entry.pos] = entry
+      else node.shared!.get(group)!.members[entry.pos] = entry
+      state.byFilter.set(filter, entry)
       return false
     }
     let group: string | undefined
@@ -206,14 +279,14 @@ export class SubscriptionTrie<S, O = undefined> {
       options.subscriptionId,
       options.data,
       group,
+      inner,
       node,
       state,
     )
-    state.byFilter.set(filter, entry)
     if (group === undefined) {
-      node.entries ??= []
-      entry.pos = node.entries.length
-      node.entries.push(entry)
+      this.#markOverlaps(state, entry)
+      state.plainCount++
+      insertPlain(entry)
     } else {
       node.shared ??= new Map()
       let g = node.shared.get(group)
@@ -224,6 +297,7 @@ export class SubscriptionTrie<S, O = undefined> {
       entry.pos = g.members.length
       g.members.push(entry)
     }
+    state.byFilter.set(filter, entry)
     this.#size++
     return true
   }
@@ -236,6 +310,7 @@ export class SubscriptionTrie<S, O = undefined> {
     this.#detach(entry)
     state.byFilter.delete(filter)
     if (state.byFilter.size === 0) this.#states.delete(subscriber)
+    else if (entry.overlaps) this.#recomputeOverlaps(state)
     return true
   }
 
@@ -269,7 +344,7 @@ export class SubscriptionTrie<S, O = undefined> {
   clear(): void {
     const root = this.#root
     root.children = root.plus = root.hash = undefined
-    root.entries = undefined
+    root.solo = root.overlapping = undefined
     root.shared = undefined
     this.#states.clear()
     this.#size = 0
@@ -281,7 +356,7 @@ export class SubscriptionTrie<S, O = undefined> {
    * The result is the caller's to keep.
    */
   match(topic: string): TrieMatch<S, O> {
-    const out: Collector<S, O> = { subscribers: [], count: 0, shared: [], sharedCount: 0, reuse: false }
+    const out = newCollector<S, O>(null)
     this.#collect(topic, out)
     for (let i = 0; i < out.shared.length; i++) {
       const g = out.shared[i]!
@@ -302,22 +377,25 @@ export class SubscriptionTrie<S, O = undefined> {
     onShared?: (group: SharedGroupMatch<S, O>) => void,
   ): number {
     // A callback may call back into the trie: the scratch collector is lent out meanwhile.
-    const out = this.#scratch ?? { subscribers: [], count: 0, shared: [], sharedCount: 0, reuse: true }
+    const out = this.#scratch ?? newCollector<S, O>([])
     this.#scratch = undefined
     try {
-      out.count = 0
-      out.sharedCount = 0
       this.#collect(topic, out)
       const { count, sharedCount } = out
       for (let i = 0; i < count; i++) onSubscriber(out.subscribers[i]!)
       if (onShared !== undefined) for (let i = 0; i < sharedCount; i++) onShared(out.shared[i]!)
       return count + sharedCount
     } finally {
-      for (let i = 0; i < out.count; i++) {
-        const m = out.subscribers[i]!
-        m.subscriber = undefined as S
-        m.subscriptions.length = 0
+      // Drop references so that the scratch space does not keep removed subscribers alive.
+      const pool = out.pool!
+      for (let i = 0; i < out.poolUsed; i++) {
+        const slot = pool[i]!
+        slot.subscriber = undefined as S
+        slot.subscriptions.length = 0
       }
+      out.subscribers.length = 0
+      out.shared.length = 0
+      out.count = out.sharedCount = out.poolUsed = 0
       this.#scratch = out
     }
   }
@@ -325,6 +403,32 @@ export class SubscriptionTrie<S, O = undefined> {
   /** Whether any subscription (plain or shared) matches `topic`. */
   hasMatch(topic: string): boolean {
     return this.forEachMatch(topic, noop, noop) > 0
+  }
+
+  #markOverlaps(state: SubscriberState<S, O>, entry: Entry<S, O>): void {
+    if (state.plainCount === 0) return
+    if (state.plainCount >= OVERLAP_CHECK_LIMIT) {
+      entry.overlaps = true
+      if (state.plainCount === OVERLAP_CHECK_LIMIT)
+        for (const other of state.byFilter.values()) setOverlaps(other, true)
+      return
+    }
+    for (const other of state.byFilter.values()) {
+      if (other.group === undefined && filtersOverlap(other.inner, entry.inner)) {
+        setOverlaps(other, true)
+        entry.overlaps = true
+      }
+    }
+  }
+
+  #recomputeOverlaps(state: SubscriberState<S, O>): void {
+    if (state.plainCount >= OVERLAP_CHECK_LIMIT) return
+    const plain = [...state.byFilter.values()].filter((e) => e.group === undefined)
+    for (const e of plain) {
+      let overlaps = false
+      for (const other of plain) if (other !== e && filtersOverlap(e.inner, other.inner)) overlaps = true
+      setOverlaps(e, overlaps)
+    }
   }
 
   #collect(topic: string, out: Collector<S, O>): void {
@@ -365,54 +469,55 @@ export class SubscriptionTrie<S, O = undefined> {
   }
 
   #take(node: TrieNode<S, O>, out: Collector<S, O>): void {
-    const entries = node.entries
-    if (entries !== undefined) {
+    const subscribers = out.subscribers
+    const solo = node.solo
+    if (solo !== undefined) {
+      // No other subscription of these subscribers can match the same topic: each entry is a result.
+      let count = out.count
+      for (let e = 0; e < solo.length; e++) subscribers[count++] = solo[e]!
+      out.count = count
+    }
+    const overlapping = node.overlapping
+    if (overlapping !== undefined) {
       const gen = this.#gen
-      for (let e = 0; e < entries.length; e++) {
-        const entry = entries[e]!
+      for (let e = 0; e < overlapping.length; e++) {
+        const entry = overlapping[e]!
         const state = entry.state
         if (state.gen !== gen) {
           state.gen = gen
           state.slot = out.count
-          const id = entry.subscriptionId
-          let m = out.reuse ? out.subscribers[out.count] : undefined
-          if (m === undefined) {
-            m = {
-              subscriber: entry.subscriber,
-              qos: entry.qos,
-              subscriptionIds: id === undefined ? NO_IDS : [id],
-              subscriptions: [entry],
-            }
-            out.subscribers[out.count] = m
-          } else {
-            m.subscriber = entry.subscriber
-            m.qos = entry.qos
-            if (id === undefined) m.subscriptionIds = NO_IDS
-            else if (m.subscriptionIds === NO_IDS) m.subscriptionIds = [id]
-            else {
-              m.subscriptionIds.length = 0
-              m.subscriptionIds.push(id)
-            }
-            m.subscriptions.push(entry)
-          }
-          out.count++
-        } else {
-          // The same subscriber through another of its filters [MQTT-3.3.4-2] [MQTT-3.3.4-4].
-          const m = out.subscribers[state.slot]!
-          if (entry.qos > m.qos) m.qos = entry.qos
-          const id = entry.subscriptionId
-          if (id !== undefined) {
-            if (m.subscriptionIds === NO_IDS) m.subscriptionIds = [id]
-            else m.subscriptionIds.push(id)
-          }
-          m.subscriptions.push(entry)
+          subscribers[out.count++] = entry
+          continue
         }
+        // The same subscriber through another of its filters [MQTT-3.3.4-2] [MQTT-3.3.4-4].
+        let m = subscribers[state.slot]!
+        if (!(m instanceof MatchSlot)) m = subscribers[state.slot] = this.#slotFrom(m as Entry<S, O>, out)
+        const slot = m as MatchSlot<S, O>
+        if (entry.qos > slot.qos) slot.qos = entry.qos
+        slot.subscriptions.push(entry)
+        if (entry.subscriptionId !== undefined) slot.subscriptionIds.push(entry.subscriptionId)
       }
     }
     const shared = node.shared
     if (shared !== undefined) {
       for (const g of shared.values()) out.shared[out.sharedCount++] = g
     }
+  }
+
+  #slotFrom(first: Entry<S, O>, out: Collector<S, O>): MatchSlot<S, O> {
+    const pool = out.pool
+    if (pool === null)
+      return new MatchSlot(first.subscriber, first.qos, first.subscriptionIds.slice(), [first])
+    let slot = pool[out.poolUsed]
+    if (slot === undefined) pool[out.poolUsed] = slot = new MatchSlot(first.subscriber, first.qos, [], [])
+    out.poolUsed++
+    slot.subscriber = first.subscriber
+    slot.qos = first.qos
+    slot.subscriptionIds.length = 0
+    if (first.subscriptionId !== undefined) slot.subscriptionIds.push(first.subscriptionId)
+    slot.subscriptions.length = 0
+    slot.subscriptions.push(first)
+    return slot
   }
 
   #nodeFor(filter: string): TrieNode<S, O> {
@@ -440,9 +545,8 @@ export class SubscriptionTrie<S, O = undefined> {
   #detach(entry: Entry<S, O>): void {
     const node = entry.node
     if (entry.group === undefined) {
-      const entries = node.entries!
-      swapRemove(entries, entry.pos)
-      if (entries.length === 0) node.entries = undefined
+      entry.state.plainCount--
+      removePlain(entry)
     } else {
       const g = node.shared!.get(entry.group)!
       swapRemove(g.members, entry.pos)
@@ -467,6 +571,32 @@ export class SubscriptionTrie<S, O = undefined> {
       node = parent
     }
   }
+}
+
+function insertPlain<S, O>(entry: Entry<S, O>): void {
+  const node = entry.node
+  const list = entry.overlaps ? (node.overlapping ??= []) : (node.solo ??= [])
+  entry.pos = list.length
+  list.push(entry)
+}
+
+function removePlain<S, O>(entry: Entry<S, O>): void {
+  const node = entry.node
+  if (entry.overlaps) {
+    swapRemove(node.overlapping!, entry.pos)
+    if (node.overlapping!.length === 0) node.overlapping = undefined
+  } else {
+    swapRemove(node.solo!, entry.pos)
+    if (node.solo!.length === 0) node.solo = undefined
+  }
+}
+
+/** Moves a stored plain entry between its node's solo and overlapping lists. */
+function setOverlaps<S, O>(entry: Entry<S, O>, overlaps: boolean): void {
+  if (entry.overlaps === overlaps || entry.group !== undefined) return
+  removePlain(entry)
+  entry.overlaps = overlaps
+  insertPlain(entry)
 }
 
 function swapRemove<S, O>(list: Entry<S, O>[], pos: number): void {
