@@ -92,7 +92,12 @@ for (const n of sizes) {
     {
       name: 'qlobber Qlobber',
       build: () => {
-        const q = new Qlobber({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
+        const q = new Qlobber({
+          separator: '/',
+          wildcard_one: '+',
+          wildcard_some: '#',
+          match_empty_levels: true,
+        })
         for (let i = 0; i < n; i++) q.add(filters[i], subscriberOf(i))
         return q
       },
@@ -105,8 +110,14 @@ for (const n of sizes) {
     {
       name: 'qlobber QlobberSub (Aedes)',
       build: () => {
-        const q = new QlobberSub({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
-        for (let i = 0; i < n; i++) q.add(filters[i], { clientId: subscriberOf(i), topic: filters[i], qos: 1 })
+        const q = new QlobberSub({
+          separator: '/',
+          wildcard_one: '+',
+          wildcard_some: '#',
+          match_empty_levels: true,
+        })
+        for (let i = 0; i < n; i++)
+          q.add(filters[i], { clientId: subscriberOf(i), topic: filters[i], qos: 1 })
         return q
       },
       run: (q) => {

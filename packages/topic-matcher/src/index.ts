@@ -16,6 +16,6 @@ export type {
   SubscriptionOptions,
   TrieMatch,
 } from './subscription-trie.js'
-export { createSubscriptionTrie, SubscriptionTrie } from './subscription-trie.js'
+export { createSubscriptionTrie, filtersOverlap, SubscriptionTrie } from './subscription-trie.js'
 export type { ValidateFilterOptions, ValidationResult } from './validate.js'
 export { assertTopicFilter, assertTopicName, validateTopicFilter, validateTopicName } from './validate.js'

@@ -165,7 +165,14 @@ const newCollector = <S, O>(pool: MatchSlot<S, O>[] | null): Collector<S, O> => 
 /** Above this many plain subscriptions per subscriber, overlap is assumed instead of computed. */
 const OVERLAP_CHECK_LIMIT = 64
 
-/** Whether some topic can match both filters (ignoring the `$` rule, so it may say yes needlessly). */
+/**
+ * Whether some topic name can match both filters (plain filters, no `$share/` prefix). Ignores the
+ * `$` rule, so it may answer true for `#` and `$SYS/x`, never false for filters that do overlap.
+ *
+ * @example
+ * filtersOverlap('a/+/c', 'a/b/#') // true: 'a/b/c' matches both
+ * filtersOverlap('a/+', 'a')       // false
+ */
 export function filtersOverlap(a: string, b: string): boolean {
   let i = 0
   let j = 0

@@ -1,5 +1,6 @@
 import {
   createSubscriptionTrie,
+  filtersOverlap,
   type QoS,
   SubscriptionTrie,
   TopicError,
@@ -287,5 +288,79 @@ describe('SubscriptionTrie', () => {
     trie.add('a/b/c', 1, { qos: 1 })
     expect(trie.match('a/b/c').subscribers).toHaveLength(1)
     expect(trie.match('a/b').subscribers).toHaveLength(0)
+  })
+})
+
+describe('filtersOverlap', () => {
+  it('is true exactly when some topic matches both filters (checked over a small topic universe)', () => {
+    const levels = ['a', 'b', '']
+    const topics: string[] = []
+    const grow = (prefix: string[], depth: number): void => {
+      if (prefix.length > 0) topics.push(prefix.join('/'))
+      if (depth === 0) return
+      for (const l of levels) grow([...prefix, l], depth - 1)
+    }
+    grow([], 4)
+    const filterArb = fc
+      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+'), { minLength: 1, maxLength: 3 }), fc.boolean())
+      .map(([l, hash]) => (hash ? [...l, '#'] : l).join('/'))
+    const anyFilter = fc.oneof(filterArb, fc.constant('#'))
+    fc.assert(
+      fc.property(anyFilter, anyFilter, (f, g) => {
+        const witness = topics.some((t) => referenceMatch(f, t) && referenceMatch(g, t))
+        expect(filtersOverlap(f, g)).toBe(witness)
+        expect(filtersOverlap(g, f)).toBe(witness)
+      }),
+      { seed: 99, numRuns: 3000 },
+    )
+  })
+})
+
+describe('SubscriptionTrie result stability', () => {
+  it('leaves results already returned unchanged when a subscription is replaced', () => {
+    const trie = new SubscriptionTrie<string>()
+    trie.add('a/b', 's', { qos: 0, subscriptionId: 1 })
+    const before = trie.match('a/b').subscribers[0]!
+    trie.add('a/b', 's', { qos: 2, subscriptionId: 2 })
+    expect(before).toMatchObject({ qos: 0, subscriptionIds: [1] })
+    expect(trie.match('a/b').subscribers[0]).toMatchObject({ qos: 2, subscriptionIds: [2] })
+  })
+
+  it('deduplicates a subscriber with more filters than the overlap-check limit', () => {
+    const trie = new SubscriptionTrie<string>()
+    for (let i = 0; i < 100; i++) trie.add(`x/${i}`, 'many', { qos: 0, subscriptionId: i + 1 })
+    trie.add('x/+', 'many', { qos: 1, subscriptionId: 500 })
+    trie.add('x/7', 'other', { qos: 2 })
+    const m = normalize(trie.match('x/7'))
+    expect(m.subscribers).toEqual([
+      { subscriber: 'many', qos: 1, ids: [8, 500], filters: ['x/+', 'x/7'] },
+      { subscriber: 'other', qos: 2, ids: [], filters: ['x/7'] },
+    ])
+    // Removing back below the limit still deduplicates correctly.
+    for (let i = 10; i < 100; i++) trie.remove(`x/${i}`, 'many')
+    expect(normalize(trie.match('x/3')).subscribers).toEqual([
+      { subscriber: 'many', qos: 1, ids: [4, 500], filters: ['x/+', 'x/3'] },
+    ])
+    trie.remove('x/+', 'many')
+    expect(normalize(trie.match('x/3')).subscribers).toEqual([
+      { subscriber: 'many', qos: 0, ids: [4], filters: ['x/3'] },
+    ])
+  })
+
+  it('stops deduplicating once the overlapping filter is removed, still reporting each subscriber once', () => {
+    const trie = new SubscriptionTrie<string>()
+    trie.add('a/#', 's', { qos: 0 })
+    trie.add('a/b', 's', { qos: 1 })
+    trie.add('c', 's', { qos: 2 })
+    expect(normalize(trie.match('a/b')).subscribers).toEqual([
+      { subscriber: 's', qos: 1, ids: [], filters: ['a/#', 'a/b'] },
+    ])
+    trie.remove('a/#', 's')
+    expect(normalize(trie.match('a/b')).subscribers).toEqual([
+      { subscriber: 's', qos: 1, ids: [], filters: ['a/b'] },
+    ])
+    expect(normalize(trie.match('c')).subscribers).toEqual([
+      { subscriber: 's', qos: 2, ids: [], filters: ['c'] },
+    ])
   })
 })
