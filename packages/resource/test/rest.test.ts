@@ -133,6 +133,6 @@ describe('REST-style access', () => {
     await f.runtime.publish('plain/t', { payload: new Uint8Array([1, 2]), retain: true, qos: 1 }, admin)
     const runtime = await f.reopen()
     expect((await runtime.get('Dog/rex', admin))?.value).toMatchObject({ name: 'Rex' })
-    expect([...((await runtime.get('plain/t', admin))?.value as Uint8Array)]).toEqual([1, 2])
+    expect([...((await runtime.get('plain/t', admin))!.value as Uint8Array)]).toEqual([1, 2])
   })
 })

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest'
+import { ResourceError, type User } from '../src/index.js'
+import { admin, bytes, collector, runtimeFixture } from './helpers.js'
+
+const reader: User = { username: 'rita', role: 'reader', superUser: false }
+const as = (user: User | null, clientId?: string) => ({ user, ...(clientId ? { clientId } : {}) })
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(ResourceError)
+    return (error as ResourceError).code
+  }
+  return 'OK'
+}
+
+describe('permissions', () => {
+  it('allows what a role grants per table and forbids the rest', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    await runtime.put('Dog/rex', { name: 'Rex' }, admin)
+    const ctx = as(reader)
+    expect(await code(runtime.get('Dog/rex', ctx))).toBe('OK')
+    expect(await code(runtime.list('Dog', {}, ctx))).toBe('OK')
+    expect(await code(runtime.put('Dog/rex', { name: 'Max' }, ctx))).toBe('FORBIDDEN')
+    expect(await code(runtime.delete('Dog/rex', ctx))).toBe('FORBIDDEN')
+    expect(
+      await code(runtime.publish('Dog/rex', { payload: bytes('{"name":"Max"}'), retain: true, qos: 1 }, ctx)),
+    ).toBe('FORBIDDEN')
+    expect(await code(runtime.publish('Dog/rex', { payload: bytes('{}'), retain: false, qos: 0 }, ctx))).toBe(
+      'FORBIDDEN',
+    )
+    // insert without update on breeds: a new record yes, changing it no
+    expect(await code(runtime.put('api/breeds/1', { name: 'Pug' }, ctx))).toBe('OK')
+    expect(await code(runtime.put('api/breeds/1', { name: 'Pom' }, ctx))).toBe('FORBIDDEN')
+    expect(await code(runtime.get('Anything/x', ctx))).toBe('FORBIDDEN')
+    expect(await code(runtime.subscribe('Anything/#', () => {}, {}, ctx))).toBe('FORBIDDEN')
+    expect((await runtime.get('Dog/rex', admin))?.value).toMatchObject({ name: 'Rex' })
+  })
+
+  it('rejects calls without a user as UNAUTHORIZED unless anonymous access is on', async () => {
+    await using f = await runtimeFixture()
+    expect(f.runtime.anonymous()).toBeNull()
+    expect(await code(f.runtime.get('Dog/rex', as(null)))).toBe('UNAUTHORIZED')
+    expect(
+      await code(f.runtime.publish('a/b', { payload: bytes('1'), retain: false, qos: 0 }, as(null))),
+    ).toBe('UNAUTHORIZED')
+    expect(await code(f.runtime.subscribe('#', () => {}, {}, as(null)))).toBe('UNAUTHORIZED')
+    const runtime = await f.reopen({ allowAnonymous: true })
+    expect(runtime.anonymous()).toEqual({ username: 'anonymous', role: 'anonymous', superUser: false })
+    expect(await code(runtime.put('Dog/rex', { name: 'Rex' }, as(null)))).toBe('OK')
+    const limited = await f.reopen({ allowAnonymous: true, anonymousRole: 'reader' })
+    expect(await code(limited.get('Dog/rex', as(null)))).toBe('OK')
+    // an anonymous caller that is denied is told to authenticate
+    expect(await code(limited.put('Dog/rex', { name: 'Max' }, as(null)))).toBe('UNAUTHORIZED')
+  })
+
+  it('applies topic rules to unclaimed topics: allow, deny wins, %u, per-event filtering', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const ctx = as(reader, 'client-1')
+    expect(
+      await code(runtime.publish('public/news', { payload: bytes('1'), retain: false, qos: 0 }, ctx)),
+    ).toBe('OK')
+    expect(
+      await code(runtime.publish('private/x', { payload: bytes('1'), retain: false, qos: 0 }, ctx)),
+    ).toBe('FORBIDDEN')
+    expect(
+      await code(runtime.publish('users/rita/inbox', { payload: bytes('1'), retain: false, qos: 0 }, ctx)),
+    ).toBe('OK')
+    expect(
+      await code(runtime.publish('users/bob/inbox', { payload: bytes('1'), retain: false, qos: 0 }, ctx)),
+    ).toBe('FORBIDDEN')
+    expect(await code(runtime.subscribe('public/secret/#', () => {}, {}, ctx))).toBe('FORBIDDEN')
+    expect(await code(runtime.subscribe('private/#', () => {}, {}, ctx))).toBe('FORBIDDEN')
+    expect(await code(runtime.get('private/x', ctx))).toBe('FORBIDDEN')
+
+    await runtime.publish(
+      'public/secret/code',
+      { payload: bytes('"retained secret"'), retain: true, qos: 1 },
+      admin,
+    )
+    await runtime.publish('public/open', { payload: bytes('"retained open"'), retain: true, qos: 1 }, admin)
+    const { events, listener } = collector()
+    const sub = await runtime.subscribe('public/#', listener, {}, ctx)
+    await sub.ready
+    await runtime.publish(
+      'public/secret/code',
+      { payload: bytes('"live secret"'), retain: false, qos: 0 },
+      admin,
+    )
+    await runtime.publish('public/news', { payload: bytes('"live news"'), retain: false, qos: 0 }, admin)
+    expect(events.map((e) => e.value)).toEqual(['retained open', 'live news'])
+    // '#' as the reader: records of readable tables and allowed topics only
+    const all = collector()
+    const wide = await runtime.subscribe('#', all.listener, { retained: false }, ctx)
+    await runtime.put('Dog/rex', { name: 'Rex' }, admin)
+    await runtime.put('Anything/x', 1, admin)
+    await runtime.publish('private/x', { payload: bytes('1'), retain: false, qos: 0 }, admin)
+    await runtime.publish('public/x', { payload: bytes('2'), retain: false, qos: 0 }, admin)
+    expect(all.events.map((e) => e.topic)).toEqual(['Dog/rex', 'public/x'])
+    wide.close()
+  })
+
+  it('lets a super user do everything', async () => {
+    await using f = await runtimeFixture()
+    const boss = as({ username: 'boss', role: 'reader', superUser: true })
+    expect(await code(f.runtime.put('Anything/x', 1, boss))).toBe('OK')
+    expect(
+      await code(f.runtime.publish('private/x', { payload: bytes('1'), retain: true, qos: 1 }, boss)),
+    ).toBe('OK')
+  })
+})
