@@ -1,7 +1,7 @@
 import { encode } from '@proj/codec'
 import { waitFor } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
-import type { Delivery, ResourceEvent } from '../src/index.js'
+import type { Delivery, ResourceEvent, RuntimeEvent } from '../src/index.js'
 import { admin, bytes, collector, runtimeFixture, text } from './helpers.js'
 
 describe('subscriptions', () => {
@@ -66,7 +66,7 @@ describe('subscriptions', () => {
     expect(exact.events.map((e) => [e.topic, e.id, e.value])).toEqual([['api/breeds/1', 1, { name: 'Pug' }]])
     await runtime.delete('api/breeds/1', admin)
     expect(exact.events.at(-1)).toMatchObject({ type: 'delete', retained: false, id: 1 })
-    expect('value' in exact.events.at(-1)!.toJSON!()).toBe(false)
+    expect('value' in (exact.events.at(-1) as RuntimeEvent).toJSON()).toBe(false)
   })
 
   it('skips own messages with noLocal and merges overlapping subscriptions of one listener', async () => {
