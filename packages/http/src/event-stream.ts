@@ -51,6 +51,11 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
   req.socket.setTimeout(0)
   req.socket.setNoDelay(true)
   res.on('close', close)
+  // The client may have gone while connect() was subscribing; then 'close' has already fired.
+  if (res.closed || req.socket.destroyed) {
+    close()
+    return
+  }
   res.writeHead(200, {
     ...o.headers,
     'Content-Type': 'text/event-stream; charset=utf-8',

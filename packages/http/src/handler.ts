@@ -185,11 +185,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
       const accept = acceptFromQuery(url.searchParams.get('accept')) ?? firstHeader(req.headers.accept)
 
-      if (
-        (method === 'GET' || method === 'HEAD') &&
-        accept !== undefined &&
-        /text\/event-stream/i.test(accept)
-      ) {
+      if (method === 'GET' && accept !== undefined && /text\/event-stream/i.test(accept)) {
         const ctx: RequestContext = { user, transport: 'sse' }
         const after = parseLastEventId(
           firstHeader(req.headers['last-event-id']) ?? url.searchParams.get('lastEventId'),

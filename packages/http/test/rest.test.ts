@@ -224,12 +224,23 @@ describe('lists', () => {
   })
 
   it('lists the table and filters by attribute equality, limit and offset', async () => {
-    const all = await (await fetch(`${srv.url}/Dog/`, { headers: auth })).json()
+    const all = (await (await fetch(`${srv.url}/Dog/`, { headers: auth })).json()) as { id: string }[]
     expect(all.map((d: { id: string }) => d.id).sort()).toEqual(['l1', 'l2', 'l3'])
-    const labs = await (await fetch(`${srv.url}/Dog/?breed=lab`, { headers: auth })).json()
+    const labs = (await (await fetch(`${srv.url}/Dog/?breed=lab`, { headers: auth })).json()) as {
+      id: string
+    }[]
     expect(labs.map((d: { id: string }) => d.id).sort()).toEqual(['l1', 'l3'])
     const page = await (await fetch(`${srv.url}/Dog/?limit=1&offset=1`, { headers: auth })).json()
     expect(page).toHaveLength(1)
+  })
+
+  it('sorts and selects attributes', async () => {
+    const sorted = (await (await fetch(`${srv.url}/Dog/?sort=-age`, { headers: auth })).json()) as {
+      id: string
+    }[]
+    expect(sorted.map((d) => d.id)).toEqual(['l3', 'l2', 'l1'])
+    const selected = await (await fetch(`${srv.url}/Dog/?breed=pug&select=name`, { headers: auth })).json()
+    expect(selected).toEqual([{ name: 'B' }])
   })
 
   it('serves CSV with a header row', async () => {
@@ -271,7 +282,7 @@ describe('authentication', () => {
       body: JSON.stringify({ username: 'ann', password: 'secret' }),
     })
     expect(login.status).toBe(200)
-    const { token, tokenType } = await login.json()
+    const { token, tokenType } = (await login.json()) as { token: string; tokenType: string }
     expect(tokenType).toBe('Bearer')
     expect(typeof token).toBe('string')
     await put('/Dog/t', { id: 't', name: 'Tok' })
@@ -281,6 +292,37 @@ describe('authentication', () => {
     const viaBasic = await fetch(`${srv.url}/login`, { method: 'POST', headers: auth })
     expect(viaBasic.status).toBe(200)
     expect((await fetch(`${srv.url}/login`)).status).toBe(405)
+  })
+})
+
+describe('permissions (checked by the runtime)', () => {
+  const bob = { authorization: `Basic ${Buffer.from('bob:builder').toString('base64')}` }
+
+  it('answers 401 without credentials when anonymous access is off, and 403 for a denied role', async () => {
+    await put('/Dog/p', { id: 'p', name: 'Perm' })
+    const anonymous = await fetch(`${srv.url}/Dog/p`)
+    expect(anonymous.status).toBe(401)
+    expect(await anonymous.json()).toMatchObject({ error: 'UNAUTHORIZED', status: 401 })
+    expect((await fetch(`${srv.url}/Dog/p`, { headers: bob })).status).toBe(200)
+    const write = await fetch(`${srv.url}/Dog/p`, {
+      method: 'PUT',
+      headers: { ...bob, 'content-type': 'application/json' },
+      body: '{"id":"p","name":"Bob was here"}',
+    })
+    expect(write.status).toBe(403)
+    expect(await write.json()).toMatchObject({ error: 'FORBIDDEN', status: 403 })
+    expect((await fetch(`${srv.url}/Anything/x`, { headers: bob })).status).toBe(403)
+    expect(await (await fetch(`${srv.url}/Dog/p`, { headers: auth })).json()).toMatchObject({ name: 'Perm' })
+  })
+
+  it('reports schema violations as 400 with the runtime message', async () => {
+    const res = await put('/Dog/v', { id: 'v', name: 'Val', age: 'three' })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({
+      error: 'INVALID',
+      status: 400,
+      message: expect.stringContaining('age'),
+    })
   })
 })
 

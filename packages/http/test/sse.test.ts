@@ -120,14 +120,30 @@ describe('Server-Sent Events', () => {
   })
 
   it('answers refusals with a status before the stream starts', async () => {
-    const res = await fetch(`${srv.url}/NoSuchTable/1`, {
-      headers: { accept: 'text/event-stream', authorization: basic },
+    const bob = `Basic ${Buffer.from('bob:builder').toString('base64')}`
+    const res = await fetch(`${srv.url}/Anything/1`, {
+      headers: { accept: 'text/event-stream', authorization: bob },
     })
-    expect(res.status).toBe(404)
-    expect(await res.json()).toMatchObject({ error: 'NOT_FOUND' })
-    const denied = await fetch(`${srv.url}/Dog/1`, {
+    expect(res.status).toBe(403)
+    expect(await res.json()).toMatchObject({ error: 'FORBIDDEN', status: 403 })
+    const bad = await fetch(`${srv.url}/Dog/1`, {
       headers: { accept: 'text/event-stream', authorization: 'Bearer nope' },
     })
-    expect(denied.status).toBe(401)
+    expect(bad.status).toBe(401)
+    const anonymous = await fetch(`${srv.url}/Dog/1`, { headers: { accept: 'text/event-stream' } })
+    expect(anonymous.status).toBe(401)
+  })
+
+  it('follows topics no table claims, with raw payloads made JSON-safe', async () => {
+    const { received } = await subscribe('/sensors/t1')
+    await rt.runtime.publish(
+      'sensors/t1',
+      { payload: Buffer.from('21.5 C'), contentType: 'text/plain', retain: false, qos: 1 },
+      ctx,
+    )
+    await rt.runtime.publish('sensors/t1', { payload: Buffer.from('{"c":21.5}'), retain: true, qos: 1 }, ctx)
+    await waitFor(() => received.length >= 2, { message: 'two topic events' })
+    expect(received[0]).toMatchObject({ type: 'message', data: { type: 'message', value: '21.5 C' } })
+    expect(received[1]).toMatchObject({ type: 'put', data: { type: 'put', value: { c: 21.5 } } })
   })
 })

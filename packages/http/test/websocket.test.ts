@@ -97,10 +97,12 @@ describe('WebSocket on a record', () => {
     })
   })
 
-  it('refuses the upgrade with an HTTP status when the table is unknown or credentials are wrong', async () => {
+  it('refuses the upgrade with an HTTP status when credentials are wrong or missing, access is denied or no format fits', async () => {
+    const bob = { authorization: `Basic ${Buffer.from('bob:builder').toString('base64')}` }
     for (const [path, headers, status] of [
-      ['/NoSuchTable/1', auth, 404],
       ['/Dog/1', { authorization: `Basic ${Buffer.from('ann:wrong').toString('base64')}` }, 401],
+      ['/Dog/1', {}, 401],
+      ['/Anything/1', bob, 403],
       ['/Dog/1', { ...auth, accept: 'image/png' }, 406],
     ] as const) {
       const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers })
