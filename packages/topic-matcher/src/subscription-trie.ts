@@ -66,8 +66,8 @@ class Entry<S, O> implements Subscription<S, O>, SubscriberMatch<S, O> {
    * node.solo are copied to the result without even being read. Conservative: may be true needlessly.
    */
   overlaps = false
-  readonly subscriptions: readonly Subscription<S, O>[]
   readonly subscriptionIds: readonly number[]
+  #self: readonly Subscription<S, O>[] | undefined = undefined
   constructor(
     readonly filter: string,
     readonly subscriber: S,
@@ -80,8 +80,22 @@ class Entry<S, O> implements Subscription<S, O>, SubscriberMatch<S, O> {
     readonly node: TrieNode<S, O>,
     readonly state: SubscriberState<S, O>,
   ) {
-    this.subscriptions = Object.freeze([this])
     this.subscriptionIds = subscriptionId === undefined ? NO_IDS : Object.freeze([subscriptionId])
+  }
+  /** Made on first read: most stored subscriptions never need their one-element list. */
+  get subscriptions(): readonly Subscription<S, O>[] {
+    this.#self ??= Object.freeze([this])
+    return this.#self
+  }
+
+  /** The public fields only (the trie links would make JSON.stringify fail on a cycle). */
+  toJSON(): Record<string, unknown> {
+    const { filter, subscriber, qos, subscriptionId, subscriptionIds, data, group } = this
+    return { filter, subscriber, qos, subscriptionId, subscriptionIds, data, group }
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): Record<string, unknown> {
+    return this.toJSON()
   }
 }
 

@@ -364,3 +364,18 @@ describe('SubscriptionTrie result stability', () => {
     ])
   })
 })
+
+describe('SubscriptionTrie results', () => {
+  it('serialize to JSON without the trie internals', () => {
+    const trie = new SubscriptionTrie<string, { nl: boolean }>()
+    trie.add('a/+', 's', { qos: 1, subscriptionId: 3, data: { nl: true } })
+    trie.add('a/#', 't', { qos: 0 })
+    trie.add('a/b', 't', { qos: 2 })
+    const json = JSON.parse(JSON.stringify(trie.match('a/b')))
+    const s = json.subscribers.find((m: { subscriber: string }) => m.subscriber === 's')
+    expect(s).toMatchObject({ subscriber: 's', qos: 1, subscriptionIds: [3], data: { nl: true } })
+    const t = json.subscribers.find((m: { subscriber: string }) => m.subscriber === 't')
+    expect(t.qos).toBe(2)
+    expect(t.subscriptions).toHaveLength(2)
+  })
+})
