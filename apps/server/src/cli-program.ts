@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
-import type { Runtime } from '@proj/resource'
+import type { ResourceRuntime } from '@proj/resource'
 import { Command, Option } from 'commander'
 import { stringify as toYaml } from 'yaml'
 import { type LoadedConfig, loadConfig, parseSetArguments } from './config.js'
@@ -72,13 +72,20 @@ function addConfigOptions(command: Command, flags: KeyFlag[], hideKeys: boolean)
   return command
 }
 
-function overridesFrom(opts: Record<string, unknown>, flags: KeyFlag[]): Record<string, string> {
+function overridesFrom(
+  opts: Record<string, unknown>,
+  flags: KeyFlag[],
+): { overrides: Record<string, string>; overrideSources: Record<string, string> } {
   const overrides: Record<string, string> = parseSetArguments((opts.set as string[]) ?? [])
+  const overrideSources: Record<string, string> = {}
+  for (const key of Object.keys(overrides)) overrideSources[key] = `--set ${key}`
   for (const { option, key } of flags) {
     const value = opts[option.attributeName()]
-    if (value !== undefined) overrides[key] = value === true ? 'true' : String(value)
+    if (value === undefined) continue
+    overrides[key] = value === true ? 'true' : String(value)
+    overrideSources[key] = option.long ?? key
   }
-  return overrides
+  return { overrides, overrideSources }
 }
 
 async function readPassword(io: CliIo, prompt: string): Promise<string> {
@@ -139,7 +146,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       root: opts.root as string,
       ...(opts.config ? { configFile: opts.config as string } : {}),
       env: io.env,
-      overrides: overridesFrom(opts, flags),
+      ...overridesFrom(opts, flags),
     })
 
   addConfigOptions(
@@ -193,7 +200,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const user = program
     .command('user')
     .description('manage users (the server may be running: LMDB is multi-process)')
-  const withRuntime = async <T>(opts: Record<string, unknown>, fn: (runtime: Runtime) => Promise<T>) => {
+  const withRuntime = async <T>(
+    opts: Record<string, unknown>,
+    fn: (runtime: ResourceRuntime) => Promise<T>,
+  ) => {
     const { config } = await load(opts)
     const runtime = await openConfiguredRuntime(config)
     try {

@@ -250,6 +250,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'How long change-log events are kept for session catch-up and SSE resume (ms, or 30m, 24h, 7d)',
   },
   {
+    key: 'changeLog.maxEvents',
+    type: { kind: 'integer', min: 1 },
+    nullable: true,
+    default: null,
+    description: 'Also cap the change log at this many events; null = only the retention age applies',
+  },
+  {
     key: 'logging.level',
     type: { kind: 'enum', values: LOG_LEVELS },
     default: 'info',
@@ -305,7 +312,7 @@ export interface ServerConfig {
     port: number | null
     securePort: number | null
     host: string | null
-    cors: boolean
+    cors: false | '*' | string[]
     maxBodySize: number
   }
   mqtt: {
@@ -327,7 +334,7 @@ export interface ServerConfig {
   tls: { certificate: string | null; privateKey: string | null; certificateAuthority: string | null }
   storage: { path: string }
   applications: { path: string }
-  changeLog: { retention: number }
+  changeLog: { retention: number; maxEvents: number | null }
   logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
   shutdown: { timeout: number }
 }

@@ -25,6 +25,8 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>
   /** Raw string overrides from CLI flags (`--mqtt-port 0`, `--set mqtt.maxKeepAlive=60`), by key path. */
   overrides?: Record<string, string>
+  /** The flag that set each override, for error messages (default `--<key flag>`). */
+  overrideSources?: Record<string, string>
   /** Typed overrides from code (e.g. tests, embedding); same precedence as flags. */
   values?: Record<string, unknown>
 }
@@ -325,7 +327,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   // 3. flags and code
   for (const [key, raw] of Object.entries(options.overrides ?? {})) {
     const target = BOOLEAN_SHORTHANDS[key] ?? key
-    apply(target, raw, 'flag', `--${flagName(target)}`, true)
+    apply(target, raw, 'flag', options.overrideSources?.[key] ?? `--${flagName(target)}`, true)
   }
   for (const [key, raw] of Object.entries(options.values ?? {})) apply(key, raw, 'flag', 'options', false)
 

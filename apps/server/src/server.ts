@@ -11,7 +11,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { createHttpHandler, type HttpHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
-import { openRuntime, type Runtime } from '@proj/resource'
+import { openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
 import type { ServerConfig } from './config-schema.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
 import { createLogger, type Logger } from './logger.js'
@@ -42,7 +42,7 @@ export interface Server {
   readonly logger: Logger
   readonly mqtt: { readonly events: EventEmitter; readonly broker: Broker | undefined }
   readonly http: { readonly handler: HttpHandler | undefined }
-  readonly runtime: Runtime
+  readonly runtime: ResourceRuntime
   /** Where the server listens, once started. */
   readonly listeners: readonly ListenerInfo[]
   /** Graceful stop: stop accepting, let in-flight work finish (up to shutdown.timeout), persist wills, close LMDB. */
@@ -61,7 +61,7 @@ export async function applicationFolders(path: string): Promise<{ folders: strin
 }
 
 /** Role definitions from the config mapping (`roles: { reader: { tables: … } }`) as the runtime takes them. */
-export function roleDefinitions(roles: Record<string, unknown>): { name: string; [key: string]: unknown }[] {
+export function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[] {
   return Object.entries(roles).map(([name, definition]) => ({ ...(definition as object), name }))
 }
 
@@ -72,7 +72,7 @@ export function roleDefinitions(roles: Record<string, unknown>): { name: string;
 export async function openConfiguredRuntime(
   config: ServerConfig,
   options: { server?: unknown; logger?: Logger } = {},
-): Promise<Runtime> {
+): Promise<ResourceRuntime> {
   await mkdir(config.storage.path, { recursive: true })
   const { folders, builtIn } = await applicationFolders(config.applications.path)
   if (builtIn) {
@@ -81,14 +81,20 @@ export async function openConfiguredRuntime(
       'no applications folder; using the built-in default application (table Dog)',
     )
   }
+  const logger = options.logger
   return openRuntime({
     path: config.storage.path,
     applications: folders,
     allowAnonymous: config.anonymous.enabled,
     anonymousRole: config.anonymous.role,
-    roles: roleDefinitions(config.roles) as never,
+    roles: roleDefinitions(config.roles),
     rejectUnclaimedTopics: config.mqtt.rejectUnclaimedTopics,
-    retention: config.changeLog.retention,
+    retention: {
+      maxAgeMs: config.changeLog.retention,
+      ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
+    },
+    ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
+    // resources.js default exports receive this as `kit.context`
     ...(options.server ? { context: { server: options.server } } : {}),
   })
 }
@@ -98,7 +104,7 @@ export async function openConfiguredRuntime(
  * the first start): ADMIN_USERNAME (default `admin`) with ADMIN_PASSWORD, or a generated password.
  */
 export async function ensureAdmin(
-  runtime: Runtime,
+  runtime: ResourceRuntime,
   env: Record<string, string | undefined>,
 ): Promise<{ username: string; password: string; generated: boolean } | undefined> {
   const users = runtime.users.list()
@@ -139,7 +145,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   const logger = options.logger ?? createLogger(config.logging)
   const events = new EventEmitter()
   const listeners: TrackedListener[] = []
-  let runtime: Runtime | undefined
+  let runtime: ResourceRuntime | undefined
   let broker: Broker | undefined
   let handler: HttpHandler | undefined
   let closing: Promise<void> | undefined
@@ -220,7 +226,10 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     })
     for (const name of BROKER_EVENTS) {
       broker.events.on(name, (...args: unknown[]) => {
-        logger.debug({ event: name, ...summarize(args[0]), ...summarize(args[2]) }, `mqtt ${name}`)
+        logger.debug(
+          { event: name, ...summarize(args[0]), ...summarize(args[1]), ...summarize(args[2]) },
+          `mqtt ${name}`,
+        )
         try {
           events.emit(name, ...args)
         } catch (err) {
