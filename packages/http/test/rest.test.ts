@@ -91,6 +91,27 @@ describe('REST records', () => {
     expect(await got.json()).toMatchObject({ name: 'Nova' })
   })
 
+  it('matches the table name case-insensitively and ids with slashes', async () => {
+    expect((await put('/Dog/with%2Fslash', { name: 'Slash' })).status).toBe(201)
+    const got = await fetch(`${srv.url}/dog/with/slash`, { headers: auth })
+    expect(got.status).toBe(200)
+    expect(await got.json()).toMatchObject({ name: 'Slash' })
+  })
+
+  it('serves raw retained payloads of unclaimed topics byte for byte with their content type', async () => {
+    const ctx = { user: { username: 'ann', role: 'admin', superUser: true } }
+    const payload = Buffer.from([0xde, 0xad, 0xbe, 0xef])
+    await rt.runtime.publish(
+      'sensors/raw',
+      { payload, contentType: 'application/octet-stream', retain: true, qos: 1 },
+      ctx,
+    )
+    const res = await fetch(`${srv.url}/sensors/raw`, { headers: auth })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/octet-stream')
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(payload)
+  })
+
   it('answers HEAD with headers and no body', async () => {
     await put('/Dog/3', { id: '3', name: 'Bo' })
     const res = await fetch(`${srv.url}/Dog/3`, { method: 'HEAD', headers: auth })

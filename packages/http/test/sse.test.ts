@@ -114,6 +114,55 @@ describe('Server-Sent Events', () => {
     expect(text).toMatch(/event: put\nid: \d+\ndata: \{[^\n]*"n":3/)
   })
 
+  it('drops a stream whose client stops reading once the unsent bytes pass the bound', async () => {
+    await srv.close()
+    srv = await startServer({ runtime: rt.runtime, sseHeartbeatMs: 60_000, wsMaxQueuedBytes: 64 * 1024 })
+    const { request } = await import('node:http')
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      request(
+        `${srv.url}/Dog/slow`,
+        { headers: { accept: 'text/event-stream', authorization: basic } },
+        resolve,
+      )
+        .on('error', reject)
+        .end()
+    })
+    expect(res.statusCode).toBe(200)
+    res.pause()
+    const ended = new Promise<void>((resolve) => {
+      res.on('close', () => resolve())
+      res.on('error', () => resolve())
+    })
+    const payload = Buffer.from(JSON.stringify({ pad: 'x'.repeat(16 * 1024) }))
+    const total = 2000
+    for (let i = 0; i < total; i++) {
+      await rt.runtime.publish('Dog/slow', { payload, retain: false, qos: 0 }, ctx)
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r))
+    }
+    let bytes = 0
+    res.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+    })
+    res.resume()
+    await Promise.race([
+      ended,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('stream not dropped')), 10_000)),
+    ])
+    // Every event would have been ~32 MB; the server stopped at its bound plus what the kernel held.
+    expect(bytes).toBeLessThan((total * payload.length) / 2)
+  })
+
+  it('ends streams when the handler closes', async () => {
+    const started = Date.now()
+    const [{ res }] = await Promise.all([
+      readRaw('/Dog/closing', {}, () => false),
+      new Promise((r) => setTimeout(r, 200)).then(() => srv.handler.close()),
+    ])
+    expect(res.status).toBe(200)
+    // readRaw gives up after 5 s; ending sooner means the server ended the stream.
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+
   it('sends heartbeat comments while idle', async () => {
     const { text } = await readRaw('/Dog/quiet', {}, (t) => t.split(':\n\n').length > 2)
     expect(text.split(':\n\n').length).toBeGreaterThan(2)

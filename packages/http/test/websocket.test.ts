@@ -85,6 +85,13 @@ describe('WebSocket on a record', () => {
     })
   })
 
+  it('closes with 1007 when a client message cannot be decoded', async () => {
+    const { ws } = await open('/Dog/bad')
+    const closed = new Promise<number>((resolve) => ws.on('close', (code: number) => resolve(code)))
+    ws.send('{not json')
+    expect(await closed).toBe(1007)
+  })
+
   it('hands client messages to the resource as incoming', async () => {
     const watcher = await open('/Dog/m')
     const sender = await open('/Dog/m')
