@@ -36,6 +36,8 @@ export interface HttpOptions {
   sseHeartbeatMs?: number
   /** Unsent bytes a WebSocket or SSE client may have queued before it is dropped (default 1 MiB). */
   wsMaxQueuedBytes?: number
+  /** Ping interval for record WebSockets; a client that misses a pong is dropped (default 30 000 ms, 0 = off). */
+  wsPingMs?: number
   /**
    * WebSocket sub-protocols handed off as streams, e.g. `{ mqtt: broker.handle }`. A `mqtt` handler also
    * serves `mqttv3.1` (MQTT 3.1 clients) unless that name has its own.
@@ -62,7 +64,12 @@ export interface HttpHandler {
   close(): Promise<void>
 }
 
-const DEFAULTS = { maxBodySize: 1024 * 1024, sseHeartbeatMs: 15_000, wsMaxQueuedBytes: 1024 * 1024 }
+const DEFAULTS = {
+  maxBodySize: 1024 * 1024,
+  sseHeartbeatMs: 15_000,
+  wsMaxQueuedBytes: 1024 * 1024,
+  wsPingMs: 30_000,
+}
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value
@@ -99,6 +106,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   const maxBodySize = options.maxBodySize ?? DEFAULTS.maxBodySize
   const heartbeatMs = options.sseHeartbeatMs ?? DEFAULTS.sseHeartbeatMs
   const maxQueuedBytes = options.wsMaxQueuedBytes ?? DEFAULTS.wsMaxQueuedBytes
+  const pingMs = options.wsPingMs ?? DEFAULTS.wsPingMs
   const loginPath = options.loginPath === undefined ? '/login' : options.loginPath
   const subprotocols = options.subprotocols ?? {}
   const encoder = new EnvelopeEncoder()
@@ -267,6 +275,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           mediaType,
           incomingType: declared ?? mediaType,
           maxQueuedBytes,
+          pingMs,
           encoder,
         })
         if (!socket.writable || closing) {

@@ -32,6 +32,8 @@ export interface RecordSocketOptions {
   /** Media type of incoming binary frames (text frames are always JSON). */
   incomingType: string
   maxQueuedBytes: number
+  /** Ping interval; a client that has not answered the previous ping by the next one is dropped. 0 = off. */
+  pingMs: number
   encoder: EnvelopeEncoder
 }
 
@@ -71,7 +73,26 @@ export async function prepareRecordSocket(
         }
       }
       const untrack = track(() => finish(CLOSE_CODES.GOING_AWAY, 'server shutting down'))
-      socket.on('close', () => finish(CLOSE_CODES.NORMAL, ''))
+      let alive = true
+      const pinger =
+        o.pingMs > 0
+          ? setInterval(() => {
+              if (!alive) {
+                socket.terminate()
+                return
+              }
+              alive = false
+              socket.ping()
+            }, o.pingMs)
+          : undefined
+      pinger?.unref()
+      socket.on('pong', () => {
+        alive = true
+      })
+      socket.on('close', () => {
+        clearInterval(pinger)
+        finish(CLOSE_CODES.NORMAL, '')
+      })
       socket.on('error', () => socket.terminate())
       socket.on('message', (data: RawData, isBinary: boolean) => {
         const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)

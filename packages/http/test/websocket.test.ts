@@ -158,6 +158,17 @@ describe('WebSocket on a record', () => {
     expect(messages.length).toBeLessThan(total / 2)
   })
 
+  it('drops a client that stops answering pings, and keeps one that answers', async () => {
+    await using pinging = await startServer({ runtime: rt.runtime, wsPingMs: 50 })
+    const mute = new WebSocket(`${pinging.wsUrl}/Dog/ping`, { headers: auth, autoPong: false })
+    const polite = new WebSocket(`${pinging.wsUrl}/Dog/ping`, { headers: auth })
+    sockets.push(mute, polite)
+    await Promise.all([once(mute, 'open'), once(polite, 'open')])
+    const code = await once<number>(mute, 'close', 5000)
+    expect(code).toBe(1006)
+    expect(polite.readyState).toBe(WebSocket.OPEN)
+  })
+
   it('closes every socket with 1001 when the handler closes', async () => {
     const { ws } = await open('/Dog/z')
     const closed = once<number>(ws, 'close')
