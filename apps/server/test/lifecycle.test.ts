@@ -1,4 +1,6 @@
-import { tempDir } from '@proj/test-utils'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tempDir, waitFor } from '@proj/test-utils'
 import { afterEach, describe, expect, it } from 'vitest'
 import { basic, connectMqtt } from './helpers/clients.js'
 import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
@@ -50,6 +52,69 @@ describe('proj-server lifecycle', () => {
     await client.endAsync()
   })
 
+  it("keeps a connected client's will across a graceful shutdown and publishes it", async () => {
+    const root = await freshRoot()
+    const env = { ADMIN_PASSWORD: 'pw' }
+    const first = await start(root, { env })
+    const client = await connectMqtt(first.listeners.mqtt!.url, {
+      username: 'admin',
+      password: 'pw',
+      clientId: 'will-owner',
+      will: {
+        topic: 'Dog/50',
+        payload: Buffer.from(JSON.stringify({ name: 'Ghost' })),
+        qos: 1,
+        retain: true,
+      },
+    })
+    client.on('error', () => {})
+    expect(await first.stop()).toBe(0)
+    client.end(true)
+    const second = await start(root, { env })
+    const body = await waitFor(
+      async () => {
+        const res = await fetch(`${second.listeners.http!.url}/Dog/50`, {
+          headers: { Authorization: basic('admin', 'pw') },
+        })
+        return res.status === 200 ? res.json() : undefined
+      },
+      { timeoutMs: 5000, message: 'the will as record Dog/50' },
+    )
+    expect(body).toMatchObject({ name: 'Ghost' })
+  })
+
+  it('keeps every acknowledged write when SIGTERM arrives mid-stream', async () => {
+    const root = await freshRoot()
+    const env = { ADMIN_PASSWORD: 'pw' }
+    const first = await start(root, { env })
+    const client = await connectMqtt(first.listeners.mqtt!.url, {
+      username: 'admin',
+      password: 'pw',
+      clientId: 'writer',
+    })
+    client.on('error', () => {})
+    const acked = new Set<number>()
+    const total = 3000
+    for (let i = 0; i < total; i++) {
+      client.publish(`Dog/${i}`, JSON.stringify({ age: i }), { qos: 1, retain: true }, (err) => {
+        if (!err) acked.add(i)
+      })
+    }
+    await waitFor(() => acked.size >= 100, { message: '100 PUBACKs' })
+    expect(await first.stop()).toBe(0)
+    client.end(true)
+
+    const second = await start(root, { env })
+    const res = await fetch(`${second.listeners.http!.url}/Dog/`, {
+      headers: { Authorization: basic('admin', 'pw') },
+    })
+    expect(res.status).toBe(200)
+    const stored = new Set(((await res.json()) as { age: number }[]).map((r) => r.age))
+    const lost = [...acked].filter((i) => !stored.has(i))
+    expect(lost).toEqual([])
+    expect(acked.size).toBeGreaterThanOrEqual(100)
+  })
+
   it('lets anonymous clients in when anonymous.enabled, unless mqtt.requireAuthentication', async () => {
     const root = await freshRoot()
     const open = await start(root, { args: ['--anonymous'] })
@@ -68,6 +133,64 @@ describe('proj-server lifecycle', () => {
     expect(refused).toBeInstanceOf(Error)
     expect([0x86, 0x87]).toContain(refused.code)
     expect((await fetch(`${strict.listeners.http!.url}/Dog/1`)).status).toBe(200)
+  })
+
+  it('loads applications from <root>/applications and hands them server.mqtt.events', async () => {
+    const root = await freshRoot()
+    const app = join(root, 'applications', 'kennel')
+    await mkdir(app, { recursive: true })
+    await writeFile(join(app, 'schema.graphql'), 'type Cat @table @export { id: ID @id name: String }\n')
+    await writeFile(
+      join(app, 'resources.js'),
+      [
+        'export default ({ Resource, context }) => {',
+        '  const { server } = context',
+        '  const seen = []',
+        "  server.mqtt.events.on('connected', (session) => seen.push(session.clientId))",
+        "  server.mqtt.events.on('auth-failed', () => { throw new Error('an app bug must not break the broker') })",
+        '  return {',
+        '    Connections: class extends Resource {',
+        '      async get(id) {',
+        '        return { id, value: { clientIds: seen, listeners: server.listeners.map((l) => l.name) }, version: 0 }',
+        '      }',
+        '    },',
+        '  }',
+        '}',
+      ].join('\n'),
+    )
+    const server = await start(root, { env: { ADMIN_PASSWORD: 'pw' } })
+    const auth = basic('admin', 'pw')
+    // the built-in Dog app is not loaded once an applications folder exists
+    expect(
+      (await fetch(`${server.listeners.http!.url}/Dog/1`, { headers: { Authorization: auth } })).status,
+    ).toBe(404)
+    const put = await fetch(`${server.listeners.http!.url}/Cat/1`, {
+      method: 'PUT',
+      headers: { Authorization: auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Tom' }),
+    })
+    expect(put.status).toBeLessThan(300)
+
+    const refused = await connectMqtt(server.listeners.mqtt!.url, {
+      username: 'admin',
+      password: 'no',
+    }).catch((e) => e)
+    expect(refused.code).toBe(4)
+    const client = await connectMqtt(server.listeners.mqtt!.url, {
+      username: 'admin',
+      password: 'pw',
+      clientId: 'app-test',
+    })
+    await client.endAsync()
+    const body = await waitFor(async () => {
+      const res = await fetch(`${server.listeners.http!.url}/Connections/now`, {
+        headers: { Authorization: auth },
+      })
+      const json = (await res.json()) as { clientIds?: string[] }
+      return json.clientIds?.includes('app-test') ? json : undefined
+    })
+    expect(body).toMatchObject({ clientIds: ['app-test'], listeners: ['mqtt', 'http'] })
+    expect(server.output()).toContain('server.mqtt.events listener failed')
   })
 
   it('fails to start with the key and the reason when the config is invalid', async () => {
