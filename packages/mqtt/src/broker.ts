@@ -27,6 +27,8 @@ interface EventCache {
   payloads: Map<string, Uint8Array> | undefined
   packets: Map<string, Buffer> | undefined
   props: Map<string, Buffer> | undefined
+  packetKey: string | undefined
+  packet: Buffer | undefined
 }
 
 interface PendingWill {
@@ -75,7 +77,8 @@ export class BrokerCore implements Broker {
   private readonly pending = new Set<Promise<unknown>>()
   private readonly wills = new Map<string, PendingWill[]>()
   private readonly erasing = new Map<string, number>()
-  private readonly cache = new WeakMap<ResourceEvent, EventCache>()
+  private lastEvent: ResourceEvent | undefined
+  private lastCache: EventCache | undefined
   private connectionSeq = 0
   private readonly bootId = Date.now().toString(36)
   closing = false
@@ -162,19 +165,24 @@ export class BrokerCore implements Broker {
   // -------------------------------------------------------------------------------------------
   // Outbound encoding, shared across subscribers
 
+  /**
+   * The runtime hands one event to every matching subscriber in a row, so a one-slot cache (the last
+   * event seen) shares encodings across a fan-out without a WeakMap lookup per delivery.
+   */
   private eventCache(event: ResourceEvent): EventCache {
-    let c = this.cache.get(event)
-    if (c === undefined) {
-      c = {
-        topic: undefined,
-        format: undefined,
-        payload: undefined,
-        payloads: undefined,
-        packets: undefined,
-        props: undefined,
-      }
-      this.cache.set(event, c)
+    if (event === this.lastEvent) return this.lastCache!
+    const c: EventCache = {
+      topic: undefined,
+      format: undefined,
+      payload: undefined,
+      payloads: undefined,
+      packets: undefined,
+      props: undefined,
+      packetKey: undefined,
+      packet: undefined,
     }
+    this.lastEvent = event
+    this.lastCache = c
     return c
   }
 
@@ -260,11 +268,17 @@ export class BrokerCore implements Broker {
     }
     const c = this.eventCache(event)
     const key = `${v5 ? (explicitFormat ? 2 : 1) : 0}${retain ? 1 : 0}${format}`
+    if (c.packetKey === key) return c.packet!
     let packet = c.packets?.get(key)
     if (packet === undefined) {
       const props = v5 ? this.eventProperties(event, format, explicitFormat) : null
       packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
-      ;(c.packets ??= new Map()).set(key, packet)
+      if (c.packetKey === undefined) {
+        c.packetKey = key
+        c.packet = packet
+      } else {
+        ;(c.packets ??= new Map()).set(key, packet)
+      }
     }
     return packet
   }

@@ -48,6 +48,9 @@ interface AckEntry {
 const PAUSE_AT = 1024
 const RESUME_AT = 256
 const JSON_TYPE = 'application/json'
+/** Queued outbound bytes that trigger a write before the end of the event-loop turn. */
+const FLUSH_BYTES = 64 * 1024
+const MAX_BUFFERED = 8 * 1024 * 1024
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true })
 
 function firstUserProperty(
@@ -120,8 +123,34 @@ export class Connection implements FrameSink {
     return { clientId: this.clientId, user: this.ctx.user }
   }
 
+  /**
+   * Queues a packet; everything queued during one turn of the event loop leaves in one write
+   * (one syscall instead of one per packet, the largest cost under load).
+   */
   write(buf: Buffer): void {
-    if (this.state !== State.Closed) this.stream.write(buf)
+    if (this.state === State.Closed) return
+    const out = this.out
+    out.push(buf)
+    this.outBytes += buf.length
+    if (out.length === 1) setImmediate(this.flushOut)
+    else if (this.outBytes >= FLUSH_BYTES) this.flushOut()
+  }
+
+  /** A subscriber that does not read: QoS 0 messages are dropped while this much is buffered for it. */
+  get congested(): boolean {
+    return this.outBytes + this.stream.writableLength > MAX_BUFFERED
+  }
+
+  private out: Buffer[] = []
+  private outBytes = 0
+  private readonly flushOut = (): void => {
+    const out = this.out
+    if (out.length === 0) return
+    this.out = []
+    const bytes = this.outBytes
+    this.outBytes = 0
+    if (this.stream.destroyed) return
+    this.stream.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes))
   }
 
   // -------------------------------------------------------------------------------------------
@@ -928,6 +957,7 @@ export class Connection implements FrameSink {
   private keepWillForRestart = false
 
   private disconnectWith(reasonCode: number, reason: string): void {
+    this.flushOut()
     if (this.state === State.Connected && this.v5) {
       this.stream.write(
         mqttPacket.generate({ cmd: 'disconnect', reasonCode } as mqttPacket.IDisconnectPacket, {
@@ -959,6 +989,7 @@ export class Connection implements FrameSink {
     const broker = this.broker
     broker.connections.delete(this)
     const stream = this.stream
+    this.flushOut()
     if (!stream.destroyed) {
       stream.end()
       // A peer that does not close its side is cut off.

@@ -132,6 +132,11 @@ export class Session {
     const broker = this.broker
     const format = sub.accept ?? conn.accept
     if (qos === 0) {
+      if (conn.congested) {
+        // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
+        this.advance(sub, event.cursor)
+        return
+      }
       const packet = broker.qos0Packet(
         event,
         format,
