@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 // Checks that publishable packages install and work on their own, the way users get them.
 //
-//   node scripts/check-packages.mjs                       # every non-private package under packages/
-//                                                         # whose dependencies are all on the registry
+//   node scripts/check-packages.mjs                       # every non-private package (packages/, apps/)
 //   node scripts/check-packages.mjs @proj/codec packages/topic-matcher   # names or directories
 //   node scripts/check-packages.mjs --keep                # keep the temporary folder for inspection
 //
 // For each package (after `pnpm build`): `pnpm pack` into a temporary folder; the packed
 // package.json must hold no `workspace:` or `catalog:` range; `publint --strict` must pass; the
-// tarball is installed with npm into an empty folder (sibling @proj/* dependencies are packed and
+// tarball is checked by `attw --profile esm-only` and installed with npm into an empty folder (sibling @proj/* dependencies are packed and
 // installed alongside, since they are not on the registry yet); then plain Node imports it and must
 // see the same named exports as the workspace build. Exits 1 with a summary when anything fails.
 import { execFileSync } from 'node:child_process'
@@ -39,12 +38,7 @@ const internalDeps = (pkg) => Object.keys(pkg.manifest.dependencies ?? {}).filte
 
 function selectPackages() {
   if (requested.length === 0) {
-    return [...workspace.values()].filter(
-      (pkg) =>
-        !pkg.manifest.private &&
-        relative(root, pkg.dir).startsWith('packages') &&
-        internalDeps(pkg).length === 0,
-    )
+    return [...workspace.values()].filter((pkg) => !pkg.manifest.private)
   }
   return requested.map((arg) => {
     const byName = workspace.get(arg)
@@ -126,9 +120,11 @@ async function check(pkg) {
     )
   }
 
-  // 2. publint --strict
+  // 2. publint --strict, and the types resolve for ESM consumers (arethetypeswrong)
   const publint = join(root, 'node_modules', '.bin', 'publint')
   run(publint, ['--strict'], pkg.dir)
+  const attw = join(root, 'node_modules', '.bin', 'attw')
+  run(attw, [tarball, '--profile', 'esm-only', '--format', 'ascii'], root)
 
   // 3. npm install the tarball (and its sibling tarballs) into an empty folder
   const project = join(tmp, 'install', pkg.name.replace('/', '+'))
@@ -161,7 +157,7 @@ for (const pkg of selected) {
   try {
     const exports = await check(pkg)
     console.log(
-      `  ok   ${pkg.name}: packed, publint --strict, npm-installed alone, ${exports} exports (${Date.now() - started} ms)`,
+      `  ok   ${pkg.name}: packed, publint --strict, attw, npm-installed alone, ${exports} exports (${Date.now() - started} ms)`,
     )
   } catch (error) {
     failures.push(pkg.name)
