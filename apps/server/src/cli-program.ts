@@ -204,8 +204,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     opts: Record<string, unknown>,
     fn: (runtime: ResourceRuntime) => Promise<T>,
   ) => {
-    const { config } = await load(opts)
-    const runtime = await openConfiguredRuntime(config)
+    const { config, root } = await load(opts)
+    const runtime = await openConfiguredRuntime(config, { root })
     try {
       return await fn(runtime)
     } finally {

@@ -27,6 +27,11 @@ const code = await runCli(process.argv.slice(2), {
     server = started
     process.once('SIGTERM', onSignal)
     process.once('SIGINT', onSignal)
+    // LMDB commits are crash-safe and the broker persisted its state as it went: log and exit, do not limp on
+    process.on('uncaughtException', (err) => {
+      started.logger.fatal({ err }, 'uncaught exception')
+      process.exit(EXIT.failure)
+    })
   },
 })
 // `start` keeps running on its listeners; every other command (and a failed start) ends here.

@@ -23,6 +23,7 @@ const SCHEMES: Record<ListenerName, string> = { mqtt: 'mqtt', mqtts: 'mqtts', ht
 export class TrackedListener {
   readonly sockets = new Set<Socket>()
   info: ListenerInfo | undefined
+  onError: ((error: Error) => void) | undefined
 
   constructor(
     readonly name: ListenerName,
@@ -30,6 +31,8 @@ export class TrackedListener {
     readonly server: NetServer,
     readonly services: string[],
   ) {
+    // after listen(): a server error (EMFILE on accept, ...) is logged by the owner, never fatal
+    server.on('error', (error) => this.onError?.(error))
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
@@ -49,7 +52,7 @@ export class TrackedListener {
           ),
         )
       }
-      this.server.once('error', onError)
+      this.server.prependOnceListener('error', onError)
       this.server.listen(port, host ?? undefined, () => {
         this.server.off('error', onError)
         const address = this.server.address() as AddressInfo

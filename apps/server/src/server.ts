@@ -71,7 +71,7 @@ export function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[
  */
 export async function openConfiguredRuntime(
   config: ServerConfig,
-  options: { server?: unknown; logger?: Logger } = {},
+  options: { server?: Server; logger?: Logger; root?: string } = {},
 ): Promise<ResourceRuntime> {
   await mkdir(config.storage.path, { recursive: true })
   const { folders, builtIn } = await applicationFolders(config.applications.path)
@@ -82,7 +82,21 @@ export async function openConfiguredRuntime(
     )
   }
   const logger = options.logger
-  return openRuntime({
+  // Outside `start` (the CLI's user commands) applications still load, so they get a server that never
+  // listens: same shape, no listeners, events that never fire.
+  let opened: ResourceRuntime | undefined
+  const server =
+    options.server ??
+    offlineServer(
+      config,
+      options.root ?? process.cwd(),
+      logger ?? createLogger({ level: 'silent', format: 'json' }),
+      () => {
+        if (!opened) throw new Error('the runtime is not open yet')
+        return opened
+      },
+    )
+  opened = await openRuntime({
     path: config.storage.path,
     applications: folders,
     allowAnonymous: config.anonymous.enabled,
@@ -95,8 +109,29 @@ export async function openConfiguredRuntime(
     },
     ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
     // resources.js default exports receive this as `kit.context`
-    ...(options.server ? { context: { server: options.server } } : {}),
+    context: { server },
   })
+  return opened
+}
+
+function offlineServer(
+  config: ServerConfig,
+  root: string,
+  logger: Logger,
+  runtime: () => ResourceRuntime,
+): Server {
+  return {
+    config,
+    root,
+    logger,
+    mqtt: { events: new EventEmitter(), broker: undefined },
+    http: { handler: undefined },
+    get runtime() {
+      return runtime()
+    },
+    listeners: [],
+    close: async () => {},
+  }
 }
 
 /**
@@ -316,6 +351,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     for (const listener of listeners) {
       const [port, host] = ports[listener.name]!
       const info = await listener.listen(port!, host)
+      listener.onError = (err) => logger.error({ err, listener: info.name }, 'listener error')
       logger.info(
         { listener: info.name, url: info.url, host: info.host, port: info.port },
         `listening on ${info.url}`,

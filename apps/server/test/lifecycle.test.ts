@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, waitFor } from '@proj/test-utils'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createTestCertificates, hasOpenssl } from './helpers/certs.js'
 import { basic, connectMqtt } from './helpers/clients.js'
 import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
 
@@ -191,7 +192,64 @@ describe('proj-server lifecycle', () => {
     })
     expect(body).toMatchObject({ clientIds: ['app-test'], listeners: ['mqtt', 'http'] })
     expect(server.output()).toContain('server.mqtt.events listener failed')
+    // the CLI's user commands load the same applications: they get a server that never listens
+    const listed = await runCli(['user', 'list', '--root', root])
+    expect(listed.stderr).toBe('')
+    expect(listed.stdout).toMatch(/^admin\tadmin\tsuper user$/m)
   })
+
+  it.skipIf(!hasOpenssl())(
+    'with mqtt.mTLS.required refuses clients without a certificate; MQTT over WSS names the user too',
+    async () => {
+      const root = await freshRoot()
+      await mkdir(join(root, 'certs'))
+      const certs = createTestCertificates(join(root, 'certs'))
+      await writeFile(
+        join(root, 'config.yaml'),
+        [
+          'mqtt: { network: { securePort: 0 }, mTLS: { enabled: true, required: true } }',
+          'http: { securePort: 0 }',
+          'tls: { certificate: certs/server.pem, privateKey: certs/server.key, certificateAuthority: certs/ca.pem }',
+        ].join('\n'),
+      )
+      const server = await start(root, { env: { ADMIN_PASSWORD: 'pw' } })
+      const tls = { ca: certs.ca, servername: 'localhost', protocolVersion: 5 as const }
+      const noCert = await connectMqtt(server.listeners.mqtts!.url, {
+        ...tls,
+        username: 'admin',
+        password: 'pw',
+      }).catch((e) => e)
+      expect(noCert).toBeInstanceOf(Error)
+      expect(noCert.code).not.toBe(0)
+
+      const { cert, key } = certs.client('admin')
+      const viaTls = await connectMqtt(server.listeners.mqtts!.url, { ...tls, cert, key })
+      await viaTls.endAsync()
+      const wss = `${server.listeners.https!.url.replace('https', 'wss')}/mqtt`
+      const viaWss = await connectMqtt(wss, {
+        ...tls,
+        cert,
+        key,
+        wsOptions: { ca: certs.ca, cert, key },
+      })
+      await viaWss.endAsync()
+      // HTTPS asks for a certificate but never requires one: REST without a certificate still works
+      const { request } = await import('node:https')
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const req = request(
+          `${server.listeners.https!.url}/health`,
+          { ca: certs.ca, servername: 'localhost' },
+          (res) => {
+            res.resume()
+            resolve(res.statusCode)
+          },
+        )
+        req.on('error', reject)
+        req.end()
+      })
+      expect(status).toBe(200)
+    },
+  )
 
   it('fails to start with the key and the reason when the config is invalid', async () => {
     const root = await freshRoot()
