@@ -55,7 +55,9 @@ function keyFlags(): KeyFlag[] {
 
 const collect = (value: string, previous: string[]) => [...previous, value]
 
-function addConfigOptions(command: Command, flags: KeyFlag[], hideKeys: boolean): Command {
+function addConfigOptions(command: Command, hideKeys: boolean): Command {
+  // fresh Option objects per command: hideHelp() on a shared one would hide it everywhere
+  const flags = keyFlags()
   command
     .option('--root <dir>', 'root folder (config.yaml, data, applications)', '.')
     .option('--config <file>', 'config file (default <root>/config.yaml when present)')
@@ -157,7 +159,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         '--json',
         'also print one machine-readable line: {"listening":[{name,host,port,url,services}]}',
       ),
-    flags,
     false,
   ).action(async (opts) => {
     const loaded = await load(opts)
@@ -190,7 +191,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .command('config')
       .description('print the effective configuration (file, PROJ_* env and flags merged) and exit')
       .option('--json', 'print JSON instead of YAML'),
-    flags,
     false,
   ).action(async (opts) => {
     const { config } = await load(opts)
@@ -229,7 +229,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       )
       .option('--role <role>', 'role name (built in: admin, user, anonymous; or one from roles)')
       .option('--super-user', 'bypass every permission check'),
-    flags,
     true,
   ).action(async (username: string, opts) => {
     const password = await passwordOf(opts)
@@ -249,7 +248,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .command('passwd <username>')
       .description("change a user's password")
       .option('--password <password>', 'the new password (else prompted, else read from stdin)'),
-    flags,
     true,
   ).action(async (username: string, opts) => {
     const password = await passwordOf(opts)
@@ -259,7 +257,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   addConfigOptions(
     user.command('list').description('list users').option('--json', 'print JSON'),
-    flags,
     true,
   ).action(async (opts) => {
     const users = await withRuntime(opts, async (runtime) => runtime.users.list())
@@ -268,7 +265,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       for (const u of users) io.stdout.write(`${u.username}\t${u.role}${u.superUser ? '\tsuper user' : ''}\n`)
   })
 
-  addConfigOptions(user.command('delete <username>').description('delete a user'), flags, true).action(
+  addConfigOptions(user.command('delete <username>').description('delete a user'), true).action(
     async (username: string, opts) => {
       const deleted = await withRuntime(opts, (runtime) => runtime.users.delete(username))
       if (deleted) io.stdout.write(`deleted user '${username}'\n`)

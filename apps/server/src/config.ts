@@ -169,7 +169,8 @@ export function coerceValue(spec: KeySpec, raw: unknown, fromString: boolean): C
 /** The closest known key by edit distance, for "did you mean" hints. */
 function suggest(key: string): string | undefined {
   let best: string | undefined
-  let bestDistance = 4
+  // close enough to be a typo, not just any short word
+  let bestDistance = Math.min(4, Math.max(2, Math.floor(key.length / 4)))
   for (const { key: candidate } of CONFIG_KEYS) {
     const d = distance(key.toLowerCase(), candidate.toLowerCase())
     if (d < bestDistance) {
