@@ -144,7 +144,7 @@ export class BrokerCore implements Broker {
     const done = () => this.pending.delete(p)
     p.then(done, (err) => {
       done()
-      this.logger.error('mqtt: background write failed', err)
+      this.logger.error({ err }, 'mqtt: background write failed')
     })
     return p
   }
@@ -206,7 +206,7 @@ export class BrokerCore implements Broker {
       bytes = this.runtime.encode(event, format)
     } catch (err) {
       if (format === JSON_TYPE) throw err
-      this.logger.warn(`mqtt: cannot encode for ${format}, sending JSON`, err)
+      this.logger.warn({ err }, `mqtt: cannot encode for ${format}, sending JSON`)
       bytes = this.runtime.encode(event, JSON_TYPE)
     }
     if (c.format === undefined) {
@@ -449,7 +449,7 @@ export class BrokerCore implements Broker {
           { atomic: [{ store: WILLS_STORE, key, value: undefined }] },
         )
       } catch (err) {
-        this.logger.warn(`mqtt: will of ${will.clientId} on ${will.topic} refused`, err)
+        this.logger.warn({ err }, `mqtt: will of ${will.clientId} on ${will.topic} refused`)
         await this.state(WILLS_STORE).delete(key)
       }
     })()
@@ -467,7 +467,7 @@ export class BrokerCore implements Broker {
       records = [...this.state<StoredSession>(SESSIONS_STORE).entries()].map((e) => e.value)
       wills = [...this.state<StoredWill>(WILLS_STORE).entries()]
     } catch (err) {
-      this.logger.error('mqtt: cannot read persisted sessions', err)
+      this.logger.error({ err }, 'mqtt: cannot read persisted sessions')
       return
     }
     for (const rec of records) {

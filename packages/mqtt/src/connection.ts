@@ -234,7 +234,7 @@ export class Connection implements FrameSink {
     this.state = State.Connecting
     this.held = []
     void this.onConnect(packet as ConnectPacket).catch((err) => {
-      this.broker.logger.error('mqtt: CONNECT handling failed', err)
+      this.broker.logger.error({ err }, 'mqtt: CONNECT handling failed')
       this.refuse(ReasonCode.UnspecifiedError, 'internal error')
     })
   }
@@ -389,7 +389,7 @@ export class Connection implements FrameSink {
         }
       }
     } catch (err) {
-      broker.logger.warn('mqtt: authentication failed', err)
+      broker.logger.warn({ err }, 'mqtt: authentication failed')
       this.authFailed(reasonCodeFor(err), 'authentication error', username)
       return
     }
@@ -638,7 +638,7 @@ export class Connection implements FrameSink {
       () => this.publishSettled(),
       (err) => {
         this.publishSettled()
-        this.broker.logger.debug(`mqtt: QoS 0 publish to ${topic} refused`, err)
+        this.broker.logger.debug({ err }, `mqtt: QoS 0 publish to ${topic} refused`)
       },
     )
   }
@@ -707,8 +707,8 @@ export class Connection implements FrameSink {
   private refusedReason(err: unknown, topic: string): number {
     const rc = reasonCodeFor(err)
     this.broker.logger.debug(
+      { err },
       `mqtt: publish to ${topic} by ${this.clientId} refused (0x${rc.toString(16)})`,
-      err,
     )
     // v3.1.1 has no negative acknowledgement: like Mosquitto, acknowledge and drop (record unchanged).
     return this.v5 ? rc : 0
@@ -873,7 +873,7 @@ export class Connection implements FrameSink {
         return sub.qos
       },
       (err) => {
-        this.broker.logger.debug(`mqtt: subscribe to ${sub.filter} by ${this.clientId} refused`, err)
+        this.broker.logger.debug({ err }, `mqtt: subscribe to ${sub.filter} by ${this.clientId} refused`)
         return subackFailureCode(err, this.version)
       },
     )

@@ -223,7 +223,7 @@ export class Session {
           this.drainOutbox()
         },
         (err) => {
-          this.broker.logger.error('mqtt: persisting an in-flight message failed', err)
+          this.broker.logger.error({ err }, 'mqtt: persisting an in-flight message failed')
           item.ready = true
           this.drainOutbox()
         },

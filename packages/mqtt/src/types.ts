@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Runtime, User } from './runtime.js'
 
+/** pino-style: `logger.warn({ err }, 'message')`; `console` works too. */
 export interface Logger {
   debug(...args: unknown[]): void
   info(...args: unknown[]): void
