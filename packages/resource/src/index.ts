@@ -56,6 +56,7 @@ export type {
   EventMeta,
   EventType,
   Key,
+  ListPage,
   ListQuery,
   PublishMessage,
   PublishResult,

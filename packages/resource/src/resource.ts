@@ -5,6 +5,7 @@ import { EventStream } from './event-stream.js'
 import type {
   EventListener,
   EventMeta,
+  ListPage,
   ListQuery,
   PublishResult,
   RecordResult,
@@ -38,6 +39,12 @@ export interface ResourceWriteOptions {
 
 export interface ConnectOptions {
   after?: number
+  /**
+   * Aborted when the connection closes (WebSocket close, SSE client gone, iterator `return()`): a
+   * connect() generator may pass it to whatever it awaits. Subscriptions and event streams it opens
+   * through this class are closed with the connection anyway.
+   */
+  signal?: AbortSignal
 }
 
 /** What a resource gets from its runtime (internal plumbing; stable for custom resources to call). */
@@ -78,6 +85,8 @@ export interface ResourceHost {
   toEvent(change: ChangeEvent): RuntimeEvent | null
   /** Publishes a value (not bytes) to a topic with the caller's permissions, as a QoS 1 message. */
   publishValue(topic: string, value: unknown, ctx: RequestContext): Promise<PublishResult>
+  /** Ties a subscription or stream to the connection whose connect() is running (closed with it). */
+  track?(closable: { close(): void }): void
   /** Remembers a value's original bytes so same-format subscribers get them unchanged. */
   rememberPayload(value: unknown, payload: Uint8Array | undefined, contentType: string | undefined): void
 }
@@ -144,6 +153,14 @@ export class Resource {
 
   async list(_query: ListQuery, _ctx: RequestContext): Promise<RecordResult[]> {
     throw this.#notAllowed('list')
+  }
+
+  /**
+   * A page of `list` with the cursor of the next page. The default returns `list(query)` without a
+   * cursor; tables implement keyset pagination (`query.after`).
+   */
+  async listPage(query: ListQuery, ctx: RequestContext): Promise<ListPage> {
+    return { items: await this.list(query, ctx) }
   }
 
   async put(
@@ -237,6 +254,7 @@ export class Resource {
         : { retained: false, after: options.after, qos: 1 }
     const subscription = await this.subscribe(idFilter, (event) => stream.push(event), subscribeOptions, ctx)
     stream.once('close', () => subscription.close())
+    this.host.track?.(stream)
     if (incoming && id !== undefined) {
       void (async () => {
         try {

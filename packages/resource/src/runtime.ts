@@ -15,11 +15,13 @@ import {
   validateTopicName,
 } from '@proj/topic-matcher'
 import { type ApplicationSource, importResources, readApplication } from './application.js'
+import { ConnectIterator, ConnectScope, ConnectScopes } from './connect-scope.js'
 import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
 import { EventStream } from './event-stream.js'
 import { type Access, Permissions, type RoleDefinition, type TableAction } from './permissions.js'
 import {
+  type ConnectOptions,
   RESOLVED_EMPTY,
   Resource,
   type ResourceHost,
@@ -31,9 +33,11 @@ import { parseSchema, type SchemaDefinition, type TableDefinition } from './sche
 import { STATE_PREFIX, TableStateStore } from './state-store.js'
 import { SubscriptionImpl, SubscriptionRegistry } from './subscriptions.js'
 import { storageMeta, Table, toResourceError } from './table.js'
+import { TableIndexes } from './table-indexes.js'
 import type {
   EventListener,
   EventMeta,
+  ListPage,
   ListQuery,
   PublishMessage,
   PublishResult,
@@ -130,6 +134,8 @@ export interface ResourceRuntime extends Runtime {
   resolve(target: string): { path: string; id: Key | undefined; resource: Resource } | null
   /** Every routable resource by export path. */
   resources(): Map<string, Resource>
+  /** Live subscriptions (every transport, every connect()); for monitoring and leak tests. */
+  readonly subscriptionCount: number
   /** The table classes by type name (what resources.js receives as `tables`). */
   readonly tables: Record<string, TableClass>
   readonly schema: SchemaDefinition
@@ -263,6 +269,7 @@ class RuntimeImpl implements ResourceRuntime {
   readonly #unsubscribeFeed: () => void
   readonly #timers: NodeJS.Timeout[] = []
   readonly #host: ResourceHost
+  readonly #scopes = new ConnectScopes()
   #closed = false
 
   constructor(
@@ -306,9 +313,12 @@ class RuntimeImpl implements ResourceRuntime {
     for (const definition of schema.tables) {
       const storageTable = this.store.table(definition.storageName)
       tableByName.set(definition.name, definition)
+      const indexes = new TableIndexes(this.store, definition)
+      // Before any write: index the records of a table that gained @indexed attributes.
+      await indexes.prepare(storageTable)
       const cls = class extends Table {
         constructor(init: ResourceInit) {
-          super({ ...init, definition, schema, table: storageTable })
+          super({ ...init, definition, schema, table: storageTable, indexes })
         }
       }
       Object.defineProperty(cls, 'name', { value: definition.name })
@@ -386,6 +396,10 @@ class RuntimeImpl implements ResourceRuntime {
     }
   }
 
+  get subscriptionCount(): number {
+    return this.#registry.size
+  }
+
   resources(): Map<string, Resource> {
     const out = new Map<string, Resource>()
     for (const resource of this.#router.resources()) out.set(resource.path, resource)
@@ -444,10 +458,18 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   async list(path: string, query: ListQuery, ctx: RequestContext): Promise<RecordResult[]> {
+    return this.#listRoute(path, ctx).list(query, ctx)
+  }
+
+  async listPage(path: string, query: ListQuery, ctx: RequestContext): Promise<ListPage> {
+    return this.#listRoute(path, ctx).listPage(query, ctx)
+  }
+
+  #listRoute(path: string, ctx: RequestContext): Resource {
     const { user, path: p, route } = this.#route(path, ctx)
     if (route?.idText !== '') throw new ResourceError('NOT_FOUND', `${p} is not a resource`)
     this.#assert(ctx, user, route.resource, 'read', p)
-    return route.resource.list(query, ctx)
+    return route.resource
   }
 
   async put(
@@ -800,6 +822,8 @@ class RuntimeImpl implements ResourceRuntime {
     } else {
       this.#registry.add(subscription)
     }
+    // Inside a custom connect(): closed with its connection.
+    this.#scopes.track(subscription)
     return Promise.resolve(subscription)
   }
 
@@ -957,26 +981,32 @@ class RuntimeImpl implements ResourceRuntime {
     const resource = route.resource
     this.#assert(ctx, user, resource, 'read', path)
     const id = route.idText === '' ? undefined : resource.coerceId(route.idText)
-    const result = await resource.connect(
-      id,
-      incoming,
-      ctx,
-      options?.after !== undefined ? { after: options.after } : {},
-    )
-    if (result instanceof EventStream) return result
+    // Everything connect() opens (and, for a generator, everything its body opens later) belongs to
+    // this connection's scope, so closing the connection can close it without waiting for an event.
+    const scope = new ConnectScope()
+    const connectOptions: ConnectOptions = { signal: scope.signal }
+    if (options?.after !== undefined) connectOptions.after = options.after
+    let result: AsyncIterable<unknown>
+    try {
+      result = await this.#scopes.run(scope, () =>
+        resource.connect(id, incoming ? scope.incoming(incoming) : undefined, ctx, connectOptions),
+      )
+    } catch (error) {
+      scope.close()
+      throw error
+    }
+    if (result instanceof EventStream) {
+      result.once('close', () => scope.close())
+      return result
+    }
     const topic = id === undefined ? resource.path : resource.topicFor(id)
-    return this.#asEvents(result as AsyncIterable<unknown>, (value) => {
+    const toEvent = (value: unknown): ResourceEvent => {
+      if (isEventLike(value)) return value
       const event = this.#host.createEvent('message', resource, id ?? '', topic, ctx)
       event.value = value
       return event
-    })
-  }
-
-  async *#asEvents(
-    source: AsyncIterable<unknown>,
-    toEvent: (value: unknown) => RuntimeEvent,
-  ): AsyncGenerator<ResourceEvent> {
-    for await (const item of source) yield isEventLike(item) ? item : toEvent(item)
+    }
+    return new ConnectIterator(result, toEvent, scope, this.#scopes, this.#onError)
   }
 
   async #connectTopic(
@@ -1158,10 +1188,9 @@ class RuntimeImpl implements ResourceRuntime {
     const interval = Math.min(60_000, Math.max(1000, (expiration * 1000) / 2))
     const timer = setInterval(() => {
       if (this.#closed) return
-      for (const entry of resource.table.entries()) {
-        if (!resource.isExpired(entry.version)) continue
-        resource.table.delete(entry.id, { ifVersion: entry.version, user: 'expiration' }).catch(() => {})
-      }
+      resource.removeExpired().catch((error) => {
+        if (!this.#closed) this.#onError(error)
+      })
     }, interval)
     timer.unref()
     this.#timers.push(timer)
@@ -1214,6 +1243,7 @@ class RuntimeImpl implements ResourceRuntime {
         const payload = value instanceof Uint8Array ? value : encodeValue(value, 'application/json')
         return this.publish(topic, { payload, retain: false, qos: 1 }, ctx)
       },
+      track: (closable) => this.#scopes.track(closable),
       rememberPayload: (value, payload, contentType) => {
         if (payload && value !== null && typeof value === 'object')
           this.#originals.set(value, { payload, contentType })

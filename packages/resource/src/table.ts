@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import type { ChangeEvent, Key, RecordEntry, Table as StorageTable } from '@proj/storage'
+import type { ChangeEvent, Key, RecordEntry, Table as StorageTable, WriteOptions } from '@proj/storage'
 import { matchesFilter } from '@proj/topic-matcher'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
+import {
+  compare,
+  compareKeys,
+  cursorValue,
+  decodeCursor,
+  encodeCursor,
+  keysEqual,
+  type ListCursor,
+} from './list-cursor.js'
 import {
   RESOLVED_EMPTY,
   Resource,
@@ -12,7 +21,15 @@ import {
   type ResourceWriteOptions,
 } from './resource.js'
 import type { SchemaDefinition, TableDefinition } from './schema.js'
-import type { ListQuery, PublishResult, RecordResult, RequestContext, WriteResult } from './types.js'
+import { type SecondaryIndex, TableIndexes } from './table-indexes.js'
+import type {
+  ListPage,
+  ListQuery,
+  PublishResult,
+  RecordResult,
+  RequestContext,
+  WriteResult,
+} from './types.js'
 import { checkRecord, coerceId } from './validate.js'
 
 /** Maps storage and codec failures to ResourceError codes; anything else is rethrown as is. */
@@ -44,6 +61,8 @@ export interface TableInit extends ResourceInit {
   definition: TableDefinition
   schema: SchemaDefinition
   table: StorageTable
+  /** The table's secondary indexes (shared by every resource on the table); none when omitted. */
+  indexes?: TableIndexes
 }
 
 /**
@@ -54,6 +73,8 @@ export class Table extends Resource {
   readonly definition: TableDefinition
   readonly schema: SchemaDefinition
   readonly table: StorageTable
+  /** Secondary indexes of `@indexed` attributes, kept in step by this class's write methods. */
+  readonly indexes: TableIndexes
   readonly #expiresUs: number
 
   constructor(init: TableInit) {
@@ -61,6 +82,7 @@ export class Table extends Resource {
     this.definition = init.definition
     this.schema = init.schema
     this.table = init.table
+    this.indexes = init.indexes ?? new TableIndexes(init.host.store, init.definition, false)
     this.#expiresUs = (init.definition.expiration ?? 0) * 1e6
   }
 
@@ -103,39 +125,96 @@ export class Table extends Resource {
   }
 
   override async list(query: ListQuery, _ctx: RequestContext): Promise<RecordResult[]> {
+    return this.#query(query).items
+  }
+
+  /**
+   * A page of records: equality conditions on an `@indexed` attribute read that attribute's index
+   * (the most selective one when several apply); otherwise the table is scanned. Without `sort` the
+   * page continues from the cursor's id in key order (keyset), otherwise the sorted result continues
+   * after the cursor's sort values and id.
+   */
+  override async listPage(query: ListQuery, ctx: RequestContext): Promise<ListPage> {
+    // A subclass that customizes list() but not listPage() keeps its list() (without a next cursor).
+    if (this.list !== Table.prototype.list) return { items: await this.list(query, ctx) }
+    return this.#query(query)
+  }
+
+  #query(query: ListQuery): ListPage {
     const pk = this.definition.primaryKey?.name
     const where = Object.entries(query.where ?? {})
-    let results: RecordResult[] = []
-    for (const entry of this.table.entries()) {
-      if (this.isExpired(entry.version)) continue
-      const value = entry.value as Record<string, unknown> | null
-      if (where.length > 0) {
-        const ok = where.every(([attribute, expected]) => {
-          const actual =
-            attribute === pk && (value === null || typeof value !== 'object' || !(attribute in value))
-              ? entry.id
-              : value !== null && typeof value === 'object'
-                ? value[attribute]
-                : undefined
-          return actual !== undefined && actual !== null && String(actual) === expected
-        })
-        if (!ok) continue
-      }
-      results.push({ id: entry.id, value: entry.value, version: entry.version })
-    }
-    for (const { attribute, descending } of [...(query.sort ?? [])].reverse()) {
-      const direction = descending ? -1 : 1
-      const read = (r: RecordResult) =>
-        attribute === pk ? r.id : (r.value as Record<string, unknown> | null)?.[attribute]
-      results.sort((a, b) => compare(read(a), read(b)) * direction)
-    }
+    const cursor = query.after === undefined ? undefined : decodeCursor(query.after)
+    const sort = query.sort ?? []
     const offset = query.offset ?? 0
-    if (offset > 0 || query.limit !== undefined) {
-      results = results.slice(offset, query.limit === undefined ? undefined : offset + query.limit)
+    const limit = query.limit
+    const matches = (entry: RecordEntry) =>
+      !this.isExpired(entry.version) &&
+      where.every(([attribute, expected]) => attributeMatches(entry, attribute, expected, pk))
+    const index = this.#chooseIndex(where)
+    const candidates = (after: Key | undefined): Iterable<RecordEntry> =>
+      index ? this.#indexed(index.index, index.text, after) : this.#scan(after)
+    let items: RecordResult[] = []
+    let more = false
+    if (sort.length === 0) {
+      // Key order, as stored: stop as soon as the page (and one more, to know there is more) is read.
+      let skip = offset
+      const want = limit === undefined ? Number.POSITIVE_INFINITY : limit + 1
+      if (want > 0) {
+        for (const entry of candidates(cursor?.id)) {
+          if (!matches(entry)) continue
+          if (skip > 0) {
+            skip--
+            continue
+          }
+          items.push({ id: entry.id, value: entry.value, version: entry.version })
+          if (items.length >= want) break
+        }
+      }
+      if (limit !== undefined && items.length > limit) {
+        more = true
+        items.length = limit
+      }
+    } else {
+      const read = (r: { id: Key; value: unknown }, attribute: string) => readAttribute(r, attribute, pk)
+      const order = (a: RecordResult, b: { id: Key; value: unknown } | ListCursor): number => {
+        for (let i = 0; i < sort.length; i++) {
+          const { attribute, descending } = sort[i]!
+          const right = 'values' in b && b.values ? b.values[i] : read(b as RecordResult, attribute)
+          const c = compare(read(a, attribute), right) * (descending ? -1 : 1)
+          if (c !== 0) return c
+        }
+        return compareKeys(a.id, b.id)
+      }
+      const all: RecordResult[] = []
+      for (const entry of candidates(undefined)) {
+        if (matches(entry)) all.push({ id: entry.id, value: entry.value, version: entry.version })
+      }
+      all.sort(order)
+      let from = 0
+      if (cursor) {
+        const position = { id: cursor.id, values: cursor.values ?? [] }
+        while (from < all.length && order(all[from]!, position) <= 0) from++
+      }
+      from += offset
+      const to = limit === undefined ? all.length : Math.min(all.length, from + limit)
+      items = all.slice(from, to)
+      more = to < all.length
+    }
+    let next: string | undefined
+    const last = items[items.length - 1]
+    if (more && last) {
+      next = encodeCursor(
+        sort.length === 0
+          ? { id: last.id }
+          : {
+              id: last.id,
+              values: sort.map(({ attribute }) => cursorValue(readAttribute(last, attribute, pk))),
+            },
+      )
     }
     if (query.select) {
       const select = query.select
-      results = results.map((r) => {
+      items = items.map((r) => {
         const value = (r.value ?? {}) as Record<string, unknown>
         const picked: Record<string, unknown> = {}
         for (const attribute of select) {
@@ -145,67 +224,169 @@ export class Table extends Resource {
         return { ...r, value: picked }
       })
     }
-    return results
+    return next === undefined ? { items } : { items, next }
   }
 
-  override async put(
+  /** The index of the most selective indexed equality condition, if any applies. */
+  #chooseIndex(where: [string, string][]): { index: SecondaryIndex; text: string } | undefined {
+    let best: { index: SecondaryIndex; text: string; count: number } | undefined
+    for (const [attribute, text] of where) {
+      const index = this.indexes.get(attribute)
+      if (!index) continue
+      const count = index.count(text, best ? best.count : 1024)
+      if (!best || count < best.count) best = { index, text, count }
+    }
+    return best
+  }
+
+  *#indexed(index: SecondaryIndex, text: string, after: Key | undefined): Iterable<RecordEntry> {
+    for (const id of index.ids(text, after)) {
+      const entry = this.table.getEntry(id)
+      if (entry) yield entry
+    }
+  }
+
+  *#scan(after: Key | undefined): Iterable<RecordEntry> {
+    for (const entry of this.table.entries(after === undefined ? undefined : { start: after })) {
+      if (after !== undefined && keysEqual(entry.id, after)) continue
+      yield entry
+    }
+  }
+
+  override put(
     id: Key,
     value: unknown,
     ctx: RequestContext,
     options?: ResourceWriteOptions,
   ): Promise<WriteResult> {
-    this.validate(value)
-    this.#checkIdAttribute(id, value)
-    const created = !this.has(id)
-    const change = await this.table.put(id, value, writeOptions(ctx, options?.ifVersion)).catch(rethrow)
-    return { id, version: change.timestamp, created }
+    return this.indexes.serial(id, async () => {
+      this.validate(value)
+      this.#checkIdAttribute(id, value)
+      const created = !this.has(id)
+      const change = await this.#write('put', id, value, value, writeOptions(ctx, options?.ifVersion)).catch(
+        rethrow,
+      )
+      return { id, version: change!.timestamp, created }
+    })
   }
 
-  override async patch(
+  override patch(
     id: Key,
     patch: unknown,
     ctx: RequestContext,
     options?: ResourceWriteOptions,
   ): Promise<WriteResult> {
-    if (patch === null || typeof patch !== 'object' || Array.isArray(patch) || patch instanceof Uint8Array) {
-      throw new ResourceError('INVALID', 'a patch must be an object of attributes')
-    }
-    const current = this.entry(id)
-    if (!current) throw new ResourceError('NOT_FOUND', `${this.topicFor(id)} does not exist`)
-    const base = current.value !== null && typeof current.value === 'object' ? current.value : {}
-    const merged = { ...(base as object), ...(patch as object) }
-    for (const [key, v] of Object.entries(patch))
-      if (v === undefined) delete (merged as Record<string, unknown>)[key]
-    this.validate(merged)
-    this.#checkIdAttribute(id, merged)
-    const change = await this.table
-      .patch(id, patch as Partial<unknown>, writeOptions(ctx, options?.ifVersion))
-      .catch(rethrow)
-    return { id, version: change.timestamp, created: false }
+    return this.indexes.serial(id, async () => {
+      if (
+        patch === null ||
+        typeof patch !== 'object' ||
+        Array.isArray(patch) ||
+        patch instanceof Uint8Array
+      ) {
+        throw new ResourceError('INVALID', 'a patch must be an object of attributes')
+      }
+      const current = this.entry(id)
+      if (!current) throw new ResourceError('NOT_FOUND', `${this.topicFor(id)} does not exist`)
+      const base = current.value !== null && typeof current.value === 'object' ? current.value : {}
+      const merged = { ...(base as object), ...(patch as object) }
+      for (const [key, v] of Object.entries(patch))
+        if (v === undefined) delete (merged as Record<string, unknown>)[key]
+      this.validate(merged)
+      this.#checkIdAttribute(id, merged)
+      const change = await this.#write(
+        'patch',
+        id,
+        patch,
+        merged,
+        writeOptions(ctx, options?.ifVersion),
+      ).catch(rethrow)
+      return { id, version: change!.timestamp, created: false }
+    })
   }
 
   override async post(value: unknown, ctx: RequestContext): Promise<WriteResult> {
     this.validate(value)
     const pk = this.definition.primaryKey
-    let id: Key | undefined
     const given =
       pk && value !== null && typeof value === 'object'
         ? (value as Record<string, unknown>)[pk.name]
         : undefined
-    if (typeof given === 'string' || typeof given === 'number') {
-      id = given
-      if (this.has(id)) throw new ResourceError('CONFLICT', `${this.topicFor(id)} already exists`)
-    } else {
-      id = this.#newId()
-    }
-    const change = await this.table.put(id, value, writeOptions(ctx, undefined)).catch(rethrow)
-    return { id, version: change.timestamp, created: true }
+    const id: Key = typeof given === 'string' || typeof given === 'number' ? given : this.#newId()
+    return this.indexes.serial(id, async () => {
+      if (id === given && this.has(id))
+        throw new ResourceError('CONFLICT', `${this.topicFor(id)} already exists`)
+      const change = await this.#write('put', id, value, value, writeOptions(ctx, undefined)).catch(rethrow)
+      return { id, version: change!.timestamp, created: true }
+    })
   }
 
-  override async delete(id: Key, ctx: RequestContext, options?: ResourceWriteOptions): Promise<boolean> {
-    if (options?.ifVersion === undefined && !this.has(id)) return false
-    const change = await this.table.delete(id, writeOptions(ctx, options?.ifVersion)).catch(rethrow)
-    return change !== undefined
+  override delete(id: Key, ctx: RequestContext, options?: ResourceWriteOptions): Promise<boolean> {
+    return this.indexes.serial(id, async () => {
+      if (options?.ifVersion === undefined && !this.has(id)) return false
+      const change = await this.#write(
+        'delete',
+        id,
+        undefined,
+        undefined,
+        writeOptions(ctx, options?.ifVersion),
+      ).catch(rethrow)
+      return change !== undefined
+    })
+  }
+
+  /**
+   * Deletes records past `@table(expiration)` (each only if unchanged since it was read) and returns
+   * how many. The runtime calls this periodically; reads already hide expired records.
+   */
+  async removeExpired(): Promise<number> {
+    if (this.#expiresUs <= 0) return 0
+    const expired: RecordEntry[] = []
+    for (const entry of this.table.entries()) if (this.isExpired(entry.version)) expired.push(entry)
+    let removed = 0
+    await Promise.all(
+      expired.map((entry) =>
+        this.indexes
+          .serial(entry.id, () =>
+            this.#write('delete', entry.id, undefined, undefined, {
+              ifVersion: entry.version,
+              user: 'expiration',
+            }),
+          )
+          .then(
+            (change) => {
+              if (change) removed++
+            },
+            () => {},
+          ),
+      ),
+    )
+    return removed
+  }
+
+  /**
+   * One record write plus its index changes, in one storage transaction (the plain table write when
+   * nothing is indexed). `after` is the value the record will have (undefined for a delete).
+   */
+  #write(
+    kind: 'put' | 'patch' | 'delete',
+    id: Key,
+    input: unknown,
+    after: unknown,
+    options: WriteOptions,
+  ): Promise<ChangeEvent | undefined> {
+    const table = this.table
+    if (this.indexes.size === 0) {
+      if (kind === 'delete') return table.delete(id, options)
+      return kind === 'put' ? table.put(id, input, options) : table.patch(id, input as object, options)
+    }
+    return this.host.store
+      .transaction((txn) => {
+        if (kind === 'delete') txn.delete(table, id, options)
+        else if (kind === 'put') txn.put(table, id, input, options)
+        else txn.patch(table, id, input as object, options)
+        this.indexes.write(txn, id, table.get(id), after)
+      })
+      .then((changes) => changes.find((c) => c.table === table.name))
   }
 
   override publish(
@@ -234,9 +415,16 @@ export class Table extends Resource {
     }
     const meta = storageMeta(message, ctx)
     const user = ctx.user?.username
+    const indexes = this.indexes
     if (message.payload?.length === 0) {
       if (!atomic?.length && !this.has(id)) return RESOLVED_EMPTY
-      return this.#commit((txn) => txn.delete(this.table, id, { user, meta }), atomic)
+      if (indexes.size === 0) return this.#commit((txn) => txn.delete(this.table, id, { user, meta }), atomic)
+      return indexes.serial(id, () =>
+        this.#commit((txn) => {
+          txn.delete(this.table, id, { user, meta })
+          indexes.write(txn, id, this.table.get(id), undefined)
+        }, atomic),
+      )
     }
     try {
       this.validate(message.value)
@@ -245,7 +433,14 @@ export class Table extends Resource {
       return Promise.reject(error)
     }
     host.rememberPayload(message.value, message.payload, message.contentType)
-    return this.#commit((txn) => txn.put(this.table, id, message.value, { user, meta }), atomic)
+    if (indexes.size === 0)
+      return this.#commit((txn) => txn.put(this.table, id, message.value, { user, meta }), atomic)
+    return indexes.serial(id, () =>
+      this.#commit((txn) => {
+        txn.put(this.table, id, message.value, { user, meta })
+        indexes.write(txn, id, this.table.get(id), message.value)
+      }, atomic),
+    )
   }
 
   async #commit(
@@ -347,10 +542,18 @@ export function storageMeta(
   return out
 }
 
-function compare(a: unknown, b: unknown): number {
-  if (a === b) return 0
-  if (a === undefined || a === null) return 1
-  if (b === undefined || b === null) return -1
-  if (typeof a === 'number' && typeof b === 'number') return a - b
-  return String(a) < String(b) ? -1 : 1
+function readAttribute(record: { id: Key; value: unknown }, attribute: string, pk: string | undefined) {
+  return attribute === pk ? record.id : (record.value as Record<string, unknown> | null)?.[attribute]
+}
+
+/** An equality condition of a list: `String(attribute) === expected` (the id stands in for a missing primary key). */
+function attributeMatches(entry: RecordEntry, attribute: string, expected: string, pk: string | undefined) {
+  const value = entry.value as Record<string, unknown> | null
+  const actual =
+    attribute === pk && (value === null || typeof value !== 'object' || !(attribute in value))
+      ? entry.id
+      : value !== null && typeof value === 'object'
+        ? value[attribute]
+        : undefined
+  return actual !== undefined && actual !== null && String(actual) === expected
 }

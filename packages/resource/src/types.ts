@@ -131,12 +131,25 @@ export interface WriteResult {
 }
 
 export interface ListQuery {
-  /** Attribute equality conditions. */
+  /** Attribute equality conditions (served from a secondary index when an attribute is `@indexed`). */
   where?: Record<string, string>
   limit?: number
+  /** Records to skip (after `after`, when both are given). */
   offset?: number
+  /**
+   * Keyset pagination: an opaque cursor from a previous page's `ListPage.next`; the list continues
+   * with the records after that page's last one. Same `where` / `sort` as that page, or the result is
+   * undefined. An undecodable cursor is INVALID.
+   */
+  after?: string
   select?: string[]
   sort?: { attribute: string; descending?: boolean }[]
+}
+
+/** One page of a list: `next` is the `after` cursor of the following page, present when more records remain. */
+export interface ListPage {
+  items: RecordResult[]
+  next?: string
 }
 
 /** User administration (CLI `user add | passwd | list | delete`); passwords are stored scrypt-hashed. */
@@ -162,6 +175,8 @@ export interface Runtime {
   // REST-style access; all throw ResourceError (codes in errors.ts) and check permissions.
   get(target: string, ctx: RequestContext): Promise<RecordResult | undefined>
   list(path: string, query: ListQuery, ctx: RequestContext): Promise<RecordResult[]>
+  /** Like `list`, plus the cursor of the next page when `limit` cut the result short (keyset pagination). */
+  listPage(path: string, query: ListQuery, ctx: RequestContext): Promise<ListPage>
   put(
     target: string,
     value: unknown,
