@@ -14,7 +14,7 @@ export interface CorsOptions {
 }
 
 const ALLOW_METHODS = 'GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS'
-const EXPOSE_HEADERS = 'ETag, Location, Content-Type, Content-Length'
+const EXPOSE_HEADERS = 'ETag, Location, Link, Content-Type, Content-Length'
 
 /** The origin to put in Access-Control-Allow-Origin, or undefined when this origin is not allowed. */
 export function allowedOrigin(cors: CorsOptions, origin: string | undefined): string | undefined {

@@ -98,21 +98,33 @@ async function getRecord(rc: RestContext, target: string): Promise<void> {
   sendRecord(rc, record)
 }
 
+/**
+ * The `Link` header of a page with more records (RFC 8288): the same request with the runtime's
+ * cursor as `after`. `offset` is dropped (it was spent on the first page) and so is `access_token`
+ * (a link must not carry a credential).
+ */
+export function nextPageLink(requestUrl: string, cursor: string): string {
+  const url = new URL(requestUrl, 'http://localhost')
+  const params = new URLSearchParams(url.search)
+  for (const name of ['after', 'offset', 'access_token']) params.delete(name)
+  params.set('after', cursor)
+  return `<${url.pathname}?${params}>; rel="next"`
+}
+
 async function listTable(rc: RestContext, path: string): Promise<void> {
   const query = parseListQuery(rc.query)
   const type = chooseResponseType(rc.accept, { csv: true })
-  const records = await rc.runtime.list(path, query, rc.ctx)
-  const values = records.map((r) => r.value)
+  const page = await rc.runtime.listPage(path, query, rc.ctx)
+  const values = page.items.map((r) => r.value)
+  const headers: Record<string, string> = { Vary: 'Accept' }
+  if (page.next !== undefined) headers.Link = nextPageLink(rc.req.url ?? '/', page.next)
   if (type === CSV_TYPE) {
-    send(
-      rc.res,
-      200,
-      { 'Content-Type': 'text/csv; charset=utf-8; header=present', Vary: 'Accept' },
-      toCsv(values, query.select),
-    )
+    headers['Content-Type'] = 'text/csv; charset=utf-8; header=present'
+    send(rc.res, 200, headers, toCsv(values, query.select))
     return
   }
-  send(rc.res, 200, { 'Content-Type': type, Vary: 'Accept' }, encodeValue(values, type))
+  headers['Content-Type'] = type
+  send(rc.res, 200, headers, encodeValue(values, type))
 }
 
 /** Runs one REST request; errors propagate to the caller, which renders them. */

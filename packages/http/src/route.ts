@@ -14,6 +14,7 @@ export type Route =
 export const RESERVED_PARAMS: ReadonlySet<string> = new Set([
   'limit',
   'offset',
+  'after',
   'select',
   'sort',
   'accept',
@@ -52,7 +53,8 @@ function nonNegativeInt(name: string, value: string): number {
 }
 
 /**
- * A ListQuery from query parameters: `?name=Rex&limit=10&offset=20&select=name,age&sort=-age,name`.
+ * A ListQuery from query parameters: `?name=Rex&limit=10&offset=20&select=name,age&sort=-age,name`,
+ * `after=<cursor>` from a previous page's `Link: <…>; rel="next"` (keyset pagination).
  * A `-` (or a trailing `:desc`) sorts descending; a `+` or `:asc` ascending.
  */
 export function parseListQuery(params: URLSearchParams): ListQuery {
@@ -68,6 +70,8 @@ export function parseListQuery(params: URLSearchParams): ListQuery {
   if (limit !== null) query.limit = nonNegativeInt('limit', limit)
   const offset = params.get('offset')
   if (offset !== null) query.offset = nonNegativeInt('offset', offset)
+  const after = params.get('after')
+  if (after !== null) query.after = after
   const select = params.get('select')
   if (select !== null) {
     const fields = select
