@@ -411,7 +411,10 @@ export class Table extends Resource {
       host.rememberPayload(message.value, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)
       const user = ctx.user?.username
-      return this.#commit((txn) => txn.message(this.table, id, message.value, { user, meta }), atomic)
+      // Serialized with writes to the record on indexed tables, so a topic's events keep their order.
+      return this.indexes.serial(id, () =>
+        this.#commit((txn) => txn.message(this.table, id, message.value, { user, meta }), atomic),
+      )
     }
     const meta = storageMeta(message, ctx)
     const user = ctx.user?.username
