@@ -64,6 +64,7 @@ export type {
   RequestContext,
   ResourceEvent,
   Runtime,
+  ScramCredential,
   StateStore,
   StateWrite,
   SubscribeOptions,
@@ -73,4 +74,4 @@ export type {
   UserAdmin,
   WriteResult,
 } from './types.js'
-export { hashPassword, Users, verifyPassword } from './users.js'
+export { hashPassword, scramCredential, Users, verifyPassword } from './users.js'

@@ -45,6 +45,7 @@ import type {
   RequestContext,
   ResourceEvent,
   Runtime,
+  ScramCredential,
   StateStore,
   StateWrite,
   SubscribeOptions,
@@ -62,6 +63,8 @@ export interface TopicRecord {
   payload?: Uint8Array
   contentType?: string
   value?: unknown
+  /** MQTT 5 PUBLISH properties of a retained message (user properties, expiry...), sent with it on subscribe. */
+  properties?: Record<string, unknown>
 }
 
 /** A resource class as exported from resources.js: constructed once per runtime with a ResourceInit. */
@@ -130,6 +133,7 @@ export interface ResourceRuntime extends Runtime {
   ): Promise<RuntimeSubscription>
   readonly store: Store
   readonly users: Users
+  scramCredentials(username: string): Promise<ScramCredential | null>
   /** Resolves a REST path or topic: which resource and which id, or null for an unclaimed topic. */
   resolve(target: string): { path: string; id: Key | undefined; resource: Resource } | null
   /** Every routable resource by export path. */
@@ -376,6 +380,10 @@ class RuntimeImpl implements ResourceRuntime {
     return this.users.find(username)
   }
 
+  async scramCredentials(username: string): Promise<ScramCredential | null> {
+    return this.users.scramCredentials(username)
+  }
+
   issueToken(user: User, options?: { expiresInMs?: number }): Promise<string> {
     return this.users.issueToken(user, options)
   }
@@ -620,6 +628,8 @@ class RuntimeImpl implements ResourceRuntime {
       message.contentType !== undefined
         ? { payload: message.payload, contentType: message.contentType }
         : { payload: message.payload }
+    // A retained message keeps its properties (MQTT 5 section 3.3.1.3) for later subscribers.
+    if (retain && message.meta?.properties !== undefined) record.properties = message.meta.properties
     const write = { meta: storageMeta(message, ctx), ...(ctx.user ? { user: ctx.user.username } : {}) }
     const topics = this.#topics
     if (retain && message.payload.length === 0) {
@@ -795,6 +805,7 @@ class RuntimeImpl implements ResourceRuntime {
         noLocal: options.noLocal === true,
         retainAsPublished: options.retainAsPublished === true,
         ...(ctx.clientId !== undefined ? { clientId: ctx.clientId } : {}),
+        ...(options.canDeliver !== undefined ? { canDeliver: options.canDeliver } : {}),
       },
       check,
     )
@@ -964,7 +975,8 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   #topicEvent(topic: string, record: TopicRecord, version: number): RuntimeEvent {
-    const event = new RuntimeEvent('put', topic, '', topic, version, 0, undefined, true, undefined)
+    const meta = record.properties !== undefined ? { properties: record.properties } : undefined
+    const event = new RuntimeEvent('put', topic, '', topic, version, 0, undefined, true, meta)
     if (record.payload) event.setPayload(record.payload, record.contentType)
     else event.value = record.value
     return event

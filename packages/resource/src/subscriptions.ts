@@ -37,6 +37,8 @@ export class SubscriptionImpl implements Subscription {
   closed = false
   /** ShareName of a `$share/{group}/` subscription. */
   group: string | undefined = undefined
+  /** Shared subscriptions: false while this member cannot take another event (its turn passes on). */
+  readonly canDeliver: (() => boolean) | null
   /** Resolves once the initial events were delivered and the subscription is live. */
   ready: Promise<void> = Promise.resolve()
   readonly #registry: SubscriptionRegistry
@@ -52,6 +54,7 @@ export class SubscriptionImpl implements Subscription {
       noLocal: boolean
       retainAsPublished: boolean
       clientId?: string
+      canDeliver?: () => boolean
     },
     check: ((event: RuntimeEvent) => boolean) | null,
   ) {
@@ -64,6 +67,7 @@ export class SubscriptionImpl implements Subscription {
     this.noLocal = options.noLocal
     this.clientId = options.clientId
     this.check = check
+    this.canDeliver = options.canDeliver ?? null
     this.delivery = Object.freeze({
       qos: options.qos,
       subscriptionIds:
@@ -144,13 +148,22 @@ export class SubscriptionRegistry {
     const n = members.length
     const key = `${group.group}\0${group.filter}`
     const next = this.#roundRobin.get(key) ?? 0
+    let fallback = -1
     for (let i = 0; i < n; i++) {
       const member = members[(next + i) % n]!.subscriber
-      if (member.accepts(this.#event!)) {
-        this.#roundRobin.set(key, (next + i + 1) % n)
-        this.#collected[this.#count++] = member
-        return
+      if (!member.accepts(this.#event!)) continue
+      if (member.canDeliver !== null && !member.canDeliver()) {
+        // Full (e.g. its in-flight window): try the next member, keep this one in case all are full.
+        if (fallback === -1) fallback = i
+        continue
       }
+      this.#roundRobin.set(key, (next + i + 1) % n)
+      this.#collected[this.#count++] = member
+      return
+    }
+    if (fallback !== -1) {
+      this.#roundRobin.set(key, (next + fallback + 1) % n)
+      this.#collected[this.#count++] = members[(next + fallback) % n]!.subscriber
     }
   }
 

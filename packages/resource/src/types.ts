@@ -109,10 +109,18 @@ export interface SubscribeOptions {
   /** MQTT 5 no local: skip events whose meta.clientId equals ctx.clientId. */
   noLocal?: boolean
   retainAsPublished?: boolean
+  /**
+   * Shared subscriptions (`$share/{group}/{filter}`): called when this member's turn comes in the group's
+   * round robin; `false` (e.g. its in-flight window is full) passes the event to the next member. When no
+   * member can take it, it goes to the member whose turn it was anyway.
+   */
+  canDeliver?: () => boolean
 }
 
 export interface Subscription {
   readonly filter: string
+  /** Change-log cursor when the subscription was made (a durable session may store it as its position); 0 when unknown. */
+  readonly cursor?: number
   close(): void
 }
 
@@ -152,7 +160,22 @@ export interface ListPage {
   next?: string
 }
 
-/** User administration (CLI `user add | passwd | list | delete`); passwords are stored scrypt-hashed. */
+/**
+ * A SCRAM credential (RFC 5802 section 3; SCRAM-SHA-256, RFC 7677): what a server stores to verify a
+ * SCRAM exchange without the password. Byte fields are raw (not base64).
+ */
+export interface ScramCredential {
+  mechanism: 'SCRAM-SHA-256'
+  salt: Uint8Array
+  iterations: number
+  storedKey: Uint8Array
+  serverKey: Uint8Array
+}
+
+/**
+ * User administration (CLI `user add | passwd | list | delete`); passwords are stored scrypt-hashed,
+ * together with a SCRAM-SHA-256 credential for enhanced authentication.
+ */
 export interface UserAdmin {
   add(username: string, password: string, options?: { role?: string; superUser?: boolean }): Promise<User>
   setPassword(username: string, password: string): Promise<void>
@@ -167,6 +190,11 @@ export interface Runtime {
   anonymous(): User | null
   /** Looks a user up without a password (mTLS: the certificate names the user). */
   findUser(username: string): Promise<User | null>
+  /**
+   * The user's SCRAM-SHA-256 credential (stored when the password was last set), or null for an unknown
+   * user or one whose password predates SCRAM credentials. Optional for other Runtime implementations.
+   */
+  scramCredentials?(username: string): Promise<ScramCredential | null>
   /** Bearer tokens for HTTP (issued by a login endpoint), signed by the runtime. */
   issueToken(user: User, options?: { expiresInMs?: number }): Promise<string>
   verifyToken(token: string): Promise<User | null>

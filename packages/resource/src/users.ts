@@ -1,8 +1,8 @@
-import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import { ResourceError } from './errors.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
-import type { User, UserAdmin } from './types.js'
+import type { ScramCredential, User, UserAdmin } from './types.js'
 
 /** How a user is persisted (state store `__users`). */
 interface StoredUser {
@@ -11,7 +11,19 @@ interface StoredUser {
   superUser: boolean
   /** `scrypt$N$r$p$salt$hash`, base64url parts. */
   password: string
+  /** SCRAM-SHA-256 credential (base64url parts); absent for passwords set before it existed. */
+  scram?: StoredScram
 }
+
+interface StoredScram {
+  salt: string
+  iterations: number
+  storedKey: string
+  serverKey: string
+}
+
+/** RFC 7677 section 4: at least 4096 iterations of PBKDF2-HMAC-SHA-256. */
+const SCRAM_ITERATIONS = 4096
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keyLength: 32 }
 const DEFAULT_TOKEN_TTL_MS = 60 * 60 * 1000
@@ -53,6 +65,46 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return actual.length === expected.length && timingSafeEqual(actual, expected)
 }
 
+/**
+ * The SCRAM-SHA-256 credential of a password (RFC 5802 section 3): SaltedPassword = Hi(password, salt, i)
+ * (PBKDF2-HMAC-SHA-256), StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey =
+ * HMAC(SaltedPassword, "Server Key"). The password is normalized with NFKC (SASLprep's normalization step).
+ *
+ * @example
+ * const cred = await scramCredential('secret')
+ * // cred.storedKey verifies a client proof, cred.serverKey signs the server's final message
+ */
+export async function scramCredential(
+  password: string,
+  options: { salt?: Uint8Array; iterations?: number } = {},
+): Promise<ScramCredential> {
+  const salt = Buffer.from(options.salt ?? randomBytes(16))
+  const iterations = options.iterations ?? SCRAM_ITERATIONS
+  const salted = await new Promise<Buffer>((resolve, reject) =>
+    pbkdf2(password.normalize('NFKC'), salt, iterations, 32, 'sha256', (error, key) =>
+      error ? reject(error) : resolve(key),
+    ),
+  )
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest()
+  return {
+    mechanism: 'SCRAM-SHA-256',
+    salt,
+    iterations,
+    storedKey: createHash('sha256').update(clientKey).digest(),
+    serverKey: createHmac('sha256', salted).update('Server Key').digest(),
+  }
+}
+
+async function storedScram(password: string): Promise<StoredScram> {
+  const c = await scramCredential(password)
+  return {
+    salt: Buffer.from(c.salt).toString('base64url'),
+    iterations: c.iterations,
+    storedKey: Buffer.from(c.storedKey).toString('base64url'),
+    serverKey: Buffer.from(c.serverKey).toString('base64url'),
+  }
+}
+
 function publicUser(stored: StoredUser): User {
   return { username: stored.username, role: stored.role, superUser: stored.superUser }
 }
@@ -88,11 +140,13 @@ export class Users implements UserAdmin {
     checkPassword(password)
     const role = options.role ?? (options.superUser ? 'admin' : 'user')
     if (!this.#permissions.hasRole(role)) throw new ResourceError('INVALID', `unknown role ${role}`)
+    const [hash, scram] = await Promise.all([hashPassword(password), storedScram(password)])
     const stored: StoredUser = {
       username,
       role,
       superUser: options.superUser === true,
-      password: await hashPassword(password),
+      password: hash,
+      scram,
     }
     await this.#store.put(username, stored)
     return publicUser(stored)
@@ -102,7 +156,8 @@ export class Users implements UserAdmin {
     const stored = this.#store.get(username)
     if (!stored) throw new ResourceError('NOT_FOUND', `no user ${username}`)
     checkPassword(password)
-    await this.#store.put(username, { ...stored, password: await hashPassword(password) })
+    const [hash, scram] = await Promise.all([hashPassword(password), storedScram(password)])
+    await this.#store.put(username, { ...stored, password: hash, scram })
   }
 
   /** Changes a user's role or super-user flag. */
@@ -130,6 +185,19 @@ export class Users implements UserAdmin {
   find(username: string): User | null {
     const stored = this.#store.get(username)
     return stored ? publicUser(stored) : null
+  }
+
+  /** The SCRAM-SHA-256 credential stored with the user's password, or null (unknown user, or set before SCRAM). */
+  scramCredentials(username: string): ScramCredential | null {
+    const scram = this.#store.get(username)?.scram
+    if (!scram) return null
+    return {
+      mechanism: 'SCRAM-SHA-256',
+      salt: Buffer.from(scram.salt, 'base64url'),
+      iterations: scram.iterations,
+      storedKey: Buffer.from(scram.storedKey, 'base64url'),
+      serverKey: Buffer.from(scram.serverKey, 'base64url'),
+    }
   }
 
   async authenticate(username: string, password: string): Promise<User | null> {

@@ -63,7 +63,9 @@ describe('subscriptions', () => {
     expect(all.events.map((e) => e.topic).sort()).toEqual(['Dog/a', 'Dog/x/y', 'api/breeds/1', 'misc/1'])
     const exact = collector()
     await (await runtime.subscribe('api/breeds/1', exact.listener, {}, admin)).ready
-    expect(exact.events.map((e) => [e.topic, e.id, e.value])).toEqual([['api/breeds/1', 1, { name: 'Pug' }]])
+    expect(exact.events.map((e) => [e.topic, e.id, e.value])).toEqual([
+      ['api/breeds/1', 1, { name: 'Pug', id: 1 }],
+    ])
     await runtime.delete('api/breeds/1', admin)
     expect(exact.events.at(-1)).toMatchObject({ type: 'delete', retained: false, id: 1 })
     expect('value' in (exact.events.at(-1) as RuntimeEvent).toJSON()).toBe(false)
@@ -113,13 +115,54 @@ describe('subscriptions', () => {
     expect(b.events.map((e) => e.value)).toEqual([2, 4])
   })
 
+  it('passes a shared event to the next member while canDeliver() says full, else to the one whose turn it was', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const a = collector()
+    const b = collector()
+    let aFull = false
+    let bFull = false
+    await runtime.subscribe('$share/g/work/#', a.listener, { canDeliver: () => !aFull }, admin)
+    await runtime.subscribe('$share/g/work/#', b.listener, { canDeliver: () => !bFull }, admin)
+    const send = (v: number) =>
+      runtime.publish('work/x', { payload: bytes(String(v)), retain: false, qos: 0 }, admin)
+    await send(1) // a
+    aFull = true
+    await send(2) // a's turn would be next after b; b takes it
+    await send(3) // a is full: b again
+    aFull = false
+    await send(4) // a
+    aFull = true
+    bFull = true
+    await send(5) // both full: the member whose turn it was (b)
+    expect(a.events.map((e) => e.value)).toEqual([1, 4])
+    expect(b.events.map((e) => e.value)).toEqual([2, 3, 5])
+  })
+
+  it('keeps the properties of a retained message on a topic no table claims', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const properties = { userProperties: { k: 'v' }, messageExpiryInterval: 60 }
+    await runtime.publish(
+      'props/a',
+      { payload: bytes('1'), retain: true, qos: 1, meta: { properties } },
+      admin,
+    )
+    const a = collector()
+    await (await runtime.subscribe('props/#', a.listener, {}, admin)).ready
+    expect(a.events).toHaveLength(1)
+    expect(a.events[0]!.retained).toBe(true)
+    expect(a.events[0]!.meta?.properties).toEqual(properties)
+  })
+
   it('decodes by content type, encodes once per media type and shares the buffer', async () => {
     await using f = await runtimeFixture()
     const { runtime } = f
     const seen: ResourceEvent[] = []
     await runtime.subscribe('Dog/#', (e) => seen.push(e), { retained: false }, admin)
     await runtime.subscribe('Dog/rex', (e) => seen.push(e), { retained: false }, admin)
-    const cbor = encode({ name: 'Rex', age: 2 }, 'application/cbor')
+    // with its primary key, so the stored record is exactly what the publisher's bytes say
+    const cbor = encode({ id: 'rex', name: 'Rex', age: 2 }, 'application/cbor')
     await runtime.publish(
       'Dog/rex',
       { payload: cbor, contentType: 'application/cbor', retain: true, qos: 1 },
@@ -130,7 +173,7 @@ describe('subscriptions', () => {
     const event = seen[0]!
     expect(runtime.encode(event, 'application/cbor')).toBe(cbor)
     const json = runtime.encode(event, 'application/json')
-    expect(JSON.parse(text(json))).toEqual({ name: 'Rex', age: 2 })
+    expect(JSON.parse(text(json))).toEqual({ id: 'rex', name: 'Rex', age: 2 })
     expect(runtime.encode(event, 'application/json')).toBe(json)
     expect(runtime.encode(seen[1]!, 'application/json')).toBe(json)
     expect(runtime.encode(event, 'application/msgpack')).toBe(runtime.encode(event, 'application/msgpack'))

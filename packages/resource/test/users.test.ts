@@ -1,5 +1,6 @@
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { ResourceError } from '../src/index.js'
+import { ResourceError, scramCredential } from '../src/index.js'
 import { admin, runtimeFixture } from './helpers.js'
 
 describe('users', () => {
@@ -33,6 +34,40 @@ describe('users', () => {
     expect(await reopened.users.delete('rita')).toBe(true)
     expect(await reopened.users.delete('rita')).toBe(false)
     expect(await reopened.findUser('rita')).toBeNull()
+  })
+
+  it('stores a SCRAM-SHA-256 credential with each password (RFC 5802), none for older users', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    await runtime.users.add('rita', 'pencil', { role: 'reader' })
+    const cred = await runtime.scramCredentials('rita')
+    expect(cred).not.toBeNull()
+    expect(cred!.mechanism).toBe('SCRAM-SHA-256')
+    expect(cred!.iterations).toBeGreaterThanOrEqual(4096)
+    // Recomputing from the password with the stored salt gives the same keys.
+    const again = await scramCredential('pencil', { salt: cred!.salt, iterations: cred!.iterations })
+    expect(Buffer.from(again.storedKey).equals(Buffer.from(cred!.storedKey))).toBe(true)
+    expect(Buffer.from(again.serverKey).equals(Buffer.from(cred!.serverKey))).toBe(true)
+    // The stored record holds no password-equivalent: StoredKey = H(ClientKey), not ClientKey.
+    const clientKey = createHmac(
+      'sha256',
+      pbkdf2Sync('pencil', Buffer.from(cred!.salt), cred!.iterations, 32, 'sha256'),
+    )
+      .update('Client Key')
+      .digest()
+    expect(createHash('sha256').update(clientKey).digest().equals(Buffer.from(cred!.storedKey))).toBe(true)
+    await runtime.users.setPassword('rita', 'other')
+    const changed = await runtime.scramCredentials('rita')
+    expect(Buffer.from(changed!.storedKey).equals(Buffer.from(cred!.storedKey))).toBe(false)
+    expect(await runtime.scramCredentials('nobody')).toBeNull()
+    // A user stored before SCRAM credentials existed: none, and password login still works.
+    const store = runtime.state<Record<string, unknown>>('__users')
+    const { scram: _drop, ...legacy } = store.get('rita')!
+    await store.put('rita', legacy)
+    expect(await runtime.scramCredentials('rita')).toBeNull()
+    expect(await runtime.authenticate('rita', 'other')).toMatchObject({ username: 'rita' })
+    const reopened = await f.reopen()
+    expect(await reopened.scramCredentials('rita')).toBeNull()
   })
 
   it('issues HMAC-signed tokens that expire, survive a restart and die with the user', async () => {
