@@ -105,7 +105,8 @@ describe('proj-server (built, as a child process)', () => {
       headers: { Authorization: adminAuth, Accept: 'application/json' },
     })
     expect(res.status).toBe(200)
-    expect(await res.json()).toMatchObject({ name: 'Rex', breed: 'Beagle', age: 3 })
+    // the record names its primary key, although the publisher's payload did not
+    expect(await res.json()).toEqual({ id: '1', name: 'Rex', breed: 'Beagle', age: 3 })
   })
 
   it('delivers a REST PUT to MQTT, SSE and WebSocket subscribers', async () => {
@@ -165,7 +166,7 @@ describe('proj-server (built, as a child process)', () => {
     expect([200, 201, 204]).toContain(res.status)
 
     const { payload, packet } = await mqttMessage
-    expect(JSON.parse(String(payload))).toMatchObject({ name: 'Fido', breed: 'Collie' })
+    expect(JSON.parse(String(payload))).toEqual({ id: '2', name: 'Fido', breed: 'Collie', age: 5 })
     expect(packet.retain).toBe(false)
     await waitFor(() => sseEvents.some((e) => (e.data as any).value?.name === 'Fido'), {
       message: 'the SSE put event',
@@ -173,14 +174,21 @@ describe('proj-server (built, as a child process)', () => {
     expect(sseEvents.find((e) => (e.data as any).value?.name === 'Fido')?.data).toMatchObject({
       type: 'put',
       id: '2',
+      value: { id: '2', name: 'Fido', breed: 'Collie', age: 5 },
     })
     await waitFor(() => wsEvents.some((e) => e.value?.name === 'Fido'), {
       message: 'the WebSocket put event',
     })
+    expect(wsEvents.find((e) => e.value?.name === 'Fido').value).toEqual({
+      id: '2',
+      name: 'Fido',
+      breed: 'Collie',
+      age: 5,
+    })
     if (mosquitto) {
       const result = await mosquitto.done
       expect(result.code, result.stderr).toBe(0)
-      expect(JSON.parse(result.stdout)).toMatchObject({ name: 'Fido' })
+      expect(JSON.parse(result.stdout)).toMatchObject({ id: '2', name: 'Fido' })
     }
     sse.close()
     ws.close()
@@ -207,7 +215,7 @@ describe('proj-server (built, as a child process)', () => {
     })
     const { payload } = await received
     // a subscriber that asked for nothing gets JSON, whatever the publisher sent
-    expect(JSON.parse(String(payload))).toMatchObject({ name: 'Bolt', breed: 'Husky', age: 2 })
+    expect(JSON.parse(String(payload))).toEqual({ id: '3', name: 'Bolt', breed: 'Husky', age: 2 })
     const res = await fetch(`${http}/Dog/3`, { headers: { Authorization: adminAuth } })
     expect(await res.json()).toMatchObject({ name: 'Bolt' })
   })
@@ -221,7 +229,7 @@ describe('proj-server (built, as a child process)', () => {
     await wsClient.subscribeAsync('Dog/1', { qos: 1 })
     const { payload, packet } = await current
     expect(packet.retain).toBe(true) // the current record, as a retained message
-    expect(JSON.parse(String(payload))).toMatchObject({ name: 'Rex' })
+    expect(JSON.parse(String(payload))).toMatchObject({ id: '1', name: 'Rex' })
   })
 
   describe('authentication', () => {

@@ -88,14 +88,14 @@ describe('REST records', () => {
     expect(location).toBe(`/Dog/${encodeURIComponent(String(id))}`)
     const got = await fetch(`${srv.url}${location}`, { headers: auth })
     expect(got.status).toBe(200)
-    expect(await got.json()).toMatchObject({ name: 'Nova' })
+    expect(await got.json()).toEqual({ id, name: 'Nova', breed: 'lab' })
   })
 
   it('matches the table name case-insensitively and ids with slashes', async () => {
     expect((await put('/Dog/with%2Fslash', { name: 'Slash' })).status).toBe(201)
     const got = await fetch(`${srv.url}/dog/with/slash`, { headers: auth })
     expect(got.status).toBe(200)
-    expect(await got.json()).toMatchObject({ name: 'Slash' })
+    expect(await got.json()).toEqual({ id: 'with/slash', name: 'Slash' })
   })
 
   it('serves raw retained payloads of unclaimed topics byte for byte with their content type', async () => {

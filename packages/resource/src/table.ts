@@ -75,6 +75,11 @@ export class Table extends Resource {
   readonly table: StorageTable
   /** Secondary indexes of `@indexed` attributes, kept in step by this class's write methods. */
   readonly indexes: TableIndexes
+  /**
+   * The attribute that holds the record id in stored values (see {@link primaryKeyAttribute}), or
+   * undefined when values are stored exactly as written.
+   */
+  readonly primaryKeyName: string | undefined
   readonly #expiresUs: number
 
   constructor(init: TableInit) {
@@ -84,6 +89,7 @@ export class Table extends Resource {
     this.table = init.table
     this.indexes = init.indexes ?? new TableIndexes(init.host.store, init.definition, false)
     this.#expiresUs = (init.definition.expiration ?? 0) * 1e6
+    this.primaryKeyName = primaryKeyAttribute(init.definition)
   }
 
   override get permissionKeys(): readonly string[] {
@@ -121,7 +127,40 @@ export class Table extends Resource {
 
   override async get(id: Key, _ctx: RequestContext): Promise<RecordResult | undefined> {
     const entry = this.entry(id)
-    return entry ? { id: entry.id, value: entry.value, version: entry.version } : undefined
+    return entry ? { id: entry.id, value: this.storedValue(entry), version: entry.version } : undefined
+  }
+
+  /**
+   * A stored value with its primary-key attribute: records written before the runtime stored it (or
+   * by a custom resource writing `this.table` directly) get it filled in on read, so every door returns
+   * the same value.
+   */
+  storedValue(entry: { id: Key; value: unknown }): unknown {
+    const pk = this.primaryKeyName
+    const value = entry.value
+    if (pk === undefined || !isPlainObject(value) || pk in value) return value
+    return { ...value, [pk]: entry.id }
+  }
+
+  /**
+   * The value to store for record `id`: a plain object gets its primary-key attribute set to the
+   * (coerced) id; one that names another id is INVALID. Returns `value` itself when it already holds
+   * exactly that id (so the publisher's bytes still describe it), else a copy; the caller's object
+   * is never changed. Anything but a plain object (bytes, strings, arrays) is returned as is.
+   */
+  withPrimaryKey(id: Key, value: unknown): unknown {
+    const pk = this.primaryKeyName
+    if (pk === undefined || !isPlainObject(value)) return value
+    const given = value[pk]
+    if (given === id) return value
+    if (given !== undefined && given !== null && String(given) !== String(id)) {
+      throw new ResourceError(
+        'INVALID',
+        `${pk} ${String(given)} does not match the record id ${String(id)}`,
+        { details: { type: this.definition.name } },
+      )
+    }
+    return { ...value, [pk]: id }
   }
 
   override async list(query: ListQuery, _ctx: RequestContext): Promise<RecordResult[]> {
@@ -141,7 +180,7 @@ export class Table extends Resource {
   }
 
   #query(query: ListQuery): ListPage {
-    const pk = this.definition.primaryKey?.name
+    const pk = this.primaryKeyName
     const where = Object.entries(query.where ?? {})
     const cursor = query.after === undefined ? undefined : decodeCursor(query.after)
     const sort = query.sort ?? []
@@ -166,7 +205,7 @@ export class Table extends Resource {
             skip--
             continue
           }
-          items.push({ id: entry.id, value: entry.value, version: entry.version })
+          items.push({ id: entry.id, value: this.storedValue(entry), version: entry.version })
           if (items.length >= want) break
         }
       }
@@ -187,7 +226,7 @@ export class Table extends Resource {
       }
       const all: RecordResult[] = []
       for (const entry of candidates(undefined)) {
-        if (matches(entry)) all.push({ id: entry.id, value: entry.value, version: entry.version })
+        if (matches(entry)) all.push({ id: entry.id, value: this.storedValue(entry), version: entry.version })
       }
       all.sort(order)
       let from = 0
@@ -260,12 +299,16 @@ export class Table extends Resource {
     options?: ResourceWriteOptions,
   ): Promise<WriteResult> {
     return this.indexes.serial(id, async () => {
-      this.validate(value)
-      this.#checkIdAttribute(id, value)
+      const stored = this.withPrimaryKey(id, value)
+      this.validate(stored)
       const created = !this.has(id)
-      const change = await this.#write('put', id, value, value, writeOptions(ctx, options?.ifVersion)).catch(
-        rethrow,
-      )
+      const change = await this.#write(
+        'put',
+        id,
+        stored,
+        stored,
+        writeOptions(ctx, options?.ifVersion),
+      ).catch(rethrow)
       return { id, version: change!.timestamp, created }
     })
   }
@@ -287,16 +330,23 @@ export class Table extends Resource {
       }
       const current = this.entry(id)
       if (!current) throw new ResourceError('NOT_FOUND', `${this.topicFor(id)} does not exist`)
+      const pk = this.primaryKeyName
+      let input = patch as Record<string, unknown>
+      if (pk !== undefined) {
+        this.withPrimaryKey(id, { [pk]: input[pk] }) // INVALID when the patch names another id
+        // Keep the primary-key attribute in the merged record (also for records stored without it).
+        const stored = isPlainObject(current.value) ? current.value[pk] : undefined
+        if (input[pk] !== id && (stored !== id || pk in input)) input = { ...input, [pk]: id }
+      }
       const base = current.value !== null && typeof current.value === 'object' ? current.value : {}
-      const merged = { ...(base as object), ...(patch as object) }
-      for (const [key, v] of Object.entries(patch))
+      const merged = { ...(base as object), ...input }
+      for (const [key, v] of Object.entries(input))
         if (v === undefined) delete (merged as Record<string, unknown>)[key]
       this.validate(merged)
-      this.#checkIdAttribute(id, merged)
       const change = await this.#write(
         'patch',
         id,
-        patch,
+        input,
         merged,
         writeOptions(ctx, options?.ifVersion),
       ).catch(rethrow)
@@ -305,17 +355,16 @@ export class Table extends Resource {
   }
 
   override async post(value: unknown, ctx: RequestContext): Promise<WriteResult> {
-    this.validate(value)
-    const pk = this.definition.primaryKey
-    const given =
-      pk && value !== null && typeof value === 'object'
-        ? (value as Record<string, unknown>)[pk.name]
-        : undefined
-    const id: Key = typeof given === 'string' || typeof given === 'number' ? given : this.#newId()
+    const pk = this.primaryKeyName
+    const given = pk !== undefined && isPlainObject(value) ? value[pk] : undefined
+    const named = typeof given === 'string' || typeof given === 'number'
+    // A given id is coerced like a path id, so the record is found again at /Table/{id}.
+    const id: Key = named ? this.coerceId(String(given)) : this.#newId()
+    const record = this.withPrimaryKey(id, value)
+    this.validate(record)
     return this.indexes.serial(id, async () => {
-      if (id === given && this.has(id))
-        throw new ResourceError('CONFLICT', `${this.topicFor(id)} already exists`)
-      const change = await this.#write('put', id, value, value, writeOptions(ctx, undefined)).catch(rethrow)
+      if (named && this.has(id)) throw new ResourceError('CONFLICT', `${this.topicFor(id)} already exists`)
+      const change = await this.#write('put', id, record, record, writeOptions(ctx, undefined)).catch(rethrow)
       return { id, version: change!.timestamp, created: true }
     })
   }
@@ -429,19 +478,21 @@ export class Table extends Resource {
         }, atomic),
       )
     }
+    let value: unknown
     try {
-      this.validate(message.value)
-      this.#checkIdAttribute(id, message.value)
+      value = this.withPrimaryKey(id, message.value)
+      this.validate(value)
     } catch (error) {
       return Promise.reject(error)
     }
-    host.rememberPayload(message.value, message.payload, message.contentType)
+    // The publisher's bytes stand for the record only when it is stored exactly as decoded from them.
+    if (value === message.value) host.rememberPayload(value, message.payload, message.contentType)
     if (indexes.size === 0)
-      return this.#commit((txn) => txn.put(this.table, id, message.value, { user, meta }), atomic)
+      return this.#commit((txn) => txn.put(this.table, id, value, { user, meta }), atomic)
     return indexes.serial(id, () =>
       this.#commit((txn) => {
-        txn.put(this.table, id, message.value, { user, meta })
-        indexes.write(txn, id, this.table.get(id), message.value)
+        txn.put(this.table, id, value, { user, meta })
+        indexes.write(txn, id, this.table.get(id), value)
       }, atomic),
     )
   }
@@ -490,22 +541,10 @@ export class Table extends Resource {
 
   #retained(entry: RecordEntry, topic = this.topicFor(entry.id)): RuntimeEvent {
     const event = this.host.createEvent('put', this, entry.id, topic, null)
-    event.value = entry.value
+    event.value = this.storedValue(entry)
     event.timestamp = entry.version
     event.retained = true
     return event
-  }
-
-  #checkIdAttribute(id: Key, value: unknown): void {
-    const pk = this.definition.primaryKey
-    if (!pk || value === null || typeof value !== 'object') return
-    const given = (value as Record<string, unknown>)[pk.name]
-    if (given !== undefined && given !== null && String(given) !== String(id)) {
-      throw new ResourceError(
-        'INVALID',
-        `${pk.name} ${String(given)} does not match the record id ${String(id)}`,
-      )
-    }
   }
 
   #newId(): Key {
@@ -559,4 +598,25 @@ function attributeMatches(entry: RecordEntry, attribute: string, expected: strin
         ? value[attribute]
         : undefined
   return actual !== undefined && actual !== null && String(actual) === expected
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+const ID_TYPES: ReadonlySet<string> = new Set(['ID', 'String', 'Any'])
+
+/**
+ * The attribute of stored values that holds the record id: the `@primaryKey` (`@id`) attribute, else
+ * `id`, so that every record read through any door names its id. A table without `@primaryKey` keeps
+ * values exactly as written only when `id` cannot hold its (string) ids: the type declares `id` with
+ * another type (`id: Int` without `@primaryKey`), or is `@sealed` without an `id` attribute.
+ */
+export function primaryKeyAttribute(definition: TableDefinition): string | undefined {
+  if (definition.primaryKey) return definition.primaryKey.name
+  const declared = definition.attributes.find((a) => a.name === 'id')
+  if (declared) return declared.type.kind === 'scalar' && ID_TYPES.has(declared.type.name) ? 'id' : undefined
+  return definition.sealed ? undefined : 'id'
 }

@@ -47,7 +47,7 @@ describe('applications', () => {
         version: 0,
       })
       await runtime.put('Note/1', { text: 'x' }, admin)
-      expect((await runtime.get('Note/1', admin))?.value).toEqual({ text: 'x' })
+      expect((await runtime.get('Note/1', admin))?.value).toEqual({ text: 'x', id: '1' })
     } finally {
       await runtime.close()
     }

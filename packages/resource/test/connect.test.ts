@@ -137,8 +137,8 @@ describe('connect', () => {
     ;(stream as EventStream).send({ note: 'from the server' })
     await reading
     expect(events.map((e) => [e.type, e.retained, e.value])).toEqual([
-      ['put', true, { name: 'Rex' }],
-      ['patch', false, { name: 'Rex', age: 3 }],
+      ['put', true, { name: 'Rex', id: 'rex' }],
+      ['patch', false, { name: 'Rex', age: 3, id: 'rex' }],
       ['message', false, { bark: true }],
       ['message', false, { note: 'from the server' }],
     ])

@@ -61,7 +61,7 @@ describe('@table(expiration)', () => {
     expect(await deleted).toMatchObject({ type: 'delete', id: 's1', user: 'expiration' })
     expect(table.table.get('s1')).toBeUndefined()
     expect([...table.indexes.get('user')!.table.entries()].map((e) => e.id)).toEqual([['bob', 's2']])
-    expect((await runtime.get('Session/s2', admin))?.value).toEqual({ user: 'bob' })
+    expect((await runtime.get('Session/s2', admin))?.value).toEqual({ user: 'bob', id: 's2' })
   })
 
   it('removeExpired deletes only records past their expiration and skips ones rewritten meanwhile', async () => {

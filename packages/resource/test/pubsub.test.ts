@@ -1,6 +1,6 @@
 import { waitFor } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
-import { admin, bytes, collector, runtimeFixture } from './helpers.js'
+import { admin, bytes, collector, runtimeFixture, text } from './helpers.js'
 
 describe('publish and subscribe', () => {
   it('delivers a QoS 0 message on an unclaimed topic synchronously, unlogged, with the original bytes', async () => {
@@ -71,9 +71,20 @@ describe('publish and subscribe', () => {
     expect(result.event!.cursor).toBeGreaterThan(0)
     expect(events).toHaveLength(1)
     expect(events[0]).toBe(result.event)
-    expect(runtime.encode(events[0]!, 'application/json')).toBe(payload)
+    // the stored record gained its primary key, so the publisher's bytes no longer describe it
+    expect(runtime.encode(events[0]!, 'application/json')).not.toBe(payload)
+    expect(JSON.parse(text(runtime.encode(events[0]!, 'application/json')))).toEqual({
+      name: 'Rex',
+      age: 3,
+      id: 'rex',
+    })
     const stored = await runtime.get('Dog/rex', admin)
-    expect(stored?.value).toMatchObject({ name: 'Rex', age: 3 })
+    expect(stored?.value).toMatchObject({ name: 'Rex', age: 3, id: 'rex' })
+    // bytes that already hold the id are the record: same-format subscribers get them unchanged
+    const withId = bytes('{"id":"rex","name":"Rex","age":4}')
+    const same = await runtime.publish('Dog/rex', { payload: withId, retain: true, qos: 1 }, admin)
+    expect(runtime.encode(same.event!, 'application/json')).toBe(withId)
+    events.splice(1)
     // a non-retained message reaches subscribers without changing the record
     await runtime.publish('Dog/rex', { payload: bytes('{"name":"Max"}'), retain: false, qos: 1 }, admin)
     expect(events[1]).toMatchObject({ type: 'message', topic: 'Dog/rex', value: { name: 'Max' } })
