@@ -1,4 +1,5 @@
 import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { AuthCache } from './auth-cache.js'
 import { ResourceError } from './errors.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
@@ -119,6 +120,8 @@ export class Users implements UserAdmin {
   #secret: Promise<Buffer> | undefined
   /** A hash to compare against when the user does not exist, so timing does not reveal usernames. */
   #dummy: Promise<string> | undefined
+  /** Recent successful verifications (Basic auth sends the password with every HTTP request). */
+  readonly authCache = new AuthCache()
 
   constructor(
     store: TableStateStore<StoredUser>,
@@ -158,6 +161,7 @@ export class Users implements UserAdmin {
     checkPassword(password)
     const [hash, scram] = await Promise.all([hashPassword(password), storedScram(password)])
     await this.#store.put(username, { ...stored, password: hash, scram })
+    this.authCache.forget(username)
   }
 
   /** Changes a user's role or super-user flag. */
@@ -169,6 +173,7 @@ export class Users implements UserAdmin {
     }
     const next = { ...stored, ...changes }
     await this.#store.put(username, next)
+    this.authCache.forget(username)
     return publicUser(next)
   }
 
@@ -179,6 +184,7 @@ export class Users implements UserAdmin {
   async delete(username: string): Promise<boolean> {
     if (!this.#store.get(username)) return false
     await this.#store.delete(username)
+    this.authCache.forget(username)
     return true
   }
 
@@ -206,7 +212,12 @@ export class Users implements UserAdmin {
       await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password')))
       return null
     }
-    return (await verifyPassword(password, stored.password)) ? publicUser(stored) : null
+    // A hit counts only while the stored hash is the one verified, so a new password or a deleted user
+    // (even one changed by another process) takes effect at once; the role is always read fresh.
+    if (this.authCache.has(username, password, stored.password)) return publicUser(stored)
+    if (!(await verifyPassword(password, stored.password))) return null
+    this.authCache.remember(username, password, stored.password)
+    return publicUser(stored)
   }
 
   async issueToken(user: User, options: { expiresInMs?: number } = {}): Promise<string> {
