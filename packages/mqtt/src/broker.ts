@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
+import type { AuthMethodFactory } from './auth.js'
 import { Connection } from './connection.js'
 import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
 import type { Key, ResourceEvent, Runtime, StateStore } from './runtime.js'
-import { Session, type SessionSubscription } from './session.js'
+import { createScramSha256 } from './scram.js'
+import { type Orphan, Session, type SessionSubscription } from './session.js'
 import {
   NEVER_EXPIRES,
   SESSIONS_STORE,
@@ -11,7 +13,7 @@ import {
   type StoredWill,
   WILLS_STORE,
 } from './session-store.js'
-import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger } from './types.js'
+import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
 
 const EMPTY = Buffer.alloc(0)
 const JSON_TYPE = 'application/json'
@@ -69,6 +71,8 @@ export class BrokerCore implements Broker {
   readonly maxConnectionsPerUser: number
   readonly requireAuthentication: boolean
   readonly connectTimeoutMs: number
+  readonly authenticationMethods: Readonly<Record<string, AuthMethodFactory>>
+  readonly responseInformation: false | ((session: SessionInfo) => string | undefined)
 
   readonly sessions = new Map<string, Session>()
   readonly connections = new Set<Connection>()
@@ -95,6 +99,8 @@ export class BrokerCore implements Broker {
     this.maxConnectionsPerUser = Math.max(0, options.maxConnectionsPerUser ?? 0)
     this.requireAuthentication = options.requireAuthentication ?? false
     this.connectTimeoutMs = Math.max(1, options.connectTimeoutMs ?? 30_000)
+    this.authenticationMethods = options.authenticationMethods ?? { 'SCRAM-SHA-256': createScramSha256() }
+    this.responseInformation = options.responseInformation ?? ((s) => `response/${s.clientId}/`)
     this.handle = this.handle.bind(this)
     this.restore()
   }
@@ -218,8 +224,24 @@ export class BrokerCore implements Broker {
     return bytes
   }
 
-  /** MQTT 5 property block for an event (without subscription identifiers). */
-  eventProperties(event: ResourceEvent, format: string, explicitFormat: boolean): Buffer {
+  /**
+   * Seconds left of an event's Message Expiry Interval (MQTT 5 section 3.3.2.3.3), counted from its
+   * timestamp (when it was published or written); undefined when it has none, 0 or less when expired.
+   */
+  expiryLeft(event: ResourceEvent): number | undefined {
+    const interval = (event.meta?.properties as PublishProperties | undefined)?.messageExpiryInterval
+    if (interval === undefined) return undefined
+    const waited = Math.floor((Date.now() - event.timestamp / 1000) / 1000)
+    return waited > 0 ? interval - waited : interval
+  }
+
+  /** MQTT 5 property block for an event (without subscription identifiers); `expiry` = seconds left. */
+  eventProperties(
+    event: ResourceEvent,
+    format: string,
+    explicitFormat: boolean,
+    expiry: number | undefined,
+  ): Buffer {
     const meta = event.meta?.properties as PublishProperties | undefined
     const raw = event.value instanceof Uint8Array
     const contentType = raw
@@ -229,7 +251,7 @@ export class BrokerCore implements Broker {
         : undefined
     if (meta === undefined && contentType === undefined) return EMPTY
     const c = this.eventCache(event)
-    const key = `${explicitFormat ? 1 : 0}${format}`
+    const key = `${explicitFormat ? 1 : 0}${expiry ?? ''}:${format}`
     const hit = c.props?.get(key)
     if (hit !== undefined) return hit
     const props: PublishProperties = {}
@@ -237,7 +259,8 @@ export class BrokerCore implements Broker {
       if (meta.userProperties) props.userProperties = meta.userProperties
       if (meta.responseTopic !== undefined) props.responseTopic = meta.responseTopic
       if (meta.correlationData !== undefined) props.correlationData = Buffer.from(meta.correlationData)
-      if (meta.messageExpiryInterval !== undefined) props.messageExpiryInterval = meta.messageExpiryInterval
+      if (expiry !== undefined) props.messageExpiryInterval = expiry
+      // The indicator describes the publisher's bytes: sent only when they are forwarded unchanged.
       if (raw && meta.payloadFormatIndicator !== undefined)
         props.payloadFormatIndicator = meta.payloadFormatIndicator
     }
@@ -260,18 +283,22 @@ export class BrokerCore implements Broker {
     v5: boolean,
     sub: SessionSubscription,
     explicitFormat: boolean,
+    expiry: number | undefined,
   ): Buffer {
     const payload = this.payload(event, format)
     if (v5 && sub.id !== undefined) {
-      const props = this.withSubscriptionId(this.eventProperties(event, format, explicitFormat), sub.id)
+      const props = this.withSubscriptionId(
+        this.eventProperties(event, format, explicitFormat, expiry),
+        sub.id,
+      )
       return encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
     }
     const c = this.eventCache(event)
-    const key = `${v5 ? (explicitFormat ? 2 : 1) : 0}${retain ? 1 : 0}${format}`
+    const key = `${v5 ? (explicitFormat ? 2 : 1) : 0}${retain ? 1 : 0}${v5 ? (expiry ?? '') : ''}:${format}`
     if (c.packetKey === key) return c.packet!
     let packet = c.packets?.get(key)
     if (packet === undefined) {
-      const props = v5 ? this.eventProperties(event, format, explicitFormat) : null
+      const props = v5 ? this.eventProperties(event, format, explicitFormat, expiry) : null
       packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
       if (c.packetKey === undefined) {
         c.packetKey = key
@@ -324,7 +351,8 @@ export class BrokerCore implements Broker {
 
   /** The connection of `session` closed: keep it (durable) or end it. */
   sessionOffline(session: Session): void {
-    session.detach()
+    const orphans = session.detach()
+    if (orphans.length > 0) this.redeliverShared(session, orphans)
     if (!session.durable || session.destroyed) {
       if (!session.destroyed) void this.endSession(session)
       return
@@ -332,6 +360,38 @@ export class BrokerCore implements Broker {
     session.disconnectedAt = Date.now()
     void session.save()
     if (!this.closing) this.scheduleExpiry(session)
+  }
+
+  private sharedTurn = 0
+
+  /**
+   * Messages of a shared subscription that a member left unacknowledged (or queued) when it went away
+   * go to another online member of the same group (MQTT 5 section 4.8.2), preferring one with room.
+   */
+  redeliverShared(from: Session, orphans: Orphan[]): void {
+    for (const { filter, event, packetId } of orphans) {
+      const members: [Session, SessionSubscription][] = []
+      for (const s of this.sessions.values()) {
+        if (s.connection === null || s.destroyed) continue
+        const sub = s.subscriptions.get(filter)
+        if (sub !== undefined && sub.handle !== null && !sub.closed) members.push([s, sub])
+      }
+      if (members.length === 0) {
+        this.logger.debug(`mqtt: no member of ${filter} left for a message on ${event.topic}`)
+        continue
+      }
+      const turn = this.sharedTurn++
+      let pick = members[turn % members.length]!
+      for (let i = 0; i < members.length; i++) {
+        const m = members[(turn + i) % members.length]!
+        if (m[0].canTake(m[1])) {
+          pick = m
+          break
+        }
+      }
+      if (packetId !== undefined) from.dropInflight(packetId)
+      pick[0].deliver(pick[1], event, undefined)
+    }
   }
 
   scheduleExpiry(session: Session): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
+import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
 import type { BrokerCore } from './broker.js'
 import {
   MalformedPacketError,
@@ -20,6 +21,7 @@ import {
   PUBCOMP,
   PUBREC,
   parsePublish,
+  reasonStringProperty,
 } from './publish-codec.js'
 import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
@@ -41,7 +43,16 @@ interface AckEntry {
   type: number
   packetId: number
   reasonCode: number
+  reason: string | undefined
   done: boolean
+}
+
+/** An enhanced-authentication exchange in progress (CONNECT or re-authentication). */
+interface AuthState {
+  exchange: AuthExchange
+  /** Resolves with the client's next AUTH 0x18 Authentication Data. */
+  waiter: ((data: Buffer | undefined) => void) | null
+  timer: NodeJS.Timeout | null
 }
 
 /** Inbound publishes not yet committed before the stream is paused (back-pressure). */
@@ -52,6 +63,7 @@ const JSON_TYPE = 'application/json'
 const FLUSH_BYTES = 64 * 1024
 const MAX_BUFFERED = 8 * 1024 * 1024
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true })
+const EMPTY = Buffer.alloc(0)
 
 function firstUserProperty(
   props: { userProperties?: Record<string, string | string[]> } | undefined,
@@ -79,6 +91,15 @@ export class Connection implements FrameSink {
   contentType: string | undefined
   clientReceiveMaximum = 65535
   clientMaximumPacketSize = Number.POSITIVE_INFINITY
+  /** v5 Request Problem Information: false = no reason strings / user properties on acknowledgements. */
+  problemInfo = true
+  /** The client's Topic Alias Maximum: outbound aliases the server may assign. */
+  clientTopicAliasMaximum = 0
+  /** Outbound topic aliases (topic -> alias); null when the client accepts none. */
+  outAliases: Map<string, number> | null = null
+  /** Authentication Method of CONNECT (enhanced authentication), for re-authentication. */
+  private authMethod: string | undefined
+  private auth: AuthState | null = null
 
   private readonly reader: FrameReader
   private parser: ReturnType<typeof mqttPacket.parser> | null = null
@@ -164,6 +185,12 @@ export class Connection implements FrameSink {
       return
     }
     if (state === State.Connecting) {
+      if (frame[0] === 0xf0 && this.auth !== null) {
+        // Enhanced authentication in progress: AUTH packets are the handshake itself.
+        const packet = this.parse(frame)
+        if (packet !== null) this.onAuth(packet as mqttPacket.IAuthPacket)
+        return
+      }
       // Packets pipelined behind CONNECT wait for the handshake to finish.
       this.held?.push([frame, bodyOffset])
       return
@@ -254,7 +281,14 @@ export class Connection implements FrameSink {
         }
         const known = this.session!.received(packet.messageId!)
         this.write(
-          encodeAck(0x62, packet.messageId!, known ? 0 : ReasonCode.PacketIdentifierNotFound, this.v5),
+          known
+            ? encodeAck(0x62, packet.messageId!, 0, this.v5)
+            : this.ack(
+                0x62,
+                packet.messageId!,
+                ReasonCode.PacketIdentifierNotFound,
+                'packet identifier not found',
+              ),
         )
         return
       }
@@ -276,12 +310,15 @@ export class Connection implements FrameSink {
       case 'disconnect':
         this.onDisconnect(packet)
         return
+      case 'auth':
+        this.onAuth(packet)
+        return
       case 'connect':
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
         this.protocolViolation(new ProtocolError('second CONNECT'))
         return
       default:
-        // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client; AUTH is not supported yet.
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client.
         this.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
     }
   }
@@ -300,6 +337,13 @@ export class Connection implements FrameSink {
       this.close('protocol name/level mismatch')
       return
     }
+    const props = packet.properties
+    if (v5 && props) {
+      // First, so that even a refusing CONNACK respects them [MQTT-3.1.2-24] [MQTT-3.1.2-29].
+      if (props.maximumPacketSize !== undefined && props.maximumPacketSize > 0)
+        this.clientMaximumPacketSize = props.maximumPacketSize
+      if (props.requestProblemInformation === false) this.problemInfo = false
+    }
     if (
       !isValidUtf8String(packet.clientId) ||
       (packet.username !== undefined && !isValidUtf8String(packet.username))
@@ -312,7 +356,7 @@ export class Connection implements FrameSink {
       this.protocolViolation(new ProtocolError('password without user name'))
       return
     }
-    const props = packet.properties
+    let authFactory: AuthMethodFactory | undefined
     if (v5 && props) {
       if (props.receiveMaximum === 0) {
         this.protocolViolation(new ProtocolError('receive maximum 0'))
@@ -323,7 +367,21 @@ export class Connection implements FrameSink {
         return
       }
       if (props.authenticationMethod !== undefined) {
-        this.refuse(ReasonCode.BadAuthenticationMethod, 'enhanced authentication is not supported')
+        authFactory = Object.hasOwn(broker.authenticationMethods, props.authenticationMethod)
+          ? broker.authenticationMethods[props.authenticationMethod]
+          : undefined
+        if (authFactory === undefined) {
+          this.authFailed(
+            ReasonCode.BadAuthenticationMethod,
+            `authentication method ${props.authenticationMethod} is not supported`,
+            packet.username,
+          )
+          return
+        }
+        this.authMethod = props.authenticationMethod
+      } else if (props.authenticationData !== undefined) {
+        // [MQTT-3.1.2-?] Authentication Data without a method.
+        this.protocolViolation(new ProtocolError('authentication data without a method'))
         return
       }
     }
@@ -335,6 +393,15 @@ export class Connection implements FrameSink {
           return
         }
         this.protocolViolation(new ProtocolError('invalid will topic'))
+        return
+      }
+      if (
+        v5 &&
+        will.properties?.payloadFormatIndicator === true &&
+        !isUtf8(Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload))
+      ) {
+        // MQTT 5 section 3.1.3.2.3: a will payload flagged UTF-8 must be UTF-8.
+        this.refuse(ReasonCode.PayloadFormatInvalid, 'will payload is not valid UTF-8')
         return
       }
     }
@@ -367,9 +434,23 @@ export class Connection implements FrameSink {
 
     // Authentication.
     let user: User | null
+    let authData: Uint8Array | undefined
     const username = packet.username
     try {
-      if (this.info.certificateUser !== undefined) {
+      if (authFactory !== undefined) {
+        const result = await this.authenticateEnhanced(authFactory, props!.authenticationData, username, null)
+        if (result === null) return
+        if (result.status !== 'success') {
+          this.authFailed(
+            result.reasonCode ?? ReasonCode.NotAuthorized,
+            result.reason ?? 'authentication failed',
+            username,
+          )
+          return
+        }
+        user = result.user
+        authData = result.data
+      } else if (this.info.certificateUser !== undefined) {
         user = await runtime.findUser(this.info.certificateUser)
         if (user === null) {
           this.authFailed(ReasonCode.BadUserNameOrPassword, 'unknown certificate user', username)
@@ -411,7 +492,10 @@ export class Connection implements FrameSink {
     // Per-connection settings from CONNECT properties.
     if (v5 && props) {
       if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
-      if (props.maximumPacketSize !== undefined) this.clientMaximumPacketSize = props.maximumPacketSize
+      if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0) {
+        this.clientTopicAliasMaximum = props.topicAliasMaximum
+        this.outAliases = new Map()
+      }
       const accept = firstUserProperty(props, 'accept')
       if (accept) {
         this.accept = accept
@@ -465,6 +549,8 @@ export class Connection implements FrameSink {
       const ct = willProps?.contentType ?? this.contentType
       if (ct !== undefined) stored.contentType = ct
       if (willProps) {
+        // Message expiry, payload format, response topic, correlation data and user properties travel
+        // with the will message like PUBLISH properties (MQTT 5 section 3.1.3.2).
         const { willDelayInterval: _d, contentType: _c, ...rest } = willProps
         if (Object.keys(rest).length > 0) stored.properties = rest
       }
@@ -476,22 +562,32 @@ export class Connection implements FrameSink {
 
     // CONNACK.
     if (v5) {
-      const properties: Record<string, unknown> = {
+      const properties: mqttPacket.IConnackPacket['properties'] = {
         topicAliasMaximum: broker.topicAliasMaximum,
         maximumPacketSize: broker.maxPacketSize,
         wildcardSubscriptionAvailable: true,
         subscriptionIdentifiersAvailable: true,
-        sharedSubscriptionAvailable: false,
+        sharedSubscriptionAvailable: true,
         retainAvailable: true,
       }
       if (broker.receiveMaximum < 65535) properties.receiveMaximum = broker.receiveMaximum
       if (assigned !== undefined) properties.assignedClientIdentifier = assigned
       if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive
+      if (props?.requestResponseInformation === true && broker.responseInformation !== false) {
+        const info = broker.responseInformation(this.sessionInfo)
+        if (info !== undefined) properties.responseInformation = info
+      }
+      if (this.authMethod !== undefined) {
+        properties.authenticationMethod = this.authMethod
+        if (authData !== undefined) properties.authenticationData = Buffer.from(authData)
+      }
       this.stream.write(
-        mqttPacket.generate(
-          { cmd: 'connack', reasonCode: 0, sessionPresent, properties } as mqttPacket.IConnackPacket,
-          { protocolVersion: 5 },
-        ),
+        this.sized({
+          cmd: 'connack',
+          reasonCode: 0,
+          sessionPresent,
+          properties,
+        } as mqttPacket.IConnackPacket),
       )
     } else {
       this.stream.write(Buffer.from([0x20, 2, sessionPresent ? 1 : 0, 0]))
@@ -510,11 +606,158 @@ export class Connection implements FrameSink {
     if (held) for (const [frame, off] of held) if (this.state === State.Connected) this.onFrame(frame, off)
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Enhanced authentication (MQTT 5 section 4.12)
+
+  /**
+   * Runs an authentication exchange to its end: each `continue` goes out as AUTH 0x18 and the
+   * client's AUTH 0x18 answer is the next step's input. Null when the connection closed meanwhile.
+   */
+  private async authenticateEnhanced(
+    factory: AuthMethodFactory,
+    first: Buffer | undefined,
+    username: string | undefined,
+    current: User | null,
+  ): Promise<Exclude<AuthResult, { status: 'continue' }> | null> {
+    const method = this.authMethod!
+    const exchange = factory({
+      method,
+      clientId: this.clientId,
+      username,
+      reauthenticating: current,
+      info: this.info,
+      runtime: this.broker.runtime,
+    })
+    const auth: AuthState = { exchange, waiter: null, timer: null }
+    this.auth = auth
+    try {
+      let data = first
+      for (;;) {
+        const result = await exchange.step(data)
+        if (this.state === State.Closed || this.auth !== auth) return null
+        if (result.status !== 'continue') return result
+        const next = new Promise<Buffer | undefined>((resolve) => {
+          auth.waiter = resolve
+        })
+        auth.timer = setTimeout(() => this.close('authentication timed out'), this.broker.connectTimeoutMs)
+        auth.timer.unref?.()
+        this.write(
+          this.sized({
+            cmd: 'auth',
+            reasonCode: ReasonCode.ContinueAuthentication,
+            properties: { authenticationMethod: method, authenticationData: Buffer.from(result.data) },
+          } as mqttPacket.IAuthPacket),
+        )
+        this.flushOut()
+        data = await next
+        if ((this.state as State) === State.Closed || this.auth !== auth) return null
+      }
+    } finally {
+      if (auth.timer) clearTimeout(auth.timer)
+      if (this.auth === auth) this.auth = null
+    }
+  }
+
+  /** An AUTH packet from the client: the next step of an exchange, or a re-authentication request. */
+  private onAuth(packet: mqttPacket.IAuthPacket): void {
+    const rc = packet.reasonCode ?? 0
+    const method = packet.properties?.authenticationMethod
+    if (this.authMethod === undefined || method !== this.authMethod) {
+      // [MQTT-4.12.0-?] AUTH without enhanced authentication at CONNECT, or another method.
+      this.protocolViolation(new ProtocolError('AUTH with an authentication method not used at CONNECT'))
+      return
+    }
+    const data = packet.properties?.authenticationData
+    const auth = this.auth
+    if (rc === ReasonCode.ContinueAuthentication && auth?.waiter) {
+      const resolve = auth.waiter
+      auth.waiter = null
+      if (auth.timer) clearTimeout(auth.timer)
+      auth.timer = null
+      resolve(data)
+      return
+    }
+    if (rc === ReasonCode.ReAuthenticate && auth === null && this.state === State.Connected) {
+      void this.reauthenticate(data)
+      return
+    }
+    this.protocolViolation(new ProtocolError(`unexpected AUTH 0x${rc.toString(16)}`))
+  }
+
+  /** Re-authentication [MQTT-4.12.1-?]: same method; success keeps the connection, failure ends it. */
+  private async reauthenticate(data: Buffer | undefined): Promise<void> {
+    const factory = this.broker.authenticationMethods[this.authMethod!]!
+    let result: Exclude<AuthResult, { status: 'continue' }> | null
+    try {
+      result = await this.authenticateEnhanced(factory, data, this.ctx.user?.username, this.ctx.user)
+    } catch (err) {
+      this.broker.logger.warn({ err }, 'mqtt: re-authentication failed')
+      result = { status: 'failure', reason: 'authentication error' }
+    }
+    if (result === null || this.state !== State.Connected) return
+    if (result.status === 'success' && result.user.username === this.ctx.user?.username) {
+      this.ctx.user = result.user
+      if (this.session) this.session.user = result.user
+      const properties: mqttPacket.IAuthPacket['properties'] = { authenticationMethod: this.authMethod! }
+      if (result.data !== undefined) properties.authenticationData = Buffer.from(result.data)
+      this.write(this.sized({ cmd: 'auth', reasonCode: 0, properties } as mqttPacket.IAuthPacket))
+      return
+    }
+    const reason = result.status === 'failure' ? (result.reason ?? 'authentication failed') : 'another user'
+    this.broker.events.emit(
+      'auth-failed',
+      { clientId: this.clientId, username: this.ctx.user?.username, reason },
+      this.stream,
+    )
+    // 0x86 is not a DISCONNECT reason code: re-authentication failures are "not authorized".
+    const rc = result.status === 'failure' ? result.reasonCode : undefined
+    this.disconnectWith(
+      rc === ReasonCode.BadAuthenticationMethod ? rc : ReasonCode.NotAuthorized,
+      `re-authentication failed: ${reason}`,
+    )
+  }
+
+  /**
+   * Generates a v5 packet that fits the client's Maximum Packet Size: the Reason String and User
+   * Properties go first when it does not [MQTT-3.1.2-25] [MQTT-3.2.2-19] [MQTT-3.2.2-20]; an empty
+   * buffer when it still does not fit.
+   */
+  private sized(packet: mqttPacket.Packet): Buffer {
+    const opts = { protocolVersion: this.version }
+    let buf = mqttPacket.generate(packet, opts)
+    if (buf.length <= this.clientMaximumPacketSize) return buf
+    const props = (packet as { properties?: Record<string, unknown> }).properties
+    if (props !== undefined && (props.reasonString !== undefined || props.userProperties !== undefined)) {
+      delete props.reasonString
+      delete props.userProperties
+      buf = mqttPacket.generate(packet, opts)
+      if (buf.length <= this.clientMaximumPacketSize) return buf
+    }
+    this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
+    return EMPTY
+  }
+
+  /** A reason string for an acknowledgement, when the client did not turn problem information off. */
+  private ackReason(reason: string | undefined): string | undefined {
+    return this.v5 && this.problemInfo ? reason : undefined
+  }
+
+  /** PUBACK / PUBREC / PUBREL / PUBCOMP with an optional reason string (dropped if it would not fit). */
+  private ack(type: number, packetId: number, reasonCode: number, reason?: string): Buffer {
+    const r = this.ackReason(reason)
+    if (r !== undefined) {
+      const buf = encodeAck(type, packetId, reasonCode, true, reasonStringProperty(r))
+      if (buf.length <= this.clientMaximumPacketSize) return buf
+    }
+    return encodeAck(type, packetId, reasonCode, this.v5)
+  }
+
   /** A resumed durable session: catch up from the change log after each cursor, then go live. */
   private resubscribe(session: Session): void {
     for (const sub of session.subscriptions.values()) {
       if (sub.closed || sub.handle !== null) continue
-      const after = session.catchUpCursor(sub)
+      // Shared subscriptions do not replay: other members received what was published meanwhile.
+      const after = sub.shared ? 0 : session.catchUpCursor(sub)
       this.openSubscription(sub, false, after > 0 ? after : undefined).then(
         (rc) => {
           if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
@@ -531,13 +774,14 @@ export class Connection implements FrameSink {
   private refuse(reason: number, why: string): void {
     if (this.state === State.Closed) return
     if (this.v5) {
+      // CONNACK may carry a reason string even when problem information is off [MQTT-3.1.2-29].
       this.stream.write(
-        mqttPacket.generate(
-          { cmd: 'connack', reasonCode: reason, sessionPresent: false } as mqttPacket.IConnackPacket,
-          {
-            protocolVersion: 5,
-          },
-        ),
+        this.sized({
+          cmd: 'connack',
+          reasonCode: reason,
+          sessionPresent: false,
+          properties: { reasonString: why },
+        } as mqttPacket.IConnackPacket),
       )
     } else {
       this.stream.write(Buffer.from([0x20, 2, 0, v3ConnackCode(reason)]))
@@ -601,9 +845,18 @@ export class Connection implements FrameSink {
       }
     }
     if (props?.payloadFormatIndicator === true && !isUtf8(p.payload)) {
-      // MQTT 5 section 3.3.2.3.2: a payload flagged UTF-8 that is not is refused with 0x99.
-      if (qos === 1) this.write(encodeAck(PUBACK, p.packetId, ReasonCode.PayloadFormatInvalid, true))
-      else if (qos === 2) this.write(encodeAck(PUBREC, p.packetId, ReasonCode.PayloadFormatInvalid, true))
+      // MQTT 5 section 3.3.2.3.2: a payload flagged UTF-8 that is not is refused with 0x99 in the
+      // acknowledgement (in order with the others), or by DISCONNECT for QoS 0 (nothing to acknowledge).
+      const why = 'payload format indicator says UTF-8 but the payload is not'
+      if (qos === 0) {
+        this.protocolViolation(new ProtocolError(why, ReasonCode.PayloadFormatInvalid))
+        return
+      }
+      this.finishAck(
+        this.pushAck(qos === 1 ? PUBACK : PUBREC, p.packetId),
+        ReasonCode.PayloadFormatInvalid,
+        why,
+      )
       return
     }
     if (qos === 0) this.publishQos0(topic, p)
@@ -655,7 +908,7 @@ export class Connection implements FrameSink {
       },
       (err) => {
         this.publishSettled()
-        this.finishAck(ack, this.refusedReason(err, topic))
+        this.finishAck(ack, this.refusedReason(err, topic), errorReason(err))
       },
     )
   }
@@ -672,8 +925,13 @@ export class Connection implements FrameSink {
     const pending = session.pendingQos2.get(id)
     if (pending !== undefined) {
       pending.then(
-        () => this.finishAck(ack, session.inboundQos2.has(id) ? 0 : ReasonCode.UnspecifiedError),
-        () => this.finishAck(ack, ReasonCode.UnspecifiedError),
+        () =>
+          this.finishAck(
+            ack,
+            session.inboundQos2.has(id) ? 0 : ReasonCode.UnspecifiedError,
+            session.inboundQos2.has(id) ? undefined : 'the first copy of this message was refused',
+          ),
+        () => this.finishAck(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
       )
       return
     }
@@ -695,7 +953,7 @@ export class Connection implements FrameSink {
         if (!this.v5)
           session.inboundQos2.add(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
         else this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-        this.finishAck(ack, rc)
+        this.finishAck(ack, rc, errorReason(err))
       },
     )
     session.pendingQos2.set(id, work)
@@ -718,7 +976,7 @@ export class Connection implements FrameSink {
     const session = this.session!
     const release = () => {
       if (!session.inboundQos2.has(id)) {
-        this.write(encodeAck(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, this.v5))
+        this.write(this.ack(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
         return
       }
       session.inboundQos2.delete(id)
@@ -739,20 +997,25 @@ export class Connection implements FrameSink {
   }
 
   private pushAck(type: number, packetId: number): AckEntry {
-    const entry: AckEntry = { type, packetId, reasonCode: 0, done: false }
+    const entry: AckEntry = { type, packetId, reasonCode: 0, reason: undefined, done: false }
     this.acks.push(entry)
     return entry
   }
 
   /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
-  private finishAck(entry: AckEntry, reasonCode: number): void {
+  private finishAck(entry: AckEntry, reasonCode: number, reason?: string): void {
     entry.done = true
     entry.reasonCode = reasonCode
+    if (reasonCode >= 0x80) entry.reason = reason
     const acks = this.acks
     let head = this.ackHead
     while (head < acks.length && acks[head]!.done) {
       const a = acks[head++]!
-      this.write(encodeAck(a.type, a.packetId, a.reasonCode, this.v5))
+      this.write(
+        a.reason === undefined
+          ? encodeAck(a.type, a.packetId, a.reasonCode, this.v5)
+          : this.ack(a.type, a.packetId, a.reasonCode, a.reason),
+      )
       if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
     }
     if (head === acks.length) {
@@ -790,23 +1053,28 @@ export class Connection implements FrameSink {
       return
     }
     const accept = firstUserProperty(props, 'accept')
-    const codes: Promise<number>[] = []
     for (const s of packet.subscriptions) {
       if (!isValidUtf8String(s.topic)) {
         this.protocolViolation(new MalformedPacketError('topic filter is not valid UTF-8'))
         return
       }
-      codes.push(this.subscribeOne(session, s, subId, accept))
+      if (this.v5 && s.nl === true && isSharedFilter(s.topic)) {
+        // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+        this.protocolViolation(new ProtocolError('no local on a shared subscription'))
+        return
+      }
     }
+    const reasons: string[] = []
+    const codes: Promise<number>[] = []
+    for (const s of packet.subscriptions) codes.push(this.subscribeOne(session, s, subId, accept, reasons))
     Promise.all(codes).then(async (granted) => {
       if (session.durable) await session.save()
       if (this.state !== State.Connected) return
-      this.write(
-        mqttPacket.generate(
-          { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket,
-          { protocolVersion: this.version },
-        ),
-      )
+      const suback = { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket
+      const reason = this.ackReason(reasons.length > 0 ? reasons.join('; ') : undefined)
+      if (reason !== undefined) suback.properties = { reasonString: reason }
+      const buf = this.sized(suback)
+      if (buf.length > 0) this.write(buf)
     })
   }
 
@@ -815,11 +1083,15 @@ export class Connection implements FrameSink {
     s: mqttPacket.ISubscription,
     subId: number | undefined,
     accept: string | undefined,
+    reasons: string[],
   ): Promise<number> {
     const v5 = this.v5
-    if (!isValidTopicFilter(s.topic, v5)) return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
-    if (isSharedFilter(s.topic))
-      return Promise.resolve(v5 ? ReasonCode.SharedSubscriptionsNotSupported : 0x80)
+    // v3.1.1 clients may use $share too (as in Mosquitto).
+    if (!isValidTopicFilter(s.topic, true)) {
+      reasons.push(`invalid topic filter ${s.topic}`)
+      return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
+    }
+    const shared = isSharedFilter(s.topic)
     const existing = session.subscriptions.get(s.topic)
     const rh = s.rh ?? 0
     const sub: SessionSubscription = {
@@ -829,6 +1101,7 @@ export class Connection implements FrameSink {
       rap: v5 ? (s.rap ?? false) : false,
       rh,
       cursor: existing?.cursor ?? 0,
+      shared,
       handle: null,
       closed: false,
       listener: () => {},
@@ -842,8 +1115,9 @@ export class Connection implements FrameSink {
       existing.handle?.close()
     }
     session.subscriptions.set(s.topic, sub)
-    const sendRetained = rh === 0 || (rh === 1 && existing === undefined)
-    return this.openSubscription(sub, sendRetained, undefined).then((rc) => {
+    // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never [MQTT-3.8.4-?].
+    const sendRetained = !shared && (rh === 0 || (rh === 1 && existing === undefined))
+    return this.openSubscription(sub, sendRetained, undefined, reasons).then((rc) => {
       if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub)
         session.subscriptions.delete(sub.filter)
       return rc
@@ -855,6 +1129,7 @@ export class Connection implements FrameSink {
     sub: SessionSubscription,
     retained: boolean,
     after: number | undefined,
+    reasons?: string[],
   ): Promise<number> {
     const options: Parameters<BrokerCore['runtime']['subscribe']>[2] = {
       retained,
@@ -864,16 +1139,23 @@ export class Connection implements FrameSink {
     }
     if (after !== undefined) options.after = after
     if (sub.id !== undefined) options.subscriptionId = sub.id
+    if (sub.shared) {
+      // The group's round robin skips this member while its window is full.
+      const session = this.session!
+      options.canDeliver = () => session.canTake(sub)
+    }
     return this.broker.runtime.subscribe(sub.filter, sub.listener, options, this.ctx).then(
       (handle) => {
-        const live = (handle as { cursor?: unknown }).cursor
-        if (typeof live === 'number' && live > sub.cursor && after === undefined) sub.cursor = live
+        const live = handle.cursor
+        if (live !== undefined && live > sub.cursor && after === undefined) sub.cursor = live
         if (sub.closed || this.session?.connection !== this) handle.close()
         else sub.handle = handle
         return sub.qos
       },
       (err) => {
         this.broker.logger.debug({ err }, `mqtt: subscribe to ${sub.filter} by ${this.clientId} refused`)
+        const reason = errorReason(err)
+        if (reason !== undefined) reasons?.push(reason)
         return subackFailureCode(err, this.version)
       },
     )
@@ -897,7 +1179,8 @@ export class Connection implements FrameSink {
     const reply = () => {
       if (this.state !== State.Connected) return
       const ack = { cmd: 'unsuback', messageId: packet.messageId, granted } as mqttPacket.IUnsubackPacket
-      this.write(mqttPacket.generate(ack, { protocolVersion: this.version }))
+      const buf = this.sized(ack)
+      if (buf.length > 0) this.write(buf)
     }
     if (session.durable) session.save().then(reply, reply)
     else reply()
@@ -958,12 +1241,15 @@ export class Connection implements FrameSink {
 
   private disconnectWith(reasonCode: number, reason: string): void {
     this.flushOut()
-    if (this.state === State.Connected && this.v5) {
-      this.stream.write(
-        mqttPacket.generate({ cmd: 'disconnect', reasonCode } as mqttPacket.IDisconnectPacket, {
-          protocolVersion: 5,
-        }),
-      )
+    if ((this.state === State.Connected || this.auth !== null) && this.v5) {
+      // A reason string is allowed on DISCONNECT whatever Request Problem Information says.
+      const packet = {
+        cmd: 'disconnect',
+        reasonCode,
+        properties: { reasonString: reason },
+      } as mqttPacket.IDisconnectPacket
+      const buf = this.sized(packet)
+      if (buf.length > 0) this.stream.write(buf)
     }
     this.close(reason)
   }
@@ -1033,4 +1319,10 @@ function isUtf8(buf: Buffer): boolean {
   } catch {
     return false
   }
+}
+
+/** The reason string for a refusal by the runtime: its message for domain errors, nothing for internal ones. */
+function errorReason(err: unknown): string | undefined {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') return err.message
+  return undefined
 }

@@ -1,3 +1,4 @@
+export type { AuthContext, AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
 export { createBroker } from './broker.js'
 export type { MqttErrorCode, ReasonCodeValue } from './errors.js'
 export {
@@ -11,4 +12,6 @@ export {
   runtimeErrorReasonCodes,
 } from './errors.js'
 export type { BrokerRuntime } from './runtime.js'
+export type { ScramOptions } from './scram.js'
+export { createScramSha256 } from './scram.js'
 export type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'

@@ -303,12 +303,43 @@ export const PUBREC = 0x50
 export const PUBREL = 0x62
 export const PUBCOMP = 0x70
 
-/** PUBACK / PUBREC / PUBREL / PUBCOMP; the reason code is written only for v5 and when not 0. */
-export function encodeAck(type: number, packetId: number, reasonCode: number, v5: boolean): Buffer {
+/**
+ * PUBACK / PUBREC / PUBREL / PUBCOMP; the reason code is written only for v5 and when not 0 (or when
+ * there are properties). `properties` is an encoded property block (reason string, user properties).
+ */
+export function encodeAck(
+  type: number,
+  packetId: number,
+  reasonCode: number,
+  v5: boolean,
+  properties?: Buffer,
+): Buffer {
+  if (v5 && properties !== undefined && properties.length > 0) {
+    const remaining = 3 + varIntSize(properties.length) + properties.length
+    const buf = Buffer.allocUnsafe(1 + varIntSize(remaining) + remaining)
+    buf[0] = type
+    let pos = writeVarInt(buf, 1, remaining)
+    buf[pos++] = packetId >> 8
+    buf[pos++] = packetId & 0xff
+    buf[pos++] = reasonCode
+    pos = writeVarInt(buf, pos, properties.length)
+    properties.copy(buf, pos)
+    return buf
+  }
   if (v5 && reasonCode !== 0) {
     return Buffer.from([type, 3, packetId >> 8, packetId & 0xff, reasonCode])
   }
   return Buffer.from([type, 2, packetId >> 8, packetId & 0xff])
+}
+
+/** A Reason String property (0x1F) for acknowledgements. */
+export function reasonStringProperty(reason: string): Buffer {
+  return stringProp(0x1f, reason)
+}
+
+/** A Topic Alias property (0x23), appended to a PUBLISH property block. */
+export function topicAliasProperty(alias: number): Buffer {
+  return Buffer.from([0x23, alias >> 8, alias & 0xff])
 }
 
 export const PINGRESP = Buffer.from([0xd0, 0])

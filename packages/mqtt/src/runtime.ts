@@ -7,6 +7,7 @@ export type {
   RequestContext,
   ResourceEvent,
   Runtime,
+  ScramCredential,
   StateStore,
   StateWrite,
   SubscribeOptions,
@@ -19,5 +20,12 @@ import type { Runtime } from '@proj/resource'
 /** What @proj/mqtt uses of the runtime. */
 export type BrokerRuntime = Pick<
   Runtime,
-  'authenticate' | 'anonymous' | 'findUser' | 'publish' | 'subscribe' | 'encode' | 'state'
+  | 'authenticate'
+  | 'anonymous'
+  | 'findUser'
+  | 'scramCredentials'
+  | 'publish'
+  | 'subscribe'
+  | 'encode'
+  | 'state'
 >

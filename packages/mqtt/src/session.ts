@@ -1,6 +1,6 @@
 import type { BrokerCore } from './broker.js'
 import type { Connection } from './connection.js'
-import { encodeAck, encodePublish, PUBREL } from './publish-codec.js'
+import { encodeAck, encodePublish, PUBREL, topicAliasProperty } from './publish-codec.js'
 import type { Delivery, Key, ResourceEvent, Subscription, User } from './runtime.js'
 import {
   INFLIGHT_STORE,
@@ -23,6 +23,8 @@ export interface SessionSubscription {
   id?: number
   accept?: string
   cursor: number
+  /** A `$share/{group}/{filter}` subscription: no catch-up, unacknowledged messages move to another member. */
+  shared: boolean
   handle: Subscription | null
   closed: boolean
   listener: (event: ResourceEvent, delivery: Delivery) => void
@@ -41,7 +43,19 @@ export interface InflightEntry {
   props: Buffer | undefined
   /** Encoded packet as first sent (DUP 0), for the current connection's protocol version. */
   packet: Buffer | null
+  /** The event it carries (in memory only), to hand it to another member of a shared subscription. */
+  event?: ResourceEvent
 }
+
+/** A message of a shared subscription that its member can no longer deliver (it went offline). */
+export interface Orphan {
+  filter: string
+  event: ResourceEvent
+  /** Set when the message is in this session's in-flight window (removed once another member takes it). */
+  packetId?: number
+}
+
+const NO_TOPIC = Buffer.alloc(0)
 
 interface Queued {
   sub: SessionSubscription
@@ -131,35 +145,41 @@ export class Session {
   ): void {
     const broker = this.broker
     const format = sub.accept ?? conn.accept
+    const explicitFormat = sub.accept !== undefined || conn.acceptExplicit
+    const expiry = broker.expiryLeft(event)
+    if (expiry !== undefined && expiry <= 0) {
+      // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
+      this.advance(sub, event.cursor)
+      return
+    }
     if (qos === 0) {
       if (conn.congested) {
         // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
         this.advance(sub, event.cursor)
         return
       }
-      const packet = broker.qos0Packet(
-        event,
-        format,
-        retain,
-        conn.v5,
-        sub,
-        sub.accept !== undefined || conn.acceptExplicit,
-      )
-      if (packet.length > conn.clientMaximumPacketSize) {
-        this.advance(sub, event.cursor)
-        return
+      let packet: Buffer | null
+      if (conn.outAliases === null) {
+        packet = broker.qos0Packet(event, format, retain, conn.v5, sub, explicitFormat, expiry)
+        if (packet.length > conn.clientMaximumPacketSize) packet = null
+      } else {
+        const props = broker.withSubscriptionId(
+          broker.eventProperties(event, format, explicitFormat, expiry),
+          sub.id,
+        )
+        packet = this.encodeAliased(conn, event, broker.payload(event, format), 0, retain, 0, props)
       }
-      this.write(conn, packet, null, sub, event.cursor)
+      // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
+      if (packet === null) this.advance(sub, event.cursor)
+      else this.write(conn, packet, null, sub, event.cursor)
       return
     }
     const payload = broker.payload(event, format)
-    const props = conn.v5
-      ? broker.eventProperties(event, format, sub.accept !== undefined || conn.acceptExplicit)
-      : undefined
+    const props = conn.v5 ? broker.eventProperties(event, format, explicitFormat, expiry) : undefined
     const packetId = this.allocatePacketId()
     const propBlock = conn.v5 ? broker.withSubscriptionId(props!, sub.id) : null
-    const packet = encodePublish(broker.topicBytes(event), payload, qos, retain, false, packetId, propBlock)
-    if (packet.length > conn.clientMaximumPacketSize) {
+    const packet = this.encodeAliased(conn, event, payload, qos, retain, packetId, propBlock)
+    if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       this.advance(sub, event.cursor)
       return
@@ -176,6 +196,7 @@ export class Session {
       props: propBlock ?? undefined,
       packet,
     }
+    if (sub.shared) entry.event = event
     this.inflight.set(packetId, entry)
     if (this.durable) {
       const stored: StoredInflight = {
@@ -198,6 +219,61 @@ export class Session {
       )
     } else {
       this.write(conn, packet, null, null, 0)
+    }
+  }
+
+  /**
+   * Encodes a PUBLISH for `conn`, with an outbound topic alias when the client accepts them (MQTT 5
+   * section 3.3.2.3.4): a known topic is sent as an empty name plus its alias; a new one gets the next
+   * free alias while the client's Topic Alias Maximum allows. Null when the packet exceeds the client's
+   * Maximum Packet Size (the alias is then not assigned).
+   */
+  private encodeAliased(
+    conn: Connection,
+    event: ResourceEvent,
+    payload: Uint8Array,
+    qos: number,
+    retain: boolean,
+    packetId: number,
+    props: Buffer | null,
+  ): Buffer | null {
+    const max = conn.clientMaximumPacketSize
+    const aliases = conn.outAliases
+    const topic = this.broker.topicBytes(event)
+    if (aliases !== null && props !== null) {
+      const known = aliases.get(event.topic)
+      if (known !== undefined) {
+        const withAlias = Buffer.concat([props, topicAliasProperty(known)])
+        const packet = encodePublish(NO_TOPIC, payload, qos, retain, false, packetId, withAlias)
+        return packet.length > max ? null : packet
+      }
+      if (aliases.size < conn.clientTopicAliasMaximum) {
+        const alias = aliases.size + 1
+        const withAlias = Buffer.concat([props, topicAliasProperty(alias)])
+        const packet = encodePublish(topic, payload, qos, retain, false, packetId, withAlias)
+        if (packet.length > max) return null
+        aliases.set(event.topic, alias)
+        return packet
+      }
+    }
+    const packet = encodePublish(topic, payload, qos, retain, false, packetId, props)
+    return packet.length > max ? null : packet
+  }
+
+  /** Shared subscriptions: whether this member can take another message now (else its turn passes). */
+  canTake(sub: SessionSubscription): boolean {
+    const conn = this.connection
+    if (conn === null || sub.closed) return false
+    if (sub.qos === 0) return !conn.congested
+    return this.queueHead >= this.queue.length && this.inflight.size < this.window(conn)
+  }
+
+  /** An in-flight message another member of its shared subscription took over: forgotten here. */
+  dropInflight(packetId: number): void {
+    if (!this.inflight.delete(packetId)) return
+    if (this.durable) {
+      this.completed.push(packetKey(this.clientId, packetId))
+      this.scheduleSave()
     }
   }
 
@@ -348,8 +424,25 @@ export class Session {
     return cursor
   }
 
-  /** The connection went away: live subscriptions stop, the queue is dropped (the log replays it). */
-  detach(): void {
+  /**
+   * The connection went away: live subscriptions stop, the queue is dropped (the log replays it).
+   * Returns the messages of shared subscriptions it held (queued, or sent and not yet acknowledged),
+   * for another member of the group.
+   */
+  detach(): Orphan[] {
+    const orphans: Orphan[] = []
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const q = this.queue[i]!
+      if (q.sub.shared && !q.sub.closed) orphans.push({ filter: q.sub.filter, event: q.event })
+    }
+    for (const entry of this.inflight.values()) {
+      if (entry.state !== 'publish' || !this.subscriptions.get(entry.filter)?.shared) continue
+      orphans.push({
+        filter: entry.filter,
+        event: entry.event ?? storedEvent(entry),
+        packetId: entry.packetId,
+      })
+    }
     this.connection = null
     this.queue = []
     this.queueHead = 0
@@ -362,6 +455,7 @@ export class Session {
     if (!this.durable) {
       for (const sub of this.subscriptions.values()) sub.closed = true
     }
+    return orphans
   }
 
   // -------------------------------------------------------------------------------------------
@@ -460,6 +554,7 @@ export class Session {
         id: s.id,
         accept: s.accept,
         cursor: s.cursor,
+        shared: s.filter.startsWith('$share/'),
         handle: null,
         closed: false,
         listener: () => {},
@@ -500,5 +595,20 @@ export class Session {
   /** Seconds -> ms until expiry, Infinity for never. */
   expiryMs(): number {
     return this.expiry >= NEVER_EXPIRES ? Number.POSITIVE_INFINITY : this.expiry * 1000
+  }
+}
+
+/** An in-flight message restored from disk carries no event: rebuilt from its bytes (properties are not kept). */
+function storedEvent(entry: InflightEntry): ResourceEvent {
+  return {
+    type: 'message',
+    topic: entry.topic,
+    path: '',
+    id: entry.topic,
+    value: entry.payload,
+    timestamp: Date.now() * 1000,
+    cursor: 0,
+    retained: false,
+    meta: { qos: entry.qos },
   }
 }

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
+import type { AuthMethodFactory } from './auth.js'
 import type { Runtime, User } from './runtime.js'
 
 /** pino-style: `logger.warn({ err }, 'message')`; `console` works too. */
@@ -29,8 +30,18 @@ export interface BrokerOptions {
   maxConnectionsPerUser?: number
   /** Refuse anonymous connections even when the runtime allows anonymous access. Default false. */
   requireAuthentication?: boolean
-  /** Time a new connection has to send CONNECT, ms. Default 30000. */
+  /** Time a new connection has to send CONNECT (and each AUTH step of enhanced authentication), ms. Default 30000. */
   connectTimeoutMs?: number
+  /**
+   * MQTT 5 enhanced authentication methods by Authentication Method name (section 4.12). Default
+   * `{ 'SCRAM-SHA-256': createScramSha256() }`; `{}` turns enhanced authentication off (CONNACK 0x8C).
+   */
+  authenticationMethods?: Record<string, AuthMethodFactory>
+  /**
+   * CONNACK Response Information for a v5 client that sets Request Response Information: a topic prefix
+   * for its response topics. Default `response/{clientId}/`; `false` never sends it.
+   */
+  responseInformation?: false | ((session: SessionInfo) => string | undefined)
   logger?: Logger
 }
 
