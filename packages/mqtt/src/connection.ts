@@ -380,7 +380,7 @@ export class Connection implements FrameSink {
         }
         this.authMethod = props.authenticationMethod
       } else if (props.authenticationData !== undefined) {
-        // [MQTT-3.1.2-?] Authentication Data without a method.
+        // MQTT 5 section 3.1.2.11.10: Authentication Data without a method.
         this.protocolViolation(new ProtocolError('authentication data without a method'))
         return
       }
@@ -663,7 +663,7 @@ export class Connection implements FrameSink {
     const rc = packet.reasonCode ?? 0
     const method = packet.properties?.authenticationMethod
     if (this.authMethod === undefined || method !== this.authMethod) {
-      // [MQTT-4.12.0-?] AUTH without enhanced authentication at CONNECT, or another method.
+      // MQTT 5 section 4.12: AUTH without enhanced authentication at CONNECT, or another method.
       this.protocolViolation(new ProtocolError('AUTH with an authentication method not used at CONNECT'))
       return
     }
@@ -684,7 +684,7 @@ export class Connection implements FrameSink {
     this.protocolViolation(new ProtocolError(`unexpected AUTH 0x${rc.toString(16)}`))
   }
 
-  /** Re-authentication [MQTT-4.12.1-?]: same method; success keeps the connection, failure ends it. */
+  /** Re-authentication (MQTT 5 section 4.12.1): same method; success keeps the connection, failure ends it. */
   private async reauthenticate(data: Buffer | undefined): Promise<void> {
     const factory = this.broker.authenticationMethods[this.authMethod!]!
     let result: Exclude<AuthResult, { status: 'continue' }> | null
@@ -1115,7 +1115,7 @@ export class Connection implements FrameSink {
       existing.handle?.close()
     }
     session.subscriptions.set(s.topic, sub)
-    // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never [MQTT-3.8.4-?].
+    // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never (MQTT 5 section 4.8.2).
     const sendRetained = !shared && (rh === 0 || (rh === 1 && existing === undefined))
     return this.openSubscription(sub, sendRetained, undefined, reasons).then((rc) => {
       if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub)

@@ -1,0 +1,200 @@
+import mqtt, { type MqttClient } from 'mqtt'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type Broker, createBroker } from '../src/index.js'
+import {
+  openTestRuntime,
+  type Packet,
+  pairClient,
+  type RawClient,
+  startBroker,
+  type TestRuntime,
+} from './helpers.js'
+
+let rt: TestRuntime
+let broker: Broker
+beforeAll(async () => {
+  rt = await openTestRuntime()
+})
+afterAll(async () => {
+  await rt.close()
+})
+afterEach(async () => {
+  await broker?.close()
+})
+
+function make(options: Record<string, unknown> = {}) {
+  broker = createBroker({ runtime: rt.runtime, ...options })
+  return broker
+}
+
+async function subscribe(
+  c: RawClient,
+  topic: string,
+  qos: 0 | 1 | 2 = 0,
+  extra: Record<string, unknown> = {},
+) {
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos, ...extra }] } as Packet)
+  return (await c.next('suback')).granted
+}
+
+function publish(
+  c: RawClient,
+  topic: string,
+  payload: string,
+  qos: 0 | 1 = 0,
+  messageId = 1,
+  retain = false,
+) {
+  c.send({ cmd: 'publish', topic, payload, qos, messageId, retain, dup: false } as Packet)
+}
+
+/** Collects PUBLISH packets as they arrive (payloads as strings). */
+function received(c: RawClient): () => string[] {
+  return () =>
+    c.packets.filter((p) => p.cmd === 'publish').map((p) => String((p as { payload: Buffer }).payload))
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 50))
+
+describe('shared subscriptions ($share/{group}/{filter})', () => {
+  it('says so in CONNACK and gives each message to one member, round robin across connections', async () => {
+    make()
+    const members = [pairClient(broker, 5), pairClient(broker, 5), pairClient(broker, 4)]
+    const ack = await members[0]!.connect()
+    expect(ack.properties?.sharedSubscriptionAvailable).toBe(true)
+    await members[1]!.connect()
+    await members[2]!.connect() // v3.1.1 may use $share too
+    for (const m of members) expect(await subscribe(m, '$share/g1/jobs/+')).toEqual([0])
+    const other = pairClient(broker, 5)
+    await other.connect()
+    await subscribe(other, '$share/g2/jobs/+') // another group gets every message too
+    const p = pairClient(broker, 5)
+    await p.connect()
+    for (let i = 0; i < 9; i++) publish(p, 'jobs/x', String(i))
+    await settle()
+    const got = members.map((m) => received(m)())
+    expect(got.map((g) => g.length)).toEqual([3, 3, 3])
+    expect(got.flat().sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8'])
+    expect(received(other)()).toHaveLength(9)
+  })
+
+  it('sends no retained records on a shared subscribe (MQTT 5 section 4.8.2)', async () => {
+    make()
+    const p = pairClient(broker, 5)
+    await p.connect()
+    publish(p, 'held/a', 'kept', 1, 1, true)
+    await p.next('puback')
+    const plain = pairClient(broker, 5)
+    await plain.connect()
+    await subscribe(plain, 'held/#')
+    expect((await plain.next('publish')).payload.toString()).toBe('kept')
+    const s = pairClient(broker, 5)
+    await s.connect()
+    await subscribe(s, '$share/g/held/#', 0, { rh: 0 })
+    publish(p, 'held/b', 'live')
+    const got = await s.next('publish')
+    expect(got.payload.toString()).toBe('live')
+    expect(got.retain).toBe(false)
+  })
+
+  it('skips a member whose in-flight window is full', async () => {
+    make()
+    const slow = pairClient(broker, 5)
+    await slow.connect({ properties: { receiveMaximum: 1 } })
+    await subscribe(slow, '$share/w/tasks', 1)
+    const fast = pairClient(broker, 5)
+    await fast.connect()
+    await subscribe(fast, '$share/w/tasks', 1)
+    fast.stream.on('data', () => {})
+    const p = pairClient(broker, 5)
+    await p.connect()
+    for (let i = 1; i <= 5; i++) {
+      publish(p, 'tasks', `t${i}`, 1, i)
+      await p.next('puback')
+    }
+    await settle()
+    // slow never acknowledges: after its first message its window (1) is full, the rest go to fast.
+    expect(received(slow)()).toEqual(['t1'])
+    expect(received(fast)().sort()).toEqual(['t2', 't3', 't4', 't5'])
+  })
+
+  it('hands a disconnected member’s unacknowledged QoS 1 messages to another member', async () => {
+    make()
+    const a = pairClient(broker, 5)
+    await a.connect({ clientId: 'member-a' })
+    await subscribe(a, '$share/h/orders/#', 1)
+    const b = pairClient(broker, 5)
+    await b.connect({ clientId: 'member-b' })
+    await subscribe(b, '$share/h/orders/#', 1)
+    const p = pairClient(broker, 5)
+    await p.connect()
+    publish(p, 'orders/1', 'o1', 1, 1)
+    publish(p, 'orders/2', 'o2', 1, 2)
+    await p.next('puback')
+    await p.next('puback')
+    await settle()
+    const aGot = await a.next('publish')
+    const bGot = await b.next('publish')
+    expect([aGot.payload.toString(), bGot.payload.toString()].sort()).toEqual(['o1', 'o2'])
+    // b acknowledges, a drops without acknowledging: a's message goes to b.
+    b.send({ cmd: 'puback', messageId: bGot.messageId! })
+    a.end()
+    const moved = await b.next('publish')
+    expect(moved.payload.toString()).toBe(aGot.payload.toString())
+    expect(moved.qos).toBe(1)
+  })
+
+  it('treats No Local on a shared subscription as a protocol error [MQTT-3.8.3-4]', async () => {
+    make()
+    const c = pairClient(broker, 5)
+    await c.connect()
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/x', qos: 0, nl: true }] })
+    const d = await c.next('disconnect')
+    expect(d.reasonCode).toBe(0x82)
+    await c.waitClosed()
+  })
+
+  it('refuses a malformed share name with 0x8F', async () => {
+    make()
+    const c = pairClient(broker, 5)
+    await c.connect()
+    expect(await subscribe(c, '$share/g+/x')).toEqual([0x8f])
+    expect(await subscribe(c, '$share/g')).toEqual([0x8f])
+  })
+})
+
+describe('shared subscriptions with MQTT.js v5', () => {
+  const clients: MqttClient[] = []
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)))
+  })
+
+  it('balances QoS 1 messages over two MQTT.js clients, each message once', async () => {
+    const tb = await startBroker({}, rt)
+    try {
+      const connect = async () => {
+        const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, {
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+        })
+        clients.push(c)
+        return c
+      }
+      const [a, b, p] = [await connect(), await connect(), await connect()]
+      const got: string[][] = [[], []]
+      a.on('message', (_t, payload) => got[0]!.push(payload.toString()))
+      b.on('message', (_t, payload) => got[1]!.push(payload.toString()))
+      await a.subscribeAsync('$share/js/bal/#', { qos: 1 })
+      await b.subscribeAsync('$share/js/bal/#', { qos: 1 })
+      for (let i = 0; i < 6; i++) await p.publishAsync(`bal/${i}`, `m${i}`, { qos: 1 })
+      const deadline = Date.now() + 3000
+      while (got[0]!.length + got[1]!.length < 6 && Date.now() < deadline) await settle()
+      expect(got[0]!.length).toBe(3)
+      expect(got[1]!.length).toBe(3)
+      expect([...got[0]!, ...got[1]!].sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
+    } finally {
+      await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
+      await tb.close()
+    }
+  })
+})
