@@ -231,8 +231,10 @@ export class BrokerCore implements Broker {
   expiryLeft(event: ResourceEvent): number | undefined {
     const interval = (event.meta?.properties as PublishProperties | undefined)?.messageExpiryInterval
     if (interval === undefined) return undefined
-    const waited = Math.floor((Date.now() - event.timestamp / 1000) / 1000)
-    return waited > 0 ? interval - waited : interval
+    // Timestamps are microseconds; what is left is rounded to whole seconds, at least 1 while unexpired.
+    const left = event.timestamp / 1000 + interval * 1000 - Date.now()
+    // Capped at the interval: a timestamp ahead of this clock (another node's) must not extend it.
+    return left <= 0 ? 0 : Math.min(interval, Math.max(1, Math.round(left / 1000)))
   }
 
   /** MQTT 5 property block for an event (without subscription identifiers); `expiry` = seconds left. */

@@ -64,6 +64,12 @@ const FLUSH_BYTES = 64 * 1024
 const MAX_BUFFERED = 8 * 1024 * 1024
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true })
 const EMPTY = Buffer.alloc(0)
+const AVAILABLE = [
+  'wildcardSubscriptionAvailable',
+  'subscriptionIdentifiersAvailable',
+  'sharedSubscriptionAvailable',
+  'retainAvailable',
+]
 
 function firstUserProperty(
   props: { userProperties?: Record<string, string | string[]> } | undefined,
@@ -733,6 +739,12 @@ export class Connection implements FrameSink {
       buf = mqttPacket.generate(packet, opts)
       if (buf.length <= this.clientMaximumPacketSize) return buf
     }
+    if (props !== undefined && packet.cmd === 'connack') {
+      // "Available" properties that say true repeat the default (MQTT 5 section 3.2.2.3): optional.
+      for (const k of AVAILABLE) if (props[k] === true) delete props[k]
+      buf = mqttPacket.generate(packet, opts)
+      if (buf.length <= this.clientMaximumPacketSize) return buf
+    }
     this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
     return EMPTY
   }
@@ -757,8 +769,9 @@ export class Connection implements FrameSink {
     for (const sub of session.subscriptions.values()) {
       if (sub.closed || sub.handle !== null) continue
       // Shared subscriptions do not replay: other members received what was published meanwhile.
-      const after = sub.shared ? 0 : session.catchUpCursor(sub)
-      this.openSubscription(sub, false, after > 0 ? after : undefined).then(
+      // Cursor 0 (the log was empty at subscribe time) replays from the start.
+      const after = sub.shared ? undefined : session.catchUpCursor(sub)
+      this.openSubscription(sub, false, after).then(
         (rc) => {
           if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
             session.subscriptions.delete(sub.filter)
