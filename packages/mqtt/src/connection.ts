@@ -1254,7 +1254,15 @@ export class Connection implements FrameSink {
 
   private disconnectWith(reasonCode: number, reason: string): void {
     this.flushOut()
-    if ((this.state === State.Connected || this.auth !== null) && this.v5) {
+    if (this.state === State.Connecting && this.auth !== null) {
+      // Before CONNACK (an AUTH exchange): the refusal is a CONNACK (MQTT 5 section 4.13.1).
+      this.refuse(
+        reasonCode === ReasonCode.ServerShuttingDown ? ReasonCode.ServerUnavailable : reasonCode,
+        reason,
+      )
+      return
+    }
+    if (this.state === State.Connected && this.v5) {
       // A reason string is allowed on DISCONNECT whatever Request Problem Information says.
       const packet = {
         cmd: 'disconnect',

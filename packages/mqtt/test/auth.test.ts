@@ -220,6 +220,27 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
     expect((await s.next('disconnect')).reasonCode).toBe(0x82)
   })
 
+  it('answers a protocol error in the middle of the exchange with a CONNACK (0x82), not DISCONNECT', async () => {
+    make()
+    const c = pairClient(broker, 5)
+    const scram = scramClient('alice', 'wonder land')
+    c.send({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      clientId: 'mid',
+      keepalive: 0,
+      properties: { authenticationMethod: METHOD, authenticationData: scram.first },
+    })
+    await c.next('auth')
+    c.send({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'OTHER' } })
+    const ack = await c.next('connack')
+    expect(ack.reasonCode).toBe(0x82)
+    expect(c.packets.filter((p) => p.cmd === 'disconnect')).toHaveLength(0)
+    await c.waitClosed()
+  })
+
   it('runs a pluggable method from BrokerOptions.authenticationMethods', async () => {
     const steps: string[] = []
     const challenge: AuthMethodFactory = ({ runtime }) => {
