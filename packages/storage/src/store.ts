@@ -342,7 +342,9 @@ export class StoreImpl implements Store {
     const batch = new Batch(this)
     this.scheduled = batch
     const committed = this.env.transaction(batch.run) as Promise<unknown>
-    const durable = this.waitForFlush ? committed.then(() => this.env.flushed) : committed
+    // `env.flushed` is the flush of the last queued transaction when it is read: read it now, while that
+    // is this batch's, so the batch waits for its own fsync and not for a later batch's too.
+    const durable = this.waitForFlush ? flushedAfter(committed, ownFlush(this.env)) : committed
     durable.catch(noop)
     // completion runs strictly in batch order, so the feed sees events in commit order
     this.tail = this.tail.then(
@@ -619,6 +621,19 @@ export class StoreImpl implements Store {
     })()
     return this.closing
   }
+}
+
+function ownFlush(env: RootDatabase): Promise<unknown> {
+  const flushed = env.flushed as PromiseLike<unknown>
+  // the executor runs now, so `then` reads lmdb-js's current flush promise at once
+  return new Promise((resolve, reject) => {
+    flushed.then(resolve, reject)
+  })
+}
+
+function flushedAfter(committed: Promise<unknown>, flushed: Promise<unknown>): Promise<unknown> {
+  flushed.catch(noop) // a failed commit rejects `committed`; this one is then never awaited
+  return committed.then(() => flushed)
 }
 
 function checkWriteOptions(options: WriteOptions): void {
