@@ -57,6 +57,9 @@ interface CompiledRole {
   /** topic -> allowed, per action (no %u/%c rules only) */
   publishCache: Map<string, boolean>
   subscribeCache: Map<string, boolean>
+  /** A `#` rule allows the action and no rule denies it: every topic not starting with `$` is allowed. */
+  publishAll: boolean
+  subscribeAll: boolean
 }
 
 const CACHE_LIMIT = 10_000
@@ -76,6 +79,8 @@ export class Permissions {
         personal: rules.some((r) => r.filter.includes('%u') || r.filter.includes('%c')),
         publishCache: new Map(),
         subscribeCache: new Map(),
+        publishAll: allowsAll(rules, 'publish'),
+        subscribeAll: allowsAll(rules, 'subscribe'),
       })
     }
     this.#anonymous = allowAnonymous
@@ -150,6 +155,9 @@ export class Permissions {
     if (role.superUser) return true
     if (role.personal)
       return evaluate(role.rules, action, (f) => matchesFilter(personalize(f, user, clientId), topic))
+    // without the per-topic cache: a broker's many distinct topics would only churn it
+    if ((action === 'publish' ? role.publishAll : role.subscribeAll) && topic.charCodeAt(0) !== 36 /* $ */)
+      return true
     const cache = action === 'publish' ? role.publishCache : role.subscribeCache
     let allowed = cache.get(topic)
     if (allowed === undefined) {
@@ -185,6 +193,10 @@ export class Permissions {
     if (!allowIntersects) return 'none'
     return allowCovers && !denyIntersects ? 'all' : 'some'
   }
+}
+
+function allowsAll(rules: readonly TopicRule[], action: TopicAction): boolean {
+  return rules.some((r) => r.filter === '#' && r[action] === true) && !rules.some((r) => r[action] === false)
 }
 
 function evaluate(

@@ -24,12 +24,17 @@ export class Router<R extends Routable = Routable> {
   readonly #folded = new Map<string, R>()
   #maxDepth = 0
   readonly #cache = new Map<string, Route<R> | null>()
+  /** First segments of every export path, as written and lower-cased: most unclaimed topics stop here. */
+  readonly #firstSegments = new Set<string>()
 
   add(resource: R): void {
     const path = resource.path
     this.#exact.set(path, resource)
     this.#folded.set(foldFirst(path), resource)
     this.#maxDepth = Math.max(this.#maxDepth, path.split('/').length)
+    const first = path.split('/')[0]!
+    this.#firstSegments.add(first)
+    this.#firstSegments.add(first.toLowerCase())
     this.#cache.clear()
   }
 
@@ -43,12 +48,24 @@ export class Router<R extends Routable = Routable> {
 
   /** Resolves a topic or path (no leading '/'); null when no resource claims it. */
   resolve(target: string): Route<R> | null {
+    if (this.#maxDepth === 0 || !this.#mayClaim(target)) return null
     let route = this.#cache.get(target)
     if (route !== undefined) return route
     route = this.#resolve(target)
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear()
     this.#cache.set(target, route)
     return route
+  }
+
+  /**
+   * False when no export path starts with the target's first segment (exactly or case-insensitively):
+   * checked without the cache, so a broker's many unclaimed topics neither miss it nor evict claimed ones.
+   */
+  #mayClaim(target: string): boolean {
+    const slash = target.indexOf('/')
+    const first = slash === -1 ? target : target.slice(0, slash)
+    const segments = this.#firstSegments
+    return segments.has(first) || segments.has(first.toLowerCase())
   }
 
   #resolve(target: string): Route<R> | null {

@@ -6,6 +6,7 @@ import {
   openStore,
   type Table as StorageTable,
   type Store,
+  type WriteOptions,
   type WriteTransaction,
 } from '@proj/storage'
 import {
@@ -20,6 +21,7 @@ import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
 import { EventStream } from './event-stream.js'
 import { type Access, Permissions, type RoleDefinition, type TableAction } from './permissions.js'
+import { CommittedPublish } from './publish-result.js'
 import {
   type ConnectOptions,
   RESOLVED_EMPTY,
@@ -630,16 +632,32 @@ class RuntimeImpl implements ResourceRuntime {
         : { payload: message.payload }
     // A retained message keeps its properties (MQTT 5 section 3.3.1.3) for later subscribers.
     if (retain && message.meta?.properties !== undefined) record.properties = message.meta.properties
-    const write = { meta: storageMeta(message, ctx), ...(ctx.user ? { user: ctx.user.username } : {}) }
+    const write: WriteOptions = { meta: storageMeta(message, ctx) }
+    if (ctx.user) write.user = ctx.user.username
     const topics = this.#topics
+    const single = atomic === undefined || atomic.length === 0
     if (retain && message.payload.length === 0) {
-      if ((atomic === undefined || atomic.length === 0) && topics.get(topic) === undefined)
-        return RESOLVED_EMPTY
+      if (single) {
+        if (topics.get(topic) === undefined) return RESOLVED_EMPTY
+        return topics.delete(topic, write).then(this.#toResult, rethrow)
+      }
       return this.#commitOne((txn) => txn.delete(topics, topic, write), atomic, TOPICS_TABLE)
     }
+    // One write without state writes: a plain storage write (no transaction group), same batching.
+    if (single)
+      return (retain ? topics.put(topic, record, write) : topics.message(topic, record, write)).then(
+        this.#toResult,
+        rethrow,
+      )
     if (retain) return this.#commitOne((txn) => txn.put(topics, topic, record, write), atomic, TOPICS_TABLE)
     return this.#commitOne((txn) => txn.message(topics, topic, record, write), atomic, TOPICS_TABLE)
   }
+
+  /** A committed write's PublishResult; its event is built only if someone reads it. */
+  readonly #toResult = (change: ChangeEvent | undefined): PublishResult =>
+    change === undefined ? {} : new CommittedPublish(change, this.#toEventFn)
+
+  readonly #toEventFn = (change: ChangeEvent): RuntimeEvent | null => this.#toEvent(change)
 
   async #commitOne(
     write: (txn: WriteTransaction) => void,
@@ -652,9 +670,7 @@ class RuntimeImpl implements ResourceRuntime {
     } catch (error) {
       throw toResourceError(error)
     }
-    const change = changes.find((c) => c.table === table)
-    const event = change ? this.#toEvent(change) : null
-    return event ? { event } : {}
+    return this.#toResult(changes.find((c) => c.table === table))
   }
 
   #commit(

@@ -12,6 +12,7 @@ import {
   keysEqual,
   type ListCursor,
 } from './list-cursor.js'
+import { CommittedPublish } from './publish-result.js'
 import {
   RESOLVED_EMPTY,
   Resource,
@@ -460,6 +461,8 @@ export class Table extends Resource {
       host.rememberPayload(message.value, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)
       const user = ctx.user?.username
+      if (this.indexes.size === 0 && !atomic?.length)
+        return this.#single(this.table.message(id, message.value, writeOf(user, meta)))
       // Serialized with writes to the record on indexed tables, so a topic's events keep their order.
       return this.indexes.serial(id, () =>
         this.#commit((txn) => txn.message(this.table, id, message.value, { user, meta }), atomic),
@@ -470,6 +473,8 @@ export class Table extends Resource {
     const indexes = this.indexes
     if (message.payload?.length === 0) {
       if (!atomic?.length && !this.has(id)) return RESOLVED_EMPTY
+      if (indexes.size === 0 && !atomic?.length)
+        return this.#single(this.table.delete(id, writeOf(user, meta)))
       if (indexes.size === 0) return this.#commit((txn) => txn.delete(this.table, id, { user, meta }), atomic)
       return indexes.serial(id, () =>
         this.#commit((txn) => {
@@ -487,6 +492,8 @@ export class Table extends Resource {
     }
     // The publisher's bytes stand for the record only when it is stored exactly as decoded from them.
     if (value === message.value) host.rememberPayload(value, message.payload, message.contentType)
+    if (indexes.size === 0 && !atomic?.length)
+      return this.#single(this.table.put(id, value, writeOf(user, meta)))
     if (indexes.size === 0)
       return this.#commit((txn) => txn.put(this.table, id, value, { user, meta }), atomic)
     return indexes.serial(id, () =>
@@ -507,10 +514,16 @@ export class Table extends Resource {
     } catch (error) {
       throw toResourceError(error)
     }
-    const change = changes.find((c) => c.table === this.table.name)
-    const event = change ? this.host.toEvent(change) : null
-    return event ? { event } : {}
+    return this.#result(changes.find((c) => c.table === this.table.name))
   }
+
+  /** One storage write without a transaction group (nothing indexed, no state writes). */
+  #single(write: Promise<ChangeEvent | undefined>): Promise<PublishResult> {
+    return write.then(this.#result, rethrow)
+  }
+
+  readonly #result = (change: ChangeEvent | undefined): PublishResult =>
+    change === undefined ? {} : new CommittedPublish(change, this.host.toEvent)
 
   override snapshot(idFilter: string, filter: string): Iterable<RuntimeEvent> {
     const out: RuntimeEvent[] = []
@@ -561,6 +574,12 @@ export class Table extends Resource {
     }
     return randomUUID()
   }
+}
+
+function writeOf(user: string | undefined, meta: Record<string, unknown>): WriteOptions {
+  const options: WriteOptions = { meta }
+  if (user !== undefined) options.user = user
+  return options
 }
 
 function writeOptions(ctx: RequestContext, ifVersion: number | undefined) {
