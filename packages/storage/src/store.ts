@@ -106,6 +106,7 @@ class Batch {
 }
 
 const noop = () => {}
+const APPEND = { append: true }
 
 // lmdb-js types keys as mutable arrays; ours are readonly, checked by checkKey
 type Db = Database<any, any>
@@ -508,7 +509,10 @@ export class StoreImpl implements Store {
     if (op.log !== undefined) {
       const event = op.result!
       binary[BINARY_FIELD] = op.log
-      this.logDb.putSync(event.cursor, binary)
+      // Cursors only grow, so the log is appended (MDB_APPEND): full pages instead of the half-full ones
+      // that splitting in the middle leaves behind. A refused append (never expected) is a plain put.
+      if (!(this.logDb.putSync(event.cursor, binary, APPEND) as unknown as boolean))
+        this.logDb.putSync(event.cursor, binary)
       if (op.kind === DELETE)
         this.tombstoneDb.putSync([event.timestamp, event.cursor], [op.table.name, op.id])
       batch.events.push(event)
