@@ -319,6 +319,42 @@ describe('PUBLISH properties', () => {
     expect((await later.next('publish')).properties).toMatchObject(properties)
   })
 
+  it('carries user properties of a write to a table record to live and catching-up subscribers', async () => {
+    await using own = Object.assign(
+      await openTestRuntime({
+        schemas: [{ source: 'type Dog @table @export { id: ID @primaryKey name: String }' }],
+      }),
+      { [Symbol.asyncDispose]: () => broker.close().then(() => own.close()) },
+    )
+    make({}, own)
+    const live = pairClient(broker, 5)
+    await live.connect()
+    await subscribe(live, 'Dog/#', 1, { rh: 2 })
+    const durable = pairClient(broker, 5)
+    await durable.connect({ clientId: 'dog-durable', properties: { sessionExpiryInterval: 600 } })
+    await subscribe(durable, 'Dog/#', 1, { rh: 2 })
+    durable.send({ cmd: 'disconnect' })
+    await durable.waitClosed()
+    const p = pairClient(broker, 5)
+    await p.connect()
+    const userProperties = { source: 'sensor-7' }
+    publish(p, {
+      topic: 'Dog/1',
+      payload: JSON.stringify({ name: 'Rex' }),
+      qos: 1,
+      messageId: 1,
+      retain: true,
+      properties: { userProperties },
+    })
+    expect((await p.next('puback')).reasonCode).toBe(0)
+    const got = await live.next('publish')
+    expect(JSON.parse(got.payload.toString())).toMatchObject({ name: 'Rex' })
+    expect(got.properties?.userProperties).toEqual(userProperties)
+    const back = pairClient(broker, 5)
+    await back.connect({ clientId: 'dog-durable', clean: false, properties: { sessionExpiryInterval: 600 } })
+    expect((await back.next('publish')).properties?.userProperties).toEqual(userProperties)
+  })
+
   it('accepts user properties on every client packet that allows them', async () => {
     make()
     const c = pairClient(broker, 5)
