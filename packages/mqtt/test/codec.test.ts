@@ -8,6 +8,8 @@ import {
   type InboundPublish,
   PUBACK,
   parsePublish,
+  reasonStringProperty,
+  topicAliasProperty,
 } from '../src/publish-codec.js'
 
 function roundTrip(packet: mqttPacket.IPublishPacket, protocolVersion: 4 | 5): InboundPublish {
@@ -148,6 +150,35 @@ describe('encodePublish', () => {
     expect([...encodeAck(PUBACK, 258, 0, true)]).toEqual([0x40, 2, 1, 2])
     expect([...encodeAck(PUBACK, 258, 0x87, true)]).toEqual([0x40, 3, 1, 2, 0x87])
     expect([...encodeAck(PUBACK, 258, 0x87, false)]).toEqual([0x40, 2, 1, 2])
+  })
+
+  it('writes v5 acks with a reason string and publishes with a topic alias that mqtt-packet reads back', () => {
+    const parsed: mqttPacket.Packet[] = []
+    const parser = mqttPacket.parser({ protocolVersion: 5 })
+    parser.on('packet', (p) => parsed.push(p))
+    parser.parse(encodeAck(PUBACK, 7, 0x90, true, reasonStringProperty('no such topic')))
+    parser.parse(
+      encodePublish(
+        Buffer.alloc(0),
+        Buffer.from('x'),
+        0,
+        false,
+        false,
+        0,
+        Buffer.concat([encodePublishProperties({ userProperties: { a: 'b' } }), topicAliasProperty(3)]),
+      ),
+    )
+    expect(parsed[0]).toMatchObject({
+      cmd: 'puback',
+      messageId: 7,
+      reasonCode: 0x90,
+      properties: { reasonString: 'no such topic' },
+    })
+    expect(parsed[1]).toMatchObject({
+      cmd: 'publish',
+      topic: '',
+      properties: { topicAlias: 3, userProperties: { a: 'b' } },
+    })
   })
 })
 
