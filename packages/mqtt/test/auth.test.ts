@@ -1,8 +1,8 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type AuthMethodFactory, type Broker, createBroker } from '../src/index.js'
-import { openTestRuntime, pairClient, type RawClient, startBroker, type TestRuntime } from './helpers.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { AuthMethodFactory } from '../src/index.js'
+import { pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
 
 const METHOD = 'SCRAM-SHA-256'
 const hmac = (key: Buffer, s: string) => createHmac('sha256', key).update(s).digest()
@@ -39,10 +39,9 @@ function scramClient(username: string, password: string) {
   }
 }
 
-let rt: TestRuntime
-let broker: Broker
+const fx = useBrokerFixture()
 beforeAll(async () => {
-  rt = await openTestRuntime()
+  const rt = fx.rt
   await rt.runtime.users.add('alice', 'wonder land')
   await rt.runtime.users.add('legacy', 'old-pass')
   // A user whose password was set before SCRAM credentials existed.
@@ -50,16 +49,9 @@ beforeAll(async () => {
   const { scram: _scram, ...legacy } = store.get('legacy')!
   await store.put('legacy', legacy)
 })
-afterAll(async () => {
-  await rt.close()
-})
-afterEach(async () => {
-  await broker?.close()
-})
 
 function make(options: Record<string, unknown> = {}) {
-  broker = createBroker({ runtime: rt.runtime, requireAuthentication: true, ...options })
-  return broker
+  return fx.make({ requireAuthentication: true, ...options })
 }
 
 /** CONNECT with SCRAM, answer the server-first; resolves with the CONNACK. */
@@ -91,8 +83,8 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
   it('authenticates with SCRAM-SHA-256 over AUTH packets and proves the server in CONNACK', async () => {
     make()
     const connected: string[] = []
-    broker.events.on('connected', ({ user }) => connected.push(user!.username))
-    const c = pairClient(broker, 5)
+    fx.broker.events.on('connected', ({ user }) => connected.push(user!.username))
+    const c = pairClient(fx.broker, 5)
     const { connack, scram } = await scramConnect(c, 'alice', 'wonder land')
     expect(connack.reasonCode).toBe(0)
     expect(connack.properties?.authenticationMethod).toBe(METHOD)
@@ -105,8 +97,8 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
   it('refuses a wrong password with CONNACK 0x86 and a reason string', async () => {
     make()
     const failed: string[] = []
-    broker.events.on('auth-failed', ({ reason }) => failed.push(reason))
-    const c = pairClient(broker, 5)
+    fx.broker.events.on('auth-failed', ({ reason }) => failed.push(reason))
+    const c = pairClient(fx.broker, 5)
     const { connack } = await scramConnect(c, 'alice', 'wonder land', 'wrong')
     expect(connack.reasonCode).toBe(0x86)
     expect(connack.properties?.reasonString).toBe('bad user name or password')
@@ -117,7 +109,7 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
 
   it('answers an unknown user like a known one (fake salt) and refuses at the proof', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const { connack } = await scramConnect(c, 'nobody', 'x')
     expect(connack.reasonCode).toBe(0x86)
     await c.waitClosed()
@@ -125,29 +117,29 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
 
   it('refuses a user without a SCRAM credential cleanly; that user still logs in with a password', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const { connack } = await scramConnect(c, 'legacy', 'old-pass')
     expect(connack.reasonCode).toBe(0x86)
     await c.waitClosed()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     expect((await p.connect({ username: 'legacy', password: Buffer.from('old-pass') })).reasonCode).toBe(0)
   })
 
   it('refuses an unknown authentication method with CONNACK 0x8C', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const ack = await c.connect({ properties: { authenticationMethod: 'KERBEROS' } })
     expect(ack.reasonCode).toBe(0x8c)
     expect(ack.properties?.reasonString).toMatch(/KERBEROS/)
     await c.waitClosed()
     // v3.1.1 has no enhanced authentication: the same client over 3.1.1 gets "not authorized" (5) without a user.
-    const v3 = pairClient(broker, 4)
+    const v3 = pairClient(fx.broker, 4)
     expect((await v3.connect()).returnCode).toBe(5)
   })
 
   it('re-authenticates with AUTH 0x19 and keeps the connection; a failed re-authentication ends it (0x87)', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     expect((await scramConnect(c, 'alice', 'wonder land')).connack.reasonCode).toBe(0)
     const again = scramClient('alice', 'wonder land')
     c.send({
@@ -194,8 +186,8 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
 
   it('refuses re-authentication as another user', async () => {
     make()
-    await rt.runtime.users.add('mallory', 'pw-m').catch(() => {})
-    const c = pairClient(broker, 5)
+    await fx.rt.runtime.users.add('mallory', 'pw-m').catch(() => {})
+    const c = pairClient(fx.broker, 5)
     expect((await scramConnect(c, 'alice', 'wonder land')).connack.reasonCode).toBe(0)
     const other = scramClient('mallory', 'pw-m')
     c.send({
@@ -209,12 +201,12 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
 
   it('treats AUTH without enhanced authentication at CONNECT, or with another method, as a protocol error', async () => {
     make({ requireAuthentication: false })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     c.send({ cmd: 'auth', reasonCode: 0x19, properties: { authenticationMethod: METHOD } })
     expect((await c.next('disconnect')).reasonCode).toBe(0x82)
     await c.waitClosed()
-    const s = pairClient(broker, 5)
+    const s = pairClient(fx.broker, 5)
     expect((await scramConnect(s, 'alice', 'wonder land')).connack.reasonCode).toBe(0)
     s.send({ cmd: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'OTHER' } })
     expect((await s.next('disconnect')).reasonCode).toBe(0x82)
@@ -222,7 +214,7 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
 
   it('answers a protocol error in the middle of the exchange with a CONNACK (0x82), not DISCONNECT', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const scram = scramClient('alice', 'wonder land')
     c.send({
       cmd: 'connect',
@@ -256,7 +248,7 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
       }
     }
     make({ authenticationMethods: { challenge } })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     c.send({
       cmd: 'connect',
       protocolId: 'MQTT',
@@ -278,14 +270,14 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
     expect(ack.properties?.authenticationData?.toString()).toBe('ok')
     expect(steps).toEqual(['hello', 'bird'])
     // SCRAM is not there when the methods are replaced.
-    const s = pairClient(broker, 5)
+    const s = pairClient(fx.broker, 5)
     expect((await s.connect({ properties: { authenticationMethod: METHOD } })).reasonCode).toBe(0x8c)
   })
 })
 
 describe('enhanced authentication with MQTT.js v5', () => {
   it('connects with SCRAM-SHA-256 through handleAuth', async () => {
-    const tb = await startBroker({ requireAuthentication: true }, rt)
+    const tb = await startBroker({ requireAuthentication: true }, fx.rt)
     let c: MqttClient | undefined
     try {
       const scram = scramClient('alice', 'wonder land')

@@ -1,24 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type Broker, createBroker } from '../src/index.js'
-import { openTestRuntime, pairClient, type TestRuntime } from './helpers.js'
+import { describe, expect, it, vi } from 'vitest'
+import { pairClient, useBrokerFixture } from './helpers.js'
 
-let rt: TestRuntime
-let broker: Broker
-beforeAll(async () => {
-  rt = await openTestRuntime()
-})
-afterAll(async () => {
-  await rt.close()
-})
-afterEach(async () => {
-  vi.useRealTimers()
-  await broker?.close()
-})
-
-function make(options: Record<string, unknown> = {}) {
-  broker = createBroker({ runtime: rt.runtime, ...options })
-  return broker
-}
+const fx = useBrokerFixture()
+const { make } = fx
 
 describe('CONNECT', () => {
   it('closes without CONNACK when the first packet is not CONNECT [MQTT-3.1.0-1]', async () => {
@@ -43,7 +27,7 @@ describe('CONNECT', () => {
       const ack = await c.connect({ clientId: `v${v}` })
       expect(v === 5 ? ack.reasonCode : ack.returnCode).toBe(0)
       c.end()
-      await broker.close()
+      await fx.broker.close()
     }
   })
 
@@ -58,7 +42,7 @@ describe('CONNECT', () => {
   it('assigns a client id for an empty one: 3.1.1 clean session, v5 Assigned Client Identifier', async () => {
     const c4 = pairClient(make())
     expect((await c4.connect({ clientId: '', clean: true })).returnCode).toBe(0)
-    const c5 = pairClient(broker, 5)
+    const c5 = pairClient(fx.broker, 5)
     const ack = await c5.connect({ clientId: '' })
     expect(ack.reasonCode).toBe(0)
     expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/)
@@ -99,9 +83,9 @@ describe('CONNECT', () => {
 
   it('takes a session over: v5 DISCONNECT 0x8E to the old connection [MQTT-3.1.4-3]', async () => {
     make()
-    const old = pairClient(broker, 5)
+    const old = pairClient(fx.broker, 5)
     await old.connect({ clientId: 'same' })
-    const fresh = pairClient(broker, 5)
+    const fresh = pairClient(fx.broker, 5)
     await fresh.connect({ clientId: 'same' })
     const d = await old.next('disconnect')
     expect(d.reasonCode).toBe(0x8e)
@@ -112,10 +96,12 @@ describe('CONNECT', () => {
   it('emits connection, connected and disconnected', async () => {
     make()
     const seen: string[] = []
-    broker.events.on('connection', () => seen.push('connection'))
-    broker.events.on('connected', (s) => seen.push(`connected:${s.clientId}`))
-    broker.events.on('disconnected', (s, _stream, d) => seen.push(`disconnected:${s.clientId}:${d.reason}`))
-    const c = pairClient(broker)
+    fx.broker.events.on('connection', () => seen.push('connection'))
+    fx.broker.events.on('connected', (s) => seen.push(`connected:${s.clientId}`))
+    fx.broker.events.on('disconnected', (s, _stream, d) =>
+      seen.push(`disconnected:${s.clientId}:${d.reason}`),
+    )
+    const c = pairClient(fx.broker)
     await c.connect({ clientId: 'ev' })
     c.send({ cmd: 'disconnect' })
     await c.waitClosed()
@@ -126,12 +112,12 @@ describe('CONNECT', () => {
 describe('keep alive', () => {
   it('closes after 1.5 x keep alive without packets and publishes the will [MQTT-3.1.2-24]', async () => {
     make()
-    const watcher = pairClient(broker)
+    const watcher = pairClient(fx.broker)
     await watcher.connect({ clientId: 'watcher' })
     watcher.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'wills/#', qos: 0 }] })
     await watcher.next('suback')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({
       clientId: 'sleepy',
       keepalive: 10,
@@ -152,7 +138,7 @@ describe('keep alive', () => {
   it('stays open while PINGREQs arrive', async () => {
     make()
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const c = pairClient(broker)
+    const c = pairClient(fx.broker)
     await c.connect({ keepalive: 10 })
     for (let i = 0; i < 5; i++) {
       await vi.advanceTimersByTimeAsync(9_000)

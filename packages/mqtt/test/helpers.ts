@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream'
 import { openRuntime, type Runtime } from '@proj/resource'
 import { tempDir } from '@proj/test-utils'
 import mqttPacket from 'mqtt-packet'
+import { afterAll, afterEach, beforeAll, vi } from 'vitest'
 import { type Broker, type BrokerOptions, createBroker } from '../src/index.js'
 
 export type Packet = mqttPacket.Packet
@@ -55,6 +56,51 @@ export async function openTestRuntime(
     async close() {
       await runtime.close()
       await tmp?.remove()
+    },
+  }
+}
+
+export interface BrokerFixture {
+  /** The file's runtime, opened in beforeAll and closed in afterAll. */
+  readonly rt: TestRuntime
+  /** The broker the last `make()` created; closed after each test. */
+  readonly broker: Broker
+  /** Creates this test's broker on `on` (the file's runtime unless given). */
+  make(options?: Record<string, unknown>, on?: TestRuntime): Broker
+}
+
+/**
+ * Registers the hooks most in-memory suites share: one runtime per file, one broker per test
+ * (closed after it, with real timers restored).
+ */
+export function useBrokerFixture(): BrokerFixture {
+  let rt: TestRuntime | undefined
+  let broker: Broker | undefined
+  beforeAll(async () => {
+    rt = await openTestRuntime()
+  })
+  afterAll(async () => {
+    await rt?.close()
+  })
+  afterEach(async () => {
+    vi.useRealTimers()
+    await broker?.close()
+  })
+  const runtime = (): TestRuntime => {
+    if (rt === undefined) throw new Error('runtime not open yet (use it inside a test or hook)')
+    return rt
+  }
+  return {
+    get rt() {
+      return runtime()
+    },
+    get broker() {
+      if (broker === undefined) throw new Error('no broker yet: call make() first')
+      return broker
+    },
+    make(options = {}, on = runtime()) {
+      broker = createBroker({ runtime: on.runtime, ...options })
+      return broker
     },
   }
 }

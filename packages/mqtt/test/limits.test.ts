@@ -2,31 +2,16 @@ import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import { waitFor } from '@proj/test-utils'
 import mqttPacket from 'mqtt-packet'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Broker, createBroker } from '../src/index.js'
-import { openTestRuntime, pairClient, RawClient, startBroker, type TestRuntime } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { pairClient, RawClient, startBroker, useBrokerFixture } from './helpers.js'
 
-let rt: TestRuntime
-let broker: Broker
-beforeAll(async () => {
-  rt = await openTestRuntime()
-})
-afterAll(async () => {
-  await rt.close()
-})
-afterEach(async () => {
-  await broker?.close()
-})
-
-function make(options: Record<string, unknown> = {}) {
-  broker = createBroker({ runtime: rt.runtime, ...options })
-  return broker
-}
+const fx = useBrokerFixture()
+const { make } = fx
 
 describe('limits', () => {
   it('disconnects a v5 client that exceeds the receive maximum with 0x93 [MQTT-3.3.4-9]', async () => {
     make({ receiveMaximum: 2 })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const ack = await c.connect()
     expect(ack.properties?.receiveMaximum).toBe(2)
     // QoS 2 messages stay counted until PUBCOMP: the third unreleased one exceeds the quota.
@@ -48,7 +33,7 @@ describe('limits', () => {
 
   it('refuses a packet above the maximum packet size (v5 DISCONNECT 0x95)', async () => {
     make({ maxPacketSize: 1024 })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     expect((await c.connect()).properties?.maximumPacketSize).toBe(1024)
     c.send({ cmd: 'publish', topic: 'big', payload: Buffer.alloc(2000), qos: 0, retain: false, dup: false })
     expect((await c.next('disconnect')).reasonCode).toBe(0x95)
@@ -57,11 +42,11 @@ describe('limits', () => {
 
   it('does not send a packet larger than the client allows [MQTT-3.1.2-24]', async () => {
     make()
-    const small = pairClient(broker, 5)
+    const small = pairClient(fx.broker, 5)
     await small.connect({ properties: { maximumPacketSize: 100 } })
     small.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'mps/#', qos: 0 }] })
     await small.next('suback')
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     p.send({
       cmd: 'publish',
@@ -78,7 +63,7 @@ describe('limits', () => {
 
   it('refuses a topic alias of 0 or above the maximum with 0x94', async () => {
     make({ topicAliasMaximum: 2 })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     expect((await c.connect()).properties?.topicAliasMaximum).toBe(2)
     c.send({
       cmd: 'publish',
@@ -94,7 +79,7 @@ describe('limits', () => {
 
   it('refuses a topic name with wildcards (v5 0x90) and a PUBLISH flagged UTF-8 that is not (PUBACK 0x99)', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     c.send({
       cmd: 'publish',
@@ -112,11 +97,11 @@ describe('limits', () => {
   })
 
   it('limits connections per user (v5 0x97)', async () => {
-    await rt.runtime.users.add('carol', 'pw')
+    await fx.rt.runtime.users.add('carol', 'pw')
     make({ maxConnectionsPerUser: 1 })
-    const a = pairClient(broker, 5)
+    const a = pairClient(fx.broker, 5)
     expect((await a.connect({ username: 'carol', password: Buffer.from('pw') })).reasonCode).toBe(0)
-    const b = pairClient(broker, 5)
+    const b = pairClient(fx.broker, 5)
     expect((await b.connect({ username: 'carol', password: Buffer.from('pw') })).reasonCode).toBe(0x97)
   })
 })
@@ -131,7 +116,7 @@ describe('malformed input', () => {
   }
 
   it('closes only the connection that sends random or truncated bytes', async () => {
-    const tb = await startBroker({}, rt)
+    const tb = await startBroker({}, fx.rt)
     try {
       const healthy = await RawClient.tcp(tb.port, 5)
       await healthy.connect({ clientId: 'healthy' })
@@ -164,7 +149,7 @@ describe('malformed input', () => {
       const junkCases: Buffer[] = []
       for (let i = 0; i < 20; i++) {
         // random garbage, before or after a valid CONNECT; it may look like the start of a long packet,
-        // so the client half-closes after it (the broker must close and must not crash)
+        // so the client half-closes after it (the fx.broker must close and must not crash)
         const len = 1 + Math.floor(rand() * 64)
         const junk = Buffer.from(Array.from({ length: len }, () => Math.floor(rand() * 256)))
         junkCases.push(i % 2 === 0 ? junk : Buffer.concat([connect, junk]))
@@ -183,7 +168,7 @@ describe('malformed input', () => {
       cases.push(Buffer.concat([connect, Buffer.from([0x62, 2, 0, 1]).fill(0x60, 0, 1)])) // PUBREL with wrong flags
       let closed = 0
       await Promise.all([
-        // complete but malformed packets: the broker closes on its own
+        // complete but malformed packets: the fx.broker closes on its own
         ...cases.map(async (bytes) => {
           const c = await RawClient.tcp(tb.port)
           c.send(bytes)
@@ -222,7 +207,7 @@ const hasMosquitto = await exec('sh', ['-c', 'command -v mosquitto_sub && comman
 
 describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () => {
   it.each(['mqttv311', 'mqttv5'])('round-trips QoS 0, 1, 2 and retained messages (%s)', async (version) => {
-    const tb = await startBroker({}, rt)
+    const tb = await startBroker({}, fx.rt)
     try {
       const port = String(tb.port)
       const sub = spawn('mosquitto_sub', [

@@ -1,6 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type Broker, createBroker } from '../src/index.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   openTestRuntime,
   type Packet,
@@ -8,29 +7,19 @@ import {
   type RawClient,
   startBroker,
   type TestRuntime,
+  useBrokerFixture,
 } from './helpers.js'
 
-let rt: TestRuntime
+const fx = useBrokerFixture()
+const { make } = fx
 /** A runtime that refuses topics no table claims: every publish is refused with 0x90 and a reason. */
 let strict: TestRuntime
-let broker: Broker
 beforeAll(async () => {
-  rt = await openTestRuntime()
   strict = await openTestRuntime({ rejectUnclaimedTopics: true })
 })
 afterAll(async () => {
-  await rt.close()
   await strict.close()
 })
-afterEach(async () => {
-  vi.useRealTimers()
-  await broker?.close()
-})
-
-function make(options: Record<string, unknown> = {}, on: TestRuntime = rt) {
-  broker = createBroker({ runtime: on.runtime, ...options })
-  return broker
-}
 
 async function subscribe(
   c: RawClient,
@@ -55,7 +44,7 @@ function publish(c: RawClient, fields: Record<string, unknown>) {
 /** A fresh runtime, closed by `await using`. */
 async function ownRuntime() {
   const t = await openTestRuntime()
-  return Object.assign(t, { [Symbol.asyncDispose]: () => broker.close().then(() => t.close()) })
+  return Object.assign(t, { [Symbol.asyncDispose]: () => fx.broker.close().then(() => t.close()) })
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 30))
@@ -63,7 +52,7 @@ const settle = () => new Promise((r) => setTimeout(r, 30))
 describe('reason codes and reason strings', () => {
   it('refuses a publish with the runtime’s reason code and reason string in PUBACK and PUBREC', async () => {
     make({}, strict)
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     publish(c, { topic: 'nowhere/1', payload: 'x', qos: 1, messageId: 1 })
     const puback = await c.next('puback')
@@ -77,7 +66,7 @@ describe('reason codes and reason strings', () => {
 
   it('sends no reason string on acknowledgements when Request Problem Information is 0 [MQTT-3.1.2-29]', async () => {
     make({}, strict)
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ properties: { requestProblemInformation: false } })
     publish(c, { topic: 'nowhere/1', payload: 'x', qos: 1, messageId: 1 })
     const puback = await c.next('puback')
@@ -97,7 +86,7 @@ describe('reason codes and reason strings', () => {
 
   it('explains SUBACK, PUBCOMP and PUBREL failures and answers UNSUBSCRIBE of nothing with 0x11', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     const suback = await subscribe(c, 'a/#/b')
     expect(suback.granted).toEqual([0x8f])
@@ -142,7 +131,7 @@ describe('reason codes and reason strings', () => {
     },
   ])('closes with DISCONNECT and a reason string: $name', async ({ rc, act }) => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     act(c)
     const d = await c.next('disconnect')
@@ -153,14 +142,14 @@ describe('reason codes and reason strings', () => {
 
   it('gives the reason on session takeover (0x8E) and shutdown (0x8B)', async () => {
     make()
-    const old = pairClient(broker, 5)
+    const old = pairClient(fx.broker, 5)
     await old.connect({ clientId: 'twice' })
-    const fresh = pairClient(broker, 5)
+    const fresh = pairClient(fx.broker, 5)
     await fresh.connect({ clientId: 'twice' })
     const d = await old.next('disconnect')
     expect(d.reasonCode).toBe(0x8e)
     expect(d.properties?.reasonString).toBe('session taken over')
-    await broker.close()
+    await fx.broker.close()
     const s = await fresh.next('disconnect')
     expect(s.reasonCode).toBe(0x8b)
     expect(s.properties?.reasonString).toBe('server shutting down')
@@ -168,14 +157,14 @@ describe('reason codes and reason strings', () => {
 
   it('drops the reason string when it would exceed the client’s Maximum Packet Size [MQTT-3.2.2-19]', async () => {
     make({}, strict)
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ properties: { maximumPacketSize: 24 } })
     publish(c, { topic: 'nowhere/1', payload: 'x', qos: 1, messageId: 1 })
     const puback = await c.next('puback')
     expect(puback.reasonCode).toBe(0x90)
     expect(puback.properties).toBeUndefined()
     // A refused CONNACK too.
-    const r = pairClient(broker, 5)
+    const r = pairClient(fx.broker, 5)
     const ack = await r.connect({ properties: { maximumPacketSize: 8, authenticationMethod: 'NOPE' } })
     expect(ack.reasonCode).toBe(0x8c)
     expect(ack.properties).toBeUndefined()
@@ -185,14 +174,14 @@ describe('reason codes and reason strings', () => {
 describe('CONNACK properties', () => {
   it('sends Response Information only when asked for it', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const ack = await c.connect({ clientId: 'asker', properties: { requestResponseInformation: true } })
     expect(ack.properties?.responseInformation).toBe('response/asker/')
-    const d = pairClient(broker, 5)
+    const d = pairClient(fx.broker, 5)
     expect((await d.connect()).properties?.responseInformation).toBeUndefined()
-    await broker.close()
+    await fx.broker.close()
     make({ responseInformation: ({ clientId }: { clientId: string }) => `replies/${clientId}` })
-    const e = pairClient(broker, 5)
+    const e = pairClient(fx.broker, 5)
     const ack2 = await e.connect({ clientId: 'e', properties: { requestResponseInformation: true } })
     expect(ack2.properties?.responseInformation).toBe('replies/e')
   })
@@ -201,7 +190,7 @@ describe('CONNACK properties', () => {
 describe('subscription options', () => {
   it('retain handling 0 sends current records on every subscribe, 1 only for a new subscription, 2 never', async () => {
     make()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, { topic: 'rh/a', payload: 'kept', qos: 1, messageId: 1, retain: true })
     await p.next('puback')
@@ -212,7 +201,7 @@ describe('subscription options', () => {
       await c.next('publish', (x) => x.topic === 'rh/marker')
       return true
     }
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     await subscribe(c, 'rh/#', 0, { rh: 0 })
     expect(await retained(c)).toBe(true)
@@ -220,11 +209,11 @@ describe('subscription options', () => {
     expect(await retained(c)).toBe(true)
     await subscribe(c, 'rh/#', 0, { rh: 1 }) // exists: nothing
     expect(await retained(c)).toBe(false)
-    const n = pairClient(broker, 5)
+    const n = pairClient(fx.broker, 5)
     await n.connect()
     await subscribe(n, 'rh/#', 0, { rh: 1 }) // new: sent
     expect(await retained(n)).toBe(true)
-    const never = pairClient(broker, 5)
+    const never = pairClient(fx.broker, 5)
     await never.connect()
     await subscribe(never, 'rh/#', 0, { rh: 2 })
     expect(await retained(never)).toBe(false)
@@ -232,13 +221,13 @@ describe('subscription options', () => {
 
   it('retain as published keeps the retain flag of live writes; without it the flag is 0', async () => {
     make()
-    const rap = pairClient(broker, 5)
+    const rap = pairClient(fx.broker, 5)
     await rap.connect()
     await subscribe(rap, 'rap/#', 0, { rap: true, rh: 2 })
-    const plain = pairClient(broker, 5)
+    const plain = pairClient(fx.broker, 5)
     await plain.connect()
     await subscribe(plain, 'rap/#', 0, { rh: 2 })
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, { topic: 'rap/x', payload: 'v', qos: 1, messageId: 1, retain: true })
     expect((await rap.next('publish')).retain).toBe(true)
@@ -247,11 +236,11 @@ describe('subscription options', () => {
 
   it('no local: a client does not get its own publishes back', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     await subscribe(c, 'nl/#', 0, { nl: true })
     publish(c, { topic: 'nl/mine', payload: 'own' })
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, { topic: 'nl/theirs', payload: 'other' })
     expect((await c.next('publish')).topic).toBe('nl/theirs')
@@ -261,11 +250,11 @@ describe('subscription options', () => {
 
   it('delivers subscription identifiers with retained deliveries, live events and durable catch-up', async () => {
     make()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, { topic: 'sid/a', payload: 'r', qos: 1, messageId: 1, retain: true })
     await p.next('puback')
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ clientId: 'sid-sub', clean: true, properties: { sessionExpiryInterval: 300 } })
     await subscribe(c, 'sid/#', 1, { properties: { subscriptionIdentifier: 42 } })
     const ret = await c.next('publish')
@@ -282,7 +271,7 @@ describe('subscription options', () => {
     await p.next('puback')
     publish(p, { topic: 'sid/c', payload: 'offline', qos: 1, messageId: 3 })
     await p.next('puback')
-    const back = pairClient(broker, 5)
+    const back = pairClient(fx.broker, 5)
     const ack = await back.connect({
       clientId: 'sid-sub',
       clean: false,
@@ -298,7 +287,7 @@ describe('subscription options', () => {
 describe('PUBLISH properties', () => {
   it('passes user properties, content type, response topic and correlation data through, also for retained messages', async () => {
     make()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     const properties = {
       userProperties: { a: '1', b: ['x', 'y'] },
@@ -308,7 +297,7 @@ describe('PUBLISH properties', () => {
     }
     publish(p, { topic: 'up/kept', payload: 'hello', qos: 1, messageId: 1, retain: true, properties })
     await p.next('puback')
-    const later = pairClient(broker, 5)
+    const later = pairClient(fx.broker, 5)
     await later.connect()
     await subscribe(later, 'up/#')
     const got = await later.next('publish')
@@ -324,18 +313,18 @@ describe('PUBLISH properties', () => {
       await openTestRuntime({
         schemas: [{ source: 'type Dog @table @export { id: ID @primaryKey name: String }' }],
       }),
-      { [Symbol.asyncDispose]: () => broker.close().then(() => own.close()) },
+      { [Symbol.asyncDispose]: () => fx.broker.close().then(() => own.close()) },
     )
     make({}, own)
-    const live = pairClient(broker, 5)
+    const live = pairClient(fx.broker, 5)
     await live.connect()
     await subscribe(live, 'Dog/#', 1, { rh: 2 })
-    const durable = pairClient(broker, 5)
+    const durable = pairClient(fx.broker, 5)
     await durable.connect({ clientId: 'dog-durable', properties: { sessionExpiryInterval: 600 } })
     await subscribe(durable, 'Dog/#', 1, { rh: 2 })
     durable.send({ cmd: 'disconnect' })
     await durable.waitClosed()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     const userProperties = { source: 'sensor-7' }
     publish(p, {
@@ -350,14 +339,14 @@ describe('PUBLISH properties', () => {
     const got = await live.next('publish')
     expect(JSON.parse(got.payload.toString())).toMatchObject({ name: 'Rex' })
     expect(got.properties?.userProperties).toEqual(userProperties)
-    const back = pairClient(broker, 5)
+    const back = pairClient(fx.broker, 5)
     await back.connect({ clientId: 'dog-durable', clean: false, properties: { sessionExpiryInterval: 600 } })
     expect((await back.next('publish')).properties?.userProperties).toEqual(userProperties)
   })
 
   it('accepts user properties on every client packet that allows them', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const userProperties = { who: 'me' }
     await c.connect({ properties: { userProperties } })
     c.send({
@@ -391,10 +380,10 @@ describe('PUBLISH properties', () => {
 
   it('refuses a payload flagged UTF-8 that is not (PUBREC 0x99) and forwards a valid one with its indicator', async () => {
     make()
-    const sub = pairClient(broker, 5)
+    const sub = pairClient(fx.broker, 5)
     await sub.connect()
     await subscribe(sub, 'pf/#')
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     publish(c, {
       topic: 'pf/bad',
@@ -417,7 +406,7 @@ describe('PUBLISH properties', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     await using own = await ownRuntime()
     make({}, own)
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, {
       topic: 'exp/r',
@@ -431,7 +420,7 @@ describe('PUBLISH properties', () => {
     publish(p, { topic: 'exp/s', payload: 'forever', qos: 1, messageId: 2, retain: true })
     await p.next('puback')
     vi.setSystemTime(Date.now() + 4_000)
-    const a = pairClient(broker, 5)
+    const a = pairClient(fx.broker, 5)
     await a.connect()
     await subscribe(a, 'exp/#')
     const first = [await a.next('publish'), await a.next('publish')]
@@ -439,7 +428,7 @@ describe('PUBLISH properties', () => {
     expect(short.properties?.messageExpiryInterval).toBe(6) // 10 s minus 4 s waited [MQTT-3.3.2-6]
     expect(first.find((x) => x.topic === 'exp/s')!.properties?.messageExpiryInterval).toBeUndefined()
     vi.setSystemTime(Date.now() + 7_000)
-    const b = pairClient(broker, 5)
+    const b = pairClient(fx.broker, 5)
     await b.connect()
     await subscribe(b, 'exp/#')
     const only = await b.next('publish')
@@ -453,12 +442,12 @@ describe('PUBLISH properties', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     await using own = await ownRuntime()
     make({}, own)
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ clientId: 'exp-durable', properties: { sessionExpiryInterval: 600 } })
     await subscribe(c, 'expd/#', 1)
     c.send({ cmd: 'disconnect' })
     await c.waitClosed()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, {
       topic: 'expd/a',
@@ -477,7 +466,7 @@ describe('PUBLISH properties', () => {
     publish(p, { topic: 'expd/c', payload: 'kept', qos: 1, messageId: 3 })
     for (let i = 0; i < 3; i++) await p.next('puback')
     vi.setSystemTime(Date.now() + 20_000)
-    const back = pairClient(broker, 5)
+    const back = pairClient(fx.broker, 5)
     await back.connect({ clientId: 'exp-durable', clean: false, properties: { sessionExpiryInterval: 600 } })
     const m1 = await back.next('publish')
     const m2 = await back.next('publish')
@@ -489,10 +478,10 @@ describe('PUBLISH properties', () => {
 
   it('assigns outbound topic aliases up to the client’s Topic Alias Maximum', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ properties: { topicAliasMaximum: 2 } })
     await subscribe(c, 'al/#')
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     for (const t of ['al/a', 'al/a', 'al/b', 'al/c', 'al/a', 'al/b']) publish(p, { topic: t, payload: t })
     const got: { topic: string; alias: number | undefined; payload: string }[] = []
@@ -509,7 +498,7 @@ describe('PUBLISH properties', () => {
       { topic: '', alias: 2, payload: 'al/b' },
     ])
     // Without a Topic Alias Maximum the client gets no aliases [MQTT-3.3.2-9].
-    const none = pairClient(broker, 5)
+    const none = pairClient(fx.broker, 5)
     await none.connect()
     await subscribe(none, 'al/#')
     publish(p, { topic: 'al/a', payload: 'x' })
@@ -520,10 +509,10 @@ describe('PUBLISH properties', () => {
 describe('flow control and limits', () => {
   it('never has more unacknowledged QoS 1 messages out than the client’s Receive Maximum', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ properties: { receiveMaximum: 2 } })
     await subscribe(c, 'rm/#', 1)
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 1; i <= 5; i++) publish(p, { topic: 'rm/x', payload: String(i), qos: 1, messageId: i })
     for (let i = 1; i <= 5; i++) await p.next('puback')
@@ -538,11 +527,11 @@ describe('flow control and limits', () => {
 
   it('ends the session when DISCONNECT sets the expiry to 0', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({ clientId: 'sx', properties: { sessionExpiryInterval: 600 } })
     c.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } })
     await c.waitClosed()
-    const back = pairClient(broker, 5)
+    const back = pairClient(fx.broker, 5)
     expect(
       (await back.connect({ clientId: 'sx', clean: false, properties: { sessionExpiryInterval: 600 } }))
         .sessionPresent,
@@ -551,10 +540,10 @@ describe('flow control and limits', () => {
 
   it('publishes a will with its properties: expiry, content type, user properties, response topic, correlation data', async () => {
     make()
-    const w = pairClient(broker, 5)
+    const w = pairClient(fx.broker, 5)
     await w.connect()
     await subscribe(w, 'will/#')
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const willProperties = {
       messageExpiryInterval: 300,
       contentType: 'application/x-opaque',
@@ -582,7 +571,7 @@ describe('flow control and limits', () => {
 
   it('refuses a will payload flagged UTF-8 that is not (CONNACK 0x99)', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     const ack = await c.connect({
       will: {
         topic: 'will/bad',
@@ -603,7 +592,7 @@ describe('request / response with MQTT.js v5', () => {
   })
 
   it('works end to end: response information, response topic, correlation data, user properties', async () => {
-    const tb = await startBroker({}, rt)
+    const tb = await startBroker({}, fx.rt)
     try {
       const connect = async (clientId: string, extra: mqtt.IClientOptions = {}) => {
         const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, {

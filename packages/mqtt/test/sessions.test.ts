@@ -1,28 +1,12 @@
 import { waitFor } from '@proj/test-utils'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type Broker, createBroker } from '../src/index.js'
-import { openTestRuntime, pairClient, type RawClient, type TestRuntime } from './helpers.js'
+import { describe, expect, it, vi } from 'vitest'
+import { openTestRuntime, pairClient, type RawClient, useBrokerFixture } from './helpers.js'
 
-let rt: TestRuntime
-let broker: Broker
-beforeAll(async () => {
-  rt = await openTestRuntime()
-})
-afterAll(async () => {
-  await rt.close()
-})
-afterEach(async () => {
-  vi.useRealTimers()
-  await broker?.close()
-})
-
-function make(options: Record<string, unknown> = {}) {
-  broker = createBroker({ runtime: rt.runtime, ...options })
-  return broker
-}
+const fx = useBrokerFixture()
+const { make } = fx
 
 async function watch(filter: string, qos: 0 | 1 | 2 = 0): Promise<RawClient> {
-  const w = pairClient(broker)
+  const w = pairClient(fx.broker)
   await w.connect()
   w.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] })
   await w.next('suback')
@@ -30,7 +14,7 @@ async function watch(filter: string, qos: 0 | 1 | 2 = 0): Promise<RawClient> {
 }
 
 async function publishQos1(topic: string, payload: string, retain = false) {
-  const p = pairClient(broker)
+  const p = pairClient(fx.broker)
   await p.connect()
   p.send({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain, dup: false })
   await p.next('puback')
@@ -41,14 +25,14 @@ describe('durable sessions', () => {
   it('catches up on logged messages after a reconnect, and not on older ones (v3 clean session 0)', async () => {
     make()
     await publishQos1('dur/a', 'before')
-    const s1 = pairClient(broker)
+    const s1 = pairClient(fx.broker)
     expect((await s1.connect({ clientId: 'dur-1', clean: false })).sessionPresent).toBe(false)
     s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'dur/#', qos: 1 }] })
     await s1.next('suback')
     s1.send({ cmd: 'disconnect' })
     await s1.waitClosed()
     for (const n of ['1', '2', '3']) await publishQos1('dur/a', n)
-    const s2 = pairClient(broker)
+    const s2 = pairClient(fx.broker)
     expect((await s2.connect({ clientId: 'dur-1', clean: false })).sessionPresent).toBe(true)
     const got: string[] = []
     for (let i = 0; i < 3; i++) {
@@ -63,7 +47,7 @@ describe('durable sessions', () => {
 
   it('retransmits unacknowledged QoS 1 with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
     make()
-    const s1 = pairClient(broker)
+    const s1 = pairClient(fx.broker)
     await s1.connect({ clientId: 'dup-1', clean: false })
     s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'dup/#', qos: 1 }] })
     await s1.next('suback')
@@ -72,7 +56,7 @@ describe('durable sessions', () => {
     expect(first.dup).toBe(false)
     s1.end() // no PUBACK
     await new Promise((r) => setTimeout(r, 50))
-    const s2 = pairClient(broker)
+    const s2 = pairClient(fx.broker)
     expect((await s2.connect({ clientId: 'dup-1', clean: false })).sessionPresent).toBe(true)
     const again = await s2.next('publish')
     expect(again.dup).toBe(true)
@@ -86,7 +70,7 @@ describe('durable sessions', () => {
   it('applies an inbound QoS 2 message once, also when resent after a reconnect [MQTT-4.3.3-10]', async () => {
     make()
     const w = await watch('q2/#')
-    const c1 = pairClient(broker)
+    const c1 = pairClient(fx.broker)
     await c1.connect({ clientId: 'q2-pub', clean: false })
     c1.send({
       cmd: 'publish',
@@ -100,7 +84,7 @@ describe('durable sessions', () => {
     await c1.next('pubrec')
     c1.end()
     await new Promise((r) => setTimeout(r, 50))
-    const c2 = pairClient(broker)
+    const c2 = pairClient(fx.broker)
     await c2.connect({ clientId: 'q2-pub', clean: false })
     c2.send({
       cmd: 'publish',
@@ -137,7 +121,7 @@ describe('durable sessions', () => {
 
   it('completes outbound QoS 2 (PUBREC -> PUBREL -> PUBCOMP) and resends PUBREL after a reconnect', async () => {
     make()
-    const s1 = pairClient(broker)
+    const s1 = pairClient(fx.broker)
     await s1.connect({ clientId: 'out2', clean: false })
     s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'out2/#', qos: 2 }] })
     await s1.next('suback')
@@ -145,7 +129,7 @@ describe('durable sessions', () => {
     const p = await s1.next('publish')
     expect(p.qos).toBe(1) // min(publish QoS 1, subscription QoS 2)
     s1.send({ cmd: 'puback', messageId: p.messageId! })
-    const p2 = pairClient(broker)
+    const p2 = pairClient(fx.broker)
     await p2.connect()
     p2.send({
       cmd: 'publish',
@@ -166,7 +150,7 @@ describe('durable sessions', () => {
     expect(rel.messageId).toBe(q2.messageId)
     s1.end()
     await new Promise((r) => setTimeout(r, 50))
-    const s2 = pairClient(broker)
+    const s2 = pairClient(fx.broker)
     await s2.connect({ clientId: 'out2', clean: false })
     const rel2 = await s2.next('pubrel')
     expect(rel2.messageId).toBe(q2.messageId)
@@ -177,13 +161,13 @@ describe('durable sessions', () => {
 
   it('discards the session on clean start', async () => {
     make()
-    const s1 = pairClient(broker, 5)
+    const s1 = pairClient(fx.broker, 5)
     await s1.connect({ clientId: 'cs', clean: false, properties: { sessionExpiryInterval: 300 } })
     s1.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cs/#', qos: 1 }] })
     await s1.next('suback')
     s1.send({ cmd: 'disconnect' })
     await s1.waitClosed()
-    const s2 = pairClient(broker, 5)
+    const s2 = pairClient(fx.broker, 5)
     expect((await s2.connect({ clientId: 'cs', clean: true })).sessionPresent).toBe(false)
     await publishQos1('cs/a', 'x')
     await new Promise((r) => setTimeout(r, 100))
@@ -193,12 +177,12 @@ describe('durable sessions', () => {
   it('removes a v5 session when its expiry interval has passed', async () => {
     make()
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const s1 = pairClient(broker, 5)
+    const s1 = pairClient(fx.broker, 5)
     await s1.connect({ clientId: 'exp', clean: false, properties: { sessionExpiryInterval: 10 } })
     s1.send({ cmd: 'disconnect' })
     await s1.waitClosed()
     await vi.advanceTimersByTimeAsync(5_000)
-    const s2 = pairClient(broker, 5)
+    const s2 = pairClient(fx.broker, 5)
     expect(
       (await s2.connect({ clientId: 'exp', clean: false, properties: { sessionExpiryInterval: 10 } }))
         .sessionPresent,
@@ -206,7 +190,7 @@ describe('durable sessions', () => {
     s2.send({ cmd: 'disconnect' })
     await s2.waitClosed()
     await vi.advanceTimersByTimeAsync(10_500)
-    const s3 = pairClient(broker, 5)
+    const s3 = pairClient(fx.broker, 5)
     expect((await s3.connect({ clientId: 'exp', clean: false })).sessionPresent).toBe(false)
   })
 })
@@ -215,14 +199,14 @@ describe('wills', () => {
   it('publishes the will when the connection drops, not after DISCONNECT', async () => {
     make()
     const w = await watch('will/#')
-    const a = pairClient(broker)
+    const a = pairClient(fx.broker)
     await a.connect({
       clientId: 'wa',
       will: { topic: 'will/a', payload: Buffer.from('a'), qos: 1, retain: false },
     })
     a.send({ cmd: 'disconnect' })
     await a.waitClosed()
-    const b = pairClient(broker)
+    const b = pairClient(fx.broker)
     await b.connect({
       clientId: 'wb',
       will: { topic: 'will/b', payload: Buffer.from('b'), qos: 1, retain: false },
@@ -237,7 +221,7 @@ describe('wills', () => {
   it('v5: DISCONNECT 0x04 sends the will; a reconnect within the will delay cancels it', async () => {
     make()
     const w = await watch('will5/#')
-    const a = pairClient(broker, 5)
+    const a = pairClient(fx.broker, 5)
     await a.connect({
       clientId: 'w5a',
       will: { topic: 'will5/a', payload: Buffer.from('a'), qos: 0, retain: false },
@@ -245,7 +229,7 @@ describe('wills', () => {
     a.send({ cmd: 'disconnect', reasonCode: 0x04 })
     expect((await w.next('publish')).topic).toBe('will5/a')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const b = pairClient(broker, 5)
+    const b = pairClient(fx.broker, 5)
     await b.connect({
       clientId: 'w5b',
       clean: false,
@@ -260,7 +244,7 @@ describe('wills', () => {
     })
     b.end()
     await vi.advanceTimersByTimeAsync(5_000)
-    const b2 = pairClient(broker, 5)
+    const b2 = pairClient(fx.broker, 5)
     await b2.connect({ clientId: 'w5b', clean: false, properties: { sessionExpiryInterval: 100 } })
     await vi.advanceTimersByTimeAsync(20_000)
     vi.useRealTimers()
@@ -268,7 +252,7 @@ describe('wills', () => {
     expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
     // without a reconnect the delayed will goes out
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect({
       clientId: 'w5c',
       clean: false,
@@ -293,31 +277,31 @@ describe('authentication and permissions', () => {
     const rt2 = await openTestRuntime({ allowAnonymous: false })
     try {
       await rt2.runtime.users.add('alice', 'secret')
-      broker = createBroker({ runtime: rt2.runtime })
+      make({}, rt2)
       const failures: string[] = []
-      broker.events.on('auth-failed', (d) => failures.push(`${d.username}:${d.reason}`))
-      const ok = pairClient(broker)
+      fx.broker.events.on('auth-failed', (d) => failures.push(`${d.username}:${d.reason}`))
+      const ok = pairClient(fx.broker)
       expect((await ok.connect({ username: 'alice', password: Buffer.from('secret') })).returnCode).toBe(0)
-      const bad3 = pairClient(broker)
+      const bad3 = pairClient(fx.broker)
       expect((await bad3.connect({ username: 'alice', password: Buffer.from('nope') })).returnCode).toBe(4)
-      const bad5 = pairClient(broker, 5)
+      const bad5 = pairClient(fx.broker, 5)
       expect((await bad5.connect({ username: 'alice', password: Buffer.from('nope') })).reasonCode).toBe(0x86)
-      const anon3 = pairClient(broker)
+      const anon3 = pairClient(fx.broker)
       expect((await anon3.connect()).returnCode).toBe(5)
-      const anon5 = pairClient(broker, 5)
+      const anon5 = pairClient(fx.broker, 5)
       expect((await anon5.connect()).reasonCode).toBe(0x87)
       expect(failures).toHaveLength(4)
       await bad3.waitClosed()
-      await broker.close()
+      await fx.broker.close()
       // mTLS: the certificate names the user
-      broker = createBroker({ runtime: rt2.runtime })
+      make({}, rt2)
       const [a, b] = (await import('./helpers.js')).duplexPair()
-      broker.handle(b, { transport: 'tls', certificateUser: 'alice' })
+      fx.broker.handle(b, { transport: 'tls', certificateUser: 'alice' })
       const { RawClient } = await import('./helpers.js')
       const cert = new RawClient(a, 4)
       expect((await cert.connect()).returnCode).toBe(0)
     } finally {
-      await broker.close()
+      await fx.broker.close()
       await rt2.close()
     }
   })
@@ -328,8 +312,8 @@ describe('authentication and permissions', () => {
     })
     try {
       await rt2.runtime.users.add('bob', 'pw', { role: 'limited' })
-      broker = createBroker({ runtime: rt2.runtime })
-      const v3 = pairClient(broker)
+      make({}, rt2)
+      const v3 = pairClient(fx.broker)
       await v3.connect({ username: 'bob', password: Buffer.from('pw') })
       v3.send({
         cmd: 'subscribe',
@@ -340,7 +324,7 @@ describe('authentication and permissions', () => {
         ],
       })
       expect((await v3.next('suback')).granted).toEqual([1, 0x80])
-      const v5 = pairClient(broker, 5)
+      const v5 = pairClient(fx.broker, 5)
       await v5.connect({ username: 'bob', password: Buffer.from('pw') })
       v5.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'closed/#', qos: 1 }] })
       expect((await v5.next('suback')).granted).toEqual([0x87])
@@ -369,7 +353,7 @@ describe('authentication and permissions', () => {
       expect(await rt2.runtime.get('closed/x', ctx)).toBeUndefined()
       expect(await rt2.runtime.get('closed/y', ctx)).toBeUndefined()
     } finally {
-      await broker.close()
+      await fx.broker.close()
       await rt2.close()
     }
   })

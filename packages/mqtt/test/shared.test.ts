@@ -1,31 +1,9 @@
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Broker, createBroker } from '../src/index.js'
-import {
-  openTestRuntime,
-  type Packet,
-  pairClient,
-  type RawClient,
-  startBroker,
-  type TestRuntime,
-} from './helpers.js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { type Packet, pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
 
-let rt: TestRuntime
-let broker: Broker
-beforeAll(async () => {
-  rt = await openTestRuntime()
-})
-afterAll(async () => {
-  await rt.close()
-})
-afterEach(async () => {
-  await broker?.close()
-})
-
-function make(options: Record<string, unknown> = {}) {
-  broker = createBroker({ runtime: rt.runtime, ...options })
-  return broker
-}
+const fx = useBrokerFixture()
+const { make } = fx
 
 async function subscribe(
   c: RawClient,
@@ -59,16 +37,16 @@ const settle = () => new Promise((r) => setTimeout(r, 50))
 describe('shared subscriptions ($share/{group}/{filter})', () => {
   it('says so in CONNACK and gives each message to one member, round robin across connections', async () => {
     make()
-    const members = [pairClient(broker, 5), pairClient(broker, 5), pairClient(broker, 4)]
+    const members = [pairClient(fx.broker, 5), pairClient(fx.broker, 5), pairClient(fx.broker, 4)]
     const ack = await members[0]!.connect()
     expect(ack.properties?.sharedSubscriptionAvailable).toBe(true)
     await members[1]!.connect()
     await members[2]!.connect() // v3.1.1 may use $share too
     for (const m of members) expect(await subscribe(m, '$share/g1/jobs/+')).toEqual([0])
-    const other = pairClient(broker, 5)
+    const other = pairClient(fx.broker, 5)
     await other.connect()
     await subscribe(other, '$share/g2/jobs/+') // another group gets every message too
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 0; i < 9; i++) publish(p, 'jobs/x', String(i))
     await settle()
@@ -80,15 +58,15 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 
   it('sends no retained records on a shared subscribe (MQTT 5 section 4.8.2)', async () => {
     make()
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, 'held/a', 'kept', 1, 1, true)
     await p.next('puback')
-    const plain = pairClient(broker, 5)
+    const plain = pairClient(fx.broker, 5)
     await plain.connect()
     await subscribe(plain, 'held/#')
     expect((await plain.next('publish')).payload.toString()).toBe('kept')
-    const s = pairClient(broker, 5)
+    const s = pairClient(fx.broker, 5)
     await s.connect()
     await subscribe(s, '$share/g/held/#', 0, { rh: 0 })
     publish(p, 'held/b', 'live')
@@ -99,14 +77,14 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 
   it('skips a member whose in-flight window is full', async () => {
     make()
-    const slow = pairClient(broker, 5)
+    const slow = pairClient(fx.broker, 5)
     await slow.connect({ properties: { receiveMaximum: 1 } })
     await subscribe(slow, '$share/w/tasks', 1)
-    const fast = pairClient(broker, 5)
+    const fast = pairClient(fx.broker, 5)
     await fast.connect()
     await subscribe(fast, '$share/w/tasks', 1)
     fast.stream.on('data', () => {})
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 1; i <= 5; i++) {
       publish(p, 'tasks', `t${i}`, 1, i)
@@ -120,13 +98,13 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 
   it('hands a disconnected member’s unacknowledged QoS 1 messages to another member', async () => {
     make()
-    const a = pairClient(broker, 5)
+    const a = pairClient(fx.broker, 5)
     await a.connect({ clientId: 'member-a' })
     await subscribe(a, '$share/h/orders/#', 1)
-    const b = pairClient(broker, 5)
+    const b = pairClient(fx.broker, 5)
     await b.connect({ clientId: 'member-b' })
     await subscribe(b, '$share/h/orders/#', 1)
-    const p = pairClient(broker, 5)
+    const p = pairClient(fx.broker, 5)
     await p.connect()
     publish(p, 'orders/1', 'o1', 1, 1)
     publish(p, 'orders/2', 'o2', 1, 2)
@@ -146,7 +124,7 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 
   it('treats No Local on a shared subscription as a protocol error [MQTT-3.8.3-4]', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/x', qos: 0, nl: true }] })
     const d = await c.next('disconnect')
@@ -156,7 +134,7 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 
   it('refuses a malformed share name with 0x8F', async () => {
     make()
-    const c = pairClient(broker, 5)
+    const c = pairClient(fx.broker, 5)
     await c.connect()
     expect(await subscribe(c, '$share/g+/x')).toEqual([0x8f])
     expect(await subscribe(c, '$share/g')).toEqual([0x8f])
@@ -170,7 +148,7 @@ describe('shared subscriptions with MQTT.js v5', () => {
   })
 
   it('balances QoS 1 messages over two MQTT.js clients, each message once', async () => {
-    const tb = await startBroker({}, rt)
+    const tb = await startBroker({}, fx.rt)
     try {
       const connect = async () => {
         const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, {
