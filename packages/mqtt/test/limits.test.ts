@@ -209,22 +209,9 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
   it.each(['mqttv311', 'mqttv5'])('round-trips QoS 0, 1, 2 and retained messages (%s)', async (version) => {
     const tb = await startBroker({}, fx.rt)
     try {
-      const port = String(tb.port)
-      const sub = spawn('mosquitto_sub', [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        port,
-        '-V',
-        version,
-        '-t',
-        `mos/${version}/#`,
-        '-q',
-        '2',
-        '-v',
-        '-C',
-        '4',
-      ])
+      /** Where every mosquitto_sub/mosquitto_pub call below connects, and with which protocol. */
+      const server = ['-h', '127.0.0.1', '-p', String(tb.port), '-V', version]
+      const sub = spawn('mosquitto_sub', [...server, '-t', `mos/${version}/#`, '-q', '2', '-v', '-C', '4'])
       let out = ''
       sub.stdout.on('data', (d) => {
         out += d
@@ -233,36 +220,9 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
       await waitFor(() => tb.broker.connectionCount === 1, { message: 'mosquitto_sub connected' })
       await new Promise((r) => setTimeout(r, 200)) // SUBACK
       for (const q of ['0', '1', '2']) {
-        await exec('mosquitto_pub', [
-          '-h',
-          '127.0.0.1',
-          '-p',
-          port,
-          '-V',
-          version,
-          '-t',
-          `mos/${version}/q${q}`,
-          '-q',
-          q,
-          '-m',
-          `m${q}`,
-        ])
+        await exec('mosquitto_pub', [...server, '-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`])
       }
-      await exec('mosquitto_pub', [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        port,
-        '-V',
-        version,
-        '-t',
-        `mos/${version}/r`,
-        '-q',
-        '1',
-        '-r',
-        '-m',
-        '{"a":1}',
-      ])
+      await exec('mosquitto_pub', [...server, '-t', `mos/${version}/r`, '-q', '1', '-r', '-m', '{"a":1}'])
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
       sub.kill()
       expect(out.trim().split('\n')).toEqual([
@@ -273,12 +233,7 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
       ])
       // retained: a later mosquitto_sub gets the record
       const { stdout } = await exec('mosquitto_sub', [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        port,
-        '-V',
-        version,
+        ...server,
         '-t',
         `mos/${version}/r`,
         '-C',

@@ -69,45 +69,24 @@ describe('durable sessions', () => {
 
   it('applies an inbound QoS 2 message once, also when resent after a reconnect [MQTT-4.3.3-10]', async () => {
     make()
+    /** The same QoS 2 message id 9 each time: a resend or, once released, a new message. */
+    const sendQos2 = (c: RawClient, payload: string, { dup }: { dup: boolean }) =>
+      c.send({ cmd: 'publish', topic: 'q2/x', payload, qos: 2, messageId: 9, retain: false, dup })
     const w = await watch('q2/#')
     const c1 = pairClient(fx.broker)
     await c1.connect({ clientId: 'q2-pub', clean: false })
-    c1.send({
-      cmd: 'publish',
-      topic: 'q2/x',
-      payload: 'once',
-      qos: 2,
-      messageId: 9,
-      retain: false,
-      dup: false,
-    })
+    sendQos2(c1, 'once', { dup: false })
     await c1.next('pubrec')
     c1.end()
     await new Promise((r) => setTimeout(r, 50))
     const c2 = pairClient(fx.broker)
     await c2.connect({ clientId: 'q2-pub', clean: false })
-    c2.send({
-      cmd: 'publish',
-      topic: 'q2/x',
-      payload: 'once',
-      qos: 2,
-      messageId: 9,
-      retain: false,
-      dup: true,
-    })
+    sendQos2(c2, 'once', { dup: true })
     await c2.next('pubrec')
     c2.send({ cmd: 'pubrel', messageId: 9 })
     await c2.next('pubcomp')
     // the id is free again: a new message with it is applied
-    c2.send({
-      cmd: 'publish',
-      topic: 'q2/x',
-      payload: 'twice',
-      qos: 2,
-      messageId: 9,
-      retain: false,
-      dup: false,
-    })
+    sendQos2(c2, 'twice', { dup: false })
     await c2.next('pubrec')
     c2.send({ cmd: 'pubrel', messageId: 9 })
     await c2.next('pubcomp')
@@ -220,6 +199,23 @@ describe('wills', () => {
 
   it('v5: DISCONNECT 0x04 sends the will; a reconnect within the will delay cancels it', async () => {
     make()
+    /** A v5 session (expiry 100 s) whose will on will5/{id} waits 10 s. */
+    const delayedWill = async (id: string) => {
+      const c = pairClient(fx.broker, 5)
+      await c.connect({
+        clientId: `w5${id}`,
+        clean: false,
+        properties: { sessionExpiryInterval: 100 },
+        will: {
+          topic: `will5/${id}`,
+          payload: Buffer.from(id),
+          qos: 0,
+          retain: false,
+          properties: { willDelayInterval: 10 },
+        },
+      })
+      return c
+    }
     const w = await watch('will5/#')
     const a = pairClient(fx.broker, 5)
     await a.connect({
@@ -229,19 +225,7 @@ describe('wills', () => {
     a.send({ cmd: 'disconnect', reasonCode: 0x04 })
     expect((await w.next('publish')).topic).toBe('will5/a')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const b = pairClient(fx.broker, 5)
-    await b.connect({
-      clientId: 'w5b',
-      clean: false,
-      properties: { sessionExpiryInterval: 100 },
-      will: {
-        topic: 'will5/b',
-        payload: Buffer.from('b'),
-        qos: 0,
-        retain: false,
-        properties: { willDelayInterval: 10 },
-      },
-    })
+    const b = await delayedWill('b')
     b.end()
     await vi.advanceTimersByTimeAsync(5_000)
     const b2 = pairClient(fx.broker, 5)
@@ -252,19 +236,7 @@ describe('wills', () => {
     expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
     // without a reconnect the delayed will goes out
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-    const c = pairClient(fx.broker, 5)
-    await c.connect({
-      clientId: 'w5c',
-      clean: false,
-      properties: { sessionExpiryInterval: 100 },
-      will: {
-        topic: 'will5/c',
-        payload: Buffer.from('c'),
-        qos: 0,
-        retain: false,
-        properties: { willDelayInterval: 10 },
-      },
-    })
+    const c = await delayedWill('c')
     c.end()
     await vi.advanceTimersByTimeAsync(10_500)
     vi.useRealTimers()
