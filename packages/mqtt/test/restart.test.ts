@@ -27,6 +27,18 @@ async function startChild(data: string): Promise<{ child: ChildProcess; port: nu
   return { child, port: JSON.parse(line).port }
 }
 
+/** A PUBLISH that is not retained; `dup` marks a resend. */
+function publish(
+  c: RawClient,
+  topic: string,
+  payload: string,
+  qos: 1 | 2,
+  messageId: number,
+  { dup = false } = {},
+) {
+  c.send({ cmd: 'publish', topic, payload, qos, messageId, retain: false, dup })
+}
+
 async function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return
   const exited = once(child, 'exit')
@@ -68,25 +80,9 @@ describe('broker restart', () => {
 
     const pub = await RawClient.tcp(a.port)
     await pub.connect({ clientId: 'r-pub', clean: false })
-    pub.send({
-      cmd: 'publish',
-      topic: 'rs/q1',
-      payload: 'one',
-      qos: 1,
-      messageId: 1,
-      retain: false,
-      dup: false,
-    })
+    publish(pub, 'rs/q1', 'one', 1, 1)
     await pub.next('puback')
-    pub.send({
-      cmd: 'publish',
-      topic: 'rs/q2',
-      payload: 'two',
-      qos: 2,
-      messageId: 2,
-      retain: false,
-      dup: false,
-    })
+    publish(pub, 'rs/q2', 'two', 2, 2)
     await pub.next('pubrec') // applied; PUBREL not sent yet
 
     // A client whose will is pending when the broker dies.
@@ -109,15 +105,7 @@ describe('broker restart', () => {
       // The publisher resends its QoS 2 message (DUP) and releases it: acknowledged, not applied again.
       const pub2 = await RawClient.tcp(b.port)
       expect((await pub2.connect({ clientId: 'r-pub', clean: false })).sessionPresent).toBe(true)
-      pub2.send({
-        cmd: 'publish',
-        topic: 'rs/q2',
-        payload: 'two',
-        qos: 2,
-        messageId: 2,
-        retain: false,
-        dup: true,
-      })
+      publish(pub2, 'rs/q2', 'two', 2, 2, { dup: true })
       await pub2.next('pubrec')
       pub2.send({ cmd: 'pubrel', messageId: 2 })
       await pub2.next('pubcomp')
@@ -135,15 +123,7 @@ describe('broker restart', () => {
       sub2.send({ cmd: 'pubcomp', messageId: r2.messageId! })
 
       // Live again: a new message arrives once.
-      pub2.send({
-        cmd: 'publish',
-        topic: 'rs/q3',
-        payload: 'three',
-        qos: 1,
-        messageId: 3,
-        retain: false,
-        dup: false,
-      })
+      publish(pub2, 'rs/q3', 'three', 1, 3)
       await pub2.next('puback')
       const r3 = await sub2.next('publish', (p) => p.topic === 'rs/q3')
       sub2.send({ cmd: 'puback', messageId: r3.messageId! })
