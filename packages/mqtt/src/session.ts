@@ -14,15 +14,7 @@ import {
 } from './session-store.js'
 
 /** One subscription of a session; `handle` is the live runtime subscription while the client is online. */
-export interface SessionSubscription {
-  filter: string
-  qos: 0 | 1 | 2
-  nl: boolean
-  rap: boolean
-  rh: number
-  id?: number
-  accept?: string
-  cursor: number
+export interface SessionSubscription extends StoredSubscription {
   /** A `$share/{group}/{filter}` subscription: no catch-up, unacknowledged messages move to another member. */
   shared: boolean
   handle: Subscription | null
