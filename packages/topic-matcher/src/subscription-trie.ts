@@ -66,20 +66,25 @@ class Entry<S, O> implements Subscription<S, O>, SubscriberMatch<S, O> {
    * node.solo are copied to the result without even being read. Conservative: may be true needlessly.
    */
   overlaps = false
+  readonly qos: QoS
+  readonly subscriptionId: number | undefined
+  readonly data: O | undefined
   readonly subscriptionIds: readonly number[]
   #self: readonly Subscription<S, O>[] | undefined = undefined
   constructor(
     readonly filter: string,
     readonly subscriber: S,
-    readonly qos: QoS,
-    readonly subscriptionId: number | undefined,
-    readonly data: O | undefined,
+    options: SubscriptionOptions<O>,
     readonly group: string | undefined,
     /** `filter` without its `$share/{group}/` prefix. */
     readonly inner: string,
     readonly node: TrieNode<S, O>,
     readonly state: SubscriberState<S, O>,
   ) {
+    const { qos, subscriptionId, data } = options
+    this.qos = qos
+    this.subscriptionId = subscriptionId
+    this.data = data
     this.subscriptionIds = subscriptionId === undefined ? NO_IDS : Object.freeze([subscriptionId])
   }
   /** Made on first read: most stored subscriptions never need their one-element list. */
@@ -263,17 +268,7 @@ export class SubscriptionTrie<S, O = undefined> {
     if (state !== undefined && existing !== undefined) {
       // Swap in a new entry rather than mutating: results already handed out stay as they were.
       const { group, inner, node } = existing
-      const entry = new Entry(
-        filter,
-        subscriber,
-        options.qos,
-        options.subscriptionId,
-        options.data,
-        group,
-        inner,
-        node,
-        state,
-      )
+      const entry = new Entry(filter, subscriber, options, group, inner, node, state)
       entry.pos = existing.pos
       entry.overlaps = existing.overlaps
       if (group === undefined) (existing.overlaps ? node.overlapping! : node.solo!)[entry.pos] = entry
@@ -293,17 +288,7 @@ export class SubscriptionTrie<S, O = undefined> {
       state = new SubscriberState(subscriber)
       this.#states.set(subscriber, state)
     }
-    const entry = new Entry(
-      filter,
-      subscriber,
-      options.qos,
-      options.subscriptionId,
-      options.data,
-      group,
-      inner,
-      node,
-      state,
-    )
+    const entry = new Entry(filter, subscriber, options, group, inner, node, state)
     if (group === undefined) {
       this.#markOverlaps(state, entry)
       state.plainCount++
