@@ -1,6 +1,13 @@
 import { fileURLToPath } from 'node:url'
 import { tempDir } from '@proj/test-utils'
-import { openRuntime, type ResourceEvent, type ResourceRuntime, type RuntimeOptions } from '../src/index.js'
+import { expect } from 'vitest'
+import {
+  openRuntime,
+  ResourceError,
+  type ResourceEvent,
+  type ResourceRuntime,
+  type RuntimeOptions,
+} from '../src/index.js'
 
 export const APP = fileURLToPath(new URL('./fixtures/app', import.meta.url))
 
@@ -43,4 +50,18 @@ export function collector() {
     events.push(event)
   }
   return { events, listener }
+}
+
+/**
+ * The `code` of the ResourceError that `promise` rejects with, or 'OK' when it resolves
+ * (so `expect(await code(p)).toBe('FORBIDDEN')` fails both on success and on another error).
+ */
+export async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(ResourceError)
+    return (error as ResourceError).code
+  }
+  return 'OK'
 }

@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { ResourceError, type User } from '../src/index.js'
-import { admin, bytes, collector, runtimeFixture } from './helpers.js'
+import type { User } from '../src/index.js'
+import { admin, bytes, code, collector, runtimeFixture } from './helpers.js'
 
 const reader: User = { username: 'rita', role: 'reader', superUser: false }
 const as = (user: User | null, clientId?: string) => ({ user, ...(clientId ? { clientId } : {}) })
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(ResourceError)
-    return (error as ResourceError).code
-  }
-  return 'OK'
-}
 
 describe('permissions', () => {
   it('allows what a role grants per table and forbids the rest', async () => {

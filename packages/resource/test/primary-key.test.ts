@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { parseSchema, ResourceError, type ResourceEvent, Table } from '../src/index.js'
+import { parseSchema, type ResourceEvent, Table } from '../src/index.js'
 import { primaryKeyAttribute } from '../src/table.js'
-import { admin, bytes, runtimeFixture, text } from './helpers.js'
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(ResourceError)
-    return (error as ResourceError).code
-  }
-  throw new Error('expected a ResourceError')
-}
+import { admin, bytes, code, runtimeFixture, text } from './helpers.js'
 
 const tableOf = (source: string) => parseSchema(source, 'schema.graphql').tables[0]!
 

@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ResourceError } from '../src/index.js'
-import { admin, runtimeFixture } from './helpers.js'
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(ResourceError)
-    return (error as ResourceError).code
-  }
-  throw new Error('expected a ResourceError')
-}
+import { admin, code, runtimeFixture } from './helpers.js'
 
 describe('routing', () => {
   it('resolves longest export path first, folds the first segment, coerces ids by type', async () => {
