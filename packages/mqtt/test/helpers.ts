@@ -2,6 +2,7 @@ import * as net from 'node:net'
 import { Duplex } from 'node:stream'
 import { openRuntime, type Runtime } from '@proj/resource'
 import { tempDir } from '@proj/test-utils'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, vi } from 'vitest'
 import { type Broker, type BrokerOptions, createBroker } from '../src/index.js'
@@ -102,6 +103,35 @@ export function useBrokerFixture(): BrokerFixture {
       broker = createBroker({ runtime: on.runtime, ...options })
       return broker
     },
+  }
+}
+
+export interface MqttJsClients {
+  /** Connects an MQTT.js client to `tb` with reconnects off, and tracks it. */
+  connect(tb: { port: number }, options?: IClientOptions): Promise<MqttClient>
+  /** Tracks a client made some other way. */
+  add(client: MqttClient): void
+  /** Force-ends every tracked client (afterAll does this too). */
+  endAll(): Promise<void>
+}
+
+/** MQTT.js clients for one suite or describe block, ended in its afterAll at the latest. */
+export function useMqttJsClients(): MqttJsClients {
+  const clients: MqttClient[] = []
+  const endAll = async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
+  }
+  afterAll(endAll)
+  return {
+    async connect(tb, options = {}) {
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, { reconnectPeriod: 0, ...options })
+      clients.push(c)
+      return c
+    },
+    add(client) {
+      clients.push(client)
+    },
+    endAll,
   }
 }
 

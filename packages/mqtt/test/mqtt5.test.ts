@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   openTestRuntime,
@@ -8,6 +8,7 @@ import {
   startBroker,
   type TestRuntime,
   useBrokerFixture,
+  useMqttJsClients,
 } from './helpers.js'
 
 const fx = useBrokerFixture()
@@ -586,24 +587,13 @@ describe('flow control and limits', () => {
 })
 
 describe('request / response with MQTT.js v5', () => {
-  const clients: MqttClient[] = []
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)))
-  })
+  const mqttJs = useMqttJsClients()
 
   it('works end to end: response information, response topic, correlation data, user properties', async () => {
     const tb = await startBroker({}, fx.rt)
     try {
-      const connect = async (clientId: string, extra: mqtt.IClientOptions = {}) => {
-        const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, {
-          protocolVersion: 5,
-          reconnectPeriod: 0,
-          clientId,
-          ...extra,
-        })
-        clients.push(c)
-        return c
-      }
+      const connect = (clientId: string, extra: IClientOptions = {}) =>
+        mqttJs.connect(tb, { protocolVersion: 5, clientId, ...extra })
       const responder = await connect('responder')
       await responder.subscribeAsync('service/add', { qos: 1 })
       responder.on('message', (_topic, payload, packet) => {
@@ -623,7 +613,7 @@ describe('request / response with MQTT.js v5', () => {
         clientId: 'requester',
         properties: { requestResponseInformation: true, topicAliasMaximum: 5 },
       })
-      clients.push(requester)
+      mqttJs.add(requester)
       const connack = await new Promise<mqtt.IConnackPacket>((resolve) => requester.once('connect', resolve))
       // The Response Information is the prefix for this client's reply topics.
       const info = connack.properties?.responseInformation
@@ -647,7 +637,7 @@ describe('request / response with MQTT.js v5', () => {
       expect(r.props?.contentType).toBe('application/json')
       expect(r.props?.userProperties).toEqual({ served: 'yes' })
     } finally {
-      await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
+      await mqttJs.endAll()
       await tb.close()
     }
   })

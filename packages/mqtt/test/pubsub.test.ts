@@ -1,23 +1,18 @@
 import { waitFor } from '@proj/test-utils'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type TestBroker } from './helpers.js'
+import { startBroker, type TestBroker, useMqttJsClients } from './helpers.js'
 
 let tb: TestBroker
-const clients: MqttClient[] = []
 beforeAll(async () => {
   tb = await startBroker()
 })
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true)))
   await tb.close()
 })
-
-async function client(options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, { reconnectPeriod: 0, ...options })
-  clients.push(c)
-  return c
-}
+// Registered after the broker's hooks, so its afterAll (hooks run as a stack) ends the clients first.
+const mqttJs = useMqttJsClients()
+const client = (options: IClientOptions = {}) => mqttJs.connect(tb, options)
 
 interface Received {
   topic: string

@@ -1,6 +1,12 @@
-import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, describe, expect, it } from 'vitest'
-import { type Packet, pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import {
+  type Packet,
+  pairClient,
+  type RawClient,
+  startBroker,
+  useBrokerFixture,
+  useMqttJsClients,
+} from './helpers.js'
 
 const fx = useBrokerFixture()
 const { make } = fx
@@ -142,22 +148,12 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
 })
 
 describe('shared subscriptions with MQTT.js v5', () => {
-  const clients: MqttClient[] = []
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)))
-  })
+  const mqttJs = useMqttJsClients()
 
   it('balances QoS 1 messages over two MQTT.js clients, each message once', async () => {
     const tb = await startBroker({}, fx.rt)
     try {
-      const connect = async () => {
-        const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb.port}`, {
-          protocolVersion: 5,
-          reconnectPeriod: 0,
-        })
-        clients.push(c)
-        return c
-      }
+      const connect = () => mqttJs.connect(tb, { protocolVersion: 5 })
       const [a, b, p] = [await connect(), await connect(), await connect()]
       const got: string[][] = [[], []]
       a.on('message', (_t, payload) => got[0]!.push(payload.toString()))
@@ -171,7 +167,7 @@ describe('shared subscriptions with MQTT.js v5', () => {
       expect(got[1]!.length).toBe(3)
       expect([...got[0]!, ...got[1]!].sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
     } finally {
-      await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
+      await mqttJs.endAll()
       await tb.close()
     }
   })
