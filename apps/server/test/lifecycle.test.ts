@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, waitFor } from '@proj/test-utils'
+import type { IClientOptions } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createTestCertificates, hasOpenssl } from './helpers/certs.js'
 import { basic, connectMqtt } from './helpers/clients.js'
@@ -19,6 +20,23 @@ async function start(root: string, options: Parameters<typeof startServerProcess
   const server = await startServerProcess(root, options)
   servers.push(server)
   return server
+}
+
+/**
+ * A server on a fresh root with admin password 'pw', and an MQTT client logged in as admin that
+ * ignores the errors of the shutdown the test is about to cause.
+ */
+async function startWithAdminClient(clientOptions: IClientOptions) {
+  const root = await freshRoot()
+  const env = { ADMIN_PASSWORD: 'pw' }
+  const first = await start(root, { env })
+  const client = await connectMqtt(first.listeners.mqtt!.url, {
+    username: 'admin',
+    password: 'pw',
+    ...clientOptions,
+  })
+  client.on('error', () => {})
+  return { root, env, first, client }
 }
 
 afterEach(async () => {
@@ -54,12 +72,7 @@ describe('proj-server lifecycle', () => {
   })
 
   it("keeps a connected client's will across a graceful shutdown and publishes it", async () => {
-    const root = await freshRoot()
-    const env = { ADMIN_PASSWORD: 'pw' }
-    const first = await start(root, { env })
-    const client = await connectMqtt(first.listeners.mqtt!.url, {
-      username: 'admin',
-      password: 'pw',
+    const { root, env, first, client } = await startWithAdminClient({
       clientId: 'will-owner',
       will: {
         topic: 'Dog/50',
@@ -68,7 +81,6 @@ describe('proj-server lifecycle', () => {
         retain: true,
       },
     })
-    client.on('error', () => {})
     expect(await first.stop()).toBe(0)
     client.end(true)
     const second = await start(root, { env })
@@ -85,15 +97,7 @@ describe('proj-server lifecycle', () => {
   })
 
   it('keeps every acknowledged write when SIGTERM arrives mid-stream', async () => {
-    const root = await freshRoot()
-    const env = { ADMIN_PASSWORD: 'pw' }
-    const first = await start(root, { env })
-    const client = await connectMqtt(first.listeners.mqtt!.url, {
-      username: 'admin',
-      password: 'pw',
-      clientId: 'writer',
-    })
-    client.on('error', () => {})
+    const { root, env, first, client } = await startWithAdminClient({ clientId: 'writer' })
     const acked = new Set<number>()
     const total = 3000
     for (let i = 0; i < total; i++) {
