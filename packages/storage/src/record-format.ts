@@ -17,8 +17,6 @@ import type { ChangeEvent, ChangeType, Key } from './types.js'
 export const FORMAT_VERSION = 1
 
 export const RECORD_HEADER = 15
-const NIL = Buffer.from([0xc0])
-const LOG_PREFIX = Buffer.from([0x94])
 
 export const TYPE_CODES: Record<ChangeType, number> = { put: 0, patch: 1, delete: 2, message: 3 }
 export const TYPES: readonly ChangeType[] = ['put', 'patch', 'delete', 'message']
@@ -48,14 +46,19 @@ export function decodeValue(bytes: Buffer): unknown {
   return packr.unpack(bytes)
 }
 
-/** Encodes a value into a fresh record buffer with room for the header; `stampRecord` fills it. */
+/**
+ * Encodes a value into a record buffer with room for the header; `stampRecord` fills it. The header
+ * placeholders pack as exactly `[float64, uint32, …]` (0.5 is not an integer, 2^32-1 needs 32 bits), so
+ * the record is one pack, without a second buffer and copy.
+ */
 export function encodeRecord(value: unknown): Buffer {
-  const packed = encodeValue(value)
-  const record = Buffer.allocUnsafe(RECORD_HEADER + packed.length)
-  record[0] = 0x93
-  record[1] = 0xcb
-  record[10] = 0xce
-  packed.copy(record, RECORD_HEADER)
+  if (value === undefined) throw new InvalidValueError('undefined cannot be stored (use delete)')
+  let record: Buffer
+  try {
+    record = packr.pack([0.5, 0xffffffff, value])
+  } catch (error) {
+    throw new InvalidValueError(`value cannot be stored: ${(error as Error).message}`, { cause: error })
+  }
   return record
 }
 
@@ -84,9 +87,89 @@ export function encodeLogEntry(
   patch: Buffer | undefined,
   meta: Buffer | undefined,
 ): Buffer {
-  // pack() returns a view of msgpackr's shared buffer; concat copies it before the next pack
-  const header = packr.pack([type, table, id, timestamp, nodeId, user ?? null])
-  return Buffer.concat([LOG_PREFIX, header, value ?? NIL, patch ?? NIL, meta ?? NIL])
+  // One buffer written by hand: [[type, table, id, timestamp, nodeId, user], value, patch, meta].
+  // Non-string ids are packed by msgpackr (pack() returns a view of its shared buffer: copied below).
+  const tableBytes = utf8Length(table)
+  const idPacked = typeof id === 'string' ? undefined : packr.pack(id)
+  const idBytes = idPacked === undefined ? utf8Length(id as string) : idPacked.length
+  const userBytes = user === undefined ? -1 : utf8Length(user)
+  const size =
+    2 +
+    1 +
+    strHeader(tableBytes) +
+    tableBytes +
+    (idPacked === undefined ? strHeader(idBytes) : 0) +
+    idBytes +
+    9 +
+    5 +
+    (userBytes < 0 ? 1 : strHeader(userBytes) + userBytes) +
+    (value === undefined ? 1 : value.length) +
+    (patch === undefined ? 1 : patch.length) +
+    (meta === undefined ? 1 : meta.length)
+  const out = Buffer.allocUnsafe(size)
+  out[0] = 0x94
+  out[1] = 0x96
+  out[2] = type
+  let pos = writeStr(out, 3, table, tableBytes)
+  if (idPacked === undefined) pos = writeStr(out, pos, id as string, idBytes)
+  else pos = copyInto(out, pos, idPacked)
+  out[pos] = 0xcb
+  out.writeDoubleBE(timestamp, pos + 1)
+  out[pos + 9] = 0xce
+  out.writeUInt32BE(nodeId, pos + 10)
+  pos += 14
+  if (user === undefined) out[pos++] = 0xc0
+  else pos = writeStr(out, pos, user, userBytes)
+  if (value === undefined) out[pos++] = 0xc0
+  else pos = copyInto(out, pos, value)
+  if (patch === undefined) out[pos++] = 0xc0
+  else pos = copyInto(out, pos, patch)
+  if (meta === undefined) out[pos++] = 0xc0
+  else pos = copyInto(out, pos, meta)
+  return out
+}
+
+function strHeader(bytes: number): number {
+  return bytes < 32 ? 1 : bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5
+}
+
+/** Writes a msgpack str of `bytes` UTF-8 bytes at `pos`; returns the position after it. */
+function writeStr(out: Buffer, pos: number, s: string, bytes: number): number {
+  if (bytes < 32) out[pos++] = 0xa0 | bytes
+  else if (bytes < 0x100) {
+    out[pos++] = 0xd9
+    out[pos++] = bytes
+  } else if (bytes < 0x10000) {
+    out[pos++] = 0xda
+    out.writeUInt16BE(bytes, pos)
+    pos += 2
+  } else {
+    out[pos++] = 0xdb
+    out.writeUInt32BE(bytes, pos)
+    pos += 4
+  }
+  // short ASCII strings (table names, topics, users): a loop beats a call into C++
+  if (bytes === s.length && bytes <= 64) {
+    for (let i = 0; i < bytes; i++) out[pos + i] = s.charCodeAt(i)
+    return pos + bytes
+  }
+  return pos + out.write(s, pos, bytes, 'utf8')
+}
+
+/** UTF-8 length of a string; short ASCII strings without a call into C++. */
+function utf8Length(s: string): number {
+  const n = s.length
+  if (n > 64) return Buffer.byteLength(s)
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s)
+  return n
+}
+
+/** Copies `src` into `out` at `pos`; small buffers by a loop (cheaper than `copy` below ~64 bytes). */
+function copyInto(out: Buffer, pos: number, src: Buffer): number {
+  const n = src.length
+  if (n > 64) return pos + src.copy(out, pos)
+  for (let i = 0; i < n; i++) out[pos + i] = src[i]!
+  return pos + n
 }
 
 type StoredLogEntry = [
