@@ -35,6 +35,10 @@ const packr = new Packr({
 /** Encodes a value; throws InvalidValueError when it cannot be stored. */
 export function encodeValue(value: unknown): Buffer {
   if (value === undefined) throw new InvalidValueError('undefined cannot be stored (use delete)')
+  if (value !== null && typeof value === 'object') {
+    const flat = packFlat(value, false)
+    if (flat !== undefined) return flat
+  }
   try {
     return packr.pack(value)
   } catch (error) {
@@ -53,6 +57,10 @@ export function decodeValue(bytes: Buffer): unknown {
  */
 export function encodeRecord(value: unknown): Buffer {
   if (value === undefined) throw new InvalidValueError('undefined cannot be stored (use delete)')
+  if (value !== null && typeof value === 'object') {
+    const flat = packFlat(value, true)
+    if (flat !== undefined) return flat
+  }
   let record: Buffer
   try {
     record = packr.pack([0.5, 0xffffffff, value])
@@ -60,6 +68,116 @@ export function encodeRecord(value: unknown): Buffer {
     throw new InvalidValueError(`value cannot be stored: ${(error as Error).message}`, { cause: error })
   }
   return record
+}
+
+let slab = Buffer.allocUnsafeSlow(0)
+let slabPos = 0
+
+/**
+ * The common value, a flat plain object of strings, numbers, booleans, nulls and bytes (a topic
+ * message `{ payload, contentType }`, a publish's meta `{ qos, clientId }`), packed by hand: the same
+ * MessagePack msgpackr writes, read back identically, at a fraction of the cost. Returns undefined for
+ * anything else (msgpackr packs it). With `header`, the record header's placeholder comes first.
+ */
+function packFlat(value: object, header: boolean): Buffer | undefined {
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return undefined
+  // first pass: check every field and bound the size
+  let count = 0
+  let bound = header ? RECORD_HEADER + 3 : 3
+  const obj = value as Record<string, unknown>
+  for (const key in obj) {
+    const v = obj[key]
+    if (typeof v === 'string') bound += v.length * 3 + 5
+    else if (typeof v === 'number') bound += 9
+    else if (typeof v === 'boolean' || v === null) bound += 1
+    else if (v instanceof Uint8Array) bound += v.length + 5
+    else return undefined
+    bound += key.length * 3 + 5
+    if (++count > 0xffff) return undefined
+  }
+  if (slab.length - slabPos < bound) {
+    slab = Buffer.allocUnsafeSlow(Math.max(0x10000, bound))
+    slabPos = 0
+  }
+  const out = slab
+  const start = slabPos
+  let pos = start
+  if (header) {
+    out[pos] = 0x93
+    out[pos + 1] = 0xcb
+    out[pos + 10] = 0xce
+    pos += RECORD_HEADER
+  }
+  if (count < 16) out[pos++] = 0x80 | count
+  else {
+    out[pos++] = 0xde
+    out[pos++] = count >> 8
+    out[pos++] = count & 0xff
+  }
+  for (const key in obj) {
+    pos = writeStr(out, pos, key, utf8Length(key))
+    const v = obj[key]
+    if (typeof v === 'string') pos = writeStr(out, pos, v, utf8Length(v))
+    else if (typeof v === 'number') pos = writeNumber(out, pos, v)
+    else if (v === null) out[pos++] = 0xc0
+    else if (v === true) out[pos++] = 0xc3
+    else if (v === false) out[pos++] = 0xc2
+    else {
+      const bytes = v as Uint8Array
+      const n = bytes.length
+      if (n < 0x100) {
+        out[pos++] = 0xc4
+        out[pos++] = n
+      } else if (n < 0x10000) {
+        out[pos++] = 0xc5
+        out.writeUInt16BE(n, pos)
+        pos += 2
+      } else {
+        out[pos++] = 0xc6
+        out.writeUInt32BE(n, pos)
+        pos += 4
+      }
+      if (n > 64) out.set(bytes, pos)
+      else for (let i = 0; i < n; i++) out[pos + i] = bytes[i]!
+      pos += n
+    }
+  }
+  // the next value starts on an 8-byte boundary
+  slabPos = (pos + 7) & ~7
+  return out.subarray(start, pos)
+}
+
+/** A number as msgpackr writes it: the smallest integer type that holds it, else a float64. */
+function writeNumber(out: Buffer, pos: number, v: number): number {
+  if (v >>> 0 === v) {
+    if (v < 0x80) out[pos++] = v
+    else if (v < 0x100) {
+      out[pos++] = 0xcc
+      out[pos++] = v
+    } else if (v < 0x10000) {
+      out[pos++] = 0xcd
+      out.writeUInt16BE(v, pos)
+      pos += 2
+    } else {
+      out[pos++] = 0xce
+      out.writeUInt32BE(v, pos)
+      pos += 4
+    }
+    return pos
+  }
+  if (v >> 0 === v) {
+    if (v >= -0x20) out[pos++] = 0x100 + v
+    else {
+      out[pos++] = 0xd2
+      out.writeInt32BE(v, pos)
+      pos += 4
+    }
+    return pos
+  }
+  out[pos] = 0xcb
+  out.writeDoubleBE(v, pos + 1)
+  return pos + 9
 }
 
 export function stampRecord(record: Buffer, timestamp: number, nodeId: number): Buffer {

@@ -1,0 +1,63 @@
+import { Packr } from 'msgpackr'
+import { describe, expect, it } from 'vitest'
+import { encodeLogEntry, encodeRecord, encodeValue, stampRecord } from '../src/record-format.js'
+
+// The hand-written encoders (flat objects, log entries) must read back exactly like msgpackr's output.
+const reader = new Packr({ mapsAsObjects: true, useRecords: false })
+const numbers = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -32, -33, -129]
+const more = [-32769, -(2 ** 31), -(2 ** 31) - 1, 1.5, -1.5, Infinity, 2 ** 53, 1764086400123456]
+const strings = ['', 'a', 'x'.repeat(31), 'x'.repeat(32), 'x'.repeat(65), 'x'.repeat(256), 'x'.repeat(70000)]
+const unicode = ['é', 'é'.repeat(16), 'é'.repeat(200), '日本語', '😀']
+const bytes = [0, 1, 64, 65, 255, 256, 65536].map((n) => Buffer.alloc(n, 7))
+const values: unknown[] = [...numbers, ...more, ...strings, ...unicode, ...bytes, true, false, null]
+
+describe('record format', () => {
+  it('packs flat objects (values and records) that read back as written', () => {
+    for (const v of values) {
+      for (const key of ['k', 'é', 'x'.repeat(40)]) {
+        const value = { [key]: v, other: 1 }
+        expect(reader.unpack(encodeValue(value))).toEqual(value)
+        expect(reader.unpack(stampRecord(encodeRecord(value), 1.25, 9))).toEqual([1.25, 9, value])
+      }
+    }
+    const wide = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, i * 1000]))
+    expect(reader.unpack(encodeValue(wide))).toEqual(wide)
+    expect(reader.unpack(encodeValue(new Uint8Array([1, 2])))).toEqual(Buffer.from([1, 2]))
+    expect(reader.unpack(encodeValue({ u8: new Uint8Array([1, 2]) }))).toEqual({ u8: Buffer.from([1, 2]) })
+    expect(reader.unpack(encodeValue({ nested: { a: [1] }, at: 1 }))).toEqual({ nested: { a: [1] }, at: 1 })
+    expect(Number.isNaN((reader.unpack(encodeValue({ n: Number.NaN })) as { n: number }).n)).toBe(true)
+  })
+
+  it('keeps earlier encodings intact while packing more', () => {
+    const encoded = Array.from({ length: 5000 }, (_, i) => encodeValue({ i, s: `v${i}` }))
+    encoded.forEach((b, i) => expect(reader.unpack(b)).toEqual({ i, s: `v${i}` }))
+  })
+
+  it('writes log entries that read back as written', () => {
+    const meta = encodeValue({ qos: 1, clientId: 'c' })
+    const value = encodeValue({ a: 1 })
+    for (const id of ['a', 'é'.repeat(20), 'x'.repeat(300), 5, 1.5, ['x', 2]]) {
+      for (const table of ['t', 'é'.repeat(100)]) {
+        for (const user of [undefined, 'bob', 'é'.repeat(17)]) {
+          const entry = encodeLogEntry(
+            3,
+            table,
+            id,
+            1764086400123456,
+            4000000000,
+            user,
+            value,
+            undefined,
+            meta,
+          )
+          expect(reader.unpack(entry)).toEqual([
+            [3, table, id, 1764086400123456, 4000000000, user ?? null],
+            { a: 1 },
+            null,
+            { qos: 1, clientId: 'c' },
+          ])
+        }
+      }
+    }
+  })
+})
