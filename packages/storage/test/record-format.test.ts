@@ -30,7 +30,7 @@ describe('record format', () => {
 
   it('keeps earlier encodings intact while packing more', () => {
     const encoded = Array.from({ length: 5000 }, (_, i) => encodeValue({ i, s: `v${i}` }))
-    encoded.forEach((b, i) => expect(reader.unpack(b)).toEqual({ i, s: `v${i}` }))
+    for (const [i, b] of encoded.entries()) expect(reader.unpack(b)).toEqual({ i, s: `v${i}` })
   })
 
   it('writes log entries that read back as written', () => {
