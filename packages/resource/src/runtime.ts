@@ -265,7 +265,11 @@ class RuntimeImpl implements ResourceRuntime {
   readonly #permissions: Permissions
   readonly #byStorageName = new Map<string, Resource>()
   readonly #states = new Map<string, TableStateStore<unknown>>()
-  readonly #events = new WeakMap<ChangeEvent, RuntimeEvent>()
+  /**
+   * The RuntimeEvent made for a ChangeEvent, kept on the change itself under this runtime's own symbol:
+   * one WeakMap entry per committed write made every young-generation GC walk an ephemeron table.
+   */
+  readonly #eventSlot: symbol = Symbol('runtimeEvent')
   readonly #originals = new WeakMap<object, { payload: Uint8Array; contentType: string | undefined }>()
   readonly #plainEncodings = new WeakMap<object, Map<string, Uint8Array>>()
   readonly #mediaTypes = new Map<string, string | null>()
@@ -1154,10 +1158,11 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   #toEvent(change: ChangeEvent): RuntimeEvent | null {
-    const cached = this.#events.get(change)
+    const slot = change as ChangeEvent & { [key: symbol]: RuntimeEvent | undefined }
+    const cached = slot[this.#eventSlot]
     if (cached !== undefined) return cached
     const event = this.#convert(change)
-    if (event !== null) this.#events.set(change, event)
+    if (event !== null) slot[this.#eventSlot] = event
     return event
   }
 
