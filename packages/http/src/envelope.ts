@@ -3,7 +3,8 @@
  * on delete). Encoded once per (event, media type) and shared by every connection that wants it.
  */
 import type { Key, ResourceEvent } from '@proj/resource'
-import { encodeValue, isJsonType } from './media.js'
+import { encodeValue, isJsonType, JSON_TYPE } from './media.js'
+import { sseFrame } from './sse.js'
 
 export interface EventEnvelope {
   type: ResourceEvent['type']
@@ -47,18 +48,32 @@ export function toEnvelope(event: ResourceEvent, json: boolean): EventEnvelope {
   return envelope
 }
 
+// Cache key of the SSE frame; no envelope media type can collide with it.
+const SSE_KEY = 'text/event-stream'
+
 /** Encodes envelopes, caching the bytes per event object so fan-out to N clients encodes once. */
 export class EnvelopeEncoder {
   readonly #cache = new WeakMap<ResourceEvent, Map<string, Uint8Array>>()
 
+  #cached(event: ResourceEvent, key: string, make: () => Uint8Array): Uint8Array {
+    let perKey = this.#cache.get(event)
+    const hit = perKey?.get(key)
+    if (hit) return hit
+    const bytes = make()
+    if (!perKey) this.#cache.set(event, (perKey = new Map()))
+    perKey.set(key, bytes)
+    return bytes
+  }
+
   /** JSON as a UTF-8 string's bytes, CBOR or MessagePack as binary. */
   encode(event: ResourceEvent, mediaType: string): Uint8Array {
-    let perType = this.#cache.get(event)
-    const hit = perType?.get(mediaType)
-    if (hit) return hit
-    const bytes = encodeValue(toEnvelope(event, isJsonType(mediaType)), mediaType)
-    if (!perType) this.#cache.set(event, (perType = new Map()))
-    perType.set(mediaType, bytes)
-    return bytes
+    return this.#cached(event, mediaType, () =>
+      encodeValue(toEnvelope(event, isJsonType(mediaType)), mediaType),
+    )
+  }
+
+  /** The whole SSE frame (JSON envelope as `data:`), shared by every event stream like the envelope. */
+  encodeSse(event: ResourceEvent): Uint8Array {
+    return this.#cached(event, SSE_KEY, () => sseFrame(event, this.encode(event, JSON_TYPE)))
   }
 }

@@ -5,8 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
 import type { EnvelopeEncoder } from './envelope.js'
-import { JSON_TYPE } from './media.js'
-import { SSE_HEARTBEAT, sseFrame } from './sse.js'
+import { SSE_HEARTBEAT } from './sse.js'
 
 export interface EventStreamOptions {
   runtime: Runtime
@@ -68,8 +67,7 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
     for (;;) {
       const next: IteratorResult<ResourceEvent> = await iterator.next()
       if (next.done || closed) break
-      const event = next.value
-      const frame = sseFrame(event, o.encoder.encode(event, JSON_TYPE))
+      const frame = o.encoder.encodeSse(next.value)
       if (res.writableLength + frame.byteLength > o.maxQueuedBytes) {
         // The client is not reading: drop the connection rather than buffer without bound. It
         // reconnects with Last-Event-ID and catches up from the change log.

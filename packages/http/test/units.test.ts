@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { AsyncQueue } from '../src/async-queue.js'
 import { parseAuthorization } from '../src/auth.js'
-import { toEnvelope } from '../src/envelope.js'
+import { EnvelopeEncoder, toEnvelope } from '../src/envelope.js'
 import { errorBody, HttpError, statusForCode } from '../src/errors.js'
 import { formatETag, parseTagList, singleVersion, strongMatch, weakMatch } from '../src/etag.js'
 import { acceptFromQuery, chooseResponseType, decodeBody, toCsv } from '../src/media.js'
@@ -234,6 +234,29 @@ describe('toEnvelope', () => {
       ).value,
     ).toBe('/wE=')
     expect(toEnvelope({ ...base, type: 'message', value: bytes }, false).value).toBe(bytes)
+  })
+})
+
+describe('EnvelopeEncoder', () => {
+  const event = {
+    type: 'put',
+    topic: 'Dog/1',
+    path: 'Dog',
+    id: '1',
+    value: { a: 1 },
+    timestamp: 99,
+    cursor: 3,
+    retained: false,
+  } as const
+
+  it('frames an SSE event once and shares the bytes with every stream', () => {
+    const encoder = new EnvelopeEncoder()
+    const frame = encoder.encodeSse(event)
+    expect(Buffer.from(frame).toString()).toBe(
+      'event: put\nid: 3\ndata: {"type":"put","id":"1","version":99,"value":{"a":1}}\n\n',
+    )
+    expect(encoder.encodeSse(event)).toBe(frame)
+    expect(encoder.encode(event, 'application/json')).toBe(encoder.encode(event, 'application/json'))
   })
 })
 
