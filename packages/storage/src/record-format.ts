@@ -109,12 +109,10 @@ function packFlat(value: object, header: boolean): Buffer | undefined {
     out[pos + 10] = 0xce
     pos += RECORD_HEADER
   }
-  if (count < 16) out[pos++] = 0x80 | count
-  else {
-    out[pos++] = 0xde
-    out[pos++] = count >> 8
-    out[pos++] = count & 0xff
-  }
+  // msgpackr (without variableMapSize) always writes a map16 header, whatever the field count
+  out[pos++] = 0xde
+  out[pos++] = count >> 8
+  out[pos++] = count & 0xff
   for (const key in obj) {
     pos = writeStr(out, pos, key, utf8Length(key))
     const v = obj[key]
@@ -168,7 +166,14 @@ function writeNumber(out: Buffer, pos: number, v: number): number {
   }
   if (v >> 0 === v) {
     if (v >= -0x20) out[pos++] = 0x100 + v
-    else {
+    else if (v >= -0x80) {
+      out[pos++] = 0xd0
+      out[pos++] = 0x100 + v
+    } else if (v >= -0x8000) {
+      out[pos++] = 0xd1
+      out.writeInt16BE(v, pos)
+      pos += 2
+    } else {
       out[pos++] = 0xd2
       out.writeInt32BE(v, pos)
       pos += 4

@@ -28,6 +28,25 @@ describe('record format', () => {
     expect(Number.isNaN((reader.unpack(encodeValue({ n: Number.NaN })) as { n: number }).n)).toBe(true)
   })
 
+  it('packs flat objects byte for byte as msgpackr does', () => {
+    const packr = new Packr({ useRecords: false })
+    const flat: object[] = [
+      {},
+      Object.create(null),
+      { k: -0 },
+      { k: Number.NaN },
+      { k: 2 ** 32 + 1 },
+      { constructor: 'x' },
+    ]
+    for (const v of values) flat.push({ k: v, other: 1 })
+    flat.push(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, i])))
+    for (const value of flat) {
+      expect(encodeValue(value).toString('hex')).toBe(packr.pack(value).toString('hex'))
+      const record = stampRecord(encodeRecord(value), 1.25, 4000000000)
+      expect(record.toString('hex')).toBe(packr.pack([1.25, 4000000000, value]).toString('hex'))
+    }
+  })
+
   it('keeps earlier encodings intact while packing more', () => {
     const encoded = Array.from({ length: 5000 }, (_, i) => encodeValue({ i, s: `v${i}` }))
     for (const [i, b] of encoded.entries()) expect(reader.unpack(b)).toEqual({ i, s: `v${i}` })
