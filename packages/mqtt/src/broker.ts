@@ -356,7 +356,7 @@ export class BrokerCore implements Broker {
     const orphans = session.detach()
     if (orphans.length > 0) this.redeliverShared(session, orphans)
     if (!session.durable || session.destroyed) {
-      if (!session.destroyed) void this.endSession(session)
+      if (!session.destroyed) this.endSession(session).catch(loggedByTrack)
       return
     }
     session.disconnectedAt = Date.now()
@@ -403,7 +403,7 @@ export class BrokerCore implements Broker {
     if (!Number.isFinite(ms)) return
     const remaining = (session.disconnectedAt ?? Date.now()) + ms - Date.now()
     if (remaining <= 0) {
-      void this.endSession(session)
+      this.endSession(session).catch(loggedByTrack)
       return
     }
     session.expiryTimer = setTimeout(
@@ -549,6 +549,9 @@ export class BrokerCore implements Broker {
     }
   }
 }
+
+/** For background work whose failure track() has already logged: nobody waits for it. */
+function loggedByTrack(): void {}
 
 function clamp(n: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.floor(n)))

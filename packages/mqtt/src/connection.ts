@@ -1086,15 +1086,25 @@ export class Connection implements FrameSink {
     const reasons: string[] = []
     const codes: Promise<number>[] = []
     for (const s of packet.subscriptions) codes.push(this.subscribeOne(session, s, subId, accept, reasons))
-    Promise.all(codes).then(async (granted) => {
-      if (session.durable) await session.save()
-      if (this.state !== State.Connected) return
-      const suback = { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket
-      const reason = this.ackReason(reasons.length > 0 ? reasons.join('; ') : undefined)
-      if (reason !== undefined) suback.properties = { reasonString: reason }
-      const buf = this.sized(suback)
-      if (buf.length > 0) this.write(buf)
+    void Promise.all(codes).then((granted) => {
+      this.afterSave(session, () => {
+        if (this.state !== State.Connected) return
+        const suback = { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket
+        const reason = this.ackReason(reasons.length > 0 ? reasons.join('; ') : undefined)
+        if (reason !== undefined) suback.properties = { reasonString: reason }
+        const buf = this.sized(suback)
+        if (buf.length > 0) this.write(buf)
+      })
     })
+  }
+
+  /**
+   * Runs `reply` once a durable session's record is written, or failed to be (track() logged it):
+   * the subscriptions are live either way, so the client gets its acknowledgement.
+   */
+  private afterSave(session: Session, reply: () => void): void {
+    if (session.durable) session.save().then(reply, reply)
+    else reply()
   }
 
   private subscribeOne(
@@ -1201,8 +1211,7 @@ export class Connection implements FrameSink {
       const buf = this.sized(ack)
       if (buf.length > 0) this.write(buf)
     }
-    if (session.durable) session.save().then(reply, reply)
-    else reply()
+    this.afterSave(session, reply)
   }
 
   // -------------------------------------------------------------------------------------------

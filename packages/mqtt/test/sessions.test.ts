@@ -1,5 +1,7 @@
 import { waitFor } from '@proj/test-utils'
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import type { Key } from '../src/runtime.js'
+import { SESSIONS_STORE } from '../src/session-store.js'
 import { openTestRuntime, pairClient, type RawClient, useBrokerFixture } from './helpers.js'
 
 const fx = useBrokerFixture()
@@ -328,5 +330,74 @@ describe('authentication and permissions', () => {
       await fx.broker.close()
       await rt2.close()
     }
+  })
+})
+
+describe('state store failures', () => {
+  /** The file's runtime, with writes to the session store failing while `failing.on` is set. */
+  function failingSessionStore() {
+    const failing = { on: false }
+    const real = fx.rt.runtime
+    const runtime = new Proxy(real, {
+      get(target, key) {
+        if (key === 'state') {
+          return (name: string) => {
+            const store = target.state(name)
+            if (name !== SESSIONS_STORE) return store
+            return {
+              name: store.name,
+              get: (k: Key) => store.get(k),
+              entries: (o?: { prefix?: string }) => store.entries(o),
+              put: (k: Key, v: unknown) =>
+                failing.on ? Promise.reject(new Error('disk full')) : store.put(k, v as never),
+              delete: (k: Key) => (failing.on ? Promise.reject(new Error('disk full')) : store.delete(k)),
+            }
+          }
+        }
+        const v = Reflect.get(target, key, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    return { failing, runtime }
+  }
+
+  /** Records unhandled rejections while the test runs. */
+  function unhandledRejections(): unknown[] {
+    const seen: unknown[] = []
+    const onRejection = (reason: unknown) => seen.push(reason)
+    process.on('unhandledRejection', onRejection)
+    onTestFinished(() => {
+      process.off('unhandledRejection', onRejection)
+    })
+    return seen
+  }
+
+  it('still answers SUBSCRIBE when the durable session record cannot be written', async () => {
+    const seen = unhandledRejections()
+    const { failing, runtime } = failingSessionStore()
+    make({ runtime })
+    const c = pairClient(fx.broker)
+    await c.connect({ clientId: 'save-fails', clean: false })
+    failing.on = true
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sf/#', qos: 1 }] })
+    expect((await c.next('suback')).granted).toEqual([1])
+    await new Promise((r) => setTimeout(r, 20))
+    failing.on = false
+    expect(seen).toEqual([])
+  })
+
+  it('leaves no unhandled rejection when erasing an ended session fails', async () => {
+    const seen = unhandledRejections()
+    const { failing, runtime } = failingSessionStore()
+    make({ runtime })
+    const c = pairClient(fx.broker, 5)
+    await c.connect({ clientId: 'erase-fails', properties: { sessionExpiryInterval: 60 } })
+    failing.on = true
+    // Session Expiry Interval 0 at DISCONNECT ends the (persisted) session now.
+    c.send({ cmd: 'disconnect', properties: { sessionExpiryInterval: 0 } })
+    await c.waitClosed()
+    await new Promise((r) => setTimeout(r, 20))
+    failing.on = false
+    expect(seen).toEqual([])
   })
 })
