@@ -20,7 +20,6 @@ export interface EventStreamOptions {
   encoder: EnvelopeEncoder
   /** Registers a closer with the handler (for handler.close()); returns an unregister function. */
   track: (close: () => void) => () => void
-  headers: Record<string, string>
 }
 
 /** Opens the stream; rejects (before any header is sent) when connect() refuses. */
@@ -55,8 +54,8 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
     close()
     return
   }
+  // Headers already set on res (CORS) are merged in by writeHead.
   res.writeHead(200, {
-    ...o.headers,
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache, no-transform',
     Connection: 'keep-alive',

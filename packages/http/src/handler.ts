@@ -198,11 +198,6 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         const after = parseLastEventId(
           firstHeader(req.headers['last-event-id']) ?? url.searchParams.get('lastEventId'),
         )
-        const headers: Record<string, string> = {}
-        for (const name of ['Access-Control-Allow-Origin', 'Access-Control-Allow-Credentials', 'Vary']) {
-          const value = res.getHeader(name)
-          if (typeof value === 'string') headers[name] = value
-        }
         return await openEventStream({
           runtime,
           req,
@@ -214,7 +209,6 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           maxQueuedBytes,
           encoder,
           track,
-          headers,
         })
       }
 

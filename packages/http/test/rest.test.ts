@@ -380,6 +380,23 @@ describe('CORS and extra routes', () => {
     expect(foreign.headers.get('access-control-allow-origin')).toBeNull()
   })
 
+  it('adds CORS headers to event streams', async () => {
+    const abort = new AbortController()
+    try {
+      const res = await fetch(`${srv.url}/Dog/1`, {
+        headers: { ...auth, accept: 'text/event-stream', origin: 'http://allowed.example' },
+        signal: abort.signal,
+      })
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+      expect(res.headers.get('access-control-allow-origin')).toBe('http://allowed.example')
+      expect(res.headers.get('access-control-allow-credentials')).toBe('true')
+      expect(res.headers.get('access-control-expose-headers')).toContain('ETag')
+      expect(res.headers.get('vary')).toBe('Origin')
+    } finally {
+      abort.abort()
+    }
+  })
+
   it('serves extra routes before records', async () => {
     const res = await fetch(`${srv.url}/health`)
     expect(res.status).toBe(200)
