@@ -271,12 +271,31 @@ function writeStr(out: Buffer, pos: number, s: string, bytes: number): number {
     out.writeUInt32BE(bytes, pos)
     pos += 4
   }
-  // short ASCII strings (table names, topics, users): a loop beats a call into C++
-  if (bytes === s.length && bytes <= 64) {
-    for (let i = 0; i < bytes; i++) out[pos + i] = s.charCodeAt(i)
-    return pos + bytes
+  // msgpackr writes strings under 64 chars with this loop and longer ones with Buffer's utf8Write;
+  // they differ on a lone surrogate (its own 3 bytes here, U+FFFD there), so both are copied as is
+  const n = s.length
+  if (n >= 0x40) return pos + out.write(s, pos, bytes, 'utf8')
+  for (let i = 0; i < n; i++) {
+    let c = s.charCodeAt(i)
+    let next: number
+    if (c < 0x80) out[pos++] = c
+    else if (c < 0x800) {
+      out[pos++] = (c >> 6) | 0xc0
+      out[pos++] = (c & 0x3f) | 0x80
+    } else if ((c & 0xfc00) === 0xd800 && ((next = s.charCodeAt(i + 1)) & 0xfc00) === 0xdc00) {
+      c = 0x10000 + ((c & 0x3ff) << 10) + (next & 0x3ff)
+      i++
+      out[pos++] = (c >> 18) | 0xf0
+      out[pos++] = ((c >> 12) & 0x3f) | 0x80
+      out[pos++] = ((c >> 6) & 0x3f) | 0x80
+      out[pos++] = (c & 0x3f) | 0x80
+    } else {
+      out[pos++] = (c >> 12) | 0xe0
+      out[pos++] = ((c >> 6) & 0x3f) | 0x80
+      out[pos++] = (c & 0x3f) | 0x80
+    }
   }
-  return pos + out.write(s, pos, bytes, 'utf8')
+  return pos
 }
 
 /** UTF-8 length of a string; short ASCII strings without a call into C++. */

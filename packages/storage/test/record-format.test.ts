@@ -8,6 +8,8 @@ const numbers = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -
 const more = [-32769, -(2 ** 31), -(2 ** 31) - 1, 1.5, -1.5, Infinity, 2 ** 53, 1764086400123456]
 const strings = ['', 'a', 'x'.repeat(31), 'x'.repeat(32), 'x'.repeat(65), 'x'.repeat(256), 'x'.repeat(70000)]
 const unicode = ['é', 'é'.repeat(16), 'é'.repeat(200), '日本語', '😀']
+// msgpackr itself does not read these back as written (short ones as WTF-8, long ones as U+FFFD)
+const loneSurrogates = ['\ud800', 'a\udc00b', '\ud83d'.repeat(70)]
 const bytes = [0, 1, 64, 65, 255, 256, 65536].map((n) => Buffer.alloc(n, 7))
 const values: unknown[] = [...numbers, ...more, ...strings, ...unicode, ...bytes, true, false, null]
 
@@ -38,7 +40,8 @@ describe('record format', () => {
       { k: 2 ** 32 + 1 },
       { constructor: 'x' },
     ]
-    for (const v of values) flat.push({ k: v, other: 1 })
+    for (const v of [...values, ...loneSurrogates]) flat.push({ k: v, other: 1 })
+    for (const k of loneSurrogates) flat.push({ [k]: 1 })
     flat.push(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, i])))
     for (const value of flat) {
       expect(encodeValue(value).toString('hex')).toBe(packr.pack(value).toString('hex'))
@@ -50,6 +53,15 @@ describe('record format', () => {
   it('keeps earlier encodings intact while packing more', () => {
     const encoded = Array.from({ length: 5000 }, (_, i) => encodeValue({ i, s: `v${i}` }))
     for (const [i, b] of encoded.entries()) expect(reader.unpack(b)).toEqual({ i, s: `v${i}` })
+  })
+
+  it('writes log entries with lone surrogates byte for byte as msgpackr does', () => {
+    const packr = new Packr({ useRecords: false })
+    for (const s of loneSurrogates) {
+      const entry = encodeLogEntry(0, s, s, 1.5, 4000000000, s, undefined, undefined, undefined)
+      const header = [0, s, s, 1.5, 4000000000, s]
+      expect(entry.toString('hex')).toBe(packr.pack([header, null, null, null]).toString('hex'))
+    }
   })
 
   it('writes log entries that read back as written', () => {
@@ -68,6 +80,12 @@ describe('record format', () => {
             value,
             undefined,
             meta,
+          )
+          const header = [3, table, id, 1764086400123456, 4000000000, user ?? null]
+          expect(entry.toString('hex')).toBe(
+            new Packr({ useRecords: false })
+              .pack([header, { a: 1 }, null, { qos: 1, clientId: 'c' }])
+              .toString('hex'),
           )
           expect(reader.unpack(entry)).toEqual([
             [3, table, id, 1764086400123456, 4000000000, user ?? null],
