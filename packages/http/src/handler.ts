@@ -14,6 +14,7 @@ import { EnvelopeEncoder } from './envelope.js'
 import { errorBody, HttpError } from './errors.js'
 import { openEventStream } from './event-stream.js'
 import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue } from './media.js'
+import { requestHeader } from './request-header.js'
 import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
 import { parseRoute } from './route.js'
@@ -71,8 +72,9 @@ const DEFAULTS = {
   wsPingMs: 30_000,
 }
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value
+/** The Accept value of a request: the `?accept=` fallback first, else the header. */
+function requestAccept(req: IncomingMessage, query: URLSearchParams): string | undefined {
+  return acceptFromQuery(query.get('accept')) ?? requestHeader(req, 'accept')
 }
 
 /** Answers an upgrade that cannot proceed with a plain HTTP response on the raw socket. */
@@ -142,7 +144,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       user = await runtime.authenticate(credentials.username, credentials.password)
     } else {
       const bytes = await readBody(req, maxBodySize)
-      const contentType = firstHeader(req.headers['content-type'])
+      const contentType = requestHeader(req, 'content-type')
       let body: unknown
       if (contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
         body = Object.fromEntries(new URLSearchParams(bytes.toString('utf8')))
@@ -156,7 +158,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       user = await runtime.authenticate(username, password)
     }
     if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
-    const type = chooseResponseType(firstHeader(req.headers.accept))
+    const type = chooseResponseType(requestHeader(req, 'accept'))
     const token = await runtime.issueToken(
       user,
       options.tokenExpiresInMs === undefined ? undefined : { expiresInMs: options.tokenExpiresInMs },
@@ -191,12 +193,12 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       const route = parseRoute(url.pathname)
       if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
       const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
-      const accept = acceptFromQuery(url.searchParams.get('accept')) ?? firstHeader(req.headers.accept)
+      const accept = requestAccept(req, url.searchParams)
 
       if (method === 'GET' && accept !== undefined && /text\/event-stream/i.test(accept)) {
         const ctx: RequestContext = { user, transport: 'sse' }
         const after = parseLastEventId(
-          firstHeader(req.headers['last-event-id']) ?? url.searchParams.get('lastEventId'),
+          requestHeader(req, 'last-event-id') ?? url.searchParams.get('lastEventId'),
         )
         return await openEventStream({
           runtime,
@@ -239,7 +241,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     void (async () => {
       try {
         if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
-        const offered = (firstHeader(req.headers['sec-websocket-protocol']) ?? '')
+        const offered = (requestHeader(req, 'sec-websocket-protocol') ?? '')
           .split(',')
           .map((p) => p.trim())
           .filter((p) => p !== '')
@@ -258,10 +260,10 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         const route = parseRoute(url.pathname)
         if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
         const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
-        const accept = acceptFromQuery(url.searchParams.get('accept')) ?? firstHeader(req.headers.accept)
+        const accept = requestAccept(req, url.searchParams)
         const mediaType = chooseResponseType(accept)
         const declared =
-          firstHeader(req.headers['content-type']) ?? acceptFromQuery(url.searchParams.get('content-type'))
+          requestHeader(req, 'content-type') ?? acceptFromQuery(url.searchParams.get('content-type'))
         const prepared = await prepareRecordSocket({
           runtime,
           target: route.target,

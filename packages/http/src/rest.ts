@@ -9,6 +9,7 @@ import { readBody } from './body.js'
 import { HttpError } from './errors.js'
 import { formatETag, parseTagList, singleVersion, strongMatch, weakMatch } from './etag.js'
 import { CSV_TYPE, chooseResponseType, decodeBody, encodeValue, toCsv } from './media.js'
+import { requestHeader } from './request-header.js'
 import { send } from './respond.js'
 import { parseListQuery, type Route } from './route.js'
 
@@ -37,19 +38,14 @@ function methodNotAllowed(rc: RestContext): never {
   )
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name]
-  return Array.isArray(value) ? value.join(', ') : value
-}
-
 /**
  * Evaluates If-Match / If-None-Match for a write (RFC 9110 section 13.2.2) and returns the version to
  * hand the runtime, which compares it atomically with the write. A single strong tag is passed
  * through unread; `*` and lists need the current version first.
  */
 async function writePrecondition(rc: RestContext, target: string): Promise<Timestamp | undefined> {
-  const ifMatch = parseTagList(header(rc.req, 'if-match'))
-  const ifNoneMatch = parseTagList(header(rc.req, 'if-none-match'))
+  const ifMatch = parseTagList(requestHeader(rc.req, 'if-match'))
+  const ifNoneMatch = parseTagList(requestHeader(rc.req, 'if-none-match'))
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined
   rc.preconditioned = true
   if (ifMatch !== undefined) {
@@ -68,7 +64,7 @@ async function writePrecondition(rc: RestContext, target: string): Promise<Times
 
 async function requestValue(rc: RestContext): Promise<unknown> {
   const body = await readBody(rc.req, rc.maxBodySize)
-  return decodeBody(body, header(rc.req, 'content-type'))
+  return decodeBody(body, requestHeader(rc.req, 'content-type'))
 }
 
 function locationOf(path: string, id: unknown): string {
@@ -78,7 +74,7 @@ function locationOf(path: string, id: unknown): string {
 
 function sendRecord(rc: RestContext, record: RecordResult): void {
   const etag = formatETag(record.version)
-  const ifNoneMatch = parseTagList(header(rc.req, 'if-none-match'))
+  const ifNoneMatch = parseTagList(requestHeader(rc.req, 'if-none-match'))
   if (ifNoneMatch !== undefined && weakMatch(ifNoneMatch, record.version)) {
     send(rc.res, 304, { ETag: etag })
     return
