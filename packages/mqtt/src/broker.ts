@@ -427,7 +427,7 @@ export class BrokerCore implements Broker {
   triggerWill(key: Key, will: StoredWill, sessionEnds: boolean, sessionExpiryMs: number): void {
     const delayMs = sessionEnds ? 0 : Math.min(will.delay * 1000, sessionExpiryMs)
     if (delayMs <= 0) {
-      void this.publishWill(key, will)
+      this.publishWill(key, will)
       return
     }
     will.dueAt = Date.now() + delayMs
@@ -445,7 +445,7 @@ export class BrokerCore implements Broker {
       list.push(entry)
       this.wills.set(will.clientId, list)
     } else {
-      void this.publishWill(key, will)
+      this.publishWill(key, will)
     }
   }
 
@@ -456,7 +456,7 @@ export class BrokerCore implements Broker {
       if (i >= 0) list.splice(i, 1)
       if (list.length === 0) this.wills.delete(entry.will.clientId)
     }
-    void this.publishWill(entry.key, entry.will)
+    this.publishWill(entry.key, entry.will)
   }
 
   /** A new connection resumed the session before the delay passed: the will is not sent [MQTT-3.1.3-9]. */
@@ -478,7 +478,7 @@ export class BrokerCore implements Broker {
     this.wills.delete(clientId)
     for (const w of list) {
       if (w.timer) clearTimeout(w.timer)
-      void this.publishWill(w.key, w.will)
+      this.publishWill(w.key, w.will)
     }
   }
 
@@ -490,8 +490,11 @@ export class BrokerCore implements Broker {
     return this.track(this.state<StoredWill>(WILLS_STORE).put(key, will))
   }
 
-  /** Publishes a will as its owner; the will record is deleted in the same transaction (published once). */
-  async publishWill(key: Key, will: StoredWill): Promise<void> {
+  /**
+   * Publishes a will as its owner; the will record is deleted in the same transaction (published once).
+   * Background work: close() waits for it through track(), which also logs a failure.
+   */
+  publishWill(key: Key, will: StoredWill): void {
     const runtime = this.runtime
     const work = (async () => {
       try {
@@ -515,7 +518,7 @@ export class BrokerCore implements Broker {
         await this.state(WILLS_STORE).delete(key)
       }
     })()
-    await this.track(work)
+    this.track(work)
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { waitFor } from '@proj/test-utils'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import type { Key } from '../src/runtime.js'
-import { SESSIONS_STORE } from '../src/session-store.js'
+import { SESSIONS_STORE, WILLS_STORE } from '../src/session-store.js'
 import { openTestRuntime, pairClient, type RawClient, useBrokerFixture } from './helpers.js'
 
 const fx = useBrokerFixture()
@@ -334,8 +334,8 @@ describe('authentication and permissions', () => {
 })
 
 describe('state store failures', () => {
-  /** The file's runtime, with writes to the session store failing while `failing.on` is set. */
-  function failingSessionStore() {
+  /** The file's runtime, with writes to state store `failStore` (and publishes) failing while `failing.on` is set. */
+  function failingRuntime(failStore: string) {
     const failing = { on: false }
     const real = fx.rt.runtime
     const runtime = new Proxy(real, {
@@ -343,7 +343,7 @@ describe('state store failures', () => {
         if (key === 'state') {
           return (name: string) => {
             const store = target.state(name)
-            if (name !== SESSIONS_STORE) return store
+            if (name !== failStore) return store
             return {
               name: store.name,
               get: (k: Key) => store.get(k),
@@ -354,6 +354,7 @@ describe('state store failures', () => {
             }
           }
         }
+        if (key === 'publish' && failing.on) return () => Promise.reject(new Error('refused'))
         const v = Reflect.get(target, key, target)
         return typeof v === 'function' ? v.bind(target) : v
       },
@@ -374,7 +375,7 @@ describe('state store failures', () => {
 
   it('still answers SUBSCRIBE when the durable session record cannot be written', async () => {
     const seen = unhandledRejections()
-    const { failing, runtime } = failingSessionStore()
+    const { failing, runtime } = failingRuntime(SESSIONS_STORE)
     make({ runtime })
     const c = pairClient(fx.broker)
     await c.connect({ clientId: 'save-fails', clean: false })
@@ -388,7 +389,7 @@ describe('state store failures', () => {
 
   it('leaves no unhandled rejection when erasing an ended session fails', async () => {
     const seen = unhandledRejections()
-    const { failing, runtime } = failingSessionStore()
+    const { failing, runtime } = failingRuntime(SESSIONS_STORE)
     make({ runtime })
     const c = pairClient(fx.broker, 5)
     await c.connect({ clientId: 'erase-fails', properties: { sessionExpiryInterval: 60 } })
@@ -396,6 +397,18 @@ describe('state store failures', () => {
     // Session Expiry Interval 0 at DISCONNECT ends the (persisted) session now.
     c.send({ cmd: 'disconnect', properties: { sessionExpiryInterval: 0 } })
     await c.waitClosed()
+    await new Promise((r) => setTimeout(r, 20))
+    failing.on = false
+    expect(seen).toEqual([])
+  })
+  it('leaves no unhandled rejection when a refused will cannot be deleted either', async () => {
+    const seen = unhandledRejections()
+    const { failing, runtime } = failingRuntime(WILLS_STORE)
+    make({ runtime })
+    const c = pairClient(fx.broker)
+    await c.connect({ will: { topic: 'wf/gone', payload: Buffer.from('bye'), qos: 0, retain: false } })
+    failing.on = true
+    c.end()
     await new Promise((r) => setTimeout(r, 20))
     failing.on = false
     expect(seen).toEqual([])
