@@ -77,18 +77,22 @@ function requestAccept(req: IncomingMessage, query: URLSearchParams): string | u
   return acceptFromQuery(query.get('accept')) ?? requestHeader(req, 'accept')
 }
 
-/** Answers an upgrade that cannot proceed with a plain HTTP response on the raw socket. */
-function refuseUpgrade(socket: Duplex, err: unknown): void {
+/**
+ * Answers an upgrade that cannot proceed with a plain HTTP response on the raw socket; returns the
+ * status it chose (or would have, when the socket is gone).
+ */
+function refuseUpgrade(socket: Duplex, err: unknown): number {
+  const body = errorBody(err)
   if (!socket.writable) {
     socket.destroy()
-    return
+    return body.status
   }
-  const body = JSON.stringify(errorBody(err))
-  const status = errorBody(err).status
+  const text = JSON.stringify(body)
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? ''}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   )
+  return body.status
 }
 
 /**
@@ -281,8 +285,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         }
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => prepared.attach(ws, track))
       } catch (err) {
-        refuseUpgrade(socket, err)
-        if (errorBody(err).status >= 500) options.onError?.(err, req)
+        if (refuseUpgrade(socket, err) >= 500) options.onError?.(err, req)
       }
     })()
   }
