@@ -95,7 +95,12 @@ export async function prepareRecordSocket(
       })
       socket.on('error', () => socket.terminate())
       socket.on('message', (data: RawData, isBinary: boolean) => {
-        const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+        // ws hands over a Buffer by default (binaryType 'nodebuffer'); Buffer.from would copy it.
+        const bytes = Buffer.isBuffer(data)
+          ? data
+          : Array.isArray(data)
+            ? Buffer.concat(data)
+            : Buffer.from(data)
         let value: unknown
         try {
           value = decodeBody(bytes, isBinary ? o.incomingType : 'application/json')
