@@ -596,9 +596,11 @@ describe('request / response with MQTT.js v5', () => {
         mqttJs.connect(tb, { protocolVersion: 5, clientId, ...extra })
       const responder = await connect('responder')
       await responder.subscribeAsync('service/add', { qos: 1 })
+      // Awaited before the clients end: a force-end before its PUBACK would reject it unhandled.
+      let answered: Promise<unknown> = Promise.resolve()
       responder.on('message', (_topic, payload, packet) => {
         const { a, b } = JSON.parse(payload.toString())
-        void responder.publishAsync(packet.properties!.responseTopic!, JSON.stringify({ sum: a + b }), {
+        answered = responder.publishAsync(packet.properties!.responseTopic!, JSON.stringify({ sum: a + b }), {
           qos: 1,
           properties: {
             correlationData: packet.properties!.correlationData,
@@ -636,6 +638,7 @@ describe('request / response with MQTT.js v5', () => {
       expect(r.props?.correlationData?.toString()).toBe('req-1')
       expect(r.props?.contentType).toBe('application/json')
       expect(r.props?.userProperties).toEqual({ served: 'yes' })
+      await answered
     } finally {
       await mqttJs.endAll()
       await tb.close()
