@@ -11,13 +11,11 @@ export const CBOR_TYPE = 'application/cbor'
 export const MSGPACK_TYPE = 'application/msgpack'
 export const CSV_TYPE = 'text/csv'
 
-/** Structured formats, in server preference order. */
-export const STRUCTURED_TYPES: readonly string[] = [
-  JSON_TYPE,
-  CBOR_TYPE,
-  MSGPACK_TYPE,
-  'application/x-msgpack',
-]
+/**
+ * Structured formats, in server preference order. `application/x-msgpack` is not listed: negotiate()
+ * matches it as an alias of `application/msgpack`, and chooseResponseType answers with the name asked for.
+ */
+export const STRUCTURED_TYPES: readonly string[] = [JSON_TYPE, CBOR_TYPE, MSGPACK_TYPE]
 const LIST_TYPES: readonly string[] = [...STRUCTURED_TYPES, CSV_TYPE]
 
 const SHORT_NAMES: Readonly<Record<string, string>> = {
@@ -49,10 +47,7 @@ export function chooseResponseType(accept: string | undefined, options: { csv?: 
   const available = options.csv ? LIST_TYPES : STRUCTURED_TYPES
   const chosen = negotiate(accept, available)
   if (chosen === undefined) {
-    throw new HttpError(
-      'NOT_ACCEPTABLE',
-      `none of ${available.filter((t) => t !== 'application/x-msgpack').join(', ')} is acceptable`,
-    )
+    throw new HttpError('NOT_ACCEPTABLE', `none of ${available.join(', ')} is acceptable`)
   }
   // Answer a client that asked for the legacy msgpack name with the name it asked for.
   if (chosen === MSGPACK_TYPE && accept !== undefined && /application\/x-msgpack/i.test(accept)) {
