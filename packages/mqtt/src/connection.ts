@@ -345,10 +345,6 @@ export class Connection implements FrameSink {
     if (this.connectTimer) clearTimeout(this.connectTimer)
     this.connectTimer = null
 
-    if (packet.protocolId === 'MQIsdp' && packet.protocolVersion !== 3) {
-      this.close('protocol name/level mismatch')
-      return
-    }
     const props = packet.properties
     if (v5 && props) {
       // First, so that even a refusing CONNACK respects them [MQTT-3.1.2-24] [MQTT-3.1.2-29].
