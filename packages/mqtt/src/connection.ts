@@ -879,7 +879,7 @@ export class Connection implements FrameSink {
     else this.publishQos2(topic, p)
   }
 
-  private message(topic: string, p: InboundPublish): PublishMessage {
+  private message(p: InboundPublish): PublishMessage {
     const meta: EventMeta = { qos: p.qos, clientId: this.clientId }
     const props = p.properties
     let contentType = this.contentType
@@ -895,14 +895,13 @@ export class Connection implements FrameSink {
     }
     const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
     if (contentType !== undefined) msg.contentType = contentType
-    void topic
     return msg
   }
 
   private publishQos0(topic: string, p: InboundPublish): void {
     this.inflightIn++
     if (this.inflightIn >= PAUSE_AT) this.pause()
-    this.broker.runtime.publish(topic, this.message(topic, p), this.ctx).then(
+    this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
       () => this.publishSettled(),
       (err) => {
         this.publishSettled()
@@ -916,7 +915,7 @@ export class Connection implements FrameSink {
     this.quotaUsed++
     this.inflightIn++
     if (this.inflightIn >= PAUSE_AT) this.pause()
-    this.broker.runtime.publish(topic, this.message(topic, p), this.ctx).then(
+    this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
       () => {
         this.publishSettled()
         this.finishAck(ack, 0)
@@ -956,7 +955,7 @@ export class Connection implements FrameSink {
     const options = session.durable
       ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
       : undefined
-    const work = this.broker.runtime.publish(topic, this.message(topic, p), this.ctx, options).then(
+    const work = this.broker.runtime.publish(topic, this.message(p), this.ctx, options).then(
       () => {
         session.inboundQos2.add(id)
         this.publishSettled()
