@@ -342,7 +342,9 @@ export class StoreImpl implements Store {
   private schedule(): void {
     const batch = new Batch(this)
     this.scheduled = batch
-    const committed = this.env.transaction(batch.run) as Promise<unknown>
+    // A child transaction: lmdb-js commits a plain async transaction's writes even when its callback
+    // throws, which would keep half a batch (a record without its log entry) that callers see rejected.
+    const committed = this.env.childTransaction(batch.run) as Promise<unknown>
     // `env.flushed` is the flush of the last queued transaction when it is read: read it now, while that
     // is this batch's, so the batch waits for its own fsync and not for a later batch's too.
     const durable = this.waitForFlush ? flushedAfter(committed, ownFlush(this.env)) : committed
@@ -368,13 +370,17 @@ export class StoreImpl implements Store {
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
       if (item instanceof Op) {
+        let planned: boolean
         try {
-          if (this.plan(item, undefined)) {
-            this.apply(item, batch)
-            wrote = true
-          }
+          planned = this.plan(item, undefined)
         } catch (error) {
           item.failed = error
+          continue
+        }
+        // a failed write (after the plan) aborts the batch: it may have written part of this op
+        if (planned) {
+          this.apply(item, batch)
+          wrote = true
         }
         continue
       }
