@@ -899,8 +899,7 @@ export class Connection implements FrameSink {
   }
 
   private publishQos0(topic: string, p: InboundPublish): void {
-    this.inflightIn++
-    if (this.inflightIn >= PAUSE_AT) this.pause()
+    this.publishStarted()
     this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
       () => this.publishSettled(),
       (err) => {
@@ -913,8 +912,7 @@ export class Connection implements FrameSink {
   private publishQos1(topic: string, p: InboundPublish): void {
     const ack = this.pushAck(PUBACK, p.packetId)
     this.quotaUsed++
-    this.inflightIn++
-    if (this.inflightIn >= PAUSE_AT) this.pause()
+    this.publishStarted()
     this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
       () => {
         this.publishSettled()
@@ -950,8 +948,7 @@ export class Connection implements FrameSink {
       return
     }
     this.quotaUsed++
-    this.inflightIn++
-    if (this.inflightIn >= PAUSE_AT) this.pause()
+    this.publishStarted()
     const options = session.durable
       ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
       : undefined
@@ -1040,18 +1037,19 @@ export class Connection implements FrameSink {
     }
   }
 
+  /** Counts an inbound publish until it settles; too many uncommitted ones pause the stream. */
+  private publishStarted(): void {
+    if (++this.inflightIn >= PAUSE_AT && !this.paused) {
+      this.paused = true
+      this.stream.pause()
+    }
+  }
+
   private publishSettled(): void {
     this.inflightIn--
     if (this.paused && this.inflightIn <= RESUME_AT) {
       this.paused = false
       if (this.state !== State.Closed) this.stream.resume()
-    }
-  }
-
-  private pause(): void {
-    if (!this.paused) {
-      this.paused = true
-      this.stream.pause()
     }
   }
 
