@@ -261,10 +261,13 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     })
     for (const name of BROKER_EVENTS) {
       broker.events.on(name, (...args: unknown[]) => {
-        logger.debug(
-          { event: name, ...summarize(args[0]), ...summarize(args[1]), ...summarize(args[2]) },
-          `mqtt ${name}`,
-        )
+        // Every connection fires these; skip building the summary when debug lines are dropped anyway.
+        if (logger.isLevelEnabled('debug')) {
+          logger.debug(
+            { event: name, ...summarize(args[0]), ...summarize(args[1]), ...summarize(args[2]) },
+            `mqtt ${name}`,
+          )
+        }
         try {
           events.emit(name, ...args)
         } catch (err) {
