@@ -151,9 +151,9 @@ export async function ensureAdmin(
   return { username, password, generated }
 }
 
-function healthRoute(server: () => { closing: boolean }) {
+function healthRoute(isClosing: () => boolean) {
   return (_req: IncomingMessage, res: ServerResponse) => {
-    const closing = server().closing
+    const closing = isClosing()
     const body = JSON.stringify({ status: closing ? 'stopping' : 'ok', uptime: Math.round(process.uptime()) })
     res.writeHead(closing ? 503 : 200, {
       'Content-Type': 'application/json; charset=utf-8',
@@ -303,7 +303,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         ...(config.http.cors ? { cors: { origins: config.http.cors } } : {}),
         maxBodySize: config.http.maxBodySize,
         subprotocols,
-        extraRoutes: { 'GET /health': healthRoute(() => ({ closing: closing !== undefined })) },
+        extraRoutes: { 'GET /health': healthRoute(() => closing !== undefined) },
         onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
       })
     }
