@@ -18,7 +18,7 @@ export const FORMAT_VERSION = 1
 
 export const RECORD_HEADER = 15
 
-export const TYPE_CODES: Record<ChangeType, number> = { put: 0, patch: 1, delete: 2, message: 3 }
+/** Change types by the code a log entry stores (the index). */
 export const TYPES: readonly ChangeType[] = ['put', 'patch', 'delete', 'message']
 
 /** A decoded record: live when it has three elements, a tombstone when it has two. */

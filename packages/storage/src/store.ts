@@ -24,6 +24,7 @@ import {
   RECORD_HEADER,
   type StoredRecord,
   stampRecord,
+  TYPES,
 } from './record-format.js'
 import type {
   ChangeEvent,
@@ -47,7 +48,6 @@ const PUT = 0
 const PATCH = 1
 const DELETE = 2
 const MESSAGE = 3
-const TYPE_NAMES = ['put', 'patch', 'delete', 'message'] as const
 
 const META_DB = '__meta'
 const LOG_DB = '__log'
@@ -320,7 +320,7 @@ export class StoreImpl implements Store {
     if (options !== undefined) checkWriteOptions(options)
     const meta = options?.meta !== undefined && table.logged ? encodeValue(options.meta) : undefined
     const event: ChangeEvent = {
-      type: TYPE_NAMES[kind]!,
+      type: TYPES[kind]!,
       table: table.name,
       id,
       value: kind === PUT || kind === MESSAGE ? value : undefined,
