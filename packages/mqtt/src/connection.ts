@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
@@ -62,7 +63,6 @@ const JSON_TYPE = 'application/json'
 /** Queued outbound bytes that trigger a write before the end of the event-loop turn. */
 const FLUSH_BYTES = 64 * 1024
 const MAX_BUFFERED = 8 * 1024 * 1024
-const fatalDecoder = new TextDecoder('utf-8', { fatal: true })
 const EMPTY = Buffer.alloc(0)
 const AVAILABLE = [
   'wildcardSubscriptionAvailable',
@@ -1338,15 +1338,6 @@ export class Connection implements FrameSink {
     }
     const ends = session === null || !session.durable || session.destroyed
     this.broker.triggerWill(key, will, ends, session?.expiryMs() ?? 0)
-  }
-}
-
-function isUtf8(buf: Buffer): boolean {
-  try {
-    fatalDecoder.decode(buf)
-    return true
-  } catch {
-    return false
   }
 }
 
