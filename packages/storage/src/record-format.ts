@@ -39,6 +39,10 @@ export function encodeValue(value: unknown): Buffer {
     const flat = packFlat(value, false)
     if (flat !== undefined) return flat
   }
+  return pack(value)
+}
+
+function pack(value: unknown): Buffer {
   try {
     return packr.pack(value)
   } catch (error) {
@@ -61,13 +65,7 @@ export function encodeRecord(value: unknown): Buffer {
     const flat = packFlat(value, true)
     if (flat !== undefined) return flat
   }
-  let record: Buffer
-  try {
-    record = packr.pack([0.5, 0xffffffff, value])
-  } catch (error) {
-    throw new InvalidValueError(`value cannot be stored: ${(error as Error).message}`, { cause: error })
-  }
-  return record
+  return pack([0.5, 0xffffffff, value])
 }
 
 let slab = Buffer.allocUnsafeSlow(0)
