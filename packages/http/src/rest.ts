@@ -72,8 +72,16 @@ function locationOf(path: string, id: unknown): string {
   return `/${encodeURIComponent(path)}/${idText.split('/').map(encodeURIComponent).join('/')}`
 }
 
+/**
+ * Answers GET / HEAD on an existing record. If-Match is evaluated before If-None-Match (RFC 9110
+ * section 13.2.2); a missing record is a 404 before this point, and preconditions are ignored then.
+ */
 function sendRecord(rc: RestContext, record: RecordResult): void {
   const etag = formatETag(record.version)
+  const ifMatch = parseTagList(requestHeader(rc.req, 'if-match'))
+  if (ifMatch !== undefined && !strongMatch(ifMatch, record.version)) {
+    throw new HttpError('PRECONDITION_FAILED', 'If-Match does not match the current version')
+  }
   const ifNoneMatch = parseTagList(requestHeader(rc.req, 'if-none-match'))
   if (ifNoneMatch !== undefined && weakMatch(ifNoneMatch, record.version)) {
     send(rc.res, 304, { ETag: etag })

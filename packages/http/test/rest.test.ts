@@ -164,6 +164,27 @@ describe('conditional requests', () => {
     expect((await put('/Dog/n', { id: 'n', name: 'N2' }, { 'if-none-match': '*' })).status).toBe(412)
     expect((await put('/Dog/n', { id: 'n', name: 'N3' }, { 'if-match': '*' })).status).toBe(204)
   })
+
+  it('evaluates If-Match on GET and HEAD before If-None-Match (RFC 9110 section 13.2.2)', async () => {
+    const etag = (await put('/Dog/g', { id: 'g', name: 'Gus' })).headers.get('etag')!
+    const stale = await fetch(`${srv.url}/Dog/g`, { headers: { ...auth, 'if-match': '"1"' } })
+    expect(stale.status).toBe(412)
+    expect(await stale.json()).toMatchObject({ error: 'PRECONDITION_FAILED', status: 412 })
+    const head = await fetch(`${srv.url}/Dog/g`, { method: 'HEAD', headers: { ...auth, 'if-match': '"1"' } })
+    expect(head.status).toBe(412)
+    const weak = await fetch(`${srv.url}/Dog/g`, { headers: { ...auth, 'if-match': `W/${etag}` } })
+    expect(weak.status).toBe(412)
+    const current = await fetch(`${srv.url}/Dog/g`, { headers: { ...auth, 'if-match': etag } })
+    expect(current.status).toBe(200)
+    expect(await current.json()).toMatchObject({ name: 'Gus' })
+    const both = await fetch(`${srv.url}/Dog/g`, {
+      headers: { ...auth, 'if-match': '"1"', 'if-none-match': etag },
+    })
+    expect(both.status).toBe(412)
+    // Without the record the answer would not be 2xx, so the precondition is ignored.
+    const missing = await fetch(`${srv.url}/Dog/none`, { headers: { ...auth, 'if-match': '*' } })
+    expect(missing.status).toBe(404)
+  })
 })
 
 describe('content negotiation', () => {
