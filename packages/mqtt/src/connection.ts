@@ -1300,6 +1300,9 @@ export class Connection implements FrameSink {
     this.reader.stop()
     if (this.connectTimer) clearTimeout(this.connectTimer)
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer)
+    // An AUTH exchange waiting for the client's next step would wait (and hold its timeout) for
+    // nothing: waking it lets authenticateEnhanced see the closed state and clear the timer.
+    this.auth?.waiter?.(undefined)
     this.held = null
     const broker = this.broker
     broker.connections.delete(this)

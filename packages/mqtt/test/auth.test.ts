@@ -1,6 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import type { AuthMethodFactory } from '../src/index.js'
 import { pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
 
@@ -272,6 +272,31 @@ describe('enhanced authentication (AUTH, SCRAM-SHA-256)', () => {
     // SCRAM is not there when the methods are replaced.
     const s = pairClient(fx.broker, 5)
     expect((await s.connect({ properties: { authenticationMethod: METHOD } })).reasonCode).toBe(0x8c)
+  })
+
+  it('stops the exchange and its timeout when the client goes away mid-exchange', async () => {
+    const endless: AuthMethodFactory = () => ({
+      async step() {
+        return { status: 'continue', data: Buffer.from('again') }
+      },
+    })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    make({ authenticationMethods: { endless } })
+    const c = pairClient(fx.broker, 5)
+    c.send({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      clientId: 'gone',
+      keepalive: 0,
+      properties: { authenticationMethod: 'endless' },
+    })
+    await c.next('auth')
+    c.end()
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
+    expect(fx.broker.connectionCount).toBe(0)
+    expect(vi.getTimerCount()).toBe(0)
   })
 })
 
