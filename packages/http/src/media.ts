@@ -3,12 +3,21 @@
  * JSON, CBOR and MessagePack for everything, CSV (RFC 4180) for lists, and a short query-parameter
  * fallback (`?accept=cbor`) for browsers, whose EventSource and WebSocket cannot set Accept.
  */
-import { decode, detect, encode, negotiate, normalizeMediaType, parseContentType } from '@proj/codec'
+import {
+  decode,
+  detect,
+  encode,
+  MEDIA_TYPES,
+  negotiate,
+  normalizeMediaType,
+  parseContentType,
+} from '@proj/codec'
 import { errorCode, HttpError } from './errors.js'
 
-export const JSON_TYPE = 'application/json'
-export const CBOR_TYPE = 'application/cbor'
-export const MSGPACK_TYPE = 'application/msgpack'
+export const JSON_TYPE = MEDIA_TYPES.json
+export const CBOR_TYPE = MEDIA_TYPES.cbor
+export const MSGPACK_TYPE = MEDIA_TYPES.msgpack
+/** The one format here that @proj/codec does not know: lists only. */
 export const CSV_TYPE = 'text/csv'
 
 /**
