@@ -419,10 +419,6 @@ export class BrokerCore implements Broker {
   // -------------------------------------------------------------------------------------------
   // Wills
 
-  willKey(clientId: string, connectionId: string): Key {
-    return [clientId, connectionId]
-  }
-
   /** The connection closed without DISCONNECT: publish now or after the Will Delay Interval. */
   triggerWill(key: Key, will: StoredWill, sessionEnds: boolean, sessionExpiryMs: number): void {
     const delayMs = sessionEnds ? 0 : Math.min(will.delay * 1000, sessionExpiryMs)
