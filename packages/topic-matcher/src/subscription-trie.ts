@@ -1,5 +1,4 @@
-import { TopicError } from './errors.js'
-import { validateTopicFilter } from './validate.js'
+import { assertTopicFilter } from './validate.js'
 
 /** MQTT quality of service. */
 export type QoS = 0 | 1 | 2
@@ -256,13 +255,7 @@ export class SubscriptionTrie<S, O = undefined> {
    * @throws {TopicError} when `filter` is not a valid topic filter.
    */
   add(filter: string, subscriber: S, options: SubscriptionOptions<O>): boolean {
-    const valid = validateTopicFilter(filter)
-    if (!valid.ok)
-      throw new TopicError(
-        valid.code,
-        filter,
-        `invalid topic filter ${JSON.stringify(filter)}: ${valid.reason}`,
-      )
+    assertTopicFilter(filter)
     let state = this.#states.get(subscriber)
     const existing = state?.byFilter.get(filter)
     if (state !== undefined && existing !== undefined) {
