@@ -641,10 +641,8 @@ class RuntimeImpl implements ResourceRuntime {
     const topics = this.#topics
     const single = atomic === undefined || atomic.length === 0
     if (retain && message.payload.length === 0) {
-      if (single) {
-        if (topics.get(topic) === undefined) return RESOLVED_EMPTY
-        return topics.delete(topic, write).then(this.#toResult, rethrow)
-      }
+      // not skipped when the topic looks empty: a retained put just before it may still be queued
+      if (single) return topics.delete(topic, write).then(this.#toResult, rethrow)
       return this.#commitOne((txn) => txn.delete(topics, topic, write), atomic, TOPICS_TABLE)
     }
     // One write without state writes: a plain storage write (no transaction group), same batching.

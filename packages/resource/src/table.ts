@@ -471,8 +471,9 @@ export class Table extends Resource {
     const meta = storageMeta(message, ctx)
     const user = ctx.user?.username
     const indexes = this.indexes
+    // No early return when the record looks absent: a retained put published just before may not have
+    // committed yet, and the store's delete of an absent record is a no-op anyway.
     if (message.payload?.length === 0) {
-      if (!atomic?.length && !this.has(id)) return RESOLVED_EMPTY
       if (indexes.size === 0 && !atomic?.length)
         return this.#single(this.table.delete(id, writeOf(user, meta)))
       if (indexes.size === 0) return this.#commit((txn) => txn.delete(this.table, id, { user, meta }), atomic)
