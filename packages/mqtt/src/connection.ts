@@ -21,6 +21,7 @@ import {
   PUBACK,
   PUBCOMP,
   PUBREC,
+  PUBREL,
   parsePublish,
   reasonStringProperty,
 } from './publish-codec.js'
@@ -294,9 +295,9 @@ export class Connection implements FrameSink {
         const known = this.session!.received(packet.messageId!)
         this.write(
           known
-            ? encodeAck(0x62, packet.messageId!, 0, this.v5)
+            ? encodeAck(PUBREL, packet.messageId!, 0, this.v5)
             : this.ack(
-                0x62,
+                PUBREL,
                 packet.messageId!,
                 ReasonCode.PacketIdentifierNotFound,
                 'packet identifier not found',
