@@ -1,4 +1,4 @@
-import { validateTopicFilter } from './validate.js'
+import { SHARE_PREFIX, validateTopicFilter } from './validate.js'
 
 /** A parsed `$share/{group}/{filter}`. */
 export interface SharedSubscription {
@@ -7,8 +7,6 @@ export interface SharedSubscription {
   /** The topic filter after the ShareName. */
   filter: string
 }
-
-const SHARE_PREFIX = '$share/'
 
 /**
  * Splits an MQTT 5 shared subscription `$share/{ShareName}/{filter}` (§4.8.2). Returns null when

@@ -1,4 +1,4 @@
-import { assertTopicFilter } from './validate.js'
+import { assertTopicFilter, SHARE_PREFIX } from './validate.js'
 
 /** MQTT quality of service. */
 export type QoS = 0 | 1 | 2
@@ -215,8 +215,6 @@ function nextSlash(s: string, from: number): number {
   const k = s.indexOf('/', from)
   return k === -1 ? s.length : k
 }
-
-const SHARE_PREFIX = '$share/'
 
 /**
  * The subscriptions of a broker, indexed by filter level for matching topics fast.

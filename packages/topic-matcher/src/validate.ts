@@ -113,7 +113,8 @@ function validateFilter(filter: string): ValidationResult {
   return OK
 }
 
-const SHARE_PREFIX = '$share/'
+/** The prefix of an MQTT 5 shared subscription, `$share/{ShareName}/{filter}` (§4.8.2). */
+export const SHARE_PREFIX = '$share/'
 
 /**
  * Validates a topic filter (a SUBSCRIBE/UNSUBSCRIBE entry) per MQTT 5.0 §4.7: non-empty, `#` only as
