@@ -116,6 +116,13 @@ export class SubscriptionImpl implements Subscription {
   }
 }
 
+/** The filter a subscription is registered under in the trie: add and remove must agree on it. */
+function trieKey(subscription: SubscriptionImpl): string {
+  return subscription.group === undefined
+    ? subscription.trieFilter
+    : `$share/${subscription.group}/${subscription.trieFilter}`
+}
+
 export function eventClientId(event: RuntimeEvent): string | undefined {
   const metaClient = event.meta?.clientId
   return typeof metaClient === 'string' ? metaClient : event.origin
@@ -187,11 +194,7 @@ export class SubscriptionRegistry {
   add(subscription: SubscriptionImpl): void {
     subscription.owner.count++
     this.#size++
-    const filter =
-      subscription.group === undefined
-        ? subscription.trieFilter
-        : `$share/${subscription.group}/${subscription.trieFilter}`
-    this.#trie.add(filter, subscription, {
+    this.#trie.add(trieKey(subscription), subscription, {
       qos: subscription.qos,
       ...(subscription.subscriptionId !== undefined ? { subscriptionId: subscription.subscriptionId } : {}),
     })
@@ -201,11 +204,7 @@ export class SubscriptionRegistry {
     const owner = subscription.owner
     this.#size--
     if (--owner.count === 0 && this.#owners.get(owner.listener) === owner) this.#owners.delete(owner.listener)
-    const filter =
-      subscription.group === undefined
-        ? subscription.trieFilter
-        : `$share/${subscription.group}/${subscription.trieFilter}`
-    this.#trie.remove(filter, subscription)
+    this.#trie.remove(trieKey(subscription), subscription)
   }
 
   call(listener: EventListener, event: RuntimeEvent, delivery: Delivery): void {
