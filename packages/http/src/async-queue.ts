@@ -15,11 +15,13 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #items: T[] = []
   readonly #waiters: ((result: IteratorResult<T>) => void)[] = []
   readonly #options: AsyncQueueOptions
+  readonly #highWaterMark: number
   #ended = false
   #high = false
 
   constructor(options: AsyncQueueOptions = {}) {
     this.#options = options
+    this.#highWaterMark = options.highWaterMark ?? 64
   }
 
   get length(): number {
@@ -34,7 +36,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       return
     }
     this.#items.push(item)
-    if (!this.#high && this.#items.length >= (this.#options.highWaterMark ?? 64)) {
+    if (!this.#high && this.#items.length >= this.#highWaterMark) {
       this.#high = true
       this.#options.onHigh?.()
     }
@@ -50,7 +52,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   #next(): Promise<IteratorResult<T>> {
     if (this.#items.length > 0) {
       const value = this.#items.shift() as T
-      if (this.#high && this.#items.length < (this.#options.highWaterMark ?? 64) / 2) {
+      if (this.#high && this.#items.length < this.#highWaterMark / 2) {
         this.#high = false
         this.#options.onDrain?.()
       }
