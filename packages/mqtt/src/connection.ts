@@ -1114,24 +1114,18 @@ export class Connection implements FrameSink {
       reasons.push(`invalid topic filter ${s.topic}`)
       return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
     }
-    const shared = isSharedFilter(s.topic)
     const existing = session.subscriptions.get(s.topic)
     const rh = s.rh ?? 0
-    const sub: SessionSubscription = {
+    const sub = session.subscription({
       filter: s.topic,
       qos: s.qos,
       nl: v5 ? (s.nl ?? false) : false,
       rap: v5 ? (s.rap ?? false) : false,
       rh,
+      id: subId,
+      accept,
       cursor: existing?.cursor ?? 0,
-      shared,
-      handle: null,
-      closed: false,
-      listener: () => {},
-    }
-    if (subId !== undefined) sub.id = subId
-    if (accept !== undefined) sub.accept = accept
-    sub.listener = (event, delivery) => session.deliver(sub, event, delivery)
+    })
     if (existing) {
       // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
       existing.closed = true
@@ -1139,7 +1133,7 @@ export class Connection implements FrameSink {
     }
     session.subscriptions.set(s.topic, sub)
     // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never (MQTT 5 section 4.8.2).
-    const sendRetained = !shared && (rh === 0 || (rh === 1 && existing === undefined))
+    const sendRetained = !sub.shared && (rh === 0 || (rh === 1 && existing === undefined))
     return this.openSubscription(sub, sendRetained, undefined, reasons).then((rc) => {
       if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub)
         session.subscriptions.delete(sub.filter)

@@ -12,6 +12,7 @@ import {
   type StoredSession,
   type StoredSubscription,
 } from './session-store.js'
+import { isSharedFilter } from './topic-validate.js'
 
 /** One subscription of a session; `handle` is the live runtime subscription while the client is online. */
 export interface SessionSubscription extends StoredSubscription {
@@ -103,6 +104,29 @@ export class Session {
 
   // -------------------------------------------------------------------------------------------
   // Outbound delivery
+
+  /**
+   * A subscription of this session, not yet open (no runtime handle), whose listener delivers to
+   * it; the inverse of the entries of {@link toRecord}.
+   */
+  subscription(s: StoredSubscription): SessionSubscription {
+    const sub: SessionSubscription = {
+      filter: s.filter,
+      qos: s.qos,
+      nl: s.nl,
+      rap: s.rap,
+      rh: s.rh,
+      cursor: s.cursor,
+      shared: isSharedFilter(s.filter),
+      handle: null,
+      closed: false,
+      listener: () => {},
+    }
+    if (s.id !== undefined) sub.id = s.id
+    if (s.accept !== undefined) sub.accept = s.accept
+    sub.listener = (event, delivery) => this.deliver(sub, event, delivery)
+    return sub
+  }
 
   /** Called by the runtime for every event matching `sub`. */
   deliver(sub: SessionSubscription, event: ResourceEvent, delivery: Delivery | undefined): void {
@@ -536,24 +560,7 @@ export class Session {
     session.expiry = rec.expiry
     session.disconnectedAt = rec.disconnectedAt
     session.persisted = true
-    for (const s of rec.subscriptions) {
-      const sub: SessionSubscription = {
-        filter: s.filter,
-        qos: s.qos,
-        nl: s.nl,
-        rap: s.rap,
-        rh: s.rh,
-        id: s.id,
-        accept: s.accept,
-        cursor: s.cursor,
-        shared: s.filter.startsWith('$share/'),
-        handle: null,
-        closed: false,
-        listener: () => {},
-      }
-      sub.listener = (event, delivery) => session.deliver(sub, event, delivery)
-      session.subscriptions.set(s.filter, sub)
-    }
+    for (const s of rec.subscriptions) session.subscriptions.set(s.filter, session.subscription(s))
     const inflight: [number, StoredInflight][] = []
     for (const { key, value } of broker
       .state<StoredInflight>(INFLIGHT_STORE)
