@@ -13,8 +13,11 @@ const textDecoders = new Map<string, TextDecoder>([
 
 /** Resolves a media type or Content-Type value to its canonical type plus its charset, if any. */
 function resolve(mediaType: string): { type: CanonicalMediaType; charset: string | undefined } {
-  const direct = normalizeMediaType(mediaType)
-  if (direct !== undefined && mediaType.indexOf(';') === -1) return { type: direct, charset: undefined }
+  if (mediaType.indexOf(';') === -1) {
+    const direct = normalizeMediaType(mediaType)
+    if (direct !== undefined) return { type: direct, charset: undefined }
+  }
+  // With parameters normalizeMediaType would parse the value only to drop them; parse it once here.
   let parsed: ReturnType<typeof parseContentType> | undefined
   try {
     parsed = parseContentType(mediaType)
