@@ -3,7 +3,7 @@
  * Every other packet goes through mqtt-packet. Layout: MQTT 3.1.1 section 3.3, MQTT 5 section 3.3.
  */
 import { MalformedPacketError, type MqttError, ProtocolError, ReasonCode } from './errors.js'
-import { decodeUtf8 } from './topic-validate.js'
+import { decodeUtf8, isValidTopicName } from './topic-validate.js'
 
 export type UserProperties = Record<string, string | string[]>
 
@@ -133,7 +133,8 @@ function parsePublishProperties(buf: Buffer, pos: number, end: number): PublishP
         if (props.responseTopic !== undefined) return new ProtocolError('duplicate property')
         const s = readString()
         if (s === undefined) return bad('response topic')
-        if (s.length === 0 || s.includes('+') || s.includes('#'))
+        // A Topic Name: no wildcards [MQTT-3.3.2-14].
+        if (!isValidTopicName(s))
           return new ProtocolError('response topic must be a topic name', ReasonCode.TopicNameInvalid)
         props.responseTopic = s
         break

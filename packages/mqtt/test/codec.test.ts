@@ -100,6 +100,23 @@ describe('parsePublish', () => {
     const bytes = Buffer.from([0x30, 6, 0, 1, 0x61, 2, 0x0b, 1])
     expect(parsePublish(bytes, 2, true)).toBeInstanceOf(Error)
   })
+
+  it.each([
+    ['empty', ''],
+    ['with +', 'reply/+'],
+    ['with #', 'reply/#'],
+  ])('refuses a response topic that is not a topic name: %s [MQTT-3.3.2-14]', (_name, responseTopic) => {
+    const packet = { cmd: 'publish', qos: 0, topic: 't', payload: 'p', dup: false, retain: false }
+    const bytes = mqttPacket.generate(
+      { ...packet, properties: { responseTopic } } as mqttPacket.IPublishPacket,
+      {
+        protocolVersion: 5,
+      },
+    )
+    const result = parsePublish(bytes, 2, true)
+    expect(result).toBeInstanceOf(Error)
+    expect((result as Error & { reasonCode: number }).reasonCode).toBe(0x90)
+  })
 })
 
 describe('encodePublish', () => {
