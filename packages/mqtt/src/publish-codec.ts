@@ -292,13 +292,6 @@ export function encodePublish(
   return buf
 }
 
-/** Overwrites DUP and the packet id of an encoded QoS > 0 PUBLISH in place (retransmission). */
-export function setDup(packet: Buffer): Buffer {
-  const copy = Buffer.from(packet)
-  copy[0] = copy[0]! | 0x08
-  return copy
-}
-
 export const PUBACK = 0x40
 export const PUBREC = 0x50
 export const PUBREL = 0x62
