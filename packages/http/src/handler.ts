@@ -13,7 +13,7 @@ import { answerPreflight, applyCors, type CorsOptions, isPreflight } from './cor
 import { EnvelopeEncoder } from './envelope.js'
 import { errorBody, HttpError } from './errors.js'
 import { openEventStream } from './event-stream.js'
-import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue } from './media.js'
+import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue, wantsEventStream } from './media.js'
 import { requestHeader } from './request-header.js'
 import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
@@ -199,7 +199,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
       const accept = requestAccept(req, url.searchParams)
 
-      if (method === 'GET' && accept !== undefined && /text\/event-stream/i.test(accept)) {
+      if (method === 'GET' && wantsEventStream(accept)) {
         const ctx: RequestContext = { user, transport: 'sse' }
         const after = parseLastEventId(
           requestHeader(req, 'last-event-id') ?? url.searchParams.get('lastEventId'),

@@ -19,6 +19,7 @@ export const CBOR_TYPE = MEDIA_TYPES.cbor
 export const MSGPACK_TYPE = MEDIA_TYPES.msgpack
 /** The one format here that @proj/codec does not know: lists only. */
 export const CSV_TYPE = 'text/csv'
+export const EVENT_STREAM_TYPE = 'text/event-stream'
 
 /**
  * Structured formats, in server preference order. `application/x-msgpack` is not listed: negotiate()
@@ -63,6 +64,18 @@ export function chooseResponseType(accept: string | undefined, options: { csv?: 
     if (!/application\/msgpack/i.test(accept)) return 'application/x-msgpack'
   }
   return chosen
+}
+
+/**
+ * Whether a request asks for Server-Sent Events: its Accept names `text/event-stream` itself (a
+ * wildcard is not enough) with a q above 0 (q=0 means "not acceptable", RFC 9110 section 12.4.2).
+ */
+export function wantsEventStream(accept: string | undefined): boolean {
+  return (
+    accept !== undefined &&
+    /text\/event-stream/i.test(accept) &&
+    negotiate(accept, [EVENT_STREAM_TYPE]) !== undefined
+  )
 }
 
 /** Encodes a value for a structured media type (JSON, CBOR, MessagePack). */

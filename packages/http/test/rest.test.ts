@@ -188,6 +188,16 @@ describe('conditional requests', () => {
 })
 
 describe('content negotiation', () => {
+  it('does not open an event stream when Accept gives text/event-stream q=0', async () => {
+    await put('/Dog/q', { id: 'q', name: 'Quill' })
+    const res = await fetch(`${srv.url}/Dog/q`, {
+      headers: { ...auth, accept: 'text/event-stream;q=0, application/json' },
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/json')
+    expect(await res.json()).toMatchObject({ name: 'Quill' })
+  })
+
   it('serves CBOR and MessagePack by Accept and reads them by Content-Type', async () => {
     const body = encode({ id: 'b', name: 'Bin', age: 7 }, 'application/cbor')
     const created = await fetch(`${srv.url}/Dog/b`, {
