@@ -23,6 +23,23 @@ export function allowedOrigin(cors: CorsOptions, origin: string | undefined): st
   return cors.origins.includes(origin) ? origin : undefined
 }
 
+/**
+ * Whether a WebSocket upgrade may proceed given its Origin. Browsers send cached Basic credentials and
+ * cookies with a cross-site WebSocket handshake and apply no CORS check to it, so the server must
+ * (cross-site WebSocket hijacking). Non-browser clients send no Origin; same-origin pages always pass;
+ * other origins pass only when the CORS configuration allows them.
+ */
+export function upgradeOriginAllowed(cors: CorsOptions | undefined, req: IncomingMessage): boolean {
+  const origin = req.headers.origin
+  if (origin === undefined) return true
+  if (cors !== undefined && allowedOrigin(cors, origin) !== undefined) return true
+  try {
+    return new URL(origin).host === req.headers.host
+  } catch {
+    return false
+  }
+}
+
 /** Adds the CORS response headers for an actual (non-preflight) request. */
 export function applyCors(cors: CorsOptions | undefined, req: IncomingMessage, res: ServerResponse): void {
   if (!cors) return

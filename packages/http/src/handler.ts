@@ -9,7 +9,7 @@ import type { RequestContext, Runtime } from '@proj/resource'
 import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
 import { requestCredentials, resolveUser } from './auth.js'
 import { readBody } from './body.js'
-import { answerPreflight, applyCors, type CorsOptions, isPreflight } from './cors.js'
+import { answerPreflight, applyCors, type CorsOptions, isPreflight, upgradeOriginAllowed } from './cors.js'
 import { EnvelopeEncoder } from './envelope.js'
 import { errorBody, HttpError } from './errors.js'
 import { openEventStream } from './event-stream.js'
@@ -245,6 +245,11 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     void (async () => {
       try {
         if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
+        if (!upgradeOriginAllowed(cors, req))
+          throw new HttpError(
+            'FORBIDDEN',
+            `WebSocket connections from origin ${req.headers.origin} are not allowed`,
+          )
         const offered = (requestHeader(req, 'sec-websocket-protocol') ?? '')
           .split(',')
           .map((p) => p.trim())

@@ -123,6 +123,29 @@ describe('WebSocket on a record', () => {
     }
   })
 
+  it('refuses a cross-site upgrade (403) unless CORS allows its Origin; same-origin and Origin-less clients pass', async () => {
+    await using restricted = await startServer({
+      runtime: rt.runtime,
+      cors: { origins: ['https://app.example'] },
+      subprotocols: { mqtt: (stream) => stream.end() },
+    })
+    const host = new URL(restricted.url).host
+    const attempt = (path: string, headers: Record<string, string>, protocol?: string) => {
+      const ws = new WebSocket(`${restricted.wsUrl}${path}`, protocol, { headers: { ...auth, ...headers } })
+      sockets.push(ws)
+      ws.on('error', () => {})
+      return new Promise<number>((resolve) => {
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+        ws.on('open', () => resolve(101))
+      })
+    }
+    expect(await attempt('/Dog/1', { origin: 'https://evil.example' })).toBe(403)
+    expect(await attempt('/', { origin: 'https://evil.example' }, 'mqtt')).toBe(403)
+    expect(await attempt('/Dog/1', { origin: 'https://app.example' })).toBe(101)
+    expect(await attempt('/Dog/1', { origin: `http://${host}` })).toBe(101)
+    expect(await attempt('/Dog/1', {})).toBe(101)
+  })
+
   it('closes a client that stops reading with 1008 once its queue passes the bound, keeping memory flat', async () => {
     await rt.runtime.put('Dog/slow', { id: 'slow' }, ctx)
     const { ws, messages } = await open('/Dog/slow')
