@@ -123,6 +123,10 @@ function trieKey(subscription: SubscriptionImpl): string {
     : `$share/${subscription.group}/${subscription.trieFilter}`
 }
 
+function shareKey(group: string, filter: string): string {
+  return `${group}\0${filter}`
+}
+
 export function eventClientId(event: RuntimeEvent): string | undefined {
   const metaClient = event.meta?.clientId
   return typeof metaClient === 'string' ? metaClient : event.origin
@@ -138,7 +142,8 @@ export class SubscriptionRegistry {
   /** One trie entry per subscribe() call (its SubscriptionImpl); merging per listener happens here. */
   readonly #trie = new SubscriptionTrie<SubscriptionImpl>()
   readonly #owners = new Map<EventListener, Owner>()
-  readonly #roundRobin = new Map<string, number>()
+  /** Per shared group and filter: its member count, and whose turn is next. Dropped with its last member. */
+  readonly #shareGroups = new Map<string, { members: number; next: number }>()
   readonly #onError: (error: unknown, event: RuntimeEvent) => void
   #seq = 0
   #size = 0
@@ -153,8 +158,8 @@ export class SubscriptionRegistry {
   readonly #onShared = (group: SharedGroupMatch<SubscriptionImpl>): void => {
     const members = group.members
     const n = members.length
-    const key = `${group.group}\0${group.filter}`
-    const next = this.#roundRobin.get(key) ?? 0
+    const turn = this.#shareGroups.get(shareKey(group.group, group.filter))
+    const next = turn === undefined ? 0 : turn.next % n
     let fallback = -1
     for (let i = 0; i < n; i++) {
       const member = members[(next + i) % n]!.subscriber
@@ -164,12 +169,12 @@ export class SubscriptionRegistry {
         if (fallback === -1) fallback = i
         continue
       }
-      this.#roundRobin.set(key, (next + i + 1) % n)
+      if (turn !== undefined) turn.next = (next + i + 1) % n
       this.#collected[this.#count++] = member
       return
     }
     if (fallback !== -1) {
-      this.#roundRobin.set(key, (next + fallback + 1) % n)
+      if (turn !== undefined) turn.next = (next + fallback + 1) % n
       this.#collected[this.#count++] = members[(next + fallback) % n]!.subscriber
     }
   }
@@ -194,6 +199,12 @@ export class SubscriptionRegistry {
   add(subscription: SubscriptionImpl): void {
     subscription.owner.count++
     this.#size++
+    if (subscription.group !== undefined) {
+      const key = shareKey(subscription.group, subscription.trieFilter)
+      const turn = this.#shareGroups.get(key)
+      if (turn === undefined) this.#shareGroups.set(key, { members: 1, next: 0 })
+      else turn.members++
+    }
     this.#trie.add(trieKey(subscription), subscription, {
       qos: subscription.qos,
       ...(subscription.subscriptionId !== undefined ? { subscriptionId: subscription.subscriptionId } : {}),
@@ -205,6 +216,16 @@ export class SubscriptionRegistry {
     this.#size--
     if (--owner.count === 0 && this.#owners.get(owner.listener) === owner) this.#owners.delete(owner.listener)
     this.#trie.remove(trieKey(subscription), subscription)
+    if (subscription.group !== undefined) {
+      const key = shareKey(subscription.group, subscription.trieFilter)
+      const turn = this.#shareGroups.get(key)
+      if (turn !== undefined && --turn.members === 0) this.#shareGroups.delete(key)
+    }
+  }
+
+  /** Shared groups with at least one member (diagnostics and tests). */
+  get sharedGroupCount(): number {
+    return this.#shareGroups.size
   }
 
   call(listener: EventListener, event: RuntimeEvent, delivery: Delivery): void {

@@ -2,6 +2,7 @@ import { encode } from '@proj/codec'
 import { waitFor } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
 import type { Delivery, ResourceEvent, RuntimeEvent } from '../src/index.js'
+import { SubscriptionImpl, SubscriptionRegistry } from '../src/subscriptions.js'
 import { admin, bytes, collector, runtimeFixture, text } from './helpers.js'
 
 describe('subscriptions', () => {
@@ -113,6 +114,31 @@ describe('subscriptions', () => {
       await runtime.publish('jobs/x', { payload: bytes(String(i)), retain: false, qos: 0 }, admin)
     expect(a.events.map((e) => e.value)).toEqual([1, 3])
     expect(b.events.map((e) => e.value)).toEqual([2, 4])
+  })
+
+  it('forgets a shared group (and its round-robin turn) when its last member leaves, so group churn does not grow memory', () => {
+    const registry = new SubscriptionRegistry(() => {})
+    const listener = () => {}
+    const join = (group: string) => {
+      const sub = new SubscriptionImpl(
+        registry,
+        registry.owner(listener),
+        `$share/${group}/jobs/#`,
+        'jobs/#',
+        { qos: 1, noLocal: false, retainAsPublished: false },
+        null,
+      )
+      sub.group = group
+      registry.add(sub)
+      return sub
+    }
+    const members = Array.from({ length: 50 }, (_, i) => join(`g${i % 25}`))
+    expect(registry.sharedGroupCount).toBe(25)
+    for (const member of members.slice(0, 25)) registry.remove(member)
+    expect(registry.sharedGroupCount).toBe(25)
+    for (const member of members.slice(25)) registry.remove(member)
+    expect(registry.sharedGroupCount).toBe(0)
+    expect(registry.size).toBe(0)
   })
 
   it('passes a shared event to the next member while canDeliver() says full, else to the one whose turn it was', async () => {
