@@ -28,6 +28,7 @@ import {
 import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
 import { NEVER_EXPIRES, packetKey, QOS2_STORE, type StoredWill } from './session-store.js'
+import { truncateUtf8 } from './string-field.js'
 import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
@@ -733,9 +734,11 @@ export class Connection implements FrameSink {
    */
   private sized(packet: mqttPacket.Packet): Buffer {
     const opts = { protocolVersion: this.version }
+    const props = (packet as { properties?: Record<string, unknown> }).properties
+    // A reason string names what was refused (topic filters, many of them): it must fit its length field.
+    if (typeof props?.reasonString === 'string') props.reasonString = truncateUtf8(props.reasonString)
     let buf = mqttPacket.generate(packet, opts)
     if (buf.length <= this.clientMaximumPacketSize) return buf
-    const props = (packet as { properties?: Record<string, unknown> }).properties
     if (props !== undefined && (props.reasonString !== undefined || props.userProperties !== undefined)) {
       delete props.reasonString
       delete props.userProperties
@@ -1065,6 +1068,11 @@ export class Connection implements FrameSink {
       this.protocolViolation(new ProtocolError('subscription identifier 0'))
       return
     }
+    if (packet.subscriptions.length === 0) {
+      // [MQTT-3.8.3-3] at least one topic filter.
+      this.protocolViolation(new ProtocolError('SUBSCRIBE without topic filters'))
+      return
+    }
     const accept = firstUserProperty(props, 'accept')
     for (const s of packet.subscriptions) {
       if (!isValidUtf8String(s.topic)) {
@@ -1179,6 +1187,11 @@ export class Connection implements FrameSink {
   }
 
   private onUnsubscribe(packet: mqttPacket.IUnsubscribePacket): void {
+    if (packet.unsubscriptions.length === 0) {
+      // [MQTT-3.10.3-2] at least one topic filter.
+      this.protocolViolation(new ProtocolError('UNSUBSCRIBE without topic filters'))
+      return
+    }
     const session = this.session!
     const granted: number[] = []
     for (const filter of packet.unsubscriptions) {

@@ -3,6 +3,7 @@
  * Every other packet goes through mqtt-packet. Layout: MQTT 3.1.1 section 3.3, MQTT 5 section 3.3.
  */
 import { MalformedPacketError, type MqttError, ProtocolError, ReasonCode } from './errors.js'
+import { truncateUtf8 } from './string-field.js'
 import { decodeUtf8, isValidTopicName } from './topic-validate.js'
 
 export type UserProperties = Record<string, string | string[]>
@@ -326,9 +327,9 @@ export function encodeAck(
   return Buffer.from([type, 2, packetId >> 8, packetId & 0xff])
 }
 
-/** A Reason String property (0x1F) for acknowledgements. */
+/** A Reason String property (0x1F) for acknowledgements, shortened to fit its two-byte length. */
 export function reasonStringProperty(reason: string): Buffer {
-  return stringProp(0x1f, reason)
+  return stringProp(0x1f, truncateUtf8(reason))
 }
 
 /** A Topic Alias property (0x23), appended to a PUBLISH property block. */
