@@ -68,6 +68,13 @@ export function encodeRecord(value: unknown): Buffer {
   return pack([0.5, 0xffffffff, value])
 }
 
+/** An object literal or `Object.create(null)`: no class instance, array, Date or Buffer. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
 let slab = Buffer.allocUnsafeSlow(0)
 let slabPos = 0
 
@@ -78,8 +85,7 @@ let slabPos = 0
  * anything else (msgpackr packs it). With `header`, the record header's placeholder comes first.
  */
 function packFlat(value: object, header: boolean): Buffer | undefined {
-  const proto = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null) return undefined
+  if (!isPlainObject(value)) return undefined
   // first pass: check every field and bound the size
   let count = 0
   let bound = header ? RECORD_HEADER + 3 : 3

@@ -1,0 +1,229 @@
+import type { Clock } from './clock.js'
+import type { Cursors } from './cursors.js'
+import type { Db } from './databases.js'
+import { ConflictError, InvalidValueError, StaleWriteError, StorageError } from './errors.js'
+import {
+  checkKey,
+  decodeValue,
+  encodeLogEntry,
+  encodeRecord,
+  encodeTombstone,
+  encodeValue,
+  isPlainObject,
+  keyString,
+  RECORD_HEADER,
+  type StoredRecord,
+  stampRecord,
+  TYPES,
+} from './record-format.js'
+import type { ChangeEvent, Key, WriteOptions } from './types.js'
+
+/** Write kinds, as stored in log entries (the index into TYPES). */
+export const PUT = 0
+export const PATCH = 1
+export const DELETE = 2
+export const MESSAGE = 3
+
+export const MAX_NODE_ID = 0xffffffff
+
+type Resolve = (value: any) => void
+type Reject = (error: unknown) => void
+
+/** What a write needs of the table it goes to. */
+export interface WriteTarget {
+  readonly name: string
+  readonly db: Db
+  readonly logged: boolean
+}
+
+/** One write, from the call that made it to its commit. */
+export class Op {
+  /** What goes into the table db (stamped record or tombstone), when anything does. */
+  record: Buffer | undefined = undefined
+  remove = false
+  log: Buffer | undefined = undefined
+  result: ChangeEvent | undefined = undefined
+  failed: unknown = undefined
+  resolve: Resolve | undefined = undefined
+  reject: Reject | undefined = undefined
+
+  constructor(
+    readonly kind: number,
+    readonly table: WriteTarget,
+    readonly id: Key,
+    /** put: record buffer with an unstamped header; patch: the packed patch; message: the packed value. */
+    readonly bytes: Buffer | undefined,
+    readonly meta: Buffer | undefined,
+    readonly options: WriteOptions | undefined,
+    readonly event: ChangeEvent,
+  ) {}
+
+  /**
+   * Runs inside the write transaction: checks conditions against the stored record (or what the
+   * transaction's earlier writes left in `overlay`), stamps the write with the clock and the next
+   * cursor, merges a patch, and encodes what it stores; writes nothing. Returns false for a write that
+   * has nothing to do (deleting an absent record).
+   */
+  plan(stamp: Stamp, overlay: Overlay | undefined): boolean {
+    const { kind, table, options, event } = this
+    this.record = undefined
+    this.remove = false
+    this.log = undefined
+    this.result = undefined
+    const explicit = options?.timestamp
+    let timestamp: number
+    const nodeId = options?.nodeId ?? stamp.nodeId
+    if (explicit !== undefined) {
+      timestamp = explicit
+      stamp.clock.observe(explicit)
+    } else timestamp = stamp.clock.now()
+
+    let current: StoredRecord | undefined
+    if (
+      kind === PATCH ||
+      kind === DELETE ||
+      (kind === PUT && (explicit !== undefined || options?.ifVersion !== undefined))
+    ) {
+      const key = overlay !== undefined ? `${table.name}\u0000${keyString(this.id)}` : ''
+      const staged = overlay?.get(key)
+      current =
+        staged !== undefined ? (staged ?? undefined) : (table.db.get(this.id) as StoredRecord | undefined)
+      if (explicit !== undefined && current !== undefined) {
+        const stored = current[0]
+        if (!(explicit > stored || (explicit === stored && nodeId > current[1])))
+          throw new StaleWriteError(explicit, stored)
+      }
+      if (options?.ifVersion !== undefined) {
+        const actual = current !== undefined && current.length === 3 ? current[0] : 0
+        if (actual !== options.ifVersion) throw new ConflictError(options.ifVersion, actual)
+      }
+    }
+
+    let valueBytes: Buffer | undefined
+    let patchBytes: Buffer | undefined
+    let staged: StoredRecord | null | undefined
+    switch (kind) {
+      case PUT:
+        this.record = stampRecord(this.bytes!, timestamp, nodeId)
+        valueBytes = this.record.subarray(RECORD_HEADER)
+        staged = [timestamp, nodeId, event.value]
+        break
+      case PATCH: {
+        const base = current !== undefined && current.length === 3 ? current[2] : undefined
+        if (base !== undefined && !isPlainObject(base))
+          throw new InvalidValueError('cannot patch a value that is not a plain object')
+        const merged: Record<string, unknown> = base === undefined ? {} : { ...(base as object) }
+        const patch = decodeValue(this.bytes!) as Record<string, unknown>
+        for (const name in patch) {
+          const v = patch[name]
+          if (v === undefined) delete merged[name]
+          else merged[name] = v
+        }
+        this.record = stampRecord(encodeRecord(merged), timestamp, nodeId)
+        valueBytes = this.record.subarray(RECORD_HEADER)
+        patchBytes = this.bytes
+        event.value = merged
+        staged = [timestamp, nodeId, merged]
+        break
+      }
+      case DELETE:
+        if ((current === undefined || current.length !== 3) && explicit === undefined) return false
+        if (table.logged) {
+          this.record = encodeTombstone(timestamp, nodeId)
+          staged = [timestamp, nodeId]
+        } else {
+          this.remove = true
+          staged = null
+        }
+        break
+      default:
+        valueBytes = this.bytes
+    }
+    event.timestamp = timestamp
+    event.nodeId = nodeId
+    if (table.logged) {
+      event.cursor = stamp.cursors.next()
+      this.log = encodeLogEntry(
+        kind,
+        table.name,
+        this.id,
+        timestamp,
+        nodeId,
+        options?.user,
+        valueBytes,
+        patchBytes,
+        this.meta,
+      )
+    }
+    if (overlay !== undefined && staged !== undefined)
+      overlay.set(`${table.name}\u0000${keyString(this.id)}`, staged)
+    this.result = event
+    return true
+  }
+}
+
+/** The writes of one `store.transaction()`: all commit or none does. */
+export class Group {
+  readonly ops: Op[] = []
+  readonly events: ChangeEvent[] = []
+  failed: unknown = undefined
+  resolve: Resolve | undefined = undefined
+  reject: Reject | undefined = undefined
+}
+
+/** Within a transaction, what its earlier writes left of each record (null: removed), by table and id. */
+export type Overlay = Map<string, StoredRecord | null>
+
+/** What stamping a write needs: the clock, this node's id and the log's cursors. */
+export interface Stamp {
+  readonly clock: Clock
+  readonly nodeId: number
+  readonly cursors: Cursors
+}
+
+/** Validates and encodes at call time, so a bad value fails its own call and later mutation is harmless. */
+export function makeOp(
+  kind: number,
+  table: WriteTarget,
+  id: Key,
+  value: unknown,
+  options?: WriteOptions,
+): Op {
+  checkKey(id)
+  let bytes: Buffer | undefined
+  if (kind === PUT) bytes = encodeRecord(value)
+  else if (kind === MESSAGE) bytes = encodeValue(value)
+  else if (kind === PATCH) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw new InvalidValueError('a patch must be a plain object')
+    bytes = encodeValue(value)
+  }
+  if (options !== undefined) checkWriteOptions(options)
+  const meta = options?.meta !== undefined && table.logged ? encodeValue(options.meta) : undefined
+  const event: ChangeEvent = {
+    type: TYPES[kind]!,
+    table: table.name,
+    id,
+    value: kind === PUT || kind === MESSAGE ? value : undefined,
+    patch: kind === PATCH ? (value as object) : undefined,
+    timestamp: 0,
+    cursor: 0,
+    nodeId: 0,
+    user: options?.user,
+    meta: options?.meta,
+  }
+  return new Op(kind, table, id, bytes, meta, options, event)
+}
+
+function checkWriteOptions(options: WriteOptions): void {
+  const { timestamp, nodeId, ifVersion } = options
+  if (
+    timestamp !== undefined &&
+    !(typeof timestamp === 'number' && Number.isFinite(timestamp) && timestamp > 0)
+  )
+    throw new StorageError('STORAGE_INVALID_ARGUMENT', 'timestamp must be a positive finite number')
+  if (nodeId !== undefined && !(Number.isInteger(nodeId) && nodeId >= 0 && nodeId <= MAX_NODE_ID))
+    throw new StorageError('STORAGE_INVALID_ARGUMENT', `nodeId must be an integer in 0..${MAX_NODE_ID}`)
+  if (ifVersion !== undefined && !(typeof ifVersion === 'number' && Number.isFinite(ifVersion)))
+    throw new StorageError('STORAGE_INVALID_ARGUMENT', 'ifVersion must be a finite number')
+}

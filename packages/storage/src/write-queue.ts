@@ -1,0 +1,175 @@
+import { asBinary } from 'lmdb'
+import type { ChangeFeed } from './change-feed.js'
+import type { Databases } from './databases.js'
+import { StorageError } from './errors.js'
+import type { StoredRecord } from './record-format.js'
+import type { ChangeEvent } from './types.js'
+import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
+
+const BINARY_FIELD = '\x10binary-data\x02'
+const APPEND = { append: true }
+const noop = () => {}
+
+/** The writes applied in one LMDB transaction (one sync). */
+class Batch {
+  items: (Op | Group)[] = []
+  readonly events: ChangeEvent[] = []
+  lastCursor = 0
+  readonly run: () => void
+  constructor(queue: WriteQueue) {
+    this.run = () => queue.applyBatch(this)
+  }
+}
+
+/**
+ * Collects writes and commits them in batches: everything queued until LMDB runs a batch's transaction
+ * goes into it, one transaction and one sync for all. Completes batches strictly in commit order: the
+ * feed hears a batch's events, then its writers' promises resolve.
+ */
+export class WriteQueue {
+  /** Reused for every `asBinary` write inside a transaction (lmdb-js reads it synchronously). */
+  private readonly binary = asBinary(Buffer.alloc(0)) as unknown as Record<string, Buffer>
+  private queue: (Op | Group)[] = []
+  private scheduled: Batch | undefined = undefined
+  private tail: Promise<void> = Promise.resolve()
+
+  constructor(
+    private readonly dbs: Databases,
+    private readonly stamp: Stamp,
+    private readonly feed: ChangeFeed,
+    /** Resolve writes only once their transaction is flushed to disk (`overlappingSync`). */
+    private readonly waitForFlush: boolean,
+  ) {}
+
+  enqueue(item: Op | Group): void {
+    this.queue.push(item)
+    if (this.scheduled === undefined) this.schedule()
+  }
+
+  /** Settles once every batch scheduled so far has completed or failed. */
+  drained(): Promise<void> {
+    return this.tail
+  }
+
+  private schedule(): void {
+    const env = this.dbs.env
+    const batch = new Batch(this)
+    this.scheduled = batch
+    // A child transaction: lmdb-js commits a plain async transaction's writes even when its callback
+    // throws, which would keep half a batch (a record without its log entry) that callers see rejected.
+    const committed = env.childTransaction(batch.run) as Promise<unknown>
+    // `env.flushed` is the flush of the last queued transaction when it is read: read it now, while that
+    // is this batch's, so the batch waits for its own fsync and not for a later batch's too.
+    const durable = this.waitForFlush ? flushedAfter(committed, ownFlush(env)) : committed
+    durable.catch(noop)
+    // completion runs strictly in batch order, so the feed sees events in commit order
+    this.tail = this.tail.then(
+      () =>
+        durable.then(
+          () => this.complete(batch),
+          (error) => this.fail(batch, error),
+        ),
+      noop,
+    )
+  }
+
+  /** @internal Runs inside the LMDB write transaction: plans and writes every queued item. */
+  applyBatch(batch: Batch): void {
+    const items = this.queue
+    this.queue = []
+    this.scheduled = undefined
+    batch.items = items
+    const { stamp } = this
+    let wrote = false
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      if (item instanceof Op) {
+        let planned: boolean
+        try {
+          planned = item.plan(stamp, undefined)
+        } catch (error) {
+          item.failed = error
+          continue
+        }
+        // a failed write (after the plan) aborts the batch: it may have written part of this op
+        if (planned) {
+          this.apply(item, batch)
+          wrote = true
+        }
+        continue
+      }
+      const cursorBefore = stamp.cursors.issued
+      try {
+        const overlay: Overlay = new Map<string, StoredRecord | null>()
+        for (const op of item.ops) op.plan(stamp, overlay)
+      } catch (error) {
+        // nothing of the group was written yet: planning precedes every write
+        item.failed = error
+        stamp.cursors.rewind(cursorBefore)
+        continue
+      }
+      for (const op of item.ops) {
+        if (op.result === undefined) continue
+        this.apply(op, batch)
+        item.events.push(op.result)
+        wrote = true
+      }
+    }
+    if (wrote) this.dbs.metaDb.putSync('state', [stamp.clock.last, stamp.cursors.issued])
+  }
+
+  private apply(op: Op, batch: Batch): void {
+    const { binary } = this
+    const { logDb, tombstoneDb } = this.dbs
+    const db = op.table.db
+    if (op.record !== undefined) {
+      binary[BINARY_FIELD] = op.record
+      db.putSync(op.id, binary)
+    } else if (op.remove) db.removeSync(op.id)
+    if (op.log !== undefined) {
+      const event = op.result!
+      binary[BINARY_FIELD] = op.log
+      // Cursors only grow, so the log is appended (MDB_APPEND): full pages instead of the half-full ones
+      // that splitting in the middle leaves behind. A refused append (never expected) is a plain put.
+      if (!(logDb.putSync(event.cursor, binary, APPEND) as unknown as boolean))
+        logDb.putSync(event.cursor, binary)
+      if (op.kind === DELETE) tombstoneDb.putSync([event.timestamp, event.cursor], [op.table.name, op.id])
+      batch.events.push(event)
+      batch.lastCursor = event.cursor
+    }
+  }
+
+  private complete(batch: Batch): void {
+    this.stamp.cursors.publish(batch.lastCursor)
+    if (this.feed.size > 0) for (const event of batch.events) this.feed.dispatch(event)
+    for (const item of batch.items) {
+      if (item.failed !== undefined) item.reject!(item.failed)
+      else if (item instanceof Op) item.resolve!(item.result)
+      else item.resolve!(item.events)
+    }
+  }
+
+  private fail(batch: Batch, error: unknown): void {
+    for (const item of batch.items) {
+      item.reject!(
+        item.failed ??
+          new StorageError('STORAGE_WRITE_FAILED', `commit failed: ${(error as Error)?.message}`, {
+            cause: error,
+          }),
+      )
+    }
+  }
+}
+
+function ownFlush(env: Databases['env']): Promise<unknown> {
+  const flushed = env.flushed as PromiseLike<unknown>
+  // the executor runs now, so `then` reads lmdb-js's current flush promise at once
+  return new Promise((resolve, reject) => {
+    flushed.then(resolve, reject)
+  })
+}
+
+function flushedAfter(committed: Promise<unknown>, flushed: Promise<unknown>): Promise<unknown> {
+  flushed.catch(noop) // a failed commit rejects `committed`; this one is then never awaited
+  return committed.then(() => flushed)
+}
