@@ -128,18 +128,7 @@ function packFlat(value: object, header: boolean): Buffer | undefined {
     else {
       const bytes = v as Uint8Array
       const n = bytes.length
-      if (n < 0x100) {
-        out[pos++] = 0xc4
-        out[pos++] = n
-      } else if (n < 0x10000) {
-        out[pos++] = 0xc5
-        out.writeUInt16BE(n, pos)
-        pos += 2
-      } else {
-        out[pos++] = 0xc6
-        out.writeUInt32BE(n, pos)
-        pos += 4
-      }
+      pos = writeSized(out, pos, n, BIN8)
       if (n > 64) out.set(bytes, pos)
       else for (let i = 0; i < n; i++) out[pos + i] = bytes[i]!
       pos += n
@@ -150,22 +139,33 @@ function packFlat(value: object, header: boolean): Buffer | undefined {
   return out.subarray(start, pos)
 }
 
+// MessagePack types whose 16- and 32-bit forms are the next two codes
+const BIN8 = 0xc4
+const UINT8 = 0xcc
+const STR8 = 0xd9
+
+/** Writes `code8` with `n` in 8 bits, or the next code with 16, or the one after with 32. */
+function writeSized(out: Buffer, pos: number, n: number, code8: number): number {
+  if (n < 0x100) {
+    out[pos] = code8
+    out[pos + 1] = n
+    return pos + 2
+  }
+  if (n < 0x10000) {
+    out[pos] = code8 + 1
+    out.writeUInt16BE(n, pos + 1)
+    return pos + 3
+  }
+  out[pos] = code8 + 2
+  out.writeUInt32BE(n, pos + 1)
+  return pos + 5
+}
+
 /** A number as msgpackr writes it: the smallest integer type that holds it, else a float64. */
 function writeNumber(out: Buffer, pos: number, v: number): number {
   if (v >>> 0 === v) {
     if (v < 0x80) out[pos++] = v
-    else if (v < 0x100) {
-      out[pos++] = 0xcc
-      out[pos++] = v
-    } else if (v < 0x10000) {
-      out[pos++] = 0xcd
-      out.writeUInt16BE(v, pos)
-      pos += 2
-    } else {
-      out[pos++] = 0xce
-      out.writeUInt32BE(v, pos)
-      pos += 4
-    }
+    else pos = writeSized(out, pos, v, UINT8)
     return pos
   }
   if (v >> 0 === v) {
@@ -263,18 +263,7 @@ function strHeader(bytes: number): number {
 /** Writes a msgpack str of `bytes` UTF-8 bytes at `pos`; returns the position after it. */
 function writeStr(out: Buffer, pos: number, s: string, bytes: number): number {
   if (bytes < 32) out[pos++] = 0xa0 | bytes
-  else if (bytes < 0x100) {
-    out[pos++] = 0xd9
-    out[pos++] = bytes
-  } else if (bytes < 0x10000) {
-    out[pos++] = 0xda
-    out.writeUInt16BE(bytes, pos)
-    pos += 2
-  } else {
-    out[pos++] = 0xdb
-    out.writeUInt32BE(bytes, pos)
-    pos += 4
-  }
+  else pos = writeSized(out, pos, bytes, STR8)
   // msgpackr writes strings under 64 chars with this loop and longer ones with Buffer's utf8Write;
   // they differ on a lone surrogate (its own 3 bytes here, U+FFFD there), so both are copied as is
   const n = s.length
