@@ -27,6 +27,7 @@ import {
 } from './publish-codec.js'
 import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
+import { mayTakeSession, ownerOf } from './session-owner.js'
 import { NEVER_EXPIRES, packetKey, QOS2_STORE, type StoredWill } from './session-store.js'
 import { truncateUtf8 } from './string-field.js'
 import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
@@ -515,9 +516,16 @@ export class Connection implements FrameSink {
       if (contentType) this.contentType = contentType
     }
 
-    // Session: takeover [MQTT-3.1.4-2], clean start, resume.
+    // Session: ownership, takeover [MQTT-3.1.4-2], clean start, resume.
     const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
+    const owner = ownerOf(user, runtime.anonymous())
     let session = broker.findSession(clientId)
+    if (session !== undefined && !session.destroyed && !mayTakeSession(session.owner, owner)) {
+      // Another user's session: not resumed, taken over, replaced or ended by this connection.
+      broker.logger.warn(`mqtt: client id ${clientId} belongs to another user's session; CONNECT refused`)
+      this.refuse(ReasonCode.ClientIdentifierNotValid, 'client identifier in use by another user')
+      return
+    }
     if (session?.connection) session.connection.takeOver()
     if (session !== undefined && (packet.clean || session.destroyed)) {
       await broker.endSession(session)
@@ -536,7 +544,7 @@ export class Connection implements FrameSink {
     const wasDurable = session.durable
     session.expiry = expiry
     session.user = user
-    session.username = user?.username ?? null
+    session.owner = owner
     session.protocolVersion = this.version
     session.disconnectedAt = null
     session.connection = this
@@ -548,7 +556,7 @@ export class Connection implements FrameSink {
       const willProps = will.properties
       const stored: StoredWill = {
         clientId,
-        username: user?.username ?? null,
+        username: owner,
         topic: will.topic,
         payload: Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload),
         qos: (will.qos ?? 0) as 0 | 1 | 2,

@@ -26,6 +26,7 @@ export type BrokerRuntime = Pick<
   | 'scramCredentials'
   | 'publish'
   | 'subscribe'
+  | 'mayReceive'
   | 'encode'
   | 'state'
 >

@@ -17,6 +17,7 @@ export const NEVER_EXPIRES = 0xffffffff
 export interface StoredSession {
   v: 1
   clientId: string
+  /** The owner: the user who created the session, null for the anonymous user. */
   username: string | null
   protocolVersion: number
   /** Session Expiry Interval, seconds (NEVER_EXPIRES for v3 clean-session 0). */
@@ -55,6 +56,7 @@ export interface StoredInflight {
 /** Key [clientId, connectionId] in WILLS_STORE: a will that is not yet published or discarded. */
 export interface StoredWill {
   clientId: string
+  /** Published with this user's permissions; null: the anonymous user. */
   username: string | null
   topic: string
   payload: Uint8Array

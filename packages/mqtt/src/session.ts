@@ -2,6 +2,7 @@ import type { BrokerCore } from './broker.js'
 import type { Connection } from './connection.js'
 import { encodeAck, encodePublish, PUBREL, topicAliasProperty } from './publish-codec.js'
 import type { Delivery, Key, ResourceEvent, Subscription, User } from './runtime.js'
+import type { SessionOwner } from './session-owner.js'
 import {
   INFLIGHT_STORE,
   NEVER_EXPIRES,
@@ -78,7 +79,8 @@ export class Session {
   readonly pendingQos2 = new Map<number, Promise<unknown>>()
   connection: Connection | null = null
   user: User | null = null
-  username: string | null = null
+  /** The user who created the session (null: anonymous); only that user may connect with its client id. */
+  owner: SessionOwner = null
   protocolVersion = 4
   expiry = 0
   disconnectedAt: number | null = null
@@ -411,9 +413,18 @@ export class Session {
 
   /** On reconnect: resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1]. */
   retransmit(conn: Connection): void {
+    const runtime = this.broker.runtime
     for (const entry of this.inflight.values()) {
       if (entry.state === 'pubrel') {
         conn.write(encodeAck(PUBREL, entry.packetId, 0, conn.v5))
+        continue
+      }
+      if (!runtime.mayReceive(entry.topic, conn.ctx)) {
+        // The user's permissions changed since it was sent: the message is dropped, not resent.
+        this.broker.logger.info(
+          `mqtt: in-flight message on ${entry.topic} for ${this.clientId} no longer permitted`,
+        )
+        this.complete(entry.packetId, entry.qos, 'publish')
         continue
       }
       const props = conn.v5 ? (entry.props ? Buffer.from(entry.props) : Buffer.alloc(0)) : null
@@ -495,7 +506,7 @@ export class Session {
     return {
       v: 1,
       clientId: this.clientId,
-      username: this.username,
+      username: this.owner,
       protocolVersion: this.protocolVersion,
       expiry: this.expiry,
       disconnectedAt: this.disconnectedAt,
@@ -555,7 +566,7 @@ export class Session {
   /** Rebuilds an offline session from its persisted record. */
   static restore(broker: BrokerCore, rec: StoredSession): Session {
     const session = new Session(broker, rec.clientId)
-    session.username = rec.username
+    session.owner = rec.username
     session.protocolVersion = rec.protocolVersion
     session.expiry = rec.expiry
     session.disconnectedAt = rec.disconnectedAt

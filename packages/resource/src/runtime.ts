@@ -722,6 +722,15 @@ class RuntimeImpl implements ResourceRuntime {
     return resource.publish(id, msg, ctx, atomic ? { atomic } : undefined).catch(rethrow)
   }
 
+  mayReceive(topic: string, ctx: RequestContext): boolean {
+    if (this.#closed) return false
+    const user = ctx.user ?? this.#permissions.anonymous
+    if (user === null) return false
+    const route = this.#router.resolve(topic)
+    if (route === null) return this.#permissions.topicAllowed(user, ctx.clientId, topic, 'subscribe')
+    return this.#permissions.tableAllowed(user, route.resource.permissionKeys, 'read')
+  }
+
   /** Content negotiation on publish (DESIGN.md): declared type, else JSON if it parses, else raw bytes. */
   #decodeFor(resource: Resource, payload: Uint8Array, contentType: string | undefined): unknown {
     if (contentType === undefined) return detect(payload).value

@@ -234,6 +234,11 @@ export interface Runtime {
     options: SubscribeOptions,
     ctx: RequestContext,
   ): Promise<Subscription>
+  /**
+   * Whether `ctx`'s user may receive events on `topic` now (read on the record's table, or subscribe on
+   * a topic no table claims): for messages a transport kept for the user, e.g. MQTT in-flight resends.
+   */
+  mayReceive(topic: string, ctx: RequestContext): boolean
   /** WebSocket/SSE: runs the resource's connect(); default subscribes to the record or table. */
   connect(
     target: string,
