@@ -39,3 +39,6 @@ export function once<T = unknown>(
     })
   })
 }
+
+export type { NatsCluster, NatsServer } from './nats.js'
+export { freePorts, natsServerPath, natsSkipReason, startNatsCluster } from './nats.js'
