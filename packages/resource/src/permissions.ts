@@ -18,7 +18,9 @@ export interface TablePermission {
 /**
  * A topic rule for topics no table claims, like a Mosquitto ACL line. `true` allows, `false` denies,
  * absent has no opinion; a deny anywhere wins over an allow. `%u` and `%c` in the filter stand for the
- * username and the MQTT client id.
+ * username and the MQTT client id, substituted in one pass. A rule that uses them does not apply to a
+ * username or client id that contains `/`, `+`, `#` or `%` (it could widen the filter or reach another
+ * user's namespace), nor `%c` to a call without a client id (HTTP, WebSocket, SSE).
  */
 export interface TopicRule {
   filter: string
@@ -154,7 +156,10 @@ export class Permissions {
     if (!role) return false
     if (role.superUser) return true
     if (role.personal)
-      return evaluate(role.rules, action, (f) => matchesFilter(personalize(f, user, clientId), topic))
+      return evaluate(role.rules, action, (f) => {
+        const personal = personalize(f, user, clientId)
+        return personal !== null && matchesFilter(personal, topic)
+      })
     // without the per-topic cache: a broker's many distinct topics would only churn it
     if ((action === 'publish' ? role.publishAll : role.subscribeAll) && topic.charCodeAt(0) !== 36 /* $ */)
       return true
@@ -181,6 +186,7 @@ export class Permissions {
       const setting = rule.subscribe
       if (setting === undefined) continue
       const ruleFilter = role.personal ? personalize(rule.filter, user, clientId) : rule.filter
+      if (ruleFilter === null) continue
       if (setting === false) {
         if (filterCovers(ruleFilter, filter)) return 'none'
         if (filtersIntersect(ruleFilter, filter)) denyIntersects = true
@@ -216,9 +222,21 @@ function evaluate(
   return allowed
 }
 
-function personalize(filter: string, user: User, clientId: string | undefined): string {
+/** Characters that must not reach a topic filter through `%u` / `%c`. */
+const UNSAFE_IN_FILTER = /[/+#%]/
+
+/**
+ * A rule's filter with `%u` (username) and `%c` (client id) substituted in one pass, so a substituted
+ * value is never scanned again (a user named `%c` stays `%c`). Null when the rule cannot apply: the value
+ * is missing (no client id over HTTP) or holds a character that would change the filter's shape.
+ */
+function personalize(filter: string, user: User, clientId: string | undefined): string | null {
   if (!filter.includes('%')) return filter
-  // A client id or username containing wildcards must not widen the rule.
-  const safe = (s: string) => s.replace(/[+#/]/g, '_')
-  return filter.replaceAll('%u', safe(user.username)).replaceAll('%c', safe(clientId ?? ''))
+  let usable = true
+  const out = filter.replace(/%[uc]/g, (token) => {
+    const value = token === '%u' ? user.username : clientId
+    if (value === undefined || value === '' || UNSAFE_IN_FILTER.test(value)) usable = false
+    return value ?? ''
+  })
+  return usable ? out : null
 }

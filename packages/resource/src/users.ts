@@ -110,7 +110,11 @@ function publicUser(stored: StoredUser): User {
   return { username: stored.username, role: stored.role, superUser: stored.superUser }
 }
 
-const USERNAME = /^[^\s:]{1,128}$/
+/**
+ * 1 to 128 characters, none of them white space, control characters, `:` (it ends the name in HTTP
+ * Basic credentials) or `/ + # %` (a topic rule's `%u` would change shape or name another user).
+ */
+const USERNAME = /^[^\s\p{Cc}:/+#%]{1,128}$/u
 
 /** Users, passwords and bearer tokens, persisted in state stores. */
 export class Users implements UserAdmin {
@@ -138,7 +142,11 @@ export class Users implements UserAdmin {
     password: string,
     options: { role?: string; superUser?: boolean } = {},
   ): Promise<User> {
-    if (!USERNAME.test(username)) throw new ResourceError('INVALID', `invalid username "${username}"`)
+    if (typeof username !== 'string' || !USERNAME.test(username))
+      throw new ResourceError(
+        'INVALID',
+        `invalid username ${JSON.stringify(username)}: 1 to 128 characters, without white space, control characters or any of : / + # %`,
+      )
     if (this.#store.get(username)) throw new ResourceError('CONFLICT', `user ${username} already exists`)
     checkPassword(password)
     const role = options.role ?? (options.superUser ? 'admin' : 'user')

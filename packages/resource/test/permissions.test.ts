@@ -93,6 +93,55 @@ describe('permissions', () => {
     wide.close()
   })
 
+  it('substitutes %u and %c in one pass and never for names that hold / + # % or are missing', async () => {
+    await using f = await runtimeFixture({
+      roles: [
+        {
+          name: 'device',
+          topics: [
+            { filter: 'devices/%u/#', publish: true, subscribe: true },
+            { filter: 'clients/%c/#', publish: true, subscribe: true },
+          ],
+        },
+      ],
+    })
+    const { runtime } = f
+    const device = (username: string) => ({ username, role: 'device', superUser: false })
+    const publish = (topic: string, ctx: { user: User; clientId?: string }) =>
+      code(runtime.publish(topic, { payload: bytes('1'), retain: false, qos: 0 }, ctx))
+    const subscribe = (filter: string, ctx: { user: User; clientId?: string }) =>
+      code(runtime.subscribe(filter, () => {}, {}, ctx).then((s) => s.close()))
+    // the rules work for ordinary names
+    expect(await publish('devices/eve_x/a', as(device('eve_x'), 'c1'))).toBe('OK')
+    expect(await publish('clients/c1/a', as(device('eve_x'), 'c1'))).toBe('OK')
+    // a user named %c does not get the namespace of its client id (nor of anyone else)
+    expect(await publish('devices/victim/a', as(device('%c'), 'victim'))).toBe('FORBIDDEN')
+    expect(await subscribe('devices/victim/#', as(device('%c'), 'victim'))).toBe('FORBIDDEN')
+    expect(await publish('devices/%c/a', as(device('%c'), 'victim'))).toBe('FORBIDDEN')
+    // eve/x and eve_x do not share devices/eve_x/#, and eve/x gets no devices/eve/x/# either
+    expect(await publish('devices/eve_x/a', as(device('eve/x'), 'c2'))).toBe('FORBIDDEN')
+    expect(await publish('devices/eve/x/a', as(device('eve/x'), 'c2'))).toBe('FORBIDDEN')
+    expect(await subscribe('devices/eve_x/#', as(device('eve/x'), 'c2'))).toBe('FORBIDDEN')
+    for (const name of ['eve+', 'eve#', 'a%u']) {
+      expect(await publish(`devices/${name.replace(/[+#]/g, '_')}/a`, as(device(name), 'c3'))).toBe(
+        'FORBIDDEN',
+      )
+    }
+    // client ids with wildcards or separators match no %c rule
+    for (const clientId of ['a+b', 'a#', 'a/b', '%u']) {
+      expect(await publish('clients/a_b/x', as(device('eve_x'), clientId))).toBe('FORBIDDEN')
+      expect(
+        await publish(`clients/${clientId}/x`.replace(/[+#]/g, '_'), as(device('eve_x'), clientId)),
+      ).toBe('FORBIDDEN')
+    }
+    // without a client id (HTTP, WebSocket, SSE) a %c rule never matches
+    expect(await publish('clients//x', as(device('eve_x')))).toBe('FORBIDDEN')
+    expect(await subscribe('clients//#', as(device('eve_x')))).toBe('FORBIDDEN')
+    expect(await code(runtime.put('clients//x', 1, as(device('eve_x'))))).toBe('FORBIDDEN')
+    expect(await code(runtime.get('clients//x', as(device('eve_x'))))).toBe('FORBIDDEN')
+    expect(await code(runtime.get('devices/eve_x/x', as(device('eve_x'))))).toBe('OK')
+  })
+
   it('lets a super user do everything', async () => {
     await using f = await runtimeFixture()
     const boss = as({ username: 'boss', role: 'reader', superUser: true })

@@ -36,6 +36,31 @@ describe('users', () => {
     expect(await reopened.findUser('rita')).toBeNull()
   })
 
+  it('refuses usernames a topic rule could misread (/ + # %), white space and control characters', async () => {
+    await using f = await runtimeFixture()
+    for (const name of [
+      'eve/x',
+      '%c',
+      '%u',
+      'a+b',
+      'a#',
+      '50%',
+      'a b',
+      'a:b',
+      'tab\tname',
+      'nul\u0000',
+      '',
+      'x'.repeat(129),
+    ]) {
+      await expect(f.runtime.users.add(name, 'pw'), name).rejects.toMatchObject({ code: 'INVALID' })
+    }
+    expect(f.runtime.users.list()).toEqual([])
+    expect(await f.runtime.users.add('eve_x', 'pw')).toMatchObject({ username: 'eve_x' })
+    expect(await f.runtime.users.add('ünïcode.name-1@example', 'pw')).toMatchObject({
+      username: 'ünïcode.name-1@example',
+    })
+  })
+
   it('stores a SCRAM-SHA-256 credential with each password (RFC 5802), none for older users', async () => {
     await using f = await runtimeFixture()
     const { runtime } = f
