@@ -143,6 +143,26 @@ export class Permissions {
     if (!this.tableAllowed(user, keys, action)) this.deny(ctx, `${action} on ${what}`)
   }
 
+  /**
+   * A put or retained publish: `insert` for a new record, `update` for an existing one. A user allowed
+   * neither is refused before anything about the record is read, with the same answer whether it exists or
+   * not; only a user allowed exactly one of the two can tell (its answer must depend on the record).
+   */
+  assertWrite(
+    ctx: RequestContext,
+    user: User,
+    keys: readonly string[],
+    exists: () => boolean,
+    what: string,
+  ): void {
+    const insert = this.tableAllowed(user, keys, 'insert')
+    const update = this.tableAllowed(user, keys, 'update')
+    if (insert && update) return
+    if (!insert && !update) this.deny(ctx, `write ${what}`)
+    const action = exists() ? 'update' : 'insert'
+    if (!(action === 'update' ? update : insert)) this.deny(ctx, `${action} ${what}`)
+  }
+
   /** Throws FORBIDDEN, or UNAUTHORIZED when the caller is anonymous. */
   deny(ctx: RequestContext, what: string): never {
     if (!ctx.user) throw new ResourceError('UNAUTHORIZED', `anonymous access denied: ${what}`)

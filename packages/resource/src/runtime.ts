@@ -456,8 +456,8 @@ class RuntimeImpl implements ResourceRuntime {
       if (entry.value.contentType !== undefined) result.contentType = entry.value.contentType
       return result
     }
-    const id = this.#recordId(route, 'get')
     this.#assert(ctx, user, route.resource, 'read', path)
+    const id = this.#recordId(route, 'get')
     const result = await route.resource.get(id, ctx)
     if (result === undefined) return undefined
     if (
@@ -508,9 +508,10 @@ class RuntimeImpl implements ResourceRuntime {
         .catch(rethrow)
       return { id: path, version: change.timestamp, created }
     }
-    const id = this.#recordId(route, 'put')
     const resource = route.resource
-    this.#assert(ctx, user, resource, resource.has(id) ? 'update' : 'insert', path)
+    const exists = () => resource.has(this.#recordId(route, 'put'))
+    this.#permissions.assertWrite(ctx, user, resource.permissionKeys, exists, path)
+    const id = this.#recordId(route, 'put')
     return resource.put(
       id,
       value,
@@ -527,8 +528,8 @@ class RuntimeImpl implements ResourceRuntime {
   ): Promise<WriteResult> {
     const { user, path, route } = this.#route(target, ctx)
     if (!route) throw new ResourceError('METHOD_NOT_ALLOWED', `${path} is a topic, which cannot be patched`)
-    const id = this.#recordId(route, 'patch')
     this.#assert(ctx, user, route.resource, 'update', path)
+    const id = this.#recordId(route, 'patch')
     return route.resource.patch(
       id,
       patch,
@@ -559,8 +560,8 @@ class RuntimeImpl implements ResourceRuntime {
         .catch(rethrow)
       return change !== undefined
     }
-    const id = this.#recordId(route, 'delete')
     this.#assert(ctx, user, route.resource, 'delete', path)
+    const id = this.#recordId(route, 'delete')
     return route.resource.delete(
       id,
       ctx,
@@ -703,19 +704,22 @@ class RuntimeImpl implements ResourceRuntime {
     if (route.idText === '')
       throw new ResourceError('INVALID', `topic ${topic} names ${resource.path}, not a record`)
     this.#validTopic(topic)
-    const id = resource.coerceId(route.idText)
     const payload = message.payload
-    let value: unknown
-    let action: TableAction
-    if (message.retain && payload.length === 0) {
-      action = 'delete'
+    const permissions = this.#permissions
+    // Permission first: nothing about the record (not even its id's type) is looked at before it.
+    if (message.retain && payload.length !== 0) {
+      const exists = () => resource.has(resource.coerceId(route.idText))
+      permissions.assertWrite(ctx, user, resource.permissionKeys, exists, topic)
     } else {
-      value = this.#decodeFor(resource, payload, message.contentType)
-      action = message.retain ? (resource.has(id) ? 'update' : 'insert') : 'publish'
+      const action: TableAction = message.retain ? 'delete' : 'publish'
+      if (!permissions.tableAllowed(user, resource.permissionKeys, action))
+        permissions.deny(ctx, `${action} ${topic}`)
     }
-    if (!this.#permissions.tableAllowed(user, resource.permissionKeys, action)) {
-      this.#permissions.deny(ctx, `${action} ${topic}`)
-    }
+    const id = resource.coerceId(route.idText)
+    const value =
+      message.retain && payload.length === 0
+        ? undefined
+        : this.#decodeFor(resource, payload, message.contentType)
     const msg: ResourceMessage = { value, payload, retain: message.retain, qos: message.qos }
     if (message.contentType !== undefined) msg.contentType = message.contentType
     if (message.meta !== undefined) msg.meta = message.meta

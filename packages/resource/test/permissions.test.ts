@@ -142,6 +142,50 @@ describe('permissions', () => {
     expect(await code(runtime.get('devices/eve_x/x', as(device('eve_x'))))).toBe('OK')
   })
 
+  it('refuses a write without write access the same way whether the record exists or not', async () => {
+    await using f = await runtimeFixture({ roles: [{ name: 'nobody' }] })
+    const { runtime } = f
+    await runtime.put('Anything/1', { secret: true }, admin)
+    await runtime.put('api/breeds/1', { name: 'Pug' }, admin)
+    const refusal = async (promise: Promise<unknown>) => {
+      try {
+        await promise
+        return 'OK'
+      } catch (error) {
+        const e = error as { code: string; message: string }
+        return `${e.code}: ${e.message.replace(/\d+$/, 'N')}`
+      }
+    }
+    const retained = (json: string) => ({ payload: bytes(json), retain: true, qos: 1 as const })
+    for (const ctx of [as(reader, 'c1'), as({ username: 'nemo', role: 'nobody', superUser: false })]) {
+      const put1 = await refusal(runtime.put('Anything/1', { secret: false }, ctx))
+      const put2 = await refusal(runtime.put('Anything/2', { secret: false }, ctx))
+      expect(put1).toMatch(/^FORBIDDEN: /)
+      expect(put2).toBe(put1)
+      const pub1 = await refusal(runtime.publish('Anything/1', retained('{"secret":false}'), ctx))
+      const pub2 = await refusal(runtime.publish('Anything/2', retained('{"secret":false}'), ctx))
+      expect(pub1).toMatch(/^FORBIDDEN: /)
+      expect(pub2).toBe(pub1)
+    }
+    // the id is not even parsed before the permission check (breeds have Int ids)
+    const nemo = as({ username: 'nemo', role: 'nobody', superUser: false })
+    expect(await code(runtime.put('api/breeds/not-a-number', { name: 'x' }, nemo))).toBe('FORBIDDEN')
+    expect(await code(runtime.get('api/breeds/not-a-number', nemo))).toBe('FORBIDDEN')
+    expect(await code(runtime.delete('api/breeds/not-a-number', nemo))).toBe('FORBIDDEN')
+    expect(await code(runtime.patch('api/breeds/not-a-number', {}, nemo))).toBe('FORBIDDEN')
+    expect(
+      await code(
+        runtime.publish('api/breeds/not-a-number', { payload: bytes('{}'), retain: true, qos: 1 }, nemo),
+      ),
+    ).toBe('FORBIDDEN')
+    // nothing changed
+    expect((await runtime.get('Anything/1', admin))?.value).toMatchObject({ secret: true })
+    expect(await runtime.get('Anything/2', admin)).toBeUndefined()
+    // a role with insert but not update learns existence, necessarily: inserting works, updating does not
+    expect(await code(runtime.put('api/breeds/2', { name: 'Pom' }, as(reader)))).toBe('OK')
+    expect(await refusal(runtime.put('api/breeds/1', { name: 'Pom' }, as(reader)))).toMatch(/may not update/)
+  })
+
   it('lets a super user do everything', async () => {
     await using f = await runtimeFixture()
     const boss = as({ username: 'boss', role: 'reader', superUser: true })
