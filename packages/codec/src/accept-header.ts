@@ -91,7 +91,7 @@ export function negotiate(accept: string | undefined, available: readonly string
           // declare a different value for one of them.
           let conflict = false
           for (const name in range.parameters) {
-            const own = parsed.parameters[name]
+            const own = Object.hasOwn(parsed.parameters, name) ? parsed.parameters[name] : undefined
             if (own !== undefined && own !== range.parameters[name]) conflict = true
           }
           if (conflict) continue

@@ -1,5 +1,5 @@
 import { TextDecoder } from 'node:util'
-import { cborCodec, msgpackCodec } from './binary-formats.js'
+import { cborCodec, decodeCbor, decodeMsgpack, msgpackCodec } from './binary-formats.js'
 import { CodecError } from './errors.js'
 import { parseJson, stringifyJson } from './json.js'
 import { type CanonicalMediaType, MEDIA_TYPES, normalizeMediaType, parseContentType } from './media-type.js'
@@ -146,9 +146,9 @@ function decodeAs(
       // JSON is UTF-8 (RFC 8259 §8.1); the strict decoder rejects malformed sequences and drops a BOM.
       return parseJson(utf8.decode(bytes))
     case MEDIA_TYPES.cbor:
-      return cborCodec().decode(bytes)
+      return decodeCbor(bytes)
     case MEDIA_TYPES.msgpack:
-      return msgpackCodec().unpack(bytes)
+      return decodeMsgpack(bytes)
     case MEDIA_TYPES.text:
       return textDecoderFor(charset, mediaType).decode(bytes)
     case MEDIA_TYPES.binary:

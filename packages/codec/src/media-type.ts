@@ -116,7 +116,7 @@ export function parseMediaTypeAt(
       pos = valueEnd
     }
     // The first occurrence wins; charset values are case-insensitive (RFC 9110 §8.3.2).
-    if (!(name in parameters)) parameters[name] = name === 'charset' ? value.toLowerCase() : value
+    if (!Object.hasOwn(parameters, name)) parameters[name] = name === 'charset' ? value.toLowerCase() : value
     pos = skipOws(s, pos)
   }
   if (pos < s.length && s.charCodeAt(pos) !== 44 /* , */) return undefined

@@ -182,6 +182,19 @@ const rows: Row[] = [
     decodeOnly: true,
   },
   { name: 'str 8 from another encoder', type: MSGPACK, value: 'ab', bytes: 'd9026162', decodeOnly: true },
+  // cbor-x and msgpackr alone would rename __proto__ to __proto_ (and lose the distinction from a real one)
+  {
+    name: '__proto__ is an ordinary own key, __proto_ another one',
+    type: CBOR,
+    value: JSON.parse('{"__proto__":{"x":1},"__proto_":2,"a":[{"__proto__":null}]}'),
+    bytes: 'a3695f5f70726f746f5f5fa1617801685f5f70726f746f5f02616181a1695f5f70726f746f5f5ff6',
+  },
+  {
+    name: '__proto__ is an ordinary own key, __proto_ another one',
+    type: MSGPACK,
+    value: JSON.parse('{"__proto__":{"x":1},"__proto_":2,"a":[{"__proto__":null}]}'),
+    bytes: '83a95f5f70726f746f5f5f81a17801a85f5f70726f746f5f02a1619181a95f5f70726f746f5f5fc0',
+  },
   // text/plain
   { name: 'utf-8 text', type: TEXT, value: 'héllo 🐶', bytes: hex(utf8('héllo 🐶')) },
   { name: 'number as text', type: TEXT, value: 12.5, bytes: hex(utf8('12.5')), decoded: '12.5' },

@@ -48,9 +48,12 @@ export function jsonModel(value: unknown): unknown {
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
   if (Array.isArray(value)) return value.map((v) => (v === undefined ? null : jsonModel(v)))
   if (isPlainObject(value)) {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = jsonModel(v)
-    return out
+    // fromEntries defines own properties, so a `__proto__` key stays a key
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, jsonModel(v)]),
+    )
   }
   return value
 }

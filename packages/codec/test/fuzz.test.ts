@@ -21,7 +21,7 @@ const value = fc.letrec((tie) => ({
   node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('array'), tie('object')),
   array: fc.array(tie('node'), { maxLength: 6 }),
   object: fc.dictionary(
-    fc.string().filter((k) => k !== '__proto__'),
+    fc.oneof(fc.string(), fc.constantFrom('__proto__', '__proto_', 'constructor', 'toString')),
     tie('node'),
     { maxKeys: 6 },
   ),

@@ -19,6 +19,7 @@ describe('parseContentType', () => {
     ['a/b; x="quoted \\"value\\"; with ;"; y=Tok', 'a/b', { x: 'quoted "value"; with ;', y: 'Tok' }],
     ['a/b;;x=1;', 'a/b', { x: '1' }],
     ['a/b; x=1; x=2', 'a/b', { x: '1' }],
+    ['a/b; constructor=1; tostring=2', 'a/b', { constructor: '1', tostring: '2' }],
     ['application/vnd.api+json', 'application/vnd.api+json', {}],
   ]
   for (const [header, mediaType, parameters] of rows) {
@@ -117,6 +118,9 @@ describe('negotiate', () => {
       'text/plain;format=fixed',
     ],
     ['application/json;q=0.5;ext=1', ['application/json'], 'application/json'],
+    // parameter names that every object inherits are ordinary names
+    ['application/json;constructor=x, application/cbor;q=0.5', all, 'application/json'],
+    ['application/json;tostring=x;q=0.9, application/cbor;q=0.5', all, 'application/json'],
     ['application/json', [], undefined],
   ]
   for (const [accept, available, expected] of rows) {
