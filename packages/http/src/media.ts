@@ -146,7 +146,7 @@ export function toCsv(records: readonly unknown[], columns?: readonly string[]):
   const lines = [header.map(csvCell).join(',')]
   for (const record of records) {
     const row = record && typeof record === 'object' ? (record as Record<string, unknown>) : {}
-    lines.push(header.map((key) => csvCell(row[key])).join(','))
+    lines.push(header.map((key) => csvCell(Object.hasOwn(row, key) ? row[key] : undefined)).join(','))
   }
   return `${lines.join('\r\n')}\r\n`
 }

@@ -59,10 +59,11 @@ function nonNegativeInt(name: string, value: string): number {
  */
 export function parseListQuery(params: URLSearchParams): ListQuery {
   const query: ListQuery = {}
-  const where: Record<string, string> = {}
+  // No prototype: `?constructor=x` and `?__proto__=x` name attributes like any other parameter.
+  const where: Record<string, string> = Object.create(null)
   for (const [key, value] of params) {
     if (RESERVED_PARAMS.has(key)) continue
-    if (key in where) throw new HttpError('INVALID', `attribute '${key}' given twice`)
+    if (Object.hasOwn(where, key)) throw new HttpError('INVALID', `attribute '${key}' given twice`)
     where[key] = value
   }
   if (Object.keys(where).length > 0) query.where = where

@@ -304,6 +304,75 @@ describe('lists', () => {
     expect(await res.text()).toBe('id,name\r\nl2,B\r\n')
   })
 
+  it('treats names every object has (constructor, toString, __proto__) as ordinary attributes', async () => {
+    const list = async (query: string, accept = 'application/json') => {
+      const res = await fetch(`${srv.url}/Dog/${query}`, { headers: { ...auth, accept } })
+      expect(res.status, `${query} ${accept}`).toBe(200)
+      return accept === 'application/json'
+        ? await res.json()
+        : accept === 'text/csv'
+          ? await res.text()
+          : decode(new Uint8Array(await res.arrayBuffer()), accept)
+    }
+    // filters on attributes no record has: nothing matches, and no "given twice"
+    expect(await list('?toString=x')).toEqual([])
+    expect(await list('?constructor=x')).toEqual([])
+    expect(await list('?__proto__=x')).toEqual([])
+    expect(await list('?hasOwnProperty=x&valueOf=y')).toEqual([])
+    // selecting them gives nothing inherited, in every format
+    for (const accept of ['application/json', 'application/cbor', 'application/msgpack']) {
+      expect(await list('?breed=pug&select=constructor,name,toString', accept)).toEqual([{ name: 'B' }])
+    }
+    expect(await list('?breed=pug&select=constructor,name', 'text/csv')).toBe('constructor,name\r\n,B\r\n')
+    expect(((await list('?sort=constructor,-age')) as { id: string }[]).map((d) => d.id)).toEqual([
+      'l3',
+      'l2',
+      'l1',
+    ])
+  })
+
+  it('stores and returns a __proto__ key as an ordinary key, never as a prototype', async () => {
+    const text = '{"id":"p1","__proto__":{"isAdmin":true},"__proto_":1,"nested":[{"__proto__":2}]}'
+    const created = await fetch(`${srv.url}/Anything/p1`, { method: 'PUT', headers: json, body: text })
+    expect(created.status).toBe(201)
+    const expected = JSON.parse(text)
+    const got = await fetch(`${srv.url}/Anything/p1`, { headers: auth })
+    expect(JSON.parse(await got.text())).toEqual(expected)
+    for (const type of ['application/cbor', 'application/msgpack']) {
+      const res = await fetch(`${srv.url}/Anything/p1`, { headers: { ...auth, accept: type } })
+      const value = decode(new Uint8Array(await res.arrayBuffer()), type) as Record<string, unknown>
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype)
+      expect(Object.hasOwn(value, '__proto__')).toBe(true)
+      expect(value).toEqual(expected)
+      // written in that format, it reads back the same
+      const put2 = await fetch(`${srv.url}/Anything/p2`, {
+        method: 'PUT',
+        headers: { ...auth, 'content-type': type },
+        body: encode({ ...expected, id: 'p2' }, type),
+      })
+      expect(put2.status).toBeLessThan(300)
+      expect(await (await fetch(`${srv.url}/Anything/p2`, { headers: auth })).json()).toEqual({
+        ...expected,
+        id: 'p2',
+      })
+    }
+    // a patch of __proto__ replaces that key only
+    const patched = await fetch(`${srv.url}/Anything/p1`, {
+      method: 'PATCH',
+      headers: json,
+      body: '{"__proto__":{"isAdmin":false}}',
+    })
+    expect(patched.status).toBe(204)
+    const after = JSON.parse(await (await fetch(`${srv.url}/Anything/p1`, { headers: auth })).text())
+    expect(after).toEqual(JSON.parse(text.replace('"isAdmin":true', '"isAdmin":false')))
+    // lists filter and select it like any attribute
+    const listed = await fetch(`${srv.url}/Anything/?__proto_=1&select=__proto__,id`, { headers: auth })
+    expect(JSON.parse(await listed.text())).toEqual([
+      JSON.parse('{"__proto__":{"isAdmin":false},"id":"p1"}'),
+      JSON.parse('{"__proto__":{"isAdmin":true},"id":"p2"}'),
+    ])
+  })
+
   it('rejects a malformed limit with 400', async () => {
     const res = await fetch(`${srv.url}/Dog/?limit=lots`, { headers: auth })
     expect(res.status).toBe(400)

@@ -20,6 +20,7 @@ import { ConnectIterator, ConnectScope, ConnectScopes } from './connect-scope.js
 import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
 import { EventStream } from './event-stream.js'
+import { fromStored } from './own-keys.js'
 import { type Access, Permissions, type RoleDefinition, type TableAction } from './permissions.js'
 import { CommittedPublish } from './publish-result.js'
 import {
@@ -1215,7 +1216,7 @@ class RuntimeImpl implements ResourceRuntime {
     )
     if (change.type !== 'delete') {
       const value = change.value
-      event.value = value
+      event.value = fromStored(value)
       if (change.type !== 'patch' && value !== null && typeof value === 'object') {
         const original = this.#originals.get(value)
         if (original) {

@@ -23,12 +23,9 @@ export function attributeText(
   primaryKey: string | undefined,
 ): string | undefined {
   const isObject = value !== null && typeof value === 'object'
+  const own = isObject && Object.hasOwn(value, attribute)
   const actual =
-    attribute === primaryKey && (!isObject || !(attribute in (value as object)))
-      ? id
-      : isObject
-        ? (value as Record<string, unknown>)[attribute]
-        : undefined
+    attribute === primaryKey && !own ? id : own ? (value as Record<string, unknown>)[attribute] : undefined
   return actual === undefined || actual === null ? undefined : String(actual)
 }
 

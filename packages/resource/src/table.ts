@@ -12,6 +12,7 @@ import {
   keysEqual,
   type ListCursor,
 } from './list-cursor.js'
+import { fromStored, ownValue, setOwn, storedName, toStored } from './own-keys.js'
 import { CommittedPublish } from './publish-result.js'
 import {
   RESOLVED_EMPTY,
@@ -138,8 +139,8 @@ export class Table extends Resource {
    */
   storedValue(entry: { id: Key; value: unknown }): unknown {
     const pk = this.primaryKeyName
-    const value = entry.value
-    if (pk === undefined || !isPlainObject(value) || pk in value) return value
+    const value = fromStored(entry.value)
+    if (pk === undefined || !isPlainObject(value) || Object.hasOwn(value, pk)) return value
     return { ...value, [pk]: entry.id }
   }
 
@@ -152,7 +153,7 @@ export class Table extends Resource {
   withPrimaryKey(id: Key, value: unknown): unknown {
     const pk = this.primaryKeyName
     if (pk === undefined || !isPlainObject(value)) return value
-    const given = value[pk]
+    const given = ownValue(value, pk)
     if (given === id) return value
     if (given !== undefined && given !== null && String(given) !== String(id)) {
       throw new ResourceError(
@@ -255,11 +256,12 @@ export class Table extends Resource {
     if (query.select) {
       const select = query.select
       items = items.map((r) => {
-        const value = (r.value ?? {}) as Record<string, unknown>
+        const value = r.value
         const picked: Record<string, unknown> = {}
         for (const attribute of select) {
-          if (attribute === pk && !(attribute in value)) picked[attribute] = r.id
-          else if (attribute in value) picked[attribute] = value[attribute]
+          const own = value !== null && typeof value === 'object' && Object.hasOwn(value, attribute)
+          if (own) setOwn(picked, attribute, (value as Record<string, unknown>)[attribute])
+          else if (attribute === pk) setOwn(picked, attribute, r.id)
         }
         return { ...r, value: picked }
       })
@@ -306,7 +308,7 @@ export class Table extends Resource {
       const change = await this.#write(
         'put',
         id,
-        stored,
+        toStored(stored),
         stored,
         writeOptions(ctx, options?.ifVersion),
       ).catch(rethrow)
@@ -333,13 +335,15 @@ export class Table extends Resource {
       if (!current) throw new ResourceError('NOT_FOUND', `${this.topicFor(id)} does not exist`)
       const pk = this.primaryKeyName
       let input = patch as Record<string, unknown>
+      const currentValue = fromStored(current.value)
       if (pk !== undefined) {
-        this.withPrimaryKey(id, { [pk]: input[pk] }) // INVALID when the patch names another id
+        this.withPrimaryKey(id, { [pk]: ownValue(input, pk) }) // INVALID when the patch names another id
         // Keep the primary-key attribute in the merged record (also for records stored without it).
-        const stored = isPlainObject(current.value) ? current.value[pk] : undefined
-        if (input[pk] !== id && (stored !== id || pk in input)) input = { ...input, [pk]: id }
+        const stored = ownValue(currentValue, pk)
+        if (ownValue(input, pk) !== id && (stored !== id || Object.hasOwn(input, pk)))
+          input = { ...input, [pk]: id }
       }
-      const base = current.value !== null && typeof current.value === 'object' ? current.value : {}
+      const base = currentValue !== null && typeof currentValue === 'object' ? currentValue : {}
       const merged = { ...(base as object), ...input }
       for (const [key, v] of Object.entries(input))
         if (v === undefined) delete (merged as Record<string, unknown>)[key]
@@ -347,7 +351,7 @@ export class Table extends Resource {
       const change = await this.#write(
         'patch',
         id,
-        input,
+        toStored(input),
         merged,
         writeOptions(ctx, options?.ifVersion),
       ).catch(rethrow)
@@ -357,7 +361,7 @@ export class Table extends Resource {
 
   override async post(value: unknown, ctx: RequestContext): Promise<WriteResult> {
     const pk = this.primaryKeyName
-    const given = pk !== undefined && isPlainObject(value) ? value[pk] : undefined
+    const given = pk !== undefined ? ownValue(value, pk) : undefined
     const named = typeof given === 'string' || typeof given === 'number'
     // A given id is coerced like a path id, so the record is found again at /Table/{id}.
     const id: Key = named ? this.coerceId(String(given)) : this.#newId()
@@ -365,7 +369,13 @@ export class Table extends Resource {
     this.validate(record)
     return this.indexes.serial(id, async () => {
       if (named && this.has(id)) throw new ResourceError('CONFLICT', `${this.topicFor(id)} already exists`)
-      const change = await this.#write('put', id, record, record, writeOptions(ctx, undefined)).catch(rethrow)
+      const change = await this.#write(
+        'put',
+        id,
+        toStored(record),
+        record,
+        writeOptions(ctx, undefined),
+      ).catch(rethrow)
       return { id, version: change!.timestamp, created: true }
     })
   }
@@ -458,14 +468,15 @@ export class Table extends Resource {
         host.dispatch(event)
         return RESOLVED_EMPTY
       }
-      host.rememberPayload(message.value, message.payload, message.contentType)
+      const stored = toStored(message.value)
+      host.rememberPayload(stored, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)
       const user = ctx.user?.username
       if (this.indexes.size === 0 && !atomic?.length)
-        return this.#single(this.table.message(id, message.value, writeOf(user, meta)))
+        return this.#single(this.table.message(id, stored, writeOf(user, meta)))
       // Serialized with writes to the record on indexed tables, so a topic's events keep their order.
       return this.indexes.serial(id, () =>
-        this.#commit((txn) => txn.message(this.table, id, message.value, { user, meta }), atomic),
+        this.#commit((txn) => txn.message(this.table, id, stored, { user, meta }), atomic),
       )
     }
     const meta = storageMeta(message, ctx)
@@ -491,15 +502,16 @@ export class Table extends Resource {
     } catch (error) {
       return Promise.reject(error)
     }
+    const stored = toStored(value)
     // The publisher's bytes stand for the record only when it is stored exactly as decoded from them.
-    if (value === message.value) host.rememberPayload(value, message.payload, message.contentType)
+    if (value === message.value) host.rememberPayload(stored, message.payload, message.contentType)
     if (indexes.size === 0 && !atomic?.length)
-      return this.#single(this.table.put(id, value, writeOf(user, meta)))
+      return this.#single(this.table.put(id, stored, writeOf(user, meta)))
     if (indexes.size === 0)
-      return this.#commit((txn) => txn.put(this.table, id, value, { user, meta }), atomic)
+      return this.#commit((txn) => txn.put(this.table, id, stored, { user, meta }), atomic)
     return indexes.serial(id, () =>
       this.#commit((txn) => {
-        txn.put(this.table, id, value, { user, meta })
+        txn.put(this.table, id, stored, { user, meta })
         indexes.write(txn, id, this.table.get(id), value)
       }, atomic),
     )
@@ -604,19 +616,18 @@ export function storageMeta(
   return out
 }
 
+/** An attribute of a record as a list returns it (value already restored from storage). */
 function readAttribute(record: { id: Key; value: unknown }, attribute: string, pk: string | undefined) {
-  return attribute === pk ? record.id : (record.value as Record<string, unknown> | null)?.[attribute]
+  return attribute === pk ? record.id : ownValue(record.value, attribute)
 }
 
 /** An equality condition of a list: `String(attribute) === expected` (the id stands in for a missing primary key). */
 function attributeMatches(entry: RecordEntry, attribute: string, expected: string, pk: string | undefined) {
-  const value = entry.value as Record<string, unknown> | null
+  const value = entry.value
+  const name = storedName(attribute)
+  const isObject = value !== null && typeof value === 'object'
   const actual =
-    attribute === pk && (value === null || typeof value !== 'object' || !(attribute in value))
-      ? entry.id
-      : value !== null && typeof value === 'object'
-        ? value[attribute]
-        : undefined
+    attribute === pk && (!isObject || !Object.hasOwn(value, name)) ? entry.id : ownValue(value, name)
   return actual !== undefined && actual !== null && String(actual) === expected
 }
 

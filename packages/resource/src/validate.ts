@@ -29,7 +29,9 @@ function checkObject(
   }
   const record = value as Record<string, unknown>
   for (const attribute of type.attributes) {
-    const problem = checkType(attribute.type, record[attribute.name], schema, join(path, attribute.name))
+    // own properties only: an attribute named `constructor` is absent from `{}`, not a function
+    const given = Object.hasOwn(record, attribute.name) ? record[attribute.name] : undefined
+    const problem = checkType(attribute.type, given, schema, join(path, attribute.name))
     if (problem) return problem
   }
   if (type.sealed) {

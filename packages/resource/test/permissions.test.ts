@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { User } from '../src/index.js'
+import type { RequestContext, User } from '../src/index.js'
 import { admin, bytes, code, collector, runtimeFixture } from './helpers.js'
 
 const reader: User = { username: 'rita', role: 'reader', superUser: false }
@@ -107,9 +107,9 @@ describe('permissions', () => {
     })
     const { runtime } = f
     const device = (username: string) => ({ username, role: 'device', superUser: false })
-    const publish = (topic: string, ctx: { user: User; clientId?: string }) =>
+    const publish = (topic: string, ctx: RequestContext) =>
       code(runtime.publish(topic, { payload: bytes('1'), retain: false, qos: 0 }, ctx))
-    const subscribe = (filter: string, ctx: { user: User; clientId?: string }) =>
+    const subscribe = (filter: string, ctx: RequestContext) =>
       code(runtime.subscribe(filter, () => {}, {}, ctx).then((s) => s.close()))
     // the rules work for ordinary names
     expect(await publish('devices/eve_x/a', as(device('eve_x'), 'c1'))).toBe('OK')
