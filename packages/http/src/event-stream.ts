@@ -20,6 +20,8 @@ export interface EventStreamOptions {
   encoder: EnvelopeEncoder
   /** Registers a closer with the handler (for handler.close()); returns an unregister function. */
   track: (close: () => void) => () => void
+  /** Told about an unexpected error that ended the stream after its headers went out (for logging). */
+  onFault?: (err: unknown) => void
 }
 
 /** Opens the stream; rejects (before any header is sent) when connect() refuses. */
@@ -75,8 +77,10 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
       }
       res.write(frame)
     }
-  } catch {
-    // The runtime ended the stream with an error after the headers went out: all SSE can do is end.
+  } catch (err) {
+    // The stream failed after the headers went out (the runtime, resource code, an encoder): all
+    // SSE can do is end this stream; the client reconnects with Last-Event-ID.
+    o.onFault?.(err)
   } finally {
     close()
   }

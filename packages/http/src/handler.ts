@@ -19,7 +19,7 @@ import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
 import { parseRoute } from './route.js'
 import { parseLastEventId } from './sse.js'
-import { prepareRecordSocket } from './websocket.js'
+import { CLOSE_CODES, prepareRecordSocket } from './websocket.js'
 
 /** Handles a WebSocket whose negotiated sub-protocol it is registered for (e.g. MQTT). */
 export type SubprotocolHandler = (stream: Duplex, req: IncomingMessage) => void
@@ -95,6 +95,24 @@ function refuseUpgrade(socket: Duplex, err: unknown): number {
   return body.status
 }
 
+/** The last resort of a request: a 500 with a fixed JSON body, or a cut connection once headers went out. */
+function sendInternalError(res: ServerResponse): void {
+  try {
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const body = JSON.stringify({ error: 'INTERNAL', message: 'internal server error', status: 500 })
+    res.writeHead(500, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+    })
+    res.end(body)
+  } catch {
+    res.destroy()
+  }
+}
+
 /**
  * Creates the handler.
  *
@@ -126,6 +144,13 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   }
 
   const extraRoutes = new Map(Object.entries(options.extraRoutes ?? {}))
+
+  /** Logs an unexpected error through onError; a failing onError is not allowed to escape either. */
+  const report = (err: unknown, req: IncomingMessage) => {
+    try {
+      options.onError?.(err, req)
+    } catch {}
+  }
 
   const subprotocolHandler = (name: string): SubprotocolHandler | undefined =>
     subprotocols[name] ?? (name === 'mqttv3.1' ? subprotocols.mqtt : undefined)
@@ -177,6 +202,8 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let preconditioned = false
+    // A response that fails to write must not become an unhandled 'error' event.
+    res.on('error', (err) => report(err, req))
     try {
       if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
       const url = new URL(req.url ?? '/', 'http://localhost')
@@ -215,6 +242,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           maxQueuedBytes,
           encoder,
           track,
+          onFault: (err) => report(err, req),
         })
       }
 
@@ -235,8 +263,16 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         preconditioned = rc.preconditioned
       }
     } catch (err) {
-      const body = sendError(res, err, preconditioned)
-      if (body.status >= 500) options.onError?.(err, req)
+      // The barrier of one request: whatever it threw becomes its error response (500 with a JSON
+      // body for the unexpected), and nothing reaches the process.
+      try {
+        const body = sendError(res, err, preconditioned)
+        if (body.status >= 500) report(err, req)
+      } catch (failure) {
+        // Rendering the error failed too (e.g. details that cannot be serialized): a bare 500.
+        report(failure, req)
+        sendInternalError(res)
+      }
     }
   }
 
@@ -260,7 +296,12 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
             const untrack = track(() => ws.close(1001, 'server shutting down'))
             ws.once('close', untrack)
-            handler(createWebSocketStream(ws), req)
+            try {
+              handler(createWebSocketStream(ws), req)
+            } catch (err) {
+              report(err, req)
+              ws.close(CLOSE_CODES.INTERNAL_ERROR, 'internal error')
+            }
           })
           return
         }
@@ -282,15 +323,29 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           maxQueuedBytes,
           pingMs,
           encoder,
+          onFault: (err) => report(err, req),
         })
         if (!socket.writable || closing) {
           prepared.abort()
           socket.destroy()
           return
         }
-        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => prepared.attach(ws, track))
+        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+          try {
+            prepared.attach(ws, track)
+          } catch (err) {
+            report(err, req)
+            prepared.abort()
+            ws.close(CLOSE_CODES.INTERNAL_ERROR, 'internal error')
+          }
+        })
       } catch (err) {
-        if (refuseUpgrade(socket, err) >= 500) options.onError?.(err, req)
+        try {
+          if (refuseUpgrade(socket, err) >= 500) report(err, req)
+        } catch (failure) {
+          report(failure, req)
+          socket.destroy()
+        }
       }
     })()
   }

@@ -35,6 +35,8 @@ export interface RecordSocketOptions {
   /** Ping interval; a client that has not answered the previous ping by the next one is dropped. 0 = off. */
   pingMs: number
   encoder: EnvelopeEncoder
+  /** Told about an unexpected error that closed the socket with 1011 (for logging). */
+  onFault?: (err: unknown) => void
 }
 
 /**
@@ -94,6 +96,10 @@ export async function prepareRecordSocket(
         finish(CLOSE_CODES.NORMAL, '')
       })
       socket.on('error', () => socket.terminate())
+      const fault = (err: unknown) => {
+        o.onFault?.(err)
+        finish(CLOSE_CODES.INTERNAL_ERROR, 'internal error')
+      }
       socket.on('message', (data: RawData, isBinary: boolean) => {
         // ws hands over a Buffer by default (binaryType 'nodebuffer'); Buffer.from would copy it.
         const bytes = Buffer.isBuffer(data)
@@ -108,7 +114,11 @@ export async function prepareRecordSocket(
           finish(CLOSE_CODES.INVALID_PAYLOAD, `message is not valid ${isBinary ? o.incomingType : 'JSON'}`)
           return
         }
-        incoming.push(value)
+        try {
+          incoming.push(value)
+        } catch (err) {
+          fault(err)
+        }
       })
 
       void (async () => {
@@ -128,10 +138,8 @@ export async function prepareRecordSocket(
           finish(CLOSE_CODES.NORMAL, 'stream ended')
         } catch (err) {
           const forbidden = errorCode(err) === 'FORBIDDEN' || errorCode(err) === 'UNAUTHORIZED'
-          finish(
-            forbidden ? CLOSE_CODES.POLICY_VIOLATION : CLOSE_CODES.INTERNAL_ERROR,
-            forbidden ? 'forbidden' : 'internal error',
-          )
+          if (forbidden) finish(CLOSE_CODES.POLICY_VIOLATION, 'forbidden')
+          else fault(err)
         }
       })()
     },

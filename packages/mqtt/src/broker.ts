@@ -114,9 +114,28 @@ export class BrokerCore implements Broker {
       stream.destroy()
       return
     }
-    const conn = new Connection(this, stream, info, `${this.bootId}.${++this.connectionSeq}`)
+    let conn: Connection
+    try {
+      conn = new Connection(this, stream, info, `${this.bootId}.${++this.connectionSeq}`)
+    } catch (err) {
+      this.logger.error({ err }, 'mqtt: cannot serve a new connection')
+      stream.destroy()
+      return
+    }
     this.connections.add(conn)
-    this.events.emit('connection', stream, info)
+    this.emit('connection', stream, info)
+  }
+
+  /**
+   * Emits a broker event; a listener that throws is logged, and neither the connection that
+   * triggered the event nor the process pays for it.
+   */
+  emit<K extends keyof BrokerEvents>(name: K, ...args: BrokerEvents[K]): void {
+    try {
+      ;(this.events.emit as (name: K, ...args: BrokerEvents[K]) => boolean)(name, ...args)
+    } catch (err) {
+      this.logger.error({ err, event: name }, `mqtt: a '${name}' event listener failed`)
+    }
   }
 
   async close(): Promise<void> {

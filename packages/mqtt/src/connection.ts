@@ -13,6 +13,7 @@ import {
   subackFailureCode,
   v3ConnackCode,
 } from './errors.js'
+import { type FaultSink, faultReason, guarded, settle } from './fault.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import {
   encodeAck,
@@ -87,7 +88,7 @@ function firstUserProperty(
  * QoS flows and acknowledgement order, topic aliases, limits, and the will. Outbound delivery state
  * lives in the Session so it survives the connection.
  */
-export class Connection implements FrameSink {
+export class Connection implements FrameSink, FaultSink {
   state = State.AwaitingConnect
   version = 4
   v5 = false
@@ -130,6 +131,7 @@ export class Connection implements FrameSink {
   private willKey: readonly [string, string] | null = null
   private countedUser: string | null = null
   private sendWill = true
+  private faulted = false
 
   constructor(
     readonly broker: BrokerCore,
@@ -138,14 +140,30 @@ export class Connection implements FrameSink {
     readonly id: string,
   ) {
     this.reader = new FrameReader(this, broker.maxPacketSize)
-    stream.on('data', (chunk: Buffer) => {
-      this.lastRx = Date.now()
-      this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    })
-    stream.on('error', (err) => this.close(`stream error: ${err.message}`))
-    stream.on('end', () => this.close('stream ended'))
-    stream.on('close', () => this.close('stream closed'))
-    this.connectTimer = setTimeout(() => this.close('no CONNECT in time'), broker.connectTimeoutMs)
+    // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
+    stream.on(
+      'data',
+      guarded(this, (chunk: Buffer) => {
+        this.lastRx = Date.now()
+        this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+      }),
+    )
+    stream.on(
+      'error',
+      guarded(this, (err: Error) => this.close(`stream error: ${err.message}`)),
+    )
+    stream.on(
+      'end',
+      guarded(this, () => this.close('stream ended')),
+    )
+    stream.on(
+      'close',
+      guarded(this, () => this.close('stream closed')),
+    )
+    this.connectTimer = setTimeout(
+      guarded(this, () => this.close('no CONNECT in time')),
+      broker.connectTimeoutMs,
+    )
     this.connectTimer.unref?.()
   }
 
@@ -180,13 +198,62 @@ export class Connection implements FrameSink {
     const bytes = this.outBytes
     this.outBytes = 0
     if (this.stream.destroyed) return
-    this.stream.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes))
+    try {
+      this.stream.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes))
+    } catch (err) {
+      this.fault(err)
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The fault barrier
+
+  /**
+   * A fault (exception or rejection) raised while handling this connection closes it, and only it:
+   * v5 DISCONNECT 0x83 (or the reason code of a protocol error a handler threw), a CONNACK refusal
+   * before the handshake completed; logged once with the client id. Never throws: the process-level
+   * handler is not reached from here.
+   */
+  fault(err: unknown): void {
+    const first = !this.faulted
+    this.faulted = true
+    const { reasonCode, internal } = faultReason(err)
+    const who = this.clientId || `connection ${this.id}`
+    if (first) {
+      const fields = { err, clientId: this.clientId || undefined, connection: this.id }
+      if (internal) this.broker.logger.error(fields, `mqtt: internal error while handling ${who}; closing it`)
+      else this.broker.logger.warn(fields, `mqtt: closing ${who}: ${(err as Error).message}`)
+    }
+    const why = internal ? 'internal error' : (err as Error).message
+    try {
+      if (this.state === State.Closed) {
+        if (!this.stream.destroyed) this.stream.destroy()
+      } else if (this.state === State.Connecting) {
+        this.refuse(reasonCode, why)
+      } else {
+        this.disconnectWith(reasonCode, why)
+      }
+    } catch {
+      // Closing failed too (the fault may sit in the encoder): cut the stream.
+      try {
+        this.close(why)
+      } catch {}
+      if (!this.stream.destroyed) this.stream.destroy()
+    }
   }
 
   // -------------------------------------------------------------------------------------------
   // Framing and dispatch
 
   onFrame(frame: Buffer, bodyOffset: number): void {
+    try {
+      this.dispatch(frame, bodyOffset)
+    } catch (err) {
+      this.fault(err)
+    }
+  }
+
+  private dispatch(frame: Buffer, bodyOffset: number): void {
     const state = this.state
     if (state === State.Connected) {
       if (frame[0]! >> 4 === 3) this.onPublish(frame, bodyOffset)
@@ -269,10 +336,7 @@ export class Connection implements FrameSink {
     if (packet === null) return
     this.state = State.Connecting
     this.held = []
-    void this.onConnect(packet as ConnectPacket).catch((err) => {
-      this.broker.logger.error({ err }, 'mqtt: CONNECT handling failed')
-      this.refuse(ReasonCode.UnspecifiedError, 'internal error')
-    })
+    settle(this, this.onConnect(packet as ConnectPacket), () => {})
   }
 
   private onControlFrame(frame: Buffer): void {
@@ -613,7 +677,7 @@ export class Connection implements FrameSink {
     this.state = State.Connected
     this.aliases = v5 && broker.topicAliasMaximum > 0 ? new Map() : null
     this.startKeepAlive(keepAlive)
-    broker.events.emit('connected', this.sessionInfo, this.stream)
+    broker.emit('connected', this.sessionInfo, this.stream)
 
     if (sessionPresent) {
       session.retransmit(this)
@@ -657,7 +721,10 @@ export class Connection implements FrameSink {
         const next = new Promise<Buffer | undefined>((resolve) => {
           auth.waiter = resolve
         })
-        auth.timer = setTimeout(() => this.close('authentication timed out'), this.broker.connectTimeoutMs)
+        auth.timer = setTimeout(
+          guarded(this, () => this.close('authentication timed out')),
+          this.broker.connectTimeoutMs,
+        )
         auth.timer.unref?.()
         this.write(
           this.sized({
@@ -696,7 +763,7 @@ export class Connection implements FrameSink {
       return
     }
     if (rc === ReasonCode.ReAuthenticate && auth === null && this.state === State.Connected) {
-      void this.reauthenticate(data)
+      settle(this, this.reauthenticate(data), () => {})
       return
     }
     this.protocolViolation(new ProtocolError(`unexpected AUTH 0x${rc.toString(16)}`))
@@ -722,7 +789,7 @@ export class Connection implements FrameSink {
       return
     }
     const reason = result.status === 'failure' ? (result.reason ?? 'authentication failed') : 'another user'
-    this.broker.events.emit(
+    this.broker.emit(
       'auth-failed',
       { clientId: this.clientId, username: this.ctx.user?.username, reason },
       this.stream,
@@ -785,15 +852,12 @@ export class Connection implements FrameSink {
       // Shared subscriptions do not replay: other members received what was published meanwhile.
       // Cursor 0 (the log was empty at subscribe time) replays from the start.
       const after = sub.shared ? undefined : session.catchUpCursor(sub)
-      this.openSubscription(sub, false, after).then(
-        (rc) => {
-          if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
-            session.subscriptions.delete(sub.filter)
-            session.scheduleSave()
-          }
-        },
-        () => {},
-      )
+      settle(this, this.openSubscription(sub, false, after), (rc) => {
+        if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
+          session.subscriptions.delete(sub.filter)
+          session.scheduleSave()
+        }
+      })
     }
     session.fillWindow()
   }
@@ -817,7 +881,7 @@ export class Connection implements FrameSink {
   }
 
   private authFailed(reason: number, why: string, username: string | undefined): void {
-    this.broker.events.emit('auth-failed', { clientId: this.clientId, username, reason: why }, this.stream)
+    this.broker.emit('auth-failed', { clientId: this.clientId, username, reason: why }, this.stream)
     this.refuse(reason, why)
   }
 
@@ -912,7 +976,9 @@ export class Connection implements FrameSink {
 
   private publishQos0(topic: string, p: InboundPublish): void {
     this.publishStarted()
-    this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
+    settle(
+      this,
+      this.broker.runtime.publish(topic, this.message(p), this.ctx),
       () => this.publishSettled(),
       (err) => {
         this.publishSettled()
@@ -925,7 +991,9 @@ export class Connection implements FrameSink {
     const ack = this.pushAck(PUBACK, p.packetId)
     this.quotaUsed++
     this.publishStarted()
-    this.broker.runtime.publish(topic, this.message(p), this.ctx).then(
+    settle(
+      this,
+      this.broker.runtime.publish(topic, this.message(p), this.ctx),
       () => {
         this.publishSettled()
         this.finishAck(ack, 0)
@@ -948,7 +1016,9 @@ export class Connection implements FrameSink {
     }
     const pending = session.pendingQos2.get(id)
     if (pending !== undefined) {
-      pending.then(
+      settle(
+        this,
+        pending,
         () =>
           this.finishAck(
             ack,
@@ -964,20 +1034,22 @@ export class Connection implements FrameSink {
     const options = session.durable
       ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
       : undefined
+    // Guarded callbacks: `work` always fulfils, so the PUBREL and duplicate paths waiting on it never
+    // see a rejection.
     const work = this.broker.runtime.publish(topic, this.message(p), this.ctx, options).then(
-      () => {
+      guarded(this, () => {
         session.inboundQos2.add(id)
         this.publishSettled()
         this.finishAck(ack, 0)
-      },
-      (err) => {
+      }),
+      guarded(this, (err: unknown) => {
         this.publishSettled()
         const rc = this.refusedReason(err, topic)
         if (!this.v5)
           session.inboundQos2.add(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
         else this.quotaUsed = Math.max(0, this.quotaUsed - 1)
         this.finishAck(ack, rc, errorReason(err))
-      },
+      }),
     )
     session.pendingQos2.set(id, work)
     work.finally(() => {
@@ -1009,13 +1081,15 @@ export class Connection implements FrameSink {
         return
       }
       // The id is forgotten durably before PUBCOMP, so a reused id is never mistaken for a duplicate.
-      this.broker.track(this.broker.state(QOS2_STORE).delete(packetKey(session.clientId, id))).then(
+      settle(
+        this,
+        this.broker.track(this.broker.state(QOS2_STORE).delete(packetKey(session.clientId, id))),
         () => this.write(encodeAck(PUBCOMP, id, 0, this.v5)),
         () => this.close('state write failed'),
       )
     }
     const pending = session.pendingQos2.get(id)
-    if (pending !== undefined) pending.then(release, release)
+    if (pending !== undefined) settle(this, pending, release, release)
     else release()
   }
 
@@ -1096,7 +1170,7 @@ export class Connection implements FrameSink {
     const reasons: string[] = []
     const codes: Promise<number>[] = []
     for (const s of packet.subscriptions) codes.push(this.subscribeOne(session, s, subId, accept, reasons))
-    void Promise.all(codes).then((granted) => {
+    settle(this, Promise.all(codes), (granted) => {
       this.afterSave(session, () => {
         if (this.state !== State.Connected) return
         const suback = { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket
@@ -1113,7 +1187,7 @@ export class Connection implements FrameSink {
    * the subscriptions are live either way, so the client gets its acknowledgement.
    */
   private afterSave(session: Session, reply: () => void): void {
-    if (session.durable) session.save().then(reply, reply)
+    if (session.durable) settle(this, session.save(), reply, reply)
     else reply()
   }
 
@@ -1247,7 +1321,10 @@ export class Connection implements FrameSink {
     if (seconds === 0) return
     // [MQTT-3.1.2-24] one and a half times the keep alive.
     this.keepAliveMs = seconds * 1500
-    this.keepAliveTimer = setTimeout(() => this.checkKeepAlive(), this.keepAliveMs)
+    this.keepAliveTimer = setTimeout(
+      guarded(this, () => this.checkKeepAlive()),
+      this.keepAliveMs,
+    )
     this.keepAliveTimer.unref?.()
   }
 
@@ -1258,7 +1335,10 @@ export class Connection implements FrameSink {
       this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
       return
     }
-    this.keepAliveTimer = setTimeout(() => this.checkKeepAlive(), this.keepAliveMs - idle)
+    this.keepAliveTimer = setTimeout(
+      guarded(this, () => this.checkKeepAlive()),
+      this.keepAliveMs - idle,
+    )
     this.keepAliveTimer.unref?.()
   }
 
@@ -1337,12 +1417,12 @@ export class Connection implements FrameSink {
     const session = this.session
     if (session === null || session.connection !== this) {
       if (prev === State.Connected || prev === State.Connecting) this.settleWill(graceful === true, session)
-      if (prev === State.Connected) broker.events.emit('disconnected', this.sessionInfo, stream, { reason })
+      if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
       return
     }
     this.settleWill(graceful === true, session)
     broker.sessionOffline(session)
-    if (prev === State.Connected) broker.events.emit('disconnected', this.sessionInfo, stream, { reason })
+    if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
   }
 
   private settleWill(graceful: boolean, session: Session | null): void {

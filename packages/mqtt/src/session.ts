@@ -126,8 +126,23 @@ export class Session {
     }
     if (s.id !== undefined) sub.id = s.id
     if (s.accept !== undefined) sub.accept = s.accept
-    sub.listener = (event, delivery) => this.deliver(sub, event, delivery)
+    // Resource code may call this listener directly: what delivery throws (an encoder, say) closes
+    // this session's connection instead of returning into that code.
+    sub.listener = (event, delivery) => {
+      try {
+        this.deliver(sub, event, delivery)
+      } catch (err) {
+        this.fault(err)
+      }
+    }
     return sub
+  }
+
+  /** A fault while delivering goes to the connection's barrier (Connection.fault). */
+  private fault(err: unknown): void {
+    const conn = this.connection
+    if (conn !== null) conn.fault(err)
+    else this.broker.logger.error({ err, clientId: this.clientId }, 'mqtt: delivery failed')
   }
 
   /** Called by the runtime for every event matching `sub`. */
@@ -314,14 +329,22 @@ export class Session {
       wait.then(
         () => {
           item.ready = true
-          this.drainOutbox()
+          this.drainOutboxSafely()
         },
         (err) => {
           this.broker.logger.error({ err }, 'mqtt: persisting an in-flight message failed')
           item.ready = true
-          this.drainOutbox()
+          this.drainOutboxSafely()
         },
       )
+    }
+  }
+
+  private drainOutboxSafely(): void {
+    try {
+      this.drainOutbox()
+    } catch (err) {
+      this.fault(err)
     }
   }
 
@@ -539,7 +562,11 @@ export class Session {
     if (this.saveTimer === null && !this.destroyed) {
       this.saveTimer = setImmediate(() => {
         this.saveTimer = null
-        void this.save()
+        try {
+          void this.save()
+        } catch (err) {
+          this.fault(err)
+        }
       })
     }
   }
