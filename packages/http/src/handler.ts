@@ -139,6 +139,12 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   let closing = false
 
   const track = (close: () => void) => {
+    if (closing) {
+      // Opened while close() ran (it was still authenticating or subscribing): end it as well, once
+      // its opener has finished setting it up.
+      queueMicrotask(close)
+      return () => false
+    }
     closers.add(close)
     return () => closers.delete(close)
   }

@@ -1,5 +1,5 @@
 import { type Key, Resource } from '@proj/resource'
-import { once } from '@proj/test-utils'
+import { once, waitFor } from '@proj/test-utils'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { openTestRuntime, type TestRuntime } from './support/runtime.js'
@@ -31,6 +31,21 @@ class Faulty extends Resource {
   }
 }
 
+/** connect() waits for the test to open this gate: a stream caught between its request and its start. */
+const gate = { entered: false, open: () => {} }
+class Slow extends Resource {
+  override async connect(): Promise<never> {
+    gate.entered = true
+    await new Promise<void>((resolve) => {
+      gate.open = resolve
+    })
+    return (async function* () {
+      yield { late: true }
+      await new Promise(() => {}) // a stream that never ends by itself
+    })() as never
+  }
+}
+
 let rt: TestRuntime
 let srv: TestServer
 const faults: unknown[] = []
@@ -38,7 +53,7 @@ const auth = { authorization: `Basic ${Buffer.from('ann:secret').toString('base6
 
 beforeEach(async () => {
   faults.length = 0
-  rt = await openTestRuntime({ resources: { Faulty } })
+  rt = await openTestRuntime({ resources: { Faulty, Slow } })
   srv = await startServer({
     runtime: rt.runtime,
     onError: (err) => {
@@ -96,5 +111,19 @@ describe('fault containment over HTTP: one request, one WebSocket, one event str
     await res.text()
     expect(faults).toHaveLength(1)
     await stillServing()
+  })
+
+  it('a stream still opening when the handler closes is ended as well', async () => {
+    gate.entered = false
+    const pending = fetch(`${srv.url}/Slow/x`, { headers: { ...auth, accept: 'text/event-stream' } })
+    await waitFor(() => gate.entered, { message: 'connect() called' })
+    await srv.handler.close()
+    gate.open()
+    const res = await pending
+    const ended = await Promise.race([
+      res.text().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000)),
+    ])
+    expect(ended).toBe(true)
   })
 })
