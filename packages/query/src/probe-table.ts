@@ -1,0 +1,219 @@
+/**
+ * The index entries of one attribute path: equality keys in a hash, range probes in interval trees
+ * per domain. Items are whatever the caller files (a subscription, or an entry that still needs its
+ * predicate). Lookups take the attribute's value, a scalar or an array.
+ */
+import { type Interval, IntervalIndex } from './interval-index.js'
+import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
+import type { Transition } from './transition.js'
+import { compareText } from './values.js'
+
+type Tree<T> = IntervalIndex<number | string, T>
+type Trees<T> = Partial<Record<Domain, Tree<T>>>
+const DOMAINS: readonly Domain[] = ['number', 'string', 'date']
+/** One order for every tree (numbers, or text by code point), so the trees' calls stay monomorphic. */
+const order = (a: number | string, b: number | string) =>
+  typeof a === 'number' ? a - (b as number) : compareText(a, b as string)
+/** A value with no equality key (an object, a NaN). */
+const NO_KEY = Symbol('no key')
+
+/** The equality key of a scalar value: null and missing are one key. */
+function keyOf(value: unknown): EqualKey | typeof NO_KEY {
+  switch (typeof value) {
+    case 'undefined':
+      return null
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      return Number.isNaN(value) ? NO_KEY : value
+    case 'bigint':
+      return Number(value)
+    default:
+      return value === null ? null : NO_KEY
+  }
+}
+
+/** Where a scalar value sits in a domain's order, or undefined when it has no place there. */
+function pointOf(value: unknown, domain: Domain): number | string | undefined {
+  switch (typeof value) {
+    case 'string':
+      if (domain === 'string') return value
+      if (domain === 'date') {
+        const ms = Date.parse(value)
+        return Number.isNaN(ms) ? undefined : ms
+      }
+      return undefined
+    case 'number':
+      return domain === 'string' || Number.isNaN(value) ? undefined : value
+    case 'bigint':
+      return domain === 'number' ? Number(value) : undefined
+    case 'object':
+      if (domain === 'date' && value instanceof Date) {
+        const ms = value.getTime()
+        return Number.isNaN(ms) ? undefined : ms
+      }
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+export class ProbeTable<T> {
+  readonly #equal = new Map<EqualKey, Set<T>>()
+  /** Ranges of one condition: an array element must lie inside. */
+  readonly #elements: Trees<T> = {}
+  /** Merged ranges of an `and` (`spanning`): each bound may be met by another array element. */
+  readonly #spans: Trees<T> = {}
+  #size = 0
+
+  get size(): number {
+    return this.#size
+  }
+
+  /** Files `item` under `probe`; returns the interval to hand back to `remove` for ranges. */
+  add(probe: Probe, item: T): Interval<number | string, T> | undefined {
+    this.#size++
+    if (probe.kind === 'equal') {
+      let bucket = this.#equal.get(probe.key)
+      if (!bucket) this.#equal.set(probe.key, (bucket = new Set()))
+      bucket.add(item)
+      return undefined
+    }
+    const trees = probe.spanning ? this.#spans : this.#elements
+    let tree = trees[probe.domain]
+    if (!tree) trees[probe.domain] = tree = new IntervalIndex(order)
+    return tree.add(probe.low, probe.high, item, probe.lowOpen, probe.highOpen)
+  }
+
+  remove(probe: Probe, item: T, interval: Interval<number | string, T> | undefined): void {
+    this.#size--
+    if (probe.kind === 'equal') {
+      // The same key twice (`a=1|a=1`) was filed once.
+      const bucket = this.#equal.get(probe.key)
+      if (bucket?.delete(item) && bucket.size === 0) this.#equal.delete(probe.key)
+      return
+    }
+    const trees = probe.spanning ? this.#spans : this.#elements
+    const tree = trees[(probe as RangeProbe).domain]!
+    tree.remove(interval!)
+    if (tree.size === 0) delete trees[probe.domain]
+  }
+
+  /** Every item whose probe the value meets (an item may come more than once for an array). */
+  find(value: unknown, take: (item: T) => void): void {
+    if (Array.isArray(value)) {
+      this.#findArray(value, take)
+      return
+    }
+    this.#findEqual(value, take)
+    for (const domain of DOMAINS) {
+      const elements = this.#elements[domain]
+      const spans = this.#spans[domain]
+      if (!elements && !spans) continue
+      const point = pointOf(value, domain)
+      if (point === undefined) continue
+      elements?.stab(point, take)
+      spans?.stab(point, take)
+    }
+  }
+
+  /**
+   * The transitions of items filed with a single exact probe, for a change of this attribute from
+   * `before` to `after` (`present*` false: no record). Scalars are classified straight from the
+   * hash and the trees (an interval found at the old value is checked against the new one), with no
+   * per-item state; arrays go through sets.
+   */
+  classify(
+    presentBefore: boolean,
+    before: unknown,
+    presentAfter: boolean,
+    after: unknown,
+    visit: (item: T, transition: Transition) => void,
+  ): void {
+    if (Array.isArray(before) || Array.isArray(after)) {
+      const was = new Set<T>()
+      const now = new Set<T>()
+      if (presentBefore)
+        this.find(before, (item) => {
+          was.add(item)
+        })
+      if (presentAfter)
+        this.find(after, (item) => {
+          now.add(item)
+        })
+      for (const item of was) visit(item, now.has(item) ? 'update' : 'leave')
+      for (const item of now) if (!was.has(item)) visit(item, 'enter')
+      return
+    }
+    if (this.#equal.size > 0) {
+      const kb = presentBefore ? keyOf(before) : NO_KEY
+      const ka = presentAfter ? keyOf(after) : NO_KEY
+      const each = (key: EqualKey | typeof NO_KEY, transition: Transition) => {
+        const bucket = key === NO_KEY ? undefined : this.#equal.get(key)
+        if (bucket) for (const item of bucket) visit(item, transition)
+      }
+      if (kb !== NO_KEY && kb === ka) each(kb, 'update')
+      else {
+        each(kb, 'leave')
+        each(ka, 'enter')
+      }
+    }
+    for (const domain of DOMAINS) {
+      const elements = this.#elements[domain]
+      const spans = this.#spans[domain]
+      if (!elements && !spans) continue
+      const pb = presentBefore ? pointOf(before, domain) : undefined
+      const pa = presentAfter ? pointOf(after, domain) : undefined
+      for (const tree of [elements, spans]) {
+        if (!tree) continue
+        if (pb !== undefined) {
+          tree.stabBoth(
+            pb,
+            pa,
+            (item) => visit(item, 'update'),
+            (item) => visit(item, 'leave'),
+          )
+        }
+        if (pa !== undefined) tree.stabBoth(pa, pb, undefined, (item) => visit(item, 'enter'))
+      }
+    }
+  }
+
+  #findEqual(value: unknown, take: (item: T) => void): void {
+    if (this.#equal.size === 0) return
+    const key = keyOf(value)
+    if (key !== NO_KEY) this.#equal.get(key)?.forEach(take)
+  }
+
+  /**
+   * An array matches a condition when some element does: equalities and single-condition ranges are
+   * looked up element by element. A merged `and` of two range conditions holds when some element is
+   * above the lower bound and some (maybe another) below the upper one: those intervals are searched
+   * for overlap with [smallest, largest] element of each domain.
+   */
+  #findArray(values: readonly unknown[], take: (item: T) => void): void {
+    for (const value of values) {
+      this.#findEqual(value, take)
+      for (const domain of DOMAINS) {
+        const tree = this.#elements[domain]
+        if (!tree) continue
+        const point = pointOf(value, domain)
+        if (point !== undefined) tree.stab(point, take)
+      }
+    }
+    for (const domain of DOMAINS) {
+      const tree = this.#spans[domain]
+      if (!tree) continue
+      let low: number | string | undefined
+      let high: number | string | undefined
+      for (const value of values) {
+        const point = pointOf(value, domain)
+        if (point === undefined) continue
+        if (low === undefined || order(point, low) < 0) low = point
+        if (high === undefined || order(point, high) > 0) high = point
+      }
+      if (low !== undefined) tree.overlap(low, high!, take)
+    }
+  }
+}

@@ -1,0 +1,312 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  bindFilter,
+  compileFilter,
+  parseQuery,
+  QuerySubscriptionIndex,
+  type Transition,
+  type TypeLookup,
+} from '../src/index.js'
+import { IntervalIndex } from '../src/interval-index.js'
+
+const bound = (text: string, types?: TypeLookup) => {
+  const filter = parseQuery(text).filter
+  return filter && bindFilter(filter, types)
+}
+
+/** Every (subscription, transition) a change produces, sorted, for comparison. */
+function transitions<S>(index: QuerySubscriptionIndex<S>, before: unknown, after: unknown): string[] {
+  const out: string[] = []
+  index.changes(before, after, (s, t) => out.push(`${String(s)}:${t}`))
+  return out.sort()
+}
+
+describe('QuerySubscriptionIndex', () => {
+  it('tells enter, update and leave from the old and new values', () => {
+    const index = new QuerySubscriptionIndex<string>()
+    index.add('labs', bound('breed=Lab'))
+    index.add('old', bound('age=gt=3'))
+    index.add('old labs', bound('breed=Lab&age=gt=3'))
+    expect(transitions(index, undefined, { breed: 'Lab', age: 2 })).toEqual(['labs:enter'])
+    expect(transitions(index, { breed: 'Lab', age: 2 }, { breed: 'Lab', age: 4 })).toEqual([
+      'labs:update',
+      'old labs:enter',
+      'old:enter',
+    ])
+    expect(transitions(index, { breed: 'Lab', age: 4 }, { breed: 'Pug', age: 4 })).toEqual([
+      'labs:leave',
+      'old labs:leave',
+      'old:update',
+    ])
+    expect(transitions(index, { breed: 'Pug', age: 4 }, undefined)).toEqual(['old:leave'])
+    // a message to a record: every subscription it matches, as an update
+    expect(transitions(index, { breed: 'Lab', age: 1 }, { breed: 'Lab', age: 1 })).toEqual(['labs:update'])
+    expect(transitions(index, undefined, undefined)).toEqual([])
+  })
+
+  it('files equality and range conditions, and keeps the rest in the residual list', () => {
+    const index = new QuerySubscriptionIndex<number>()
+    const queries = [
+      'a=1',
+      'a=gt=1&lt=5',
+      'a=1|b=2',
+      'a!=1',
+      'name=ct=x',
+      'a!=1|b=2',
+      'a!=1&b=2',
+      'name==Ke*',
+      'a==null',
+      '',
+    ]
+    queries.forEach((q, i) => {
+      index.add(i, bound(q))
+    })
+    expect(index.stats).toEqual({ indexed: 6, residual: 4 })
+    expect(index.size).toBe(queries.length)
+  })
+
+  it('compares a change only with the subscriptions it can concern', () => {
+    const index = new QuerySubscriptionIndex<number>()
+    for (let i = 0; i < 10_000; i++) index.add(i, bound(`category=c${i}`))
+    for (let i = 0; i < 1000; i++) index.add(10_000 + i, bound(`price=ge=${i * 10}&lt=${i * 10 + 10}`))
+    index.add(-1, bound('price!=5'))
+    const candidates = index.candidates({ category: 'c42', price: 55 }, { category: 'c43', price: 56 })
+    expect(candidates.sort((a, b) => a - b)).toEqual([-1, 42, 43, 10_005])
+  })
+
+  it('removes and replaces subscriptions', () => {
+    const index = new QuerySubscriptionIndex<string>()
+    index.add('s', bound('a=1'))
+    index.add('r', bound('a=gt=0'))
+    index.add('s', bound('a=2')) // replaces
+    expect(index.size).toBe(2)
+    expect(transitions(index, undefined, { a: 1 })).toEqual(['r:enter'])
+    expect(transitions(index, undefined, { a: 2 })).toEqual(['r:enter', 's:enter'])
+    expect(index.remove('r')).toBe(true)
+    expect(index.remove('r')).toBe(false)
+    expect(transitions(index, undefined, { a: 2 })).toEqual(['s:enter'])
+    expect(index.has('s')).toBe(true)
+  })
+
+  it('finds arrays whose elements meet the two halves of a range separately', () => {
+    const index = new QuerySubscriptionIndex<string>()
+    index.add('between', bound('n=gt=5&lt=10'))
+    index.add('crossed', bound('n=gt=5&n=lt=0'))
+    index.add('null', bound('n==null'))
+    expect(transitions(index, undefined, { n: [7] })).toEqual(['between:enter'])
+    expect(transitions(index, undefined, { n: [1, 20] })).toEqual(['between:enter'])
+    expect(transitions(index, undefined, { n: [6, -1] })).toEqual(['between:enter', 'crossed:enter'])
+    expect(transitions(index, undefined, { n: [undefined, 3] })).toEqual(['null:enter'])
+    expect(transitions(index, undefined, { n: [] })).toEqual([])
+  })
+
+  it('removes a subscription that names one key twice', () => {
+    const index = new QuerySubscriptionIndex<string>()
+    index.add('twice', bound('a=1|a=1|a=gt=0|a=gt=0'))
+    expect(index.remove('twice')).toBe(true)
+    expect(transitions(index, undefined, { a: 1 })).toEqual([])
+  })
+
+  it('finds typed values: dates written as text or numbers, IDs as text or integers', () => {
+    const types: TypeLookup = (p) => ({ born: 'Date', ref: 'ID' })[p[0]!]
+    const index = new QuerySubscriptionIndex<string>()
+    index.add('2020s', bound('born=ge=2020-01-01', types))
+    index.add('exact', bound('born==2021-01-01T00%3A00%3A00Z', types))
+    index.add('ref5', bound('ref==5', types))
+    expect(transitions(index, undefined, { born: '2021-01-01T00:00:00Z' })).toEqual([
+      '2020s:enter',
+      'exact:enter',
+    ])
+    expect(transitions(index, undefined, { born: Date.parse('2021-01-01T00:00:00Z') })).toEqual([
+      '2020s:enter',
+      'exact:enter',
+    ])
+    expect(transitions(index, undefined, { born: new Date('2025-05-05') })).toEqual(['2020s:enter'])
+    expect(transitions(index, undefined, { ref: 5 })).toEqual(['ref5:enter'])
+    expect(transitions(index, undefined, { ref: '5' })).toEqual(['ref5:enter'])
+  })
+})
+
+describe('IntervalIndex', () => {
+  it('finds exactly the intervals meeting a point or a span, through adds, removals and rebuilds', () => {
+    const bound = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })
+    const operation = fc.oneof(
+      fc.record({
+        kind: fc.constant('add' as const),
+        a: bound,
+        b: bound,
+        lowOpen: fc.boolean(),
+        highOpen: fc.boolean(),
+      }),
+      fc.record({ kind: fc.constant('remove' as const), which: fc.nat() }),
+      fc.record({
+        kind: fc.constant('find' as const),
+        a: fc.integer({ min: -5, max: 105 }),
+        span: fc.nat(30),
+      }),
+    )
+    fc.assert(
+      fc.property(fc.array(operation, { maxLength: 400 }), (operations) => {
+        const index = new IntervalIndex<number, number>((a, b) => a - b)
+        type Live = { low?: number; high?: number; lowOpen: boolean; highOpen: boolean; id: number }
+        const live: (Live & { handle: ReturnType<typeof index.add> })[] = []
+        const meets = (i: Live, a: number, b: number) =>
+          (i.low === undefined || (i.lowOpen ? b > i.low : b >= i.low)) &&
+          (i.high === undefined || (i.highOpen ? a < i.high : a <= i.high))
+        let next = 0
+        for (const op of operations) {
+          if (op.kind === 'add') {
+            const id = next++
+            const [low, high] =
+              op.a !== undefined && op.b !== undefined && op.a > op.b ? [op.b, op.a] : [op.a, op.b]
+            const { lowOpen, highOpen } = op
+            live.push({
+              low,
+              high,
+              lowOpen,
+              highOpen,
+              id,
+              handle: index.add(low, high, id, lowOpen, highOpen),
+            })
+          } else if (op.kind === 'remove' && live.length > 0) {
+            const [gone] = live.splice(op.which % live.length, 1)
+            index.remove(gone!.handle)
+          } else if (op.kind === 'find') {
+            const [a, b] = [op.a, op.a + (op.span % 3 === 0 ? 0 : op.span)]
+            const found: number[] = []
+            if (a === b) index.stab(a, (id) => found.push(id))
+            else index.overlap(a, b, (id) => found.push(id))
+            const expected = live.filter((i) => meets(i, a, b)).map((i) => i.id)
+            expect(found.sort((x, y) => x - y)).toEqual(expected.sort((x, y) => x - y))
+          }
+          expect(index.size).toBe(live.length)
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+})
+
+// --- property: the index agrees with checking every subscription ---------------------------------
+
+const numbers = fc.constantFrom(-1, 0, 1, 2, 3, 5, 8, 2.5)
+const texts = fc.constantFrom('', 'a', 'ab', 'abc', 'b', 'ba', 'B', 'é', '😀', '\uffff')
+const scalar = fc.oneof(numbers, texts, fc.boolean(), fc.constant(null))
+const dates = fc.constantFrom('2020-01-01', '2021-06-01T00:00:00Z', '2022-12-31', 'nope')
+
+const recordArbitrary = fc.record(
+  {
+    a: fc.oneof(numbers, fc.constant(null), fc.constantFrom('3', 'x')),
+    b: fc.oneof(texts, fc.constant(null)),
+    c: fc.oneof(fc.array(fc.oneof(scalar, fc.constant(undefined)), { maxLength: 3 }), scalar),
+    d: fc.oneof(dates, fc.constant(null)),
+    n: fc.record({ x: scalar }, { requiredKeys: [] }),
+  },
+  { requiredKeys: [] },
+)
+
+const encode = (value: string) =>
+  encodeURIComponent(value).replaceAll('*', '%2A').replaceAll('(', '%28').replaceAll(')', '%29')
+const valueText = fc.oneof(
+  numbers.map(String),
+  texts.map(encode),
+  fc.constantFrom('true', 'false', 'null', 'string:3', 'number:2', 'string:', 'boolean:true'),
+)
+const attribute = fc.constantFrom('a', 'b', 'c', 'n.x')
+
+const condition: fc.Arbitrary<string> = fc.oneof(
+  fc
+    .tuple(attribute, fc.constantFrom('=', '==', '!=', '===', '!==', '=ne='), valueText)
+    .map(([a, op, v]) => `${a}${op}${v}`),
+  fc
+    .tuple(
+      attribute,
+      fc.constantFrom('=lt=', '=le=', '=gt=', '=ge='),
+      valueText.filter((v) => v !== 'null'),
+    )
+    .map(([a, op, v]) => `${a}${op}${v}`),
+  fc
+    .tuple(attribute, fc.constantFrom('=sw=', '=ew=', '=ct='), texts.map(encode))
+    .map(([a, op, v]) => `${a}${op}${v}`),
+  fc.tuple(attribute, texts.map(encode)).map(([a, v]) => `${a}==${v}*`),
+  fc
+    .tuple(attribute, fc.constantFrom('=gt=', '=ge='), numbers, fc.constantFrom('lt=', 'le='), numbers)
+    .map(([a, lo, x, hi, y]) => `[${a}${lo}${x}&${hi}${y}]`),
+  fc
+    .tuple(
+      fc.constantFrom('=gt=', '=ge=', '=lt=', '=le=', '=='),
+      dates.filter((d) => d !== 'nope'),
+    )
+    .map(([op, v]) => `d${op}date:${encodeURIComponent(v)}`),
+)
+
+const filterText: fc.Arbitrary<string> = fc.letrec<{ node: string }>((tie) => ({
+  node: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    condition,
+    fc
+      .tuple(fc.constantFrom('&', '|'), fc.array(tie('node'), { minLength: 2, maxLength: 3 }))
+      .map(([join, children]) => `(${children.join(join)})`),
+  ),
+})).node
+
+describe('QuerySubscriptionIndex agrees with checking every subscription', () => {
+  it('on random records and random queries', () => {
+    const seen = { enter: 0, update: 0, leave: 0 }
+    fc.assert(
+      fc.property(
+        fc.array(filterText, { minLength: 1, maxLength: 25 }),
+        fc.array(
+          fc.tuple(
+            fc.option(recordArbitrary, { nil: undefined }),
+            fc.option(recordArbitrary, { nil: undefined }),
+          ),
+          {
+            minLength: 1,
+            maxLength: 15,
+          },
+        ),
+        fc.array(fc.nat(), { maxLength: 5 }),
+        fc.boolean(),
+        (queries, changes, removals, typed) => {
+          const types: TypeLookup | undefined = typed
+            ? (p) => ({ a: 'ID', b: 'String', d: 'Date' })[p[0]!]
+            : undefined
+          const index = new QuerySubscriptionIndex<number>()
+          const live = new Map<number, (record: unknown) => boolean>()
+          queries.forEach((text, i) => {
+            const filter = bound(text, types)
+            index.add(i, filter)
+            live.set(i, compileFilter(filter))
+          })
+          for (const r of removals) {
+            const victim = r % queries.length
+            index.remove(victim)
+            live.delete(victim)
+          }
+          for (const [before, after] of changes) {
+            const expected: string[] = []
+            for (const [id, matches] of live) {
+              const was = before !== undefined && matches(before)
+              const now = after !== undefined && matches(after)
+              const t: Transition | undefined = was ? (now ? 'update' : 'leave') : now ? 'enter' : undefined
+              if (t) {
+                expected.push(`${id}:${t}`)
+                seen[t]++
+              }
+            }
+            expect(transitions(index, before, after), JSON.stringify({ queries, before, after })).toEqual(
+              expected.sort(),
+            )
+            const candidates = new Set(index.candidates(before, after))
+            for (const e of expected) expect(candidates.has(Number(e.split(':')[0]))).toBe(true)
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+    // the generators reach every transition, often
+    expect(Math.min(seen.enter, seen.update, seen.leave)).toBeGreaterThan(100)
+  })
+})
