@@ -206,6 +206,42 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: {},
     description: 'Role definitions (permissions per table and topic rules), passed to the resource runtime',
   },
+  // Authentication: password cost, back-off after failures, verification cache
+  {
+    key: 'auth.scramIterations',
+    type: { kind: 'integer', min: 4096 },
+    default: 600_000,
+    description:
+      'PBKDF2-HMAC-SHA-256 iterations of SCRAM-SHA-256 credentials made from now on (OWASP 2023: 600000; RFC 7677 minimum 4096); existing credentials keep theirs',
+  },
+  {
+    key: 'auth.backoff.maxFailuresPerUser',
+    type: { kind: 'integer', min: 0 },
+    default: 5,
+    description:
+      'Failed password attempts per username before exponential back-off (1s, 2s, 4s, ...); 0 = no back-off per username',
+  },
+  {
+    key: 'auth.backoff.maxFailuresPerAddress',
+    type: { kind: 'integer', min: 0 },
+    default: 20,
+    description:
+      'Failed password attempts per client address (IPv6: per /64) before exponential back-off; 0 = no back-off per address',
+  },
+  {
+    key: 'auth.backoff.maxDelay',
+    type: { kind: 'duration' },
+    default: 60_000,
+    description:
+      'Longest back-off after failed passwords; meanwhile attempts are refused unhashed (MQTT 0x89 / 3.1.1 0x03, HTTP 429 with Retry-After)',
+  },
+  {
+    key: 'auth.cacheTtl',
+    type: { kind: 'duration' },
+    default: 60_000,
+    description:
+      'How long a successful password check is reused (HTTP Basic sends it with every request); 0 = never',
+  },
   // TLS
   {
     key: 'tls.certificate',
@@ -330,6 +366,11 @@ export interface ServerConfig {
     rejectUnclaimedTopics: boolean
   }
   anonymous: { enabled: boolean; role: string }
+  auth: {
+    scramIterations: number
+    backoff: { maxFailuresPerUser: number; maxFailuresPerAddress: number; maxDelay: number }
+    cacheTtl: number
+  }
   roles: Record<string, unknown>
   tls: { certificate: string | null; privateKey: string | null; certificateAuthority: string | null }
   storage: { path: string }

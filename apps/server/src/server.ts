@@ -11,7 +11,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { createHttpHandler, type HttpHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
-import { openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
+import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
 import type { ServerConfig } from './config-schema.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
 import { createLogger, type Logger } from './logger.js'
@@ -108,6 +108,19 @@ export async function openConfiguredRuntime(
       ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
     },
     ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
+    auth: {
+      scramIterations: config.auth.scramIterations,
+      maxFailuresPerUser: config.auth.backoff.maxFailuresPerUser,
+      maxFailuresPerAddress: config.auth.backoff.maxFailuresPerAddress,
+      maxBackoffMs: config.auth.backoff.maxDelay,
+      cacheTtlMs: config.auth.cacheTtl,
+      ...(logger
+        ? {
+            onFailure: (failure: AuthFailure) =>
+              logger.info({ component: 'auth', ...failure }, `authentication failed: ${failure.reason}`),
+          }
+        : {}),
+    },
     // resources.js default exports receive this as `kit.context`
     context: { server },
   })

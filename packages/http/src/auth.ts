@@ -43,14 +43,19 @@ export function requestCredentials(req: IncomingMessage, query: URLSearchParams)
 /**
  * The user for these credentials: checked by the runtime; none means the runtime's anonymous user
  * (or null when anonymous access is off, and then the runtime's permission checks say no).
- * Wrong credentials are UNAUTHORIZED, never silently anonymous.
+ * Wrong credentials are UNAUTHORIZED, never silently anonymous. `source` is the client's address, which
+ * the runtime's back-off after failed passwords counts against (TOO_MANY_REQUESTS, then 429).
  */
-export async function resolveUser(runtime: Runtime, credentials: Credentials): Promise<User | null> {
+export async function resolveUser(
+  runtime: Runtime,
+  credentials: Credentials,
+  source: string | undefined,
+): Promise<User | null> {
   switch (credentials.scheme) {
     case 'none':
       return runtime.anonymous()
     case 'basic': {
-      const user = await runtime.authenticate(credentials.username, credentials.password)
+      const user = await runtime.authenticate(credentials.username, credentials.password, source)
       if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
       return user
     }

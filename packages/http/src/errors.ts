@@ -82,3 +82,10 @@ export function errorBody(err: unknown, preconditioned = false): ErrorBody {
   if (details && typeof details === 'object') body.details = details as Record<string, unknown>
   return body
 }
+
+/** Retry-After (RFC 9110 section 10.2.3) for a 429 or 503 whose details carry `retryAfterMs`: whole seconds, at least 1. */
+export function retryAfterSeconds(body: ErrorBody): number | undefined {
+  const ms = body.details?.retryAfterMs
+  if ((body.status !== 429 && body.status !== 503) || typeof ms !== 'number' || !(ms > 0)) return undefined
+  return Math.max(1, Math.ceil(ms / 1000))
+}

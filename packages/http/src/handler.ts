@@ -11,7 +11,7 @@ import { requestCredentials, resolveUser } from './auth.js'
 import { readBody } from './body.js'
 import { answerPreflight, applyCors, type CorsOptions, isPreflight, upgradeOriginAllowed } from './cors.js'
 import { EnvelopeEncoder } from './envelope.js'
-import { errorBody, HttpError } from './errors.js'
+import { errorBody, HttpError, retryAfterSeconds } from './errors.js'
 import { openEventStream } from './event-stream.js'
 import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue, wantsEventStream } from './media.js'
 import { requestHeader } from './request-header.js'
@@ -88,8 +88,10 @@ function refuseUpgrade(socket: Duplex, err: unknown): number {
     return body.status
   }
   const text = JSON.stringify(body)
+  const retryAfter = retryAfterSeconds(body)
   socket.end(
     `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? ''}\r\nConnection: close\r\n` +
+      (retryAfter === undefined ? '' : `Retry-After: ${retryAfter}\r\n`) +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   )
   return body.status
@@ -176,7 +178,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     const credentials = requestCredentials(req, new URLSearchParams())
     let user = null
     if (credentials.scheme === 'basic') {
-      user = await runtime.authenticate(credentials.username, credentials.password)
+      user = await runtime.authenticate(credentials.username, credentials.password, req.socket.remoteAddress)
     } else {
       const bytes = await readBody(req, maxBodySize)
       const contentType = requestHeader(req, 'content-type')
@@ -190,7 +192,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       if (typeof username !== 'string' || typeof password !== 'string') {
         throw new HttpError('INVALID', 'login needs a username and a password (body or Basic authorization)')
       }
-      user = await runtime.authenticate(username, password)
+      user = await runtime.authenticate(username, password, req.socket.remoteAddress)
     }
     if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
     const type = chooseResponseType(requestHeader(req, 'accept'))
@@ -229,7 +231,11 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
 
       const route = parseRoute(url.pathname)
       if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
-      const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
+      const user = await resolveUser(
+        runtime,
+        requestCredentials(req, url.searchParams),
+        req.socket.remoteAddress,
+      )
       const accept = requestAccept(req, url.searchParams)
 
       if (method === 'GET' && wantsEventStream(accept)) {
@@ -315,7 +321,11 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         const url = new URL(req.url ?? '/', 'http://localhost')
         const route = parseRoute(url.pathname)
         if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
-        const user = await resolveUser(runtime, requestCredentials(req, url.searchParams))
+        const user = await resolveUser(
+          runtime,
+          requestCredentials(req, url.searchParams),
+          req.socket.remoteAddress,
+        )
         const accept = requestAccept(req, url.searchParams)
         const mediaType = chooseResponseType(accept)
         const declared =

@@ -1,6 +1,6 @@
 /** Writing responses: bodies with Content-Length, and the JSON error body every failure gets. */
 import type { ServerResponse } from 'node:http'
-import { type ErrorBody, errorBody } from './errors.js'
+import { type ErrorBody, errorBody, retryAfterSeconds } from './errors.js'
 
 export function send(
   res: ServerResponse,
@@ -25,6 +25,8 @@ export function sendError(res: ServerResponse, err: unknown, preconditioned = fa
   const body = errorBody(err, preconditioned)
   const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' }
   if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="proj", Bearer realm="proj"'
+  const retryAfter = retryAfterSeconds(body)
+  if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter)
   if (body.status === 405 && !res.hasHeader('Allow'))
     headers.Allow = 'GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS'
   send(res, body.status, headers, JSON.stringify(body))

@@ -1,5 +1,6 @@
 import { decode, encode } from '@proj/codec'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { openTestRuntime, type TestRuntime } from './support/runtime.js'
 import { startServer, type TestServer } from './support/server.js'
 
@@ -415,6 +416,67 @@ describe('authentication', () => {
     expect((await fetch(`${srv.url}/login`)).status).toBe(405)
   })
 })
+
+describe('back-off after failed passwords', () => {
+  it('answers 429 with Retry-After to Basic, /login and WebSocket once a username is backed off', async () => {
+    await using limited = await backedOff()
+    const wrong = { authorization: `Basic ${Buffer.from('bob:nope').toString('base64')}` }
+    // two failures are free, the third starts the back-off
+    for (let i = 0; i < 3; i++)
+      expect((await fetch(`${limited.url}/Dog/`, { headers: wrong })).status).toBe(401)
+    const res = await fetch(`${limited.url}/Dog/`, { headers: wrong })
+    expect(res.status).toBe(429)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(await res.json()).toMatchObject({ error: 'TOO_MANY_REQUESTS', status: 429 })
+    // the right password is not checked either while bob is backed off (it was never verified before)
+    const right = { authorization: `Basic ${Buffer.from('bob:builder').toString('base64')}` }
+    expect((await fetch(`${limited.url}/Dog/`, { headers: right })).status).toBe(429)
+    const login = await fetch(`${limited.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bob', password: 'builder' }),
+    })
+    expect(login.status).toBe(429)
+    expect(login.headers.get('retry-after')).not.toBeNull()
+    const ws = await upgradeStatus(`${limited.wsUrl}/Dog/1`, right.authorization)
+    expect(ws).toMatchObject({ status: 429 })
+    expect(Number(ws.retryAfter)).toBeGreaterThanOrEqual(1)
+    // ann is not affected
+    expect((await fetch(`${limited.url}/Dog/`, { headers: auth })).status).toBe(200)
+  })
+})
+
+async function backedOff() {
+  const rt = await openTestRuntime({
+    auth: { scramIterations: 4096, maxFailuresPerUser: 2, maxBackoffMs: 30_000 },
+  })
+  const server = await startServer({ runtime: rt.runtime })
+  return {
+    url: server.url,
+    wsUrl: server.wsUrl,
+    async [Symbol.asyncDispose]() {
+      await server.close()
+      await rt.close()
+    },
+  }
+}
+
+/** The status and Retry-After of a refused WebSocket upgrade. */
+function upgradeStatus(url: string, authorization: string): Promise<{ status: number; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { authorization } })
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({
+        status: res.statusCode ?? 0,
+        ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}),
+      })
+      res.resume()
+      ws.terminate()
+    })
+    ws.on('open', () => reject(new Error('upgrade accepted')))
+    ws.on('error', () => {})
+  })
+}
 
 describe('permissions (checked by the runtime)', () => {
   const bob = { authorization: `Basic ${Buffer.from('bob:builder').toString('base64')}` }

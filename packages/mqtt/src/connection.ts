@@ -532,7 +532,8 @@ export class Connection implements FrameSink, FaultSink {
           return
         }
       } else if (username !== undefined) {
-        user = await runtime.authenticate(username, packet.password ? packet.password.toString('utf8') : '')
+        const password = packet.password ? packet.password.toString('utf8') : ''
+        user = await runtime.authenticate(username, password, this.info.remoteAddress)
         if (user === null) {
           this.authFailed(ReasonCode.BadUserNameOrPassword, 'bad user name or password', username)
           return
@@ -545,8 +546,14 @@ export class Connection implements FrameSink, FaultSink {
         }
       }
     } catch (err) {
-      broker.logger.warn({ err }, 'mqtt: authentication failed')
-      this.authFailed(reasonCodeFor(err), 'authentication error', username)
+      const rc = reasonCodeFor(err)
+      // Back-off after failed attempts (0x89 server busy; 3.1.1: 0x03) is no fault: the runtime reports it.
+      if (rc !== ReasonCode.ServerBusy) broker.logger.warn({ err }, 'mqtt: authentication failed')
+      this.authFailed(
+        rc,
+        (rc === ReasonCode.ServerBusy ? errorReason(err) : undefined) ?? 'authentication error',
+        username,
+      )
       return
     }
     if (this.state !== State.Connecting) return

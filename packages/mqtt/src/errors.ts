@@ -157,6 +157,7 @@ export const runtimeErrorReasonCodes: Readonly<Record<string, number>> = {
   PRECONDITION_FAILED: ReasonCode.ImplementationSpecificError,
   TOO_LARGE: ReasonCode.PacketTooLarge,
   QUOTA_EXCEEDED: ReasonCode.QuotaExceeded,
+  TOO_MANY_REQUESTS: ReasonCode.ServerBusy,
   UNAVAILABLE: ReasonCode.ServerUnavailable,
   CLOSED: ReasonCode.ServerUnavailable,
 }

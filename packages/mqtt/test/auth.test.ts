@@ -1,8 +1,8 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import type { AuthMethodFactory } from '../src/index.js'
-import { pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
+import { type AuthMethodFactory, createBroker } from '../src/index.js'
+import { openTestRuntime, pairClient, type RawClient, startBroker, useBrokerFixture } from './helpers.js'
 
 const METHOD = 'SCRAM-SHA-256'
 const hmac = (key: Buffer, s: string) => createHmac('sha256', key).update(s).digest()
@@ -330,6 +330,42 @@ describe('enhanced authentication with MQTT.js v5', () => {
     } finally {
       await c?.endAsync(true)
       await tb.close()
+    }
+  })
+})
+
+describe('back-off after failed passwords', () => {
+  it('answers CONNACK 0x89 (v5) / 0x03 (3.1.1) without checking the password while a user is backed off', async () => {
+    const rt = await openTestRuntime({
+      auth: { scramIterations: 4096, maxFailuresPerUser: 1, maxBackoffMs: 30_000 },
+    })
+    const broker = createBroker({ runtime: rt.runtime })
+    try {
+      await rt.runtime.users.add('bob', 'right')
+      const connect = async (version: 4 | 5, password: string) => {
+        const c = pairClient(broker, version)
+        c.send({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: version,
+          clean: true,
+          clientId: `c-${password}-${version}`,
+          keepalive: 0,
+          username: 'bob',
+          password: Buffer.from(password),
+        })
+        return c.next('connack')
+      }
+      // one failure is free, the second starts the back-off
+      expect((await connect(5, 'wrong1')).reasonCode).toBe(0x86)
+      expect((await connect(4, 'wrong2')).returnCode).toBe(4)
+      const busy = await connect(5, 'right')
+      expect(busy.reasonCode).toBe(0x89)
+      expect(busy.properties?.reasonString).toMatch(/too many failed attempts/)
+      expect((await connect(4, 'right')).returnCode).toBe(3)
+    } finally {
+      await broker.close()
+      await rt.close()
     }
   })
 })

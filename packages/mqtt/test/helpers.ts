@@ -50,7 +50,12 @@ export async function openTestRuntime(
 ): Promise<TestRuntime> {
   const tmp = dir === undefined ? await tempDir('mqtt-test-') : null
   const path = dir ?? tmp!.path
-  const runtime = await openRuntime({ path, allowAnonymous: true, ...options } as never)
+  const runtime = await openRuntime({
+    path,
+    allowAnonymous: true,
+    auth: { scramIterations: 4096 },
+    ...options,
+  } as never)
   return {
     runtime,
     dir: path,

@@ -15,6 +15,8 @@ export type ResourceErrorCode =
   | 'CONFLICT'
   /** The payload exceeds a configured limit. */
   | 'TOO_LARGE'
+  /** Too many failed attempts: back off for `details.retryAfterMs` (HTTP 429, MQTT 0x89). */
+  | 'TOO_MANY_REQUESTS'
   /** The payload's media type cannot be decoded, or a subscriber's format cannot be encoded. */
   | 'UNSUPPORTED_MEDIA_TYPE'
   /** The resource does not implement this method (HTTP 405). */

@@ -74,4 +74,12 @@ export type {
   UserAdmin,
   WriteResult,
 } from './types.js'
-export { hashPassword, scramCredential, Users, verifyPassword } from './users.js'
+export type { AuthFailure, AuthOptions } from './users.js'
+export {
+  DEFAULT_SCRAM_ITERATIONS,
+  hashPassword,
+  MIN_SCRAM_ITERATIONS,
+  scramCredential,
+  Users,
+  verifyPassword,
+} from './users.js'

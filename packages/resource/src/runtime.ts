@@ -56,7 +56,7 @@ import type {
   User,
   WriteResult,
 } from './types.js'
-import { Users } from './users.js'
+import { type AuthOptions, Users } from './users.js'
 
 /** Storage table of the built-in topics table (retained messages of topics no table claims). */
 export const TOPICS_TABLE = '__topics'
@@ -117,6 +117,8 @@ export interface RuntimeOptions {
   onError?: (error: unknown) => void
   /** Passed to resources.js factories as `kit.context`. */
   context?: Record<string, unknown>
+  /** Password checking: SCRAM iterations, back-off after failed attempts, verification cache, failure reports. */
+  auth?: AuthOptions
 }
 
 /** A Subscription plus `ready`: resolves once current values / replayed events were delivered and it is live. */
@@ -307,6 +309,7 @@ class RuntimeImpl implements ResourceRuntime {
       this.state('__users') as TableStateStore<never>,
       this.state('__system') as TableStateStore<unknown>,
       this.#permissions,
+      options.auth,
     )
     this.#host = this.#createHost()
     this.#unsubscribeFeed = store.onChange((change) => this.#onChange(change))
@@ -375,8 +378,8 @@ class RuntimeImpl implements ResourceRuntime {
 
   // ---- identity -------------------------------------------------------------------------------
 
-  authenticate(username: string, password: string): Promise<User | null> {
-    return this.users.authenticate(username, password)
+  authenticate(username: string, password: string, source?: string): Promise<User | null> {
+    return this.users.authenticate(username, password, source)
   }
 
   anonymous(): User | null {

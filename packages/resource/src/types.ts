@@ -185,7 +185,12 @@ export interface UserAdmin {
 
 export interface Runtime {
   // Identity
-  authenticate(username: string, password: string): Promise<User | null>
+  /**
+   * The user with this password, or null. `source` is the client's address (transports pass it): failed
+   * attempts back off per address and per username, and while they do the call rejects with
+   * TOO_MANY_REQUESTS (`details.retryAfterMs`) without checking the password.
+   */
+  authenticate(username: string, password: string, source?: string): Promise<User | null>
   /** The anonymous user when anonymous access is on, else null. */
   anonymous(): User | null
   /** Looks a user up without a password (mTLS: the certificate names the user). */

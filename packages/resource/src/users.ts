@@ -1,5 +1,6 @@
 import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import { AuthCache } from './auth-cache.js'
+import { AuthLimiter } from './auth-limiter.js'
 import { ResourceError } from './errors.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
@@ -23,8 +24,16 @@ interface StoredScram {
   serverKey: string
 }
 
-/** RFC 7677 section 4: at least 4096 iterations of PBKDF2-HMAC-SHA-256. */
-const SCRAM_ITERATIONS = 4096
+/**
+ * PBKDF2-HMAC-SHA-256 iterations of new SCRAM credentials. RFC 7677 section 4 asks for at least 4096; the
+ * OWASP Password Storage Cheat Sheet (2023, https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#pbkdf2)
+ * recommends 600 000 for PBKDF2-HMAC-SHA-256, because a stolen StoredKey can be attacked offline at the
+ * cost of one PBKDF2 run per guess. A credential keeps the count it was made with, so raising it only
+ * affects passwords set afterwards.
+ */
+export const DEFAULT_SCRAM_ITERATIONS = 600_000
+/** The floor of RFC 7677 section 4. */
+export const MIN_SCRAM_ITERATIONS = 4096
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keyLength: 32 }
 const DEFAULT_TOKEN_TTL_MS = 60 * 60 * 1000
@@ -80,7 +89,7 @@ export async function scramCredential(
   options: { salt?: Uint8Array; iterations?: number } = {},
 ): Promise<ScramCredential> {
   const salt = Buffer.from(options.salt ?? randomBytes(16))
-  const iterations = options.iterations ?? SCRAM_ITERATIONS
+  const iterations = options.iterations ?? DEFAULT_SCRAM_ITERATIONS
   const salted = await new Promise<Buffer>((resolve, reject) =>
     pbkdf2(password.normalize('NFKC'), salt, iterations, 32, 'sha256', (error, key) =>
       error ? reject(error) : resolve(key),
@@ -96,8 +105,8 @@ export async function scramCredential(
   }
 }
 
-async function storedScram(password: string): Promise<StoredScram> {
-  const c = await scramCredential(password)
+async function storedScram(password: string, iterations: number): Promise<StoredScram> {
+  const c = await scramCredential(password, { iterations })
   return {
     salt: Buffer.from(c.salt).toString('base64url'),
     iterations: c.iterations,
@@ -116,25 +125,67 @@ function publicUser(stored: StoredUser): User {
  */
 const USERNAME = /^[^\s\p{Cc}:/+#%]{1,128}$/u
 
+/** Password checking and credentials: cost, caching, back-off and reporting of failures. */
+export interface AuthOptions {
+  /** PBKDF2 iterations of SCRAM credentials made from now on (default 600 000, at least 4096). */
+  scramIterations?: number
+  /** Failed password attempts per username before back-off starts (default 5; 0 = no back-off per username). */
+  maxFailuresPerUser?: number
+  /** Failed password attempts per source address before back-off starts (default 20; 0 = none per address). */
+  maxFailuresPerAddress?: number
+  /** The longest back-off after failed attempts (ms, default 60 000); it starts at 1 s and doubles. */
+  maxBackoffMs?: number
+  /** How long a successful password verification is reused (ms, default 60 000; 0 = never). */
+  cacheTtlMs?: number
+  /** Told about each failed password attempt, e.g. to log it with its source address. */
+  onFailure?: (failure: AuthFailure) => void
+}
+
+/** A failed password attempt. `retryAfterMs` is set when it was refused for back-off (nothing was hashed). */
+export interface AuthFailure {
+  username: string
+  /** The client's address, as the transport gave it. */
+  source: string | undefined
+  reason: 'unknown user' | 'wrong password' | 'backed off'
+  retryAfterMs?: number
+}
+
 /** Users, passwords and bearer tokens, persisted in state stores. */
 export class Users implements UserAdmin {
   readonly #store: TableStateStore<StoredUser>
   readonly #system: TableStateStore<unknown>
   readonly #permissions: Permissions
+  readonly #scramIterations: number
+  readonly #limiter: AuthLimiter
+  readonly #onFailure: ((failure: AuthFailure) => void) | undefined
   #secret: Promise<Buffer> | undefined
   /** A hash to compare against when the user does not exist, so timing does not reveal usernames. */
   #dummy: Promise<string> | undefined
   /** Recent successful verifications (Basic auth sends the password with every HTTP request). */
-  readonly authCache = new AuthCache()
+  readonly authCache: AuthCache
 
   constructor(
     store: TableStateStore<StoredUser>,
     system: TableStateStore<unknown>,
     permissions: Permissions,
+    options: AuthOptions = {},
   ) {
     this.#store = store
     this.#system = system
     this.#permissions = permissions
+    this.#scramIterations = Math.max(
+      MIN_SCRAM_ITERATIONS,
+      options.scramIterations ?? DEFAULT_SCRAM_ITERATIONS,
+    )
+    this.#limiter = new AuthLimiter({
+      ...(options.maxFailuresPerUser !== undefined ? { maxUserFailures: options.maxFailuresPerUser } : {}),
+      ...(options.maxFailuresPerAddress !== undefined
+        ? { maxAddressFailures: options.maxFailuresPerAddress }
+        : {}),
+      ...(options.maxBackoffMs !== undefined ? { maxDelayMs: options.maxBackoffMs } : {}),
+    })
+    this.authCache = new AuthCache(options.cacheTtlMs !== undefined ? { ttlMs: options.cacheTtlMs } : {})
+    this.#onFailure = options.onFailure
   }
 
   async add(
@@ -151,7 +202,10 @@ export class Users implements UserAdmin {
     checkPassword(password)
     const role = options.role ?? (options.superUser ? 'admin' : 'user')
     if (!this.#permissions.hasRole(role)) throw new ResourceError('INVALID', `unknown role ${role}`)
-    const [hash, scram] = await Promise.all([hashPassword(password), storedScram(password)])
+    const [hash, scram] = await Promise.all([
+      hashPassword(password),
+      storedScram(password, this.#scramIterations),
+    ])
     const stored: StoredUser = {
       username,
       role,
@@ -167,7 +221,10 @@ export class Users implements UserAdmin {
     const stored = this.#store.get(username)
     if (!stored) throw new ResourceError('NOT_FOUND', `no user ${username}`)
     checkPassword(password)
-    const [hash, scram] = await Promise.all([hashPassword(password), storedScram(password)])
+    const [hash, scram] = await Promise.all([
+      hashPassword(password),
+      storedScram(password, this.#scramIterations),
+    ])
     await this.#store.put(username, { ...stored, password: hash, scram })
     this.authCache.forget(username)
   }
@@ -214,18 +271,40 @@ export class Users implements UserAdmin {
     }
   }
 
-  async authenticate(username: string, password: string): Promise<User | null> {
+  /**
+   * The user whose password this is, or null. `source` (the client's address) counts failures for the
+   * back-off; while it applies the attempt is refused with TOO_MANY_REQUESTS (`details.retryAfterMs`)
+   * before any hashing. A password verified within the cache's lifetime is accepted even then.
+   */
+  async authenticate(username: string, password: string, source?: string): Promise<User | null> {
     const stored = this.#store.get(username)
-    if (!stored) {
-      await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password')))
-      return null
-    }
     // A hit counts only while the stored hash is the one verified, so a new password or a deleted user
     // (even one changed by another process) takes effect at once; the role is always read fresh.
-    if (this.authCache.has(username, password, stored.password)) return publicUser(stored)
-    if (!(await verifyPassword(password, stored.password))) return null
+    if (stored && this.authCache.has(username, password, stored.password)) return publicUser(stored)
+    const wait = this.#limiter.delay(source, username)
+    if (wait > 0) {
+      this.#onFailure?.({ username, source, reason: 'backed off', retryAfterMs: wait })
+      throw new ResourceError('TOO_MANY_REQUESTS', 'too many failed attempts; try again later', {
+        details: { retryAfterMs: wait },
+      })
+    }
+    if (!stored) {
+      await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password')))
+      this.#failed(username, source, 'unknown user')
+      return null
+    }
+    if (!(await verifyPassword(password, stored.password))) {
+      this.#failed(username, source, 'wrong password')
+      return null
+    }
+    this.#limiter.succeeded(username)
     this.authCache.remember(username, password, stored.password)
     return publicUser(stored)
+  }
+
+  #failed(username: string, source: string | undefined, reason: AuthFailure['reason']): void {
+    this.#limiter.failed(source, username)
+    this.#onFailure?.({ username, source, reason })
   }
 
   async issueToken(user: User, options: { expiresInMs?: number } = {}): Promise<string> {

@@ -1,6 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { ResourceError, scramCredential } from '../src/index.js'
+import { type AuthFailure, DEFAULT_SCRAM_ITERATIONS, ResourceError, scramCredential } from '../src/index.js'
 import { admin, runtimeFixture } from './helpers.js'
 
 describe('users', () => {
@@ -59,6 +59,70 @@ describe('users', () => {
     expect(await f.runtime.users.add('ünïcode.name-1@example', 'pw')).toMatchObject({
       username: 'ünïcode.name-1@example',
     })
+  })
+
+  it('backs off failed attempts per address and username without hashing, and reports each failure', async () => {
+    const failures: AuthFailure[] = []
+    await using f = await runtimeFixture({
+      auth: {
+        scramIterations: 4096,
+        maxFailuresPerUser: 3,
+        maxFailuresPerAddress: 6,
+        onFailure: (x) => failures.push(x),
+      },
+    })
+    const { runtime } = f
+    await runtime.users.add('rita', 'right', { role: 'reader' })
+    await runtime.users.add('sam', 'right')
+    expect(await runtime.authenticate('rita', 'right', '10.0.0.1')).toMatchObject({ username: 'rita' })
+    for (let i = 0; i < 4; i++) expect(await runtime.authenticate('rita', `guess${i}`, '10.0.0.1')).toBeNull()
+    // rita is backed off from every address; the answer says how long, and nothing is hashed meanwhile
+    const refused = await runtime.authenticate('rita', 'guess', '10.0.0.2').catch((e: unknown) => e)
+    expect(refused).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      details: { retryAfterMs: expect.any(Number) },
+    })
+    const started = performance.now()
+    const many = await Promise.allSettled(
+      Array.from({ length: 200 }, () => runtime.authenticate('rita', 'guess', '10.0.0.3')),
+    )
+    // 200 scrypt runs would take seconds; refusals without hashing take a few milliseconds
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(many.every((r) => r.status === 'rejected')).toBe(true)
+    // the right password, verified a moment ago, still gets in (cached: its owner is not locked out)
+    expect(await runtime.authenticate('rita', 'right', '10.0.0.4')).toMatchObject({ username: 'rita' })
+    // another user from another address is not affected; from the failing address once 6 failures are used up
+    expect(await runtime.authenticate('sam', 'right', '10.0.0.2')).toMatchObject({ username: 'sam' })
+    expect(await runtime.authenticate('nobody', 'x', '10.0.0.1')).toBeNull()
+    expect(await runtime.authenticate('nobody2', 'x', '10.0.0.1')).toBeNull()
+    expect(await runtime.authenticate('nobody3', 'x', '10.0.0.1')).toBeNull() // the 7th failure from there
+    await expect(runtime.authenticate('sam', 'wrong-but-not-checked', '10.0.0.1')).rejects.toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+    })
+    expect(failures.slice(0, 5)).toEqual([
+      { username: 'rita', source: '10.0.0.1', reason: 'wrong password' },
+      { username: 'rita', source: '10.0.0.1', reason: 'wrong password' },
+      { username: 'rita', source: '10.0.0.1', reason: 'wrong password' },
+      { username: 'rita', source: '10.0.0.1', reason: 'wrong password' },
+      { username: 'rita', source: '10.0.0.2', reason: 'backed off', retryAfterMs: expect.any(Number) },
+    ])
+    expect(failures.filter((x) => x.reason === 'unknown user')).toHaveLength(3)
+  })
+
+  it('makes SCRAM credentials with 600 000 iterations by default, configurable, and keeps older ones working', async () => {
+    await using f = await runtimeFixture({ auth: {} })
+    await f.runtime.users.add('rita', 'pencil')
+    expect((await f.runtime.scramCredentials('rita'))?.iterations).toBe(DEFAULT_SCRAM_ITERATIONS)
+    expect(DEFAULT_SCRAM_ITERATIONS).toBe(600_000)
+    const fewer = await f.reopen({ auth: { scramIterations: 10_000 } })
+    // the stored credential keeps its count; a new password gets the configured one
+    expect((await fewer.scramCredentials('rita'))?.iterations).toBe(600_000)
+    await fewer.users.setPassword('rita', 'pen')
+    expect((await fewer.scramCredentials('rita'))?.iterations).toBe(10_000)
+    // below the RFC 7677 floor is raised to it
+    const tiny = await f.reopen({ auth: { scramIterations: 1 } })
+    await tiny.users.add('sam', 'x')
+    expect((await tiny.scramCredentials('sam'))?.iterations).toBe(4096)
   })
 
   it('stores a SCRAM-SHA-256 credential with each password (RFC 5802), none for older users', async () => {
