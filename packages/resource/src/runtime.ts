@@ -68,6 +68,8 @@ export interface TopicRecord {
   value?: unknown
   /** MQTT 5 PUBLISH properties of a retained message (user properties, expiry...), sent with it on subscribe. */
   properties?: Record<string, unknown>
+  /** The QoS it was published with: a new subscriber receives min(this, granted) (MQTT 5 section 3.8.4). */
+  qos?: 0 | 1 | 2
 }
 
 /** A resource class as exported from resources.js: constructed once per runtime with a ResourceInit. */
@@ -639,8 +641,11 @@ class RuntimeImpl implements ResourceRuntime {
       message.contentType !== undefined
         ? { payload: message.payload, contentType: message.contentType }
         : { payload: message.payload }
-    // A retained message keeps its properties (MQTT 5 section 3.3.1.3) for later subscribers.
-    if (retain && message.meta?.properties !== undefined) record.properties = message.meta.properties
+    // A retained message keeps its properties (MQTT 5 section 3.3.1.3) and its QoS for later subscribers.
+    if (retain) {
+      if (message.meta?.properties !== undefined) record.properties = message.meta.properties
+      record.qos = message.qos
+    }
     const write: WriteOptions = { meta: storageMeta(message, ctx) }
     if (ctx.user) write.user = ctx.user.username
     const topics = this.#topics
@@ -1010,7 +1015,12 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   #topicEvent(topic: string, record: TopicRecord, version: number): RuntimeEvent {
-    const meta = record.properties !== undefined ? { properties: record.properties } : undefined
+    let meta: EventMeta | undefined
+    if (record.properties !== undefined || record.qos !== undefined) {
+      meta = {}
+      if (record.properties !== undefined) meta.properties = record.properties
+      if (record.qos !== undefined) meta.qos = record.qos
+    }
     const event = new RuntimeEvent('put', topic, '', topic, version, 0, undefined, true, meta)
     if (record.payload) event.setPayload(record.payload, record.contentType)
     else event.value = record.value
