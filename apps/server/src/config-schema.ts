@@ -185,6 +185,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     description:
       'Refuse publishes/subscribes to topics no table claims instead of keeping them as plain topics',
   },
+  {
+    key: 'mqtt.refusedPublish',
+    type: { kind: 'enum', values: ['acknowledge', 'disconnect'] },
+    default: 'acknowledge',
+    description:
+      'What an MQTT 3.1.1 client gets when its publish is refused (not permitted, invalid for the table): acknowledge = the normal PUBACK/PUBREC, message dropped; disconnect = the connection is closed. MQTT 5 always gets the reason code; every refusal is logged at warn',
+  },
   // Identity
   {
     key: 'anonymous.enabled',
@@ -364,6 +371,7 @@ export interface ServerConfig {
     maxConnections: number
     maxConnectionsPerUser: number
     rejectUnclaimedTopics: boolean
+    refusedPublish: 'acknowledge' | 'disconnect'
   }
   anonymous: { enabled: boolean; role: string }
   auth: {

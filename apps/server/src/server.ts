@@ -33,7 +33,8 @@ export interface StartServerOptions {
 
 /**
  * What application modules receive as `server`, and what `startServer` returns.
- * `mqtt.events` emits the broker's `connection`, `connected`, `auth-failed` and `disconnected` events
+ * `mqtt.events` emits the broker's `connection`, `connected`, `auth-failed`, `disconnected` and
+ * `publish-refused` events
  * and exists before applications load, so `resources.js` can subscribe at import time.
  */
 export interface Server {
@@ -177,7 +178,7 @@ function healthRoute(isClosing: () => boolean) {
   }
 }
 
-const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected'] as const
+const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'publish-refused'] as const
 
 /**
  * Opens the runtime, creates the broker and the HTTP handler, and starts every configured listener.
@@ -270,6 +271,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       maxQueued: config.mqtt.maxQueued,
       maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
       requireAuthentication: config.mqtt.requireAuthentication,
+      refusedPublish: config.mqtt.refusedPublish,
       logger: logger.child({ component: 'mqtt' }),
     })
     for (const name of BROKER_EVENTS) {

@@ -73,6 +73,7 @@ export class BrokerCore implements Broker {
   readonly connectTimeoutMs: number
   readonly authenticationMethods: Readonly<Record<string, AuthMethodFactory>>
   readonly responseInformation: false | ((session: SessionInfo) => string | undefined)
+  readonly refusedPublish: 'acknowledge' | 'disconnect'
 
   readonly sessions = new Map<string, Session>()
   readonly connections = new Set<Connection>()
@@ -101,6 +102,7 @@ export class BrokerCore implements Broker {
     this.connectTimeoutMs = Math.max(1, options.connectTimeoutMs ?? 30_000)
     this.authenticationMethods = options.authenticationMethods ?? { 'SCRAM-SHA-256': createScramSha256() }
     this.responseInformation = options.responseInformation ?? ((s) => `response/${s.clientId}/`)
+    this.refusedPublish = options.refusedPublish === 'disconnect' ? 'disconnect' : 'acknowledge'
     this.handle = this.handle.bind(this)
     this.restore()
   }

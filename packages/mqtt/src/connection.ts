@@ -26,6 +26,7 @@ import {
   parsePublish,
   reasonStringProperty,
 } from './publish-codec.js'
+import { RefusalLog } from './refusal-log.js'
 import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
 import { mayTakeSession, ownerOf } from './session-owner.js'
@@ -45,12 +46,17 @@ enum State {
 }
 
 interface AckEntry {
+  /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection. */
   type: number
   packetId: number
   reasonCode: number
   reason: string | undefined
   done: boolean
+  /** Instead of an acknowledgement, the connection closes here (after the ones before it went out). */
+  closeReason: string | undefined
 }
+
+const NO_ACK = 0
 
 /** An enhanced-authentication exchange in progress (CONNECT or re-authentication). */
 interface AuthState {
@@ -132,6 +138,7 @@ export class Connection implements FrameSink, FaultSink {
   private countedUser: string | null = null
   private sendWill = true
   private faulted = false
+  private refusals: RefusalLog | null = null
 
   constructor(
     readonly broker: BrokerCore,
@@ -983,15 +990,26 @@ export class Connection implements FrameSink, FaultSink {
 
   private publishQos0(topic: string, p: InboundPublish): void {
     this.publishStarted()
+    // Closing on a refusal waits for the acknowledgements of the publishes before it.
+    const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
     settle(
       this,
       this.broker.runtime.publish(topic, this.message(p), this.ctx),
-      () => this.publishSettled(),
+      () => {
+        this.publishSettled()
+        if (slot !== null) this.finishAck(slot, 0)
+      },
       (err) => {
         this.publishSettled()
-        this.broker.logger.debug({ err }, `mqtt: QoS 0 publish to ${topic} refused`)
+        this.publishRefused(err, topic, 0)
+        if (slot !== null) this.finishAck(slot, 0, undefined, 'publish refused')
       },
     )
+  }
+
+  /** 3.1.1 with `refusedPublish: 'disconnect'`: a refused publish closes the connection instead of its acknowledgement. */
+  private get closesOnRefusal(): boolean {
+    return !this.v5 && this.broker.refusedPublish === 'disconnect'
   }
 
   private publishQos1(topic: string, p: InboundPublish): void {
@@ -1007,7 +1025,9 @@ export class Connection implements FrameSink, FaultSink {
       },
       (err) => {
         this.publishSettled()
-        this.finishAck(ack, this.refusedReason(err, topic), errorReason(err))
+        const rc = this.publishRefused(err, topic, 1)
+        if (this.v5) this.finishAck(ack, rc, errorReason(err))
+        else this.finishAck(ack, 0, undefined, this.closesOnRefusal ? 'publish refused' : undefined)
       },
     )
   }
@@ -1051,11 +1071,16 @@ export class Connection implements FrameSink, FaultSink {
       }),
       guarded(this, (err: unknown) => {
         this.publishSettled()
-        const rc = this.refusedReason(err, topic)
-        if (!this.v5)
+        const rc = this.publishRefused(err, topic, 2)
+        if (this.v5) {
+          this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+          this.finishAck(ack, rc, errorReason(err))
+        } else if (this.closesOnRefusal) {
+          this.finishAck(ack, 0, undefined, 'publish refused')
+        } else {
           session.inboundQos2.add(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
-        else this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-        this.finishAck(ack, rc, errorReason(err))
+          this.finishAck(ack, 0)
+        }
       }),
     )
     session.pendingQos2.set(id, work)
@@ -1064,14 +1089,22 @@ export class Connection implements FrameSink, FaultSink {
     })
   }
 
-  private refusedReason(err: unknown, topic: string): number {
-    const rc = reasonCodeFor(err)
-    this.broker.logger.debug(
-      { err },
-      `mqtt: publish to ${topic} by ${this.clientId} refused (0x${rc.toString(16)})`,
+  /**
+   * A publish the runtime refused (nothing applied): emitted as `publish-refused`, logged at warn
+   * (rate-limited). Returns its v5 reason code; 3.1.1 has no negative acknowledgement.
+   */
+  private publishRefused(err: unknown, topic: string, qos: 0 | 1 | 2): number {
+    const reasonCode = reasonCodeFor(err)
+    const reason = err instanceof Error ? err.message : String(err)
+    const broker = this.broker
+    this.refusals ??= new RefusalLog(broker.logger)
+    this.refusals.note({ clientId: this.clientId, topic, reasonCode, reason }, err)
+    broker.events.emit(
+      'publish-refused',
+      { clientId: this.clientId, username: this.session?.owner ?? undefined, topic, qos, reasonCode, reason },
+      this.stream,
     )
-    // v3.1.1 has no negative acknowledgement: like Mosquitto, acknowledge and drop (record unchanged).
-    return this.v5 ? rc : 0
+    return reasonCode
   }
 
   private onPubrel(id: number): void {
@@ -1101,20 +1134,33 @@ export class Connection implements FrameSink, FaultSink {
   }
 
   private pushAck(type: number, packetId: number): AckEntry {
-    const entry: AckEntry = { type, packetId, reasonCode: 0, reason: undefined, done: false }
+    const entry: AckEntry = {
+      type,
+      packetId,
+      reasonCode: 0,
+      reason: undefined,
+      done: false,
+      closeReason: undefined,
+    }
     this.acks.push(entry)
     return entry
   }
 
   /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
-  private finishAck(entry: AckEntry, reasonCode: number, reason?: string): void {
+  private finishAck(entry: AckEntry, reasonCode: number, reason?: string, closeReason?: string): void {
     entry.done = true
     entry.reasonCode = reasonCode
+    entry.closeReason = closeReason
     if (reasonCode >= 0x80) entry.reason = reason
     const acks = this.acks
     let head = this.ackHead
     while (head < acks.length && acks[head]!.done) {
       const a = acks[head++]!
+      if (a.closeReason !== undefined) {
+        this.close(a.closeReason)
+        return
+      }
+      if (a.type === NO_ACK) continue
       this.write(
         a.reason === undefined
           ? encodeAck(a.type, a.packetId, a.reasonCode, this.v5)

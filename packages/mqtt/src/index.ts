@@ -14,4 +14,12 @@ export {
 export type { BrokerRuntime } from './runtime.js'
 export type { ScramOptions } from './scram.js'
 export { createScramSha256 } from './scram.js'
-export type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
+export type {
+  Broker,
+  BrokerEvents,
+  BrokerOptions,
+  ConnectionInfo,
+  Logger,
+  PublishRefusal,
+  SessionInfo,
+} from './types.js'

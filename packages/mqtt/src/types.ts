@@ -42,6 +42,14 @@ export interface BrokerOptions {
    * for its response topics. Default `response/{clientId}/`; `false` never sends it.
    */
   responseInformation?: false | ((session: SessionInfo) => string | undefined)
+  /**
+   * What a 3.1/3.1.1 client gets when the runtime refuses its publish (not permitted, not valid for the
+   * table): `'acknowledge'` (default) sends the normal PUBACK/PUBREC and drops the message, `'disconnect'`
+   * closes the connection instead (MQTT 3.1.1 section 3.3.5 allows both). MQTT 5 clients always get the
+   * acknowledgement with the reason code. Every refusal is logged at warn (rate-limited per client) and
+   * emitted as `publish-refused`.
+   */
+  refusedPublish?: 'acknowledge' | 'disconnect'
   logger?: Logger
 }
 
@@ -59,15 +67,30 @@ export interface SessionInfo {
   user: User | null
 }
 
+/** A publish the runtime refused (the `publish-refused` event); nothing of it was applied. */
+export interface PublishRefusal {
+  clientId: string
+  /** The connection's user; undefined for the anonymous user. */
+  username: string | undefined
+  topic: string
+  qos: 0 | 1 | 2
+  /** The MQTT 5 reason code of the refusal (a 3.1.1 client does not see it). */
+  reasonCode: number
+  /** Why, as the runtime said it. */
+  reason: string
+}
+
 export interface BrokerEvents {
   connection: [stream: Duplex, info: ConnectionInfo]
   connected: [session: SessionInfo, stream: Duplex]
   'auth-failed': [details: { clientId: string; username: string | undefined; reason: string }, stream: Duplex]
   disconnected: [session: SessionInfo, stream: Duplex, details: { reason: string }]
+  /** Every publish the runtime refused (any QoS, any protocol version): count it, alert on it. */
+  'publish-refused': [refusal: PublishRefusal, stream: Duplex]
 }
 
 export interface Broker {
-  /** `connection`, `connected`, `auth-failed`, `disconnected`. */
+  /** `connection`, `connected`, `auth-failed`, `disconnected`, `publish-refused`. */
   readonly events: EventEmitter<BrokerEvents>
   /** Serves one client over any duplex stream (TCP, TLS, WebSocket). Bound: `net.createServer(broker.handle)`. */
   readonly handle: (stream: Duplex, info?: ConnectionInfo) => void
