@@ -30,7 +30,15 @@ import { RefusalLog } from './refusal-log.js'
 import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
 import { Session, type SessionSubscription } from './session.js'
 import { mayTakeSession, ownerOf } from './session-owner.js'
-import { NEVER_EXPIRES, packetKey, QOS2_STORE, type StoredWill } from './session-store.js'
+import {
+  NEVER_EXPIRES,
+  packetKey,
+  QOS2_STORE,
+  type StoredWill,
+  sessionKeysFit,
+  WILLS_STORE,
+  willKey,
+} from './session-store.js'
 import { truncateUtf8 } from './string-field.js'
 import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
@@ -501,6 +509,19 @@ export class Connection implements FrameSink, FaultSink {
       }
     }
     this.clientId = clientId
+    const durable = v5 ? (props?.sessionExpiryInterval ?? 0) > 0 : !packet.clean
+    const state = broker.state.bind(broker)
+    if (
+      (durable && !sessionKeysFit(state, clientId)) ||
+      (will && !state(WILLS_STORE).accepts(willKey(clientId, this.id)))
+    ) {
+      // Its session or will could not be stored: refused now, clearly, not with a storage error later.
+      this.refuse(
+        ReasonCode.ClientIdentifierNotValid,
+        'client identifier too long for a persistent session or will',
+      )
+      return
+    }
 
     // Keep alive [MQTT-3.1.2-24]; v5 Server Keep Alive [MQTT-3.2.2-21].
     let keepAlive = packet.keepalive ?? 0
@@ -651,7 +672,7 @@ export class Connection implements FrameSink, FaultSink {
         if (Object.keys(rest).length > 0) stored.properties = rest
       }
       this.will = stored
-      this.willKey = [clientId, this.id]
+      this.willKey = willKey(clientId, this.id)
       await broker.persistWill(this.willKey, stored)
     }
     if (this.state !== State.Connecting || session.connection !== this) return

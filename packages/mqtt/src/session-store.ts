@@ -2,7 +2,7 @@
  * Persistence format of MQTT sessions, kept in the runtime's transport state stores (never the change log).
  * Version field `v` lets a later release migrate records.
  */
-import type { Key } from './runtime.js'
+import type { Key, StateStore } from './runtime.js'
 
 /** Store names in runtime.state(). */
 export const SESSIONS_STORE = 'mqtt-sessions'
@@ -79,4 +79,23 @@ export function sessionKey(clientId: string): Key {
 
 export function packetKey(clientId: string, packetId: number): Key {
   return [clientId, packetId]
+}
+
+/** The highest packet id: the widest [clientId, packetId] key a session writes. */
+const MAX_PACKET_ID = 65535
+
+type States = <V>(name: string) => StateStore<V>
+
+/** Whether every key a durable session of `clientId` writes (record, in-flight, QoS 2 ids) fits the storage. */
+export function sessionKeysFit(state: States, clientId: string): boolean {
+  return (
+    state(SESSIONS_STORE).accepts(sessionKey(clientId)) &&
+    state(INFLIGHT_STORE).accepts(packetKey(clientId, MAX_PACKET_ID)) &&
+    state(QOS2_STORE).accepts(packetKey(clientId, MAX_PACKET_ID))
+  )
+}
+
+/** Key [clientId, connectionId] in WILLS_STORE. */
+export function willKey(clientId: string, connectionId: string): readonly [string, string] {
+  return [clientId, connectionId]
 }

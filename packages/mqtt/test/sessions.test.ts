@@ -348,6 +348,7 @@ describe('state store failures', () => {
               name: store.name,
               get: (k: Key) => store.get(k),
               entries: (o?: { prefix?: string }) => store.entries(o),
+              accepts: (k: Key) => store.accepts(k),
               put: (k: Key, v: unknown) =>
                 failing.on ? Promise.reject(new Error('disk full')) : store.put(k, v as never),
               delete: (k: Key) => (failing.on ? Promise.reject(new Error('disk full')) : store.delete(k)),

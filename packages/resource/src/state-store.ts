@@ -1,4 +1,4 @@
-import type { Key, Table } from '@proj/storage'
+import { isValidKey, type Key, type Table } from '@proj/storage'
 import type { StateStore } from './types.js'
 
 /** Storage-table prefix for transport-owned state; such tables are unlogged and never routable. */
@@ -25,6 +25,10 @@ export class TableStateStore<V> implements StateStore<V> {
 
   async delete(key: Key): Promise<void> {
     await this.table.delete(key)
+  }
+
+  accepts(key: Key): boolean {
+    return isValidKey(key)
   }
 
   *entries(options?: { prefix?: string }): Iterable<{ key: Key; value: V }> {

@@ -88,6 +88,8 @@ export interface StateStore<V = unknown> {
   put(key: Key, value: V): Promise<void>
   delete(key: Key): Promise<void>
   entries(options?: { prefix?: string }): Iterable<{ key: Key; value: V }>
+  /** Whether `key` can be stored (storage's key size and types), so a caller can refuse early and clearly. */
+  accepts(key: Key): boolean
 }
 
 /** Per-match delivery details from the subscription trie (MQTT 5 section 3.3.4: highest QoS, all identifiers). */

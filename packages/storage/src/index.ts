@@ -11,7 +11,7 @@ export {
   StoreClosedError,
   VersionMismatchError,
 } from './errors.js'
-export { FORMAT_VERSION } from './record-format.js'
+export { FORMAT_VERSION, isValidKey } from './record-format.js'
 export { openStore } from './store.js'
 export type {
   ChangeEvent,

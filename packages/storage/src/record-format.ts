@@ -361,6 +361,16 @@ export function checkKey(id: unknown): asserts id is Key {
   )
 }
 
+/** Whether `id` can be a key (within LMDB's key size, of a key type): checkKey without the throw. */
+export function isValidKey(id: unknown): id is Key {
+  try {
+    checkKey(id)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** A string identity for a key, for Maps (feed dispatch, transaction overlays). */
 export function keyString(id: Key): string {
   return typeof id === 'string'
