@@ -105,7 +105,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     key: 'mqtt.webSocket',
     type: { kind: 'boolean' },
     default: true,
-    description: 'Accept MQTT over WebSocket (sub-protocol `mqtt`) on the HTTP and HTTPS ports',
+    description:
+      'Accept MQTT over WebSocket (sub-protocol `mqtt`) on the HTTP and HTTPS ports; an upgrade request with Accept: application/cbor (or msgpack) gets records in that format',
   },
   {
     key: 'mqtt.mTLS.enabled',

@@ -296,7 +296,12 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     const tlsMaterial = await loadTlsMaterial(config.tls)
     const mtls = config.mqtt.mTLS
 
-    const handleMqtt = (stream: Duplex, transport: 'tcp' | 'tls' | 'ws' | 'wss', socket: Socket) => {
+    const handleMqtt = (
+      stream: Duplex,
+      transport: 'tcp' | 'tls' | 'ws' | 'wss',
+      socket: Socket,
+      accept?: string,
+    ) => {
       const user =
         socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
       activeBroker.handle(stream, {
@@ -304,13 +309,20 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         remoteAddress: socket.remoteAddress,
         remotePort: socket.remotePort,
         ...(user ? { certificateUser: user } : {}),
+        // MQTT over WebSocket: the upgrade request's Accept picks the connection's record format.
+        ...(accept !== undefined ? { accept } : {}),
       })
     }
 
     const subprotocols: Record<string, SubprotocolHandler> = {}
     if (config.mqtt.webSocket) {
       subprotocols.mqtt = (stream, req) =>
-        handleMqtt(stream, req.socket instanceof TLSSocket ? 'wss' : 'ws', req.socket as Socket)
+        handleMqtt(
+          stream,
+          req.socket instanceof TLSSocket ? 'wss' : 'ws',
+          req.socket as Socket,
+          req.headers.accept,
+        )
     }
     if (config.http.port !== null || config.http.securePort !== null) {
       handler = createHttpHandler({

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encode } from '@proj/codec'
+import { decode, encode } from '@proj/codec'
 import { tempDir, waitFor } from '@proj/test-utils'
 import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
@@ -230,6 +230,22 @@ describe('proj-server (built, as a child process)', () => {
     const { payload, packet } = await current
     expect(packet.retain).toBe(true) // the current record, as a retained message
     expect(JSON.parse(String(payload))).toMatchObject({ id: '1', name: 'Rex' })
+  })
+
+  it('sends records over MQTT over WebSocket in the format the upgrade request accepts', async () => {
+    for (const type of ['application/cbor', 'application/msgpack']) {
+      const wsClient = track(
+        await connectMqtt(`${http.replace('http', 'ws')}/mqtt`, {
+          ...ALICE,
+          clientId: `e2e-ws-${type.split('/')[1]}`,
+          wsOptions: { headers: { Accept: type } },
+        }),
+      )
+      const current = nextMessage(wsClient, 'Dog/1')
+      await wsClient.subscribeAsync('Dog/1', { qos: 1 })
+      const { payload } = await current
+      expect(decode(payload, type), type).toMatchObject({ id: '1', name: 'Rex' })
+    }
   })
 
   describe('authentication', () => {

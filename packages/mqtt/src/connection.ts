@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
+import { formatForAccept } from './accept.js'
 import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
 import type { BrokerCore } from './broker.js'
 import {
@@ -598,6 +599,11 @@ export class Connection implements FrameSink, FaultSink {
     }
     this.ctx.user = user
     this.ctx.clientId = clientId
+    const transportFormat = formatForAccept(this.info.accept)
+    if (transportFormat !== undefined) {
+      this.accept = transportFormat
+      this.acceptExplicit = true
+    }
 
     // Per-connection settings from CONNECT properties.
     if (v5 && props) {
