@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
 import type { EnvelopeEncoder } from './envelope.js'
 import { SSE_HEARTBEAT } from './sse.js'
+import type { TrackStream } from './user-streams.js'
 
 export interface EventStreamOptions {
   runtime: Runtime
@@ -19,7 +20,7 @@ export interface EventStreamOptions {
   maxQueuedBytes: number
   encoder: EnvelopeEncoder
   /** Registers a closer with the handler (for handler.close()); returns an unregister function. */
-  track: (close: () => void) => () => void
+  track: TrackStream
   /** Told about an unexpected error that ended the stream after its headers went out (for logging). */
   onFault?: (err: unknown) => void
 }

@@ -5,7 +5,7 @@
 import { type Server as HttpServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
-import type { RequestContext, Runtime } from '@proj/resource'
+import type { RequestContext, Runtime, User } from '@proj/resource'
 import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
 import { requestCredentials, resolveUser } from './auth.js'
 import { readBody } from './body.js'
@@ -19,6 +19,7 @@ import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
 import { parseRoute } from './route.js'
 import { parseLastEventId } from './sse.js'
+import { type TrackStream, UserStreams } from './user-streams.js'
 import { CLOSE_CODES, prepareRecordSocket } from './websocket.js'
 
 /** Handles a WebSocket whose negotiated sub-protocol it is registered for (e.g. MQTT). */
@@ -140,6 +141,9 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   const attached: { server: HttpServer | HttpsServer; request: any; upgrade: any }[] = []
   let closing = false
 
+  const userStreams = new UserStreams()
+  const stopFollowingUsers = runtime.onUserChange?.((change) => userStreams.revoke(change)) ?? (() => {})
+
   const track = (close: () => void) => {
     if (closing) {
       // Opened while close() ran (it was still authenticating or subscribing): end it as well, once
@@ -150,6 +154,18 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     closers.add(close)
     return () => closers.delete(close)
   }
+
+  /** track() for a stream of `user`: closed at shutdown, and when a user change revokes its access. */
+  const trackStream =
+    (user: User | null, viaToken: boolean): TrackStream =>
+    (close) => {
+      const untrack = track(() => close('shutdown'))
+      const untrackUser = userStreams.add(user, runtime.anonymous(), viaToken, () => close('revoked'))
+      return () => {
+        untrackUser()
+        return untrack()
+      }
+    }
 
   const extraRoutes = new Map(Object.entries(options.extraRoutes ?? {}))
 
@@ -231,11 +247,8 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
 
       const route = parseRoute(url.pathname)
       if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
-      const user = await resolveUser(
-        runtime,
-        requestCredentials(req, url.searchParams),
-        req.socket.remoteAddress,
-      )
+      const credentials = requestCredentials(req, url.searchParams)
+      const user = await resolveUser(runtime, credentials, req.socket.remoteAddress)
       const accept = requestAccept(req, url.searchParams)
 
       if (method === 'GET' && wantsEventStream(accept)) {
@@ -253,7 +266,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           heartbeatMs,
           maxQueuedBytes,
           encoder,
-          track,
+          track: trackStream(user, credentials.scheme === 'bearer'),
           onFault: (err) => report(err, req),
         })
       }
@@ -321,11 +334,8 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         const url = new URL(req.url ?? '/', 'http://localhost')
         const route = parseRoute(url.pathname)
         if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
-        const user = await resolveUser(
-          runtime,
-          requestCredentials(req, url.searchParams),
-          req.socket.remoteAddress,
-        )
+        const credentials = requestCredentials(req, url.searchParams)
+        const user = await resolveUser(runtime, credentials, req.socket.remoteAddress)
         const accept = requestAccept(req, url.searchParams)
         const mediaType = chooseResponseType(accept)
         const declared =
@@ -348,7 +358,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         }
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
           try {
-            prepared.attach(ws, track)
+            prepared.attach(ws, trackStream(user, credentials.scheme === 'bearer'))
           } catch (err) {
             report(err, req)
             prepared.abort()
@@ -378,6 +388,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     },
     async close() {
       closing = true
+      stopFollowingUsers()
       for (const { server, request, upgrade } of attached.splice(0)) {
         server.off('request', request)
         server.off('upgrade', upgrade)

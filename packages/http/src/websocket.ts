@@ -10,6 +10,7 @@ import { AsyncQueue } from './async-queue.js'
 import type { EnvelopeEncoder } from './envelope.js'
 import { errorCode } from './errors.js'
 import { decodeBody, isJsonType } from './media.js'
+import type { TrackStream } from './user-streams.js'
 
 /** Close codes used here (RFC 6455 section 7.4.1). */
 export const CLOSE_CODES = Object.freeze({
@@ -45,7 +46,7 @@ export interface RecordSocketOptions {
  */
 export async function prepareRecordSocket(
   o: RecordSocketOptions,
-): Promise<{ attach(ws: WebSocket, track: (close: () => void) => () => void): void; abort(): void }> {
+): Promise<{ attach(ws: WebSocket, track: TrackStream): void; abort(): void }> {
   let ws: WebSocket | undefined
   const incoming = new AsyncQueue<unknown>({
     // An unread incoming queue pauses the socket, so TCP pushes back on the client.
@@ -74,7 +75,11 @@ export async function prepareRecordSocket(
           socket.close(code, reason)
         }
       }
-      const untrack = track(() => finish(CLOSE_CODES.GOING_AWAY, 'server shutting down'))
+      const untrack = track((why) =>
+        why === 'revoked'
+          ? finish(CLOSE_CODES.POLICY_VIOLATION, 'access revoked')
+          : finish(CLOSE_CODES.GOING_AWAY, 'server shutting down'),
+      )
       let alive = true
       const pinger =
         o.pingMs > 0

@@ -14,6 +14,7 @@ import {
   WILLS_STORE,
 } from './session-store.js'
 import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
+import { followUserChanges } from './user-revocation.js'
 
 const EMPTY = Buffer.alloc(0)
 const JSON_TYPE = 'application/json'
@@ -105,7 +106,10 @@ export class BrokerCore implements Broker {
     this.refusedPublish = options.refusedPublish === 'disconnect' ? 'disconnect' : 'acknowledge'
     this.handle = this.handle.bind(this)
     this.restore()
+    this.stopFollowingUsers = followUserChanges(this)
   }
+
+  private readonly stopFollowingUsers: () => void
 
   get connectionCount(): number {
     return this.connections.size
@@ -143,6 +147,7 @@ export class BrokerCore implements Broker {
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
+    this.stopFollowingUsers()
     for (const conn of [...this.connections]) conn.shutdown()
     for (const session of this.sessions.values()) {
       if (session.expiryTimer) clearTimeout(session.expiryTimer)
@@ -499,6 +504,21 @@ export class BrokerCore implements Broker {
     }
   }
 
+  /** A deleted user's delayed wills are never published. */
+  discardWillsOf(username: string): void {
+    const store = this.state(WILLS_STORE)
+    for (const [clientId, list] of [...this.wills]) {
+      const keep = list.filter((w) => w.will.username !== username)
+      for (const w of list) {
+        if (w.will.username !== username) continue
+        if (w.timer) clearTimeout(w.timer)
+        this.track(store.delete(w.key))
+      }
+      if (keep.length === 0) this.wills.delete(clientId)
+      else this.wills.set(clientId, keep)
+    }
+  }
+
   discardWill(key: Key): void {
     this.track(this.state(WILLS_STORE).delete(key))
   }
@@ -515,7 +535,13 @@ export class BrokerCore implements Broker {
     const runtime = this.runtime
     const work = (async () => {
       try {
+        // With its owner's current rights, or not at all: a deleted owner's will is never sent as anonymous.
         const user = will.username !== null ? await runtime.findUser(will.username) : runtime.anonymous()
+        if (user === null && will.username !== null) {
+          this.logger.info(`mqtt: will of ${will.clientId} dropped: user ${will.username} no longer exists`)
+          await this.state(WILLS_STORE).delete(key)
+          return
+        }
         const meta: Record<string, unknown> = { qos: will.qos, clientId: will.clientId }
         if (will.properties) meta.properties = will.properties
         await runtime.publish(

@@ -1427,6 +1427,18 @@ export class Connection implements FrameSink, FaultSink {
     this.disconnectWith(ReasonCode.SessionTakenOver, 'session taken over')
   }
 
+  /** The user was deleted: v5 DISCONNECT with `reasonCode`; the will is dropped, never published. */
+  revoke(reasonCode: number, reason: string): void {
+    if (this.will !== null && this.willKey !== null) this.broker.discardWill(this.willKey)
+    this.will = null
+    this.disconnectWith(reasonCode, reason)
+  }
+
+  /** The user's role changed: v5 DISCONNECT 0x98 (administrative action); the will rules apply. */
+  disconnectAdministratively(reason: string): void {
+    this.disconnectWith(ReasonCode.AdministrativeAction, reason)
+  }
+
   /** Broker shutdown: v5 DISCONNECT 0x8B; the will stays persisted and is published after restart. */
   shutdown(): void {
     this.sendWill = false

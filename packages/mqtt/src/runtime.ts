@@ -13,6 +13,7 @@ export type {
   SubscribeOptions,
   Subscription,
   User,
+  UserChange,
 } from '@proj/resource'
 
 import type { Runtime } from '@proj/resource'
@@ -29,4 +30,5 @@ export type BrokerRuntime = Pick<
   | 'mayReceive'
   | 'encode'
   | 'state'
+  | 'onUserChange'
 >

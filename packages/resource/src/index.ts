@@ -72,8 +72,10 @@ export type {
   Timestamp,
   User,
   UserAdmin,
+  UserChange,
   WriteResult,
 } from './types.js'
+export type { UserChangeListener } from './user-changes.js'
 export type { AuthFailure, AuthOptions } from './users.js'
 export {
   DEFAULT_SCRAM_ITERATIONS,

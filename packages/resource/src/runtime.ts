@@ -56,6 +56,7 @@ import type {
   User,
   WriteResult,
 } from './types.js'
+import type { UserChangeListener } from './user-changes.js'
 import { type AuthOptions, Users } from './users.js'
 
 /** Storage table of the built-in topics table (retained messages of topics no table claims). */
@@ -141,6 +142,7 @@ export interface ResourceRuntime extends Runtime {
   readonly store: Store
   readonly users: Users
   scramCredentials(username: string): Promise<ScramCredential | null>
+  onUserChange(listener: UserChangeListener): () => void
   /** Resolves a REST path or topic: which resource and which id, or null for an unclaimed topic. */
   resolve(target: string): { path: string; id: Key | undefined; resource: Resource } | null
   /** Every routable resource by export path. */
@@ -312,6 +314,7 @@ class RuntimeImpl implements ResourceRuntime {
       this.state('__system') as TableStateStore<unknown>,
       this.#permissions,
       options.auth,
+      (error) => this.#onError(error),
     )
     this.#host = this.#createHost()
     this.#unsubscribeFeed = store.onChange((change) => this.#onChange(change))
@@ -402,6 +405,10 @@ class RuntimeImpl implements ResourceRuntime {
 
   verifyToken(token: string): Promise<User | null> {
     return this.users.verifyToken(token)
+  }
+
+  onUserChange(listener: UserChangeListener): () => void {
+    return this.users.onChange(listener)
   }
 
   // ---- routing --------------------------------------------------------------------------------
@@ -1166,6 +1173,7 @@ class RuntimeImpl implements ResourceRuntime {
     if (this.#closed) return
     this.#closed = true
     this.#unsubscribeFeed()
+    this.users.close()
     for (const timer of this.#timers) clearInterval(timer)
     if (this.#ownStore) await this.store.close()
   }

@@ -4,8 +4,9 @@
  * Change these types only together with their users.
  */
 import type { Key, Timestamp } from '@proj/storage'
+import type { UserChange } from './user-changes.js'
 
-export type { Key, Timestamp }
+export type { Key, Timestamp, UserChange }
 
 export type EventType = 'put' | 'patch' | 'delete' | 'message'
 
@@ -181,6 +182,8 @@ export interface ScramCredential {
 export interface UserAdmin {
   add(username: string, password: string, options?: { role?: string; superUser?: boolean }): Promise<User>
   setPassword(username: string, password: string): Promise<void>
+  /** Changes a user's role or super-user flag (its connections are closed: see `onUserChange`). */
+  update(username: string, changes: { role?: string; superUser?: boolean }): Promise<User>
   list(): User[]
   delete(username: string): Promise<boolean>
 }
@@ -205,6 +208,13 @@ export interface Runtime {
   /** Bearer tokens for HTTP (issued by a login endpoint), signed by the runtime. */
   issueToken(user: User, options?: { expiresInMs?: number }): Promise<string>
   verifyToken(token: string): Promise<User | null>
+  /**
+   * Tells `listener` when a user is deleted (`deleted`), gets another role (`role`) or a new password
+   * (`password`; its tokens stop working), whether this process or another one on the same store (the
+   * CLI) made the change. Transports close the affected connections. Returns the unsubscribe function.
+   * Optional for other Runtime implementations.
+   */
+  onUserChange?(listener: (change: UserChange) => void): () => void
   readonly users: UserAdmin
 
   // REST-style access; all throw ResourceError (codes in errors.ts) and check permissions.

@@ -5,10 +5,15 @@ import { ResourceError } from './errors.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
 import type { ScramCredential, User, UserAdmin } from './types.js'
+import { UserChangeFeed, type UserChangeListener, type UserFingerprint } from './user-changes.js'
 
 /** How a user is persisted (state store `__users`). */
 interface StoredUser {
   username: string
+  /** Random, made when the user is added (absent for users added before it existed). */
+  id?: string
+  /** Random, made anew with each password: bearer tokens carry it, so a new password revokes them. */
+  generation?: string
   role: string
   superUser: boolean
   /** `scrypt$N$r$p$salt$hash`, base64url parts. */
@@ -139,6 +144,8 @@ export interface AuthOptions {
   cacheTtlMs?: number
   /** Told about each failed password attempt, e.g. to log it with its source address. */
   onFailure?: (failure: AuthFailure) => void
+  /** How often changes to users made by other processes (the CLI) are looked for (ms, default 1000). */
+  userPollMs?: number
 }
 
 /** A failed password attempt. `retryAfterMs` is set when it was refused for back-off (nothing was hashed). */
@@ -158,6 +165,7 @@ export class Users implements UserAdmin {
   readonly #scramIterations: number
   readonly #limiter: AuthLimiter
   readonly #onFailure: ((failure: AuthFailure) => void) | undefined
+  readonly #changes: UserChangeFeed
   #secret: Promise<Buffer> | undefined
   /** A hash to compare against when the user does not exist, so timing does not reveal usernames. */
   #dummy: Promise<string> | undefined
@@ -169,6 +177,7 @@ export class Users implements UserAdmin {
     system: TableStateStore<unknown>,
     permissions: Permissions,
     options: AuthOptions = {},
+    onError?: (error: unknown) => void,
   ) {
     this.#store = store
     this.#system = system
@@ -186,6 +195,39 @@ export class Users implements UserAdmin {
     })
     this.authCache = new AuthCache(options.cacheTtlMs !== undefined ? { ttlMs: options.cacheTtlMs } : {})
     this.#onFailure = options.onFailure
+    this.#changes = new UserChangeFeed({
+      read: () => this.#fingerprints(),
+      revision: () => system.get(REVISION_KEY),
+      writeRevision: (revision) => system.put(REVISION_KEY, revision),
+      ...(options.userPollMs !== undefined ? { pollMs: options.userPollMs } : {}),
+      onError: onError ?? ((error) => console.error('@proj/resource:', error)),
+    })
+  }
+
+  /**
+   * Tells `listener` about every user deleted, given another role, or given a new password, by this
+   * process or another one on the same store (noticed within `userPollMs`). Returns the unsubscribe.
+   */
+  onChange(listener: UserChangeListener): () => void {
+    return this.#changes.on(listener)
+  }
+
+  /** Stops watching for changes. */
+  close(): void {
+    this.#changes.close()
+  }
+
+  #fingerprints(): Map<string, UserFingerprint> {
+    const out = new Map<string, UserFingerprint>()
+    for (const { key, value } of this.#store.entries()) {
+      out.set(String(key), {
+        id: value.id ?? '',
+        role: value.role,
+        superUser: value.superUser,
+        generation: value.generation ?? '',
+      })
+    }
+    return out
   }
 
   async add(
@@ -208,12 +250,15 @@ export class Users implements UserAdmin {
     ])
     const stored: StoredUser = {
       username,
+      id: randomId(),
+      generation: randomId(),
       role,
       superUser: options.superUser === true,
       password: hash,
       scram,
     }
     await this.#store.put(username, stored)
+    await this.#changes.changed()
     return publicUser(stored)
   }
 
@@ -225,8 +270,9 @@ export class Users implements UserAdmin {
       hashPassword(password),
       storedScram(password, this.#scramIterations),
     ])
-    await this.#store.put(username, { ...stored, password: hash, scram })
+    await this.#store.put(username, { ...stored, password: hash, scram, generation: randomId() })
     this.authCache.forget(username)
+    await this.#changes.changed()
   }
 
   /** Changes a user's role or super-user flag. */
@@ -239,6 +285,7 @@ export class Users implements UserAdmin {
     const next = { ...stored, ...changes }
     await this.#store.put(username, next)
     this.authCache.forget(username)
+    await this.#changes.changed()
     return publicUser(next)
   }
 
@@ -250,6 +297,7 @@ export class Users implements UserAdmin {
     if (!this.#store.get(username)) return false
     await this.#store.delete(username)
     this.authCache.forget(username)
+    await this.#changes.changed()
     return true
   }
 
@@ -307,9 +355,17 @@ export class Users implements UserAdmin {
     this.#onFailure?.({ username, source, reason })
   }
 
+  /** A signed token for `user`, valid until it expires, the user is deleted or its password changes. */
   async issueToken(user: User, options: { expiresInMs?: number } = {}): Promise<string> {
+    const stored = this.#store.get(user.username)
+    if (!stored) throw new ResourceError('UNAUTHORIZED', `no user ${user.username}`)
     const now = Date.now()
-    const claims = { u: user.username, iat: now, exp: now + (options.expiresInMs ?? DEFAULT_TOKEN_TTL_MS) }
+    const claims = {
+      u: user.username,
+      g: stored.generation ?? '',
+      iat: now,
+      exp: now + (options.expiresInMs ?? DEFAULT_TOKEN_TTL_MS),
+    }
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url')
     return `${body}.${(await this.#hmac(body)).toString('base64url')}`
   }
@@ -321,7 +377,7 @@ export class Users implements UserAdmin {
     const signature = Buffer.from(token.slice(dot + 1), 'base64url')
     const expected = await this.#hmac(body)
     if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) return null
-    let claims: { u?: unknown; exp?: unknown }
+    let claims: { u?: unknown; g?: unknown; exp?: unknown }
     try {
       claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'))
     } catch {
@@ -329,8 +385,12 @@ export class Users implements UserAdmin {
     }
     if (typeof claims.u !== 'string' || typeof claims.exp !== 'number' || claims.exp <= Date.now())
       return null
-    // The current user, so a deleted user's or changed role's token does not outlive the change.
-    return this.find(claims.u)
+    // The current user, so a deleted user's or changed role's token does not outlive the change, and
+    // only while the password it was issued under is the user's (tokens from before `g` existed count
+    // as generation '' until the next password change).
+    const stored = this.#store.get(claims.u)
+    if (!stored || (claims.g ?? '') !== (stored.generation ?? '')) return null
+    return publicUser(stored)
   }
 
   async #hmac(body: string): Promise<Buffer> {
@@ -351,6 +411,12 @@ export class Users implements UserAdmin {
     }
     return Buffer.from(stored as Uint8Array)
   }
+}
+
+const REVISION_KEY = 'usersRevision'
+
+function randomId(): string {
+  return randomBytes(12).toString('base64url')
 }
 
 function checkPassword(password: string): void {

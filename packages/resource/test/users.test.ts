@@ -1,7 +1,15 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto'
+import { waitFor } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
-import { type AuthFailure, DEFAULT_SCRAM_ITERATIONS, ResourceError, scramCredential } from '../src/index.js'
-import { admin, runtimeFixture } from './helpers.js'
+import {
+  type AuthFailure,
+  DEFAULT_SCRAM_ITERATIONS,
+  openRuntime,
+  ResourceError,
+  scramCredential,
+  type UserChange,
+} from '../src/index.js'
+import { APP, admin, runtimeFixture } from './helpers.js'
 
 describe('users', () => {
   it('adds users with scrypt-hashed passwords, authenticates, changes passwords, deletes', async () => {
@@ -123,6 +131,73 @@ describe('users', () => {
     const tiny = await f.reopen({ auth: { scramIterations: 1 } })
     await tiny.users.add('sam', 'x')
     expect((await tiny.scramCredentials('sam'))?.iterations).toBe(4096)
+  })
+
+  it('revokes bearer tokens with a new password, and with a delete even when the name is added again', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const rita = await runtime.users.add('rita', 'one', { role: 'reader' })
+    const first = await runtime.issueToken(rita)
+    expect(await runtime.verifyToken(first)).toEqual(rita)
+    await runtime.users.setPassword('rita', 'two')
+    expect(await runtime.verifyToken(first)).toBeNull()
+    const second = await runtime.issueToken(rita)
+    expect(await runtime.verifyToken(second)).toEqual(rita)
+    // a role change keeps the token and answers with the new role
+    await runtime.users.update('rita', { role: 'user' })
+    expect(await runtime.verifyToken(second)).toEqual({ ...rita, role: 'user' })
+    await runtime.users.delete('rita')
+    expect(await runtime.verifyToken(second)).toBeNull()
+    await runtime.users.add('rita', 'two', { role: 'reader' })
+    expect(await runtime.verifyToken(second)).toBeNull()
+    // and a token survives a restart only as long as the password it was issued under
+    const third = await runtime.issueToken(rita)
+    const reopened = await f.reopen()
+    expect(await reopened.verifyToken(third)).toEqual(rita)
+  })
+
+  it('tells listeners about deleted users, role and password changes, also those made by another runtime on the store', async () => {
+    await using f = await runtimeFixture({ auth: { scramIterations: 4096, userPollMs: 20 } })
+    const { runtime } = f
+    await runtime.users.add('rita', 'one', { role: 'reader' })
+    await runtime.users.add('sam', 'one')
+    await runtime.users.add('tom', 'one')
+    const changes: UserChange[] = []
+    const off = runtime.onUserChange((change) => changes.push(change))
+    await runtime.users.setPassword('rita', 'two')
+    await runtime.users.update('sam', { role: 'reader' })
+    await runtime.users.delete('tom')
+    expect(changes).toEqual([
+      { type: 'password', username: 'rita' },
+      { type: 'role', username: 'sam' },
+      { type: 'deleted', username: 'tom' },
+    ])
+    // another process on the same LMDB (the CLI): noticed by polling
+    changes.length = 0
+    const other = await openRuntime({
+      path: f.path,
+      applications: [APP],
+      noSync: true,
+      auth: { scramIterations: 4096 },
+    })
+    try {
+      await other.users.delete('rita')
+      await other.users.update('sam', { superUser: true })
+      await other.users.add('tom', 'again')
+      await other.users.delete('tom')
+    } finally {
+      await other.close()
+    }
+    await waitFor(() => changes.length >= 2)
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        { type: 'deleted', username: 'rita' },
+        { type: 'role', username: 'sam' },
+      ]),
+    )
+    off()
+    await runtime.users.delete('sam')
+    expect(changes.some((c) => c.username === 'sam' && c.type === 'deleted')).toBe(false)
   })
 
   it('stores a SCRAM-SHA-256 credential with each password (RFC 5802), none for older users', async () => {
