@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from '@proj/test-utils'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { openStore } from '../src/index.js'
+import { openStore, type Store, type Table } from '../src/index.js'
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -28,46 +28,20 @@ describe('crash safety', () => {
 
   it('keeps every acknowledged write and a consistent log after SIGKILL under load', async () => {
     await using dir = await tempDir('proj-storage-crash-')
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [join(packageDir, 'test/fixtures/writer.mjs'), dir.path],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    )
     const acked = { dog: new Map<string, number>(), session: new Set<string>(), txn: new Set<number>() }
     let maxCounter = 0
-    let buffered = ''
     let total = 0
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
-    )
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${total} writes acknowledged`)), 15_000)
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString()
-        const lines = buffered.split('\n')
-        buffered = lines.pop()!
-        for (const line of lines) {
-          const [kind, n, cursor] = line.split(' ')
-          if (kind === 'dog') acked.dog.set(`d${n}`, Number(cursor))
-          else if (kind === 'session') acked.session.add(`s${n}`)
-          else if (kind === 'txn') {
-            acked.txn.add(Number(n))
-            maxCounter = Math.max(maxCounter, Number(n))
-          } else continue
-          total++
-        }
-        // kill mid-load, well after batching has kicked in
-        if (total >= 3000 && !child.killed) {
-          clearTimeout(timer)
-          child.kill('SIGKILL')
-          resolve()
-        }
-      })
-      child.on('exit', () => reject(new Error('writer exited early')))
+    await killWhen('writer.mjs', dir.path, (line) => {
+      const [kind, n, cursor] = line.split(' ')
+      if (kind === 'dog') acked.dog.set(`d${n}`, Number(cursor))
+      else if (kind === 'session') acked.session.add(`s${n}`)
+      else if (kind === 'txn') {
+        acked.txn.add(Number(n))
+        maxCounter = Math.max(maxCounter, Number(n))
+      } else return false
+      // kill mid-load, well after batching has kicked in
+      return ++total >= 3000
     })
-    expect(await exited).toBe('SIGKILL')
 
     const store = await openStore({ path: dir.path, compactionIntervalMs: 0 })
     try {
@@ -85,24 +59,7 @@ describe('crash safety', () => {
       expect(dogs.get('counter').n).toBeGreaterThanOrEqual(maxCounter)
 
       // the log: cursors strictly increasing, and every record's latest version has its log entry
-      const latest = new Map<unknown, { timestamp: number; value: unknown }>()
-      let previous = 0
-      for (const event of store.log.readSince()) {
-        expect(event.cursor).toBeGreaterThan(previous)
-        previous = event.cursor
-        expect(event.table).toBe('Dog')
-        latest.set(event.id, { timestamp: event.timestamp, value: event.value })
-      }
-      expect(previous).toBe(store.log.lastCursor)
-      let records = 0
-      for (const entry of dogs.entries()) {
-        records++
-        expect(latest.get(entry.id), String(entry.id)).toEqual({
-          timestamp: entry.version,
-          value: entry.value,
-        })
-      }
-      expect(records).toBe(latest.size)
+      const previous = expectLogMatchesRecords(store, dogs)
       // writes keep working after recovery
       const next = await dogs.put('after', 1)
       expect(next.cursor).toBe(previous + 1)
@@ -110,4 +67,107 @@ describe('crash safety', () => {
       await store.close()
     }
   }, 60_000)
+
+  it('keeps every acknowledged write after SIGKILL while batches overlap (planned on writes in flight)', async () => {
+    await using dir = await tempDir('proj-storage-overlap-')
+    const puts = new Map<string, number>()
+    const patches = new Map<string, number>()
+    const deletes = new Map<string, number>()
+    const counters = new Map<string, number>()
+    const cursors: number[] = []
+    let overlapping = false
+    await killWhen('overlap-writer.mjs', dir.path, (line) => {
+      const [kind, id, a, b] = line.split(' ') as [string, string, string, string]
+      if (kind === 'overlap') overlapping = true
+      else if (kind === 'put') puts.set(id, Number(a))
+      else if (kind === 'patch') patches.set(id, Number(a))
+      else if (kind === 'delete') deletes.set(id, Number(a))
+      else if (kind === 'counter') counters.set(id, Math.max(counters.get(id) ?? 0, Number(a)))
+      else return false
+      if (kind !== 'overlap') cursors.push(Number(kind === 'counter' ? b : a))
+      // kill mid-load, once batches have been seen in flight together
+      return overlapping && cursors.length >= 3000
+    })
+    expect(overlapping).toBe(true)
+
+    const store = await openStore({ path: dir.path, compactionIntervalMs: 0 })
+    try {
+      const dogs = store.table<any>('Dog')
+      // every acknowledged write is there (a patch planned on its put while the put was in flight included)
+      for (const [id] of puts)
+        if (!deletes.has(id)) expect(dogs.get(id)?.a, id).toBe(Number(id.split('/')[2]))
+      for (const [id] of patches)
+        if (!deletes.has(id))
+          expect(dogs.get(id), id).toMatchObject({ a: Number(id.split('/')[2]), b: Number(id.split('/')[2]) })
+      for (const [id] of deletes) expect(dogs.get(id), id).toBeUndefined()
+      for (const [id, n] of counters) expect(dogs.get(id)?.n, id).toBeGreaterThanOrEqual(n)
+      const last = store.log.lastCursor
+      for (const cursor of cursors) expect(cursor).toBeLessThanOrEqual(last)
+      expect(new Set(cursors).size).toBe(cursors.length)
+      const previous = expectLogMatchesRecords(store, dogs)
+      const logged = new Set<number>()
+      for (const event of store.log.readSince()) logged.add(event.cursor)
+      for (const cursor of cursors) expect(logged.has(cursor), String(cursor)).toBe(true)
+      const next = await dogs.put('after', 1)
+      expect(next.cursor).toBe(previous + 1)
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
 })
+
+/** Runs a fixture writer on `path`, feeds it each line it prints, SIGKILLs it when `onLine` says so. */
+async function killWhen(fixture: string, path: string, onLine: (line: string) => boolean): Promise<void> {
+  const child: ChildProcess = spawn(process.execPath, [join(packageDir, 'test/fixtures', fixture), path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let buffered = ''
+  let lines = 0
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (_code, signal) => resolve(signal)),
+  )
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${lines} lines from the writer`)), 15_000)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const complete = buffered.split('\n')
+      buffered = complete.pop()!
+      for (const line of complete) {
+        lines++
+        if (!onLine(line) || child.killed) continue
+        clearTimeout(timer)
+        child.kill('SIGKILL')
+        resolve()
+      }
+    })
+    child.on('exit', () => reject(new Error('writer exited early')))
+  })
+  expect(await exited).toBe('SIGKILL')
+}
+
+/**
+ * The log's cursors strictly increase up to `lastCursor`, and every record's latest version (tombstones
+ * aside) has its log entry. Returns the last cursor.
+ */
+function expectLogMatchesRecords(store: Store, table: Table<any>): number {
+  const latest = new Map<unknown, { timestamp: number; value: unknown }>()
+  let previous = 0
+  for (const event of store.log.readSince()) {
+    expect(event.cursor).toBeGreaterThan(previous)
+    previous = event.cursor
+    expect(event.table).toBe(table.name)
+    if (event.type === 'delete') latest.delete(event.id)
+    else latest.set(event.id, { timestamp: event.timestamp, value: event.value })
+  }
+  expect(previous).toBe(store.log.lastCursor)
+  let records = 0
+  for (const entry of table.entries()) {
+    records++
+    expect(latest.get(entry.id), String(entry.id)).toEqual({
+      timestamp: entry.version,
+      value: entry.value,
+    })
+  }
+  expect(records).toBe(latest.size)
+  return previous
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest'
+import type { ChangeEvent } from '../src/index.js'
+import { useStores } from './helpers.js'
+
+type Internals = { writes: { inFlight: number } }
+
+// A batch is planned and handed to LMDB while the ones before it still commit and sync.
+describe('pipelined batches', () => {
+  const open = useStores()
+
+  it('plans a write against the writes still in flight to the same record', async () => {
+    const { store } = await open()
+    const dogs = store.table<any>('Dog')
+    const put = dogs.put('k', { a: 1 })
+    await Promise.resolve() // handed to LMDB, not committed
+    expect(dogs.get('k')).toBeUndefined()
+    const patch = dogs.patch('k', { b: 2 })
+    await Promise.resolve()
+    const conditional = dogs.put('k', { c: 3 }, { ifVersion: (await put).timestamp })
+    await expect(patch).resolves.toMatchObject({ value: { a: 1, b: 2 } })
+    await expect(conditional).rejects.toMatchObject({ code: 'STORAGE_CONFLICT' })
+    const removed = dogs.delete('k')
+    await Promise.resolve()
+    const recreated = dogs.patch('k', { d: 4 })
+    expect(await removed).toMatchObject({ type: 'delete' })
+    expect(await recreated).toMatchObject({ value: { d: 4 } })
+    expect(dogs.get('k')).toEqual({ d: 4 })
+  })
+
+  it('keeps several batches in flight and completes them in call order, feed and log alike', async () => {
+    const { store } = await open()
+    const dogs = store.table<any>('Dog')
+    const heard: number[] = []
+    store.onChange((e) => heard.push(e.cursor))
+    const resolved: number[] = []
+    const writes: Promise<ChangeEvent>[] = []
+    let most = 0
+    for (let turn = 0; turn < 5; turn++) {
+      for (let i = 0; i < 20; i++)
+        writes.push(
+          dogs.put(`${turn}/${i}`, { turn, i }).then((e) => {
+            resolved.push(e.cursor)
+            return e
+          }),
+        )
+      await Promise.resolve() // this turn's writes are one batch, handed to LMDB now
+      most = Math.max(most, (store as unknown as Internals).writes.inFlight)
+    }
+    const events = await Promise.all(writes)
+    expect(most).toBeGreaterThan(1)
+    const cursors = events.map((e) => e.cursor)
+    expect(cursors).toEqual(Array.from({ length: 100 }, (_, i) => cursors[0]! + i))
+    expect(resolved).toEqual(cursors)
+    expect(heard).toEqual(cursors)
+    expect([...store.log.readSince()].map((e) => e.cursor)).toEqual(cursors)
+  })
+})
