@@ -13,6 +13,8 @@ const noop = () => {}
 /** The writes applied in one LMDB transaction (one sync). */
 class Batch {
   items: (Op | Group)[] = []
+  /** Its transaction callback ran (it counts as in flight). */
+  applied = false
   readonly events: ChangeEvent[] = []
   lastCursor = 0
   readonly run: () => void
@@ -32,6 +34,11 @@ export class WriteQueue {
   private queue: (Op | Group)[] = []
   private scheduled: Batch | undefined = undefined
   private tail: Promise<void> = Promise.resolve()
+  /**
+   * Batches written in their transaction and not yet completed (durable and resolved). Two or more: the
+   * next batch was written while the one before it still committed or synced.
+   */
+  inFlight = 0
 
   constructor(
     private readonly dbs: Databases,
@@ -78,6 +85,8 @@ export class WriteQueue {
     const items = this.queue
     this.queue = []
     this.scheduled = undefined
+    this.inFlight++
+    batch.applied = true
     batch.items = items
     const { stamp } = this
     let wrote = false
@@ -140,6 +149,7 @@ export class WriteQueue {
   }
 
   private complete(batch: Batch): void {
+    if (batch.applied) this.inFlight--
     this.stamp.cursors.publish(batch.lastCursor)
     if (this.feed.size > 0) for (const event of batch.events) this.feed.dispatch(event)
     for (const item of batch.items) {
@@ -150,6 +160,8 @@ export class WriteQueue {
   }
 
   private fail(batch: Batch, error: unknown): void {
+    // a batch whose callback never ran (the transaction failed before it) was never counted
+    if (batch.applied) this.inFlight--
     for (const item of batch.items) {
       item.reject!(
         item.failed ??

@@ -68,7 +68,7 @@ describe('crash safety', () => {
     }
   }, 60_000)
 
-  it('keeps every acknowledged write after SIGKILL while batches overlap (planned on writes in flight)', async () => {
+  it('keeps every acknowledged write and a consistent log after SIGKILL while batches overlap', async () => {
     await using dir = await tempDir('proj-storage-overlap-')
     const puts = new Map<string, number>()
     const patches = new Map<string, number>()
@@ -93,7 +93,7 @@ describe('crash safety', () => {
     const store = await openStore({ path: dir.path, compactionIntervalMs: 0 })
     try {
       const dogs = store.table<any>('Dog')
-      // every acknowledged write is there (a patch planned on its put while the put was in flight included)
+      // every acknowledged write is there, each patch merged onto its put
       for (const [id] of puts)
         if (!deletes.has(id)) expect(dogs.get(id)?.a, id).toBe(Number(id.split('/')[2]))
       for (const [id] of patches)
