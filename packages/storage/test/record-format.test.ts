@@ -14,6 +14,7 @@ const bytes = [0, 1, 64, 65, 255, 256, 65536].map((n) => Buffer.alloc(n, 7))
 const values: unknown[] = [...numbers, ...more, ...strings, ...unicode, ...bytes, true, false, null]
 
 describe('record format', () => {
+  // CPU-bound (about 2 s alone): a longer timeout for a busy machine
   it('packs flat objects (values and records) that read back as written', () => {
     for (const v of values) {
       for (const key of ['k', 'é', 'x'.repeat(40)]) {
@@ -28,7 +29,7 @@ describe('record format', () => {
     expect(reader.unpack(encodeValue({ u8: new Uint8Array([1, 2]) }))).toEqual({ u8: Buffer.from([1, 2]) })
     expect(reader.unpack(encodeValue({ nested: { a: [1] }, at: 1 }))).toEqual({ nested: { a: [1] }, at: 1 })
     expect(Number.isNaN((reader.unpack(encodeValue({ n: Number.NaN })) as { n: number }).n)).toBe(true)
-  })
+  }, 30_000)
 
   it('packs flat objects byte for byte as msgpackr does', () => {
     const packr = new Packr({ useRecords: false })
