@@ -1,5 +1,6 @@
 export type { HybridClockOptions } from './clock.js'
 export { createHybridClock } from './clock.js'
+export type { CommitListener, CommitStats } from './commit-stats.js'
 export type { StorageErrorCode } from './errors.js'
 export {
   ConflictError,

@@ -3,6 +3,7 @@ import { open, type RootDatabase } from 'lmdb'
 import { ChangeFeed } from './change-feed.js'
 import { ChangeLogImpl } from './change-log.js'
 import { Clock } from './clock.js'
+import { type CommitListener, CommitObservers } from './commit-stats.js'
 import { Compactor } from './compaction.js'
 import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
@@ -58,6 +59,7 @@ export class StoreImpl implements Store {
   private readonly knownTables: Record<string, { log: boolean }>
   private readonly feed: ChangeFeed
   private readonly writes: WriteQueue
+  private readonly commits: CommitObservers
   private readonly compactor: Compactor
   private readonly onError: (error: unknown) => void
   private closing: Promise<void> | undefined = undefined
@@ -116,7 +118,14 @@ export class StoreImpl implements Store {
     this.onError = options.onError ?? ((error) => console.error('@proj/storage:', error))
     this.feed = new ChangeFeed((error) => this.onError(error))
     const dbs = { env, metaDb: this.metaDb, logDb: this.logDb, tombstoneDb: this.tombstoneDb }
-    this.writes = new WriteQueue(dbs, { clock: this.clock, nodeId, cursors }, this.feed, overlappingSync)
+    this.commits = new CommitObservers((error) => this.onError(error))
+    this.writes = new WriteQueue(
+      dbs,
+      { clock: this.clock, nodeId, cursors },
+      this.feed,
+      overlappingSync,
+      this.commits,
+    )
     this.compactor = new Compactor(dbs, this.clock, cursors, {
       retention: options.retention ?? {},
       tableDb: (name) => this.tableDb(name),
@@ -147,6 +156,10 @@ export class StoreImpl implements Store {
 
   private tableDb(name: string): Db {
     return this.tables.get(name)?.db ?? this.env.openDB({ name: TABLE_PREFIX + name })
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    return this.commits.add(listener)
   }
 
   onChange(listener: ChangeListener, filter?: ChangeFilter): () => void {

@@ -2,6 +2,7 @@
  * The public contract of @proj/storage. Other packages (the resource runtime) are written against
  * these types; change them only together with their users.
  */
+import type { CommitStats } from './commit-stats.js'
 
 /** A record's primary key. Arrays are compound keys and sort element by element. */
 export type Key = string | number | readonly (string | number)[]
@@ -174,5 +175,7 @@ export interface Store {
   transaction(fn: (txn: WriteTransaction) => void): Promise<ChangeEvent[]>
   /** Change feed: called after commit, in commit order. Returns an unsubscribe function. */
   onChange(listener: ChangeListener, filter?: ChangeFilter): () => void
+  /** Called after each durable commit with its size and timing (monitoring). Returns an unsubscribe function. */
+  onCommit(listener: (stats: CommitStats) => void): () => void
   close(): Promise<void>
 }

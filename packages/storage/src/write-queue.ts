@@ -1,5 +1,6 @@
 import { asBinary } from 'lmdb'
 import type { ChangeFeed } from './change-feed.js'
+import type { CommitObservers } from './commit-stats.js'
 import type { Databases } from './databases.js'
 import { StorageError } from './errors.js'
 import type { StoredRecord } from './record-format.js'
@@ -46,6 +47,8 @@ export class WriteQueue {
     private readonly feed: ChangeFeed,
     /** Resolve writes only once their transaction is flushed to disk (`overlappingSync`). */
     private readonly waitForFlush: boolean,
+    /** Told each batch's size and timing (monitoring). */
+    private readonly commits: CommitObservers,
   ) {}
 
   enqueue(item: Op | Group): void {
@@ -69,6 +72,7 @@ export class WriteQueue {
     // is this batch's, so the batch waits for its own fsync and not for a later batch's too.
     const durable = this.waitForFlush ? flushedAfter(committed, ownFlush(env)) : committed
     durable.catch(noop)
+    this.commits.time(() => batch.items.length, committed, durable, this.waitForFlush)
     // completion runs strictly in batch order, so the feed sees events in commit order
     this.tail = this.tail.then(
       () =>
