@@ -2,6 +2,15 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
 import { Connection } from './connection.js'
+import {
+  type BrokerGauges,
+  brokerGauges,
+  type ClientSnapshot,
+  disconnectClient,
+  listClients,
+  listSessions,
+  type SessionSnapshot,
+} from './introspection.js'
 import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
 import type { Key, ResourceEvent, Runtime, StateStore } from './runtime.js'
 import { createScramSha256 } from './scram.js'
@@ -13,6 +22,7 @@ import {
   type StoredWill,
   WILLS_STORE,
 } from './session-store.js'
+import { BrokerStats } from './stats.js'
 import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
 import { followUserChanges } from './user-revocation.js'
 
@@ -61,6 +71,7 @@ export function createBroker(options: BrokerOptions): Broker {
 /** The broker; connections and sessions call back into it. Not exported from the package. */
 export class BrokerCore implements Broker {
   readonly events = new EventEmitter<BrokerEvents>()
+  readonly stats = new BrokerStats()
   readonly runtime: Runtime
   readonly logger: Logger
   readonly maxKeepAlive: number
@@ -113,6 +124,22 @@ export class BrokerCore implements Broker {
 
   get connectionCount(): number {
     return this.connections.size
+  }
+
+  listClients(): ClientSnapshot[] {
+    return listClients(this)
+  }
+
+  listSessions(): SessionSnapshot[] {
+    return listSessions(this)
+  }
+
+  disconnectClient(clientId: string): boolean {
+    return disconnectClient(this, clientId)
+  }
+
+  gauges(): BrokerGauges {
+    return brokerGauges(this)
   }
 
   handle(stream: Duplex, info: ConnectionInfo = { transport: 'tcp' }): void {

@@ -40,6 +40,7 @@ import {
   WILLS_STORE,
   willKey,
 } from './session-store.js'
+import type { DoorStats } from './stats.js'
 import { truncateUtf8 } from './string-field.js'
 import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
@@ -47,7 +48,7 @@ import type { ConnectionInfo, SessionInfo } from './types.js'
 type Packet = mqttPacket.Packet
 type ConnectPacket = mqttPacket.IConnectPacket
 
-enum State {
+export enum State {
   AwaitingConnect = 0,
   Connecting = 1,
   Connected = 2,
@@ -148,6 +149,10 @@ export class Connection implements FrameSink, FaultSink {
   private sendWill = true
   private faulted = false
   private refusals: RefusalLog | null = null
+  /** ms since the epoch when the stream was handed over. */
+  readonly openedAt = Date.now()
+  /** The broker's counters for this connection's door (shared by every connection through it). */
+  readonly counters: DoorStats
 
   constructor(
     readonly broker: BrokerCore,
@@ -156,6 +161,7 @@ export class Connection implements FrameSink, FaultSink {
     readonly id: string,
   ) {
     this.reader = new FrameReader(this, broker.maxPacketSize)
+    this.counters = broker.stats.door(info.transport)
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
     stream.on(
       'data',
@@ -718,6 +724,7 @@ export class Connection implements FrameSink, FaultSink {
     this.state = State.Connected
     this.aliases = v5 && broker.topicAliasMaximum > 0 ? new Map() : null
     this.startKeepAlive(keepAlive)
+    this.counters.connects++
     broker.emit('connected', this.sessionInfo, this.stream)
 
     if (sessionPresent) {
@@ -922,6 +929,7 @@ export class Connection implements FrameSink, FaultSink {
   }
 
   private authFailed(reason: number, why: string, username: string | undefined): void {
+    this.broker.stats.authFailures++
     this.broker.emit('auth-failed', { clientId: this.clientId, username, reason: why }, this.stream)
     this.refuse(reason, why)
   }
@@ -961,6 +969,7 @@ export class Connection implements FrameSink, FaultSink {
       return
     }
     const qos = p.qos
+    this.counters.messagesIn[qos]++
     if (qos > 0 && this.v5) {
       const known =
         qos === 2 && (this.session!.inboundQos2.has(p.packetId) || this.session!.pendingQos2.has(p.packetId))
@@ -1121,6 +1130,7 @@ export class Connection implements FrameSink, FaultSink {
    * (rate-limited). Returns its v5 reason code; 3.1.1 has no negative acknowledgement.
    */
   private publishRefused(err: unknown, topic: string, qos: 0 | 1 | 2): number {
+    this.broker.stats.dropped.refused++
     const reasonCode = reasonCodeFor(err)
     const reason = err instanceof Error ? err.message : String(err)
     const broker = this.broker

@@ -11,9 +11,12 @@ export {
   reasonCodeFor,
   runtimeErrorReasonCodes,
 } from './errors.js'
+export type { BrokerGauges, ClientSnapshot, SessionSnapshot, SubscriptionInfo } from './introspection.js'
 export type { BrokerRuntime } from './runtime.js'
 export type { ScramOptions } from './scram.js'
 export { createScramSha256 } from './scram.js'
+export type { Door, DoorStats, DroppedStats } from './stats.js'
+export { BrokerStats, DOORS } from './stats.js'
 export type {
   Broker,
   BrokerEvents,

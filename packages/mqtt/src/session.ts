@@ -104,6 +104,11 @@ export class Session {
     return this.expiry > 0
   }
 
+  /** Outbound messages waiting behind a full in-flight window. */
+  get queued(): number {
+    return this.queue.length - this.queueHead
+  }
+
   // -------------------------------------------------------------------------------------------
   // Outbound delivery
 
@@ -156,6 +161,7 @@ export class Session {
       event.retained || ((sub.rap || delivery?.retainAsPublished === true) && event.type !== 'message')
     if (this.queueHead < this.queue.length || (qos > 0 && this.inflight.size >= this.window(conn))) {
       if (this.queue.length - this.queueHead >= this.broker.maxQueued) {
+        this.broker.stats.dropped.queueFull++
         this.broker.logger.warn(`mqtt: queue full for ${this.clientId}, dropping a message on ${event.topic}`)
         return
       }
@@ -182,12 +188,14 @@ export class Session {
     const expiry = broker.expiryLeft(event)
     if (expiry !== undefined && expiry <= 0) {
       // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
+      broker.stats.dropped.expired++
       this.advance(sub, event.cursor)
       return
     }
     if (qos === 0) {
       if (conn.congested) {
         // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
+        broker.stats.dropped.slowReader++
         this.advance(sub, event.cursor)
         return
       }
@@ -203,8 +211,13 @@ export class Session {
         packet = this.encodeAliased(conn, event, broker.payload(event, format), 0, retain, 0, props)
       }
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
-      if (packet === null) this.advance(sub, event.cursor)
-      else this.write(conn, packet, null, sub, event.cursor)
+      if (packet === null) {
+        broker.stats.dropped.tooLarge++
+        this.advance(sub, event.cursor)
+      } else {
+        conn.counters.messagesOut[0]++
+        this.write(conn, packet, null, sub, event.cursor)
+      }
       return
     }
     const payload = broker.payload(event, format)
@@ -214,9 +227,11 @@ export class Session {
     const packet = this.encodeAliased(conn, event, payload, qos, retain, packetId, propBlock)
     if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
+      broker.stats.dropped.tooLarge++
       this.advance(sub, event.cursor)
       return
     }
+    conn.counters.messagesOut[qos]++
     const entry: InflightEntry = {
       packetId,
       qos: qos as 1 | 2,

@@ -1,7 +1,9 @@
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
+import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './introspection.js'
 import type { Runtime, User } from './runtime.js'
+import type { BrokerStats } from './stats.js'
 
 /** pino-style: `logger.warn({ err }, 'message')`; `console` works too. */
 export interface Logger {
@@ -104,4 +106,14 @@ export interface Broker {
   close(): Promise<void>
   /** Connections currently open (any state). */
   readonly connectionCount: number
+  /** Counters since the broker was created (plain numbers, read by monitoring). */
+  readonly stats: BrokerStats
+  /** Connected clients (past CONNACK) with their sessions, by client id. */
+  listClients(): ClientSnapshot[]
+  /** Every session kept: connected ones and durable ones whose client is away. */
+  listSessions(): SessionSnapshot[]
+  /** Closes a connected client (v5 DISCONNECT 0x98); false when none with that id is connected. */
+  disconnectClient(clientId: string): boolean
+  /** Connection, session, subscription and queue totals in one pass, for monitoring. */
+  gauges(): BrokerGauges
 }
