@@ -98,6 +98,11 @@ export class Permissions {
     return this.#roles.has(name)
   }
 
+  /** The roles in force: the built-in ones, each replaced by a configured role of the same name, then the others. */
+  roles(): RoleDefinition[] {
+    return [...this.#roles.values()].map((r) => r.definition)
+  }
+
   /** The effective user of a call: ctx.user, else the anonymous user, else UNAUTHORIZED. */
   user(ctx: RequestContext): User {
     const user = ctx.user ?? this.#anonymous

@@ -149,6 +149,10 @@ export interface ResourceRuntime extends Runtime {
   resources(): Map<string, Resource>
   /** Live subscriptions (every transport, every connect()); for monitoring and leak tests. */
   readonly subscriptionCount: number
+  /** True when `user` passes every permission check: its own flag or a super-user role. */
+  isSuperUser(user: User | null): boolean
+  /** The role definitions in force (built-in roles, replaced or joined by configured ones). */
+  roles(): RoleDefinition[]
   /** The table classes by type name (what resources.js receives as `tables`). */
   readonly tables: Record<string, TableClass>
   readonly schema: SchemaDefinition
@@ -425,6 +429,14 @@ class RuntimeImpl implements ResourceRuntime {
 
   get subscriptionCount(): number {
     return this.#registry.size
+  }
+
+  isSuperUser(user: User | null): boolean {
+    return user !== null && this.#permissions.isSuperUser(user)
+  }
+
+  roles(): RoleDefinition[] {
+    return this.#permissions.roles()
   }
 
   resources(): Map<string, Resource> {

@@ -195,3 +195,16 @@ describe('permissions', () => {
     ).toBe('OK')
   })
 })
+
+describe('runtime.isSuperUser and runtime.roles', () => {
+  it('a super-user role makes its users super users even without their own flag', async () => {
+    await using f = await runtimeFixture()
+    const runtime = await f.reopen({ roles: [{ name: 'ops', superUser: true }, { name: 'reader' }] })
+    expect(runtime.isSuperUser({ username: 'a', role: 'ops', superUser: false })).toBe(true)
+    expect(runtime.isSuperUser({ username: 'b', role: 'admin', superUser: false })).toBe(true)
+    expect(runtime.isSuperUser({ username: 'c', role: 'reader', superUser: true })).toBe(true)
+    expect(runtime.isSuperUser(reader)).toBe(false)
+    expect(runtime.isSuperUser(null)).toBe(false)
+    expect(runtime.roles().map((r) => r.name)).toEqual(['admin', 'user', 'anonymous', 'reader', 'ops'])
+  })
+})
