@@ -66,3 +66,17 @@ export async function resolveUser(
     }
   }
 }
+
+/**
+ * The user a request authenticates as (Authorization header or `?access_token=`), as REST sees it:
+ * null or the anonymous user without credentials, HttpError UNAUTHORIZED for wrong ones. For routes
+ * outside the record paths (an admin API) that want the same authentication.
+ */
+export function requestUser(
+  runtime: Runtime,
+  req: IncomingMessage,
+  query?: URLSearchParams,
+): Promise<User | null> {
+  const params = query ?? new URL(req.url ?? '/', 'http://localhost').searchParams
+  return resolveUser(runtime, requestCredentials(req, params), req.socket.remoteAddress)
+}

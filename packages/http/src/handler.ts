@@ -45,7 +45,10 @@ export interface HttpOptions {
    * serves `mqttv3.1` (MQTT 3.1 clients) unless that name has its own.
    */
   subprotocols?: Record<string, SubprotocolHandler>
-  /** Extra routes keyed `'METHOD /path'` or `'/path'` (any method), checked before records. */
+  /**
+   * Extra routes keyed `'METHOD /path'` or `'/path'` (any method), checked before records. A key ending
+   * in `/*` (`'/_admin/*'`, `'GET /studio/*'`) takes every path under that prefix, and the prefix itself.
+   */
   extraRoutes?: Record<string, RouteHandler>
   /** Path of the token endpoint (default `/login`); `false` turns it off. */
   loginPath?: string | false
@@ -116,6 +119,32 @@ function sendInternalError(res: ServerResponse): void {
   }
 }
 
+interface PrefixRoute {
+  method: string | undefined
+  /** With its trailing slash: `/_admin/`. */
+  prefix: string
+  handler: RouteHandler
+}
+
+function prefixRoutesOf(routes: Record<string, RouteHandler>): PrefixRoute[] {
+  const out: PrefixRoute[] = []
+  for (const [key, handler] of Object.entries(routes)) {
+    if (!key.endsWith('/*')) continue
+    const space = key.indexOf(' ')
+    const method = space < 0 ? undefined : key.slice(0, space)
+    out.push({ method, prefix: key.slice(space + 1, -1), handler })
+  }
+  return out
+}
+
+function matchPrefixRoute(routes: PrefixRoute[], method: string, pathname: string): RouteHandler | undefined {
+  for (const r of routes) {
+    if (r.method !== undefined && r.method !== method) continue
+    if (pathname.startsWith(r.prefix) || pathname === r.prefix.slice(0, -1)) return r.handler
+  }
+  return undefined
+}
+
 /**
  * Creates the handler.
  *
@@ -168,6 +197,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     }
 
   const extraRoutes = new Map(Object.entries(options.extraRoutes ?? {}))
+  const prefixRoutes = prefixRoutesOf(options.extraRoutes ?? {})
 
   /** Logs an unexpected error through onError; a failing onError is not allowed to escape either. */
   const report = (err: unknown, req: IncomingMessage) => {
@@ -235,7 +265,10 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       if (isPreflight(req)) return answerPreflight(cors, req, res)
       applyCors(cors, req, res)
 
-      const extra = extraRoutes.get(`${method} ${url.pathname}`) ?? extraRoutes.get(url.pathname)
+      const extra =
+        extraRoutes.get(`${method} ${url.pathname}`) ??
+        extraRoutes.get(url.pathname) ??
+        matchPrefixRoute(prefixRoutes, method, url.pathname)
       if (extra) return await extra(req, res)
       if (loginPath !== false && url.pathname === loginPath) {
         if (method !== 'POST') {

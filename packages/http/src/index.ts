@@ -1,6 +1,6 @@
 export { AsyncQueue } from './async-queue.js'
 export type { Credentials } from './auth.js'
-export { parseAuthorization } from './auth.js'
+export { parseAuthorization, requestUser } from './auth.js'
 export type { CorsOptions } from './cors.js'
 export type { EventEnvelope } from './envelope.js'
 export { EnvelopeEncoder, toEnvelope } from './envelope.js'
