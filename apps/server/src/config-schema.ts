@@ -313,6 +313,20 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: 'auto',
     description: 'json = one pino JSON object per line; pretty = readable lines; auto = pretty on a terminal',
   },
+  // Monitoring and the Studio
+  {
+    key: 'metrics.enabled',
+    type: { kind: 'boolean' },
+    default: true,
+    description: 'Serve Prometheus metrics at `GET /metrics` (JSON with `Accept: application/json`)',
+  },
+  {
+    key: 'metrics.access',
+    type: { kind: 'string' },
+    default: 'admin',
+    description:
+      'Who may read /metrics: `open` = anyone without credentials; else a role name, whose users may (super users always may)',
+  },
   {
     key: 'shutdown.timeout',
     type: { kind: 'duration' },
@@ -386,5 +400,6 @@ export interface ServerConfig {
   applications: { path: string }
   changeLog: { retention: number; maxEvents: number | null }
   logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
+  metrics: { enabled: boolean; access: string }
   shutdown: { timeout: number }
 }

@@ -24,6 +24,9 @@ export class TrackedListener {
   readonly sockets = new Set<Socket>()
   info: ListenerInfo | undefined
   onError: ((error: Error) => void) | undefined
+  /** Bytes of connections already closed; open ones are read from their sockets when asked. */
+  private closedRead = 0
+  private closedWritten = 0
 
   constructor(
     readonly name: ListenerName,
@@ -35,7 +38,11 @@ export class TrackedListener {
     server.on('error', (error) => this.onError?.(error))
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
-      socket.once('close', () => this.sockets.delete(socket))
+      socket.once('close', () => {
+        this.sockets.delete(socket)
+        this.closedRead += socket.bytesRead
+        this.closedWritten += socket.bytesWritten
+      })
     })
   }
 
@@ -70,6 +77,17 @@ export class TrackedListener {
         resolve(this.info)
       })
     })
+  }
+
+  /** Bytes received and sent on this listener's connections since it started (TLS: the encrypted bytes). */
+  bytes(): { read: number; written: number } {
+    let read = this.closedRead
+    let written = this.closedWritten
+    for (const socket of this.sockets) {
+      read += socket.bytesRead
+      written += socket.bytesWritten
+    }
+    return { read, written }
   }
 
   /** Stops accepting new connections at once; resolves when the open ones are gone. */

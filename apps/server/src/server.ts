@@ -9,12 +9,14 @@ import { dirname, join, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
-import { createHttpHandler, type HttpHandler, type SubprotocolHandler } from '@proj/http'
+import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
 import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
 import type { ServerConfig } from './config-schema.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
 import { createLogger, type Logger } from './logger.js'
+import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
+import { createRecordCounts } from './record-counts.js'
 import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
 
 /** The built-in application (a `Dog` table), used when the applications folder does not exist. */
@@ -197,6 +199,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   let runtime: ResourceRuntime | undefined
   let broker: Broker | undefined
   let handler: HttpHandler | undefined
+  let metrics: Metrics | undefined
   let closing: Promise<void> | undefined
 
   const server: Server = {
@@ -250,6 +253,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       for (const l of listeners) l.destroyAll()
     }
     // 4. the store last, once nothing can write to it
+    metrics?.close()
     await runtime?.close()
     logger.info('stopped')
   }
@@ -324,13 +328,21 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
           req.headers.accept,
         )
     }
+    const counts = createRecordCounts(runtime)
+    const extraRoutes: Record<string, RouteHandler> = {
+      'GET /health': healthRoute(() => closing !== undefined),
+    }
+    if (config.metrics.enabled) {
+      metrics = createMetrics({ runtime, broker, listeners: () => listeners, counts })
+      extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
+    }
     if (config.http.port !== null || config.http.securePort !== null) {
       handler = createHttpHandler({
         runtime,
         ...(config.http.cors ? { cors: { origins: config.http.cors } } : {}),
         maxBodySize: config.http.maxBodySize,
         subprotocols,
-        extraRoutes: { 'GET /health': healthRoute(() => closing !== undefined) },
+        extraRoutes,
         onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
       })
     }
