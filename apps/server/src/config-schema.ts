@@ -328,6 +328,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'Who may read /metrics: `open` = anyone without credentials; else a role name, whose users may (super users always may)',
   },
   {
+    key: 'studio.enabled',
+    type: { kind: 'boolean' },
+    default: true,
+    description:
+      'Serve the Studio (the web console) at /studio/ (GET / redirects there) and its admin API under /_admin/',
+  },
+  {
     key: 'shutdown.timeout',
     type: { kind: 'duration' },
     default: 10_000,
@@ -401,5 +408,6 @@ export interface ServerConfig {
   changeLog: { retention: number; maxEvents: number | null }
   logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
   metrics: { enabled: boolean; access: string }
+  studio: { enabled: boolean }
   shutdown: { timeout: number }
 }

@@ -12,11 +12,14 @@ import { fileURLToPath } from 'node:url'
 import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
 import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
+import { ADMIN_PREFIX, adminApi } from './admin-api.js'
 import type { ServerConfig } from './config-schema.js'
+import { ConfigError } from './errors.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
 import { createLogger, type Logger } from './logger.js'
 import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
 import { createRecordCounts } from './record-counts.js'
+import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
 import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
 
 /** The built-in application (a `Dog` table), used when the applications folder does not exist. */
@@ -336,6 +339,19 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       metrics = createMetrics({ runtime, broker, listeners: () => listeners, counts })
       extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
     }
+    if (config.studio.enabled) {
+      extraRoutes[`${ADMIN_PREFIX}*`] = adminApi({
+        runtime,
+        broker,
+        counts,
+        maxBodySize: config.http.maxBodySize,
+      })
+      const assets = findStudioAssets()
+      if (!assets) logger.warn('the Studio is not built (run `pnpm build`): /studio/ answers 503')
+      extraRoutes[`${STUDIO_PREFIX}*`] = studioRoute(assets)
+      extraRoutes['GET /'] = rootRedirect()
+    }
+    refuseReservedPaths(runtime, extraRoutes)
     if (config.http.port !== null || config.http.securePort !== null) {
       handler = createHttpHandler({
         runtime,
@@ -404,6 +420,31 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     await server.close().catch((err) => logger.error({ err }, 'error while cleaning up a failed start'))
     throw error
   }
+}
+
+/**
+ * The server's own routes (`/metrics`, `/_admin/`, `/studio/`, `/login`, `/health`) are answered before
+ * records: a table exported under one of their first segments could never be reached, so the start fails
+ * and says which table and how to rename it. Case-insensitively, like the router's fallback.
+ */
+function refuseReservedPaths(runtime: ResourceRuntime, routes: Record<string, RouteHandler>): void {
+  const reserved = new Set(['login'])
+  for (const key of Object.keys(routes)) {
+    const path = key.slice(key.indexOf('/') + 1)
+    const first = path.split('/')[0]!
+    if (first !== '' && first !== '*') reserved.add(first.toLowerCase())
+  }
+  const issues = []
+  for (const path of runtime.resources().keys()) {
+    const first = path.split('/')[0]!.toLowerCase()
+    if (!reserved.has(first)) continue
+    issues.push({
+      key: 'applications.path',
+      source: 'schema',
+      reason: `the table or resource exported at '${path}' collides with the server's /${first} route; export it under another name (@export(name: "..."))`,
+    })
+  }
+  if (issues.length > 0) throw new ConfigError(issues)
 }
 
 /** Loggable fields of a broker event argument (client id, user, address), never payloads. */
