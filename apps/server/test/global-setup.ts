@@ -18,9 +18,27 @@ function newestSource(dir: string): number {
 /**
  * The end-to-end suites run the BUILT server (dist/cli.js) as a child process. The root `pnpm test`
  * builds first; when run alone (`pnpm vitest run --project server`) this builds the server and the
- * packages it references if dist is missing or older than any of their sources.
+ * packages it references if dist is missing or older than any of their sources, and the Studio.
  */
+/** The Studio's build (served by the server at /studio/): rebuilt with Vite when older than its sources. */
+function buildStudio(): void {
+  const studio = join(repo, 'apps', 'studio')
+  const page = join(studio, 'dist', 'index.html')
+  const built = existsSync(page) ? statSync(page).mtimeMs : 0
+  if (built > Math.max(newestSource(join(studio, 'src')), newestSource(join(studio, 'public')))) return
+  try {
+    execFileSync(join(studio, 'node_modules', '.bin', 'vite'), ['build', '--logLevel', 'warn'], {
+      cwd: studio,
+      stdio: 'inherit',
+      timeout: 240_000,
+    })
+  } catch {
+    console.warn('\n@proj/studio: `vite build` failed; the Studio tests will fail and show why\n')
+  }
+}
+
 export default function setup(): void {
+  buildStudio()
   const cli = join(app, 'dist', 'cli.js')
   const sources = [
     join(app, 'src'),
