@@ -26,6 +26,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = Object.freeze({
   CONFLICT: 409,
   PRECONDITION_FAILED: 412,
   TOO_LARGE: 413,
+  // The id came from the request's path: the URI names something too long to store (RFC 9110 §15.5.15).
+  KEY_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   TOO_MANY_REQUESTS: 429,
   QUOTA_EXCEEDED: 429,

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RecordResult, RequestContext, Runtime, Timestamp } from '@proj/resource'
 import { readBody } from './body.js'
-import { HttpError } from './errors.js'
+import { errorCode, HttpError } from './errors.js'
 import { formatETag, parseTagList, singleVersion, strongMatch, weakMatch } from './etag.js'
 import { CSV_TYPE, chooseResponseType, decodeBody, encodeValue, toCsv } from './media.js'
 import { requestHeader } from './request-header.js'
@@ -131,6 +131,13 @@ async function listTable(rc: RestContext, path: string): Promise<void> {
   send(rc.res, 200, headers, encodeValue(values, type))
 }
 
+/** A POST names its id in the body, not the URI: an id too long to store is a bad request (400), not 414. */
+function idInBody(err: unknown): never {
+  if (errorCode(err) === 'KEY_TOO_LONG')
+    throw new HttpError('INVALID', (err as Error).message, { cause: err })
+  throw err
+}
+
 /** Runs one REST request; errors propagate to the caller, which renders them. */
 export async function handleRest(rc: RestContext): Promise<void> {
   const { route, runtime, ctx } = rc
@@ -184,7 +191,7 @@ export async function handleRest(rc: RestContext): Promise<void> {
     case 'POST': {
       const type = chooseResponseType(rc.accept)
       const value = await requestValue(rc)
-      const result = await runtime.post(route.path, value, ctx)
+      const result = await runtime.post(route.path, value, ctx).catch(idInBody)
       const headers = {
         Location: locationOf(route.path, result.id),
         ETag: formatETag(result.version),

@@ -113,6 +113,24 @@ describe('REST records', () => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(payload)
   })
 
+  it('answers ids and topics past the storage key limit with 414 (400 from a POST body), never 500', async () => {
+    const long = 'x'.repeat(2500)
+    for (const path of [`/Dog/${long}`, `/plain/${long}`]) {
+      const res = await put(path, { name: 'Long' })
+      expect(res.status).toBe(414)
+      expect(await res.json()).toMatchObject({ error: 'KEY_TOO_LONG', status: 414 })
+    }
+    const post = await fetch(`${srv.url}/Dog/`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ id: long }),
+    })
+    expect(post.status).toBe(400)
+    expect(await post.json()).toMatchObject({ error: 'INVALID', status: 400 })
+    // reading such an id finds nothing
+    expect((await fetch(`${srv.url}/Dog/${long}`, { headers: auth })).status).toBe(404)
+  })
+
   it('answers HEAD with headers and no body', async () => {
     await put('/Dog/3', { id: '3', name: 'Bo' })
     const res = await fetch(`${srv.url}/Dog/3`, { method: 'HEAD', headers: auth })

@@ -153,6 +153,9 @@ export const runtimeErrorReasonCodes: Readonly<Record<string, number>> = {
   UNSUPPORTED_MEDIA_TYPE: ReasonCode.PayloadFormatInvalid,
   NOT_FOUND: ReasonCode.TopicNameInvalid,
   TOPIC_INVALID: ReasonCode.TopicNameInvalid,
+  // A well-formed topic longer than storage keeps as a key: "not accepted by this server" (MQTT 5
+  // section 2.4), not a payload problem; SUBACK turns it into 0x8F like other topic refusals.
+  KEY_TOO_LONG: ReasonCode.TopicNameInvalid,
   CONFLICT: ReasonCode.ImplementationSpecificError,
   PRECONDITION_FAILED: ReasonCode.ImplementationSpecificError,
   TOO_LARGE: ReasonCode.PacketTooLarge,

@@ -96,6 +96,20 @@ describe('limits', () => {
     expect((await c.next('disconnect')).reasonCode).toBe(0x90)
   })
 
+  it('refuses a retained publish to a topic too long to store: v5 PUBACK 0x90, not 0x99; nothing stored', async () => {
+    make()
+    const topic = `long/${'t'.repeat(2500)}`
+    const c = pairClient(fx.broker, 5)
+    await c.connect()
+    c.send({ cmd: 'publish', topic, payload: 'x', qos: 1, messageId: 1, retain: true, dup: false })
+    expect((await c.next('puback')).reasonCode).toBe(0x90)
+    // the connection stays usable, and nothing was stored
+    c.send({ cmd: 'pingreq' })
+    await c.next('pingresp')
+    const admin = { user: { username: 'admin', role: 'admin', superUser: true } }
+    expect(await fx.rt.runtime.get(topic, admin)).toBeUndefined()
+  })
+
   it('limits connections per user (v5 0x97)', async () => {
     await fx.rt.runtime.users.add('carol', 'pw')
     make({ maxConnectionsPerUser: 1 })

@@ -5,6 +5,8 @@
 export type ResourceErrorCode =
   /** The request or value is malformed or does not match the schema. */
   | 'INVALID'
+  /** A record id or topic is longer than storage can keep as a key (details: `maxBytes`). */
+  | 'KEY_TOO_LONG'
   /** No user and anonymous access is off, or the credentials are wrong. */
   | 'UNAUTHORIZED'
   /** The user's role does not allow this operation. */

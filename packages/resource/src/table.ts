@@ -41,6 +41,11 @@ export function toResourceError(error: unknown): unknown {
   switch (code) {
     case 'STORAGE_CONFLICT':
       return new ResourceError('CONFLICT', error.message, { cause: error })
+    case 'STORAGE_KEY_TOO_LONG':
+      return new ResourceError('KEY_TOO_LONG', error.message, {
+        cause: error,
+        details: { maxBytes: (error as { maxBytes?: unknown }).maxBytes },
+      })
     case 'STORAGE_INVALID_VALUE':
     case 'STORAGE_INVALID_KEY':
     case 'CODEC_DECODE_FAILED':

@@ -125,3 +125,24 @@ describe('REST-style access', () => {
     expect([...((await runtime.get('plain/t', admin))!.value as Uint8Array)]).toEqual([1, 2])
   })
 })
+
+describe('ids and topics past the storage key limit', () => {
+  it('are refused with KEY_TOO_LONG (not INVALID), for tables and unclaimed topics, by every write', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const long = 'x'.repeat(2500)
+    const payload = new TextEncoder().encode('{"name":"Rex"}')
+    expect(await code(runtime.put(`Dog/${long}`, { name: 'Rex' }, admin))).toBe('KEY_TOO_LONG')
+    expect(await code(runtime.post('Dog', { id: long, name: 'Rex' }, admin))).toBe('KEY_TOO_LONG')
+    expect(await code(runtime.put(`plain/${long}`, { a: 1 }, admin))).toBe('KEY_TOO_LONG')
+    for (const topic of [`Dog/${long}`, `plain/${long}`]) {
+      expect(await code(runtime.publish(topic, { payload, retain: true, qos: 1 }, admin))).toBe(
+        'KEY_TOO_LONG',
+      )
+    }
+    const refused = await runtime.put(`Dog/${long}`, { name: 'Rex' }, admin).catch((e) => e)
+    expect(refused.details).toEqual({ maxBytes: 1900 })
+    // nothing was stored, and reading such an id finds nothing
+    expect(await runtime.get(`Dog/${long}`, admin)).toBeUndefined()
+  })
+})

@@ -2,6 +2,7 @@
 export type StorageErrorCode =
   | 'STORAGE_INVALID_VALUE'
   | 'STORAGE_INVALID_KEY'
+  | 'STORAGE_KEY_TOO_LONG'
   | 'STORAGE_INVALID_ARGUMENT'
   | 'STORAGE_VERSION_MISMATCH'
   | 'STORAGE_CONFLICT'
@@ -31,8 +32,19 @@ export class InvalidValueError extends StorageError {
 /** The key is not a non-empty string, a finite number or an array of those, or is too large for LMDB. */
 export class InvalidKeyError extends StorageError {
   override name = 'InvalidKeyError'
-  constructor(message: string, options?: ErrorOptions) {
-    super('STORAGE_INVALID_KEY', message, options)
+  constructor(message: string, options?: ErrorOptions, code: StorageErrorCode = 'STORAGE_INVALID_KEY') {
+    super(code, message, options)
+  }
+}
+
+/**
+ * The key is well-formed but longer than LMDB can store (`maxBytes` encoded): its own code, so that
+ * transports can answer "too long" (HTTP 414, MQTT topic not accepted) rather than "malformed".
+ */
+export class KeyTooLongError extends InvalidKeyError {
+  override name = 'KeyTooLongError'
+  constructor(readonly maxBytes: number) {
+    super(`key is longer than ${maxBytes} bytes`, undefined, 'STORAGE_KEY_TOO_LONG')
   }
 }
 

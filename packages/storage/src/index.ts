@@ -6,6 +6,7 @@ export {
   ConflictError,
   InvalidKeyError,
   InvalidValueError,
+  KeyTooLongError,
   LogTruncatedError,
   StaleWriteError,
   StorageError,

@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr'
-import { InvalidKeyError, InvalidValueError } from './errors.js'
+import { InvalidKeyError, InvalidValueError, KeyTooLongError } from './errors.js'
 import type { ChangeEvent, ChangeType, Key } from './types.js'
 
 /**
@@ -334,12 +334,12 @@ export function decodeLogEntry(cursor: number, entry: StoredLogEntry): ChangeEve
 /** Conservative: LMDB's limit is 1978 bytes, ordered-binary adds a few bytes per element. */
 const MAX_KEY_BYTES = 1900
 
-/** Throws InvalidKeyError unless `id` can be an LMDB key. Cheap for short string and number keys. */
+/** Throws InvalidKeyError (KeyTooLongError past MAX_KEY_BYTES) unless `id` can be an LMDB key. Cheap for short string and number keys. */
 export function checkKey(id: unknown): asserts id is Key {
   if (typeof id === 'string') {
     if (id.length === 0) throw new InvalidKeyError('empty string keys are not allowed')
     if (id.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(id) > MAX_KEY_BYTES)
-      throw new InvalidKeyError(`key is longer than ${MAX_KEY_BYTES} bytes`)
+      throw new KeyTooLongError(MAX_KEY_BYTES)
     return
   }
   if (typeof id === 'number') {
@@ -353,7 +353,7 @@ export function checkKey(id: unknown): asserts id is Key {
       else if (typeof part === 'number' && Number.isFinite(part)) bytes += 10
       else throw new InvalidKeyError('array keys may only hold strings and finite numbers')
     }
-    if (bytes > MAX_KEY_BYTES) throw new InvalidKeyError(`key is longer than ${MAX_KEY_BYTES} bytes`)
+    if (bytes > MAX_KEY_BYTES) throw new KeyTooLongError(MAX_KEY_BYTES)
     return
   }
   throw new InvalidKeyError(

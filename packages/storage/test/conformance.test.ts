@@ -4,6 +4,7 @@ import {
   ConflictError,
   InvalidKeyError,
   InvalidValueError,
+  KeyTooLongError,
   StaleWriteError,
 } from '../src/index.js'
 import { useStores } from './helpers.js'
@@ -193,6 +194,12 @@ describe.each(matrix)('store conformance ($name)', ({ noSync, log }) => {
     await expect(table.put('keep', circular)).rejects.toMatchObject({ code: 'STORAGE_INVALID_VALUE' })
     for (const id of ['x'.repeat(3000), '', Number.NaN, [{}], {}, null])
       await expect(table.put(id as any, 1)).rejects.toBeInstanceOf(InvalidKeyError)
+    // past the LMDB key limit: its own error (and code), still an InvalidKeyError
+    for (const id of ['x'.repeat(3000), ['a', 'é'.repeat(1000)]]) {
+      const tooLong = table.put(id as any, 1)
+      await expect(tooLong).rejects.toBeInstanceOf(KeyTooLongError)
+      await expect(tooLong).rejects.toMatchObject({ code: 'STORAGE_KEY_TOO_LONG', maxBytes: 1900 })
+    }
     expect(table.get('y'.repeat(3000))).toBeUndefined()
     expect(() => table.get({} as any)).toThrow(InvalidKeyError)
     await expect(table.message('keep', (() => 1) as any)).rejects.toBeInstanceOf(InvalidValueError)
