@@ -113,6 +113,34 @@ describe('REST records', () => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(payload)
   })
 
+  it("serves a plain topic's retained bytes as bytes: text as text, JSON as JSON, binary as octet-stream", async () => {
+    const ctx = { user: { username: 'ann', role: 'admin', superUser: true } }
+    const retain = (topic: string, payload: Buffer, contentType?: string) =>
+      rt.runtime.publish(
+        topic,
+        { payload, retain: true, qos: 1, ...(contentType ? { contentType } : {}) },
+        ctx,
+      )
+    const binary = Buffer.from([0xff, 0x00, 0xfe, 0x80])
+    await retain('plain/text', Buffer.from('hello, world'))
+    await retain('plain/json', Buffer.from('{"t":21.5}'))
+    await retain('plain/binary', binary)
+    await retain('plain/typed', Buffer.from('a,b\n1,2\n'), 'text/csv')
+
+    const text = await fetch(`${srv.url}/plain/text`, { headers: auth })
+    expect(text.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+    expect(await text.text()).toBe('hello, world')
+    const json = await fetch(`${srv.url}/plain/json`, { headers: auth })
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(await json.json()).toEqual({ t: 21.5 })
+    const bytes = await fetch(`${srv.url}/plain/binary`, { headers: auth })
+    expect(bytes.headers.get('content-type')).toBe('application/octet-stream')
+    expect(Buffer.from(await bytes.arrayBuffer())).toEqual(binary)
+    const typed = await fetch(`${srv.url}/plain/typed`, { headers: auth })
+    expect(typed.headers.get('content-type')).toBe('text/csv')
+    expect(await typed.text()).toBe('a,b\n1,2\n')
+  })
+
   it('answers ids and topics past the storage key limit with 414 (400 from a POST body), never 500', async () => {
     const long = 'x'.repeat(2500)
     for (const path of [`/Dog/${long}`, `/plain/${long}`]) {

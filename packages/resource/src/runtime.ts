@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { decode, detect, encode as encodeValue, normalizeMediaType } from '@proj/codec'
 import {
   type ChangeEvent,
@@ -477,8 +478,11 @@ class RuntimeImpl implements ResourceRuntime {
       this.#assertTopic(ctx, user, path, 'subscribe')
       const entry = this.#topics.getEntry(path)
       if (!entry) return undefined
-      const result: RecordResult = { id: path, value: topicValue(entry.value), version: entry.version }
-      if (entry.value.contentType !== undefined) result.contentType = entry.value.contentType
+      const value = topicValue(entry.value)
+      const result: RecordResult = { id: path, value, version: entry.version }
+      const contentType =
+        entry.value.contentType ?? (value instanceof Uint8Array ? bytesType(value) : undefined)
+      if (contentType !== undefined) result.contentType = contentType
       return result
     }
     this.#assert(ctx, user, route.resource, 'read', path)
@@ -1336,6 +1340,11 @@ function withReady(subscription: Subscription): RuntimeSubscription {
   return 'ready' in subscription
     ? (subscription as RuntimeSubscription)
     : Object.assign(subscription, { ready: READY, cursor: 0 })
+}
+
+/** The media type of undeclared raw bytes on a plain topic: text stays text, anything else is octet-stream. */
+function bytesType(bytes: Uint8Array): string {
+  return isUtf8(bytes) ? 'text/plain; charset=utf-8' : 'application/octet-stream'
 }
 
 function topicValue(record: TopicRecord): unknown {

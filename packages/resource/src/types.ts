@@ -131,6 +131,10 @@ export interface RecordResult {
   id: Key
   value: unknown
   version: Timestamp
+  /**
+   * The media type of a raw-byte value (a plain topic's retained payload): the publisher's declared
+   * type, else `text/plain; charset=utf-8` for UTF-8 text and `application/octet-stream` for the rest.
+   */
   contentType?: string
 }
 
