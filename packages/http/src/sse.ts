@@ -27,15 +27,15 @@ export function formatSseMessage(fields: {
 }
 
 /**
- * The SSE frame for an event given its encoded JSON envelope. Events that were not logged (cursor 0:
- * current values at subscribe time, QoS 0 messages) carry no `id:`, so the client's last id stays
- * the last logged event it saw.
+ * The SSE frame for an event given its encoded JSON envelope. A logged event's id is its cursor; the
+ * last current value sent at subscribe time carries the cursor that state is as of (`resumeCursor`),
+ * so resuming with it is exact. Other unlogged events (earlier current values, QoS 0 messages) carry
+ * no `id:`, so the client's last id stays the last position it fully holds.
  */
 export function sseFrame(event: ResourceEvent, json: Uint8Array): Uint8Array {
   const data = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')
-  return encoder.encode(
-    formatSseMessage({ event: event.type, id: event.cursor > 0 ? event.cursor : undefined, data }),
-  )
+  const id = event.cursor > 0 ? event.cursor : event.resumeCursor
+  return encoder.encode(formatSseMessage({ event: event.type, id, data }))
 }
 
 /** Parses Last-Event-ID (header, or `?lastEventId=` for clients that cannot set it) as a cursor. */

@@ -114,6 +114,49 @@ describe('Server-Sent Events', () => {
     expect(text).toMatch(/event: put\nid: \d+\ndata: \{[^\n]*"n":3/)
   })
 
+  it('gives the first event (the current record) an id: a reconnect with it gets exactly the later writes', async () => {
+    await rt.runtime.put('Dog/first', { id: 'first', n: 1 }, ctx)
+    const lastEventIds: (string | null)[] = []
+    const es = new EventSource(`${srv.url}/Dog/first`, {
+      fetch: (input, init) => {
+        lastEventIds.push(new Headers(init?.headers).get('last-event-id'))
+        return fetch(input, { ...init, headers: { ...init?.headers, authorization: basic } })
+      },
+    })
+    sources.push(es)
+    const received: Received[] = []
+    es.addEventListener('put', (e) =>
+      received.push({ type: e.type, lastEventId: e.lastEventId, data: JSON.parse(e.data) }),
+    )
+    let opens = 0
+    es.onopen = () => opens++
+    await waitFor(() => received.length === 1, { message: 'the current record' })
+    const firstId = received[0]!.lastEventId
+    expect(received[0]!.data.value).toEqual({ id: 'first', n: 1 })
+    expect(firstId).toMatch(/^\d+$/)
+
+    // the connection drops; EventSource reconnects on its own with Last-Event-ID
+    srv.server.closeAllConnections()
+    await waitFor(() => opens === 2, { timeoutMs: 10_000, message: 'the reconnect' })
+    expect(lastEventIds).toEqual([null, firstId])
+    await rt.runtime.put('Dog/first', { id: 'first', n: 2 }, ctx)
+    // a second write is the barrier: anything replayed or repeated would arrive before it
+    await rt.runtime.put('Dog/first', { id: 'first', n: 3 }, ctx)
+    await waitFor(() => received.length >= 3, { message: 'the two writes' })
+    expect(received.map((e) => e.data.value.n)).toEqual([1, 2, 3])
+    expect(Number(received[1]!.lastEventId)).toBeGreaterThan(Number(firstId))
+  })
+
+  it('gives only the last current value of a table stream an id (a resume from it is never missing records)', async () => {
+    await rt.runtime.put('Dog/t1', { id: 't1' }, ctx)
+    await rt.runtime.put('Dog/t2', { id: 't2' }, ctx)
+    const { text } = await readRaw('/Dog/', {}, (t) => (t.match(/event: put/g) ?? []).length >= 2)
+    const frames = text.split('\n\n').filter((f) => f.includes('event: put'))
+    expect(frames).toHaveLength(2)
+    expect(frames[0]).not.toContain('id:')
+    expect(frames[1]).toMatch(/\nid: \d+\n/)
+  })
+
   it('drops a stream whose client stops reading once the unsent bytes pass the bound', async () => {
     await srv.close()
     srv = await startServer({ runtime: rt.runtime, sseHeartbeatMs: 60_000, wsMaxQueuedBytes: 64 * 1024 })

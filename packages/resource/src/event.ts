@@ -18,6 +18,7 @@ export class RuntimeEvent implements ResourceEvent {
   cursor: number
   user: string | undefined
   retained: boolean
+  resumeCursor: number | undefined
   meta: EventMeta | undefined
   /** The publisher's original bytes, when the value came from a publish (delivered as-is to same-format subscribers). */
   payload: Uint8Array | undefined
@@ -50,6 +51,7 @@ export class RuntimeEvent implements ResourceEvent {
     this.cursor = cursor
     this.user = user
     this.retained = retained
+    this.resumeCursor = undefined
     this.meta = meta
     this.payload = undefined
     this.origin = undefined

@@ -979,18 +979,29 @@ class RuntimeImpl implements ResourceRuntime {
   #initial(subscription: SubscriptionImpl, scope: Scope, retained: boolean, after: number | undefined): void {
     const filter = subscription.trieFilter
     const deliverRetained = () => {
-      subscription.snapshotCursor = this.store.log.lastCursor
+      const cursor = (subscription.snapshotCursor = this.store.log.lastCursor)
+      // One event is held back, so the last current value can carry the cursor to resume after.
+      let held: RuntimeEvent | undefined
+      const hold = (event: RuntimeEvent) => {
+        if (subscription.check !== null && !subscription.check(event)) return
+        if (held !== undefined) subscription.deliver(held)
+        held = event
+      }
       for (const { resource, idFilter } of scope.targets) {
         for (const event of resource.snapshot(idFilter, filter)) {
           if (subscription.closed) return
-          if (subscription.check === null || subscription.check(event)) subscription.deliver(event)
+          hold(event)
         }
       }
       if (scope.unclaimed) {
         for (const event of this.#topicSnapshot(filter)) {
           if (subscription.closed) return
-          if (subscription.check === null || subscription.check(event)) subscription.deliver(event)
+          hold(event)
         }
+      }
+      if (held !== undefined && !subscription.closed) {
+        held.resumeCursor = cursor
+        subscription.deliver(held)
       }
     }
     if (retained) deliverRetained()

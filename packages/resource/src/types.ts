@@ -46,6 +46,13 @@ export interface ResourceEvent {
   user?: string
   /** True when this is a current value delivered at subscribe time (a retained message). */
   retained: boolean
+  /**
+   * On the last current value delivered at subscribe time (cursor 0): the change-log position that
+   * state is as of. A client holding it has everything up to there, so resuming after it is exact (SSE
+   * sends it as that event's id). Earlier current values have none: a resume from a partial snapshot
+   * would miss the rest of it.
+   */
+  resumeCursor?: number
   /** Publisher-supplied extras that travel with the event: MQTT qos, v5 properties, publishing clientId. */
   meta?: EventMeta
 }
