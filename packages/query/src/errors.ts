@@ -42,6 +42,8 @@ export class QueryError extends Error {
   readonly position: number
   /** The condition, function or parameter text concerned (raw, as written). */
   readonly condition: string
+  /** `{ position, condition }`, for error bodies (HTTP's `details`). */
+  readonly details: { readonly position: number; readonly condition: string }
 
   constructor(
     code: QueryErrorCode,
@@ -54,5 +56,6 @@ export class QueryError extends Error {
     this.code = code
     this.position = position
     this.condition = condition
+    this.details = { position, condition }
   }
 }

@@ -47,7 +47,11 @@ function objectOf(fields: CompiledField[]): Projection {
     const out: Record<string, unknown> = {}
     for (const { name, read } of fields) {
       const value = read(record)
-      if (value !== undefined) out[name] = value
+      if (value === undefined) continue
+      // `__proto__` is a name like any other: an own property, never the object's prototype.
+      if (name === '__proto__')
+        Object.defineProperty(out, name, { value, writable: true, enumerable: true, configurable: true })
+      else out[name] = value
     }
     return out
   }

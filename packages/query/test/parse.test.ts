@@ -287,6 +287,7 @@ describe('parseQuery: errors name the code, the position and the condition', () 
     })
     expect(message).toContain(`at position ${position}`)
     if (condition) expect(message).toContain(`'${condition}'`)
+    expect((error as QueryError).details).toEqual({ position, condition })
   })
 
   it('reads %2B and %23 in a topic filter query as + and #', () => {

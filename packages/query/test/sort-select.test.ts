@@ -79,6 +79,14 @@ describe('compileSelect', () => {
     expect(project(text)).toEqual(expected)
   })
 
+  it('selects __proto__ as an own attribute, never as the prototype', () => {
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}')
+    const out = compileSelect(parseQuery('select(__proto__,a)').select!)(value) as Record<string, unknown>
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype)
+    expect(Object.hasOwn(out, '__proto__')).toBe(true)
+    expect(JSON.stringify(out)).toBe('{"__proto__":{"polluted":true},"a":1}')
+  })
+
   it('keeps values that are not objects as they are in object mode', () => {
     expect(project('select(a,b)', 'raw')).toBe('raw')
   })
