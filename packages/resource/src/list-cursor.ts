@@ -1,17 +1,31 @@
 import type { Key } from '@proj/storage'
 import { ResourceError } from './errors.js'
 
+/** A sort value in a cursor. */
+export type CursorValue = string | number | boolean | Date | null
+
 /** What a list cursor carries: the last id of a page and, for sorted lists, its sort values. */
 export interface ListCursor {
   id: Key
-  /** Sort values of that record (numbers, strings or null), when the list was sorted. */
-  values?: (string | number | null)[]
+  /** Sort values of that record, when the list was sorted. */
+  values?: CursorValue[]
 }
 
-/** Opaque to clients: base64url of a small JSON array `[id]` or `[id, values]`. */
+/** Opaque to clients: base64url of a small JSON array `[id]` or `[id, values]` (a date is `{"$date": ms}`). */
 export function encodeCursor(cursor: ListCursor): string {
-  const body = cursor.values === undefined ? [cursor.id] : [cursor.id, cursor.values]
+  const values = cursor.values?.map((v) => (v instanceof Date ? { $date: v.getTime() } : v))
+  const body = values === undefined ? [cursor.id] : [cursor.id, values]
   return Buffer.from(JSON.stringify(body)).toString('base64url')
+}
+
+function isDateValue(v: unknown): v is { $date: number } {
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    Object.keys(v).length === 1 &&
+    typeof (v as { $date?: unknown }).$date === 'number' &&
+    Number.isFinite((v as { $date: number }).$date)
+  )
 }
 
 /** Throws INVALID for anything encodeCursor did not produce. */
@@ -29,11 +43,18 @@ export function decodeCursor(text: string): ListCursor {
   const values = body[1]
   if (
     !Array.isArray(values) ||
-    !values.every((v) => v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))
+    !values.every(
+      (v) =>
+        v === null ||
+        typeof v === 'string' ||
+        typeof v === 'boolean' ||
+        (typeof v === 'number' && Number.isFinite(v)) ||
+        isDateValue(v),
+    )
   ) {
     throw new ResourceError('INVALID', 'malformed list cursor')
   }
-  return { id: body[0], values }
+  return { id: body[0], values: values.map((v) => (isDateValue(v) ? new Date(v.$date) : v)) }
 }
 
 function isScalarKey(value: unknown): value is string | number {
@@ -44,21 +65,15 @@ function isKey(value: unknown): value is Key {
   return isScalarKey(value) || (Array.isArray(value) && value.length > 0 && value.every(isScalarKey))
 }
 
-/** A sort value as a cursor stores it; `compare` orders it exactly like the raw value. */
-export function cursorValue(value: unknown): string | number | null {
+/**
+ * A sort value as a cursor stores it: numbers, strings, booleans and dates as they are (the sort orders
+ * them like the raw value), anything else as its text.
+ */
+export function cursorValue(value: unknown): CursorValue {
   if (value === undefined || value === null) return null
-  return typeof value === 'number' ? value : String(value)
-}
-
-/** Sort order of attribute values in lists: numbers numerically, everything else as text, missing last. */
-export function compare(a: unknown, b: unknown): number {
-  if (a === b) return 0
-  if (a === undefined || a === null) return b === undefined || b === null ? 0 : 1
-  if (b === undefined || b === null) return -1
-  if (typeof a === 'number' && typeof b === 'number') return a - b
-  const x = String(a)
-  const y = String(b)
-  return x === y ? 0 : x < y ? -1 : 1
+  if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') return value
+  if (value instanceof Date) return value
+  return String(value)
 }
 
 const encoder = new TextEncoder()

@@ -89,6 +89,11 @@ export interface ResourceHost {
   track?(closable: { close(): void }): void
   /** Remembers a value's original bytes so same-format subscribers get them unchanged. */
   rememberPayload(value: unknown, payload: Uint8Array | undefined, contentType: string | undefined): void
+  /**
+   * Throws FORBIDDEN (or UNAUTHORIZED) unless the caller may read a table with these permission keys;
+   * queries check related tables they read through relationships with it.
+   */
+  assertRead?(ctx: RequestContext, keys: readonly string[], what: string): void
 }
 
 export interface ResourceInit {

@@ -24,6 +24,7 @@ import { EventStream } from './event-stream.js'
 import { fromStored } from './own-keys.js'
 import { type Access, Permissions, type RoleDefinition, type TableAction } from './permissions.js'
 import { CommittedPublish } from './publish-result.js'
+import type { TableHandle } from './relationships.js'
 import {
   type ConnectOptions,
   RESOLVED_EMPTY,
@@ -36,7 +37,7 @@ import { type Route, Router } from './router.js'
 import { parseSchema, type SchemaDefinition, type TableDefinition } from './schema.js'
 import { STATE_PREFIX, TableStateStore } from './state-store.js'
 import { SubscriptionImpl, SubscriptionRegistry } from './subscriptions.js'
-import { storageMeta, Table, toResourceError } from './table.js'
+import { storageMeta, Table, tableHandle, toResourceError } from './table.js'
 import { TableIndexes } from './table-indexes.js'
 import type {
   EventListener,
@@ -334,15 +335,17 @@ class RuntimeImpl implements ResourceRuntime {
     const host = this.#host
     const schema = this.schema
     const tableByName = new Map<string, TableDefinition>()
+    const catalog = new Map<string, TableHandle>()
     for (const definition of schema.tables) {
       const storageTable = this.store.table(definition.storageName)
       tableByName.set(definition.name, definition)
       const indexes = new TableIndexes(this.store, definition)
       // Before any write: index the records of a table that gained @indexed attributes.
       await indexes.prepare(storageTable)
+      catalog.set(definition.name, tableHandle(definition, storageTable, indexes))
       const cls = class extends Table {
         constructor(init: ResourceInit) {
-          super({ ...init, definition, schema, table: storageTable, indexes })
+          super({ ...init, definition, schema, table: storageTable, indexes, catalog })
         }
       }
       Object.defineProperty(cls, 'name', { value: definition.name })
@@ -485,9 +488,17 @@ class RuntimeImpl implements ResourceRuntime {
       if (contentType !== undefined) result.contentType = contentType
       return result
     }
-    this.#assert(ctx, user, route.resource, 'read', path)
+    const resource = route.resource
+    this.#assert(ctx, user, resource, 'read', path)
+    // `Dog/123.name`: one declared attribute of a record.
+    const property = resource instanceof Table ? resource.propertyTarget(route.idText) : undefined
+    if (property && resource instanceof Table) {
+      const record = await resource.get(property.id, ctx)
+      if (!record) return undefined
+      return { ...record, value: resource.property(record.value, property.attribute, ctx) ?? null }
+    }
     const id = this.#recordId(route, 'get')
-    const result = await route.resource.get(id, ctx)
+    const result = await resource.get(id, ctx)
     if (result === undefined) return undefined
     if (
       result !== null &&
@@ -1337,6 +1348,8 @@ class RuntimeImpl implements ResourceRuntime {
         return this.publish(topic, { payload, retain: false, qos: 1 }, ctx)
       },
       track: (closable) => this.#scopes.track(closable),
+      assertRead: (ctx, keys, what) =>
+        this.#permissions.assertTable(ctx, this.#permissions.user(ctx), keys, 'read', what),
       rememberPayload: (value, payload, contentType) => {
         if (payload && value !== null && typeof value === 'object')
           this.#originals.set(value, { payload, contentType })

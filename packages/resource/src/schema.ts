@@ -54,6 +54,12 @@ export interface AttributeDefinition {
   type: TypeRef
   indexed: boolean
   primaryKey: boolean
+  /**
+   * `@relationship(from: "brandId")`: the record(s) of table `table` whose primary key is this
+   * record's `from` attribute (an id or a list of ids). `@relationship(to: "brandId")`: the records of
+   * `table` whose `to` attribute holds this record's primary key. Computed on read, never stored.
+   */
+  relationship?: { table: string; from?: string; to?: string }
 }
 
 export interface TypeDefinition {
@@ -74,6 +80,11 @@ export interface TableDefinition extends TypeDefinition {
   storageName: string
   /** Seconds after the last write when a record expires (`@table(expiration:)`). */
   expiration: number | undefined
+  /**
+   * `@table(scan: false)`: a list query that no `@indexed` attribute (or the primary key) can serve
+   * is refused instead of reading the whole table. Lists without conditions are still served.
+   */
+  scan: boolean
   audit: boolean
   /** The endpoint path (`@export` = type name, `@export(name:)` = name), or undefined when not exported. */
   exportPath: string | undefined
@@ -86,9 +97,9 @@ export interface SchemaDefinition {
   tables: TableDefinition[]
 }
 
-const TABLE_ARGS = new Set(['database', 'table', 'expiration', 'audit'])
+const TABLE_ARGS = new Set(['database', 'table', 'expiration', 'audit', 'scan'])
 const TYPE_DIRECTIVES = new Set(['table', 'export', 'sealed'])
-const FIELD_DIRECTIVES = new Set(['primaryKey', 'id', 'indexed'])
+const FIELD_DIRECTIVES = new Set(['primaryKey', 'id', 'indexed', 'relationship'])
 
 /**
  * Parses a schema.graphql source into table and type definitions. Throws SchemaError naming the file,
@@ -209,6 +220,7 @@ export function parseSchema(body: string, file = 'schema.graphql'): SchemaDefini
     const database = stringArg(args, 'database', fail)
     const expiration = numberArg(args, 'expiration', fail)
     const audit = booleanArg(args, 'audit', fail) ?? true
+    const scan = booleanArg(args, 'scan', fail) ?? true
     const storageName = database ? `${database}.${table}` : table
     if (storageName.startsWith('__')) fail(tableDirective.loc, `table names starting with __ are reserved`)
     if (storageNames.has(storageName)) fail(tableDirective.loc, `table ${storageName} is declared twice`)
@@ -232,8 +244,9 @@ export function parseSchema(body: string, file = 'schema.graphql'): SchemaDefini
         fail(field?.type.loc, `primary key ${name}.${primaryKey.name} must be ID, String, Int, Long or Float`)
       }
     }
-    tables.push({ ...base, table, database, storageName, expiration, audit, exportPath, primaryKey })
+    tables.push({ ...base, table, database, storageName, expiration, audit, scan, exportPath, primaryKey })
   }
+  checkRelationships(objects, types, tables, fail)
   return { types, enums, tables }
 }
 
@@ -246,21 +259,84 @@ function attribute(
 ): AttributeDefinition {
   let primaryKey = false
   let indexed = false
+  let relationship: { from?: string; to?: string } | undefined
   for (const directive of field.directives ?? []) {
     const name = directive.name.value
     if (!FIELD_DIRECTIVES.has(name)) {
       fail(
         directive.loc,
-        `unknown directive @${name} on attribute ${field.name.value} (known: @primaryKey, @id, @indexed)`,
+        `unknown directive @${name} on attribute ${field.name.value} (known: @primaryKey, @id, @indexed, @relationship)`,
       )
     }
     if (name === 'primaryKey' || name === 'id') primaryKey = true
     if (name === 'indexed') indexed = true
+    if (name === 'relationship') {
+      const args = directiveArgs(directive, RELATIONSHIP_ARGS, fail)
+      const from = stringArg(args, 'from', fail)
+      const to = stringArg(args, 'to', fail)
+      if ((from === undefined) === (to === undefined)) {
+        fail(directive.loc, `@relationship on ${field.name.value} needs either from: or to: (one of them)`)
+      }
+      relationship = from === undefined ? { to: to! } : { from }
+    }
   }
   if (field.arguments && field.arguments.length > 0) {
     fail(field.arguments[0]?.loc, `attribute ${field.name.value} cannot take arguments`)
   }
-  return { name: field.name.value, type: resolveType(field.type), indexed, primaryKey }
+  const type = resolveType(field.type)
+  const attribute: AttributeDefinition = { name: field.name.value, type, indexed, primaryKey }
+  if (relationship) {
+    if (primaryKey || indexed)
+      fail(field.loc, `relationship ${field.name.value} cannot be @primaryKey or @indexed`)
+    const target = type.kind === 'list' ? type.of : type
+    if (target.kind !== 'object')
+      fail(field.type.loc, `relationship ${field.name.value} must name a table type`)
+    attribute.relationship = { table: target.name, ...relationship }
+  }
+  return attribute
+}
+
+const RELATIONSHIP_ARGS = new Set(['from', 'to'])
+
+/**
+ * A relationship names a table type, and attributes that exist: `from` on its own type, `to` on the
+ * related one. (`from` and `to` hold ids; their types are not compared.)
+ */
+function checkRelationships(
+  objects: Map<string, ObjectTypeDefinitionNode>,
+  types: Map<string, TypeDefinition>,
+  tables: TableDefinition[],
+  fail: Fail,
+): void {
+  const tableNames = new Set(tables.map((t) => t.name))
+  for (const type of types.values()) {
+    for (const attribute of type.attributes) {
+      const relationship = attribute.relationship
+      if (!relationship) continue
+      const loc = objects.get(type.name)?.fields?.find((f) => f.name.value === attribute.name)?.loc
+      if (!tableNames.has(type.name))
+        fail(loc, `relationship ${type.name}.${attribute.name} is on a type that is not a @table`)
+      if (!tableNames.has(relationship.table)) {
+        fail(
+          loc,
+          `relationship ${type.name}.${attribute.name} names ${relationship.table}, which is not a @table`,
+        )
+      }
+      if (relationship.from !== undefined && !type.attributes.some((a) => a.name === relationship.from)) {
+        fail(
+          loc,
+          `relationship ${type.name}.${attribute.name}: ${type.name} has no attribute ${relationship.from}`,
+        )
+      }
+      const related = types.get(relationship.table)!
+      if (relationship.to !== undefined && !related.attributes.some((a) => a.name === relationship.to)) {
+        fail(
+          loc,
+          `relationship ${type.name}.${attribute.name}: ${relationship.table} has no attribute ${relationship.to}`,
+        )
+      }
+    }
+  }
 }
 
 function directiveArgs(directive: ConstDirectiveNode, allowed: ReadonlySet<string>, fail: Fail) {

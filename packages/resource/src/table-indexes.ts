@@ -1,76 +1,106 @@
-import { createHash } from 'node:crypto'
+import { compareText } from '@proj/query'
 import type { Key, Table as StorageTable, Store, WriteTransaction } from '@proj/storage'
+import { type IndexKind, idOfKey, indexKey, indexValues } from './index-keys.js'
+import { ownValue, storedName } from './own-keys.js'
 import type { TableDefinition } from './schema.js'
 
 /** Unlogged storage table that records which indexes are complete: key `[table, attribute]`. */
 export const INDEX_META_TABLE = '__indexes'
-/** Prefix of index storage tables: `__index/{table}/{attribute}`, keys `[text, ...id]`. */
+/** Prefix of index storage tables: `__index/{table}/{attribute}`, keys `[kind, value, ...id]`. */
 export const INDEX_TABLE_PREFIX = '__index/'
 
-/** Longest attribute text kept verbatim in an index key (longer texts are hashed, LMDB keys are small). */
-const MAX_INDEXED_TEXT = 200
 const BUILD_BATCH = 1000
 const PRESENT = 1
+/**
+ * Version of the key layout, kept with each index's completion mark: an index built with another
+ * layout is rebuilt at start. 2: typed keys `[kind, value, ...id]` (ranges, null, list elements).
+ */
+const INDEX_FORMAT = 2
 
 /**
- * The text an equality condition compares with (`String(value)`), or undefined when the attribute is
- * absent or null. The primary key attribute falls back to the record id, like in list conditions.
+ * The value an index files for a record: the attribute, or the record id for the primary-key attribute
+ * when the value does not hold it (like list conditions).
  */
-export function attributeText(
+export function attributeValue(
   id: Key,
   value: unknown,
   attribute: string,
   primaryKey: string | undefined,
-): string | undefined {
+  stored: boolean,
+): unknown {
+  const name = stored ? storedName(attribute) : attribute
   const isObject = value !== null && typeof value === 'object'
-  const own = isObject && Object.hasOwn(value, attribute)
-  const actual =
-    attribute === primaryKey && !own ? id : own ? (value as Record<string, unknown>)[attribute] : undefined
-  return actual === undefined || actual === null ? undefined : String(actual)
+  if (attribute === primaryKey && (!isObject || !Object.hasOwn(value as object, name))) return id
+  return ownValue(value, name)
 }
 
-/**
- * The first element of an index key. Long texts and texts with control characters (which the key
- * encoding uses as separators) are replaced by a hash; a lookup re-checks each record, so a collision
- * costs a read, never a wrong answer.
- */
-function indexText(text: string): string {
-  if (text.length <= MAX_INDEXED_TEXT && !hasControlCharacter(text)) return text
-  return `\u00a7sha256:${createHash('sha256').update(text).digest('base64url')}`
+/** Counts what a query read: index keys, and records fetched (by id or by a scan). */
+export interface ReadCounter {
+  keys: number
+  records: number
 }
 
-function hasControlCharacter(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 0x20) return true
-  return false
+/** A run of keys of one kind: `low`/`high` undefined are unbounded; equal bounds are one value. */
+export interface IndexRange {
+  readonly kind: IndexKind
+  readonly low?: number | string
+  readonly high?: number | string
+  readonly lowOpen?: boolean
+  readonly highOpen?: boolean
 }
 
-/** One `@indexed` attribute: an unlogged storage table of `[text, ...id]` keys. */
+function order(a: number | string, b: number | string): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b
+  return compareText(String(a), String(b))
+}
+
+/** One `@indexed` attribute: an unlogged storage table of `[kind, value, ...id]` keys. */
 export class SecondaryIndex {
   constructor(
     readonly attribute: string,
     readonly table: StorageTable<number>,
+    /** The attribute is a `Date`: dates are filed as epoch milliseconds. */
+    readonly isDate: boolean,
   ) {}
 
-  key(text: string, id: Key): Key {
-    return Array.isArray(id) ? [indexText(text), ...id] : [indexText(text), id as string | number]
+  /** The keys of a record's value of this attribute (`stored`: the value as the table holds it). */
+  keys(id: Key, value: unknown, primaryKey: string | undefined, stored: boolean): Key[] {
+    return indexValues(attributeValue(id, value, this.attribute, primaryKey, stored), this.isDate).map((v) =>
+      indexKey(v, id),
+    )
   }
 
-  /** Ids whose attribute text is `text` (candidates: hashed texts can collide), in id order. */
-  *ids(text: string, after?: Key): Generator<Key, void, undefined> {
-    const head = indexText(text)
-    const start = after === undefined ? [head] : this.key(text, after)
+  /**
+   * The ids in a range, in key order (by value, then id). With `after`, an equality range continues
+   * after that id (keyset pagination on one value). Every key read is counted.
+   */
+  *scan(range: IndexRange, counter?: ReadCounter, after?: Key): Generator<Key, void, undefined> {
+    const { kind, low, high, lowOpen, highOpen } = range
+    const start: Key =
+      after !== undefined && low !== undefined
+        ? indexKey({ kind, value: low }, after)
+        : low === undefined
+          ? [kind]
+          : [kind, low]
     for (const { id: key } of this.table.entries({ start })) {
-      if (!Array.isArray(key) || key[0] !== head) return
-      const id: Key = key.length === 2 ? (key[1] as string | number) : key.slice(1)
-      if (after !== undefined && sameKey(id, after)) continue
+      if (counter) counter.keys++
+      if (!Array.isArray(key) || key[0] !== kind) return
+      const value = key[1] as number | string
+      if (high !== undefined) {
+        const c = order(value, high)
+        if (c > 0 || (c === 0 && highOpen)) return
+      }
+      if (low !== undefined && lowOpen && order(value, low) === 0) continue
+      const id = idOfKey(key)
+      if (after !== undefined && low !== undefined && order(value, low) === 0 && sameKey(id, after)) continue
       yield id
     }
   }
 
-  /** How many ids have `text`, counting at most `cap`. */
-  count(text: string, cap: number): number {
+  /** How many keys a range holds, counting at most `cap`. */
+  count(range: IndexRange, cap: number, counter?: ReadCounter): number {
     let n = 0
-    for (const _ of this.ids(text)) if (++n >= cap) break
+    for (const _ of this.scan(range, counter)) if (++n >= cap) break
     return n
   }
 }
@@ -103,11 +133,13 @@ export class TableIndexes {
     const indexes: SecondaryIndex[] = []
     for (const attribute of definition.attributes) {
       if (!attribute.indexed || !indexed) continue
+      const type = attribute.type.kind === 'list' ? attribute.type.of : attribute.type
       const index = new SecondaryIndex(
         attribute.name,
         store.table<number>(`${INDEX_TABLE_PREFIX}${definition.storageName}/${attribute.name}`, {
           log: false,
         }),
+        type.kind === 'scalar' && type.name === 'Date',
       )
       indexes.push(index)
       this.#byAttribute.set(attribute.name, index)
@@ -137,14 +169,18 @@ export class TableIndexes {
     return result
   }
 
-  /** Adds the index changes for a record going from `before` to `after` (undefined = absent). */
+  /**
+   * Adds the index changes for a record going from `before` (as stored) to `after` (as written;
+   * undefined = absent).
+   */
   write(txn: WriteTransaction, id: Key, before: unknown, after: unknown): void {
     const pk = this.#primaryKey
     for (const index of this.indexes) {
-      const old = before === undefined ? undefined : attributeText(id, before, index.attribute, pk)
-      const now = after === undefined ? undefined : attributeText(id, after, index.attribute, pk)
-      if (old !== undefined && old !== now) txn.delete(index.table, index.key(old, id))
-      if (now !== undefined) txn.put(index.table, index.key(now, id), PRESENT)
+      const old = before === undefined ? [] : index.keys(id, before, pk, true)
+      const now = after === undefined ? [] : index.keys(id, after, pk, false)
+      const kept = new Set(now.map((key) => JSON.stringify(key)))
+      for (const key of old) if (!kept.has(JSON.stringify(key))) txn.delete(index.table, key)
+      for (const key of now) txn.put(index.table, key, PRESENT)
     }
   }
 
@@ -154,7 +190,7 @@ export class TableIndexes {
    * the runtime accepts writes.
    */
   async prepare(records: StorageTable): Promise<void> {
-    const meta = this.store.table<{ built: number }>(INDEX_META_TABLE, { log: false })
+    const meta = this.store.table<{ built: number; format?: number }>(INDEX_META_TABLE, { log: false })
     const name = this.definition.storageName
     for (const { id } of meta.entries({ prefix: name })) {
       const attribute = Array.isArray(id) ? id[1] : undefined
@@ -163,7 +199,8 @@ export class TableIndexes {
       await clear(this.store, this.store.table(`${INDEX_TABLE_PREFIX}${name}/${attribute}`, { log: false }))
       await meta.delete(id)
     }
-    const missing = this.indexes.filter((index) => meta.get([name, index.attribute]) === undefined)
+    // Not built yet, or built with another key layout.
+    const missing = this.indexes.filter((index) => meta.get([name, index.attribute])?.format !== INDEX_FORMAT)
     if (missing.length === 0) return
     for (const index of missing) await clear(this.store, index.table)
     const pk = this.#primaryKey
@@ -176,15 +213,16 @@ export class TableIndexes {
       await this.store.transaction((txn) => {
         for (const { id, value } of page) {
           for (const index of missing) {
-            const text = attributeText(id, value, index.attribute, pk)
-            if (text !== undefined) txn.put(index.table, index.key(text, id), PRESENT)
+            for (const key of index.keys(id, value, pk, true)) txn.put(index.table, key, PRESENT)
           }
         }
       })
       start = page[page.length - 1]!.id
     }
     await this.store.transaction((txn) => {
-      for (const index of missing) txn.put(meta, [name, index.attribute], { built: Date.now() })
+      for (const index of missing) {
+        txn.put(meta, [name, index.attribute], { built: Date.now(), format: INDEX_FORMAT })
+      }
     })
   }
 }

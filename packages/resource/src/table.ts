@@ -1,19 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import { type BoundFilter, bindFilter, QueryError, type Selection } from '@proj/query'
 import type { ChangeEvent, Key, RecordEntry, Table as StorageTable, WriteOptions } from '@proj/storage'
 import { matchesFilter } from '@proj/topic-matcher'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
-import {
-  compare,
-  compareKeys,
-  cursorValue,
-  decodeCursor,
-  encodeCursor,
-  keysEqual,
-  type ListCursor,
-} from './list-cursor.js'
-import { fromStored, ownValue, setOwn, storedName, toStored } from './own-keys.js'
+import { runListQuery, type TableQuery } from './list-page.js'
+import { fromStored, ownValue, toStored } from './own-keys.js'
 import { CommittedPublish } from './publish-result.js'
+import { Relationships, type TableCatalog, type TableHandle } from './relationships.js'
 import {
   RESOLVED_EMPTY,
   Resource,
@@ -23,7 +17,7 @@ import {
   type ResourceWriteOptions,
 } from './resource.js'
 import type { SchemaDefinition, TableDefinition } from './schema.js'
-import { type SecondaryIndex, TableIndexes } from './table-indexes.js'
+import { type ReadCounter, TableIndexes } from './table-indexes.js'
 import type {
   ListPage,
   ListQuery,
@@ -37,6 +31,12 @@ import { checkRecord, coerceId } from './validate.js'
 /** Maps storage and codec failures to ResourceError codes; anything else is rethrown as is. */
 export function toResourceError(error: unknown): unknown {
   if (error instanceof ResourceError || !(error instanceof Error)) return error
+  if (error instanceof QueryError) {
+    return new ResourceError('INVALID', error.message, {
+      cause: error,
+      details: { code: error.code, position: error.position, condition: error.condition },
+    })
+  }
   const code = (error as { code?: unknown }).code
   switch (code) {
     case 'STORAGE_CONFLICT':
@@ -70,6 +70,33 @@ export interface TableInit extends ResourceInit {
   table: StorageTable
   /** The table's secondary indexes (shared by every resource on the table); none when omitted. */
   indexes?: TableIndexes
+  /** Every table of the schema, for relationships; only this one when omitted. */
+  catalog?: TableCatalog
+}
+
+/** A table's storage, indexes and read rules, as queries and relationships use them. */
+export function tableHandle(
+  definition: TableDefinition,
+  table: StorageTable,
+  indexes: TableIndexes,
+): TableHandle {
+  const primaryKey = primaryKeyAttribute(definition)
+  const expiresUs = (definition.expiration ?? 0) * 1e6
+  return {
+    definition,
+    table,
+    indexes,
+    primaryKey,
+    isExpired: (version) => expiresUs > 0 && Date.now() * 1000 - version > expiresUs,
+    storedValue: (entry) => storedValueOf(primaryKey, entry),
+  }
+}
+
+/** A stored value as read: escaped keys restored, and the primary-key attribute filled in. */
+function storedValueOf(pk: string | undefined, entry: { id: Key; value: unknown }): unknown {
+  const value = fromStored(entry.value)
+  if (pk === undefined || !isPlainObject(value) || Object.hasOwn(value, pk)) return value
+  return { ...value, [pk]: entry.id }
 }
 
 /**
@@ -87,6 +114,12 @@ export class Table extends Resource {
    * undefined when values are stored exactly as written.
    */
   readonly primaryKeyName: string | undefined
+  /** This table as queries see it. */
+  readonly handle: TableHandle
+  /** Every table of the schema by type name (relationships). */
+  readonly catalog: TableCatalog
+  /** What list queries read so far: index keys and records (monitoring, tests). */
+  readonly reads: ReadCounter = { keys: 0, records: 0 }
   readonly #expiresUs: number
 
   constructor(init: TableInit) {
@@ -97,6 +130,8 @@ export class Table extends Resource {
     this.indexes = init.indexes ?? new TableIndexes(init.host.store, init.definition, false)
     this.#expiresUs = (init.definition.expiration ?? 0) * 1e6
     this.primaryKeyName = primaryKeyAttribute(init.definition)
+    this.handle = tableHandle(init.definition, init.table, this.indexes)
+    this.catalog = init.catalog ?? new Map([[init.definition.name, this.handle]])
   }
 
   override get permissionKeys(): readonly string[] {
@@ -143,10 +178,7 @@ export class Table extends Resource {
    * the same value.
    */
   storedValue(entry: { id: Key; value: unknown }): unknown {
-    const pk = this.primaryKeyName
-    const value = fromStored(entry.value)
-    if (pk === undefined || !isPlainObject(value) || Object.hasOwn(value, pk)) return value
-    return { ...value, [pk]: entry.id }
+    return storedValueOf(this.primaryKeyName, entry)
   }
 
   /**
@@ -170,8 +202,8 @@ export class Table extends Resource {
     return { ...value, [pk]: id }
   }
 
-  override async list(query: ListQuery, _ctx: RequestContext): Promise<RecordResult[]> {
-    return this.#query(query).items
+  override async list(query: ListQuery, ctx: RequestContext): Promise<RecordResult[]> {
+    return this.#query(query, ctx).items
   }
 
   /**
@@ -183,121 +215,80 @@ export class Table extends Resource {
   override async listPage(query: ListQuery, ctx: RequestContext): Promise<ListPage> {
     // A subclass that customizes list() but not listPage() keeps its list() (without a next cursor).
     if (this.list !== Table.prototype.list) return { items: await this.list(query, ctx) }
-    return this.#query(query)
+    return this.#query(query, ctx)
   }
 
-  #query(query: ListQuery): ListPage {
-    const pk = this.primaryKeyName
-    const where = Object.entries(query.where ?? {})
-    const cursor = query.after === undefined ? undefined : decodeCursor(query.after)
-    const sort = query.sort ?? []
-    const offset = query.offset ?? 0
-    const limit = query.limit
-    const matches = (entry: RecordEntry) =>
-      !this.isExpired(entry.version) &&
-      where.every(([attribute, expected]) => attributeMatches(entry, attribute, expected, pk))
-    const index = this.#chooseIndex(where)
-    const candidates = (after: Key | undefined): Iterable<RecordEntry> =>
-      index ? this.#indexed(index.index, index.text, after) : this.#scan(after)
-    let items: RecordResult[] = []
-    let more = false
-    if (sort.length === 0) {
-      // Key order, as stored: stop as soon as the page (and one more, to know there is more) is read.
-      let skip = offset
-      const want = limit === undefined ? Number.POSITIVE_INFINITY : limit + 1
-      if (want > 0) {
-        for (const entry of candidates(cursor?.id)) {
-          if (!matches(entry)) continue
-          if (skip > 0) {
-            skip--
-            continue
-          }
-          items.push({ id: entry.id, value: this.storedValue(entry), version: entry.version })
-          if (items.length >= want) break
-        }
-      }
-      if (limit !== undefined && items.length > limit) {
-        more = true
-        items.length = limit
-      }
-    } else {
-      const read = (r: { id: Key; value: unknown }, attribute: string) => readAttribute(r, attribute, pk)
-      const order = (a: RecordResult, b: { id: Key; value: unknown } | ListCursor): number => {
-        for (let i = 0; i < sort.length; i++) {
-          const { attribute, descending } = sort[i]!
-          const right = 'values' in b && b.values ? b.values[i] : read(b as RecordResult, attribute)
-          const c = compare(read(a, attribute), right) * (descending ? -1 : 1)
-          if (c !== 0) return c
-        }
-        return compareKeys(a.id, b.id)
-      }
-      const all: RecordResult[] = []
-      for (const entry of candidates(undefined)) {
-        if (matches(entry)) all.push({ id: entry.id, value: this.storedValue(entry), version: entry.version })
-      }
-      all.sort(order)
-      let from = 0
-      if (cursor) {
-        const position = { id: cursor.id, values: cursor.values ?? [] }
-        while (from < all.length && order(all[from]!, position) <= 0) from++
-      }
-      from += offset
-      const to = limit === undefined ? all.length : Math.min(all.length, from + limit)
-      items = all.slice(from, to)
-      more = to < all.length
+  #query(query: ListQuery, ctx: RequestContext): ListPage {
+    const relationships = new Relationships(this.catalog, this.schema, (related) => {
+      const keys = related.definition.exportPath
+        ? [related.definition.exportPath, related.definition.name]
+        : [related.definition.name]
+      this.host.assertRead?.(ctx, keys, `${related.definition.name} (through ${this.definition.name})`)
+    })
+    const handle = this.handle
+    const parsed = query.query
+    let filter: BoundFilter | undefined
+    try {
+      filter = parsed?.filter ? bindFilter(parsed.filter, relationships.types(handle)) : undefined
+    } catch (error) {
+      throw toResourceError(error)
     }
-    let next: string | undefined
-    const last = items[items.length - 1]
-    if (more && last) {
-      next = encodeCursor(
-        sort.length === 0
-          ? { id: last.id }
-          : {
-              id: last.id,
-              values: sort.map(({ attribute }) => cursorValue(readAttribute(last, attribute, pk))),
-            },
-      )
+    const legacySort = query.sort?.map((s) => ({ path: [s.attribute], descending: s.descending === true }))
+    const legacySelect: Selection | undefined = query.select && {
+      kind: 'object',
+      fields: query.select.map((name) => ({ name })),
     }
-    if (query.select) {
-      const select = query.select
-      items = items.map((r) => {
-        const value = r.value
-        const picked: Record<string, unknown> = {}
-        for (const attribute of select) {
-          const own = value !== null && typeof value === 'object' && Object.hasOwn(value, attribute)
-          if (own) setOwn(picked, attribute, (value as Record<string, unknown>)[attribute])
-          else if (attribute === pk) setOwn(picked, attribute, r.id)
-        }
-        return { ...r, value: picked }
+    const tableQuery: TableQuery = {
+      filter,
+      where: Object.entries(query.where ?? {}),
+      limit: parsed?.limit ?? query.limit,
+      offset: parsed?.offset ?? query.offset ?? 0,
+      after: parsed?.after ?? query.after,
+      sort: parsed?.sort ?? legacySort ?? [],
+      select: parsed?.select ?? legacySelect,
+    }
+    return runListQuery(tableQuery, {
+      table: handle,
+      catalog: this.catalog,
+      relationships,
+      counter: this.reads,
+    })
+  }
+
+  /**
+   * `Dog/123.name`: when `idText` is not a record's id but ends with `.attribute` for a declared
+   * attribute (or relationship), the id before it and that attribute; otherwise undefined.
+   */
+  propertyTarget(idText: string): { id: Key; attribute: string } | undefined {
+    const dot = idText.lastIndexOf('.')
+    if (dot <= 0) return undefined
+    const attribute = idText.slice(dot + 1)
+    if (!this.definition.attributes.some((a) => a.name === attribute)) return undefined
+    try {
+      if (this.has(this.coerceId(idText))) return undefined // an id that holds a dot wins
+    } catch {
+      // not an id of this table as a whole: try the part before the dot
+    }
+    try {
+      return { id: this.coerceId(idText.slice(0, dot)), attribute }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The value of one declared attribute (a relationship reads the related record or records). */
+  property(value: unknown, attribute: string, ctx: RequestContext): unknown {
+    const definition = this.definition.attributes.find((a) => a.name === attribute)
+    if (definition?.relationship) {
+      const relationships = new Relationships(this.catalog, this.schema, (related) => {
+        const keys = related.definition.exportPath
+          ? [related.definition.exportPath, related.definition.name]
+          : [related.definition.name]
+        this.host.assertRead?.(ctx, keys, `${related.definition.name} (through ${this.definition.name})`)
       })
+      return relationships.resolve(this.handle, definition, value)
     }
-    return next === undefined ? { items } : { items, next }
-  }
-
-  /** The index of the most selective indexed equality condition, if any applies. */
-  #chooseIndex(where: [string, string][]): { index: SecondaryIndex; text: string } | undefined {
-    let best: { index: SecondaryIndex; text: string; count: number } | undefined
-    for (const [attribute, text] of where) {
-      const index = this.indexes.get(attribute)
-      if (!index) continue
-      const count = index.count(text, best ? best.count : 1024)
-      if (!best || count < best.count) best = { index, text, count }
-    }
-    return best
-  }
-
-  *#indexed(index: SecondaryIndex, text: string, after: Key | undefined): Iterable<RecordEntry> {
-    for (const id of index.ids(text, after)) {
-      const entry = this.table.getEntry(id)
-      if (entry) yield entry
-    }
-  }
-
-  *#scan(after: Key | undefined): Iterable<RecordEntry> {
-    for (const entry of this.table.entries(after === undefined ? undefined : { start: after })) {
-      if (after !== undefined && keysEqual(entry.id, after)) continue
-      yield entry
-    }
+    return ownValue(value, attribute)
   }
 
   override put(
@@ -622,20 +613,6 @@ export function storageMeta(
 }
 
 /** An attribute of a record as a list returns it (value already restored from storage). */
-function readAttribute(record: { id: Key; value: unknown }, attribute: string, pk: string | undefined) {
-  return attribute === pk ? record.id : ownValue(record.value, attribute)
-}
-
-/** An equality condition of a list: `String(attribute) === expected` (the id stands in for a missing primary key). */
-function attributeMatches(entry: RecordEntry, attribute: string, expected: string, pk: string | undefined) {
-  const value = entry.value
-  const name = storedName(attribute)
-  const isObject = value !== null && typeof value === 'object'
-  const actual =
-    attribute === pk && (!isObject || !Object.hasOwn(value, name)) ? entry.id : ownValue(value, name)
-  return actual !== undefined && actual !== null && String(actual) === expected
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)

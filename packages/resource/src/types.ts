@@ -3,6 +3,8 @@
  * Transports never touch storage; they call a Runtime with a RequestContext and get ResourceEvents.
  * Change these types only together with their users.
  */
+
+import type { Query } from '@proj/query'
 import type { Key, Timestamp } from '@proj/storage'
 import type { UserChange } from './user-changes.js'
 
@@ -153,8 +155,17 @@ export interface WriteResult {
 }
 
 export interface ListQuery {
-  /** Attribute equality conditions (served from a secondary index when an attribute is `@indexed`). */
+  /**
+   * Attribute equality conditions, `String(value) === text` (served from a secondary index when an
+   * attribute is `@indexed`).
+   */
   where?: Record<string, string>
+  /**
+   * A query in the URL query language (`@proj/query`'s `parseQuery`): conditions, `select()`,
+   * `limit()`, `sort()`, `after=`. Its conditions apply together with `where`; its functions and
+   * parameters take the place of the fields below.
+   */
+  query?: Query
   limit?: number
   /** Records to skip (after `after`, when both are given). */
   offset?: number
@@ -164,6 +175,7 @@ export interface ListQuery {
    * undefined. An undecodable cursor is INVALID.
    */
   after?: string
+  /** Attributes to return (objects with those attributes). */
   select?: string[]
   sort?: { attribute: string; descending?: boolean }[]
 }

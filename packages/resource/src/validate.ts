@@ -29,6 +29,8 @@ function checkObject(
   }
   const record = value as Record<string, unknown>
   for (const attribute of type.attributes) {
+    // Relationships are read from the related table, not stored: whatever a writer sends is kept as is.
+    if (attribute.relationship) continue
     // own properties only: an attribute named `constructor` is absent from `{}`, not a function
     const given = Object.hasOwn(record, attribute.name) ? record[attribute.name] : undefined
     const problem = checkType(attribute.type, given, schema, join(path, attribute.name))

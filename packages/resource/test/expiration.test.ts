@@ -60,7 +60,7 @@ describe('@table(expiration)', () => {
     vi.advanceTimersByTime(500) // the sweep at 3 s deletes s1
     expect(await deleted).toMatchObject({ type: 'delete', id: 's1', user: 'expiration' })
     expect(table.table.get('s1')).toBeUndefined()
-    expect([...table.indexes.get('user')!.table.entries()].map((e) => e.id)).toEqual([['bob', 's2']])
+    expect([...table.indexes.get('user')!.table.entries()].map((e) => e.id)).toEqual([[3, 'bob', 's2']])
     expect((await runtime.get('Session/s2', admin))?.value).toEqual({ user: 'bob', id: 's2' })
   })
 
