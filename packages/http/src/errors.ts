@@ -8,9 +8,12 @@
 export class HttpError extends Error {
   override name = 'HttpError'
   readonly code: string
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  /** Machine-readable details for the error body (e.g. a query error's position and condition). */
+  readonly details: Record<string, unknown> | undefined
+  constructor(code: string, message: string, options?: ErrorOptions & { details?: Record<string, unknown> }) {
     super(message, options)
     this.code = code
+    this.details = options?.details
   }
 }
 
@@ -68,6 +71,8 @@ export function statusForCode(code: string | undefined, preconditioned = false):
     if (code.endsWith(`_${known}`)) return status
   }
   if (code.startsWith('CODEC_')) return 400
+  // A query that does not parse or does not fit the table's types (@proj/query's QueryError).
+  if (code.startsWith('QUERY_')) return 400
   return 500
 }
 

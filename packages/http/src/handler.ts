@@ -310,6 +310,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         res,
         route,
         query: url.searchParams,
+        search: url.search,
         accept,
         ctx: { user, transport: 'http' },
         maxBodySize,

@@ -4,6 +4,7 @@
  * permissions and validates values.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Selection } from '@proj/query'
 import type { RecordResult, RequestContext, Runtime, Timestamp } from '@proj/resource'
 import { readBody } from './body.js'
 import { errorCode, HttpError } from './errors.js'
@@ -19,6 +20,8 @@ export interface RestContext {
   res: ServerResponse
   route: Route
   query: URLSearchParams
+  /** The raw query part of the URL (`?a=1&b=gt=2`, or empty), parsed by the query language for lists. */
+  search: string
   /** The Accept header, or the `?accept=` fallback when given. */
   accept: string | undefined
   ctx: RequestContext
@@ -102,21 +105,57 @@ async function getRecord(rc: RestContext, target: string): Promise<void> {
   sendRecord(rc, record)
 }
 
+/** Splits a raw query string at the `&`s that are outside brackets and parentheses. */
+function topLevelTerms(search: string): string[] {
+  const terms: string[] = []
+  let depth = 0
+  let start = 0
+  for (let i = 0; i < search.length; i++) {
+    const c = search[i]
+    if (c === '(' || c === '[') depth++
+    else if ((c === ')' || c === ']') && depth > 0) depth--
+    else if (c === '&' && depth === 0) {
+      terms.push(search.slice(start, i))
+      start = i + 1
+    }
+  }
+  terms.push(search.slice(start))
+  return terms.filter((t) => t !== '')
+}
+
 /**
- * The `Link` header of a page with more records (RFC 8288): the same request with the runtime's
- * cursor as `after`. `offset` is dropped (it was spent on the first page) and so is `access_token`
- * (a link must not carry a credential).
+ * The `Link` header of a page with more records (RFC 8288): the same request, query text kept as
+ * written, with the runtime's cursor as `after`. `offset` (and the start of `limit(start,end)`) was
+ * spent on the first page and is dropped, and so is `access_token` (a link must not carry a credential).
  */
 export function nextPageLink(requestUrl: string, cursor: string): string {
   const url = new URL(requestUrl, 'http://localhost')
-  const params = new URLSearchParams(url.search)
-  for (const name of ['after', 'offset', 'access_token']) params.delete(name)
-  params.set('after', cursor)
-  return `<${url.pathname}?${params}>; rel="next"`
+  const terms: string[] = []
+  for (const term of topLevelTerms(url.search.slice(1))) {
+    if (/^(after|offset|access_token)=/.test(term)) continue
+    const range = /^limit\((\d+),(\d+)\)$/.exec(term)
+    terms.push(range ? `limit(${Number(range[2]) - Number(range[1])})` : term)
+  }
+  terms.push(`after=${encodeURIComponent(cursor)}`)
+  return `<${url.pathname}?${terms.join('&')}>; rel="next"`
+}
+
+/** Rows for CSV: `select(a)` values and `select([a,b])` arrays become objects named by the selection. */
+function csvRows(values: unknown[], select: Selection | undefined): { rows: unknown[]; columns?: string[] } {
+  if (!select) return { rows: values }
+  const columns = select.fields.map((f) => f.name)
+  if (select.kind === 'value') return { rows: values.map((v) => ({ [columns[0]!]: v })), columns }
+  if (select.kind === 'array') {
+    const rows = values.map((v) =>
+      Object.fromEntries(columns.map((c, i) => [c, Array.isArray(v) ? v[i] : undefined])),
+    )
+    return { rows, columns }
+  }
+  return { rows: values, columns }
 }
 
 async function listTable(rc: RestContext, path: string): Promise<void> {
-  const query = parseListQuery(rc.query)
+  const query = parseListQuery(rc.search)
   const type = chooseResponseType(rc.accept, { csv: true })
   const page = await rc.runtime.listPage(path, query, rc.ctx)
   const values = page.items.map((r) => r.value)
@@ -124,7 +163,8 @@ async function listTable(rc: RestContext, path: string): Promise<void> {
   if (page.next !== undefined) headers.Link = nextPageLink(rc.req.url ?? '/', page.next)
   if (type === CSV_TYPE) {
     headers['Content-Type'] = 'text/csv; charset=utf-8; header=present'
-    send(rc.res, 200, headers, toCsv(values, query.select))
+    const { rows, columns } = csvRows(values, query.query?.select)
+    send(rc.res, 200, headers, toCsv(rows, columns))
     return
   }
   headers['Content-Type'] = type

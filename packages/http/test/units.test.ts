@@ -5,6 +5,7 @@ import { EnvelopeEncoder, toEnvelope } from '../src/envelope.js'
 import { errorBody, HttpError, statusForCode } from '../src/errors.js'
 import { formatETag, parseTagList, singleVersion, strongMatch, weakMatch } from '../src/etag.js'
 import { acceptFromQuery, chooseResponseType, decodeBody, toCsv } from '../src/media.js'
+import { nextPageLink } from '../src/rest.js'
 import { parseListQuery, parseRoute } from '../src/route.js'
 import { formatSseMessage, parseLastEventId, sseFrame } from '../src/sse.js'
 
@@ -96,31 +97,58 @@ describe('parseRoute', () => {
 })
 
 describe('parseListQuery', () => {
-  it('turns other parameters into attribute equality', () => {
-    const q = parseListQuery(
-      new URLSearchParams(
-        'breed=lab&owner=ann&limit=10&offset=5&select=name,age&sort=-age,name:asc&accept=cbor',
-      ),
+  it('parses the query language, keeping the list parameters and skipping what the transport reads', () => {
+    const { query } = parseListQuery(
+      '?breed=lab&owner=ann&limit=10&offset=5&select=name,age&sort=-age,name:asc&accept=cbor&access_token=t',
     )
-    expect(q).toEqual({
-      where: { breed: 'lab', owner: 'ann' },
+    expect(query?.filter).toMatchObject({
+      type: 'and',
+      children: [
+        { path: ['breed'], operator: 'eq', value: 'lab' },
+        { path: ['owner'], operator: 'eq', value: 'ann' },
+      ],
+    })
+    expect(query).toMatchObject({
       limit: 10,
       offset: 5,
-      select: ['name', 'age'],
-      sort: [{ attribute: 'age', descending: true }, { attribute: 'name' }],
+      select: { kind: 'object', fields: [{ name: 'name' }, { name: 'age' }] },
+      sort: [
+        { path: ['age'], descending: true },
+        { path: ['name'], descending: false },
+      ],
     })
-    expect(parseListQuery(new URLSearchParams('sort=age:desc'))).toEqual({
-      sort: [{ attribute: 'age', descending: true }],
-    })
-    expect(parseListQuery(new URLSearchParams(''))).toEqual({})
+    expect(parseListQuery('').query?.filter).toBeUndefined()
+    // the same attribute twice is an `and` now (price=gt=1&price=lt=9)
+    expect(parseListQuery('a=1&a=2').query?.filter).toMatchObject({ type: 'and' })
   })
 
-  it('rejects bad numbers and repeated attributes', () => {
-    expect(() => parseListQuery(new URLSearchParams('limit=-1'))).toThrow(
-      expect.objectContaining({ code: 'INVALID' }),
+  it('rejects bad numbers and malformed queries with INVALID (400) naming the position', () => {
+    for (const [text, position] of [
+      ['limit=-1', 6],
+      ['limit=abc', 6],
+      ['a=1|b=2&c=3', 7],
+      ['(a=1', 0],
+    ] as const) {
+      let error: unknown
+      try {
+        parseListQuery(text)
+      } catch (e) {
+        error = e
+      }
+      expect(error, text).toMatchObject({ code: 'INVALID', details: { position } })
+      expect(errorBody(error), text).toMatchObject({ status: 400, details: { position } })
+    }
+  })
+})
+
+describe('nextPageLink', () => {
+  it('keeps the query text, drops what the first page spent and the credential, and adds after', () => {
+    expect(nextPageLink('/Dog/?breed=lab&limit=10&offset=5&access_token=x&after=old', 'CUR')).toBe(
+      '</Dog/?breed=lab&limit=10&after=CUR>; rel="next"',
     )
-    expect(() => parseListQuery(new URLSearchParams('limit=abc'))).toThrow(HttpError)
-    expect(() => parseListQuery(new URLSearchParams('a=1&a=2'))).toThrow(HttpError)
+    expect(nextPageLink('/Dog/?[a=1|b=2]&select(name,brand{name})&limit(20,30)&sort(-age)', 'C')).toBe(
+      '</Dog/?[a=1|b=2]&select(name,brand{name})&limit(10)&sort(-age)&after=C>; rel="next"',
+    )
   })
 })
 
