@@ -123,7 +123,7 @@ describe('secondary indexes', () => {
         await reference(runtime, where),
       )
     }
-  })
+  }, 30_000) // 300 committed writes: over 5 s on a busy machine
 
   it('keeps exactly one entry per record when writes to it overlap', async () => {
     await using f = await runtimeFixture(options())
