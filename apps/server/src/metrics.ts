@@ -46,14 +46,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const registers = [registry]
   collectDefaultMetrics({ register: registry, prefix: 'proj_' })
 
-  // A snapshot of the broker's gauges is computed once per scrape and shared by the gauges below.
+  // A snapshot of the broker's gauges is computed once per scrape and shared by the gauges below:
+  // prom-client starts every collect() of one scrape in the same turn of the event loop, so the
+  // snapshot is dropped at the next turn (a time window would serve a stale count to the next scrape).
   let snapshot: ReturnType<Broker['gauges']> | undefined
-  let snapshotAt = -1
   const gauges = () => {
-    const now = Date.now()
-    if (snapshot === undefined || now - snapshotAt > 500) {
+    if (snapshot === undefined) {
       snapshot = broker.gauges()
-      snapshotAt = now
+      setImmediate(() => {
+        snapshot = undefined
+      })
     }
     return snapshot
   }
