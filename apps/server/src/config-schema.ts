@@ -71,6 +71,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'CORS: `*` or true = any origin, false = no CORS headers, or a list of allowed origins (comma-separated in env/flags)',
   },
   {
+    key: 'http.streamOrigins',
+    type: { kind: 'origins' },
+    nullable: true,
+    default: null,
+    description:
+      "Origins besides the server's own whose pages may open WebSockets (records, MQTT) and event streams sent with cookies or Basic credentials; others get 403. null = the http.cors list (none when http.cors is `*`); `*` or true = any origin; false = same origin only",
+  },
+  {
     key: 'http.maxBodySize',
     type: { kind: 'size' },
     default: 10 * 1024 * 1024,
@@ -378,6 +386,7 @@ export interface ServerConfig {
     securePort: number | null
     host: string | null
     cors: false | '*' | string[]
+    streamOrigins: null | false | '*' | string[]
     maxBodySize: number
   }
   mqtt: {

@@ -356,6 +356,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       handler = createHttpHandler({
         runtime,
         ...(config.http.cors ? { cors: { origins: config.http.cors } } : {}),
+        ...(config.http.streamOrigins !== null ? { streamOrigins: config.http.streamOrigins || [] } : {}),
         maxBodySize: config.http.maxBodySize,
         subprotocols,
         extraRoutes,

@@ -24,20 +24,43 @@ export function allowedOrigin(cors: CorsOptions, origin: string | undefined): st
 }
 
 /**
- * Whether a WebSocket upgrade may proceed given its Origin. Browsers send cached Basic credentials and
- * cookies with a cross-site WebSocket handshake and apply no CORS check to it, so the server must
- * (cross-site WebSocket hijacking). Non-browser clients send no Origin; same-origin pages always pass;
- * other origins pass only when the CORS configuration allows them.
+ * Origins besides the server's own whose pages may open streams (WebSocket upgrades, credentialed event
+ * streams): `streamOrigins` when given, else the CORS origins when they are a list, else none. CORS `*`
+ * alone does not open streams to every site: a stream carries the browser's ambient credentials.
  */
-export function upgradeOriginAllowed(cors: CorsOptions | undefined, req: IncomingMessage): boolean {
+export function streamOriginsOf(
+  cors: CorsOptions | undefined,
+  streamOrigins: string[] | '*' | undefined,
+): string[] | '*' {
+  if (streamOrigins !== undefined) return streamOrigins
+  return cors !== undefined && cors.origins !== '*' ? cors.origins : []
+}
+
+/**
+ * Whether a stream may open given its Origin. Browsers send cached Basic credentials, cookies and client
+ * certificates with a cross-site WebSocket handshake and apply no CORS check to it, so the server must
+ * (cross-site WebSocket hijacking). Non-browser clients send no Origin; same-origin pages always pass;
+ * other origins only when listed (or `'*'`).
+ */
+export function streamOriginAllowed(allowed: string[] | '*', req: IncomingMessage): boolean {
   const origin = req.headers.origin
   if (origin === undefined) return true
-  if (cors !== undefined && allowedOrigin(cors, origin) !== undefined) return true
+  if (allowed === '*' || allowed.includes(origin)) return true
   try {
     return new URL(origin).host === req.headers.host
   } catch {
     return false
   }
+}
+
+/**
+ * Whether a request carries credentials the browser adds by itself (cookies, a cached `Authorization:
+ * Basic`), which a foreign page could borrow. A bearer token (header or `?access_token=`) it had to hold.
+ */
+export function carriesAmbientCredentials(req: IncomingMessage): boolean {
+  if (req.headers.cookie !== undefined) return true
+  const authorization = req.headers.authorization
+  return authorization !== undefined && /^\s*basic\b/i.test(authorization)
 }
 
 /** Adds the CORS response headers for an actual (non-preflight) request. */

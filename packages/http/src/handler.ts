@@ -9,7 +9,15 @@ import type { RequestContext, Runtime, User } from '@proj/resource'
 import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
 import { requestCredentials, resolveUser } from './auth.js'
 import { readBody } from './body.js'
-import { answerPreflight, applyCors, type CorsOptions, isPreflight, upgradeOriginAllowed } from './cors.js'
+import {
+  answerPreflight,
+  applyCors,
+  type CorsOptions,
+  carriesAmbientCredentials,
+  isPreflight,
+  streamOriginAllowed,
+  streamOriginsOf,
+} from './cors.js'
 import { EnvelopeEncoder } from './envelope.js'
 import { errorBody, HttpError, retryAfterSeconds } from './errors.js'
 import { openEventStream } from './event-stream.js'
@@ -32,6 +40,12 @@ export interface HttpOptions {
   runtime: Runtime
   /** CORS; off (no CORS headers, preflights refused) when omitted. */
   cors?: CorsOptions
+  /**
+   * Origins besides the server's own whose pages may open WebSockets (records and sub-protocols such as
+   * MQTT) and event streams that carry cookies or Basic credentials; others get 403. Default: the `cors`
+   * origins when they are a list, else none (CORS `*` does not extend to streams); `'*'` = any origin.
+   */
+  streamOrigins?: string[] | '*'
   /** Largest accepted request body in bytes (default 1 MiB); larger is 413. Also the WebSocket message limit. */
   maxBodySize?: number
   /** Interval of SSE heartbeat comments (default 15 000 ms). */
@@ -159,6 +173,7 @@ function matchPrefixRoute(routes: PrefixRoute[], method: string, pathname: strin
  */
 export function createHttpHandler(options: HttpOptions): HttpHandler {
   const { runtime, cors } = options
+  const streamOrigins = streamOriginsOf(cors, options.streamOrigins)
   const maxBodySize = options.maxBodySize ?? DEFAULTS.maxBodySize
   const heartbeatMs = options.sseHeartbeatMs ?? DEFAULTS.sseHeartbeatMs
   const maxQueuedBytes = options.wsMaxQueuedBytes ?? DEFAULTS.wsMaxQueuedBytes
@@ -281,10 +296,18 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       const route = parseRoute(url.pathname)
       if (!route) throw new HttpError('NOT_FOUND', 'no resource at /')
       const credentials = requestCredentials(req, url.searchParams)
-      const user = await resolveUser(runtime, credentials, req.socket.remoteAddress)
       const accept = requestAccept(req, url.searchParams)
+      const eventStream = method === 'GET' && wantsEventStream(accept)
+      // before any password is checked: a foreign page must not spend its visitor's back-off either
+      if (eventStream && carriesAmbientCredentials(req) && !streamOriginAllowed(streamOrigins, req)) {
+        throw new HttpError(
+          'FORBIDDEN',
+          `event streams with credentials from origin ${req.headers.origin} are not allowed`,
+        )
+      }
+      const user = await resolveUser(runtime, credentials, req.socket.remoteAddress)
 
-      if (method === 'GET' && wantsEventStream(accept)) {
+      if (eventStream) {
         const ctx: RequestContext = { user, transport: 'sse' }
         const after = parseLastEventId(
           requestHeader(req, 'last-event-id') ?? url.searchParams.get('lastEventId'),
@@ -340,7 +363,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     void (async () => {
       try {
         if (closing) throw new HttpError('UNAVAILABLE', 'server is shutting down')
-        if (!upgradeOriginAllowed(cors, req))
+        if (!streamOriginAllowed(streamOrigins, req))
           throw new HttpError(
             'FORBIDDEN',
             `WebSocket connections from origin ${req.headers.origin} are not allowed`,

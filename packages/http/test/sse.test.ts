@@ -226,6 +226,35 @@ describe('Server-Sent Events', () => {
     expect(anonymous.status).toBe(401)
   })
 
+  it('refuses event streams with Basic credentials or cookies from a foreign origin, before checking the password', async () => {
+    await rt.runtime.put('Dog/x', { id: 'x' }, ctx)
+    await using open = await startServer({ runtime: rt.runtime, cors: { origins: '*' } })
+    const host = new URL(open.url).host
+    const status = async (headers: Record<string, string>, server = open) => {
+      const abort = new AbortController()
+      aborts.push(abort)
+      const res = await fetch(`${server.url}/Dog/x`, {
+        headers: { accept: 'text/event-stream', ...headers },
+        signal: abort.signal,
+      })
+      abort.abort()
+      return res.status
+    }
+    const evil = { origin: 'https://evil.example' }
+    expect(await status({ ...evil, authorization: basic })).toBe(403)
+    // a wrong password is not even looked at (no back-off spent on the victim's name)
+    const wrong = `Basic ${Buffer.from('ann:wrong').toString('base64')}`
+    expect(await status({ ...evil, authorization: wrong })).toBe(403)
+    expect(await status({ ...evil, authorization: basic, cookie: 'session=1' })).toBe(403)
+    // same origin, no Origin (not a browser), or a token the page had to hold: served
+    expect(await status({ origin: `http://${host}`, authorization: basic })).toBe(200)
+    expect(await status({ authorization: basic })).toBe(200)
+    const token = await rt.runtime.issueToken({ username: 'ann', role: 'admin', superUser: true })
+    expect(await status({ ...evil, authorization: `Bearer ${token}` })).toBe(200)
+    await using listed = await startServer({ runtime: rt.runtime, streamOrigins: ['https://evil.example'] })
+    expect(await status({ ...evil, authorization: basic }, listed)).toBe(200)
+  })
+
   it('follows topics no table claims, with raw payloads made JSON-safe', async () => {
     const { received } = await subscribe('/sensors/t1')
     await rt.runtime.publish(

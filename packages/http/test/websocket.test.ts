@@ -146,6 +146,51 @@ describe('WebSocket on a record', () => {
     expect(await attempt('/Dog/1', {})).toBe(101)
   })
 
+  it('with CORS `*` still refuses cross-site upgrades unless streamOrigins allows them', async () => {
+    const attemptOn = (
+      server: TestServer,
+      path: string,
+      headers: Record<string, string>,
+      protocol?: string,
+    ) => {
+      const ws = new WebSocket(`${server.wsUrl}${path}`, protocol, { headers })
+      sockets.push(ws)
+      ws.on('error', () => {})
+      return new Promise<number>((resolve) => {
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+        ws.on('open', () => resolve(101))
+      })
+    }
+    const evil = { origin: 'https://evil.example' }
+    await using open = await startServer({
+      runtime: rt.runtime,
+      cors: { origins: '*' },
+      subprotocols: { mqtt: (stream) => stream.end() },
+    })
+    const host = new URL(open.url).host
+    // a Basic header, a bearer token in the URL, or nothing: a foreign page never gets the socket
+    expect(await attemptOn(open, '/Dog/1', { ...evil, ...auth })).toBe(403)
+    expect(await attemptOn(open, '/Dog/1', evil)).toBe(403)
+    expect(await attemptOn(open, '/', evil, 'mqtt')).toBe(403)
+    expect(await attemptOn(open, '/Dog/1', { origin: `http://${host}`, ...auth })).toBe(101)
+    expect(await attemptOn(open, '/Dog/1', auth)).toBe(101)
+    await using listed = await startServer({
+      runtime: rt.runtime,
+      cors: { origins: '*' },
+      streamOrigins: ['https://app.example'],
+      subprotocols: { mqtt: (stream) => stream.end() },
+    })
+    expect(await attemptOn(listed, '/Dog/1', { ...evil, ...auth })).toBe(403)
+    expect(await attemptOn(listed, '/', { origin: 'https://app.example' }, 'mqtt')).toBe(101)
+    await using any = await startServer({
+      runtime: rt.runtime,
+      streamOrigins: '*',
+      subprotocols: { mqtt: (stream) => stream.end() },
+    })
+    expect(await attemptOn(any, '/Dog/1', { ...evil, ...auth })).toBe(101)
+    expect(await attemptOn(any, '/', evil, 'mqtt')).toBe(101)
+  })
+
   it('closes a client that stops reading with 1008 once its queue passes the bound, keeping memory flat', async () => {
     await rt.runtime.put('Dog/slow', { id: 'slow' }, ctx)
     const { ws, messages } = await open('/Dog/slow')
