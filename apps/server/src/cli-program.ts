@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import type { ResourceRuntime } from '@proj/resource'
@@ -10,6 +9,7 @@ import { ConfigError } from './errors.js'
 import type { ListenerInfo } from './listeners.js'
 import { createLogger } from './logger.js'
 import { openConfiguredRuntime, type Server, startServer } from './server.js'
+import { VERSION } from './version.js'
 
 export interface CliIo {
   stdout: Writable
@@ -22,14 +22,6 @@ export interface CliIo {
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid configuration or usage. */
 export const EXIT = { ok: 0, failure: 1, config: 2 } as const
-
-const VERSION: string = (() => {
-  try {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
-  } catch {
-    return '0.0.0'
-  }
-})()
 
 interface KeyFlag {
   option: Option

@@ -336,6 +336,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'Who may read /metrics: `open` = anyone without credentials; else a role name, whose users may (super users always may)',
   },
   {
+    key: 'sys.interval',
+    type: { kind: 'integer', min: 0, max: 86_400 },
+    default: 10,
+    description:
+      'Seconds between refreshes of the `$SYS/broker/...` topics (named as Mosquitto names them); 0 = no `$SYS` topics',
+  },
+  {
     key: 'studio.enabled',
     type: { kind: 'boolean' },
     default: true,
@@ -417,6 +424,7 @@ export interface ServerConfig {
   changeLog: { retention: number; maxEvents: number | null }
   logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
   metrics: { enabled: boolean; access: string }
+  sys: { interval: number }
   studio: { enabled: boolean }
   shutdown: { timeout: number }
 }

@@ -20,7 +20,9 @@ import { createLogger, type Logger } from './logger.js'
 import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
 import { createRecordCounts } from './record-counts.js'
 import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
+import { type SysTopics, startSysTopics } from './sys-topics.js'
 import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
+import { VERSION } from './version.js'
 
 /** The built-in application (a `Dog` table), used when the applications folder does not exist. */
 export const DEFAULT_APPLICATION = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'default-app')
@@ -203,6 +205,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   let broker: Broker | undefined
   let handler: HttpHandler | undefined
   let metrics: Metrics | undefined
+  let sys: SysTopics | undefined
   let closing: Promise<void> | undefined
 
   const server: Server = {
@@ -232,6 +235,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
 
   async function shutdown(): Promise<void> {
     logger.info('shutting down')
+    const sysClosed = sys?.close()
     // 1. stop accepting; open connections keep going for now
     const drained = Promise.all(listeners.map((l) => l.stopAccepting()))
     // 2. close WebSockets/SSE (1001) and MQTT clients; the broker persists sessions and wills
@@ -257,6 +261,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     }
     // 4. the store last, once nothing can write to it
     metrics?.close()
+    await sysClosed
     await runtime?.close()
     logger.info('stopped')
   }
@@ -415,6 +420,19 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         { listener: info.name, url: info.url, host: info.host, port: info.port },
         `listening on ${info.url}`,
       )
+    }
+    if (config.sys.interval > 0 && config.mqtt.rejectUnclaimedTopics) {
+      logger.info('no $SYS topics: mqtt.rejectUnclaimedTopics refuses topics no table claims')
+    } else {
+      sys = startSysTopics({
+        runtime,
+        broker,
+        listeners: () => listeners,
+        counts,
+        intervalSeconds: config.sys.interval,
+        version: VERSION,
+        logger,
+      })
     }
     return server
   } catch (error) {

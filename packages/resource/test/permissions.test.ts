@@ -93,6 +93,23 @@ describe('permissions', () => {
     wide.close()
   })
 
+  it('keeps $ topics out of a # rule: a role allowed # may not subscribe to $SYS/# [MQTT-4.7.2-1]', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const plain = as({ username: 'uma', role: 'user', superUser: false }, 'c1')
+    await runtime.publish('$SYS/broker/uptime', { payload: bytes('5 seconds'), retain: true, qos: 1 }, admin)
+    for (const filter of ['$SYS/#', '$SYS/broker/uptime', '$SYS/+/uptime'])
+      expect(await code(runtime.subscribe(filter, () => {}, {}, plain)), filter).toBe('FORBIDDEN')
+    // `#` and `+/...` are allowed and simply never match $ topics
+    const all = collector()
+    const sub = await runtime.subscribe('#', all.listener, {}, plain)
+    await sub.ready
+    await runtime.publish('$SYS/broker/uptime', { payload: bytes('6 seconds'), retain: true, qos: 1 }, admin)
+    await runtime.publish('news', { payload: bytes('1'), retain: false, qos: 1 }, admin)
+    expect(all.events.map((e) => e.topic)).toEqual(['news'])
+    sub.close()
+  })
+
   it('substitutes %u and %c in one pass and never for names that hold / + # % or are missing', async () => {
     await using f = await runtimeFixture({
       roles: [
