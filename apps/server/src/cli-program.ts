@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream'
 import type { ResourceRuntime } from '@proj/resource'
 import { Command, Option } from 'commander'
 import { stringify as toYaml } from 'yaml'
-import { type LoadedConfig, loadConfig, parseSetArguments } from './config.js'
+import { type LoadedConfig, loadConfig, parseSetArguments, UNKNOWN_ENV_NOTE } from './config.js'
 import { CONFIG_KEYS, flagName } from './config-schema.js'
 import { ConfigError } from './errors.js'
 import type { ListenerInfo } from './listeners.js'
@@ -185,7 +185,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .option('--json', 'print JSON instead of YAML'),
     false,
   ).action(async (opts) => {
-    const { config } = await load(opts)
+    const { config, notes } = await load(opts)
+    // unknown PROJ_* variables, as `start` logs them; on stderr, so stdout stays parseable
+    for (const note of notes) if (note.startsWith(UNKNOWN_ENV_NOTE)) io.stderr.write(`proj-server: ${note}\n`)
     io.stdout.write(opts.json ? `${JSON.stringify(config, null, 2)}\n` : toYaml(config))
   })
 

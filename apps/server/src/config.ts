@@ -166,33 +166,74 @@ export function coerceValue(spec: KeySpec, raw: unknown, fromString: boolean): C
   return { ok: false, reason: 'unsupported type' }
 }
 
-/** The closest known key by edit distance, for "did you mean" hints. */
-function suggest(key: string): string | undefined {
+/** Every known key path and section (`mqtt`, `mqtt.network`, `mqtt.network.port`), for hints. */
+const KNOWN_PATHS: readonly string[] = [
+  ...new Set(
+    CONFIG_KEYS.flatMap(({ key }) => {
+      const parts = key.split('.')
+      return parts.map((_, i) => parts.slice(0, i + 1).join('.'))
+    }),
+  ),
+]
+
+/**
+ * The known key (or section) an unknown one was probably meant to be, for "did you mean" hints: the
+ * same path with one segment misspelled (case, a typo, two letters swapped), or the same last segments
+ * one level off (`mqtt.port` → `mqtt.network.port`). Compared case-insensitively, so it also serves
+ * environment variables, which are upper case.
+ */
+export function suggest(key: string): string | undefined {
+  const parts = key.toLowerCase().split('.')
   let best: string | undefined
-  // close enough to be a typo, not just any short word
-  let bestDistance = Math.min(4, Math.max(2, Math.floor(key.length / 4)))
-  for (const { key: candidate } of CONFIG_KEYS) {
-    const d = distance(key.toLowerCase(), candidate.toLowerCase())
-    if (d < bestDistance) {
-      bestDistance = d
+  let bestScore = Number.POSITIVE_INFINITY
+  for (const candidate of KNOWN_PATHS) {
+    const known = candidate.toLowerCase().split('.')
+    if (known.length !== parts.length) continue
+    let score = 0
+    for (let i = 0; i < parts.length && score !== Number.POSITIVE_INFINITY; i++) {
+      const d = distance(parts[i]!, known[i]!)
+      // a typo is at most a third of the segment (at least one edit)
+      score = d <= Math.max(1, Math.floor(known[i]!.length / 3)) ? score + d : Number.POSITIVE_INFINITY
+    }
+    if (score < bestScore) {
+      bestScore = score
       best = candidate
     }
   }
-  return best
+  if (best !== undefined) return best
+  // one level off: a known key under the same first section that ends with the same segments
+  const tail = parts.slice(1).join('.')
+  const matches = CONFIG_KEYS.map((s) => s.key).filter((k) => {
+    const lower = k.toLowerCase()
+    return lower.startsWith(`${parts[0]}.`) && tail !== '' && lower.endsWith(`.${tail}`)
+  })
+  return matches.length === 1 ? matches[0] : undefined
 }
 
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
   for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
     for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = v
     }
   }
-  return row[b.length]!
+  return d[a.length]![b.length]!
+}
+
+/** How the remark about an unknown `PROJ_*` variable starts (`proj-server config` prints those). */
+export const UNKNOWN_ENV_NOTE = 'ignoring unknown environment variable'
+
+/** The key an unknown `PROJ_*` variable was probably meant to set, as its variable name. */
+function suggestEnv(name: string): string | undefined {
+  const key = suggest(name.slice('PROJ_'.length).split('_').join('.'))
+  return key !== undefined && specFor(key) ? envName(key) : undefined
 }
 
 function unknownKey(key: string): string {
@@ -305,11 +346,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     try {
       doc = parseYaml(text)
     } catch (error) {
+      // The location goes last, as `file:line:column`, where editors and terminals can jump to it.
+      const at = (error as { linePos?: { line: number; col: number }[] }).linePos?.[0]
+      const reason = (error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
       throw new ConfigError([
         {
           key: '(file)',
-          source: candidate,
-          reason: `invalid YAML: ${(error as Error).message.split('\n')[0]}`,
+          source: at ? `${candidate}:${at.line}:${at.col}` : candidate,
+          reason: `invalid YAML: ${reason}`,
         },
       ])
     }
@@ -322,7 +366,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     if (!name.startsWith('PROJ_') || raw === undefined || name === 'PROJ_CONFIG') continue
     const key = ENV_KEYS.get(name)
     if (key) apply(key, raw, 'env', name, true)
-    else notes.push(`ignoring unknown environment variable ${name}`)
+    else {
+      const hint = suggestEnv(name)
+      notes.push(`${UNKNOWN_ENV_NOTE} ${name}${hint ? ` (did you mean ${hint}?)` : ''}`)
+    }
   }
 
   // 3. flags and code

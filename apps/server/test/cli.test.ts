@@ -58,6 +58,17 @@ describe('proj-server (in-process)', () => {
     expect(stdout).toMatch(/^logging:\n {2}level: debug$/m)
   })
 
+  it('config reports unknown PROJ_ variables on stderr, as start does, and keeps stdout parseable', async () => {
+    const { code, stdout, stderr } = await cli(['config', '--json', '--root', root.path], {
+      PROJ_MQTT_NETWRK_PORT: '1',
+    })
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout).mqtt.network.port).toBe(1883)
+    expect(stderr).toBe(
+      'proj-server: ignoring unknown environment variable PROJ_MQTT_NETWRK_PORT (did you mean PROJ_MQTT_NETWORK_PORT?)\n',
+    )
+  })
+
   it('exits 2 with every bad key, naming the flag or variable it came from', async () => {
     const { code, stderr } = await cli(
       ['config', '--root', root.path, '--mqtts-port', 'x', '--set', 'nope=1'],

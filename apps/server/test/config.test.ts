@@ -130,8 +130,17 @@ describe('loadConfig', () => {
   })
 
   it('notes unknown PROJ_ variables without failing', async () => {
-    const { notes } = await loadConfig({ root: root.path, env: { PROJ_MQTT_PROT: '1' } })
+    const { notes } = await loadConfig({
+      root: root.path,
+      env: { PROJ_MQTT_PROT: '1', PROJ_MQTT_NETWRK_PORT: '1', PROJ_HTTP_MAXBODYSIZ: '1' },
+    })
     expect(notes).toContain('ignoring unknown environment variable PROJ_MQTT_PROT')
+    expect(notes).toContain(
+      'ignoring unknown environment variable PROJ_MQTT_NETWRK_PORT (did you mean PROJ_MQTT_NETWORK_PORT?)',
+    )
+    expect(notes).toContain(
+      'ignoring unknown environment variable PROJ_HTTP_MAXBODYSIZ (did you mean PROJ_HTTP_MAXBODYSIZE?)',
+    )
   })
 
   it('fails with the key, the source and the reason for a bad value', async () => {
@@ -164,13 +173,33 @@ describe('loadConfig', () => {
   it('rejects unknown keys with a suggestion', async () => {
     await writeFile(
       join(root.path, 'config.yaml'),
-      'mqtt:\n  netwrk:\n    port: 1\n  maxKeepAlve: 3\nfoo: 1\n',
+      [
+        'mqtt:',
+        '  netwrk:',
+        '    port: 1',
+        '  maxKeepAlve: 3',
+        '  maxkeepalive: 4',
+        '  port: 5',
+        'metric:',
+        '  enabled: true',
+        'http:',
+        '  prot: 6',
+        'foo: 1',
+        '',
+      ].join('\n'),
     )
-    const issues = await issuesOf(loadConfig({ root: root.path, env: {} }))
+    const issues = await issuesOf(
+      loadConfig({ root: root.path, env: {}, overrides: { 'logging.levle': 'info' } }),
+    )
     expect(issues.map((i) => [i.key, i.reason])).toEqual([
-      ['mqtt.netwrk', 'unknown key'],
+      ['mqtt.netwrk', 'unknown key (did you mean mqtt.network?)'],
       ['mqtt.maxKeepAlve', 'unknown key (did you mean mqtt.maxKeepAlive?)'],
+      ['mqtt.maxkeepalive', 'unknown key (did you mean mqtt.maxKeepAlive?)'],
+      ['mqtt.port', 'unknown key (did you mean mqtt.network.port?)'],
+      ['metric', 'unknown key (did you mean metrics?)'],
+      ['http.prot', 'unknown key (did you mean http.port?)'],
       ['foo', 'unknown key'],
+      ['logging.levle', 'unknown key (did you mean logging.level?)'],
     ])
   })
 
@@ -188,7 +217,11 @@ describe('loadConfig', () => {
   it('reports invalid YAML with its position', async () => {
     await writeFile(join(root.path, 'config.yaml'), 'http:\n  port: [1\n')
     const [issue] = await issuesOf(loadConfig({ root: root.path, env: {} }))
-    expect(issue?.reason).toMatch(/^invalid YAML: .*line \d+/)
+    expect(issue?.reason).toMatch(/^invalid YAML: \S/)
+    expect(issue?.reason).not.toMatch(/line \d+/)
+    // the message ends with the location, as file:line:column
+    const error = await loadConfig({ root: root.path, env: {} }).catch((e: Error) => e)
+    expect((error as Error).message).toMatch(/\(from .*config\.yaml:3:1\)$/)
   })
 
   it('fails when an explicit --config file is missing', async () => {

@@ -143,12 +143,12 @@ export class Table extends Resource {
     return coerceId(this.definition.primaryKey, raw, this.path)
   }
 
-  /** Throws INVALID when `value` does not match the declared attributes. */
+  /** Throws INVALID naming every way `value` does not match the declared attributes (`details.violations`). */
   validate(value: unknown): void {
-    const problem = checkRecord(this.definition, value, this.schema)
-    if (problem)
-      throw new ResourceError('INVALID', `${this.definition.name}: ${problem}`, {
-        details: { type: this.definition.name },
+    const violations = checkRecord(this.definition, value, this.schema)
+    if (violations.length > 0)
+      throw new ResourceError('INVALID', `${this.definition.name}: ${violations.join('; ')}`, {
+        details: { type: this.definition.name, violations },
       })
   }
 

@@ -6,16 +6,15 @@ const INT_MIN = -(2 ** 31)
 const INT_MAX = 2 ** 31 - 1
 
 /**
- * Checks a record value against its type. Returns undefined when valid, else a message naming the
- * attribute path. A type with no attributes accepts any value.
+ * Checks a record value against its type. Returns every violation, each a message naming the attribute
+ * path (empty when valid), so a writer fixes a record in one round trip. A type with no attributes
+ * accepts any value.
  */
-export function checkRecord(
-  type: TypeDefinition,
-  value: unknown,
-  schema: SchemaDefinition,
-): string | undefined {
-  if (type.attributes.length === 0 && !type.sealed) return undefined
-  return checkObject(type, value, schema, '')
+export function checkRecord(type: TypeDefinition, value: unknown, schema: SchemaDefinition): string[] {
+  const problems: string[] = []
+  if (type.attributes.length === 0 && !type.sealed) return problems
+  checkObject(type, value, schema, '', problems)
+  return problems
 }
 
 function checkObject(
@@ -23,9 +22,11 @@ function checkObject(
   value: unknown,
   schema: SchemaDefinition,
   path: string,
-): string | undefined {
+  problems: string[],
+): void {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
-    return `${path || 'value'} must be an object (${type.name})`
+    problems.push(`${path || 'value'} must be an object (${type.name})`)
+    return
   }
   const record = value as Record<string, unknown>
   for (const attribute of type.attributes) {
@@ -33,16 +34,14 @@ function checkObject(
     if (attribute.relationship) continue
     // own properties only: an attribute named `constructor` is absent from `{}`, not a function
     const given = Object.hasOwn(record, attribute.name) ? record[attribute.name] : undefined
-    const problem = checkType(attribute.type, given, schema, join(path, attribute.name))
-    if (problem) return problem
+    checkType(attribute.type, given, schema, join(path, attribute.name), problems)
   }
   if (type.sealed) {
     for (const key of Object.keys(record)) {
       if (!type.attributes.some((a) => a.name === key))
-        return `${join(path, key)} is not an attribute of ${type.name}`
+        problems.push(`${join(path, key)} is not an attribute of ${type.name}`)
     }
   }
-  return undefined
 }
 
 function join(path: string, name: string | number): string {
@@ -54,21 +53,29 @@ function checkType(
   value: unknown,
   schema: SchemaDefinition,
   path: string,
-): string | undefined {
-  if (value === undefined || value === null) return type.required ? `${path} is required` : undefined
+  problems: string[],
+): void {
+  if (value === undefined || value === null) {
+    if (type.required) problems.push(`${path} is required`)
+    return
+  }
+  if (type.kind === 'list') {
+    if (!Array.isArray(value)) problems.push(`${path} must be a list`)
+    else for (let i = 0; i < value.length; i++) checkType(type.of, value[i], schema, join(path, i), problems)
+    return
+  }
+  if (type.kind === 'object') {
+    const nested = schema.types.get(type.name)
+    if (nested) checkObject(nested, value, schema, path, problems)
+    return
+  }
+  const problem = checkLeaf(type, value, path)
+  if (problem) problems.push(problem)
+}
+
+/** An enum or scalar value: undefined when valid, else the message. */
+function checkLeaf(type: TypeRef, value: unknown, path: string): string | undefined {
   switch (type.kind) {
-    case 'list': {
-      if (!Array.isArray(value)) return `${path} must be a list`
-      for (let i = 0; i < value.length; i++) {
-        const problem = checkType(type.of, value[i], schema, join(path, i))
-        if (problem) return problem
-      }
-      return undefined
-    }
-    case 'object': {
-      const nested = schema.types.get(type.name)
-      return nested ? checkObject(nested, value, schema, path) : undefined
-    }
     case 'enum':
       return typeof value === 'string' && type.values.has(value)
         ? undefined

@@ -44,6 +44,20 @@ describe('REST-style access', () => {
     await expect(runtime.put('Dog/rex', { name: 'Rex', owner: { phone: '1' } }, admin)).rejects.toThrow(
       'owner.name is required',
     )
+    // every violation of the record at once, in the message and as details.violations
+    const all = await runtime
+      .put('Dog/rex', { age: 'three', tags: ['ok', 1, 2], owner: { phone: '1' } }, admin)
+      .catch((e: { message: string; details?: { violations?: string[] } }) => e)
+    expect((all as { details?: { violations?: string[] } }).details?.violations).toEqual([
+      'name is required',
+      'age must be an Int (32-bit integer)',
+      'tags[1] must be a String',
+      'tags[2] must be a String',
+      'owner.name is required',
+    ])
+    expect((all as Error).message).toBe(
+      'Dog: name is required; age must be an Int (32-bit integer); tags[1] must be a String; tags[2] must be a String; owner.name is required',
+    )
     expect(
       await code(
         runtime.publish(
