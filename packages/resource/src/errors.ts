@@ -25,6 +25,8 @@ export type ResourceErrorCode =
   | 'METHOD_NOT_ALLOWED'
   /** The runtime was closed. */
   | 'CLOSED'
+  /** The write could not be replicated in time (a cluster without quorum); it was never acknowledged. */
+  | 'UNAVAILABLE'
   /** A schema.graphql file could not be loaded (see SchemaError). */
   | 'SCHEMA_INVALID'
   /** An application folder or resources module could not be loaded. */

@@ -197,7 +197,7 @@ export class TableIndexes {
       if (typeof attribute !== 'string' || this.#byAttribute.has(attribute)) continue
       // No longer indexed: its entries would go stale, so drop them; a later @indexed rebuilds.
       await clear(this.store, this.store.table(`${INDEX_TABLE_PREFIX}${name}/${attribute}`, { log: false }))
-      await meta.delete(id)
+      await this.store.transaction((txn) => txn.delete(meta, id), LOCAL)
     }
     // Not built yet, or built with another key layout.
     const missing = this.indexes.filter((index) => meta.get([name, index.attribute])?.format !== INDEX_FORMAT)
@@ -216,14 +216,14 @@ export class TableIndexes {
             for (const key of index.keys(id, value, pk, true)) txn.put(index.table, key, PRESENT)
           }
         }
-      })
+      }, LOCAL)
       start = page[page.length - 1]!.id
     }
     await this.store.transaction((txn) => {
       for (const index of missing) {
         txn.put(meta, [name, index.attribute], { built: Date.now(), format: INDEX_FORMAT })
       }
-    })
+    }, LOCAL)
   }
 }
 
@@ -233,8 +233,14 @@ async function clear(store: Store, table: StorageTable): Promise<void> {
     if (ids.length === 0) return
     await store.transaction((txn) => {
       for (const id of ids) txn.delete(table, id)
-    })
+    }, LOCAL)
   }
 }
 
 function noop(): void {}
+
+/**
+ * Building or dropping an index is each node's own work over its own (converged) records: never
+ * replicated (a cluster's replicator would otherwise send every node's build to every other).
+ */
+const LOCAL = { local: true }

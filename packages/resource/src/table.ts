@@ -55,6 +55,8 @@ export function toResourceError(error: unknown): unknown {
       return new ResourceError('UNSUPPORTED_MEDIA_TYPE', error.message, { cause: error })
     case 'STORAGE_CLOSED':
       return new ResourceError('CLOSED', error.message, { cause: error })
+    case 'STORAGE_UNAVAILABLE':
+      return new ResourceError('UNAVAILABLE', error.message, { cause: error })
     default:
       return error
   }

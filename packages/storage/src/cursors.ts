@@ -33,6 +33,11 @@ export class Cursors {
     return ++this.#issued
   }
 
+  /** Skips ahead so the next cursor is `after + 1` (replication: cursors derive from stream positions). */
+  advanceTo(after: number): void {
+    if (after > this.#issued) this.#issued = after
+  }
+
   /** Takes back the cursors handed out after `issued` (a transaction that failed before writing). */
   rewind(issued: number): void {
     this.#issued = issued

@@ -10,6 +10,8 @@ export type StorageErrorCode =
   | 'STORAGE_LOG_TRUNCATED'
   | 'STORAGE_CLOSED'
   | 'STORAGE_WRITE_FAILED'
+  /** The replicator could not put the write in the cluster's order in time: never acknowledged. */
+  | 'STORAGE_UNAVAILABLE'
 
 /** Base class of every error this package throws or rejects with. */
 export class StorageError extends Error {

@@ -28,10 +28,13 @@ export type {
   RangeOptions,
   RecordEntry,
   RecordVersion,
+  ReplicatedTransaction,
+  Replicator,
   Store,
   Table,
   TableOptions,
   Timestamp,
+  TransactionOptions,
   WriteOptions,
   WriteTransaction,
 } from './types.js'

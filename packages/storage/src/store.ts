@@ -9,6 +9,7 @@ import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
 import { StorageError, StoreClosedError, VersionMismatchError } from './errors.js'
 import { FORMAT_VERSION } from './record-format.js'
+import { Replication } from './replication.js'
 import { TableImpl } from './table.js'
 import type {
   ChangeEvent,
@@ -19,11 +20,12 @@ import type {
   Store,
   Table,
   TableOptions,
+  TransactionOptions,
   WriteOptions,
   WriteTransaction,
 } from './types.js'
 import { DELETE, Group, MAX_NODE_ID, MESSAGE, makeOp, type Op, PATCH, PUT } from './write-plan.js'
-import { WriteQueue } from './write-queue.js'
+import { REPLICATED_KEY, WriteQueue } from './write-queue.js'
 
 const DEFAULT_COMPACTION_INTERVAL_MS = 60_000
 
@@ -62,6 +64,7 @@ export class StoreImpl implements Store {
   private readonly commits: CommitObservers
   private readonly compactor: Compactor
   private readonly onError: (error: unknown) => void
+  private readonly replication: Replication | undefined
   private closing: Promise<void> | undefined = undefined
   /** @internal */ closed = false
 
@@ -132,6 +135,31 @@ export class StoreImpl implements Store {
       onError: this.onError,
     })
     this.compactor.every(options.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS)
+    this.replication =
+      options.replicator === undefined
+        ? undefined
+        : new Replication(
+            {
+              nodeId,
+              clock: this.clock,
+              target: (name, logged) =>
+                this.tables.get(name) ?? (this.table(name, { log: logged }) as TableImpl<unknown>),
+              enqueue: (group) => this.writes.enqueue(group),
+            },
+            options.replicator,
+            (this.metaDb.get(REPLICATED_KEY) as number | undefined) ?? 0,
+          )
+  }
+
+  get replicatedPosition(): number {
+    return this.replication?.position ?? 0
+  }
+
+  applyReplicated(data: Uint8Array, position: number): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new StoreClosedError())
+    if (this.replication === undefined)
+      return Promise.reject(new StorageError('STORAGE_INVALID_ARGUMENT', 'the store has no replicator'))
+    return this.replication.apply(data, position)
   }
 
   table<V = unknown>(name: string, options?: TableOptions): Table<V> {
@@ -166,7 +194,7 @@ export class StoreImpl implements Store {
     return this.feed.add(listener, filter)
   }
 
-  transaction(fn: (txn: WriteTransaction) => void): Promise<ChangeEvent[]> {
+  transaction(fn: (txn: WriteTransaction) => void, options?: TransactionOptions): Promise<ChangeEvent[]> {
     if (this.closing !== undefined) return Promise.reject(new StoreClosedError())
     const group = new Group()
     const add = (kind: number, table: Table<any>, id: Key, value: unknown, options?: WriteOptions) => {
@@ -192,6 +220,9 @@ export class StoreImpl implements Store {
     }
     if (group.failed !== undefined) return Promise.reject(group.failed)
     if (group.ops.length === 0) return Promise.resolve([])
+    const replication = this.replication
+    if (replication !== undefined && options?.local !== true && replication.replicates(group.ops))
+      return replication.submit(group.ops, false) as Promise<ChangeEvent[]>
     return new Promise((resolve, reject) => {
       group.resolve = resolve
       group.reject = reject
@@ -208,6 +239,8 @@ export class StoreImpl implements Store {
     } catch (error) {
       return Promise.reject(error)
     }
+    const replication = this.replication
+    if (replication?.replicates([op])) return replication.submit([op], true)
     return new Promise((resolve, reject) => {
       op.resolve = resolve
       op.reject = reject
@@ -228,6 +261,7 @@ export class StoreImpl implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.compactor.stop()
+      this.replication?.abandon(new StoreClosedError())
       await this.writes.drained()
       this.closed = true
       await this.env.close()

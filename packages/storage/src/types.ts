@@ -163,6 +163,36 @@ export interface OpenStoreOptions {
   onError?: (error: unknown) => void
   /** Wall clock in microseconds since the epoch, for tests (default `Date.now() * 1000`). */
   wallClock?: () => number
+  /**
+   * Replication (a cluster): writes to the tables it replicates are stamped here and handed to it
+   * instead of committed; they commit when they come back through `store.applyReplicated()`, in the
+   * replicator's total order, on every node alike (the origin's writers resolve then).
+   */
+  replicator?: Replicator
+}
+
+/** One transaction handed to a replicator: opaque bytes, plus what it writes (for routing and reading). */
+export interface ReplicatedTransaction {
+  /** Unique per transaction (origin node and timestamp): a deduplication id for a retried publish. */
+  id: string
+  data: Uint8Array
+  writes: { table: string; id: Key; type: ChangeType }[]
+}
+
+/** What a store needs of a replication transport (see @proj/cluster). */
+export interface Replicator {
+  /** Which tables replicate; the others stay node-local (written in a replicated transaction: origin only). */
+  replicates(table: string): boolean
+  /**
+   * Puts the transaction in the total order; resolves once it is durably there. A rejection fails the
+   * transaction's writers with that error (it was never acknowledged).
+   */
+  submit(transaction: ReplicatedTransaction): Promise<void>
+}
+
+export interface TransactionOptions {
+  /** Commit on this node only, even for replicated tables (e.g. building a node's own index). */
+  local?: boolean
 }
 
 export interface Store {
@@ -172,7 +202,16 @@ export interface Store {
   table<V = unknown>(name: string, options?: TableOptions): Table<V>
   tableNames(): string[]
   /** Runs `fn` to collect writes, commits them atomically and durably, resolves with their events. */
-  transaction(fn: (txn: WriteTransaction) => void): Promise<ChangeEvent[]>
+  transaction(fn: (txn: WriteTransaction) => void, options?: TransactionOptions): Promise<ChangeEvent[]>
+  /**
+   * Applies one replicated transaction at stream position `position` (positions strictly increase; one
+   * at or below the last one is a duplicate and ignored). Resolves once it is durable, also when its
+   * condition failed (then nothing of it applied, on every node alike); rejects only when the commit
+   * itself failed. Its events get cursors `position × 1000 + i`.
+   */
+  applyReplicated(data: Uint8Array, position: number): Promise<void>
+  /** Last stream position applied and durable (0 without a replicator or before the first). */
+  readonly replicatedPosition: number
   /** Change feed: called after commit, in commit order. Returns an unsubscribe function. */
   onChange(listener: ChangeListener, filter?: ChangeFilter): () => void
   /** Called after each durable commit with its size and timing (monitoring). Returns an unsubscribe function. */

@@ -46,6 +46,12 @@ export class Op {
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined
   reject: Reject | undefined = undefined
+  /** Replication: the origin's stamp, applied as an explicit timestamp (last writer wins). */
+  stamped: number | undefined = undefined
+  stampedNode: number | undefined = undefined
+  /** Replication: a write that lost to a newer one is skipped (`skipped`), not an error. */
+  skipStale = false
+  skipped = false
 
   constructor(
     readonly kind: number,
@@ -70,9 +76,10 @@ export class Op {
     this.remove = false
     this.log = undefined
     this.result = undefined
-    const explicit = options?.timestamp
+    this.skipped = false
+    const explicit = this.stamped ?? options?.timestamp
     let timestamp: number
-    const nodeId = options?.nodeId ?? stamp.nodeId
+    const nodeId = this.stampedNode ?? options?.nodeId ?? stamp.nodeId
     if (explicit !== undefined) {
       timestamp = explicit
       stamp.clock.observe(explicit)
@@ -90,8 +97,16 @@ export class Op {
         staged !== undefined ? (staged ?? undefined) : (table.db.get(this.id) as StoredRecord | undefined)
       if (explicit !== undefined && current !== undefined) {
         const stored = current[0]
-        if (!(explicit > stored || (explicit === stored && nodeId > current[1])))
-          throw new StaleWriteError(explicit, stored)
+        if (!(explicit > stored || (explicit === stored && nodeId > current[1]))) {
+          if (!this.skipStale) throw new StaleWriteError(explicit, stored)
+          // a conditional write that lost: its condition no longer holds
+          if (options?.ifVersion !== undefined)
+            throw new ConflictError(options.ifVersion, current.length === 3 ? stored : 0)
+          event.timestamp = explicit
+          event.nodeId = nodeId
+          this.skipped = true
+          return false
+        }
       }
       if (options?.ifVersion !== undefined) {
         const actual = current !== undefined && current.length === 3 ? current[0] : 0
@@ -127,7 +142,8 @@ export class Op {
         break
       }
       case DELETE:
-        if ((current === undefined || current.length !== 3) && explicit === undefined) return false
+        // a replicated delete of an absent record does nothing (its stamp is not a caller's timestamp)
+        if ((current === undefined || current.length !== 3) && options?.timestamp === undefined) return false
         if (table.logged) {
           this.record = encodeTombstone(timestamp, nodeId)
           staged = [timestamp, nodeId]
@@ -165,6 +181,8 @@ export class Op {
 /** The writes of one `store.transaction()`: all commit or none does. */
 export class Group {
   readonly ops: Op[] = []
+  /** Replication: the stream position this group was applied from (stored with it, sets its cursors). */
+  position: number | undefined = undefined
   readonly events: ChangeEvent[] = []
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined

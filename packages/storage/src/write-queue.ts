@@ -7,6 +7,10 @@ import type { StoredRecord } from './record-format.js'
 import type { ChangeEvent } from './types.js'
 import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
 
+/** A replicated transaction holds at most this many logged events (cursor = position × 1000 + i). */
+export const POSITION_FACTOR = 1000
+/** Meta key of the last applied stream position. */
+export const REPLICATED_KEY = 'replicated'
 const BINARY_FIELD = '\x10binary-data\x02'
 const APPEND = { append: true }
 const noop = () => {}
@@ -110,6 +114,13 @@ export class WriteQueue {
           wrote = true
         }
         continue
+      }
+      if (item.position !== undefined) {
+        // a replicated transaction: its events are cursors position × 1000 + i on every node, and the
+        // position is stored in the same LMDB transaction, whatever the outcome (so it applies once)
+        stamp.cursors.advanceTo(item.position * POSITION_FACTOR - 1)
+        this.dbs.metaDb.putSync(REPLICATED_KEY, item.position)
+        wrote = true
       }
       const cursorBefore = stamp.cursors.issued
       try {

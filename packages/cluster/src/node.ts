@@ -1,0 +1,280 @@
+import { readFile } from 'node:fs/promises'
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream'
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+} from '@nats-io/transport-node'
+import { type ReplicatedTransaction, type Replicator, StorageError, type Store } from '@proj/storage'
+import { ClusterUnavailableError } from './errors.js'
+import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
+import { recordSubject } from './subjects.js'
+
+/** Where a node stands (`/health` shows it). */
+export type ClusterState = 'connecting' | 'catching-up' | 'ready' | 'failed'
+
+/** Tables that stay on their node: index bookkeeping and (until sessions are cluster-wide) MQTT state. */
+const LOCAL_TABLES = /^(__indexes$|__state\.mqtt-)/
+
+/** One node's link to the cluster: the replicator for its store and the consumer that applies the stream. */
+export interface ClusterNode {
+  readonly nodeName: string
+  /** The storage node id (from the node name). */
+  readonly nodeId: number
+  readonly state: ClusterState
+  /** Give this to `openStore({ replicator })`. */
+  readonly replicator: Replicator
+  /**
+   * Starts applying the stream to `store` from its stored position; resolves at once. `ready()` settles
+   * once the node has applied everything the stream held when this was called.
+   */
+  start(store: Store): void
+  /** Resolves once caught up (state `ready`); rejects when applying failed. */
+  ready(): Promise<void>
+  /** The stream's sequence as last seen, and this node's applied position. */
+  positions(): { stream: number; applied: number }
+  /** Stops consuming and closes the NATS connection (the store stays open: close it after). */
+  close(): Promise<void>
+  /** The NATS connection (relays, KV), for the cluster package's other modules. */
+  readonly nats: NatsConnection
+}
+
+/**
+ * Connects to NATS, creates the stream if missing and returns the node. Throws when NATS cannot be
+ * reached within the connect timeout.
+ *
+ * @example
+ * const node = await joinCluster({ servers: ['nats://127.0.0.1:4222'], nodeName: 'a', replicas: 1 })
+ * const store = await openStore({ path, nodeId: node.nodeId, replicator: node.replicator })
+ * node.start(store)
+ * await node.ready()
+ */
+export async function joinCluster(options: ClusterOptions): Promise<ClusterNode> {
+  const resolved = resolveOptions(options)
+  const nc = await connect(await connectionOptions(resolved))
+  try {
+    const jsm = await jetstreamManager(nc)
+    await ensureStream(jsm, resolved)
+    return new Node(resolved, nc, jsm, jetstream(nc))
+  } catch (error) {
+    await nc.close()
+    throw error
+  }
+}
+
+async function connectionOptions(o: ResolvedClusterOptions): Promise<ConnectionOptions> {
+  const { options } = o
+  const result: ConnectionOptions = {
+    servers: o.servers,
+    name: `proj-${o.nodeName}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 5000,
+    timeout: 10_000,
+  }
+  if (options.user !== undefined) result.user = options.user
+  if (options.password !== undefined) result.pass = options.password
+  if (options.token !== undefined) result.token = options.token
+  if (options.credentials !== undefined)
+    result.authenticator = credsAuthenticator(await readFile(options.credentials))
+  if (options.tls !== undefined) {
+    result.tls = {}
+    if (options.tls.caFile) result.tls.caFile = options.tls.caFile
+    if (options.tls.certFile) result.tls.certFile = options.tls.certFile
+    if (options.tls.keyFile) result.tls.keyFile = options.tls.keyFile
+  }
+  return result
+}
+
+async function ensureStream(jsm: JetStreamManager, o: ResolvedClusterOptions): Promise<void> {
+  const subjects = [`${o.prefix}.r.>`, `${o.prefix}.m.>`]
+  try {
+    const info = await jsm.streams.info(o.prefix)
+    if (info.config.num_replicas !== o.replicas)
+      o.log.warn(
+        { stream: o.prefix, replicas: info.config.num_replicas, configured: o.replicas },
+        'cluster: the stream exists with another replica count; using it as it is',
+      )
+    return
+  } catch (error) {
+    if (!isNotFound(error)) throw error
+  }
+  await jsm.streams.add({
+    name: o.prefix,
+    subjects,
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: o.replicas,
+    max_age: o.maxAgeMs * 1_000_000,
+    duplicate_window: 120_000_000_000,
+  })
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { code?: unknown; api_error?: { err_code?: number }; message?: string }
+  return e?.api_error?.err_code === 10059 || /stream not found/i.test(String(e?.message))
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+class Node implements ClusterNode {
+  readonly nodeName: string
+  readonly nodeId: number
+  state: ClusterState = 'connecting'
+  readonly replicator: Replicator
+  #store: Store | undefined
+  #streamLast = 0
+  #target = 0
+  #closed = false
+  #stop: (() => void) | undefined
+  #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
+  #consuming: Promise<void> | undefined
+
+  constructor(
+    readonly options: ResolvedClusterOptions,
+    readonly nats: NatsConnection,
+    readonly jsm: JetStreamManager,
+    readonly js: JetStreamClient,
+  ) {
+    this.nodeName = options.nodeName
+    this.nodeId = options.nodeId
+    let resolve!: () => void
+    let reject!: (e: unknown) => void
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    promise.catch(() => {})
+    this.#ready = { promise, resolve, reject }
+    this.replicator = {
+      replicates: (table) => !LOCAL_TABLES.test(table),
+      submit: (txn) => this.#publish(txn),
+    }
+  }
+
+  positions() {
+    return { stream: this.#streamLast, applied: this.#store?.replicatedPosition ?? 0 }
+  }
+
+  ready(): Promise<void> {
+    return this.#ready.promise
+  }
+
+  /** Publishes with the transaction's id as `Nats-Msg-Id`, retrying (same id) until the write timeout. */
+  async #publish(txn: ReplicatedTransaction): Promise<void> {
+    const first = txn.writes[0]!
+    const kind = txn.writes.some((w) => w.type === 'message') ? 'm' : 'r'
+    const subject = recordSubject(this.options.prefix, kind, first.table, first.id)
+    const deadline = Date.now() + this.options.writeTimeoutMs
+    let wait = 50
+    for (;;) {
+      if (this.#closed) throw new ClusterUnavailableError('the cluster node is closing')
+      const left = deadline - Date.now()
+      try {
+        const ack = await this.js.publish(subject, txn.data, {
+          msgID: txn.id,
+          timeout: Math.max(250, Math.min(left, 2000)),
+        })
+        if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
+        return
+      } catch (error) {
+        if (isTooLarge(error))
+          throw new StorageError('STORAGE_INVALID_VALUE', `the write is larger than NATS accepts: ${error}`)
+        if (Date.now() + wait >= deadline) {
+          this.options.log.warn({ err: error }, 'cluster: a write found no JetStream quorum in time')
+          throw new ClusterUnavailableError(
+            `no JetStream quorum within ${this.options.writeTimeoutMs} ms: ${(error as Error)?.message ?? error}`,
+          )
+        }
+        await sleep(wait)
+        wait = Math.min(wait * 2, 500)
+      }
+    }
+  }
+
+  start(store: Store): void {
+    if (this.#store !== undefined) throw new Error('cluster node already started')
+    this.#store = store
+    this.state = 'catching-up'
+    this.#consuming = this.#consume(store).catch((error) => {
+      if (this.#closed) return
+      this.state = 'failed'
+      this.options.log.error(
+        { err: error },
+        'cluster: applying the stream failed; this node stopped applying',
+      )
+      this.#ready.reject(error)
+    })
+  }
+
+  async #consume(store: Store): Promise<void> {
+    const { prefix, log } = this.options
+    const started = Date.now()
+    const info = await this.jsm.streams.info(prefix)
+    this.#target = info.state.last_seq
+    if (this.#target > this.#streamLast) this.#streamLast = this.#target
+    const from = store.replicatedPosition + 1
+    if (from <= this.#target && info.state.first_seq > from)
+      throw new Error(
+        `cannot catch up: this node applied up to ${from - 1}, the stream now starts at ${info.state.first_seq} (it was down longer than the stream keeps transactions)`,
+      )
+    log.info({ applied: from - 1, stream: this.#target }, 'cluster: catching up')
+    this.#checkReady(store, started)
+    const consumer = await this.js.consumers.get(prefix, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+    })
+    const messages = await consumer.consume({ max_messages: 512 })
+    this.#stop = () => void messages.stop()
+    if (this.#closed) messages.stop()
+    let pending: Promise<void> = Promise.resolve()
+    let inFlight = 0
+    for await (const m of messages) {
+      const seq = m.seq
+      if (seq > this.#streamLast) this.#streamLast = seq
+      // queued without waiting: everything that arrives while a commit runs shares the next one
+      inFlight++
+      pending = store.applyReplicated(m.data, seq).then(() => {
+        inFlight--
+        if (this.state === 'catching-up') this.#checkReady(store, started)
+      })
+      pending.catch(() => {})
+      if (inFlight >= 4096) await pending
+    }
+    await pending
+  }
+
+  #checkReady(store: Store, started: number): void {
+    if (this.state !== 'catching-up' || store.replicatedPosition < this.#target) return
+    this.state = 'ready'
+    this.options.log.info(
+      { position: store.replicatedPosition, ms: Date.now() - started },
+      'cluster: caught up',
+    )
+    this.#ready.resolve()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#stop?.()
+    this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
+    await this.#consuming?.catch(() => {})
+    await this.nats.close()
+  }
+}
+
+function isTooLarge(error: unknown): boolean {
+  return /max.?payload/i.test(String((error as Error)?.message ?? ''))
+}

@@ -1,0 +1,234 @@
+import { Packr } from 'msgpackr'
+import { StorageError } from './errors.js'
+import { decodeValue, TYPES } from './record-format.js'
+import type { ChangeEvent, Key, Replicator, WriteOptions } from './types.js'
+import { Group, MESSAGE, Op, PATCH, PUT, type WriteTarget } from './write-plan.js'
+import { POSITION_FACTOR } from './write-queue.js'
+
+/**
+ * Wire format of one replicated transaction (msgpack):
+ * `[version, originNodeId, txnId, ops]`, each op
+ * `[kind, table, logged, id, bytes, meta, user, timestamp, nodeId, ifVersion, originOnly, explicit]`
+ * (`explicit`: the caller gave the timestamp, so a stale write fails rather than being skipped).
+ * `bytes` is what the op carries locally (put: the record with an unstamped header; patch: the packed
+ * patch; message: the packed value); `originOnly` ops (tables the replicator does not replicate, written
+ * in the same transaction) apply on the origin only, atomically with the rest.
+ */
+const WIRE_VERSION = 1
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+
+type WireOp = [
+  kind: number,
+  table: string,
+  logged: boolean,
+  id: Key,
+  bytes: Buffer | null,
+  meta: Buffer | null,
+  user: string | null,
+  timestamp: number,
+  nodeId: number,
+  ifVersion: number | null,
+  originOnly: boolean,
+  explicit: boolean,
+]
+type Wire = [version: number, origin: number, txnId: string, ops: WireOp[]]
+
+/** What replication needs of the store. */
+export interface ReplicationHost {
+  readonly nodeId: number
+  readonly clock: { now(): number; observe(ts: number): void }
+  /** The table to apply a replicated write to (opened with `logged` when new). */
+  target(name: string, logged: boolean): WriteTarget
+  /** Queues a group for the write queue. */
+  enqueue(group: Group): void
+}
+
+interface Waiter {
+  ops: Op[]
+  /** One plain table write (resolves with its event) rather than a transaction (resolves with events). */
+  single: boolean
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+}
+
+/**
+ * Origin and apply sides of replication: stamps a node's writes and hands them to the replicator,
+ * resolves the writers when their transaction comes back from the stream, and applies every
+ * replicated transaction (its own and other nodes') in stream order through the write queue.
+ */
+export class Replication {
+  readonly #waiting = new Map<string, Waiter>()
+  /** Highest position queued for apply (messages at or below it are duplicates). */
+  #queued: number
+  /** Highest position applied and durable. */
+  position: number
+
+  constructor(
+    private readonly host: ReplicationHost,
+    readonly replicator: Replicator,
+    position: number,
+  ) {
+    this.#queued = this.position = position
+  }
+
+  replicates(ops: readonly Op[]): boolean {
+    for (const op of ops) if (this.replicator.replicates(op.table.name)) return true
+    return false
+  }
+
+  /** Stamps the ops, submits them as one transaction, resolves when applied here (or fails). */
+  submit(ops: Op[], single: boolean): Promise<unknown> {
+    const { host } = this
+    let logged = 0
+    for (const op of ops) {
+      if (op.table.logged) logged++
+      const ifVersion = op.options?.ifVersion
+      // a conditional write is stamped after the version it expects, so it is never also stale
+      if (ifVersion !== undefined && ifVersion > 0) host.clock.observe(ifVersion)
+      op.stamped = op.options?.timestamp ?? host.clock.now()
+      op.stampedNode = op.options?.nodeId ?? host.nodeId
+      op.skipStale = op.options?.timestamp === undefined
+    }
+    if (logged > POSITION_FACTOR)
+      return Promise.reject(
+        new StorageError(
+          'STORAGE_INVALID_ARGUMENT',
+          `a replicated transaction holds at most ${POSITION_FACTOR} logged writes`,
+        ),
+      )
+    const txnId = `${host.nodeId.toString(36)}.${ops[0]!.stamped!.toString(36)}`
+    const wire: Wire = [
+      WIRE_VERSION,
+      host.nodeId,
+      txnId,
+      ops.map((op) => [
+        op.kind,
+        op.table.name,
+        op.table.logged,
+        op.id,
+        op.bytes ?? null,
+        op.meta ?? null,
+        op.options?.user ?? null,
+        op.stamped!,
+        op.stampedNode!,
+        op.options?.ifVersion ?? null,
+        !this.replicator.replicates(op.table.name),
+        !op.skipStale,
+      ]),
+    ]
+    const data = packr.pack(wire)
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(txnId, { ops, single, resolve, reject })
+      this.replicator
+        .submit({
+          id: txnId,
+          data,
+          writes: ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! })),
+        })
+        .catch((error) => {
+          // never acknowledged; if the stream kept it after all, it applies later without a waiter
+          if (this.#waiting.get(txnId)?.ops === ops) this.#waiting.delete(txnId)
+          reject(error)
+        })
+    })
+  }
+
+  /** Applies the transaction at stream `position`; resolves once durable (also when a condition failed). */
+  apply(data: Uint8Array, position: number): Promise<void> {
+    if (!(Number.isSafeInteger(position) && position > 0))
+      return Promise.reject(
+        new StorageError('STORAGE_INVALID_ARGUMENT', 'position must be a positive integer'),
+      )
+    if (position <= this.#queued) return Promise.resolve()
+    let wire: Wire
+    try {
+      wire = packr.unpack(data) as Wire
+      if (!Array.isArray(wire) || wire[0] !== WIRE_VERSION) throw new Error(`wire version ${wire?.[0]}`)
+    } catch (error) {
+      return Promise.reject(
+        new StorageError('STORAGE_INVALID_ARGUMENT', `not a replicated transaction: ${error}`, {
+          cause: error,
+        }),
+      )
+    }
+    this.#queued = position
+    const [, origin, txnId, wireOps] = wire
+    const own = origin === this.host.nodeId
+    const waiter = own ? this.#waiting.get(txnId) : undefined
+    if (waiter !== undefined) this.#waiting.delete(txnId)
+    const group = new Group()
+    group.position = position
+    if (waiter !== undefined) group.ops.push(...waiter.ops)
+    else {
+      for (const w of wireOps) {
+        if (w[10] && !own) continue
+        group.ops.push(this.#decodeOp(w))
+      }
+    }
+    return new Promise((resolve, reject) => {
+      group.resolve = (events: ChangeEvent[]) => {
+        this.#applied(position)
+        resolve()
+        if (waiter === undefined) return
+        if (!waiter.single) waiter.resolve(events)
+        else {
+          const op = waiter.ops[0]!
+          waiter.resolve(op.result ?? (op.skipped ? op.event : undefined))
+        }
+      }
+      group.reject = (error: unknown) => {
+        if (group.failed === undefined) {
+          // the LMDB transaction failed: nothing applied, not even the position
+          reject(error)
+        } else {
+          this.#applied(position)
+          resolve()
+        }
+        waiter?.reject(error)
+      }
+      this.host.enqueue(group)
+    })
+  }
+
+  #applied(position: number): void {
+    if (position > this.position) this.position = position
+  }
+
+  /** Rejects every writer still waiting for its transaction (the store closes). */
+  abandon(error: unknown): void {
+    for (const waiter of this.#waiting.values()) waiter.reject(error)
+    this.#waiting.clear()
+  }
+
+  #decodeOp(w: WireOp): Op {
+    const [kind, tableName, logged, id, bytes, meta, user, timestamp, nodeId, ifVersion, , explicit] = w
+    const table = this.host.target(tableName, logged)
+    const options: WriteOptions = explicit ? { timestamp, nodeId } : {}
+    if (user !== null) options.user = user
+    if (ifVersion !== null) options.ifVersion = ifVersion
+    const metaValue = meta !== null ? (decodeValue(meta) as Record<string, unknown>) : undefined
+    if (metaValue !== undefined) options.meta = metaValue
+    let value: unknown
+    let patch: object | undefined
+    if (kind === PUT) value = (decodeValue(bytes!) as unknown[])[2]
+    else if (kind === MESSAGE) value = decodeValue(bytes!)
+    else if (kind === PATCH) patch = decodeValue(bytes!) as object
+    const event: ChangeEvent = {
+      type: TYPES[kind]!,
+      table: tableName,
+      id,
+      value,
+      patch,
+      timestamp: 0,
+      cursor: 0,
+      nodeId: 0,
+      user: options.user,
+      meta: metaValue,
+    }
+    const op = new Op(kind, table, id, bytes ?? undefined, meta ?? undefined, options, event)
+    op.stamped = timestamp
+    op.stampedNode = nodeId
+    op.skipStale = !explicit
+    return op
+  }
+}

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest'
+import {
+  type ChangeEvent,
+  ConflictError,
+  type ReplicatedTransaction,
+  type Replicator,
+  type Store,
+} from '../src/index.js'
+import { useStores } from './helpers.js'
+
+/**
+ * A total order in memory: every submitted transaction gets the next position and is applied to every
+ * attached store in that order (what @proj/cluster does with a JetStream stream). `hold` keeps
+ * submissions back so a test can reorder concurrent writes.
+ */
+function memoryStream(local = (table: string) => table.startsWith('local')) {
+  const entries: ReplicatedTransaction[] = []
+  const stores: Store[] = []
+  let held: ReplicatedTransaction[] | undefined
+  const deliver = (txn: ReplicatedTransaction) => {
+    entries.push(txn)
+    const position = entries.length
+    for (const store of stores) void store.applyReplicated(txn.data, position)
+  }
+  const replicator: Replicator = {
+    replicates: (table) => !local(table),
+    submit: async (txn) => {
+      if (held) held.push(txn)
+      else deliver(txn)
+    },
+  }
+  return {
+    replicator,
+    entries,
+    attach(store: Store) {
+      stores.push(store)
+      entries.forEach((txn, i) => void store.applyReplicated(txn.data, i + 1))
+    },
+    hold() {
+      held = []
+    },
+    /** Delivers what was held, in the given order of indexes. */
+    release(order?: number[]) {
+      const h = held ?? []
+      held = undefined
+      for (const i of order ?? h.map((_, i) => i)) deliver(h[i]!)
+    },
+  }
+}
+
+describe('replicated stores', () => {
+  const open = useStores()
+
+  async function pair() {
+    const stream = memoryStream()
+    const a = (await open({ nodeId: 1, replicator: stream.replicator })).store
+    const b = (await open({ nodeId: 2, replicator: stream.replicator })).store
+    stream.attach(a)
+    stream.attach(b)
+    return { stream, a, b }
+  }
+
+  it('applies a write on every node with the same version and cursor position × 1000 + i', async () => {
+    const { a, b } = await pair()
+    const seen: ChangeEvent[] = []
+    b.onChange((e) => seen.push(e))
+    const event = await a.table('Dog').put('1', { name: 'Rex' })
+    expect(event.cursor).toBe(1000)
+    const [e1, e2] = await a.transaction((txn) => {
+      txn.put(a.table('Dog'), '2', { name: 'Fido' })
+      txn.patch(a.table('Dog'), '1', { age: 3 })
+    })
+    expect([e1!.cursor, e2!.cursor]).toEqual([2000, 2001])
+    expect(e2!.value).toEqual({ name: 'Rex', age: 3 })
+    await expect.poll(() => b.replicatedPosition).toBe(2)
+    expect(b.table('Dog').get('1')).toEqual({ name: 'Rex', age: 3 })
+    expect(b.table('Dog').getEntry('1')!.version).toBe(e2!.timestamp)
+    expect(b.table('Dog').getVersion('1')).toEqual(a.table('Dog').getVersion('1'))
+    expect(seen.map((e) => [e.type, e.id, e.cursor, e.nodeId])).toEqual([
+      ['put', '1', 1000, 1],
+      ['put', '2', 2000, 1],
+      ['patch', '1', 2001, 1],
+    ])
+    expect(seen[2]!.patch).toEqual({ age: 3 })
+    expect([...b.log.readSince({ after: 0 })].map((e) => e.cursor)).toEqual([1000, 2000, 2001])
+  })
+
+  it('converges on the latest timestamp whatever the stream order; a stale write is skipped and logs nothing', async () => {
+    const { stream, a, b } = await pair()
+    stream.hold()
+    const older = a.table('Dog').put('x', { from: 'a' })
+    const newer = b.table('Dog').put('x', { from: 'b' })
+    // the newer write reaches the stream first: the older one arrives stale everywhere
+    stream.release([1, 0])
+    const [eOld, eNew] = await Promise.all([older, newer])
+    expect(eOld.timestamp).toBeLessThan(eNew.timestamp)
+    for (const s of [a, b]) {
+      await expect.poll(() => s.replicatedPosition).toBe(2)
+      expect(s.table('Dog').get('x')).toEqual({ from: 'b' })
+      expect(s.table('Dog').getEntry('x')!.version).toBe(eNew.timestamp)
+      expect([...s.log.readSince({ after: 0 })].map((e) => e.cursor)).toEqual([1000])
+    }
+    // a delete of a newer timestamp wins over both
+    await a.table('Dog').delete('x')
+    await expect.poll(() => b.table('Dog').get('x')).toBeUndefined()
+    expect(b.table('Dog').getVersion('x')!.deleted).toBe(true)
+  })
+
+  it('checks ifVersion in stream order: the same verdict on every node', async () => {
+    const { stream, a, b } = await pair()
+    const first = await a.table('Dog').put('c', { n: 0 })
+    stream.hold()
+    const fromA = a.table('Dog').put('c', { n: 'a' }, { ifVersion: first.timestamp })
+    const fromB = b.table('Dog').put('c', { n: 'b' }, { ifVersion: first.timestamp })
+    stream.release([1, 0])
+    await expect(fromA).rejects.toBeInstanceOf(ConflictError)
+    expect((await fromB).value).toEqual({ n: 'b' })
+    await expect.poll(() => a.replicatedPosition).toBe(3)
+    expect(a.table('Dog').get('c')).toEqual({ n: 'b' })
+    expect(b.table('Dog').get('c')).toEqual({ n: 'b' })
+  })
+
+  it('keeps the applied position across a reopen, ignores duplicates, and commits local transactions alone', async () => {
+    const stream = memoryStream()
+    const opened = await open({ nodeId: 3, replicator: stream.replicator })
+    stream.attach(opened.store)
+    await opened.store.table('Dog').put('1', { v: 1 })
+    // a table the replicator keeps local, written with a replicated one: applied on the origin only
+    await opened.store.transaction((txn) => {
+      txn.put(opened.store.table('Dog'), '2', { v: 2 })
+      txn.put(opened.store.table('local-ids', { log: false }), 'k', 1)
+    })
+    const reopened = await opened.reopen()
+    expect(reopened.replicatedPosition).toBe(2)
+    expect(reopened.table('local-ids', { log: false }).get('k')).toBe(1)
+    await reopened.applyReplicated(stream.entries[0]!.data, 1)
+    expect(reopened.log.lastCursor).toBe(2000)
+    await reopened.transaction((txn) => txn.put(reopened.table('Dog'), '3', { v: 3 }), { local: true })
+    expect(reopened.table('Dog').get('3')).toEqual({ v: 3 })
+    expect(stream.entries).toHaveLength(2)
+
+    // another node applies the same stream: the origin-only write is not there
+    const other = (await open({ nodeId: 4, replicator: stream.replicator })).store
+    stream.attach(other)
+    await expect.poll(() => other.replicatedPosition).toBe(2)
+    expect(other.table('Dog').get('2')).toEqual({ v: 2 })
+    expect(other.table('local-ids', { log: false }).get('k')).toBeUndefined()
+  })
+
+  it('fails the writers when the replicator refuses, and changes nothing', async () => {
+    const refusing: Replicator = {
+      replicates: () => true,
+      submit: async () => {
+        throw Object.assign(new Error('no quorum'), { code: 'STORAGE_UNAVAILABLE' })
+      },
+    }
+    const { store } = await open({ replicator: refusing })
+    await expect(store.table('Dog').put('1', { v: 1 })).rejects.toThrow('no quorum')
+    expect(store.table('Dog').get('1')).toBeUndefined()
+    expect(store.replicatedPosition).toBe(0)
+  })
+})
