@@ -433,6 +433,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     bound.push({ key, host, port })
   }
 
+  issues.push(...clusterIssues(get, where))
+
   // Paths are relative to the root; TLS files must be readable now rather than at the first handshake.
   for (const spec of CONFIG_KEYS) {
     if (spec.type.kind !== 'path') continue
@@ -440,7 +442,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     if (value === null) continue
     const absolute = isAbsolute(value) ? value : resolve(root, value)
     values.set(spec.key, absolute)
-    if (spec.key.startsWith('tls.')) {
+    if (spec.key.startsWith('tls.') || spec.key.startsWith('cluster.nats.')) {
       try {
         await access(absolute, constants.R_OK)
       } catch (error) {
@@ -468,4 +470,47 @@ export function parseSetArguments(args: readonly string[]): Record<string, strin
     out[arg.slice(0, eq).trim()] = arg.slice(eq + 1)
   }
   return out
+}
+
+/** Cluster keys: URLs that parse, a usable prefix, TLS and credentials only with servers. */
+function clusterIssues(get: <T>(key: string) => T, where: (key: string) => string): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  const servers = get<string | null>('cluster.nats.servers')
+  if (servers !== null) {
+    const urls = servers.split(',').map((s) => s.trim())
+    for (const url of urls) {
+      if (!/^(nats|tls):\/\/[^\s/]+$/.test(url) && !/^[^\s/:]+:\d+$/.test(url)) {
+        issues.push({
+          key: 'cluster.nats.servers',
+          source: where('cluster.nats.servers'),
+          reason: `${JSON.stringify(url)} is not a NATS URL (nats://host:port or tls://host:port)`,
+        })
+      }
+    }
+  }
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(get<string>('cluster.prefix'))) {
+    issues.push({
+      key: 'cluster.prefix',
+      source: where('cluster.prefix'),
+      reason: 'must be 1-32 characters of A-Z, a-z, 0-9, _ and -',
+    })
+  }
+  const name = get<string | null>('cluster.nodeName')
+  if (name !== null && (name === '' || name.length > 128)) {
+    issues.push({
+      key: 'cluster.nodeName',
+      source: where('cluster.nodeName'),
+      reason: 'must be 1-128 characters',
+    })
+  }
+  const certificate = get('cluster.nats.tls.certificate') !== null
+  if (certificate !== (get('cluster.nats.tls.privateKey') !== null)) {
+    const missing = certificate ? 'cluster.nats.tls.privateKey' : 'cluster.nats.tls.certificate'
+    issues.push({
+      key: missing,
+      source: 'default',
+      reason: 'required with the other half of the client certificate',
+    })
+  }
+  return issues
 }

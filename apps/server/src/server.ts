@@ -9,10 +9,13 @@ import { dirname, join, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
+import type { ClusterNode } from '@proj/cluster'
 import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
 import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
+import type { Store } from '@proj/storage'
 import { ADMIN_PREFIX, adminApi } from './admin-api.js'
+import { clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
 import type { ServerConfig } from './config-schema.js'
 import { ConfigError } from './errors.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
@@ -79,7 +82,7 @@ export function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[
  */
 export async function openConfiguredRuntime(
   config: ServerConfig,
-  options: { server?: Server; logger?: Logger; root?: string } = {},
+  options: { server?: Server; logger?: Logger; root?: string; store?: Store } = {},
 ): Promise<ResourceRuntime> {
   await mkdir(config.storage.path, { recursive: true })
   const { folders, builtIn } = await applicationFolders(config.applications.path)
@@ -106,6 +109,7 @@ export async function openConfiguredRuntime(
     )
   opened = await openRuntime({
     path: config.storage.path,
+    ...(options.store !== undefined ? { store: options.store } : {}),
     applications: folders,
     allowAnonymous: config.anonymous.enabled,
     anonymousRole: config.anonymous.role,
@@ -172,11 +176,18 @@ export async function ensureAdmin(
   return { username, password, generated }
 }
 
-function healthRoute(isClosing: () => boolean) {
+function healthRoute(isClosing: () => boolean, cluster: () => ClusterNode | undefined) {
   return (_req: IncomingMessage, res: ServerResponse) => {
     const closing = isClosing()
-    const body = JSON.stringify({ status: closing ? 'stopping' : 'ok', uptime: Math.round(process.uptime()) })
-    res.writeHead(closing ? 503 : 200, {
+    const node = cluster()
+    const ready = node === undefined || node.state === 'ready'
+    const body = JSON.stringify({
+      status: closing ? 'stopping' : ready ? 'ok' : node.state,
+      uptime: Math.round(process.uptime()),
+      ...(node !== undefined ? { cluster: node.state, node: node.nodeName, ...node.positions() } : {}),
+    })
+    // 503 while catching up: a load balancer sends no client here before the node has the cluster's data
+    res.writeHead(closing || !ready ? 503 : 200, {
       'Content-Type': 'application/json; charset=utf-8',
       'Cache-Control': 'no-store',
       'Content-Length': Buffer.byteLength(body),
@@ -207,6 +218,8 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   let metrics: Metrics | undefined
   let sys: SysTopics | undefined
   let closing: Promise<void> | undefined
+  let cluster: ClusterNode | undefined
+  let clusterStore: Store | undefined
 
   const server: Server = {
     config,
@@ -263,15 +276,46 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     metrics?.close()
     await sysClosed
     await runtime?.close()
+    // the runtime does not own a cluster node's store: stop applying the stream, then close it
+    await cluster?.close()
+    await clusterStore?.close()
     logger.info('stopped')
   }
 
   try {
-    runtime = await openConfiguredRuntime(config, { server, logger })
-    const admin = await ensureAdmin(runtime, options.env ?? process.env)
-    if (admin) {
-      logger.info({ username: admin.username, generated: admin.generated }, 'created the first admin user')
-      options.onAdminCreated?.(admin)
+    const joining = clusterOptions(config, logger)
+    if (joining !== undefined) {
+      const opened = await openClusterStore(config, joining, logger)
+      cluster = opened.node
+      clusterStore = opened.store
+    }
+    runtime = await openConfiguredRuntime(config, {
+      server,
+      logger,
+      ...(clusterStore !== undefined ? { store: clusterStore } : {}),
+    })
+    const openedRuntime = runtime
+    const createAdmin = async () => {
+      const admin = await ensureAdmin(openedRuntime, options.env ?? process.env)
+      if (admin) {
+        logger.info({ username: admin.username, generated: admin.generated }, 'created the first admin user')
+        options.onAdminCreated?.(admin)
+      }
+    }
+    // A cluster node serves once it has caught up with the stream (requests and MQTT connections wait);
+    // only then can it tell whether the cluster already has an admin.
+    let serving = cluster === undefined
+    let ready: Promise<void> = Promise.resolve()
+    if (cluster === undefined) await createAdmin()
+    else {
+      cluster.start(clusterStore!)
+      ready = cluster.ready().then(createAdmin)
+      ready.then(
+        () => {
+          serving = true
+        },
+        (err) => logger.error({ err }, 'cluster: this node will not serve'),
+      )
     }
 
     broker = createBroker({
@@ -314,6 +358,13 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       socket: Socket,
       accept?: string,
     ) => {
+      if (!serving) {
+        void ready.then(
+          () => handleMqtt(stream, transport, socket, accept),
+          () => stream.destroy(),
+        )
+        return
+      }
       const user =
         socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
       activeBroker.handle(stream, {
@@ -338,7 +389,10 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     }
     const counts = createRecordCounts(runtime)
     const extraRoutes: Record<string, RouteHandler> = {
-      'GET /health': healthRoute(() => closing !== undefined),
+      'GET /health': healthRoute(
+        () => closing !== undefined,
+        () => cluster,
+      ),
     }
     if (config.metrics.enabled) {
       metrics = createMetrics({ runtime, broker, listeners: () => listeners, counts })
@@ -367,6 +421,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         extraRoutes,
         onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
       })
+      if (cluster !== undefined) handler = gateHttp(handler, () => serving, ready)
     }
     const httpServices = ['rest', 'ws', 'sse', ...(config.mqtt.webSocket ? ['mqtt-ws'] : [])]
 

@@ -170,6 +170,45 @@ describe('loadConfig', () => {
     )
   })
 
+  it('reads the cluster keys from the environment and checks them', async () => {
+    const { config } = await loadConfig({
+      root: root.path,
+      env: {
+        PROJ_CLUSTER_NATS_SERVERS: 'nats://127.0.0.1:4222, tls://n2:4223',
+        PROJ_CLUSTER_NODENAME: 'node-a',
+        PROJ_CLUSTER_REPLICAS: '1',
+        PROJ_CLUSTER_ACK: 'local',
+      },
+    })
+    expect(config.cluster).toMatchObject({
+      nodeName: 'node-a',
+      replicas: 1,
+      ack: 'local',
+      prefix: 'proj',
+      writeTimeout: 10_000,
+      nats: { servers: 'nats://127.0.0.1:4222, tls://n2:4223' },
+    })
+    const issues = await issuesOf(
+      loadConfig({
+        root: root.path,
+        env: {
+          PROJ_CLUSTER_NATS_SERVERS: 'http://x:1',
+          PROJ_CLUSTER_PREFIX: 'a.b',
+          PROJ_CLUSTER_REPLICAS: '7',
+          PROJ_CLUSTER_ACK: 'sometimes',
+        },
+      }),
+    )
+    expect(issues.map((i) => i.key).sort()).toEqual(['cluster.ack', 'cluster.replicas'])
+    const crossKey = await issuesOf(
+      loadConfig({
+        root: root.path,
+        env: { PROJ_CLUSTER_NATS_SERVERS: 'http://x:1', PROJ_CLUSTER_PREFIX: 'a.b' },
+      }),
+    )
+    expect(crossKey.map((i) => i.key).sort()).toEqual(['cluster.nats.servers', 'cluster.prefix'])
+  })
+
   it('rejects unknown keys with a suggestion', async () => {
     await writeFile(
       join(root.path, 'config.yaml'),

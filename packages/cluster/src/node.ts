@@ -140,6 +140,8 @@ class Node implements ClusterNode {
   #stop: (() => void) | undefined
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
   #consuming: Promise<void> | undefined
+  /** `ack: local`: writers resolve once the stream has their transaction, not when it applied here. */
+  readonly #ackLocal: { wait: boolean }
 
   constructor(
     readonly options: ResolvedClusterOptions,
@@ -149,6 +151,7 @@ class Node implements ClusterNode {
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
+    this.#ackLocal = { wait: options.ack !== 'local' }
     let resolve!: () => void
     let reject!: (e: unknown) => void
     const promise = new Promise<void>((res, rej) => {
@@ -172,7 +175,7 @@ class Node implements ClusterNode {
   }
 
   /** Publishes with the transaction's id as `Nats-Msg-Id`, retrying (same id) until the write timeout. */
-  async #publish(txn: ReplicatedTransaction): Promise<void> {
+  async #publish(txn: ReplicatedTransaction): Promise<{ wait: boolean }> {
     const first = txn.writes[0]!
     const kind = txn.writes.some((w) => w.type === 'message') ? 'm' : 'r'
     const subject = recordSubject(this.options.prefix, kind, first.table, first.id)
@@ -187,7 +190,7 @@ class Node implements ClusterNode {
           timeout: Math.max(250, Math.min(left, 2000)),
         })
         if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
-        return
+        return this.#ackLocal
       } catch (error) {
         if (isTooLarge(error))
           throw new StorageError('STORAGE_INVALID_VALUE', `the write is larger than NATS accepts: ${error}`)

@@ -125,6 +125,16 @@ export class Replication {
           data,
           writes: ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! })),
         })
+        .then((answer) => {
+          if (answer?.wait !== false || ops.some((op) => op.options?.ifVersion !== undefined)) return
+          if (this.#waiting.get(txnId)?.ops !== ops) return // already applied
+          this.#waiting.delete(txnId)
+          for (const op of ops) {
+            op.event.timestamp = op.stamped!
+            op.event.nodeId = op.stampedNode!
+          }
+          resolve(single ? ops[0]!.event : ops.map((op) => op.event))
+        })
         .catch((error) => {
           // never acknowledged; if the stream kept it after all, it applies later without a waiter
           if (this.#waiting.get(txnId)?.ops === ops) this.#waiting.delete(txnId)

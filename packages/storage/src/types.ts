@@ -185,9 +185,11 @@ export interface Replicator {
   replicates(table: string): boolean
   /**
    * Puts the transaction in the total order; resolves once it is durably there. A rejection fails the
-   * transaction's writers with that error (it was never acknowledged).
+   * transaction's writers with that error (it was never acknowledged). `{ wait: false }` resolves the
+   * writers now, with their stamped events (cursor 0), instead of when the transaction is applied here;
+   * conditional writes (`ifVersion`) always wait, since only the apply knows their outcome.
    */
-  submit(transaction: ReplicatedTransaction): Promise<void>
+  submit(transaction: ReplicatedTransaction): Promise<void | { wait: boolean }>
 }
 
 export interface TransactionOptions {

@@ -147,6 +147,39 @@ describe('replicated stores', () => {
     expect(other.table('local-ids', { log: false }).get('k')).toBeUndefined()
   })
 
+  it('resolves writers at submit when the replicator says not to wait, except conditional ones', async () => {
+    const stream = memoryStream()
+    const store = (
+      await open({
+        nodeId: 5,
+        replicator: {
+          ...stream.replicator,
+          submit: async (t) => {
+            await stream.replicator.submit(t)
+            return { wait: false }
+          },
+        },
+      })
+    ).store
+    stream.hold()
+    const event = await store.table('Dog').put('1', { v: 1 })
+    expect(event.timestamp).toBeGreaterThan(0)
+    expect(store.table('Dog').get('1')).toBeUndefined() // in the order, not applied here yet
+    let settled = false
+    const conditional = store
+      .table('Dog')
+      .put('1', { v: 2 }, { ifVersion: event.timestamp })
+      .finally(() => {
+        settled = true
+      })
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false)
+    stream.attach(store)
+    stream.release()
+    expect((await conditional).value).toEqual({ v: 2 })
+    expect(store.table('Dog').get('1')).toEqual({ v: 2 })
+  })
+
   it('fails the writers when the replicator refuses, and changes nothing', async () => {
     const refusing: Replicator = {
       replicates: () => true,

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { natsSkipReason, startNatsCluster } from '../src/index.js'
 
 describe.skipIf(natsSkipReason !== undefined)('startNatsCluster', () => {
@@ -15,6 +15,7 @@ describe.skipIf(natsSkipReason !== undefined)('startNatsCluster', () => {
     expect(nats.servers[1]!.running).toBe(false)
     await nats.restart(1)
     expect(nats.servers[1]!.pid).not.toBe(pid)
-    expect((await jsz(1)).meta_cluster.leader).toBeTruthy()
+    // the restarted server learns the meta leader a moment after it answers /jsz
+    await vi.waitFor(async () => expect((await jsz(1)).meta_cluster.leader).toBeTruthy(), { timeout: 15_000 })
   }, 60_000)
 })

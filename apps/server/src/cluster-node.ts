@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { type ClusterNode, type ClusterOptions, joinCluster } from '@proj/cluster'
+import type { HttpHandler } from '@proj/http'
+import { openStore, type Store } from '@proj/storage'
+import type { ServerConfig } from './config-schema.js'
+import type { Logger } from './logger.js'
+
+/** The cluster options the config's `cluster.*` keys describe (undefined: a single node). */
+export function clusterOptions(config: ServerConfig, logger: Logger): ClusterOptions | undefined {
+  const c = config.cluster
+  if (c.nats.servers === null) return undefined
+  const options: ClusterOptions = {
+    servers: c.nats.servers
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+    replicas: c.replicas,
+    ack: c.ack,
+    prefix: c.prefix,
+    writeTimeoutMs: c.writeTimeout,
+    maxAgeMs: config.changeLog.retention,
+    log: logger.child({ component: 'cluster' }),
+  }
+  if (c.nodeName !== null) options.nodeName = c.nodeName
+  if (c.nats.user !== null) options.user = c.nats.user
+  if (c.nats.password !== null) options.password = c.nats.password
+  if (c.nats.token !== null) options.token = c.nats.token
+  if (c.nats.credentials !== null) options.credentials = c.nats.credentials
+  const { ca, certificate, privateKey } = c.nats.tls
+  if (ca !== null || certificate !== null) {
+    options.tls = {}
+    if (ca !== null) options.tls.caFile = ca
+    if (certificate !== null) options.tls.certFile = certificate
+    if (privateKey !== null) options.tls.keyFile = privateKey
+  }
+  return options
+}
+
+/** Joins the cluster and opens the store with its replicator (the runtime then opens on that store). */
+export async function openClusterStore(
+  config: ServerConfig,
+  options: ClusterOptions,
+  logger: Logger,
+): Promise<{ node: ClusterNode; store: Store }> {
+  const node = await joinCluster(options)
+  logger.info({ node: node.nodeName, nodeId: node.nodeId, servers: options.servers }, 'cluster: joined')
+  try {
+    const store = await openStore({
+      path: config.storage.path,
+      nodeId: node.nodeId,
+      replicator: node.replicator,
+      retention: {
+        maxAgeMs: config.changeLog.retention,
+        ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
+      },
+      onError: (err: unknown) => logger.error({ err }, 'storage error'),
+    })
+    return { node, store }
+  } catch (error) {
+    await node.close()
+    throw error
+  }
+}
+
+/**
+ * An HTTP handler that holds every request and upgrade (but `GET /health`) until `ready` settles, so a
+ * node that is catching up never serves a read older than what the cluster acknowledged.
+ */
+export function gateHttp(handler: HttpHandler, isReady: () => boolean, ready: Promise<unknown>): HttpHandler {
+  const settled = ready.then(
+    () => {},
+    () => {},
+  )
+  const handleRequest = (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (isReady() || (req.method === 'GET' && req.url?.split('?')[0] === '/health'))
+      return handler.handleRequest(req, res)
+    return settled.then(() => handler.handleRequest(req, res))
+  }
+  const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (isReady()) handler.handleUpgrade(req, socket, head)
+    else void settled.then(() => handler.handleUpgrade(req, socket, head))
+  }
+  return {
+    handleRequest,
+    handleUpgrade,
+    attach(server) {
+      server.on('request', (req, res) => void handleRequest(req, res))
+      server.on('upgrade', handleUpgrade)
+    },
+    close: () => handler.close(),
+  }
+}

@@ -1,0 +1,116 @@
+import { type NatsCluster, startNatsCluster, tempDir } from '@proj/test-utils'
+import { basic } from './clients.js'
+import { type ServerProcess, startServerProcess } from './server-process.js'
+
+export const AUTH = basic('admin', 'pw')
+
+export interface ClusterNodeProcess {
+  name: string
+  root: string
+  process: ServerProcess
+  http: string
+  mqtt: string
+}
+
+/**
+ * Three NATS JetStream servers and server nodes started as child processes (loopback, port 0, temp
+ * roots), each node connected to every NATS server (a different one first). `stop()` tears it all down.
+ */
+export async function startClusterNodes(
+  names: string[],
+  options: { natsSize?: number; env?: Record<string, string> } = {},
+) {
+  const natsSize = options.natsSize ?? 3
+  const nats = await startNatsCluster({ size: natsSize })
+  const roots: { path: string; remove(): Promise<void> }[] = []
+  const nodes = new Map<string, ClusterNodeProcess>()
+  const envFor = (name: string, i: number, extra: Record<string, string> = {}) => {
+    const urls = nats.urls.slice(i % natsSize).concat(nats.urls.slice(0, i % natsSize))
+    return {
+      ADMIN_PASSWORD: 'pw',
+      PROJ_CLUSTER_NATS_SERVERS: urls.join(','),
+      PROJ_CLUSTER_NODENAME: name,
+      PROJ_CLUSTER_REPLICAS: String(Math.min(3, natsSize)),
+      PROJ_CLUSTER_WRITETIMEOUT: '3s',
+      PROJ_LOGGING_LEVEL: 'info',
+      ...options.env,
+      ...extra,
+    }
+  }
+  const start = async (name: string, extra?: Record<string, string>) => {
+    const i = names.indexOf(name)
+    let root = nodes.get(name)?.root
+    if (root === undefined) {
+      const dir = await tempDir(`proj-cluster-${name}-`)
+      roots.push(dir)
+      root = dir.path
+    }
+    const process = await startServerProcess(root, { env: envFor(name, i, extra), timeoutMs: 30_000 })
+    const node = {
+      name,
+      root,
+      process,
+      http: process.listeners.http!.url,
+      mqtt: process.listeners.mqtt!.url,
+    }
+    nodes.set(name, node)
+    return node
+  }
+  try {
+    await Promise.all(names.map((n) => start(n)))
+    await Promise.all(names.map((n) => waitReady(nodes.get(n)!.http)))
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
+  async function stopAll() {
+    await Promise.all([...nodes.values()].map((n) => n.process.stop(5000)))
+    await nats.stop()
+    await Promise.all(roots.map((r) => r.remove()))
+  }
+  return {
+    nats: nats as NatsCluster,
+    node: (name: string) => nodes.get(name)!,
+    start,
+    stop: stopAll,
+  }
+}
+
+/** The node's `/health` body. */
+export async function health(http: string): Promise<{ status: string; cluster?: string; applied?: number }> {
+  const res = await fetch(`${http}/health`)
+  return (await res.json()) as { status: string; cluster?: string }
+}
+
+/** Resolves once `/health` says the node is ready (it holds other requests until then). */
+export async function waitReady(http: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const h = await health(http)
+      if (h.cluster === 'ready') return
+      if (h.cluster === 'failed') throw new Error(`node ${http} failed`)
+    } catch (error) {
+      if ((error as Error).message.includes('failed')) throw error
+    }
+    if (Date.now() > deadline) throw new Error(`node ${http} not ready after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** GET a record: status, body and ETag. */
+export async function getRecord(http: string, path: string) {
+  const res = await fetch(`${http}/${path}`, { headers: { Authorization: AUTH, Accept: 'application/json' } })
+  const body = res.status === 200 ? await res.json() : await res.text()
+  return { status: res.status, body, etag: res.headers.get('etag') }
+}
+
+export async function send(http: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${http}/${path}`, {
+    method,
+    headers: { Authorization: AUTH, 'Content-Type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+  await res.arrayBuffer()
+  return res
+}
