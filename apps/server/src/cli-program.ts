@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import type { ResourceRuntime } from '@proj/resource'
@@ -8,6 +10,7 @@ import { CONFIG_KEYS, flagName } from './config-schema.js'
 import { ConfigError } from './errors.js'
 import type { ListenerInfo } from './listeners.js'
 import { createLogger } from './logger.js'
+import { findRoot, type RootOrigin } from './root.js'
 import { openConfiguredRuntime, type Server, startServer } from './server.js'
 import { VERSION } from './version.js'
 
@@ -51,7 +54,10 @@ function addConfigOptions(command: Command, hideKeys: boolean): Command {
   // fresh Option objects per command: hideHelp() on a shared one would hide it everywhere
   const flags = keyFlags()
   command
-    .option('--root <dir>', 'root folder (config.yaml, data, applications)', '.')
+    .option(
+      '--root <dir>',
+      'root folder (config.yaml, data, applications); default PROJ_ROOT, else the nearest folder upwards with a config.yaml or data/, else .',
+    )
     .option('--config <file>', 'config file (default <root>/config.yaml when present)')
     .option(
       '--set <key=value>',
@@ -135,13 +141,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     })
     .showHelpAfterError()
 
-  const load = async (opts: Record<string, unknown>): Promise<LoadedConfig> =>
-    loadConfig({
-      root: opts.root as string,
+  const load = async (opts: Record<string, unknown>): Promise<LoadedConfig & { origin: RootOrigin }> => {
+    const { root, origin } = findRoot(opts.root as string | undefined, io.env)
+    const loaded = await loadConfig({
+      root,
       ...(opts.config ? { configFile: opts.config as string } : {}),
       env: io.env,
       ...overridesFrom(opts, flags),
     })
+    return { ...loaded, origin }
+  }
 
   addConfigOptions(
     program
@@ -156,7 +165,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const loaded = await load(opts)
     const logger = createLogger(loaded.config.logging)
     for (const note of loaded.notes) logger.info(note)
-    logger.info({ root: loaded.root, config: loaded.file, storage: loaded.config.storage.path }, 'starting')
+    logger.info(
+      {
+        root: loaded.root,
+        rootFrom: loaded.origin,
+        config: loaded.file,
+        storage: loaded.config.storage.path,
+      },
+      'starting',
+    )
     const server = await startServer({
       config: loaded.config,
       root: loaded.root,
@@ -172,10 +189,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           io.stdout.write(`created admin user '${username}' with the password from ADMIN_PASSWORD\n`)
         }
       },
+      onAdminPasswordIgnored: (warning) => io.stderr.write(`proj-server: ${warning}\n`),
     })
+    // Signals first: whoever reads the listening line may send SIGTERM at once, and it must find them.
+    io.onStarted?.(server)
     for (const info of server.listeners) io.stdout.write(formatListener(info))
     if (opts.json) io.stdout.write(`${JSON.stringify({ listening: server.listeners })}\n`)
-    io.onStarted?.(server)
   })
 
   addConfigOptions(
@@ -194,14 +213,22 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const user = program
     .command('user')
     .description('manage users (the server may be running: LMDB is multi-process)')
+  /** Runs `fn` on the store of the root `start` would use, and says which data folder that is. */
   const withRuntime = async <T>(
     opts: Record<string, unknown>,
     fn: (runtime: ResourceRuntime) => Promise<T>,
-  ) => {
-    const { config, root } = await load(opts)
+  ): Promise<{ result: T; data: string }> => {
+    const { config, root, origin } = await load(opts)
+    const data = config.storage.path
+    if (!existsSync(join(data, 'data.mdb'))) {
+      io.stderr.write(
+        `proj-server: no store in ${data} yet: creating one (root ${root}, from the ${origin}). ` +
+          'If a server runs elsewhere, run this from its root or pass --root <its root>.\n',
+      )
+    }
     const runtime = await openConfiguredRuntime(config, { root })
     try {
-      return await fn(runtime)
+      return { result: await fn(runtime), data }
     } finally {
       await runtime.close()
     }
@@ -226,14 +253,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     true,
   ).action(async (username: string, opts) => {
     const password = await passwordOf(opts)
-    const added = await withRuntime(opts, (runtime) =>
+    const { result: added, data } = await withRuntime(opts, (runtime) =>
       runtime.users.add(username, password, {
         ...(opts.role ? { role: opts.role as string } : {}),
         ...(opts.superUser ? { superUser: true } : {}),
       }),
     )
     io.stdout.write(
-      `added user '${added.username}' (role ${added.role}${added.superUser ? ', super user' : ''})\n`,
+      `added user '${added.username}' (role ${added.role}${added.superUser ? ', super user' : ''}) to ${data}\n`,
     )
   })
 
@@ -245,24 +272,26 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     true,
   ).action(async (username: string, opts) => {
     const password = await passwordOf(opts)
-    await withRuntime(opts, (runtime) => runtime.users.setPassword(username, password))
-    io.stdout.write(`changed the password of '${username}'\n`)
+    const { data } = await withRuntime(opts, (runtime) => runtime.users.setPassword(username, password))
+    io.stdout.write(`changed the password of '${username}' in ${data}\n`)
   })
 
   addConfigOptions(
     user.command('list').description('list users').option('--json', 'print JSON'),
     true,
   ).action(async (opts) => {
-    const users = await withRuntime(opts, async (runtime) => runtime.users.list())
+    const { result: users, data } = await withRuntime(opts, async (runtime) => runtime.users.list())
     if (opts.json) io.stdout.write(`${JSON.stringify(users)}\n`)
-    else
+    else {
+      io.stdout.write(`# users of ${data}\n`)
       for (const u of users) io.stdout.write(`${u.username}\t${u.role}${u.superUser ? '\tsuper user' : ''}\n`)
+    }
   })
 
   addConfigOptions(user.command('delete <username>').description('delete a user'), true).action(
     async (username: string, opts) => {
-      const deleted = await withRuntime(opts, (runtime) => runtime.users.delete(username))
-      if (deleted) io.stdout.write(`deleted user '${username}'\n`)
+      const { result: deleted, data } = await withRuntime(opts, (runtime) => runtime.users.delete(username))
+      if (deleted) io.stdout.write(`deleted user '${username}' from ${data}\n`)
       else {
         io.stderr.write(`no user '${username}'\n`)
         exitCode = EXIT.failure

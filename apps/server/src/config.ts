@@ -363,7 +363,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
   // 2. the environment
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('PROJ_') || raw === undefined || name === 'PROJ_CONFIG') continue
+    if (!name.startsWith('PROJ_') || raw === undefined || name === 'PROJ_CONFIG' || name === 'PROJ_ROOT')
+      continue
     const key = ENV_KEYS.get(name)
     if (key) apply(key, raw, 'env', name, true)
     else {

@@ -39,6 +39,8 @@ export interface StartServerOptions {
   env?: Record<string, string | undefined>
   /** Told once when the first admin is created (the CLI prints a generated password there). */
   onAdminCreated?: (admin: { username: string; password: string; generated: boolean }) => void
+  /** Told when ADMIN_PASSWORD is set but changes nothing (the store has its admin already): why, and the fix. */
+  onAdminPasswordIgnored?: (warning: string) => void
 }
 
 /**
@@ -176,6 +178,33 @@ export async function ensureAdmin(
   return { username, password, generated }
 }
 
+/**
+ * ADMIN_USERNAME / ADMIN_PASSWORD only act when the first admin is created. Set on a later start, they
+ * would be silently ignored and every request with that password answered 401: this says so instead,
+ * with the command that changes the password. Undefined when they agree with the store (or are unset).
+ */
+export async function ignoredAdminPassword(
+  runtime: ResourceRuntime,
+  env: Record<string, string | undefined>,
+): Promise<string | undefined> {
+  if (!env.ADMIN_PASSWORD) return undefined
+  const username = env.ADMIN_USERNAME || 'admin'
+  const users = runtime.users.list()
+  if (users.some((u) => u.username === username)) {
+    if (await runtime.users.checkPassword(username, env.ADMIN_PASSWORD)) return undefined
+    return (
+      `ADMIN_PASSWORD is ignored: user '${username}' already exists with another password ` +
+      '(ADMIN_PASSWORD only sets the password when the first start creates the admin). ' +
+      `To change it: proj-server user passwd ${username} (from the repository: node apps/server/dist/cli.js user passwd ${username})`
+    )
+  }
+  const supers = users.filter((u) => u.superUser).map((u) => u.username)
+  return (
+    `ADMIN_USERNAME/ADMIN_PASSWORD are ignored: there is no user '${username}', and the store has its super user(s) already (${supers.join(', ')}). ` +
+    `To add it: proj-server user add ${username} --super-user`
+  )
+}
+
 function healthRoute(isClosing: () => boolean, cluster: () => ClusterNode | undefined) {
   return (_req: IncomingMessage, res: ServerResponse) => {
     const closing = isClosing()
@@ -300,6 +329,12 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       if (admin) {
         logger.info({ username: admin.username, generated: admin.generated }, 'created the first admin user')
         options.onAdminCreated?.(admin)
+      } else {
+        const ignored = await ignoredAdminPassword(openedRuntime, options.env ?? process.env)
+        if (ignored) {
+          logger.warn(ignored)
+          options.onAdminPasswordIgnored?.(ignored)
+        }
       }
     }
     // A cluster node serves once it has caught up with the stream (requests and MQTT connections wait);
@@ -478,6 +513,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     }
     if (config.sys.interval > 0 && config.mqtt.rejectUnclaimedTopics) {
       logger.info('no $SYS topics: mqtt.rejectUnclaimedTopics refuses topics no table claims')
+    } else if (config.sys.interval > 0 && cluster !== undefined) {
+      // retained $SYS writes would replicate, and every node would overwrite the others' figures
+      logger.info('no $SYS topics on a cluster node (use GET /metrics per node)')
     } else {
       sys = startSysTopics({
         runtime,

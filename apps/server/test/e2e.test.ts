@@ -57,7 +57,9 @@ describe('proj-server (built, as a child process)', () => {
       [DEVICE, 'unused-password'],
     ] as const) {
       const added = await runCli(['user', 'add', name, '--root', root.path, '--password', password])
-      expect(added.stderr).toBe('')
+      // the first one says it creates the store (no server has used this root yet)
+      expect(added.stderr).toMatch(name === ALICE.username ? /no store in .*data yet: creating one/ : /^$/)
+      expect(added.stdout).toBe(`added user '${name}' (role user) to ${join(root.path, 'data')}\n`)
       expect(added.code).toBe(0)
     }
     server = await startServerProcess(root.path, {

@@ -350,6 +350,16 @@ export class Users implements UserAdmin {
     return publicUser(stored)
   }
 
+  /**
+   * Whether `password` is `username`'s, without counting a failure, logging one or waiting out a back-off:
+   * for the operator's own checks (the server compares ADMIN_PASSWORD with the admin's at start), never
+   * for a client's credentials.
+   */
+  async checkPassword(username: string, password: string): Promise<boolean> {
+    const stored = this.#store.get(username)
+    return stored !== undefined && (await verifyPassword(password, stored.password))
+  }
+
   #failed(username: string, source: string | undefined, reason: AuthFailure['reason']): void {
     this.#limiter.failed(source, username)
     this.#onFailure?.({ username, source, reason })

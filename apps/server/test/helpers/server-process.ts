@@ -32,10 +32,11 @@ export const TEST_ENV: Record<string, string> = { PROJ_AUTH_SCRAMITERATIONS: '40
 /** Runs the built CLI with `args` and collects its output; resolves when it exits. */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
       env: { ...process.env, ...TEST_ENV, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     })
