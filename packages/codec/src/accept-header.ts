@@ -49,15 +49,18 @@ function parseAccept(accept: string): MediaRange[] {
   return ranges
 }
 
-const ALIASES: Record<string, string> = { 'application/x-msgpack': 'application/msgpack' }
+const ALIASES: Record<string, string> = {
+  'application/vnd.msgpack': 'application/msgpack',
+  'application/x-msgpack': 'application/msgpack',
+}
 const canonical = (t: string): string => ALIASES[t] ?? t
 
 /**
  * Picks the best of `available` for an `Accept` value (RFC 9110 §12.5.1): each available type gets
  * the q of the most specific matching range (`type/subtype;params` over `type/subtype` over `type/*`
  * over `*\/*`); q=0 excludes; the highest q wins, ties going to the more specific match, then to the
- * range listed first, then to the order of `available`. Aliases (`application/x-msgpack` and
- * `application/msgpack`) match each other. An undefined or empty Accept accepts anything (the first
+ * range listed first, then to the order of `available`. Aliases (`application/vnd.msgpack`,
+ * `application/x-msgpack` and `application/msgpack`) match each other. An undefined or empty Accept accepts anything (the first
  * available type is returned); undefined is returned when nothing is acceptable.
  *
  * @example

@@ -14,12 +14,14 @@ export type CanonicalMediaType = (typeof MEDIA_TYPES)[keyof typeof MEDIA_TYPES]
 
 /**
  * Every media type accepted by `encode`/`decode`, in server-preference order (JSON first), aliases
- * included (`application/x-msgpack` is an alias of `application/msgpack`).
+ * included (`application/vnd.msgpack`, the IANA-registered name, and `application/x-msgpack` are aliases of
+ * `application/msgpack`).
  */
 export const SUPPORTED_MEDIA_TYPES: readonly string[] = Object.freeze([
   'application/json',
   'application/cbor',
   'application/msgpack',
+  'application/vnd.msgpack',
   'application/x-msgpack',
   'text/plain',
   'application/octet-stream',
@@ -29,6 +31,7 @@ const CANONICAL: ReadonlyMap<string, CanonicalMediaType> = new Map<string, Canon
   ['application/json', MEDIA_TYPES.json],
   ['application/cbor', MEDIA_TYPES.cbor],
   ['application/msgpack', MEDIA_TYPES.msgpack],
+  ['application/vnd.msgpack', MEDIA_TYPES.msgpack],
   ['application/x-msgpack', MEDIA_TYPES.msgpack],
   ['text/plain', MEDIA_TYPES.text],
   ['application/octet-stream', MEDIA_TYPES.binary],

@@ -55,6 +55,7 @@ describe('normalizeMediaType', () => {
     ['application/cbor', 'application/cbor'],
     ['application/msgpack', 'application/msgpack'],
     ['application/x-msgpack', 'application/msgpack'],
+    ['application/vnd.msgpack', 'application/msgpack'],
     ['Application/X-MsgPack;v=1', 'application/msgpack'],
     ['text/plain; charset=latin1', 'text/plain'],
     ['application/octet-stream', 'application/octet-stream'],
@@ -105,6 +106,8 @@ describe('negotiate', () => {
     ['*/*;q=0', all, undefined],
     // aliases match each other; the available spelling is returned
     ['application/x-msgpack', all, 'application/msgpack'],
+    ['application/vnd.msgpack', all, 'application/msgpack'],
+    ['application/vnd.msgpack', ['application/json', 'application/x-msgpack'], 'application/x-msgpack'],
     ['application/msgpack', ['application/json', 'application/x-msgpack'], 'application/x-msgpack'],
     // malformed members are skipped, valid ones still count
     ['garbage, application/cbor', all, 'application/cbor'],

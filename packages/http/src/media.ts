@@ -34,6 +34,7 @@ const SHORT_NAMES: Readonly<Record<string, string>> = {
   msgpack: MSGPACK_TYPE,
   messagepack: MSGPACK_TYPE,
   'x-msgpack': 'application/x-msgpack',
+  'vnd.msgpack': 'application/vnd.msgpack',
   csv: CSV_TYPE,
 }
 
@@ -59,9 +60,11 @@ export function chooseResponseType(accept: string | undefined, options: { csv?: 
   if (chosen === undefined) {
     throw new HttpError('NOT_ACCEPTABLE', `none of ${available.join(', ')} is acceptable`)
   }
-  // Answer a client that asked for the legacy msgpack name with the name it asked for.
-  if (chosen === MSGPACK_TYPE && accept !== undefined && /application\/x-msgpack/i.test(accept)) {
-    if (!/application\/msgpack/i.test(accept)) return 'application/x-msgpack'
+  // Answer a client that asked for another MessagePack name (the registered vnd. one, the legacy x- one)
+  // with the name it asked for.
+  if (chosen === MSGPACK_TYPE && accept !== undefined && !/application\/msgpack/i.test(accept)) {
+    if (/application\/vnd\.msgpack/i.test(accept)) return 'application/vnd.msgpack'
+    if (/application\/x-msgpack/i.test(accept)) return 'application/x-msgpack'
   }
   return chosen
 }

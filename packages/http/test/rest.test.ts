@@ -275,6 +275,22 @@ describe('content negotiation', () => {
     const viaQuery = await fetch(`${srv.url}/Dog/b?accept=msgpack`, { headers: auth })
     expect(viaQuery.headers.get('content-type')).toBe('application/msgpack')
 
+    // the IANA-registered name: answered in MessagePack under the name asked for, and read as a body
+    const vnd = await fetch(`${srv.url}/Dog/b`, { headers: { ...auth, accept: 'application/vnd.msgpack' } })
+    expect(vnd.status).toBe(200)
+    expect(vnd.headers.get('content-type')).toBe('application/vnd.msgpack')
+    expect(decode(new Uint8Array(await vnd.arrayBuffer()), 'application/msgpack')).toEqual({
+      id: 'b',
+      name: 'Bin',
+      age: 7,
+    })
+    const vndBody = await fetch(`${srv.url}/Dog/v`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.msgpack' },
+      body: encode({ id: 'v', name: 'Vnd' }, 'application/msgpack'),
+    })
+    expect(vndBody.status).toBe(201)
+
     const mp = encode({ id: 'm', name: 'Mp' }, 'application/x-msgpack')
     expect(
       (

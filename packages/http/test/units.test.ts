@@ -159,6 +159,8 @@ describe('negotiation', () => {
     expect(chooseResponseType('application/cbor')).toBe('application/cbor')
     expect(chooseResponseType('application/json;q=0.5, application/msgpack')).toBe('application/msgpack')
     expect(chooseResponseType('application/x-msgpack')).toBe('application/x-msgpack')
+    expect(chooseResponseType('application/vnd.msgpack')).toBe('application/vnd.msgpack')
+    expect(chooseResponseType('application/vnd.msgpack, application/msgpack')).toBe('application/msgpack')
     expect(chooseResponseType('text/csv', { csv: true })).toBe('text/csv')
     expect(() => chooseResponseType('text/csv')).toThrow(expect.objectContaining({ code: 'NOT_ACCEPTABLE' }))
     expect(() => chooseResponseType('image/png')).toThrow(expect.objectContaining({ code: 'NOT_ACCEPTABLE' }))
