@@ -9,7 +9,8 @@ import type { ChangeEvent, ChangeType, Key } from './types.js'
  *
  * - record:    msgpack array [timestamp: float64, nodeId: uint32, value]
  * - tombstone: msgpack array [timestamp: float64, nodeId: uint32]
- * - log entry: msgpack array [[type, table, id, timestamp, nodeId, user], value, patch, meta]
+ * - log entry: msgpack array [[type, table, id, timestamp, nodeId, user], value, patch, meta, previous?]
+ *   (`previous`, on tables that keep it: `[value]` of the record the write replaced, `[]` for none)
  *
  * The record header has a fixed size, so the value is packed once into a buffer whose header is
  * filled in when the write transaction stamps it.
@@ -213,8 +214,9 @@ export function encodeLogEntry(
   value: Buffer | undefined,
   patch: Buffer | undefined,
   meta: Buffer | undefined,
+  previous?: Buffer,
 ): Buffer {
-  // One buffer written by hand: [[type, table, id, timestamp, nodeId, user], value, patch, meta].
+  // One buffer written by hand: [[type, table, id, timestamp, nodeId, user], value, patch, meta, previous?].
   // Non-string ids are packed by msgpackr (pack() returns a view of its shared buffer: copied below).
   const tableBytes = utf8Length(table)
   const idPacked = typeof id === 'string' ? undefined : packr.pack(id)
@@ -232,9 +234,10 @@ export function encodeLogEntry(
     (userBytes < 0 ? 1 : strHeader(userBytes) + userBytes) +
     (value === undefined ? 1 : value.length) +
     (patch === undefined ? 1 : patch.length) +
-    (meta === undefined ? 1 : meta.length)
+    (meta === undefined ? 1 : meta.length) +
+    (previous === undefined ? 0 : previous.length)
   const out = Buffer.allocUnsafe(size)
-  out[0] = 0x94
+  out[0] = previous === undefined ? 0x94 : 0x95
   out[1] = 0x96
   out[2] = type
   let pos = writeStr(out, 3, table, tableBytes)
@@ -253,6 +256,7 @@ export function encodeLogEntry(
   else pos = copyInto(out, pos, patch)
   if (meta === undefined) out[pos++] = 0xc0
   else pos = copyInto(out, pos, meta)
+  if (previous !== undefined) copyInto(out, pos, previous)
   return out
 }
 
@@ -312,12 +316,14 @@ type StoredLogEntry = [
   value: unknown,
   patch: unknown,
   meta: Record<string, unknown> | null,
+  previous?: [unknown?],
 ]
 
 export function decodeLogEntry(cursor: number, entry: StoredLogEntry): ChangeEvent {
   const header = entry[0]
   const type = TYPES[header[0]] ?? 'put'
-  return {
+  const previous = entry[4]
+  const event: ChangeEvent = {
     type,
     table: header[1],
     id: header[2],
@@ -329,6 +335,8 @@ export function decodeLogEntry(cursor: number, entry: StoredLogEntry): ChangeEve
     user: header[5] ?? undefined,
     meta: entry[3] ?? undefined,
   }
+  if (previous !== undefined) event.previous = previous.length === 0 ? null : { value: previous[0] }
+  return event
 }
 
 /** Conservative: LMDB's limit is 1978 bytes, ordered-binary adds a few bytes per element. */

@@ -165,11 +165,15 @@ export class StoreImpl implements Store {
   table<V = unknown>(name: string, options?: TableOptions): Table<V> {
     this.assertOpen()
     const existing = this.tables.get(name)
-    if (existing !== undefined) return existing as TableImpl<V>
+    if (existing !== undefined) {
+      if (options?.previous === true && existing.logged) existing.previous = true
+      return existing as TableImpl<V>
+    }
     if (typeof name !== 'string' || name === '')
       throw new StorageError('STORAGE_INVALID_ARGUMENT', 'a table name must be a non-empty string')
     const logged = options?.log ?? true
-    const table = new TableImpl<V>(this, name, this.tableDb(name), logged)
+    const previous = logged && options?.previous === true
+    const table = new TableImpl<V>(this, name, this.tableDb(name), logged, previous)
     this.tables.set(name, table)
     if (this.knownTables[name]?.log !== logged) {
       this.knownTables[name] = { log: logged }

@@ -27,6 +27,8 @@ export class TableImpl<V> implements Table<V> {
     readonly name: string,
     /** @internal */ readonly db: Db,
     readonly logged: boolean,
+    /** Change events carry the value each write replaced (TableOptions.previous; once on, it stays on). */
+    public previous = false,
   ) {}
 
   get(id: Key): V | undefined {

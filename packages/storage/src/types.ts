@@ -37,6 +37,13 @@ export interface ChangeEvent<V = unknown> {
   user?: string
   /** Caller-defined extras persisted with the log entry (e.g. content type, MQTT QoS, user properties). */
   meta?: Record<string, unknown>
+  /**
+   * Tables opened with `previous: true` only: the record this write replaced, `{ value }`, or null when
+   * there was none (an insert, or a delete or message of an absent record). For a message it is the
+   * record the message was sent to. Live and in the log alike; undefined for other tables and for
+   * log entries written before the table kept it.
+   */
+  previous?: { value: V } | null
 }
 
 export interface RecordEntry<V = unknown> {
@@ -83,6 +90,12 @@ export interface RangeOptions {
 export interface TableOptions {
   /** Append this table's changes to the change log and the change feed (default true). */
   log?: boolean
+  /**
+   * Change events (live and in the log) carry `previous`, the record each write replaced: what a
+   * reader needs to tell when a record enters or leaves a query. Costs one read per put and message
+   * and the previous value's bytes in each log entry. Only with `log`; the first call for a name decides.
+   */
+  previous?: boolean
 }
 
 export interface Table<V = unknown> {

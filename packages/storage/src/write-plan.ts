@@ -34,6 +34,8 @@ export interface WriteTarget {
   readonly name: string
   readonly db: Db
   readonly logged: boolean
+  /** Events carry the value each write replaced. */
+  readonly previous: boolean
 }
 
 /** One write, from the call that made it to its commit. */
@@ -86,9 +88,11 @@ export class Op {
     } else timestamp = stamp.clock.now()
 
     let current: StoredRecord | undefined
+    const previous = table.previous
     if (
       kind === PATCH ||
       kind === DELETE ||
+      previous ||
       (kind === PUT && (explicit !== undefined || options?.ifVersion !== undefined))
     ) {
       const key = overlay !== undefined ? `${table.name}\u0000${keyString(this.id)}` : ''
@@ -157,6 +161,12 @@ export class Op {
     }
     event.timestamp = timestamp
     event.nodeId = nodeId
+    let previousBytes: Buffer | undefined
+    if (previous) {
+      const live = current !== undefined && current.length === 3
+      event.previous = live ? { value: current![2] } : null
+      previousBytes = live ? encodePrevious(current![2]) : NO_PREVIOUS
+    }
     if (table.logged) {
       event.cursor = stamp.cursors.next()
       this.log = encodeLogEntry(
@@ -169,6 +179,7 @@ export class Op {
         valueBytes,
         patchBytes,
         this.meta,
+        previousBytes,
       )
     }
     if (overlay !== undefined && staged !== undefined)
@@ -176,6 +187,17 @@ export class Op {
     this.result = event
     return true
   }
+}
+
+/** A log entry's previous record: `[value]`, or `[]` when there was none. */
+const NO_PREVIOUS = Buffer.from([0x90])
+
+function encodePrevious(value: unknown): Buffer {
+  const bytes = encodeValue(value)
+  const out = Buffer.allocUnsafe(bytes.length + 1)
+  out[0] = 0x91
+  bytes.copy(out, 1)
+  return out
 }
 
 /** The writes of one `store.transaction()`: all commit or none does. */
