@@ -24,6 +24,7 @@ import { EventStream } from './event-stream.js'
 import { fromStored } from './own-keys.js'
 import { type Access, Permissions, type RoleDefinition, type TableAction } from './permissions.js'
 import { CommittedPublish } from './publish-result.js'
+import { QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
 import type { TableHandle } from './relationships.js'
 import {
   type ConnectOptions,
@@ -275,6 +276,7 @@ class RuntimeImpl implements ResourceRuntime {
   readonly #topics: StorageTable<TopicRecord>
   readonly #router = new Router<Resource>()
   readonly #registry: SubscriptionRegistry
+  readonly #queries: QuerySubscriptions
   readonly #permissions: Permissions
   readonly #byStorageName = new Map<string, Resource>()
   readonly #states = new Map<string, TableStateStore<unknown>>()
@@ -314,6 +316,11 @@ class RuntimeImpl implements ResourceRuntime {
       options.anonymousRole ?? 'anonymous',
     )
     this.#registry = new SubscriptionRegistry((error) => this.#onError(error))
+    this.#queries = new QuerySubscriptions({
+      store,
+      toEvent: (change) => this.#toEvent(change),
+      onError: (error) => this.#onError(error),
+    })
     this.#topics = store.table<TopicRecord>(TOPICS_TABLE)
     this.users = new Users(
       this.state('__users') as TableStateStore<never>,
@@ -337,7 +344,8 @@ class RuntimeImpl implements ResourceRuntime {
     const tableByName = new Map<string, TableDefinition>()
     const catalog = new Map<string, TableHandle>()
     for (const definition of schema.tables) {
-      const storageTable = this.store.table(definition.storageName)
+      // Change events carry the record each write replaced: query subscriptions' enter and leave.
+      const storageTable = this.store.table(definition.storageName, { previous: true })
       tableByName.set(definition.name, definition)
       const indexes = new TableIndexes(this.store, definition)
       // Before any write: index the records of a table that gained @indexed attributes.
@@ -432,7 +440,7 @@ class RuntimeImpl implements ResourceRuntime {
   }
 
   get subscriptionCount(): number {
-    return this.#registry.size
+    return this.#registry.size + this.#queries.size
   }
 
   isSuperUser(user: User | null): boolean {
@@ -813,6 +821,9 @@ class RuntimeImpl implements ResourceRuntime {
     try {
       this.#assertOpen()
       this.#permissions.user(ctx)
+      const query = splitQueryFilter(filter)
+      if (query !== undefined)
+        return Promise.resolve(this.#subscribeQuery(filter, query, listener, options, ctx))
       const valid = validateTopicFilter(filter)
       if (!valid.ok)
         throw new ResourceError('INVALID', `invalid topic filter ${JSON.stringify(filter)}: ${valid.reason}`)
@@ -833,6 +844,27 @@ class RuntimeImpl implements ResourceRuntime {
     } catch (error) {
       return Promise.reject(toResourceError(error))
     }
+  }
+
+  /** `Dog/?breed=Lab`: a subscription to the records of a table that match a query. */
+  #subscribeQuery(
+    filter: string,
+    query: { path: string; query: string },
+    listener: EventListener,
+    options: SubscribeOptions,
+    ctx: RequestContext,
+  ): RuntimeSubscription {
+    const user = this.#permissions.user(ctx)
+    if (filter.startsWith('$share/'))
+      throw new ResourceError('INVALID', `a query cannot be a shared subscription: ${filter}`)
+    const route = this.#router.resolve(query.path)
+    const resource = route?.resource
+    if (!(resource instanceof Table) || route!.idText !== '')
+      throw new ResourceError('NOT_FOUND', `no table at ${query.path} to query`)
+    this.#assert(ctx, user, resource, 'read', query.path)
+    const subscription = this.#queries.subscribe(filter, query.query, resource, listener, options, ctx)
+    this.#scopes.track(subscription)
+    return subscription
   }
 
   /** The route of a wildcard filter's literal prefix when it lies inside one resource (`Dog/a/#`). */
@@ -1078,6 +1110,8 @@ class RuntimeImpl implements ResourceRuntime {
     incoming?: AsyncIterable<unknown>,
     options?: { after?: number },
   ): Promise<AsyncIterable<ResourceEvent>> {
+    const query = splitQueryFilter(trimPath(target))
+    if (query !== undefined) return this.#connectQuery(trimPath(target), query, ctx, options)
     const { user, path, route } = this.#route(target, ctx)
     if (!route) return this.#connectTopic(path, ctx, user, incoming, options)
     const resource = route.resource
@@ -1109,6 +1143,32 @@ class RuntimeImpl implements ResourceRuntime {
       return event
     }
     return new ConnectIterator(result, toEvent, scope, this.#scopes, this.#onError)
+  }
+
+  /** WebSocket / SSE on `Dog/?query`: the query subscription's events (incoming messages are not read). */
+  #connectQuery(
+    filter: string,
+    query: { path: string; query: string },
+    ctx: RequestContext,
+    options: { after?: number } | undefined,
+  ): Promise<AsyncIterable<ResourceEvent>> {
+    this.#assertOpen()
+    const stream = new EventStream<ResourceEvent>((value) => {
+      const event = this.#host.createEvent('message', null, filter, filter, ctx)
+      event.value = value
+      return event
+    })
+    const subscription = this.#subscribeQuery(
+      filter,
+      query,
+      (event) => stream.push(event),
+      options?.after === undefined
+        ? { retained: true, qos: 1 }
+        : { retained: false, after: options.after, qos: 1 },
+      ctx,
+    )
+    stream.once('close', () => subscription.close())
+    return Promise.resolve(stream)
   }
 
   async #connectTopic(
@@ -1223,9 +1283,11 @@ class RuntimeImpl implements ResourceRuntime {
   // ---- change feed ----------------------------------------------------------------------------
 
   #onChange(change: ChangeEvent): void {
-    if (this.#registry.size === 0) return
+    if (this.#registry.size === 0 && this.#queries.size === 0) return
     const event = this.#toEvent(change)
-    if (event !== null) this.#registry.dispatch(event)
+    if (event === null) return
+    this.#registry.dispatch(event)
+    if (this.#queries.size !== 0) this.#queries.onChange(change, event)
   }
 
   #toEvent(change: ChangeEvent): RuntimeEvent | null {
@@ -1305,7 +1367,10 @@ class RuntimeImpl implements ResourceRuntime {
     return {
       store: this.store,
       now: () => this.store.clock.now(),
-      dispatch: (event) => this.#registry.dispatch(event),
+      dispatch: (event) => {
+        this.#registry.dispatch(event)
+        if (this.#queries.size !== 0) this.#queries.onMessage(event)
+      },
       createEvent(type, resource, id, topic, ctx, meta) {
         const event = new RuntimeEvent(
           type,

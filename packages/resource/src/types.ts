@@ -10,7 +10,11 @@ import type { UserChange } from './user-changes.js'
 
 export type { Key, Timestamp, UserChange }
 
-export type EventType = 'put' | 'patch' | 'delete' | 'message'
+/**
+ * `leave` and `reset` reach query subscribers only: a record changed out of the query's result, and the
+ * result starting over (a resume past the change log's retention, before a fresh snapshot).
+ */
+export type EventType = 'put' | 'patch' | 'delete' | 'message' | 'leave' | 'reset'
 
 /** A user after authentication. `role` names a role; `superUser` bypasses every permission check. */
 export interface User {

@@ -1,0 +1,509 @@
+/**
+ * Subscriptions to a query (`Dog/?breed=Lab&age=gt=3` on every door): the records that match now, then
+ * each change as it enters, updates or leaves the result. One QuerySubscriptionIndex per table finds
+ * the subscriptions a change can concern; the storage's `previous` value of each change tells enter
+ * from update and leave, live and when a resume replays the change log.
+ */
+import {
+  assertSubscribable,
+  type BoundFilter,
+  bindFilter,
+  compileFilter,
+  compileSelect,
+  type FilterNode,
+  parseQuery,
+  type Query,
+  QuerySubscriptionIndex,
+  type Transition,
+} from '@proj/query'
+import type { ChangeEvent, Store } from '@proj/storage'
+import { ResourceError } from './errors.js'
+import { RuntimeEvent } from './event.js'
+import { runListQuery } from './list-page.js'
+import { fromStored } from './own-keys.js'
+import { Relationships } from './relationships.js'
+import { type Table, toResourceError } from './table.js'
+import type { Delivery, EventListener, EventMeta, RequestContext, SubscribeOptions } from './types.js'
+
+/** `Dog/?breed=Lab` (or `Dog?breed=Lab`) → the table path and the raw query; undefined for a plain filter. */
+export function splitQueryFilter(filter: string): { path: string; query: string } | undefined {
+  const q = filter.indexOf('?')
+  if (q < 0) return undefined
+  const path = filter.slice(0, q)
+  return { path: path.endsWith('/') ? path.slice(0, -1) : path, query: filter.slice(q + 1) }
+}
+
+/** What the query subscriptions need of the runtime. */
+export interface QueryHost {
+  readonly store: Store
+  /** The RuntimeEvent of a logged change (shared with topic subscribers). */
+  toEvent(change: ChangeEvent): RuntimeEvent | null
+  onError(error: unknown): void
+}
+
+const NO_IDS: number[] = Object.freeze([]) as unknown as number[]
+
+/** One subscription to a query. */
+export class QuerySubscription {
+  readonly filter: string
+  readonly table: TableQueries
+  readonly listener: EventListener
+  readonly delivery: Delivery
+  readonly noLocal: boolean
+  readonly clientId: string | undefined
+  readonly matches: (value: unknown) => boolean
+  /** `select()`, applied to each value delivered; `selectKey` shares projections between subscribers. */
+  readonly project: ((value: unknown) => unknown) | undefined
+  readonly selectKey: string
+  cursor = 0
+  minCursor = 0
+  snapshotCursor = 0
+  /** Live events buffered while the snapshot or replay is delivered; null when live. */
+  pending: RuntimeEvent[] | null = null
+  ready: Promise<void> = Promise.resolve()
+  closed = false
+
+  constructor(
+    filter: string,
+    table: TableQueries,
+    listener: EventListener,
+    options: SubscribeOptions,
+    ctx: RequestContext,
+    matches: (value: unknown) => boolean,
+    project: ((value: unknown) => unknown) | undefined,
+    selectKey: string,
+  ) {
+    this.filter = filter
+    this.table = table
+    this.listener = listener
+    this.noLocal = options.noLocal === true
+    this.clientId = ctx.clientId
+    this.matches = matches
+    this.project = project
+    this.selectKey = selectKey
+    this.delivery = Object.freeze({
+      qos: options.qos ?? 0,
+      subscriptionIds:
+        options.subscriptionId !== undefined ? (Object.freeze([options.subscriptionId]) as number[]) : NO_IDS,
+      retainAsPublished: options.retainAsPublished === true,
+    })
+  }
+
+  /** Delivers now, or buffers while the initial events are still being delivered. */
+  offer(event: RuntimeEvent, host: QueryHost): void {
+    if (this.closed) return
+    const cursor = event.cursor
+    if (cursor !== 0 && cursor <= this.minCursor) return
+    if (this.noLocal && this.clientId !== undefined && eventClientId(event) === this.clientId) return
+    if (this.pending !== null) this.pending.push(event)
+    else this.deliver(event, host)
+  }
+
+  deliver(event: RuntimeEvent, host: QueryHost): void {
+    try {
+      this.listener(this.project === undefined ? event : projected(event, this), this.delivery)
+    } catch (error) {
+      host.onError(error)
+    }
+  }
+
+  /** Goes live: what arrived during the initial delivery, less what the snapshot or replay covered. */
+  flush(host: QueryHost): void {
+    const pending = this.pending
+    this.pending = null
+    if (pending === null) return
+    for (const event of pending) {
+      if (this.closed) return
+      const cursor = event.cursor
+      if (
+        cursor !== 0 &&
+        (cursor <= this.minCursor || (event.type !== 'message' && cursor <= this.snapshotCursor))
+      )
+        continue
+      this.deliver(event, host)
+    }
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.pending = null
+    this.table.remove(this)
+  }
+}
+
+function eventClientId(event: RuntimeEvent): string | undefined {
+  const metaClient = event.meta?.clientId
+  return typeof metaClient === 'string' ? metaClient : event.origin
+}
+
+/** The subscriptions to queries on one table. */
+export class TableQueries {
+  readonly index = new QuerySubscriptionIndex<QuerySubscription>()
+  readonly #owner: QuerySubscriptions
+
+  constructor(
+    readonly resource: Table,
+    owner: QuerySubscriptions,
+  ) {
+    this.#owner = owner
+  }
+
+  remove(subscription: QuerySubscription): void {
+    if (this.index.remove(subscription)) this.#owner.removed(this)
+  }
+}
+
+/** Events derived from one change for query subscribers (a put for an enter, a leave, a projection). */
+interface Derived {
+  change: RuntimeEvent | undefined
+  enter: RuntimeEvent | undefined
+  leave: RuntimeEvent | undefined
+}
+
+const derivedSlot = Symbol('derived')
+const projectedSlot = Symbol('projected')
+type Slotted = RuntimeEvent & { [derivedSlot]?: Derived; [projectedSlot]?: Map<string, RuntimeEvent> }
+
+/** The event with its value projected by the subscription's `select()`, shared by equal selections. */
+function projected(event: RuntimeEvent, subscription: QuerySubscription): RuntimeEvent {
+  if (event.type === 'delete' || event.type === 'leave' || event.type === 'reset') return event
+  const slotted = event as Slotted
+  let map = slotted[projectedSlot]
+  const hit = map?.get(subscription.selectKey)
+  if (hit !== undefined) return hit
+  const copy = copyEvent(event, event.type, event.retained, event.meta)
+  copy.value = subscription.project!(event.value)
+  copy.resumeCursor = event.resumeCursor
+  if (map === undefined) slotted[projectedSlot] = map = new Map()
+  map.set(subscription.selectKey, copy)
+  return copy
+}
+
+function copyEvent(
+  event: RuntimeEvent,
+  type: RuntimeEvent['type'],
+  retained: boolean,
+  meta: EventMeta | undefined,
+): RuntimeEvent {
+  const copy = new RuntimeEvent(
+    type,
+    event.topic,
+    event.path,
+    event.id,
+    event.timestamp,
+    event.cursor,
+    event.user,
+    retained,
+    meta,
+  )
+  copy.origin = event.origin
+  return copy
+}
+
+/** MQTT 5 user property `event` on the copy (leave, delete, reset), beside the publisher's own. */
+function withEventProperty(meta: EventMeta | undefined, value: string): EventMeta {
+  const properties = (meta?.properties ?? {}) as Record<string, unknown>
+  const user = (properties.userProperties ?? {}) as Record<string, unknown>
+  return { ...meta, properties: { ...properties, userProperties: { ...user, event: value } } }
+}
+
+/**
+ * Every query subscription of a runtime, by table. `onChange` is called for each logged change and
+ * `onMessage` for unlogged (QoS 0) messages; both return at once for tables nobody queries.
+ */
+export class QuerySubscriptions {
+  readonly #host: QueryHost
+  readonly #tables = new Map<string, TableQueries>()
+  #size = 0
+  // The change being matched (no closure per change).
+  #event: RuntimeEvent | undefined = undefined
+  #deleted = false
+  #derived: Derived | undefined = undefined
+  readonly #visit = (subscription: QuerySubscription, transition: Transition): void => {
+    const event = this.#event!
+    if (transition === 'update') subscription.offer(event, this.#host)
+    else if (transition === 'enter') subscription.offer(this.#enterEvent(event), this.#host)
+    else subscription.offer(this.#leaveEvent(event), this.#host)
+  }
+
+  constructor(host: QueryHost) {
+    this.#host = host
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  /** @internal a subscription left its table's index */
+  removed(table: TableQueries): void {
+    this.#size--
+    if (table.index.size === 0 && this.#tables.get(table.resource.table.name) === table)
+      this.#tables.delete(table.resource.table.name)
+  }
+
+  /**
+   * Subscribes to `query` (the raw text after `?`) on `resource`; the caller has checked read
+   * permission. Current matching records are delivered after the promise resolves (`ready`), or, with
+   * `after`, the changes since that cursor with their transitions (a `reset` and a fresh snapshot when
+   * the log no longer reaches back that far).
+   */
+  subscribe(
+    filter: string,
+    queryText: string,
+    resource: Table,
+    listener: EventListener,
+    options: SubscribeOptions,
+    ctx: RequestContext,
+  ): QuerySubscription {
+    let query: Query
+    let bound: BoundFilter | undefined
+    const relationships = new Relationships(resource.catalog, resource.schema, () => {})
+    try {
+      query = parseQuery(queryText)
+      assertSubscribable(query)
+      if (query.filter !== undefined) {
+        const through = relationshipPath(query.filter, resource)
+        if (through !== undefined)
+          throw new ResourceError(
+            'INVALID',
+            `a query subscription cannot follow the relationship ${through} (its changes are not watched)`,
+          )
+        bound = bindFilter(query.filter, relationships.types(resource.handle))
+      }
+    } catch (error) {
+      throw toResourceError(error)
+    }
+    const matches = compileFilter(bound)
+    const project =
+      query.select === undefined
+        ? undefined
+        : compileSelect(query.select, { field: relationships.field(resource.handle) })
+    const name = resource.table.name
+    let table = this.#tables.get(name)
+    if (table === undefined) this.#tables.set(name, (table = new TableQueries(resource, this)))
+    const subscription = new QuerySubscription(
+      filter,
+      table,
+      listener,
+      options,
+      ctx,
+      matches,
+      project,
+      JSON.stringify(query.select ?? null),
+    )
+    const store = this.#host.store
+    subscription.cursor = store.log.lastCursor
+    table.index.add(subscription, bound, matches)
+    this.#size++
+    const after = options.after
+    if (options.retained === false && after === undefined) return subscription
+    subscription.pending = []
+    subscription.ready = new Promise((resolve) => {
+      // After the caller has its subscription (MQTT sends SUBACK first): snapshot or replay, then live.
+      setImmediate(() => {
+        try {
+          if (!subscription.closed) this.#initial(subscription, bound, after)
+        } catch (error) {
+          this.#host.onError(error)
+        } finally {
+          subscription.flush(this.#host)
+          resolve()
+        }
+      })
+    })
+    return subscription
+  }
+
+  #initial(subscription: QuerySubscription, bound: BoundFilter | undefined, after: number | undefined): void {
+    if (after === undefined) {
+      this.#snapshot(subscription, bound)
+      return
+    }
+    const store = this.#host.store
+    const resource = subscription.table.resource
+    let changes: Iterable<ChangeEvent>
+    try {
+      changes = store.log.readSince({ after, tables: [resource.table.name] })
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'STORAGE_LOG_TRUNCATED') throw error
+      // Fell behind retention: the subscriber starts over from the current result.
+      const reset = new RuntimeEvent(
+        'reset',
+        subscription.filter,
+        resource.path,
+        '',
+        store.clock.now(),
+        0,
+        undefined,
+        false,
+        withEventProperty(undefined, 'reset'),
+      )
+      subscription.deliver(reset, this.#host)
+      this.#snapshot(subscription, bound)
+      return
+    }
+    let last = after
+    for (const change of changes) {
+      if (subscription.closed) return
+      last = change.cursor
+      const event = this.#host.toEvent(change)
+      if (event === null) continue
+      const transition = replayTransition(change, event, subscription.matches)
+      if (transition === undefined) continue
+      this.#event = event
+      this.#deleted = event.type === 'delete'
+      this.#derived = undefined
+      const delivered =
+        transition === 'update'
+          ? event
+          : transition === 'enter'
+            ? this.#enterEvent(event)
+            : this.#leaveEvent(event)
+      this.#event = undefined
+      if (subscription.noLocal && eventClientId(event) === subscription.clientId) continue
+      subscription.deliver(delivered, this.#host)
+    }
+    subscription.minCursor = last
+  }
+
+  /** The records that match now, as retained puts; the last carries the cursor they are as of. */
+  #snapshot(subscription: QuerySubscription, filter: BoundFilter | undefined): void {
+    const resource = subscription.table.resource
+    const cursor = (subscription.snapshotCursor = this.#host.store.log.lastCursor)
+    const relationships = new Relationships(resource.catalog, resource.schema, () => {})
+    // The table's indexes serve the snapshot as they serve a list (read synchronously, as of `cursor`).
+    const page = runListQuery(
+      { filter, where: [], limit: undefined, offset: 0, after: undefined, sort: [], select: undefined },
+      { table: resource.handle, catalog: resource.catalog, relationships, counter: resource.reads },
+    ).items
+    let held: RuntimeEvent | undefined
+    for (const item of page) {
+      if (subscription.closed) return
+      if (held !== undefined) subscription.deliver(held, this.#host)
+      const event = new RuntimeEvent(
+        'put',
+        resource.topicFor(item.id),
+        resource.path,
+        item.id,
+        item.version,
+        0,
+        undefined,
+        true,
+        undefined,
+      )
+      event.value = item.value
+      held = event
+    }
+    if (held !== undefined && !subscription.closed) {
+      held.resumeCursor = cursor
+      subscription.deliver(held, this.#host)
+    }
+  }
+
+  /** A logged change (put, patch, delete or message) of any table. */
+  onChange(change: ChangeEvent, event: RuntimeEvent): void {
+    const table = this.#tables.get(change.table)
+    if (table === undefined) return
+    const previous = change.previous
+    let before: unknown
+    let after: unknown
+    if (event.type === 'message') {
+      before = after = previous ? fromStored(previous.value) : table.resource.table.get(change.id)
+    } else {
+      // Without a previous value (a change the storage did not record it for) a match is an enter.
+      before = previous ? fromStored(previous.value) : undefined
+      after = event.type === 'delete' ? undefined : event.value
+    }
+    this.#match(table, event, before, after)
+  }
+
+  /** An unlogged (QoS 0) message: delivered to the subscriptions whose query the record matches now. */
+  onMessage(event: RuntimeEvent): void {
+    if (event.type !== 'message' || event.path === '') return
+    for (const table of this.#tables.values()) {
+      if (table.resource.path !== event.path) continue
+      const value = fromStored(table.resource.table.get(event.id))
+      if (value !== undefined) this.#match(table, event, value, value)
+    }
+  }
+
+  #match(table: TableQueries, event: RuntimeEvent, before: unknown, after: unknown): void {
+    this.#event = event
+    this.#deleted = event.type === 'delete'
+    this.#derived = undefined
+    try {
+      table.index.changes(before, after, this.#visit)
+    } finally {
+      this.#event = undefined
+      this.#derived = undefined
+    }
+  }
+
+  #derivedOf(event: RuntimeEvent): Derived {
+    const slotted = event as Slotted
+    let derived = this.#derived ?? slotted[derivedSlot]
+    if (derived === undefined) {
+      derived = { change: event, enter: undefined, leave: undefined }
+      slotted[derivedSlot] = derived
+    }
+    this.#derived = derived
+    return derived
+  }
+
+  /** A record that starts matching: a put of the whole record, whatever the write was. */
+  #enterEvent(event: RuntimeEvent): RuntimeEvent {
+    if (event.type === 'put' || event.type === 'message') return event
+    const derived = this.#derivedOf(event)
+    if (derived.enter === undefined) {
+      const put = copyEvent(event, 'put', false, event.meta)
+      put.value = event.value
+      derived.enter = put
+    }
+    return derived.enter
+  }
+
+  /** A record that stops matching: `leave`, or `delete` when it was deleted (MQTT 5: user property `event`). */
+  #leaveEvent(event: RuntimeEvent): RuntimeEvent {
+    const derived = this.#derivedOf(event)
+    if (derived.leave === undefined) {
+      const type = this.#deleted || event.type === 'delete' ? 'delete' : 'leave'
+      derived.leave = copyEvent(event, type, false, withEventProperty(event.meta, type))
+    }
+    return derived.leave
+  }
+}
+
+/** For one subscription during a replay: what the logged change did to its result. */
+function replayTransition(
+  change: ChangeEvent,
+  event: RuntimeEvent,
+  matches: (value: unknown) => boolean,
+): Transition | undefined {
+  const previous = change.previous
+  if (event.type === 'message') {
+    // A message reaches a record that matched when it was sent; unknown without a previous value.
+    return previous && matches(fromStored(previous.value)) ? 'update' : undefined
+  }
+  const isIn = event.type !== 'delete' && matches(event.value)
+  if (previous === undefined) {
+    // A log entry without the replaced record: a match is delivered as a put, a delete as a delete.
+    return isIn ? 'enter' : event.type === 'delete' ? 'leave' : undefined
+  }
+  const wasIn = previous !== null && matches(fromStored(previous.value))
+  return wasIn ? (isIn ? 'update' : 'leave') : isIn ? 'enter' : undefined
+}
+
+/** The first condition path that starts with a relationship attribute, as text. */
+function relationshipPath(node: FilterNode, resource: Table): string | undefined {
+  if (node.type === 'condition') {
+    const first = node.path[0]
+    const attribute = resource.definition.attributes.find((a) => a.name === first)
+    return attribute?.relationship ? node.path.join('.') : undefined
+  }
+  for (const child of node.children) {
+    const found = relationshipPath(child, resource)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
