@@ -15,6 +15,7 @@ import { type Broker, createBroker } from '@proj/mqtt'
 import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
 import type { Store } from '@proj/storage'
 import { ADMIN_PREFIX, adminApi } from './admin-api.js'
+import { reportApplications } from './application-report.js'
 import { clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
 import type { ServerConfig } from './config-schema.js'
 import { ConfigError } from './errors.js'
@@ -22,6 +23,7 @@ import { type ListenerInfo, TrackedListener } from './listeners.js'
 import { createLogger, type Logger } from './logger.js'
 import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
 import { createRecordCounts } from './record-counts.js'
+import { RefusalLog } from './refusal-log.js'
 import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
 import { type SysTopics, startSysTopics } from './sys-topics.js'
 import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
@@ -95,6 +97,8 @@ export async function openConfiguredRuntime(
     )
   }
   const logger = options.logger
+  // failed passwords, rate-limited: a client retrying in a loop cannot flood the log
+  const refusals = logger ? new RefusalLog(logger) : undefined
   // Outside `start` (the CLI's user commands) applications still load, so they get a server that never
   // listens: same shape, no listeners, events that never fire.
   let opened: ResourceRuntime | undefined
@@ -130,14 +134,25 @@ export async function openConfiguredRuntime(
       cacheTtlMs: config.auth.cacheTtl,
       ...(logger
         ? {
-            onFailure: (failure: AuthFailure) =>
-              logger.info({ component: 'auth', ...failure }, `authentication failed: ${failure.reason}`),
+            onFailure: (failure: AuthFailure) => refusals?.authFailure(failure),
           }
         : {}),
     },
     // resources.js default exports receive this as `kit.context`
     context: { server },
   })
+  if (logger) {
+    reportApplications(
+      opened,
+      {
+        folders,
+        builtIn,
+        applicationsPath: config.applications.path,
+        storagePath: config.storage.path,
+      },
+      logger,
+    )
+  }
   return opened
 }
 
@@ -383,6 +398,8 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       })
     }
     const activeBroker = broker
+    const refusals = new RefusalLog(logger)
+    refusals.watchBroker(broker.events)
 
     const tlsMaterial = await loadTlsMaterial(config.tls)
     const mtls = config.mqtt.mTLS
@@ -485,6 +502,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     if (config.http.port !== null && handler) {
       const http = createHttpServer()
       handler.attach(http)
+      refusals.watchHttp(http)
       listeners.push(new TrackedListener('http', 'http.port', http, httpServices))
     }
     if (config.http.securePort !== null && handler && tlsMaterial) {
@@ -493,6 +511,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: false }),
       )
       handler.attach(https)
+      refusals.watchHttp(https)
       listeners.push(new TrackedListener('https', 'http.securePort', https, httpServices))
     }
 

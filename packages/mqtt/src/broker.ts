@@ -12,6 +12,7 @@ import {
   type SessionSnapshot,
 } from './introspection.js'
 import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
+import { RateLimitedLog } from './rate-limited-log.js'
 import type { Key, ResourceEvent, Runtime, StateStore } from './runtime.js'
 import { createScramSha256 } from './scram.js'
 import { type Orphan, Session, type SessionSubscription } from './session.js'
@@ -74,6 +75,8 @@ export class BrokerCore implements Broker {
   readonly stats = new BrokerStats()
   readonly runtime: Runtime
   readonly logger: Logger
+  /** Warnings for faults clients cause (refused subscriptions, protocol errors), rate-limited per kind. */
+  readonly faultLog: RateLimitedLog
   readonly maxKeepAlive: number
   readonly receiveMaximum: number
   readonly maxPacketSize: number
@@ -103,6 +106,7 @@ export class BrokerCore implements Broker {
   constructor(options: BrokerOptions) {
     this.runtime = options.runtime
     this.logger = options.logger ?? silentLogger
+    this.faultLog = new RateLimitedLog(this.logger)
     this.maxKeepAlive = clamp(options.maxKeepAlive ?? 65535, 0, 65535)
     this.receiveMaximum = clamp(options.receiveMaximum ?? 65535, 1, 65535)
     this.maxPacketSize = clamp(options.maxPacketSize ?? 16 * 1024 * 1024, 64, 268435460)

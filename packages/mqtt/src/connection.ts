@@ -327,29 +327,34 @@ export class Connection implements FrameSink, FaultSink {
     return this.parsed
   }
 
+  /** A first packet that is no usable CONNECT (often not MQTT at all): logged like a protocol error. */
+  private closeBeforeConnect(reason: string): void {
+    this.protocolViolation(new ProtocolError(reason))
+  }
+
   private onFirstFrame(frame: Buffer, bodyOffset: number): void {
     if (frame[0] !== 0x10) {
       // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
-      this.close('first packet was not CONNECT')
+      this.closeBeforeConnect('first packet was not CONNECT')
       return
     }
     // Protocol name and level, checked before mqtt-packet (which cannot answer an unknown level).
     const nameLen = frame.length >= bodyOffset + 2 ? (frame[bodyOffset]! << 8) | frame[bodyOffset + 1]! : -1
     const levelPos = bodyOffset + 2 + nameLen
     if (nameLen < 0 || levelPos >= frame.length) {
-      this.close('malformed CONNECT')
+      this.closeBeforeConnect('malformed CONNECT')
       return
     }
     const name = frame.toString('latin1', bodyOffset + 2, levelPos)
     const level = frame[levelPos]! & 0x7f
     if (name !== 'MQTT' && name !== 'MQIsdp') {
-      this.close('unknown protocol name') // [MQTT-3.1.2-1]
+      this.closeBeforeConnect('unknown protocol name') // [MQTT-3.1.2-1]
       return
     }
     if ((name === 'MQTT' && level !== 4 && level !== 5) || (name === 'MQIsdp' && level !== 3)) {
       // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
       this.stream.write(Buffer.from([0x20, 2, 0, 1]))
-      this.close('unsupported protocol version')
+      this.closeBeforeConnect('unsupported protocol version')
       return
     }
     this.version = level
@@ -1350,7 +1355,11 @@ export class Connection implements FrameSink, FaultSink {
         return sub.qos
       },
       (err) => {
-        this.broker.logger.debug({ err }, `mqtt: subscribe to ${sub.filter} by ${this.clientId} refused`)
+        this.broker.faultLog.warn(
+          'subscribe-refused',
+          { err, clientId: this.clientId, filter: sub.filter, remoteAddress: this.info.remoteAddress },
+          `mqtt: subscribe to ${sub.filter} by ${this.clientId} refused: ${(err as Error).message}`,
+        )
         const reason = errorReason(err)
         if (reason !== undefined) reasons?.push(reason)
         return subackFailureCode(err, this.version)
@@ -1483,7 +1492,15 @@ export class Connection implements FrameSink, FaultSink {
 
   /** Malformed bytes or a protocol violation: this connection closes, v5 with DISCONNECT and the reason code. */
   private protocolViolation(error: MqttError): void {
-    this.broker.logger.debug(`mqtt: closing ${this.clientId || 'a connection'}: ${error.message}`)
+    this.broker.faultLog.warn(
+      'protocol-error',
+      {
+        clientId: this.clientId || undefined,
+        remoteAddress: this.info.remoteAddress,
+        reasonCode: error.reasonCode,
+      },
+      `mqtt: closing ${this.clientId || 'a connection'} from ${this.info.remoteAddress ?? 'unknown'}: ${error.message}`,
+    )
     this.disconnectWith(error.reasonCode, error.message)
   }
 

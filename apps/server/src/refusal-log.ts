@@ -1,0 +1,81 @@
+/**
+ * What an operator needs to see at the default log level when clients are refused: failed
+ * authentications (every door), HTTP 401/403/413 answers, MQTT CONNECTs refused. Each kind is
+ * rate-limited (the first at once, then one line per interval counting the ones left out), so a client
+ * that keeps retrying cannot flood the log. Lines name the client id or address, never a password or
+ * a token (the query string, which may hold `access_token`, is left out).
+ */
+import type { EventEmitter } from 'node:events'
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { AuthFailure } from '@proj/resource'
+import type { Logger } from './logger.js'
+
+const INTERVAL_MS = 10_000
+
+export class RefusalLog {
+  private readonly kinds = new Map<string, { at: number; suppressed: number }>()
+  /** Where each MQTT stream came from, for the CONNECT refusals (the broker event carries the stream). */
+  private readonly origins = new WeakMap<Duplex, string | undefined>()
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs = INTERVAL_MS,
+  ) {}
+
+  /** Logs at warn unless a line of this kind was written less than an interval ago. */
+  warn(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now()
+    const last = this.kinds.get(kind)
+    if (last && now - last.at < this.intervalMs) {
+      last.suppressed++
+      return
+    }
+    const suppressed = last?.suppressed ?? 0
+    this.kinds.set(kind, { at: now, suppressed: 0 })
+    this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message)
+  }
+
+  /** The runtime's report of a failed password check (MQTT, HTTP Basic, /login). */
+  authFailure(failure: AuthFailure): void {
+    this.warn(
+      'auth',
+      { component: 'auth', ...failure },
+      `authentication of '${failure.username}'${failure.source ? ` from ${failure.source}` : ''} failed: ${failure.reason}`,
+    )
+  }
+
+  /** MQTT CONNECTs refused for their credentials (also anonymous access, unknown certificate users, AUTH). */
+  watchBroker(events: EventEmitter): void {
+    events.on('connection', (stream: Duplex, info: { remoteAddress?: string }) =>
+      this.origins.set(stream, info?.remoteAddress),
+    )
+    events.on(
+      'auth-failed',
+      (details: { clientId: string; username: string | undefined; reason: string }, stream: Duplex) => {
+        const remoteAddress = this.origins.get(stream)
+        this.warn(
+          'mqtt-auth',
+          { component: 'mqtt', clientId: details.clientId, username: details.username, remoteAddress },
+          `mqtt: CONNECT of '${details.clientId}'${remoteAddress ? ` from ${remoteAddress}` : ''} refused: ${details.reason}`,
+        )
+      },
+    )
+  }
+
+  /** HTTP answers that refuse the client: 401, 403 (refused reads and writes) and 413. */
+  watchHttp(server: HttpServer): void {
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      res.once('finish', () => {
+        const status = res.statusCode
+        if (status !== 401 && status !== 403 && status !== 413) return
+        const path = (req.url ?? '/').split('?')[0]
+        this.warn(
+          `http-${status}`,
+          { component: 'http', status, method: req.method, path, remoteAddress: req.socket.remoteAddress },
+          `http: ${req.method} ${path} from ${req.socket.remoteAddress ?? 'unknown'} answered ${status}`,
+        )
+      })
+    })
+  }
+}
