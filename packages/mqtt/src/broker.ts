@@ -329,9 +329,9 @@ export class BrokerCore implements Broker {
     return block
   }
 
-  withSubscriptionId(props: Buffer, id: number | undefined): Buffer {
-    if (id === undefined) return props
-    return Buffer.concat([props, encodePublishProperties(undefined, [id])])
+  withSubscriptionId(props: Buffer, ids: number | number[] | undefined): Buffer {
+    if (ids === undefined) return props
+    return Buffer.concat([props, encodePublishProperties(undefined, typeof ids === 'number' ? [ids] : ids)])
   }
 
   /** A QoS 0 PUBLISH; identical packets (same topic, format, flags, no per-subscriber properties) are shared. */
@@ -340,16 +340,13 @@ export class BrokerCore implements Broker {
     format: string,
     retain: boolean,
     v5: boolean,
-    sub: SessionSubscription,
+    ids: number | number[] | undefined,
     explicitFormat: boolean,
     expiry: number | undefined,
   ): Buffer {
     const payload = this.payload(event, format)
-    if (v5 && sub.id !== undefined) {
-      const props = this.withSubscriptionId(
-        this.eventProperties(event, format, explicitFormat, expiry),
-        sub.id,
-      )
+    if (v5 && ids !== undefined) {
+      const props = this.withSubscriptionId(this.eventProperties(event, format, explicitFormat, expiry), ids)
       return encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
     }
     const c = this.eventCache(event)

@@ -48,6 +48,8 @@ export interface StoredInflight {
   /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREC received, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel'
   filter: string
+  /** Overlapping subscriptions this one copy was also sent for (their cursors move with it). */
+  also?: string[]
   cursor: number
   /** Encoded MQTT 5 property block, used when the client reconnects with v5. */
   props?: Uint8Array

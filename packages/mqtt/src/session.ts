@@ -1,5 +1,6 @@
 import type { BrokerCore } from './broker.js'
 import type { Connection } from './connection.js'
+import { type MergedDelivery, OverlapGuard } from './overlap.js'
 import { encodeAck, encodePublish, PUBREL, topicAliasProperty } from './publish-codec.js'
 import type { Delivery, Key, ResourceEvent, Subscription, User } from './runtime.js'
 import type { SessionOwner } from './session-owner.js'
@@ -33,6 +34,8 @@ export interface InflightEntry {
   payload: Uint8Array
   retain: boolean
   filter: string
+  /** Other subscriptions this one copy was sent for (overlapping filters): their cursors move with it. */
+  also: string[] | undefined
   cursor: number
   props: Buffer | undefined
   /** Encoded packet as first sent (DUP 0), for the current connection's protocol version. */
@@ -56,12 +59,14 @@ interface Queued {
   event: ResourceEvent
   qos: 0 | 1 | 2
   retain: boolean
+  merged: MergedDelivery | undefined
 }
 
 interface OutboxItem {
   packet: Buffer
   ready: boolean
   sub: SessionSubscription | null
+  also: string[] | undefined
   cursor: number
 }
 
@@ -92,6 +97,8 @@ export class Session {
   private nextPacketId = 1
   private saveTimer: NodeJS.Immediate | null = null
   private completed: Key[] = []
+  /** Created once the session has two subscriptions: one copy per event for overlapping filters. */
+  private overlap: OverlapGuard | null = null
   /** Set once the record was written, so a clean restart knows to delete it. */
   persisted = false
 
@@ -155,20 +162,33 @@ export class Session {
     const conn = this.connection
     if (conn === null || sub.closed) return
     if (sub.nl && event.meta?.clientId === this.clientId && !event.retained) return
+    let merged: MergedDelivery | undefined
+    if (!sub.shared && this.subscriptions.size > 1) {
+      const m = (this.overlap ??= new OverlapGuard()).merge(
+        this.subscriptions.values(),
+        sub,
+        event,
+        this.clientId,
+      )
+      if (m === null) return // sent already, for every subscription it matches
+      merged = m
+    }
+    const granted = merged === undefined ? sub.qos : merged.qos
     const published = event.meta?.qos
-    const qos = (published === undefined || published > sub.qos ? sub.qos : published) as 0 | 1 | 2
+    const qos = (published === undefined || published > granted ? granted : published) as 0 | 1 | 2
     const retain =
-      event.retained || ((sub.rap || delivery?.retainAsPublished === true) && event.type !== 'message')
+      event.retained ||
+      ((sub.rap || merged?.rap === true || delivery?.retainAsPublished === true) && event.type !== 'message')
     if (this.queueHead < this.queue.length || (qos > 0 && this.inflight.size >= this.window(conn))) {
       if (this.queue.length - this.queueHead >= this.broker.maxQueued) {
         this.broker.stats.dropped.queueFull++
         this.broker.logger.warn(`mqtt: queue full for ${this.clientId}, dropping a message on ${event.topic}`)
         return
       }
-      this.queue.push({ sub, event, qos, retain })
+      this.queue.push({ sub, event, qos, retain, merged })
       return
     }
-    this.send(conn, sub, event, qos, retain)
+    this.send(conn, sub, event, qos, retain, merged)
   }
 
   private window(conn: Connection): number {
@@ -181,54 +201,57 @@ export class Session {
     event: ResourceEvent,
     qos: 0 | 1 | 2,
     retain: boolean,
+    merged: MergedDelivery | undefined,
   ): void {
     const broker = this.broker
+    const ids = merged === undefined ? sub.id : merged.ids
+    const also = merged?.also
     const format = sub.accept ?? conn.accept
     const explicitFormat = sub.accept !== undefined || conn.acceptExplicit
     const expiry = broker.expiryLeft(event)
     if (expiry !== undefined && expiry <= 0) {
       // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
       broker.stats.dropped.expired++
-      this.advance(sub, event.cursor)
+      this.advance(sub, also, event.cursor)
       return
     }
     if (qos === 0) {
       if (conn.congested) {
         // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
         broker.stats.dropped.slowReader++
-        this.advance(sub, event.cursor)
+        this.advance(sub, also, event.cursor)
         return
       }
       let packet: Buffer | null
       if (conn.outAliases === null) {
-        packet = broker.qos0Packet(event, format, retain, conn.v5, sub, explicitFormat, expiry)
+        packet = broker.qos0Packet(event, format, retain, conn.v5, ids, explicitFormat, expiry)
         if (packet.length > conn.clientMaximumPacketSize) packet = null
       } else {
         const props = broker.withSubscriptionId(
           broker.eventProperties(event, format, explicitFormat, expiry),
-          sub.id,
+          ids,
         )
         packet = this.encodeAliased(conn, event, broker.payload(event, format), 0, retain, 0, props)
       }
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       if (packet === null) {
         broker.stats.dropped.tooLarge++
-        this.advance(sub, event.cursor)
+        this.advance(sub, also, event.cursor)
       } else {
         conn.counters.messagesOut[0]++
-        this.write(conn, packet, null, sub, event.cursor)
+        this.write(conn, packet, null, sub, also, event.cursor)
       }
       return
     }
     const payload = broker.payload(event, format)
     const props = conn.v5 ? broker.eventProperties(event, format, explicitFormat, expiry) : undefined
     const packetId = this.allocatePacketId()
-    const propBlock = conn.v5 ? broker.withSubscriptionId(props!, sub.id) : null
+    const propBlock = conn.v5 ? broker.withSubscriptionId(props!, ids) : null
     const packet = this.encodeAliased(conn, event, payload, qos, retain, packetId, propBlock)
     if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       broker.stats.dropped.tooLarge++
-      this.advance(sub, event.cursor)
+      this.advance(sub, also, event.cursor)
       return
     }
     conn.counters.messagesOut[qos]++
@@ -240,6 +263,7 @@ export class Session {
       payload,
       retain,
       filter: sub.filter,
+      also,
       cursor: event.cursor,
       props: propBlock ?? undefined,
       packet,
@@ -256,6 +280,7 @@ export class Session {
         filter: sub.filter,
         cursor: event.cursor,
       }
+      if (also !== undefined) stored.also = also
       if (propBlock && propBlock.length > 0) stored.props = propBlock
       // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
       this.write(
@@ -263,10 +288,11 @@ export class Session {
         packet,
         broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored),
         null,
+        undefined,
         0,
       )
     } else {
-      this.write(conn, packet, null, null, 0)
+      this.write(conn, packet, null, null, undefined, 0)
     }
   }
 
@@ -331,14 +357,15 @@ export class Session {
     packet: Buffer,
     wait: Promise<void> | null,
     sub: SessionSubscription | null,
+    also: string[] | undefined,
     cursor: number,
   ) {
     if (wait === null && this.outbox.length === 0) {
       conn.write(packet)
-      if (sub !== null) this.advance(sub, cursor)
+      if (sub !== null) this.advance(sub, also, cursor)
       return
     }
-    const item: OutboxItem = { packet, ready: wait === null, sub, cursor }
+    const item: OutboxItem = { packet, ready: wait === null, sub, also, cursor }
     this.outbox.push(item)
     if (wait !== null) {
       wait.then(
@@ -370,18 +397,29 @@ export class Session {
       const item = this.outbox[i++]!
       if (conn !== null) {
         conn.write(item.packet)
-        if (item.sub !== null) this.advance(item.sub, item.cursor)
+        if (item.sub !== null) this.advance(item.sub, item.also, item.cursor)
       }
     }
     if (i > 0) this.outbox.splice(0, i)
   }
 
-  /** Moves a subscription's cursor forward (QoS 0 sent, or QoS 1/2 completed). */
-  private advance(sub: SessionSubscription, cursor: number): void {
-    if (cursor > sub.cursor) {
+  /** Moves a subscription's cursor (and those of the overlapping ones it was sent for) forward. */
+  private advance(sub: SessionSubscription | undefined, also: string[] | undefined, cursor: number): void {
+    let moved = false
+    if (sub !== undefined && cursor > sub.cursor) {
       sub.cursor = cursor
-      if (this.durable) this.scheduleSave()
+      moved = true
     }
+    if (also !== undefined) {
+      for (const filter of also) {
+        const other = this.subscriptions.get(filter)
+        if (other !== undefined && cursor > other.cursor) {
+          other.cursor = cursor
+          moved = true
+        }
+      }
+    }
+    if (moved && this.durable) this.scheduleSave()
   }
 
   private allocatePacketId(): number {
@@ -399,6 +437,7 @@ export class Session {
     this.inflight.delete(packetId)
     const sub = this.subscriptions.get(entry.filter)
     if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
+    if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor)
     if (this.durable) {
       this.completed.push(packetKey(this.clientId, packetId))
       this.scheduleSave()
@@ -424,6 +463,7 @@ export class Session {
           filter: entry.filter,
           cursor: entry.cursor,
         }
+        if (entry.also !== undefined) stored.also = entry.also
         this.broker.track(this.broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored))
       }
     }
@@ -438,7 +478,7 @@ export class Session {
       const q = this.queue[this.queueHead]!
       if (q.qos > 0 && this.inflight.size >= window) break
       this.queue[this.queueHead++] = undefined as never
-      if (!q.sub.closed) this.send(conn, q.sub, q.event, q.qos, q.retain)
+      if (!q.sub.closed) this.send(conn, q.sub, q.event, q.qos, q.retain, q.merged)
     }
     if (this.queueHead === this.queue.length) {
       this.queue = []
@@ -484,7 +524,8 @@ export class Session {
   catchUpCursor(sub: SessionSubscription): number {
     let cursor = sub.cursor
     for (const entry of this.inflight.values()) {
-      if (entry.filter === sub.filter && entry.cursor > cursor) cursor = entry.cursor
+      if (entry.cursor <= cursor) continue
+      if (entry.filter === sub.filter || entry.also?.includes(sub.filter)) cursor = entry.cursor
     }
     return cursor
   }
@@ -632,6 +673,7 @@ export class Session {
         payload: Buffer.from(v.payload),
         retain: v.retain,
         filter: v.filter,
+        also: v.also,
         cursor: v.cursor,
         props: v.props ? Buffer.from(v.props) : undefined,
         packet: null,

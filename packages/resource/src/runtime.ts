@@ -1022,7 +1022,9 @@ class RuntimeImpl implements ResourceRuntime {
   #initial(subscription: SubscriptionImpl, scope: Scope, retained: boolean, after: number | undefined): void {
     const filter = subscription.trieFilter
     const deliverRetained = () => {
-      const cursor = (subscription.snapshotCursor = this.store.log.lastCursor)
+      // The visible cursor, not the durable one: a commit still syncing is in the snapshot read below,
+      // so its event (dispatched after the sync) must be skipped, not delivered after that state.
+      const cursor = (subscription.snapshotCursor = this.store.log.visibleCursor)
       // One event is held back, so the last current value can carry the cursor to resume after.
       let held: RuntimeEvent | undefined
       const hold = (event: RuntimeEvent) => {

@@ -28,7 +28,7 @@ export class SubscriptionImpl implements Subscription {
   cursor = 0
   /** Live events at or below this cursor were already delivered by the replay. */
   minCursor = 0
-  /** Buffered state changes at or below this cursor are already in the retained snapshot. */
+  /** State changes at or below this cursor are already in the retained snapshot (buffered or live). */
   snapshotCursor = 0
   /** Buffered live events while initial (retained / replayed) events are delivered; null when live. */
   pending: RuntimeEvent[] | null = null
@@ -81,6 +81,8 @@ export class SubscriptionImpl implements Subscription {
     if (this.closed) return false
     const cursor = event.cursor
     if (cursor !== 0 && cursor <= this.minCursor) return false
+    // A change the snapshot already held (committed, dispatched only after its sync): not sent again.
+    if (cursor !== 0 && cursor <= this.snapshotCursor && event.type !== 'message') return false
     if (this.noLocal && this.clientId !== undefined && eventClientId(event) === this.clientId) return false
     if (this.check !== null && !this.check(event)) return false
     return true

@@ -51,6 +51,14 @@ export class ChangeLogImpl implements ChangeLog {
     return this.cursors.last
   }
 
+  get visibleCursor(): number {
+    if (this.store.closed) throw new StoreClosedError()
+    // A commit is readable before its sync ends and before the feed hears it: the log's own last key.
+    for (const key of this.logDb.getKeys({ reverse: true, limit: 1 }))
+      return Math.max(key as number, this.cursors.last)
+    return this.cursors.last
+  }
+
   get firstCursor(): number {
     if (this.store.closed) throw new StoreClosedError()
     for (const key of this.logDb.getKeys({ limit: 1 })) return key

@@ -142,8 +142,13 @@ export interface LogReadOptions {
 export interface ChangeLog {
   /** Events in cursor order. Throws LogTruncatedError when `after` is older than what retention kept. */
   readSince(options?: LogReadOptions): Iterable<ChangeEvent>
-  /** Cursor of the newest event (0 when empty). */
+  /** Cursor of the newest durable event (0 when empty). */
   readonly lastCursor: number
+  /**
+   * Cursor of the newest event a read sees now: committed, perhaps not yet synced nor dispatched to the
+   * change feed (at least `lastCursor`). A snapshot read together with it holds every change up to it.
+   */
+  readonly visibleCursor: number
   /** Oldest cursor still kept. */
   readonly firstCursor: number
   /** Drops events older than the retention window (and expired tombstones); returns how many events were removed. */
