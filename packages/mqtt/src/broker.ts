@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
 import { Connection } from './connection.js'
+import type { FlowStepHook } from './flow-steps.js'
 import {
   type BrokerGauges,
   brokerGauges,
@@ -89,6 +90,7 @@ export class BrokerCore implements Broker {
   readonly authenticationMethods: Readonly<Record<string, AuthMethodFactory>>
   readonly responseInformation: false | ((session: SessionInfo) => string | undefined)
   readonly refusedPublish: 'acknowledge' | 'disconnect'
+  readonly onFlowStep: FlowStepHook | undefined
 
   readonly sessions = new Map<string, Session>()
   readonly connections = new Set<Connection>()
@@ -119,6 +121,7 @@ export class BrokerCore implements Broker {
     this.authenticationMethods = options.authenticationMethods ?? { 'SCRAM-SHA-256': createScramSha256() }
     this.responseInformation = options.responseInformation ?? ((s) => `response/${s.clientId}/`)
     this.refusedPublish = options.refusedPublish === 'disconnect' ? 'disconnect' : 'acknowledge'
+    this.onFlowStep = options.onFlowStep
     this.handle = this.handle.bind(this)
     this.restore()
     this.stopFollowingUsers = followUserChanges(this)

@@ -15,6 +15,7 @@ import {
   v3ConnackCode,
 } from './errors.js'
 import { type FaultSink, faultReason, guarded, settle } from './fault.js'
+import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import {
   encodeAck,
@@ -225,6 +226,19 @@ export class Connection implements FrameSink, FaultSink {
     } catch (err) {
       this.fault(err)
     }
+    const steps = this.sentSteps
+    if (steps !== null) {
+      this.sentSteps = null
+      for (const step of steps) this.broker.onFlowStep?.(step)
+    }
+  }
+
+  /** Flow steps whose packet is in `out`: reported once it is handed to the socket (tests only). */
+  private sentSteps: FlowStep[] | null = null
+
+  /** Reports `step` once the packet just written leaves for the socket (crash-point tests). */
+  noteSent(step: FlowStep): void {
+    if (this.broker.onFlowStep !== undefined) (this.sentSteps ??= []).push(step)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -385,16 +399,28 @@ export class Connection implements FrameSink, FaultSink {
           this.session!.complete(packet.messageId!, 2, 'publish')
           return
         }
-        const known = this.session!.received(packet.messageId!)
-        this.write(
-          known
-            ? encodeAck(PUBREL, packet.messageId!, 0, this.v5)
-            : this.ack(
-                PUBREL,
-                packet.messageId!,
-                ReasonCode.PacketIdentifierNotFound,
-                'packet identifier not found',
-              ),
+        const id = packet.messageId!
+        const known = this.session!.received(id)
+        if (known === false) {
+          this.write(this.ack(PUBREL, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
+          return
+        }
+        if (known === true) {
+          this.write(encodeAck(PUBREL, id, 0, this.v5))
+          this.noteSent('outbound-pubrel-sent')
+          return
+        }
+        // The PUBREL state is durable before PUBREL leaves: after a crash the broker resends PUBREL, never
+        // the PUBLISH of a packet id the client may already have completed (a second delivery).
+        settle(
+          this,
+          known,
+          () => {
+            this.broker.onFlowStep?.('outbound-pubrel-persisted')
+            this.write(encodeAck(PUBREL, id, 0, this.v5))
+            this.noteSent('outbound-pubrel-sent')
+          },
+          () => this.close('state write failed'),
         )
         return
       }
@@ -693,6 +719,7 @@ export class Connection implements FrameSink, FaultSink {
       await broker.persistWill(this.willKey, stored)
     }
     if (this.state !== State.Connecting || session.connection !== this) return
+    if (session.durable || will) broker.onFlowStep?.('connect-persisted')
 
     // CONNACK.
     if (v5) {
@@ -1062,6 +1089,7 @@ export class Connection implements FrameSink, FaultSink {
       this.broker.runtime.publish(topic, this.message(p), this.ctx),
       () => {
         this.publishSettled()
+        this.broker.onFlowStep?.('inbound-publish-persisted')
         this.finishAck(ack, 0)
       },
       (err) => {
@@ -1108,6 +1136,7 @@ export class Connection implements FrameSink, FaultSink {
       guarded(this, () => {
         session.inboundQos2.add(id)
         this.publishSettled()
+        this.broker.onFlowStep?.('inbound-publish-persisted')
         this.finishAck(ack, 0)
       }),
       guarded(this, (err: unknown) => {
@@ -1166,7 +1195,11 @@ export class Connection implements FrameSink, FaultSink {
       settle(
         this,
         this.broker.track(this.broker.state(QOS2_STORE).delete(packetKey(session.clientId, id))),
-        () => this.write(encodeAck(PUBCOMP, id, 0, this.v5)),
+        () => {
+          this.broker.onFlowStep?.('inbound-pubrel-persisted')
+          this.write(encodeAck(PUBCOMP, id, 0, this.v5))
+          this.noteSent('inbound-pubcomp-sent')
+        },
         () => this.close('state write failed'),
       )
     }
@@ -1208,6 +1241,8 @@ export class Connection implements FrameSink, FaultSink {
           ? encodeAck(a.type, a.packetId, a.reasonCode, this.v5)
           : this.ack(a.type, a.packetId, a.reasonCode, a.reason),
       )
+      if (a.reasonCode < 0x80)
+        this.noteSent(a.type === PUBACK ? 'inbound-puback-sent' : 'inbound-pubrec-sent')
       if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
     }
     if (head === acks.length) {

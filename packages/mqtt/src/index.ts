@@ -11,6 +11,8 @@ export {
   reasonCodeFor,
   runtimeErrorReasonCodes,
 } from './errors.js'
+export type { FlowStep, FlowStepHook } from './flow-steps.js'
+export { FLOW_STEPS } from './flow-steps.js'
 export type { BrokerGauges, ClientSnapshot, SessionSnapshot, SubscriptionInfo } from './introspection.js'
 export type { BrokerRuntime } from './runtime.js'
 export type { ScramOptions } from './scram.js'

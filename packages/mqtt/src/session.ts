@@ -40,6 +40,8 @@ export interface InflightEntry {
   props: Buffer | undefined
   /** Encoded packet as first sent (DUP 0), for the current connection's protocol version. */
   packet: Buffer | null
+  /** Durable sessions: the commit of the PUBREL state, which PUBREL waits for (a repeated PUBREC too). */
+  released?: Promise<void>
   /** The event it carries (in memory only), to hand it to another member of a shared subscription. */
   event?: ResourceEvent
 }
@@ -371,6 +373,7 @@ export class Session {
       wait.then(
         () => {
           item.ready = true
+          this.broker.onFlowStep?.('outbound-publish-persisted')
           this.drainOutboxSafely()
         },
         (err) => {
@@ -397,6 +400,7 @@ export class Session {
       const item = this.outbox[i++]!
       if (conn !== null) {
         conn.write(item.packet)
+        if (item.sub === null) conn.noteSent('outbound-publish-sent')
         if (item.sub !== null) this.advance(item.sub, item.also, item.cursor)
       }
     }
@@ -446,8 +450,11 @@ export class Session {
     return true
   }
 
-  /** PUBREC: the QoS 2 message moves to the PUBREL state. */
-  received(packetId: number): boolean {
+  /**
+   * PUBREC: the QoS 2 message moves to the PUBREL state. False: no such message; true: PUBREL may go now;
+   * a promise: PUBREL goes once it settles (durable sessions: the PUBREL state is committed first).
+   */
+  received(packetId: number): boolean | Promise<void> {
     const entry = this.inflight.get(packetId)
     if (entry === undefined || entry.qos !== 2) return false
     if (entry.state === 'publish') {
@@ -464,10 +471,19 @@ export class Session {
           cursor: entry.cursor,
         }
         if (entry.also !== undefined) stored.also = entry.also
-        this.broker.track(this.broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored))
+        const released = this.broker.track(
+          this.broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored),
+        )
+        entry.released = released
+        released.then(
+          () => {
+            if (entry.released === released) entry.released = undefined
+          },
+          () => {},
+        )
       }
     }
-    return true
+    return entry.released ?? true
   }
 
   fillWindow(): void {
@@ -494,7 +510,17 @@ export class Session {
     const runtime = this.broker.runtime
     for (const entry of this.inflight.values()) {
       if (entry.state === 'pubrel') {
-        conn.write(encodeAck(PUBREL, entry.packetId, 0, conn.v5))
+        const packet = encodeAck(PUBREL, entry.packetId, 0, conn.v5)
+        const pending = entry.released
+        // A PUBREL state not yet committed: as on the first PUBREL, the packet waits for it.
+        if (pending === undefined) conn.write(packet)
+        else
+          pending.then(
+            () => {
+              if (this.connection === conn) conn.write(packet)
+            },
+            () => {},
+          )
         continue
       }
       if (!runtime.mayReceive(entry.topic, conn.ctx)) {
@@ -609,7 +635,9 @@ export class Session {
       .then(() => {
         if (done.length === 0) return
         const inflight = this.broker.state(INFLIGHT_STORE)
-        return Promise.all(done.map((k) => inflight.delete(k))).then(() => undefined)
+        return Promise.all(done.map((k) => inflight.delete(k))).then(() => {
+          this.broker.onFlowStep?.('outbound-complete-persisted')
+        })
       })
     return this.broker.track(p)
   }

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
+import type { FlowStepHook } from './flow-steps.js'
 import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './introspection.js'
 import type { Runtime, User } from './runtime.js'
 import type { BrokerStats } from './stats.js'
@@ -53,6 +54,11 @@ export interface BrokerOptions {
    */
   refusedPublish?: 'acknowledge' | 'disconnect'
   logger?: Logger
+  /**
+   * Tests only: called after each named step of the QoS flows (`FLOW_STEPS`), so a crash-point test can
+   * stop the process right there (see `src/bin/start.ts --stop-after`). Unset: the flows pay nothing.
+   */
+  onFlowStep?: FlowStepHook
 }
 
 export interface ConnectionInfo {
