@@ -165,6 +165,28 @@ describe('packets of one client are processed in order', () => {
         const got = await c.next('publish', (p) => p.topic === `${topic}/${qos}`)
         expect([round, got.payload.toString()]).toEqual([round, `m${qos}`])
       }
+      // A retained publish right behind the SUBSCRIBE: once (in the snapshot or live, never both).
+      c.send({ cmd: 'subscribe', messageId: 30, subscriptions: [{ topic: `${topic}/r/#`, qos: 1 }] })
+      c.send({
+        cmd: 'publish',
+        topic: `${topic}/r/a`,
+        payload: 'r',
+        qos: 1,
+        messageId: 31,
+        retain: true,
+        dup: false,
+      })
+      c.send({
+        cmd: 'publish',
+        topic: `${topic}/r/end`,
+        payload: 'e',
+        qos: 1,
+        messageId: 32,
+        retain: false,
+        dup: false,
+      })
+      await c.next('publish', (p) => p.topic === `${topic}/r/end`)
+      expect(c.packets.filter((p) => p.cmd === 'publish' && p.topic === `${topic}/r/a`).length).toBe(1)
       c.end()
     }
   }, 60_000)
