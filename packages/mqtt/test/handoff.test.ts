@@ -2,6 +2,7 @@
  * The subscription hand-off is exact: current state, then exactly the events committed after it, each once;
  * overlapping subscriptions of one client give one copy; packets of one client are handled in order.
  */
+import { waitFor } from '@proj/test-utils'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RawClient, startBroker, type TestBroker } from './helpers.js'
@@ -143,6 +144,71 @@ describe('overlapping subscriptions of one client', () => {
       c.end()
     }
   }, 60_000)
+})
+
+describe('overlapping subscriptions of a durable session', () => {
+  it('catch-up after a reconnect sends one copy per message, with both identifiers', async () => {
+    const props = { sessionExpiryInterval: 300 }
+    const c1 = await raw(5)
+    await c1.connect({ clientId: 'ov-durable', protocolVersion: 5, clean: true, properties: props })
+    c1.send({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: 'ovd/a', qos: 1 }],
+      properties: { subscriptionIdentifier: 2 },
+    })
+    await c1.next('suback')
+    c1.send({
+      cmd: 'subscribe',
+      messageId: 2,
+      subscriptions: [{ topic: 'ovd/#', qos: 2 }],
+      properties: { subscriptionIdentifier: 3 },
+    })
+    await c1.next('suback')
+    c1.end()
+    await waitFor(() => !tb.broker.listClients().some((c) => c.clientId === 'ov-durable'))
+    const pub = await raw(4)
+    await pub.connect({ clientId: 'ov-durable-pub' })
+    for (let i = 0; i < 3; i++) {
+      pub.send({
+        cmd: 'publish',
+        topic: 'ovd/a',
+        payload: `m${i}`,
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      })
+      await pub.next('puback')
+    }
+    const c2 = await raw(5)
+    const ack = await c2.connect({
+      clientId: 'ov-durable',
+      protocolVersion: 5,
+      clean: false,
+      properties: props,
+    })
+    expect(ack.sessionPresent).toBe(true)
+    pub.send({
+      cmd: 'publish',
+      topic: 'ovd/end',
+      payload: 'end',
+      qos: 1,
+      messageId: 9,
+      retain: false,
+      dup: false,
+    })
+    await c2.next('publish', (p) => p.topic === 'ovd/end')
+    const copies = c2.packets.filter((p) => p.cmd === 'publish' && p.topic === 'ovd/a') as Extract<
+      (typeof c2.packets)[0],
+      { cmd: 'publish' }
+    >[]
+    expect(copies.map((p) => p.payload.toString())).toEqual(['m0', 'm1', 'm2'])
+    for (const p of copies) {
+      const ids = p.properties?.subscriptionIdentifier
+      expect([...(Array.isArray(ids) ? ids : [ids])].sort()).toEqual([2, 3])
+    }
+  })
 })
 
 describe('packets of one client are processed in order', () => {
