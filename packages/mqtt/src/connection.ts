@@ -437,7 +437,7 @@ export class Connection implements FrameSink, FaultSink {
         this.onUnsubscribe(packet)
         return
       case 'pingreq':
-        this.write(PINGRESP)
+        this.pong()
         return
       case 'disconnect':
         this.onDisconnect(packet)
@@ -1062,7 +1062,7 @@ export class Connection implements FrameSink, FaultSink {
     const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
     settle(
       this,
-      this.broker.runtime.publish(topic, this.message(p), this.ctx),
+      (this.lastPublish = this.broker.runtime.publish(topic, this.message(p), this.ctx)),
       () => {
         this.publishSettled()
         if (slot !== null) this.finishAck(slot, 0)
@@ -1086,7 +1086,7 @@ export class Connection implements FrameSink, FaultSink {
     this.publishStarted()
     settle(
       this,
-      this.broker.runtime.publish(topic, this.message(p), this.ctx),
+      (this.lastPublish = this.broker.runtime.publish(topic, this.message(p), this.ctx)),
       () => {
         this.publishSettled()
         this.broker.onFlowStep?.('inbound-publish-persisted')
@@ -1153,6 +1153,7 @@ export class Connection implements FrameSink, FaultSink {
         }
       }),
     )
+    this.lastPublish = work
     session.pendingQos2.set(id, work)
     work.finally(() => {
       if (session.pendingQos2.get(id) === work) session.pendingQos2.delete(id)
@@ -1206,6 +1207,26 @@ export class Connection implements FrameSink, FaultSink {
     const pending = session.pendingQos2.get(id)
     if (pending !== undefined) settle(this, pending, release, release)
     else release()
+  }
+
+  /** The last publish handed to the runtime; commits complete in order, so it settles after all before it. */
+  private lastPublish: Promise<unknown> | null = null
+
+  /**
+   * PINGRESP once this client's earlier publishes (QoS 0 too) are committed: a client may use PINGREQ as a
+   * barrier, as with Mosquitto, which applies a publish before it reads the next packet (a retained delete
+   * followed by PINGREQ is visible to every subscription made after PINGRESP).
+   */
+  private pong(): void {
+    const last = this.lastPublish
+    if (last === null) this.write(PINGRESP)
+    else
+      settle(
+        this,
+        last,
+        () => this.write(PINGRESP),
+        () => this.write(PINGRESP),
+      )
   }
 
   private pushAck(type: number, packetId: number): AckEntry {

@@ -78,6 +78,22 @@ describe('subscription hand-off', () => {
   }, 60_000)
 })
 
+describe('PINGREQ is a barrier', () => {
+  it('PINGRESP comes once the QoS 0 publishes before it are committed (a retained delete is visible)', async () => {
+    const c = await raw()
+    await c.connect({ clientId: 'barrier' })
+    for (let round = 0; round < 10; round++) {
+      const topic = `barrier/${round}`
+      c.send({ cmd: 'publish', topic, payload: 'v', qos: 1, messageId: 1, retain: true, dup: false })
+      await c.next('puback')
+      c.send({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false })
+      c.send({ cmd: 'pingreq' })
+      await c.next('pingresp')
+      expect([round, await tb.runtime.get(topic, {})]).toEqual([round, undefined])
+    }
+  })
+})
+
 describe('overlapping subscriptions of one client', () => {
   it('v5: one copy at the highest QoS with every subscription identifier, SUBSCRIBE and PUBLISH pipelined', async () => {
     for (let round = 0; round < 20; round++) {
