@@ -89,7 +89,7 @@ describe('PINGREQ is a barrier', () => {
       c.send({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false })
       c.send({ cmd: 'pingreq' })
       await c.next('pingresp')
-      expect([round, await tb.runtime.get(topic, {})]).toEqual([round, undefined])
+      expect([round, await tb.runtime.get(topic, { user: null })]).toEqual([round, undefined])
     }
   })
 })
