@@ -12,7 +12,13 @@ import { fileURLToPath } from 'node:url'
 import type { ClusterNode } from '@proj/cluster'
 import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
 import { type Broker, createBroker } from '@proj/mqtt'
-import { type AuthFailure, openRuntime, type ResourceRuntime, type RoleDefinition } from '@proj/resource'
+import {
+  type AuthFailure,
+  openRuntime,
+  type ResourceRuntime,
+  type RoleDefinition,
+  type RuntimeOptions,
+} from '@proj/resource'
 import type { Store } from '@proj/storage'
 import { ADMIN_PREFIX, adminApi } from './admin-api.js'
 import { reportApplications } from './application-report.js'
@@ -86,7 +92,13 @@ export function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[
  */
 export async function openConfiguredRuntime(
   config: ServerConfig,
-  options: { server?: Server; logger?: Logger; root?: string; store?: Store } = {},
+  options: {
+    server?: Server
+    logger?: Logger
+    root?: string
+    store?: Store
+    relay?: RuntimeOptions['relay']
+  } = {},
 ): Promise<ResourceRuntime> {
   await mkdir(config.storage.path, { recursive: true })
   const { folders, builtIn } = await applicationFolders(config.applications.path)
@@ -116,6 +128,7 @@ export async function openConfiguredRuntime(
   opened = await openRuntime({
     path: config.storage.path,
     ...(options.store !== undefined ? { store: options.store } : {}),
+    ...(options.relay !== undefined ? { relay: options.relay } : {}),
     applications: folders,
     allowAnonymous: config.anonymous.enabled,
     anonymousRole: config.anonymous.role,
@@ -336,8 +349,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     runtime = await openConfiguredRuntime(config, {
       server,
       logger,
-      ...(clusterStore !== undefined ? { store: clusterStore } : {}),
+      ...(clusterStore !== undefined ? { store: clusterStore, relay: cluster!.relay.relay } : {}),
     })
+    cluster?.relay.attach(runtime)
     const openedRuntime = runtime
     const createAdmin = async () => {
       const admin = await ensureAdmin(openedRuntime, options.env ?? process.env)

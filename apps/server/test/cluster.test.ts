@@ -1,7 +1,9 @@
 import { natsSkipReason } from '@proj/test-utils'
+import { EventSource } from 'eventsource'
+import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
-import { getRecord, health, send, startClusterNodes, waitReady } from './helpers/cluster.js'
+import { AUTH, getRecord, health, send, startClusterNodes, waitReady } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -82,6 +84,85 @@ describe.skipIf(natsSkipReason !== undefined)(
         await expectConverged(['Dog/c0', 'Dog/c1', 'Dog/c2', 'Dog/c3', 'Dog/'])
       } finally {
         await Promise.all(clients.map((c) => c.endAsync()))
+      }
+    })
+
+    it('delivers every non-retained message published on one node to subscribers on the others', async () => {
+      const N = 25
+      const options = { username: 'admin', password: 'pw', protocolVersion: 5 as const }
+      const subscribers = await Promise.all(['b', 'c'].map((n) => connectMqtt(cluster.node(n).mqtt, options)))
+      const publisher = await connectMqtt(cluster.node('a').mqtt, options)
+      try {
+        const received = subscribers.map(() => new Map<string, string[]>())
+        for (const [i, sub] of subscribers.entries()) {
+          sub.on('message', (topic, payload) => {
+            const list = received[i]!.get(topic) ?? []
+            list.push(payload.toString())
+            received[i]!.set(topic, list)
+          })
+          await sub.subscribeAsync({
+            'news/q0': { qos: 0 },
+            'news/q1': { qos: 1 },
+            'news/q2': { qos: 2 },
+            'Dog/m': { qos: 2 },
+          })
+        }
+        const sends: Promise<unknown>[] = []
+        for (let k = 0; k < N; k++) {
+          for (const qos of [0, 1, 2] as const)
+            sends.push(publisher.publishAsync(`news/q${qos}`, String(k), { qos }))
+          sends.push(publisher.publishAsync('Dog/m', JSON.stringify({ name: `m${k}` }), { qos: 1 }))
+        }
+        await Promise.all(sends)
+        // a sentinel per level, published last: once it arrived, everything before it had its chance
+        await publisher.publishAsync('news/q0', 'end', { qos: 0 })
+        await publisher.publishAsync('news/q2', 'end', { qos: 2 })
+        const all = Array.from({ length: N }, (_, k) => String(k))
+        for (const r of received) {
+          await expect.poll(() => r.get('news/q2')?.at(-1), { timeout: 10_000 }).toBe('end')
+          await expect.poll(() => r.get('news/q0')?.at(-1), { timeout: 10_000 }).toBe('end')
+          expect(r.get('news/q2')).toEqual([...all, 'end']) // exactly once, in order
+          expect(new Set(r.get('news/q1'))).toEqual(new Set(all)) // at least once
+          expect(r.get('news/q0')).toEqual([...all, 'end']) // loopback: nothing lost
+          expect(r.get('Dog/m')?.map((p) => JSON.parse(p).name)).toEqual(all.map((k) => `m${k}`))
+        }
+      } finally {
+        await Promise.all([...subscribers, publisher].map((c: MqttClient) => c.endAsync()))
+      }
+    })
+
+    it('streams a write on one node to SSE subscribers on another', async () => {
+      const sse = new EventSource(`${http('c')}/Dog/sse`, {
+        fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: AUTH } }),
+      })
+      try {
+        const events: { type: string; id: string; data: unknown }[] = []
+        sse.addEventListener('put', (e) =>
+          events.push({ type: e.type, id: e.lastEventId, data: JSON.parse(e.data).value }),
+        )
+        await new Promise<void>((resolve, reject) => {
+          sse.onopen = () => resolve()
+          sse.onerror = (e) => reject(new Error(`SSE failed: ${e.message}`))
+        })
+        expect((await send(http('a'), 'PUT', 'Dog/sse', { name: 'over the wire' })).status).toBeLessThan(300)
+        await expect.poll(() => events.length, { timeout: 10_000 }).toBeGreaterThan(0)
+        expect(events.at(-1)!.data).toMatchObject({ name: 'over the wire' })
+        // the event id is a cluster-wide cursor: resuming from it on another node replays what follows
+        const id = events.at(-1)!.id
+        expect((await send(http('b'), 'PATCH', 'Dog/sse', { age: 9 })).status).toBeLessThan(300)
+        const res = await fetch(`${http('a')}/Dog/sse`, {
+          headers: { Authorization: AUTH, Accept: 'text/event-stream', 'Last-Event-ID': id },
+        })
+        const reader = res.body!.getReader()
+        let text = ''
+        while (!/"age":9/.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+        await reader.cancel()
+        // resumed after the put: only the patch made on b follows, under a later cursor
+        const ids = [...text.matchAll(/^id: ?(\d+)$/gm)].map((m) => Number(m[1]))
+        expect(ids.length).toBeGreaterThan(0)
+        expect(Math.min(...ids)).toBeGreaterThan(Number(id))
+      } finally {
+        sse.close()
       }
     })
 

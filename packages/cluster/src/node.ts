@@ -18,6 +18,7 @@ import {
 import { type ReplicatedTransaction, type Replicator, StorageError, type Store } from '@proj/storage'
 import { ClusterUnavailableError } from './errors.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
+import { Relay } from './relay.js'
 import { recordSubject } from './subjects.js'
 
 /** Where a node stands (`/health` shows it). */
@@ -47,6 +48,11 @@ export interface ClusterNode {
   close(): Promise<void>
   /** The NATS connection (relays, KV), for the cluster package's other modules. */
   readonly nats: NatsConnection
+  /**
+   * QoS 0 messages across nodes: give `relay.relay` to `openRuntime({ relay })`, then
+   * `relay.attach(runtime)` once the runtime is open.
+   */
+  readonly relay: Relay
 }
 
 /**
@@ -133,6 +139,7 @@ class Node implements ClusterNode {
   readonly nodeId: number
   state: ClusterState = 'connecting'
   readonly replicator: Replicator
+  readonly relay: Relay
   #store: Store | undefined
   #streamLast = 0
   #target = 0
@@ -152,6 +159,7 @@ class Node implements ClusterNode {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
     this.#ackLocal = { wait: options.ack !== 'local' }
+    this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
     let resolve!: () => void
     let reject!: (e: unknown) => void
     const promise = new Promise<void>((res, rej) => {
@@ -271,6 +279,7 @@ class Node implements ClusterNode {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.relay.close()
     this.#stop?.()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
     await this.#consuming?.catch(() => {})

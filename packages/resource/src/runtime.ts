@@ -125,6 +125,11 @@ export interface RuntimeOptions {
   context?: Record<string, unknown>
   /** Password checking: SCRAM iterations, back-off after failed attempts, verification cache, failure reports. */
   auth?: AuthOptions
+  /**
+   * Told every transient event (a QoS 0 non-retained message, never stored) this runtime dispatches, so a
+   * cluster can carry it to other nodes; they deliver it with `runtime.dispatchRelayed()`.
+   */
+  relay?: (event: RuntimeEvent) => void
 }
 
 /** A Subscription plus `ready`: resolves once current values / replayed events were delivered and it is live. */
@@ -159,6 +164,8 @@ export interface ResourceRuntime extends Runtime {
   /** The table classes by type name (what resources.js receives as `tables`). */
   readonly tables: Record<string, TableClass>
   readonly schema: SchemaDefinition
+  /** Delivers a transient event relayed from another node to this node's subscribers (not relayed again). */
+  dispatchRelayed(event: RuntimeEvent): void
 }
 
 const EMPTY = new Uint8Array(0)
@@ -295,6 +302,7 @@ class RuntimeImpl implements ResourceRuntime {
   readonly #timers: NodeJS.Timeout[] = []
   readonly #host: ResourceHost
   readonly #scopes = new ConnectScopes()
+  readonly #relay: ((event: RuntimeEvent) => void) | undefined
   #closed = false
 
   constructor(
@@ -315,6 +323,7 @@ class RuntimeImpl implements ResourceRuntime {
       options.allowAnonymous === true,
       options.anonymousRole ?? 'anonymous',
     )
+    this.#relay = options.relay
     this.#registry = new SubscriptionRegistry((error) => this.#onError(error))
     this.#queries = new QuerySubscriptions({
       store,
@@ -662,7 +671,7 @@ class RuntimeImpl implements ResourceRuntime {
       this.#permissions.deny(ctx, `publish to ${topic}`)
     const retain = message.retain
     if (!retain && message.qos === 0 && (atomic === undefined || atomic.length === 0)) {
-      if (this.#registry.size !== 0) {
+      if (this.#registry.size !== 0 || this.#relay !== undefined) {
         const event = new RuntimeEvent(
           'message',
           topic,
@@ -675,7 +684,7 @@ class RuntimeImpl implements ResourceRuntime {
           message.meta,
         )
         event.origin = ctx.clientId
-        this.#registry.dispatch(event.setPayload(message.payload, message.contentType))
+        this.#dispatchTransient(event.setPayload(message.payload, message.contentType))
       }
       return RESOLVED_EMPTY
     }
@@ -1284,6 +1293,17 @@ class RuntimeImpl implements ResourceRuntime {
 
   // ---- change feed ----------------------------------------------------------------------------
 
+  #dispatchTransient(event: RuntimeEvent): void {
+    this.dispatchRelayed(event)
+    this.#relay?.(event)
+  }
+
+  dispatchRelayed(event: RuntimeEvent): void {
+    if (this.#registry.size !== 0) this.#registry.dispatch(event)
+    // query subscriptions follow a table's messages (plain topics have no query)
+    if (this.#queries.size !== 0 && event.path !== '') this.#queries.onMessage(event)
+  }
+
   #onChange(change: ChangeEvent): void {
     if (this.#registry.size === 0 && this.#queries.size === 0) return
     const event = this.#toEvent(change)
@@ -1369,10 +1389,7 @@ class RuntimeImpl implements ResourceRuntime {
     return {
       store: this.store,
       now: () => this.store.clock.now(),
-      dispatch: (event) => {
-        this.#registry.dispatch(event)
-        if (this.#queries.size !== 0) this.#queries.onMessage(event)
-      },
+      dispatch: (event) => this.#dispatchTransient(event),
       createEvent(type, resource, id, topic, ctx, meta) {
         const event = new RuntimeEvent(
           type,
