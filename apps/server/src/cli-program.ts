@@ -19,8 +19,12 @@ export interface CliIo {
   stderr: Writable
   stdin: Readable & { isTTY?: boolean }
   env: Record<string, string | undefined>
-  /** Called with a started server so the caller can wire signals (the bin does; tests may not). */
-  onStarted?: (server: Server) => void
+  /**
+   * Called with a started server so the caller can wire signals (the bin does; tests may not), and
+   * `reload`, which reads the configuration again the way `start` did and applies it (SIGHUP). It never
+   * rejects: a configuration that cannot be applied is logged and the running one stays.
+   */
+  onStarted?: (server: Server, reload: () => Promise<void>) => void
 }
 
 /** Exit codes: 0 ok, 1 failure, 2 invalid configuration or usage. */
@@ -192,7 +196,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       onAdminPasswordIgnored: (warning) => io.stderr.write(`proj-server: ${warning}\n`),
     })
     // Signals first: whoever reads the listening line may send SIGTERM at once, and it must find them.
-    io.onStarted?.(server)
+    const reload = async () => {
+      try {
+        await server.reload((await load(opts)).config)
+      } catch (err) {
+        logger.error(
+          { err },
+          `reload failed, the running configuration stays: ${(err as Error).message ?? err}`,
+        )
+      }
+    }
+    io.onStarted?.(server, reload)
     for (const info of server.listeners) io.stdout.write(formatListener(info))
     if (opts.json) io.stdout.write(`${JSON.stringify({ listening: server.listeners })}\n`)
   })

@@ -23,10 +23,15 @@ const code = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   stdin: process.stdin,
   env: process.env,
-  onStarted: (started) => {
+  onStarted: (started, reload) => {
     server = started
     process.once('SIGTERM', onSignal)
     process.once('SIGINT', onSignal)
+    // reload TLS files, roles and anonymous settings; connections stay
+    process.on('SIGHUP', () => {
+      started.logger.info({ signal: 'SIGHUP' }, 'signal received: reloading the configuration')
+      void reload()
+    })
     // LMDB commits are crash-safe and the broker persisted its state as it went: log and exit, do not limp on
     process.on('uncaughtException', (err) => {
       started.logger.fatal({ err }, 'uncaught exception')

@@ -30,6 +30,7 @@ import { createLogger, type Logger } from './logger.js'
 import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
 import { createRecordCounts } from './record-counts.js'
 import { RefusalLog } from './refusal-log.js'
+import { applyReload, type ReloadOutcome, type SecureListener } from './reload.js'
 import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
 import { type SysTopics, startSysTopics } from './sys-topics.js'
 import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
@@ -68,6 +69,11 @@ export interface Server {
   readonly listeners: readonly ListenerInfo[]
   /** Graceful stop: stop accepting, let in-flight work finish (up to shutdown.timeout), persist wills, close LMDB. */
   close(): Promise<void>
+  /**
+   * Applies a new configuration's TLS files, roles and anonymous settings without dropping a connection
+   * (SIGHUP). Rejects, changing nothing, when any of it is unusable; names changed keys that need a restart.
+   */
+  reload(next: ServerConfig): Promise<ReloadOutcome>
 }
 
 /** Sub-folders of the applications folder, or the built-in default application when it does not exist. */
@@ -186,6 +192,9 @@ function offlineServer(
     },
     listeners: [],
     close: async () => {},
+    reload: async () => {
+      throw new Error('this server does not listen: nothing to reload')
+    },
   }
 }
 
@@ -278,8 +287,12 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   let cluster: ClusterNode | undefined
   let clusterStore: Store | undefined
 
+  let current = config
+  const secure: SecureListener[] = []
   const server: Server = {
-    config,
+    get config() {
+      return current
+    },
     root,
     logger,
     mqtt: {
@@ -301,6 +314,25 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       return listeners.flatMap((l) => (l.info ? [l.info] : []))
     },
     close: () => (closing ??= shutdown()),
+    async reload(next) {
+      if (!runtime || closing) throw new Error('the server is not running')
+      const outcome = await applyReload(current, next, {
+        runtime,
+        secure,
+        roles: roleDefinitions(next.roles),
+      })
+      current = next
+      logger.info(
+        outcome,
+        `configuration reloaded${outcome.applied.length > 0 ? ` (${outcome.applied.join(', ')})` : ' (nothing it applies changed)'}`,
+      )
+      if (outcome.restartNeeded.length > 0)
+        logger.warn(
+          { keys: outcome.restartNeeded },
+          `changed keys that need a restart: ${outcome.restartNeeded.join(', ')}`,
+        )
+      return outcome
+    },
   }
 
   async function shutdown(): Promise<void> {
@@ -510,6 +542,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       tlsServer.on('tlsClientError', (err, socket) =>
         logger.debug({ err, remoteAddress: socket.remoteAddress }, 'mqtts handshake failed'),
       )
+      secure.push({ server: tlsServer, requestCert: mtls.enabled, required: mtls.required })
       if (config.mqtt.maxConnections > 0) tlsServer.maxConnections = config.mqtt.maxConnections
       listeners.push(new TrackedListener('mqtts', 'mqtt.network.securePort', tlsServer, ['mqtt']))
     }
@@ -524,6 +557,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       const https = createHttpsServer(
         serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: false }),
       )
+      secure.push({ server: https, requestCert: mtls.enabled, required: false })
       handler.attach(https)
       refusals.watchHttp(https)
       listeners.push(new TrackedListener('https', 'http.securePort', https, httpServices))

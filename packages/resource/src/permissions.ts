@@ -68,9 +68,18 @@ const CACHE_LIMIT = 10_000
 
 export class Permissions {
   readonly #roles = new Map<string, CompiledRole>()
-  readonly #anonymous: User | null
+  #anonymous: User | null = null
 
   constructor(roles: readonly RoleDefinition[], allowAnonymous: boolean, anonymousRole: string) {
+    this.reconfigure(roles, allowAnonymous, anonymousRole)
+  }
+
+  /**
+   * Replaces the roles and the anonymous settings in place (the server's SIGHUP reload): every later
+   * check uses them. Subscriptions already granted keep the decision made when they were made.
+   */
+  reconfigure(roles: readonly RoleDefinition[], allowAnonymous: boolean, anonymousRole: string): void {
+    this.#roles.clear()
     for (const role of [...BUILT_IN_ROLES, ...roles]) {
       const rules = role.topics ?? []
       this.#roles.set(role.name, {

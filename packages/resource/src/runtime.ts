@@ -161,6 +161,8 @@ export interface ResourceRuntime extends Runtime {
   isSuperUser(user: User | null): boolean
   /** The role definitions in force (built-in roles, replaced or joined by configured ones). */
   roles(): RoleDefinition[]
+  /** New configured roles (applications' roles stay) and anonymous settings, for later checks (SIGHUP). */
+  reconfigure(options: Pick<RuntimeOptions, 'roles' | 'allowAnonymous' | 'anonymousRole'>): void
   /** The table classes by type name (what resources.js receives as `tables`). */
   readonly tables: Record<string, TableClass>
   readonly schema: SchemaDefinition
@@ -303,6 +305,8 @@ class RuntimeImpl implements ResourceRuntime {
   readonly #host: ResourceHost
   readonly #scopes = new ConnectScopes()
   readonly #relay: ((event: RuntimeEvent) => void) | undefined
+  /** Roles from the applications' config.json: kept when the configured roles are replaced. */
+  readonly #appRoles: RoleDefinition[]
   #closed = false
 
   constructor(
@@ -318,6 +322,7 @@ class RuntimeImpl implements ResourceRuntime {
     this.#rejectUnclaimed = options.rejectUnclaimedTopics === true
     this.#maxPayload = options.maxPayloadBytes ?? Number.POSITIVE_INFINITY
     this.#onError = options.onError ?? ((error) => console.error('@proj/resource:', error))
+    this.#appRoles = roles.slice(0, roles.length - (options.roles?.length ?? 0))
     this.#permissions = new Permissions(
       roles,
       options.allowAnonymous === true,
@@ -458,6 +463,13 @@ class RuntimeImpl implements ResourceRuntime {
 
   roles(): RoleDefinition[] {
     return this.#permissions.roles()
+  }
+  reconfigure(options: Pick<RuntimeOptions, 'roles' | 'allowAnonymous' | 'anonymousRole'>): void {
+    this.#permissions.reconfigure(
+      [...this.#appRoles, ...(options.roles ?? [])],
+      options.allowAnonymous === true,
+      options.anonymousRole ?? 'anonymous',
+    )
   }
 
   resources(): Map<string, Resource> {

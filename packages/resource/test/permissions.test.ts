@@ -213,6 +213,28 @@ describe('permissions', () => {
   })
 })
 
+describe('runtime.reconfigure', () => {
+  it("replaces configured roles and anonymous settings for later calls; applications' roles stay", async () => {
+    await using f = await runtimeFixture({ roles: [{ name: 'clerk', tables: {} }] })
+    const { runtime } = f
+    const clerk = as({ username: 'cleo', role: 'clerk', superUser: false })
+    expect(await code(runtime.list('Dog', {}, clerk))).toBe('FORBIDDEN')
+    expect(runtime.anonymous()).toBeNull()
+    runtime.reconfigure({
+      roles: [{ name: 'clerk', tables: { Dog: { read: true } } }],
+      allowAnonymous: true,
+      anonymousRole: 'clerk',
+    })
+    expect(await code(runtime.list('Dog', {}, clerk))).toBe('OK')
+    expect(await code(runtime.list('Dog', {}, as(null)))).toBe('OK')
+    runtime.reconfigure({})
+    expect(runtime.anonymous()).toBeNull()
+    expect(await code(runtime.list('Dog', {}, clerk))).toBe('FORBIDDEN')
+    // the application's own role (config.json) is still there
+    expect(await code(runtime.list('Dog', {}, as(reader)))).toBe('OK')
+  })
+})
+
 describe('runtime.isSuperUser and runtime.roles', () => {
   it('a super-user role makes its users super users even without their own flag', async () => {
     await using f = await runtimeFixture()
