@@ -23,6 +23,8 @@ export type KeyType =
   | { kind: 'object' }
   /** `true` (= `*`), `false`, `*`, or a list of origins (comma-separated in env and flags). */
   | { kind: 'origins' }
+  /** A list of IP addresses and subnets (`127.0.0.0/8`, `::1`), comma-separated in env and flags. */
+  | { kind: 'addresses' }
 
 export interface KeySpec {
   /** Dotted key path, e.g. `mqtt.network.port`. */
@@ -179,7 +181,15 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     key: 'mqtt.maxConnections',
     type: { kind: 'integer', min: 0 },
     default: 0,
-    description: 'Open MQTT connections per listener (TCP, TLS); 0 = unlimited',
+    description:
+      'MQTT connections served at once (TCP, TLS and WebSocket together); one more gets CONNACK 0x97 (3.1.1: 0x03) before its credentials are checked; 0 = unlimited',
+  },
+  {
+    key: 'mqtt.connectTimeout',
+    type: { kind: 'duration' },
+    default: 10_000,
+    description:
+      'Time a new MQTT connection has to send CONNECT (and each AUTH step of enhanced authentication) before it is closed (ms, or 10s)',
   },
   {
     key: 'mqtt.maxConnectionsPerUser',
@@ -200,6 +210,28 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: 'acknowledge',
     description:
       'What an MQTT 3.1.1 client gets when its publish is refused (not permitted, invalid for the table): acknowledge = the normal PUBACK/PUBREC, message dropped; disconnect = the connection is closed. MQTT 5 always gets the reason code; every refusal is logged at warn',
+  },
+  // Connection admission, before TLS and before anything is allocated for a connection
+  {
+    key: 'connections.maxPerAddress',
+    type: { kind: 'integer', min: 0 },
+    default: 1000,
+    description:
+      'Open connections per client address (IPv6: per /64) on all listeners together (MQTT, MQTTS, HTTP, HTTPS); more are reset at accept; 0 = unlimited',
+  },
+  {
+    key: 'connections.ratePerAddress',
+    type: { kind: 'integer', min: 0 },
+    default: 100,
+    description:
+      'New connections per second per client address (a token bucket of one second); faster ones are reset at accept, before any TLS handshake; 0 = unlimited',
+  },
+  {
+    key: 'connections.exempt',
+    type: { kind: 'addresses' },
+    default: ['127.0.0.0/8', '::1'],
+    description:
+      'Addresses and subnets the per-address limits do not apply to (comma-separated in env/flags; an empty list exempts none). Loopback by default: local tools, benchmarks and a reverse proxy on the same machine',
   },
   // Identity
   {
@@ -501,10 +533,12 @@ export interface ServerConfig {
     maxInflight: number
     maxQueued: number
     maxConnections: number
+    connectTimeout: number
     maxConnectionsPerUser: number
     rejectUnclaimedTopics: boolean
     refusedPublish: 'acknowledge' | 'disconnect'
   }
+  connections: { maxPerAddress: number; ratePerAddress: number; exempt: string[] }
   anonymous: { enabled: boolean; role: string }
   auth: {
     scramIterations: number

@@ -1,7 +1,9 @@
 import { constants } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
+import { BlockList } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { addExempt } from './admission.js'
 import {
   BOOLEAN_SHORTHANDS,
   CONFIG_KEYS,
@@ -146,6 +148,27 @@ export function coerceValue(spec: KeySpec, raw: unknown, fromString: boolean): C
         return { ok: true, value: list }
       }
       return { ok: false, reason: `must be true, false, * or a list of origins, got ${describe(raw)}` }
+    }
+    case 'addresses': {
+      const list =
+        typeof raw === 'string'
+          ? raw
+              .split(',')
+              .map((a) => a.trim())
+              .filter((a) => a !== '')
+          : raw
+      if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
+        return { ok: false, reason: `must be a list of IP addresses or subnets, got ${describe(raw)}` }
+      }
+      const scratch = new BlockList()
+      for (const entry of list) {
+        try {
+          addExempt(scratch, entry)
+        } catch (error) {
+          return { ok: false, reason: (error as Error).message }
+        }
+      }
+      return { ok: true, value: list }
     }
     case 'object': {
       let value = raw

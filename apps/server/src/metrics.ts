@@ -8,6 +8,7 @@ import { HttpError, requestUser } from '@proj/http'
 import { type Broker, DOORS } from '@proj/mqtt'
 import { type ResourceRuntime, TOPICS_TABLE } from '@proj/resource'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { RefusalSummary } from './admission-log.js'
 import type { TrackedListener } from './listeners.js'
 import type { RecordCounts } from './record-counts.js'
 
@@ -17,6 +18,8 @@ export interface MetricsSources {
   /** The listeners, read at scrape time (they are added while the server starts). */
   listeners: () => readonly TrackedListener[]
   counts: RecordCounts
+  /** Connections refused by the per-address limits. */
+  refusals?: RefusalSummary
 }
 
 export interface Metrics {
@@ -180,6 +183,21 @@ export function createMetrics(sources: MetricsSources): Metrics {
       return first > 0 && log.lastCursor >= first ? log.lastCursor - first + 1 : 0
     },
   )
+
+  const refusals = sources.refusals
+  if (refusals) {
+    counter(
+      'proj_connections_refused_total',
+      'Connections reset at accept by the per-address limits, by listener and reason (rate, concurrent)',
+      ['listener', 'reason'],
+      (set) => {
+        for (const [listener, t] of refusals.totals) {
+          set({ listener, reason: 'rate' }, t.rate)
+          set({ listener, reason: 'concurrent' }, t.concurrent)
+        }
+      },
+    )
+  }
 
   const batch = new Histogram({
     name: 'proj_storage_commit_writes',

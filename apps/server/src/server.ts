@@ -21,6 +21,8 @@ import {
 } from '@proj/resource'
 import type { Store } from '@proj/storage'
 import { ADMIN_PREFIX, adminApi } from './admin-api.js'
+import { ConnectionAdmission } from './admission.js'
+import { RefusalSummary } from './admission-log.js'
 import { reportApplications } from './application-report.js'
 import { clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
 import type { ServerConfig } from './config-schema.js'
@@ -286,6 +288,13 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
   let closing: Promise<void> | undefined
   let cluster: ClusterNode | undefined
   let clusterStore: Store | undefined
+  const admissionRefusals = new RefusalSummary(logger)
+  const admission = new ConnectionAdmission({
+    maxPerAddress: config.connections.maxPerAddress,
+    ratePerAddress: config.connections.ratePerAddress,
+    exempt: config.connections.exempt,
+    onRefused: (refusal) => admissionRefusals.note(refusal),
+  })
 
   let current = config
   const secure: SecureListener[] = []
@@ -362,6 +371,8 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       for (const l of listeners) l.destroyAll()
     }
     // 4. the store last, once nothing can write to it
+    admission.close()
+    admissionRefusals.close()
     metrics?.close()
     await sysClosed
     await runtime?.close()
@@ -421,7 +432,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       maxPacketSize: config.mqtt.maxPacketSize,
       maxInflight: config.mqtt.maxInflight,
       maxQueued: config.mqtt.maxQueued,
+      maxConnections: config.mqtt.maxConnections,
       maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
+      connectTimeoutMs: config.mqtt.connectTimeout,
       requireAuthentication: config.mqtt.requireAuthentication,
       refusedPublish: config.mqtt.refusedPublish,
       logger: logger.child({ component: 'mqtt' }),
@@ -493,7 +506,13 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       ),
     }
     if (config.metrics.enabled) {
-      metrics = createMetrics({ runtime, broker, listeners: () => listeners, counts })
+      metrics = createMetrics({
+        runtime,
+        broker,
+        listeners: () => listeners,
+        counts,
+        refusals: admissionRefusals,
+      })
       extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
     }
     if (config.studio.enabled) {
@@ -528,7 +547,6 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         socket.setNoDelay(true)
         handleMqtt(socket, 'tcp', socket)
       })
-      if (config.mqtt.maxConnections > 0) tcp.maxConnections = config.mqtt.maxConnections
       listeners.push(new TrackedListener('mqtt', 'mqtt.network.port', tcp, ['mqtt']))
     }
     if (config.mqtt.network.securePort !== null && tlsMaterial) {
@@ -543,7 +561,6 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         logger.debug({ err, remoteAddress: socket.remoteAddress }, 'mqtts handshake failed'),
       )
       secure.push({ server: tlsServer, requestCert: mtls.enabled, required: mtls.required })
-      if (config.mqtt.maxConnections > 0) tlsServer.maxConnections = config.mqtt.maxConnections
       listeners.push(new TrackedListener('mqtts', 'mqtt.network.securePort', tlsServer, ['mqtt']))
     }
     if (config.http.port !== null && handler) {
@@ -570,6 +587,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       https: [config.http.securePort, config.http.host],
     }
     for (const listener of listeners) {
+      admission.guard(listener.server, listener.name)
       const [port, host] = ports[listener.name]!
       const info = await listener.listen(port!, host)
       listener.onError = (err) => logger.error({ err, listener: info.name }, 'listener error')

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
 import { Connection } from './connection.js'
+import { ConnectionLimits } from './connection-limits.js'
 import type { FlowStepHook } from './flow-steps.js'
 import {
   type BrokerGauges,
@@ -85,6 +86,7 @@ export class BrokerCore implements Broker {
   readonly maxInflight: number
   readonly maxQueued: number
   readonly maxConnectionsPerUser: number
+  readonly limits: ConnectionLimits
   readonly requireAuthentication: boolean
   readonly connectTimeoutMs: number
   readonly authenticationMethods: Readonly<Record<string, AuthMethodFactory>>
@@ -94,7 +96,6 @@ export class BrokerCore implements Broker {
 
   readonly sessions = new Map<string, Session>()
   readonly connections = new Set<Connection>()
-  private readonly userConnections = new Map<string, number>()
   private readonly stores = new Map<string, StateStore<any>>()
   private readonly pending = new Set<Promise<unknown>>()
   private readonly wills = new Map<string, PendingWill[]>()
@@ -116,8 +117,9 @@ export class BrokerCore implements Broker {
     this.maxInflight = clamp(options.maxInflight ?? 65535, 1, 65535)
     this.maxQueued = Math.max(0, options.maxQueued ?? 100_000)
     this.maxConnectionsPerUser = Math.max(0, options.maxConnectionsPerUser ?? 0)
+    this.limits = new ConnectionLimits(Math.max(0, options.maxConnections ?? 0), this.maxConnectionsPerUser)
     this.requireAuthentication = options.requireAuthentication ?? false
-    this.connectTimeoutMs = Math.max(1, options.connectTimeoutMs ?? 30_000)
+    this.connectTimeoutMs = Math.max(1, options.connectTimeoutMs ?? 10_000)
     this.authenticationMethods = options.authenticationMethods ?? { 'SCRAM-SHA-256': createScramSha256() }
     this.responseInformation = options.responseInformation ?? ((s) => `response/${s.clientId}/`)
     this.refusedPublish = options.refusedPublish === 'disconnect' ? 'disconnect' : 'acknowledge'
@@ -216,16 +218,11 @@ export class BrokerCore implements Broker {
   }
 
   addUserConnection(username: string): boolean {
-    const n = this.userConnections.get(username) ?? 0
-    if (this.maxConnectionsPerUser > 0 && n >= this.maxConnectionsPerUser) return false
-    this.userConnections.set(username, n + 1)
-    return true
+    return this.limits.takeUser(username)
   }
 
   removeUserConnection(username: string): void {
-    const n = (this.userConnections.get(username) ?? 1) - 1
-    if (n <= 0) this.userConnections.delete(username)
-    else this.userConnections.set(username, n)
+    this.limits.giveUser(username)
   }
 
   // -------------------------------------------------------------------------------------------

@@ -147,6 +147,8 @@ export class Connection implements FrameSink, FaultSink {
   private will: StoredWill | null = null
   private willKey: readonly [string, string] | null = null
   private countedUser: string | null = null
+  /** Holds one of the broker's places (ConnectionLimits), given back on close. */
+  private holdsPlace = false
   private sendWill = true
   private faulted = false
   private refusals: RefusalLog | null = null
@@ -572,6 +574,17 @@ export class Connection implements FrameSink, FaultSink {
         return
       }
     }
+
+    // The broker's connection limit, before any password is hashed.
+    if (!broker.limits.take(broker.sessions.get(clientId)?.connection != null)) {
+      // 3.1.1 has no quota code: 0x03 Server unavailable says "try later", not "not authorized"
+      this.refuse(
+        v5 ? ReasonCode.QuotaExceeded : ReasonCode.ServerUnavailable,
+        'server connection limit reached',
+      )
+      return
+    }
+    this.holdsPlace = true
 
     // Authentication.
     let user: User | null
@@ -1589,6 +1602,7 @@ export class Connection implements FrameSink, FaultSink {
       })
     }
     if (this.countedUser !== null) broker.removeUserConnection(this.countedUser)
+    if (this.holdsPlace) broker.limits.give()
     const session = this.session
     if (session === null || session.connection !== this) {
       if (prev === State.Connected || prev === State.Connecting) this.settleWill(graceful === true, session)

@@ -29,11 +29,20 @@ export interface BrokerOptions {
   maxInflight?: number
   /** Outbound QoS 1/2 messages queued behind a full in-flight window per session. Default 100000. */
   maxQueued?: number
+  /**
+   * MQTT connections served at once, every transport together (0 = unlimited). Default 0. One more gets
+   * CONNACK 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) before its credentials are checked; a
+   * client id that is connected already may always replace its connection.
+   */
+  maxConnections?: number
   /** Concurrent connections per authenticated user (0 = unlimited). Default 0. */
   maxConnectionsPerUser?: number
   /** Refuse anonymous connections even when the runtime allows anonymous access. Default false. */
   requireAuthentication?: boolean
-  /** Time a new connection has to send CONNECT (and each AUTH step of enhanced authentication), ms. Default 30000. */
+  /**
+   * Time a new connection has to send CONNECT (and each AUTH step of enhanced authentication), ms; then
+   * the socket is closed. Default 10000.
+   */
   connectTimeoutMs?: number
   /**
    * MQTT 5 enhanced authentication methods by Authentication Method name (section 4.12). Default

@@ -118,6 +118,35 @@ describe('limits', () => {
     const b = pairClient(fx.broker, 5)
     expect((await b.connect({ username: 'carol', password: Buffer.from('pw') })).reasonCode).toBe(0x97)
   })
+
+  it('answers CONNACK 0x97 (3.1.1: 0x03) past maxConnections, before checking credentials; a closed connection frees its place', async () => {
+    make({ maxConnections: 2 })
+    const failed: unknown[] = []
+    fx.broker.events.on('auth-failed', (x) => failed.push(x))
+    const a = pairClient(fx.broker, 5)
+    expect((await a.connect({ clientId: 'a' })).reasonCode).toBe(0)
+    const b = pairClient(fx.broker, 4)
+    expect((await b.connect({ clientId: 'b' })).returnCode).toBe(0)
+    // a socket that has not sent CONNECT holds no place
+    const idle = pairClient(fx.broker, 4)
+    const v5 = pairClient(fx.broker, 5)
+    const refused = await v5.connect({ clientId: 'c', username: 'nobody', password: Buffer.from('x') })
+    expect(refused.reasonCode).toBe(0x97)
+    expect(refused.properties?.reasonString).toMatch(/connection limit/)
+    await v5.waitClosed()
+    const v3 = pairClient(fx.broker, 4)
+    expect((await v3.connect({ clientId: 'd' })).returnCode).toBe(3)
+    await v3.waitClosed()
+    // refused before authentication: no failed password was counted
+    expect(failed).toEqual([])
+    // the same client id may always come back (its old connection gives its place up)
+    const again = pairClient(fx.broker, 5)
+    expect((await again.connect({ clientId: 'a' })).reasonCode).toBe(0)
+    await a.waitClosed()
+    b.send({ cmd: 'disconnect' })
+    await b.waitClosed()
+    expect((await idle.connect({ clientId: 'e' })).returnCode).toBe(0)
+  })
 })
 
 describe('malformed input', () => {

@@ -5,6 +5,7 @@
  */
 export type { ApplicationConfig, ApplicationSource } from './application.js'
 export { readApplication } from './application.js'
+export { sourceKey } from './auth-limiter.js'
 export type { ResourceErrorCode, ResourceErrorOptions } from './errors.js'
 export { isResourceError, ResourceError, SchemaError } from './errors.js'
 export { RuntimeEvent } from './event.js'
