@@ -31,6 +31,8 @@ interface AddressState {
 
 /** Entries with no open connection and a full bucket carry no information: dropped every so often. */
 const SWEEP_MS = 10_000
+/** Addresses whose exemption is remembered. */
+const CACHE_LIMIT = 10_000
 
 /**
  * Admits or refuses each new TCP connection by its peer address before anything is allocated for it: no
@@ -44,6 +46,8 @@ const SWEEP_MS = 10_000
 export class ConnectionAdmission {
   readonly #states = new Map<string, AddressState>()
   readonly #exempt = new BlockList()
+  /** BlockList.check costs microseconds (a native call per address); the answer per address is kept. */
+  readonly #exemptCache = new Map<string, boolean>()
   readonly #options: AdmissionOptions
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
@@ -80,8 +84,7 @@ export class ConnectionAdmission {
   admit(socket: Socket, listener: string): boolean {
     const address = socket.remoteAddress
     if (address === undefined) return true
-    const family = isIP(address)
-    if (family !== 0 && this.#exempt.check(address, family === 6 ? 'ipv6' : 'ipv4')) return true
+    if (this.isExempt(address)) return true
     const key = sourceKey(address) ?? address
     const reason = this.take(key)
     if (reason !== undefined) {
@@ -92,6 +95,18 @@ export class ConnectionAdmission {
     }
     socket.once('close', () => this.release(key))
     return true
+  }
+
+  isExempt(address: string): boolean {
+    let exempt = this.#exemptCache.get(address)
+    if (exempt === undefined) {
+      const family = isIP(address)
+      exempt = family !== 0 && this.#exempt.check(address, family === 6 ? 'ipv6' : 'ipv4')
+      // bounded: a flood from many addresses only clears the cache now and then
+      if (this.#exemptCache.size >= CACHE_LIMIT) this.#exemptCache.clear()
+      this.#exemptCache.set(address, exempt)
+    }
+    return exempt
   }
 
   /** Takes a place and a token for `key`; the reason when it has neither. */
