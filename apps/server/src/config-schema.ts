@@ -263,6 +263,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'PBKDF2-HMAC-SHA-256 iterations of SCRAM-SHA-256 credentials made from now on (OWASP 2023: 600000; RFC 7677 minimum 4096); existing credentials keep theirs',
   },
   {
+    key: 'auth.scryptCost',
+    type: { kind: 'integer', min: 1024 },
+    default: 16384,
+    description:
+      'scrypt cost (N, rounded down to a power of two) of passwords hashed from now on; existing hashes keep theirs. Lower only where hashing time matters more than the cost of guessing (tests)',
+  },
+  {
     key: 'auth.backoff.maxFailuresPerUser',
     type: { kind: 'integer', min: 0 },
     default: 5,
@@ -542,6 +549,7 @@ export interface ServerConfig {
   anonymous: { enabled: boolean; role: string }
   auth: {
     scramIterations: number
+    scryptCost: number
     backoff: { maxFailuresPerUser: number; maxFailuresPerAddress: number; maxDelay: number }
     cacheTtl: number
   }

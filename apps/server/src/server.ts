@@ -149,6 +149,7 @@ export async function openConfiguredRuntime(
     ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
     auth: {
       scramIterations: config.auth.scramIterations,
+      scryptCost: config.auth.scryptCost,
       maxFailuresPerUser: config.auth.backoff.maxFailuresPerUser,
       maxFailuresPerAddress: config.auth.backoff.maxFailuresPerAddress,
       maxBackoffMs: config.auth.backoff.maxDelay,

@@ -1,6 +1,4 @@
 import { once } from 'node:events'
-import { waitFor } from '@proj/test-utils'
-import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { basic } from './helpers/clients.js'

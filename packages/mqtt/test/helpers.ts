@@ -53,7 +53,7 @@ export async function openTestRuntime(
   const runtime = await openRuntime({
     path,
     allowAnonymous: true,
-    auth: { scramIterations: 4096 },
+    auth: { scramIterations: 4096, scryptCost: 1024 },
     ...options,
   } as never)
   return {

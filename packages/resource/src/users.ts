@@ -58,9 +58,13 @@ function scryptAsync(
   })
 }
 
-export async function hashPassword(password: string): Promise<string> {
+/** The smallest scrypt cost accepted (`auth.scryptCost`); tests use it, servers keep the default. */
+export const MIN_SCRYPT_COST = 1024
+
+/** scrypt-hashes a password with cost `N` (a power of two, default 16384); the cost is stored with the hash. */
+export async function hashPassword(password: string, N: number = SCRYPT.N): Promise<string> {
   const salt = randomBytes(16)
-  const { N, r, p, keyLength } = SCRYPT
+  const { r, p, keyLength } = SCRYPT
   const hash = await scryptAsync(password, salt, N, r, p, keyLength)
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64url')}$${hash.toString('base64url')}`
 }
@@ -134,6 +138,11 @@ const USERNAME = /^[^\s\p{Cc}:/+#%]{1,128}$/u
 export interface AuthOptions {
   /** PBKDF2 iterations of SCRAM credentials made from now on (default 600 000, at least 4096). */
   scramIterations?: number
+  /**
+   * scrypt cost (N, a power of two) of passwords hashed from now on (default 16384, at least 1024); each hash
+   * keeps the cost it was made with. Lower only where hashing time matters more than guessing cost (tests).
+   */
+  scryptCost?: number
   /** Failed password attempts per username before back-off starts (default 5; 0 = no back-off per username). */
   maxFailuresPerUser?: number
   /** Failed password attempts per source address before back-off starts (default 20; 0 = none per address). */
@@ -163,6 +172,7 @@ export class Users implements UserAdmin {
   readonly #system: TableStateStore<unknown>
   readonly #permissions: Permissions
   readonly #scramIterations: number
+  readonly #scryptCost: number
   readonly #limiter: AuthLimiter
   readonly #onFailure: ((failure: AuthFailure) => void) | undefined
   readonly #changes: UserChangeFeed
@@ -186,6 +196,9 @@ export class Users implements UserAdmin {
       MIN_SCRAM_ITERATIONS,
       options.scramIterations ?? DEFAULT_SCRAM_ITERATIONS,
     )
+    const cost = options.scryptCost ?? SCRYPT.N
+    // a power of two at or above the floor (scrypt refuses others)
+    this.#scryptCost = 2 ** Math.max(Math.log2(MIN_SCRYPT_COST), Math.floor(Math.log2(Math.max(1, cost))))
     this.#limiter = new AuthLimiter({
       ...(options.maxFailuresPerUser !== undefined ? { maxUserFailures: options.maxFailuresPerUser } : {}),
       ...(options.maxFailuresPerAddress !== undefined
@@ -245,7 +258,7 @@ export class Users implements UserAdmin {
     const role = options.role ?? (options.superUser ? 'admin' : 'user')
     if (!this.#permissions.hasRole(role)) throw new ResourceError('INVALID', `unknown role ${role}`)
     const [hash, scram] = await Promise.all([
-      hashPassword(password),
+      hashPassword(password, this.#scryptCost),
       storedScram(password, this.#scramIterations),
     ])
     const stored: StoredUser = {
@@ -267,7 +280,7 @@ export class Users implements UserAdmin {
     if (!stored) throw new ResourceError('NOT_FOUND', `no user ${username}`)
     checkPassword(password)
     const [hash, scram] = await Promise.all([
-      hashPassword(password),
+      hashPassword(password, this.#scryptCost),
       storedScram(password, this.#scramIterations),
     ])
     await this.#store.put(username, { ...stored, password: hash, scram, generation: randomId() })
@@ -337,7 +350,7 @@ export class Users implements UserAdmin {
       })
     }
     if (!stored) {
-      await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password')))
+      await verifyPassword(password, await (this.#dummy ??= hashPassword('dummy-password', this.#scryptCost)))
       this.#failed(username, source, 'unknown user')
       return null
     }

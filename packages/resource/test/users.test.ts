@@ -20,7 +20,7 @@ describe('users', () => {
     await expect(runtime.users.add('rita', 'x')).rejects.toMatchObject({ code: 'CONFLICT' })
     await expect(runtime.users.add('bob', 'x', { role: 'nope' })).rejects.toMatchObject({ code: 'INVALID' })
     const stored = runtime.state<{ password: string }>('__users').get('rita')
-    expect(stored?.password).toMatch(/^scrypt\$16384\$8\$1\$/)
+    expect(stored?.password).toMatch(/^scrypt\$1024\$8\$1\$/) // the fixture's cost (auth.scryptCost)
     expect(stored?.password).not.toContain('pa55word')
     expect(await runtime.authenticate('rita', 'pa55word')).toEqual(rita)
     expect(await runtime.authenticate('rita', 'wrong')).toBeNull()
@@ -118,9 +118,11 @@ describe('users', () => {
   })
 
   it('makes SCRAM credentials with 600 000 iterations by default, configurable, and keeps older ones working', async () => {
-    await using f = await runtimeFixture({ auth: {} })
+    // the defaults, not the fixture's cheap ones: one 600 000-iteration credential and a 16384-cost scrypt hash
+    await using f = await runtimeFixture({ auth: { scramIterations: undefined, scryptCost: undefined } })
     await f.runtime.users.add('rita', 'pencil')
     expect((await f.runtime.scramCredentials('rita'))?.iterations).toBe(DEFAULT_SCRAM_ITERATIONS)
+    expect(f.runtime.state<{ password: string }>('__users').get('rita')?.password).toMatch(/^scrypt\$16384\$/)
     expect(DEFAULT_SCRAM_ITERATIONS).toBe(600_000)
     const fewer = await f.reopen({ auth: { scramIterations: 10_000 } })
     // the stored credential keeps its count; a new password gets the configured one
@@ -178,7 +180,7 @@ describe('users', () => {
       path: f.path,
       applications: [APP],
       noSync: true,
-      auth: { scramIterations: 4096 },
+      auth: { scramIterations: 4096, scryptCost: 1024 },
     })
     try {
       await other.users.delete('rita')

@@ -29,7 +29,7 @@ export async function openTestRuntime(options: RuntimeOptions = {}): Promise<Tes
     schemas: [{ source: SCHEMA, file: 'schema.graphql' }],
     noSync: true,
     roles: [{ name: 'reader', tables: { Dog: { read: true } } }],
-    auth: { scramIterations: 4096 },
+    auth: { scramIterations: 4096, scryptCost: 1024 },
     ...options,
   })
   await runtime.users.add('ann', 'secret', { superUser: true })
