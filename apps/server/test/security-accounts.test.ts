@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { waitFor } from '@proj/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { basic } from './helpers/clients.js'
@@ -41,9 +42,9 @@ describe.each(['tcp', 'ws'] as const)('durable sessions over MQTT %s', (door) =>
     await admin.endAsync()
     const back = await s.connect('writer', door, durable)
     expect(back.connack.sessionPresent).toBe(true)
-    const [topic, payload] = await once(back.client, 'message')
-    expect(topic).toBe('Dog/1')
-    expect(String(payload)).toContain(`away-${door}`)
+    await waitFor(() => back.messages.length > 0, { message: 'the message kept in the session' })
+    expect(back.messages[0]!.topic).toBe('Dog/1')
+    expect(back.messages[0]!.payload).toContain(`away-${door}`)
     // while the owner is connected, another user's attempt does not take the connection over
     expect(await s.connect('reader', door, durable).catch((e) => e)).toMatchObject({ code: 0x85 })
     await back.client.publishAsync('public/still-here', 'x', { qos: 1 })
@@ -109,7 +110,7 @@ describe('tokens and connections after account changes', () => {
     const token = await login(WRITER.username, WRITER.password)
     const tcp = (await s.connect('writer', 'tcp', { clientId: 'doomed-tcp' })).client
     const ws = (await s.connect('writer', 'ws', { clientId: 'doomed-ws' })).client
-    const closed = [once(tcp, 'close'), once(ws, 'close')]
+    const closed = [tcp, ws].map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())))
     const deleted = await runCli(['user', 'delete', WRITER.username, '--root', s.root])
     expect(deleted.code, deleted.stderr).toBe(0)
     await Promise.all(closed) // the server notices the other process's delete and disconnects

@@ -76,7 +76,7 @@ export interface SecurityServer {
     who: Who,
     door: 'tcp' | 'ws',
     options?: IClientOptions,
-  ): Promise<{ client: MqttClient; connack: IConnackPacket }>
+  ): Promise<{ client: MqttClient; connack: IConnackPacket; messages: { topic: string; payload: string }[] }>
   /** Status of a records WebSocket upgrade: 101 when it opened (then closed again), else the HTTP status. */
   upgrade(path: string, headers?: Record<string, string>, protocol?: string): Promise<number>
   /** Status of an event-stream request (the stream is aborted once the status is known). */
@@ -149,7 +149,10 @@ export async function startSecurityServer(args: string[] = []): Promise<Security
           ...options,
         })
         clients.add(client)
-        client.once('connect', (connack) => resolve({ client, connack }))
+        // collected from the start: a session's queued messages may come in the same read as the CONNACK
+        const messages: { topic: string; payload: string }[] = []
+        client.on('message', (topic, payload) => messages.push({ topic, payload: String(payload) }))
+        client.once('connect', (connack) => resolve({ client, connack, messages }))
         client.once('error', (err) => {
           client.end(true)
           reject(err)
