@@ -22,7 +22,7 @@ export interface AdminApiOptions {
 }
 
 /** What `GET /_admin/tables` lists per table. */
-export interface TableSummary {
+interface TableSummary {
   name: string
   /** The REST path and topic prefix (`/Dog/`, `Dog/#`); null when the table is not exported. */
   exportPath: string | null

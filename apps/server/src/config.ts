@@ -205,7 +205,7 @@ const KNOWN_PATHS: readonly string[] = [
  * one level off (`mqtt.port` → `mqtt.network.port`). Compared case-insensitively, so it also serves
  * environment variables, which are upper case.
  */
-export function suggest(key: string): string | undefined {
+function suggest(key: string): string | undefined {
   const parts = key.toLowerCase().split('.')
   let best: string | undefined
   let bestScore = Number.POSITIVE_INFINITY
@@ -268,7 +268,7 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /** Flattens a parsed YAML document into `key path → raw value`, reporting unknown keys. */
-export function flattenDocument(doc: unknown, issues: ConfigIssue[], source = 'file'): Map<string, unknown> {
+function flattenDocument(doc: unknown, issues: ConfigIssue[], source = 'file'): Map<string, unknown> {
   const out = new Map<string, unknown>()
   const walk = (node: Record<string, unknown>, prefix: string) => {
     for (const [name, value] of Object.entries(node)) {

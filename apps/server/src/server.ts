@@ -90,7 +90,7 @@ export async function applicationFolders(path: string): Promise<{ folders: strin
 }
 
 /** Role definitions from the config mapping (`roles: { reader: { tables: … } }`) as the runtime takes them. */
-export function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[] {
+function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[] {
   return Object.entries(roles).map(([name, definition]) => ({ ...(definition as object), name }))
 }
 

@@ -29,7 +29,7 @@ export interface Reading {
 }
 
 /** The sum of every sample of `name` (a histogram's `_sum` or `_count` by its metricName). */
-export function total(metrics: MetricJson[], name: string, metricName?: string): number {
+function total(metrics: MetricJson[], name: string, metricName?: string): number {
   const metric = metrics.find((m) => m.name === name)
   if (!metric) return 0
   let sum = 0

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 
 /** The part of the location after `#/`, split into segments (`#/tables/Dog` → ['tables', 'Dog']). */
-export function currentRoute(): string[] {
+function currentRoute(): string[] {
   return location.hash
     .replace(/^#\/?/, '')
     .split('/')

@@ -17,7 +17,7 @@ const ALLOW_METHODS = 'GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS'
 const EXPOSE_HEADERS = 'ETag, Location, Link, Content-Type, Content-Length'
 
 /** The origin to put in Access-Control-Allow-Origin, or undefined when this origin is not allowed. */
-export function allowedOrigin(cors: CorsOptions, origin: string | undefined): string | undefined {
+function allowedOrigin(cors: CorsOptions, origin: string | undefined): string | undefined {
   if (origin === undefined) return undefined
   if (cors.origins === '*') return cors.credentials ? origin : '*'
   return cors.origins.includes(origin) ? origin : undefined

@@ -15,17 +15,17 @@ import {
 import { errorCode, HttpError } from './errors.js'
 
 export const JSON_TYPE = MEDIA_TYPES.json
-export const CBOR_TYPE = MEDIA_TYPES.cbor
-export const MSGPACK_TYPE = MEDIA_TYPES.msgpack
+const CBOR_TYPE = MEDIA_TYPES.cbor
+const MSGPACK_TYPE = MEDIA_TYPES.msgpack
 /** The one format here that @proj/codec does not know: lists only. */
 export const CSV_TYPE = 'text/csv'
-export const EVENT_STREAM_TYPE = 'text/event-stream'
+const EVENT_STREAM_TYPE = 'text/event-stream'
 
 /**
  * Structured formats, in server preference order. `application/x-msgpack` is not listed: negotiate()
  * matches it as an alias of `application/msgpack`, and chooseResponseType answers with the name asked for.
  */
-export const STRUCTURED_TYPES: readonly string[] = [JSON_TYPE, CBOR_TYPE, MSGPACK_TYPE]
+const STRUCTURED_TYPES: readonly string[] = [JSON_TYPE, CBOR_TYPE, MSGPACK_TYPE]
 const LIST_TYPES: readonly string[] = [...STRUCTURED_TYPES, CSV_TYPE]
 
 const SHORT_NAMES: Readonly<Record<string, string>> = {

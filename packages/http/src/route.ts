@@ -12,7 +12,7 @@ export type Route =
   | { kind: 'table'; path: string; target: string }
 
 /** Query parameters the transport reads itself (content negotiation, credentials, SSE resume): never conditions. */
-export const TRANSPORT_PARAMS: readonly string[] = ['accept', 'access_token', 'lastEventId']
+const TRANSPORT_PARAMS: readonly string[] = ['accept', 'access_token', 'lastEventId']
 
 function decode(segment: string): string {
   try {

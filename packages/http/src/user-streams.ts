@@ -1,7 +1,7 @@
 import type { User, UserChange } from '@proj/resource'
 
 /** Why a tracked stream is being closed: the server shuts down, or its user's access was revoked. */
-export type CloseReason = 'shutdown' | 'revoked'
+type CloseReason = 'shutdown' | 'revoked'
 
 /** Registers a stream's closer; returns the function that unregisters it. */
 export type TrackStream = (close: (why: CloseReason) => void) => () => unknown

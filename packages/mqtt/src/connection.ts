@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
+import { isSharedFilter } from '@proj/topic-matcher'
 import mqttPacket from 'mqtt-packet'
 import { formatForAccept } from './accept.js'
 import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
@@ -43,7 +44,7 @@ import {
 } from './session-store.js'
 import type { DoorStats } from './stats.js'
 import { truncateUtf8 } from './string-field.js'
-import { isSharedFilter, isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
+import { isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
 type Packet = mqttPacket.Packet

@@ -6,7 +6,7 @@ import { MalformedPacketError, type MqttError, ProtocolError, ReasonCode } from 
 import { truncateUtf8 } from './string-field.js'
 import { decodeUtf8, isValidTopicName } from './topic-validate.js'
 
-export type UserProperties = Record<string, string | string[]>
+type UserProperties = Record<string, string | string[]>
 
 /** MQTT 5 PUBLISH properties in mqtt-packet's shape. */
 export interface PublishProperties {
@@ -82,7 +82,7 @@ export function parsePublish(frame: Buffer, bodyOffset: number, v5: boolean): In
 }
 
 /** Returns (bytes << 28) | value, or -1 when malformed. Values fit in 28 bits. */
-export function readVarInt(buf: Buffer, pos: number, end: number): number {
+function readVarInt(buf: Buffer, pos: number, end: number): number {
   let value = 0
   let mult = 1
   for (let i = 0; i < 4; i++) {

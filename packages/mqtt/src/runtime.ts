@@ -9,8 +9,6 @@ export type {
   Runtime,
   ScramCredential,
   StateStore,
-  StateWrite,
-  SubscribeOptions,
   Subscription,
   User,
   UserChange,

@@ -73,9 +73,9 @@ export interface StoredWill {
 }
 
 /** Key [clientId, packetId] in QOS2_STORE: an inbound QoS 2 packet id applied but not yet released. */
-export type StoredQos2 = 1
+type StoredQos2 = 1
 
-export function sessionKey(clientId: string): Key {
+function sessionKey(clientId: string): Key {
   return clientId
 }
 

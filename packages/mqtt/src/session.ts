@@ -1,3 +1,4 @@
+import { isSharedFilter } from '@proj/topic-matcher'
 import type { BrokerCore } from './broker.js'
 import type { Connection } from './connection.js'
 import { type MergedDelivery, OverlapGuard } from './overlap.js'
@@ -14,7 +15,6 @@ import {
   type StoredSession,
   type StoredSubscription,
 } from './session-store.js'
-import { isSharedFilter } from './topic-validate.js'
 
 /** One subscription of a session; `handle` is the live runtime subscription while the client is online. */
 export interface SessionSubscription extends StoredSubscription {

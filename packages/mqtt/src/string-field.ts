@@ -3,7 +3,7 @@
  * length: at most 65,535 bytes. Strings we compose (reason strings naming the client's topics) can
  * be longer, and an encoder handed one writes a corrupt packet or throws.
  */
-export const MAX_STRING_BYTES = 65535
+const MAX_STRING_BYTES = 65535
 
 /**
  * `s` shortened to at most `maxBytes` bytes of UTF-8, cut at a character boundary (never half a

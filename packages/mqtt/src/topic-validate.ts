@@ -38,11 +38,6 @@ export function isValidTopicFilter(filter: string, shared: boolean): boolean {
   return validateTopicFilter(filter, { shared }).ok
 }
 
-/** True for `$share/{group}/{filter}` (MQTT 5 section 4.8.2). */
-export function isSharedFilter(filter: string): boolean {
-  return filter.startsWith('$share/')
-}
-
 /** A string field from mqtt-packet (already decoded): reject U+0000 and replacement characters of invalid UTF-8. */
 export function isValidUtf8String(s: string): boolean {
   return !s.includes('\u0000') && !s.includes('\uFFFD')

@@ -59,7 +59,7 @@ function compile(filter: BoundFilter, options: EvaluateOptions): Predicate {
 /** A test of one non-array value. */
 type Test = (value: unknown) => boolean
 
-export function compileCondition(condition: BoundCondition, options: EvaluateOptions = {}): Predicate {
+function compileCondition(condition: BoundCondition, options: EvaluateOptions = {}): Predicate {
   const get = accessorFor(condition.path, options.accessor)
   const test = scalarTest(condition)
   if (condition.operator === 'ne') {
@@ -75,7 +75,7 @@ export function compileCondition(condition: BoundCondition, options: EvaluateOpt
 }
 
 /** The positive test of a condition on one value (`ne` is its negation). */
-export function scalarTest(condition: BoundCondition): Test {
+function scalarTest(condition: BoundCondition): Test {
   const operand = condition.operand
   switch (condition.operator) {
     case 'eq':

@@ -24,7 +24,7 @@ export function compareText(a: string, b: string): number {
  * Epoch milliseconds of a date value: a Date, a number (already milliseconds) or a date string;
  * NaN for anything else.
  */
-export function dateOf(value: unknown): number {
+function dateOf(value: unknown): number {
   if (value instanceof Date) return value.getTime()
   if (typeof value === 'number') return value
   if (typeof value === 'string') return Date.parse(value)
@@ -81,7 +81,7 @@ export function compareValues(a: unknown, b: unknown): number {
 }
 
 /** compareValues with null and undefined after everything else. */
-export function compareNullable(a: unknown, b: unknown): number {
+function compareNullable(a: unknown, b: unknown): number {
   const an = a === null || a === undefined
   const bn = b === null || b === undefined
   if (an || bn) return an === bn ? 0 : an ? 1 : -1

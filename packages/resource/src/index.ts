@@ -10,7 +10,6 @@ export type { ResourceErrorCode, ResourceErrorOptions } from './errors.js'
 export { isResourceError, ResourceError, SchemaError } from './errors.js'
 export { RuntimeEvent } from './event.js'
 export { EventStream } from './event-stream.js'
-export { filterCovers, filtersIntersect } from './filter-relations.js'
 export type {
   Access,
   RoleDefinition,

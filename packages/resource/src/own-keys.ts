@@ -17,7 +17,7 @@ export function ownValue(value: unknown, key: string): unknown {
 }
 
 /** Sets an own property, also when the key is `__proto__`. */
-export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__')
     Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true })
   else target[key] = value

@@ -1,6 +1,5 @@
-import { matchesFilter } from '@proj/topic-matcher'
+import { filterCovers, filtersOverlap, matchesFilter } from '@proj/topic-matcher'
 import { ResourceError } from './errors.js'
-import { filterCovers, filtersIntersect } from './filter-relations.js'
 import type { RequestContext, User } from './types.js'
 
 export type TableAction = 'read' | 'insert' | 'update' | 'delete' | 'publish'
@@ -223,10 +222,10 @@ export class Permissions {
       if (ruleFilter === null) continue
       if (setting === false) {
         if (filterCovers(ruleFilter, filter)) return 'none'
-        if (filtersIntersect(ruleFilter, filter)) denyIntersects = true
+        if (filtersOverlap(ruleFilter, filter)) denyIntersects = true
       } else if (filterCovers(ruleFilter, filter)) {
         allowCovers = allowIntersects = true
-      } else if (filtersIntersect(ruleFilter, filter)) {
+      } else if (filtersOverlap(ruleFilter, filter)) {
         allowIntersects = true
       }
     }

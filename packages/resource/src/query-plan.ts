@@ -19,7 +19,7 @@ import type { IndexRange, ReadCounter, SecondaryIndex } from './table-indexes.js
 import { coerceId } from './validate.js'
 
 /** Where candidates come from: record ids, or ranges of an index. */
-export type Source =
+type Source =
   | { readonly ids: readonly Key[] }
   | { readonly index: SecondaryIndex; readonly range: IndexRange }
 
@@ -97,7 +97,7 @@ function planCondition(condition: BoundCondition, ctx: PlanContext): Access | un
 }
 
 /** The index ranges that hold every value a condition can match; undefined when none do. */
-export function conditionRanges(condition: BoundCondition, isDate: boolean): IndexRange[] | undefined {
+function conditionRanges(condition: BoundCondition, isDate: boolean): IndexRange[] | undefined {
   const { operator, operand } = condition
   switch (operator) {
     case 'eq': {
@@ -296,7 +296,7 @@ export function planIds(access: Access, counter: ReadCounter): Key[] {
 }
 
 /** The records of a plan's ids (the ones that exist). */
-export function* fetch(
+function* fetch(
   access: Access,
   table: TableHandle,
   counter: ReadCounter,

@@ -129,7 +129,7 @@ function shareKey(group: string, filter: string): string {
   return `${group}\0${filter}`
 }
 
-export function eventClientId(event: RuntimeEvent): string | undefined {
+function eventClientId(event: RuntimeEvent): string | undefined {
   const metaClient = event.meta?.clientId
   return typeof metaClient === 'string' ? metaClient : event.origin
 }

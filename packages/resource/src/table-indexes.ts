@@ -5,9 +5,9 @@ import { ownValue, storedName } from './own-keys.js'
 import type { TableDefinition } from './schema.js'
 
 /** Unlogged storage table that records which indexes are complete: key `[table, attribute]`. */
-export const INDEX_META_TABLE = '__indexes'
+const INDEX_META_TABLE = '__indexes'
 /** Prefix of index storage tables: `__index/{table}/{attribute}`, keys `[kind, value, ...id]`. */
-export const INDEX_TABLE_PREFIX = '__index/'
+const INDEX_TABLE_PREFIX = '__index/'
 
 const BUILD_BATCH = 1000
 const PRESENT = 1
@@ -21,7 +21,7 @@ const INDEX_FORMAT = 2
  * The value an index files for a record: the attribute, or the record id for the primary-key attribute
  * when the value does not hold it (like list conditions).
  */
-export function attributeValue(
+function attributeValue(
   id: Key,
   value: unknown,
   attribute: string,

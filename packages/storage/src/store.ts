@@ -48,7 +48,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
 }
 
 /** The store: opens the environment, keeps its metadata and tables, and closes it. */
-export class StoreImpl implements Store {
+class StoreImpl implements Store {
   readonly path: string
   readonly clock: Clock
   readonly log: ChangeLogImpl

@@ -5,9 +5,10 @@
 
 export type { TopicErrorCode } from './errors.js'
 export { TopicError } from './errors.js'
+export { filterCovers, filtersOverlap } from './filter-relations.js'
 export { matchesFilter } from './match.js'
 export type { SharedSubscription } from './shared-subscription.js'
-export { parseSharedSubscription } from './shared-subscription.js'
+export { isSharedFilter, parseSharedSubscription } from './shared-subscription.js'
 export type {
   QoS,
   SharedGroupMatch,
@@ -16,6 +17,6 @@ export type {
   SubscriptionOptions,
   TrieMatch,
 } from './subscription-trie.js'
-export { createSubscriptionTrie, filtersOverlap, SubscriptionTrie } from './subscription-trie.js'
+export { createSubscriptionTrie, SubscriptionTrie } from './subscription-trie.js'
 export type { ValidateFilterOptions, ValidationResult } from './validate.js'
 export { assertTopicFilter, assertTopicName, validateTopicFilter, validateTopicName } from './validate.js'

@@ -23,3 +23,14 @@ export function parseSharedSubscription(filter: string): SharedSubscription | nu
   const slash = filter.indexOf('/', SHARE_PREFIX.length)
   return { group: filter.slice(SHARE_PREFIX.length, slash), filter: filter.slice(slash + 1) }
 }
+
+/**
+ * Whether `filter` asks for a shared subscription (starts with `$share/`), valid or not; cheaper than
+ * `parseSharedSubscription` where the filter is known to be valid or is validated after.
+ *
+ * @example
+ * isSharedFilter('$share/workers/jobs/#') // true
+ */
+export function isSharedFilter(filter: string): boolean {
+  return filter.startsWith(SHARE_PREFIX)
+}

@@ -1,3 +1,4 @@
+import { filtersOverlap } from './filter-relations.js'
 import { assertTopicFilter, SHARE_PREFIX } from './validate.js'
 
 /** MQTT quality of service. */
@@ -182,39 +183,6 @@ const newCollector = <S, O>(pool: MatchSlot<S, O>[] | null): Collector<S, O> => 
 
 /** Above this many plain subscriptions per subscriber, overlap is assumed instead of computed. */
 const OVERLAP_CHECK_LIMIT = 64
-
-/**
- * Whether some topic name can match both filters (plain filters, no `$share/` prefix). Ignores the
- * `$` rule, so it may answer true for `#` and `$SYS/x`, never false for filters that do overlap.
- *
- * @example
- * filtersOverlap('a/+/c', 'a/b/#') // true: 'a/b/c' matches both
- * filtersOverlap('a/+', 'a')       // false
- */
-export function filtersOverlap(a: string, b: string): boolean {
-  let i = 0
-  let j = 0
-  for (;;) {
-    const aEnd = i > a.length
-    const bEnd = j > b.length
-    const ai = aEnd ? -1 : nextSlash(a, i)
-    const bj = bEnd ? -1 : nextSlash(b, j)
-    const aHash = !aEnd && ai - i === 1 && a.charCodeAt(i) === 35
-    const bHash = !bEnd && bj - j === 1 && b.charCodeAt(j) === 35
-    if (aHash || bHash) return true
-    if (aEnd || bEnd) return aEnd && bEnd
-    const aPlus = ai - i === 1 && a.charCodeAt(i) === 43
-    const bPlus = bj - j === 1 && b.charCodeAt(j) === 43
-    if (!aPlus && !bPlus && (ai - i !== bj - j || !a.startsWith(b.slice(j, bj), i))) return false
-    i = ai + 1
-    j = bj + 1
-  }
-}
-
-function nextSlash(s: string, from: number): number {
-  const k = s.indexOf('/', from)
-  return k === -1 ? s.length : k
-}
 
 /**
  * The subscriptions of a broker, indexed by filter level for matching topics fast.

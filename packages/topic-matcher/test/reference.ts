@@ -45,3 +45,22 @@ export function referenceValidFilter(filter: string): boolean {
       (level === '+' || !level.includes('+')),
   )
 }
+
+/** Whether every topic matching `filter` matches `rule`, level by level over split('/'). */
+export function referenceFilterCovers(rule: string, filter: string): boolean {
+  const r = rule.split('/')
+  const f = filter.split('/')
+  // [MQTT-4.7.2-1]
+  if ((r[0] === '#' || r[0] === '+') && f[0]!.startsWith('$')) return false
+  for (let i = 0; ; i++) {
+    const rs = r[i]
+    const fs = f[i]
+    if (rs === '#') return true
+    if (fs === undefined) return rs === undefined
+    if (rs === undefined) return false
+    if (fs === '#') return false
+    if (fs === '+') {
+      if (rs !== '+') return false
+    } else if (rs !== '+' && rs !== fs) return false
+  }
+}

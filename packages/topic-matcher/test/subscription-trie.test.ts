@@ -1,6 +1,5 @@
 import {
   createSubscriptionTrie,
-  filtersOverlap,
   type QoS,
   SubscriptionTrie,
   TopicError,
@@ -288,31 +287,6 @@ describe('SubscriptionTrie', () => {
     trie.add('a/b/c', 1, { qos: 1 })
     expect(trie.match('a/b/c').subscribers).toHaveLength(1)
     expect(trie.match('a/b').subscribers).toHaveLength(0)
-  })
-})
-
-describe('filtersOverlap', () => {
-  it('is true exactly when some topic matches both filters (checked over a small topic universe)', () => {
-    const levels = ['a', 'b', '']
-    const topics: string[] = []
-    const grow = (prefix: string[], depth: number): void => {
-      if (prefix.length > 0) topics.push(prefix.join('/'))
-      if (depth === 0) return
-      for (const l of levels) grow([...prefix, l], depth - 1)
-    }
-    grow([], 4)
-    const filterArb = fc
-      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+'), { minLength: 1, maxLength: 3 }), fc.boolean())
-      .map(([l, hash]) => (hash ? [...l, '#'] : l).join('/'))
-    const anyFilter = fc.oneof(filterArb, fc.constant('#'))
-    fc.assert(
-      fc.property(anyFilter, anyFilter, (f, g) => {
-        const witness = topics.some((t) => referenceMatch(f, t) && referenceMatch(g, t))
-        expect(filtersOverlap(f, g)).toBe(witness)
-        expect(filtersOverlap(g, f)).toBe(witness)
-      }),
-      { seed: 99, numRuns: 3000 },
-    )
   })
 })
 
