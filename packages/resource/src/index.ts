@@ -6,10 +6,13 @@
 export type { ApplicationConfig, ApplicationSource } from './application.js'
 export { readApplication } from './application.js'
 export { sourceKey } from './auth-limiter.js'
+export type { TopicRecord } from './builtin-topics.js'
+export { TOPICS_TABLE } from './builtin-topics.js'
 export type { ResourceErrorCode, ResourceErrorOptions } from './errors.js'
 export { isResourceError, ResourceError, SchemaError } from './errors.js'
 export { RuntimeEvent } from './event.js'
 export { EventStream } from './event-stream.js'
+export { openRuntime } from './open-runtime.js'
 export type {
   Access,
   RoleDefinition,
@@ -34,11 +37,8 @@ export type {
   ResourceKit,
   ResourceRuntime,
   RuntimeOptions,
-  RuntimeSubscription,
   TableClass,
-  TopicRecord,
-} from './runtime.js'
-export { openRuntime, TOPICS_TABLE } from './runtime.js'
+} from './runtime-types.js'
 export type {
   AttributeDefinition,
   ScalarName,
@@ -48,6 +48,7 @@ export type {
   TypeRef,
 } from './schema.js'
 export { parseSchema } from './schema.js'
+export type { RuntimeSubscription } from './subscribe-flow.js'
 export type { TableInit } from './table.js'
 export { Table } from './table.js'
 export type {

@@ -50,7 +50,9 @@ export function fromStored<T>(value: T): T {
 
 const MAX_DEPTH = 10_000
 
-function isPlainObject(value: object): value is Record<string, unknown> {
+/** An object literal or `Object.create(null)`: no class instance, array, Date or Buffer. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
 }

@@ -22,7 +22,8 @@ import { RuntimeEvent } from './event.js'
 import { runListQuery } from './list-page.js'
 import { fromStored } from './own-keys.js'
 import { Relationships } from './relationships.js'
-import { type Table, toResourceError } from './table.js'
+import { toResourceError } from './storage-writes.js'
+import type { Table } from './table.js'
 import type { Delivery, EventListener, EventMeta, RequestContext, SubscribeOptions } from './types.js'
 
 /** `Dog/?breed=Lab` (or `Dog?breed=Lab`) → the table path and the raw query; undefined for a plain filter. */

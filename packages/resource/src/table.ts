@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { type BoundFilter, bindFilter, QueryError, type Selection } from '@proj/query'
+import { type BoundFilter, bindFilter, type Selection } from '@proj/query'
 import type { ChangeEvent, Key, RecordEntry, Table as StorageTable, WriteOptions } from '@proj/storage'
 import { matchesFilter } from '@proj/topic-matcher'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { runListQuery, type TableQuery } from './list-page.js'
-import { fromStored, ownValue, toStored } from './own-keys.js'
+import { fromStored, isPlainObject, ownValue, toStored } from './own-keys.js'
 import { CommittedPublish } from './publish-result.js'
 import { Relationships, type TableCatalog, type TableHandle } from './relationships.js'
 import {
@@ -17,6 +17,7 @@ import {
   type ResourceWriteOptions,
 } from './resource.js'
 import type { SchemaDefinition, TableDefinition } from './schema.js'
+import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
 import { type ReadCounter, TableIndexes } from './table-indexes.js'
 import type {
   ListPage,
@@ -27,44 +28,6 @@ import type {
   WriteResult,
 } from './types.js'
 import { checkRecord, coerceId } from './validate.js'
-
-/** Maps storage and codec failures to ResourceError codes; anything else is rethrown as is. */
-export function toResourceError(error: unknown): unknown {
-  if (error instanceof ResourceError || !(error instanceof Error)) return error
-  if (error instanceof QueryError) {
-    return new ResourceError('INVALID', error.message, {
-      cause: error,
-      details: { code: error.code, position: error.position, condition: error.condition },
-    })
-  }
-  const code = (error as { code?: unknown }).code
-  switch (code) {
-    case 'STORAGE_CONFLICT':
-      return new ResourceError('CONFLICT', error.message, { cause: error })
-    case 'STORAGE_KEY_TOO_LONG':
-      return new ResourceError('KEY_TOO_LONG', error.message, {
-        cause: error,
-        details: { maxBytes: (error as { maxBytes?: unknown }).maxBytes },
-      })
-    case 'STORAGE_INVALID_VALUE':
-    case 'STORAGE_INVALID_KEY':
-    case 'CODEC_DECODE_FAILED':
-    case 'CODEC_ENCODE_FAILED':
-      return new ResourceError('INVALID', error.message, { cause: error })
-    case 'CODEC_UNSUPPORTED_MEDIA_TYPE':
-      return new ResourceError('UNSUPPORTED_MEDIA_TYPE', error.message, { cause: error })
-    case 'STORAGE_CLOSED':
-      return new ResourceError('CLOSED', error.message, { cause: error })
-    case 'STORAGE_UNAVAILABLE':
-      return new ResourceError('UNAVAILABLE', error.message, { cause: error })
-    default:
-      return error
-  }
-}
-
-function rethrow(error: unknown): never {
-  throw toResourceError(error)
-}
 
 export interface TableInit extends ResourceInit {
   definition: TableDefinition
@@ -585,40 +548,6 @@ export class Table extends Resource {
     }
     return randomUUID()
   }
-}
-
-function writeOf(user: string | undefined, meta: Record<string, unknown>): WriteOptions {
-  const options: WriteOptions = { meta }
-  if (user !== undefined) options.user = user
-  return options
-}
-
-function writeOptions(ctx: RequestContext, ifVersion: number | undefined) {
-  const options: { user?: string; ifVersion?: number; meta?: Record<string, unknown> } = {}
-  if (ctx.user) options.user = ctx.user.username
-  if (ifVersion !== undefined) options.ifVersion = ifVersion
-  if (ctx.clientId !== undefined) options.meta = { clientId: ctx.clientId }
-  return options
-}
-
-/** Meta persisted with a logged publish: the publisher's meta plus QoS and client id. */
-export function storageMeta(
-  message: { qos: number; meta?: Record<string, unknown> },
-  ctx: RequestContext,
-): Record<string, unknown> {
-  const meta = message.meta
-  if (meta && meta.qos === message.qos && (ctx.clientId === undefined || meta.clientId !== undefined))
-    return meta
-  const out: Record<string, unknown> = { ...meta, qos: message.qos }
-  if (out.clientId === undefined && ctx.clientId !== undefined) out.clientId = ctx.clientId
-  return out
-}
-
-/** An attribute of a record as a list returns it (value already restored from storage). */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object') return false
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
 }
 
 const ID_TYPES: ReadonlySet<string> = new Set(['ID', 'String', 'Any'])
