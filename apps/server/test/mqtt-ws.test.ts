@@ -3,8 +3,7 @@ import { once, waitFor } from '@proj/test-utils'
 import mqtt from 'mqtt'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { openTestRuntime, type TestRuntime } from './support/runtime.js'
-import { startServer, type TestServer } from './support/server.js'
+import { openTestRuntime, startServer, type TestRuntime, type TestServer } from './helpers/in-process.js'
 
 let rt: TestRuntime
 let srv: TestServer

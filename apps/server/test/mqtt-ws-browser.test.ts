@@ -4,14 +4,13 @@ import { createBroker } from '@proj/mqtt'
 import mqtt from 'mqtt'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openTestRuntime, type TestRuntime } from './support/runtime.js'
-import { startServer, type TestServer } from './support/server.js'
+import { openTestRuntime, startServer, type TestRuntime, type TestServer } from './helpers/in-process.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const haveChromium = existsSync(CHROMIUM)
 if (!haveChromium) {
   console.warn(
-    `[http] skipping the browser test: ${CHROMIUM} is missing (run: bash scripts/ensure-system-deps.sh)`,
+    `[server] skipping the MQTT-over-WebSocket browser test: ${CHROMIUM} is missing (run: bash scripts/ensure-system-deps.sh)`,
   )
 }
 
