@@ -130,10 +130,12 @@ describe('connect', () => {
         if (events.length === 4) break
       }
     })()
-    await new Promise((r) => setTimeout(r, 20))
+    // Barriers, not sleeps: the current value arrived (the stream is live), then the incoming message
+    // was committed and delivered, before the server sends its own.
+    await waitFor(() => events.length === 1, { message: 'current value' })
     await runtime.patch('Dog/rex', { age: 3 }, admin)
     incoming.push({ bark: true })
-    await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => events.length === 3, { message: 'incoming message delivered' })
     ;(stream as EventStream).send({ note: 'from the server' })
     await reading
     expect(events.map((e) => [e.type, e.retained, e.value])).toEqual([
