@@ -223,7 +223,7 @@ export async function ensureAdmin(
  * would be silently ignored and every request with that password answered 401: this says so instead,
  * with the command that changes the password. Undefined when they agree with the store (or are unset).
  */
-export async function ignoredAdminPassword(
+async function ignoredAdminPassword(
   runtime: ResourceRuntime,
   env: Record<string, string | undefined>,
 ): Promise<string | undefined> {
