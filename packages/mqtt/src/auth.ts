@@ -3,8 +3,9 @@
  * A method is a factory; the broker makes one exchange per CONNECT (or re-authentication) and feeds it
  * the client's Authentication Data until it succeeds or fails.
  */
+
+import type { ConnectionInfo } from './connection-info.js'
 import type { Runtime, User } from './runtime.js'
-import type { ConnectionInfo } from './types.js'
 
 /** What an authentication exchange knows about the connection. */
 export interface AuthContext {

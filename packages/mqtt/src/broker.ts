@@ -4,15 +4,7 @@ import type { AuthMethodFactory } from './auth.js'
 import { Connection } from './connection.js'
 import { ConnectionLimits } from './connection-limits.js'
 import type { FlowStepHook } from './flow-steps.js'
-import {
-  type BrokerGauges,
-  brokerGauges,
-  type ClientSnapshot,
-  disconnectClient,
-  listClients,
-  listSessions,
-  type SessionSnapshot,
-} from './introspection.js'
+import { brokerGauges, disconnectClient, listClients, listSessions } from './introspection.js'
 import { encodePublish, encodePublishProperties, type PublishProperties } from './publish-codec.js'
 import { RateLimitedLog } from './rate-limited-log.js'
 import type { Key, ResourceEvent, Runtime, StateStore } from './runtime.js'
@@ -25,6 +17,7 @@ import {
   type StoredWill,
   WILLS_STORE,
 } from './session-store.js'
+import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './snapshots.js'
 import { BrokerStats } from './stats.js'
 import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
 import { followUserChanges } from './user-revocation.js'

@@ -13,10 +13,10 @@ export {
 } from './errors.js'
 export type { FlowStep, FlowStepHook } from './flow-steps.js'
 export { FLOW_STEPS } from './flow-steps.js'
-export type { BrokerGauges, ClientSnapshot, SessionSnapshot, SubscriptionInfo } from './introspection.js'
 export type { BrokerRuntime } from './runtime.js'
 export type { ScramOptions } from './scram.js'
 export { createScramSha256 } from './scram.js'
+export type { BrokerGauges, ClientSnapshot, SessionSnapshot, SubscriptionInfo } from './snapshots.js'
 export type { Door, DoorStats, DroppedStats } from './stats.js'
 export { BrokerStats, DOORS } from './stats.js'
 export type {

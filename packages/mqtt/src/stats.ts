@@ -3,7 +3,7 @@
  * hold a reference to (one addition per message, no lookup, no metrics library), and a monitoring
  * layer (the server's Prometheus registry, `$SYS` topics) reads them when it is asked.
  */
-import type { ConnectionInfo } from './types.js'
+import type { ConnectionInfo } from './connection-info.js'
 
 export type Door = ConnectionInfo['transport']
 

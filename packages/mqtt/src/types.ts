@@ -1,10 +1,13 @@
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
+import type { ConnectionInfo } from './connection-info.js'
 import type { FlowStepHook } from './flow-steps.js'
-import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './introspection.js'
 import type { Runtime, User } from './runtime.js'
+import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './snapshots.js'
 import type { BrokerStats } from './stats.js'
+
+export type { ConnectionInfo }
 
 /** pino-style: `logger.warn({ err }, 'message')`; `console` works too. */
 export interface Logger {
@@ -68,20 +71,6 @@ export interface BrokerOptions {
    * stop the process right there (see `src/bin/start.ts --stop-after`). Unset: the flows pay nothing.
    */
   onFlowStep?: FlowStepHook
-}
-
-export interface ConnectionInfo {
-  transport: 'tcp' | 'tls' | 'ws' | 'wss'
-  remoteAddress?: string
-  remotePort?: number
-  /** mTLS: the user named by the client certificate; authenticates without a password via runtime.findUser. */
-  certificateUser?: string
-  /**
-   * An HTTP Accept value the transport carried (MQTT over WebSocket: the upgrade request's). When it
-   * prefers CBOR or MessagePack, records go to this connection in that format unless CONNECT's user
-   * property `accept` or a subscription's says otherwise.
-   */
-  accept?: string
 }
 
 /** The session as the events describe it. */
