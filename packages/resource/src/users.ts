@@ -59,7 +59,7 @@ function scryptAsync(
 }
 
 /** The smallest scrypt cost accepted (`auth.scryptCost`); tests use it, servers keep the default. */
-export const MIN_SCRYPT_COST = 1024
+const MIN_SCRYPT_COST = 1024
 
 /** scrypt-hashes a password with cost `N` (a power of two, default 16384); the cost is stored with the hash. */
 export async function hashPassword(password: string, N: number = SCRYPT.N): Promise<string> {
