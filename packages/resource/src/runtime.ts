@@ -1,4 +1,3 @@
-import { decode, detect } from '@proj/codec'
 import type { ChangeEvent, Key, Store } from '@proj/storage'
 import { assertTopicName, TOPICS_TABLE, type TopicRecord, TopicsResource } from './builtin-topics.js'
 import { ChangeEvents } from './change-events.js'
@@ -8,14 +7,15 @@ import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { loadResources } from './load-resources.js'
 import { Permissions, type RoleDefinition, type TableAction } from './permissions.js'
+import { publishRecord } from './publish-record.js'
 import { QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
-import type { Resource, ResourceHost, ResourceMessage } from './resource.js'
+import type { Resource, ResourceHost } from './resource.js'
 import { type Route, Router } from './router.js'
 import { createHost } from './runtime-host.js'
 import type { ResourceClass, ResourceRuntime, RuntimeOptions, TableClass } from './runtime-types.js'
 import type { SchemaDefinition } from './schema.js'
 import { StateStores, type TableStateStore } from './state-store.js'
-import { rethrow, toResourceError } from './storage-writes.js'
+import { toResourceError } from './storage-writes.js'
 import { type RuntimeSubscription, SubscribeFlow } from './subscribe-flow.js'
 import { SubscriptionRegistry } from './subscriptions.js'
 import { Table } from './table.js'
@@ -70,6 +70,7 @@ export class RuntimeImpl implements ResourceRuntime {
   /** Roles from the applications' config.json: kept when the configured roles are replaced. */
   readonly #appRoles: RoleDefinition[]
   #closed = false
+  readonly #normalize = (mediaType: string) => this.#events.normalize(mediaType)
 
   constructor(
     store: Store,
@@ -381,7 +382,10 @@ export class RuntimeImpl implements ResourceRuntime {
       }
       // No route object for an unclaimed topic: the hot path of a plain broker allocates nothing here.
       const route = this.#router.resolve(topic)
-      if (route !== null) return this.#publishRecord(route, topic, message, ctx, user, options?.atomic)
+      if (route !== null) {
+        const atomic = options?.atomic
+        return publishRecord(route, topic, message, ctx, user, atomic, this.#permissions, this.#normalize)
+      }
       if (this.#rejectUnclaimed) throw new ResourceError('NOT_FOUND', `no resource claims topic ${topic}`)
       assertTopicName(topic)
       if (!this.#permissions.topicAllowed(user, ctx.clientId, topic, 'publish'))
@@ -392,40 +396,6 @@ export class RuntimeImpl implements ResourceRuntime {
     }
   }
 
-  #publishRecord(
-    route: Route<Resource>,
-    topic: string,
-    message: PublishMessage,
-    ctx: RequestContext,
-    user: User,
-    atomic: StateWrite[] | undefined,
-  ): Promise<PublishResult> {
-    const resource = route.resource
-    if (route.idText === '')
-      throw new ResourceError('INVALID', `topic ${topic} names ${resource.path}, not a record`)
-    assertTopicName(topic)
-    const payload = message.payload
-    const permissions = this.#permissions
-    // Permission first: nothing about the record (not even its id's type) is looked at before it.
-    if (message.retain && payload.length !== 0) {
-      const exists = () => resource.has(resource.coerceId(route.idText))
-      permissions.assertWrite(ctx, user, resource.permissionKeys, exists, topic)
-    } else {
-      const action: TableAction = message.retain ? 'delete' : 'publish'
-      if (!permissions.tableAllowed(user, resource.permissionKeys, action))
-        permissions.deny(ctx, `${action} ${topic}`)
-    }
-    const id = resource.coerceId(route.idText)
-    const value =
-      message.retain && payload.length === 0
-        ? undefined
-        : this.#decodeFor(resource, payload, message.contentType)
-    const msg: ResourceMessage = { value, payload, retain: message.retain, qos: message.qos }
-    if (message.contentType !== undefined) msg.contentType = message.contentType
-    if (message.meta !== undefined) msg.meta = message.meta
-    return resource.publish(id, msg, ctx, atomic ? { atomic } : undefined).catch(rethrow)
-  }
-
   mayReceive(topic: string, ctx: RequestContext): boolean {
     if (this.#closed) return false
     const user = ctx.user ?? this.#permissions.anonymous
@@ -433,22 +403,6 @@ export class RuntimeImpl implements ResourceRuntime {
     const route = this.#router.resolve(topic)
     if (route === null) return this.#permissions.topicAllowed(user, ctx.clientId, topic, 'subscribe')
     return this.#permissions.tableAllowed(user, route.resource.permissionKeys, 'read')
-  }
-
-  /** Content negotiation on publish (DESIGN.md): declared type, else JSON if it parses, else raw bytes. */
-  #decodeFor(resource: Resource, payload: Uint8Array, contentType: string | undefined): unknown {
-    if (contentType === undefined) return detect(payload).value
-    if (this.#events.normalize(contentType) === null) {
-      if (resource instanceof Table && resource.definition.attributes.length > 0) {
-        throw new ResourceError('UNSUPPORTED_MEDIA_TYPE', `cannot decode ${contentType} for ${resource.path}`)
-      }
-      return payload
-    }
-    try {
-      return decode(payload, contentType)
-    } catch (error) {
-      throw toResourceError(error)
-    }
   }
 
   subscribe(
