@@ -71,14 +71,19 @@ describe('CONNECT', () => {
       keepalive: 0,
     })
     await c.waitClosed()
+    // Closed without answering: no second CONNACK (nor anything else) after the first.
+    expect(c.packets).toEqual([])
   })
 
   it('closes a connection that sends no CONNECT in time', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
     const c = pairClient(make({ connectTimeoutMs: 5000 }))
-    await vi.advanceTimersByTimeAsync(5001)
+    await vi.advanceTimersByTimeAsync(4990)
+    expect(c.closed).toBe(false) // not before its time
+    await vi.advanceTimersByTimeAsync(11)
     vi.useRealTimers()
     await c.waitClosed()
+    expect(c.packets).toEqual([]) // no CONNACK: the client never asked
   })
 
   it('takes a session over: v5 DISCONNECT 0x8E to the old connection [MQTT-3.1.4-3]', async () => {
