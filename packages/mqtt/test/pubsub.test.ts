@@ -74,8 +74,10 @@ describe.each([4, 5] as const)('publish and subscribe with MQTT.js v%s', (protoc
     const lateGot = collect(late)
     await late.subscribeAsync(t('ret/+'), { qos: 1 })
     await waitFor(() => lateGot.length === 1, { message: 'late retained' })
-    await new Promise((r) => setTimeout(r, 100))
-    expect(lateGot.map((m) => m.topic)).toEqual([t('ret/b')])
+    // A sentinel after the retained values: anything deleted that still arrived would be before it.
+    await pub.publishAsync(t('ret/zz'), 'sentinel', { qos: 1 })
+    await waitFor(() => lateGot.length === 2, { message: 'sentinel' })
+    expect(lateGot.map((m) => m.topic)).toEqual([t('ret/b'), t('ret/zz')])
   })
 
   it('does not store non-retained messages', async () => {
@@ -84,8 +86,10 @@ describe.each([4, 5] as const)('publish and subscribe with MQTT.js v%s', (protoc
     const sub = await client({ protocolVersion })
     const got = collect(sub)
     await sub.subscribeAsync(t('msg/#'), { qos: 1 })
-    await new Promise((r) => setTimeout(r, 150))
-    expect(got).toEqual([])
+    // A sentinel published after SUBACK arrives after anything the subscription would have got first.
+    await pub.publishAsync(t('msg/sentinel'), 'sentinel', { qos: 1 })
+    await waitFor(() => got.length >= 1, { message: 'sentinel' })
+    expect(got.map((m) => m.topic)).toEqual([t('msg/sentinel')])
   })
 
   it('unsubscribes', async () => {
@@ -93,10 +97,13 @@ describe.each([4, 5] as const)('publish and subscribe with MQTT.js v%s', (protoc
     const got = collect(sub)
     await sub.subscribeAsync(t('un/#'))
     await sub.unsubscribeAsync(t('un/#'))
+    await sub.subscribeAsync(t('un2/#'), { qos: 1 })
     const pub = await client({ protocolVersion })
     await pub.publishAsync(t('un/x'), 'x', { qos: 1 })
-    await new Promise((r) => setTimeout(r, 100))
-    expect(got).toEqual([])
+    // The sentinel on the filter still subscribed comes after un/x, had un/x been delivered.
+    await pub.publishAsync(t('un2/s'), 's', { qos: 1 })
+    await waitFor(() => got.length >= 1, { message: 'sentinel' })
+    expect(got.map((m) => m.topic)).toEqual([t('un2/s')])
   })
 })
 
@@ -111,8 +118,8 @@ describe('MQTT 5 specifics', () => {
       qos: 1,
       properties: { contentType: 'application/octet-stream', userProperties: { k: 'v' } },
     })
+    // The other client's message is the sentinel: its own (acknowledged before) would have come first.
     await waitFor(() => got.length === 1, { message: 'message from other' })
-    await new Promise((r) => setTimeout(r, 100))
     expect(got.map((m) => m.topic)).toEqual(['p5/other'])
     expect(got[0]!.properties).toMatchObject({
       contentType: 'application/octet-stream',
