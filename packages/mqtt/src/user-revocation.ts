@@ -1,7 +1,23 @@
-import type { BrokerCore } from './broker.js'
 import { ReasonCode } from './errors.js'
-import type { UserChange } from './runtime.js'
-import { ownerOf } from './session-owner.js'
+import type { RequestContext, Runtime, UserChange } from './runtime.js'
+import { ownerOf, type SessionOwner } from './session-owner.js'
+import type { Logger } from './types.js'
+
+/** What revocation needs of the broker (the broker itself; an interface, so no import cycle). */
+export interface RevocationHost<S extends { readonly owner: SessionOwner; readonly destroyed: boolean }> {
+  readonly runtime: Runtime
+  readonly closing: boolean
+  readonly logger: Logger
+  readonly connections: Iterable<{
+    readonly ctx: RequestContext
+    readonly clientId: string
+    revoke(reasonCode: number, reason: string): void
+    disconnectAdministratively(reason: string): void
+  }>
+  readonly sessions: { values(): Iterable<S> }
+  discardWillsOf(username: string): void
+  endSession(session: S): Promise<void>
+}
 
 /**
  * Follows the runtime's user changes: a deleted user's connections are closed with DISCONNECT 0x87 (not
@@ -11,13 +27,18 @@ import { ownerOf } from './session-owner.js'
  * them). A password change closes nothing: MQTT connections authenticated once, at CONNECT. Returns the
  * function that stops following.
  */
-export function followUserChanges(broker: BrokerCore): () => void {
+export function followUserChanges<S extends { readonly owner: SessionOwner; readonly destroyed: boolean }>(
+  broker: RevocationHost<S>,
+): () => void {
   const subscribe = broker.runtime.onUserChange
   if (subscribe === undefined) return () => {}
   return subscribe.call(broker.runtime, (change) => onUserChange(broker, change))
 }
 
-function onUserChange(broker: BrokerCore, change: UserChange): void {
+function onUserChange<S extends { readonly owner: SessionOwner; readonly destroyed: boolean }>(
+  broker: RevocationHost<S>,
+  change: UserChange,
+): void {
   if (change.type === 'password' || broker.closing) return
   const deleted = change.type === 'deleted'
   const anonymous = broker.runtime.anonymous()
