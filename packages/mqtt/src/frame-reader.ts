@@ -55,12 +55,14 @@ export class FrameReader {
       let mult = 1
       let b = 0x80
       while (b & 0x80) {
-        if (i >= len) {
-          this.head = Buffer.from(chunk.subarray(off))
-          return
-        }
+        // A fourth length byte that says "more follows" is already malformed: refuse it now rather
+        // than wait (perhaps forever, without keep-alive) for a fifth byte that cannot make it right.
         if (i - off > 4) {
           this.fail(new MalformedPacketError('remaining length longer than 4 bytes'))
+          return
+        }
+        if (i >= len) {
+          this.head = Buffer.from(chunk.subarray(off))
           return
         }
         b = chunk[i++]!

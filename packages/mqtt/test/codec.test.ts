@@ -235,6 +235,14 @@ describe('FrameReader', () => {
     expect(collect([big.subarray(0, 3)], 100).errors).toEqual(['MQTT_PACKET_TOO_LARGE'])
   })
 
+  it('refuses a fourth remaining-length byte with its continuation bit at once, without waiting for a fifth', () => {
+    // found by the fuzzer (pnpm fuzz): the reader waited for the next byte, so the connection hung
+    expect(collect([Buffer.from([0xe0, 0x80, 0x80, 0x80, 0x80])]).errors).toEqual(['MQTT_MALFORMED_PACKET'])
+    expect(collect([...[0x30, 0xff, 0xff, 0xff, 0xff]].map((b) => Buffer.from([b]))).errors).toEqual([
+      'MQTT_MALFORMED_PACKET',
+    ])
+  })
+
   it('refuses a remaining length of five bytes', () => {
     expect(collect([Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])]).errors).toEqual([
       'MQTT_MALFORMED_PACKET',

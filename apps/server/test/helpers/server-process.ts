@@ -67,9 +67,10 @@ export function runCli(
  */
 export function startServerProcess(
   root: string,
-  options: { args?: string[]; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { args?: string[]; env?: Record<string, string>; timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<ServerProcess> {
   const args = [
+    ...(options.nodeArgs ?? []),
     CLI,
     'start',
     '--root',
