@@ -6,7 +6,14 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
-const FLAGS = { seed: 'FUZZ_SEED', count: 'FUZZ_COUNT', replay: 'FUZZ_REPLAY', lanes: 'FUZZ_LANES', minutes: 'FUZZ_MINUTES', report: 'FUZZ_REPORT' }
+const FLAGS = {
+  seed: 'FUZZ_SEED',
+  count: 'FUZZ_COUNT',
+  replay: 'FUZZ_REPLAY',
+  lanes: 'FUZZ_LANES',
+  minutes: 'FUZZ_MINUTES',
+  report: 'FUZZ_REPORT',
+}
 const { values } = parseArgs({
   options: Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' }])),
   strict: true,

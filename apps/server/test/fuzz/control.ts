@@ -59,7 +59,8 @@ export class Control {
     }
     if (topic.startsWith('keep/') || topic.startsWith('Guard/')) {
       // keep/~end: the snapshot's own end marker (published by an administrator)
-      if (this.#armed && topic !== 'keep/~end') this.violations.push(`guarded ${topic} changed: ${payload.toString('hex').slice(0, 200)}`)
+      if (this.#armed && topic !== 'keep/~end')
+        this.violations.push(`guarded ${topic} changed: ${payload.toString('hex').slice(0, 200)}`)
       return
     }
     if (topic.startsWith('Fuzz/')) {
@@ -67,7 +68,8 @@ export class Control {
       return
     }
     this.fuzzMessages++
-    if (payload.length >= 4 && this.#unchecked.length < SAMPLE_PER_CHECK) this.#unchecked.push({ topic, payload })
+    if (payload.length >= 4 && this.#unchecked.length < SAMPLE_PER_CHECK)
+      this.#unchecked.push({ topic, payload })
   }
 
   /** Records bytes the fuzzer sent (the only source an fz/# message may have). */

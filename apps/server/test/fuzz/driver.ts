@@ -80,7 +80,14 @@ async function openLane(
   }
   conn.socket.write(
     mqttPacket.generate(
-      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clean: true, clientId: `lane-${lane}`, keepalive: 0 },
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: version,
+        clean: true,
+        clientId: `lane-${lane}`,
+        keepalive: 0,
+      },
       { protocolVersion: version },
     ),
   )
@@ -107,8 +114,10 @@ export async function deliver(conn: RawConnection, input: FuzzInput, timeoutMs: 
 
 function describeOutcome(input: FuzzInput): string {
   const walk = walkFrames(input.bytes)
-  if (walk.complete) return 'complete input: the PINGREQ after it was neither answered nor the connection closed'
-  if (walk.missing === Number.POSITIVE_INFINITY) return 'malformed remaining length: the connection stayed open'
+  if (walk.complete)
+    return 'complete input: the PINGREQ after it was neither answered nor the connection closed'
+  if (walk.missing === Number.POSITIVE_INFINITY)
+    return 'malformed remaining length: the connection stayed open'
   if (walk.missing + input.bytes.length > MAX_PACKET_SIZE + 16) {
     return `declared length over the maximum packet size (${walk.missing + input.bytes.length} bytes): the connection stayed open`
   }
@@ -194,7 +203,12 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
       const outcome = await deliver(target, input, replyTimeoutMs)
       report.inputs++
       if (outcome === 'timeout' && failure === undefined) {
-        report.unanswered.push({ index: i, mutation: input.mutation, cmd: input.cmd, what: describeOutcome(input) })
+        report.unanswered.push({
+          index: i,
+          mutation: input.mutation,
+          cmd: input.cmd,
+          what: describeOutcome(input),
+        })
       }
       if (outcome === 'closed') report.closedByBroker++
       if (input.fresh || outcome !== 'answered') {
@@ -265,7 +279,10 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
   report.checkedPayloads = control.checkedPayloads
 
   if (failure !== undefined) {
-    const lines = [`fuzz failure (seed ${options.seed}): ${failure}`, 'inputs in flight, each after what its connection had received:']
+    const lines = [
+      `fuzz failure (seed ${options.seed}): ${failure}`,
+      'inputs in flight, each after what its connection had received:',
+    ]
     for (const [lane, input] of inFlight) {
       const before = (history.get(lane) ?? []).filter((h) => h.index !== input.index).slice(-5)
       lines.push(`lane ${lane}: ${describeInput(input)}`)

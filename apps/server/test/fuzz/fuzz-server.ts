@@ -3,8 +3,9 @@
  * is measurable), an application with a table the fuzzing role may write (`Fuzz`) and one it may only
  * read (`Guard`), plain topics it may write (`fz/#`) and some it may not (`keep/#`).
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+
 import { readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
 import { basic, connectMqtt } from '../helpers/clients.js'

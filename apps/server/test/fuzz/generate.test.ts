@@ -9,7 +9,7 @@ import { walkFrames } from './wire.js'
 describe('fuzz generator', () => {
   it('makes valid packets of every type for MQTT 3.1.1 and 5 (mqtt-packet parses each back)', () => {
     const seen = new Set<string>()
-    for (let i = 0; i < 3000; i++) {
+    for (let i = 0; i < 1500; i++) {
       const version = i % 2 === 0 ? 4 : 5
       const cmd = PACKET_TYPES[(i >> 1) % PACKET_TYPES.length]!
       const g = generatePacket(inputRng(1, i), version, cmd)
@@ -33,19 +33,21 @@ describe('fuzz generator', () => {
       const b = makeInput(42, index)
       expect(b.bytes.equals(a.bytes)).toBe(true)
       expect(b.mutation).toBe(a.mutation)
-      expect(makeInput(43, index).bytes.equals(a.bytes) && makeInput(43, index).mutation === a.mutation).toBe(false)
+      expect(makeInput(43, index).bytes.equals(a.bytes) && makeInput(43, index).mutation === a.mutation).toBe(
+        false,
+      )
     }
   })
 
   it('uses every named mutation, and some leave a partial packet or a malformed length', () => {
     const used = new Set<string>()
     let partial = 0
-    for (let i = 0; i < 3000; i++) {
+    for (let i = 0; i < 1500; i++) {
       const input = makeInput(7, i)
       used.add(input.mutation)
       if (!walkFrames(input.bytes).complete) partial++
     }
     expect([...used].sort()).toEqual(Object.keys(MUTATIONS).sort())
-    expect(partial).toBeGreaterThan(100)
+    expect(partial).toBeGreaterThan(50)
   })
 })

@@ -231,7 +231,9 @@ function packetOf(rng: Rng, cmd: PacketType, version: Version): mqttPacket.Packe
       return defined({
         cmd,
         messageId: messageId(rng),
-        reasonCode: v5 ? rng.pick(cmd === 'puback' || cmd === 'pubrec' ? [0, 0x10, 0x80, 0x87] : [0, 0x92]) : undefined,
+        reasonCode: v5
+          ? rng.pick(cmd === 'puback' || cmd === 'pubrec' ? [0, 0x10, 0x80, 0x87] : [0, 0x92])
+          : undefined,
         properties: v5 ? reasonProps(rng) : undefined,
       }) as mqttPacket.Packet
     case 'subscribe': {

@@ -54,7 +54,9 @@ function propertiesSpan(g: Generated, body: Buffer): { at: number; end: number }
 
 /** One random property: any identifier byte (known ones more often), followed by a value of a random shape. */
 function randomProperty(rng: Rng): Buffer {
-  const KNOWN = [1, 2, 3, 8, 9, 11, 17, 18, 19, 21, 22, 23, 24, 25, 26, 28, 31, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42]
+  const KNOWN = [
+    1, 2, 3, 8, 9, 11, 17, 18, 19, 21, 22, 23, 24, 25, 26, 28, 31, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
+  ]
   const id = rng.chance(0.6) ? rng.pick(KNOWN) : rng.int(0, 255)
   const shape = rng.int(0, 5)
   const value =
@@ -95,7 +97,8 @@ export const MUTATIONS: Record<string, Mutation> = {
   // the declared remaining length stays: the broker holds a partial packet
   truncate: (g, rng) => g.bytes.subarray(0, rng.int(1, Math.max(1, g.bytes.length - 1))),
   // the remaining length matches the shorter body: fields end early
-  'truncate-body': (g, rng) => editBody(g, (body) => body.subarray(0, rng.int(0, Math.max(0, body.length - 1)))),
+  'truncate-body': (g, rng) =>
+    editBody(g, (body) => body.subarray(0, rng.int(0, Math.max(0, body.length - 1)))),
   'length-overstated': (g, rng) => {
     const f = split(g.bytes)
     if (f === undefined) return g.bytes
@@ -123,9 +126,7 @@ export const MUTATIONS: Record<string, Mutation> = {
   'string-length-overstated': (g, rng) => {
     const out = Buffer.from(g.bytes)
     // a two-byte big-endian prefix equal to the length of the printable run after it is a string's length
-    const prefixed = asciiRuns(out, 1).filter(
-      ([s, e]) => s >= 2 && out.readUInt16BE(s - 2) === e - s,
-    )
+    const prefixed = asciiRuns(out, 1).filter(([s, e]) => s >= 2 && out.readUInt16BE(s - 2) === e - s)
     const zero = [...out.keys()].filter((i) => i + 1 < out.length && out[i] === 0 && out[i + 1] === 0)
     if (prefixed.length > 0) {
       const [s, e] = rng.pick(prefixed)
@@ -142,14 +143,24 @@ export const MUTATIONS: Record<string, Mutation> = {
       const props = Buffer.concat(Array.from({ length: rng.int(1, 3) }, () => randomProperty(rng)))
       // the new properties replace the old ones or follow them (duplicates of a known id included)
       const inner = rng.chance(0.5) ? Buffer.concat([propertiesBody(body, span), props]) : props
-      return Buffer.concat([body.subarray(0, span.at), encodeVarint(inner.length), inner, body.subarray(span.end)])
+      return Buffer.concat([
+        body.subarray(0, span.at),
+        encodeVarint(inner.length),
+        inner,
+        body.subarray(span.end),
+      ])
     }),
   'properties-length-wrong': (g, rng) =>
     editBody(g, (body) => {
       const span = propertiesSpan(g, body)
       if (span === undefined) return body
       const contents = propertiesBody(body, span)
-      const len = rng.pick([contents.length + rng.int(1, 300), 268_435_455, 0, Math.max(0, contents.length - 1)])
+      const len = rng.pick([
+        contents.length + rng.int(1, 300),
+        268_435_455,
+        0,
+        Math.max(0, contents.length - 1),
+      ])
       return Buffer.concat([body.subarray(0, span.at), encodeVarint(len), contents, body.subarray(span.end)])
     }),
   'invalid-utf8': (g, rng) => {

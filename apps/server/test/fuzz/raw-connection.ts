@@ -17,7 +17,7 @@ export class RawConnection {
   connackCode: number | undefined
   readonly opened: Promise<void>
   readonly #closedPromise: Promise<void>
-  #pending = Buffer.alloc(0)
+  #pending: Buffer = Buffer.alloc(0)
   #wake: (() => void) | undefined
 
   constructor(port: number) {
