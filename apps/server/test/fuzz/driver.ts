@@ -28,6 +28,8 @@ export interface FuzzOptions {
   timeLimitMs?: number
   /** Progress lines (long mode). */
   log?: (line: string) => void
+  /** Called after each input (the harness's own test kills the server from here). */
+  afterInput?: (inputsDone: number) => void
 }
 
 export interface Unanswered {
@@ -160,7 +162,13 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
   const inFlight = new Map<number, FuzzInput>()
   /** The inputs each lane sent on its current connection (the state a failing input met). */
   const history = new Map<number, FuzzInput[]>()
-  const onExit = (code: number | null) => fail(`the server process exited (code ${code})`)
+  const exitReason = () => {
+    const { exitCode, signalCode } = server.process.child
+    return exitCode === null && signalCode === null
+      ? undefined
+      : `the server process exited (${signalCode ?? `code ${exitCode}`})`
+  }
+  const onExit = () => fail(exitReason() ?? 'the server process exited')
   server.process.child.once('exit', onExit)
 
   let rssBaseKb = 0
@@ -202,6 +210,7 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
       }
       const outcome = await deliver(target, input, replyTimeoutMs)
       report.inputs++
+      options.afterInput?.(report.inputs)
       if (outcome === 'timeout' && failure === undefined) {
         report.unanswered.push({
           index: i,
@@ -217,7 +226,8 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
       }
       if (i >= warmup && rssBaseKb === 0) rssBaseKb = server.rssKb()
     }
-    inFlight.delete(lane)
+    // a failed run keeps what each lane had in flight for the report
+    if (failure === undefined) inFlight.delete(lane)
     await conn?.destroy()
   }
 
@@ -279,6 +289,10 @@ export async function runFuzz(server: FuzzServer, options: FuzzOptions): Promise
   report.checkedPayloads = control.checkedPayloads
 
   if (failure !== undefined) {
+    // a dead server is the news, whatever noticed first (a lane, the control client)
+    const exited = exitReason()
+    if (exited !== undefined && !failure.startsWith(exited))
+      failure = `${exited}; first noticed as: ${failure}`
     const lines = [
       `fuzz failure (seed ${options.seed}): ${failure}`,
       'inputs in flight, each after what its connection had received:',

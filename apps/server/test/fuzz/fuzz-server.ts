@@ -105,8 +105,12 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     mqttPort: proc.listeners.mqtt!.port,
     http,
     rssKb() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8')
-      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      try {
+        const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8')
+        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      } catch {
+        return 0 // the process is gone: the exit is reported on its own
+      }
     },
     guardSnapshot,
     async stop() {
