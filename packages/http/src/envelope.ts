@@ -41,7 +41,8 @@ function jsonSafe(value: Uint8Array, contentType: string | undefined): unknown {
 /** The envelope for an event in a given media type family. */
 export function toEnvelope(event: ResourceEvent, json: boolean): EventEnvelope {
   const envelope: EventEnvelope = { type: event.type, id: event.id, version: event.timestamp }
-  if (event.type !== 'delete') {
+  // delete, leave (a record changed out of a subscribed query) and reset carry no value
+  if (event.type !== 'delete' && event.type !== 'leave' && event.type !== 'reset') {
     envelope.value =
       json && event.value instanceof Uint8Array ? jsonSafe(event.value, event.contentType) : event.value
   }

@@ -25,7 +25,7 @@ import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue, wantsEven
 import { requestHeader } from './request-header.js'
 import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
-import { parseRoute } from './route.js'
+import { parseRoute, streamTarget } from './route.js'
 import { parseLastEventId } from './sse.js'
 import { type TrackStream, UserStreams } from './user-streams.js'
 import { CLOSE_CODES, prepareRecordSocket } from './websocket.js'
@@ -316,7 +316,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           runtime,
           req,
           res,
-          target: route.target,
+          target: streamTarget(route, url.search),
           ctx,
           after,
           heartbeatMs,
@@ -399,7 +399,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           requestHeader(req, 'content-type') ?? acceptFromQuery(url.searchParams.get('content-type'))
         const prepared = await prepareRecordSocket({
           runtime,
-          target: route.target,
+          target: streamTarget(route, url.search),
           ctx: { user, transport: 'ws' },
           mediaType,
           incomingType: declared ?? mediaType,

@@ -39,6 +39,24 @@ export function parseRoute(pathname: string): Route | undefined {
   return { kind: 'record', path, id, target: `${path}/${id}` }
 }
 
+/** Parameters of a WebSocket or SSE URL that are the transport's, never part of a subscribed query. */
+const STREAM_PARAMS = /^(accept|access_token|lastEventId|content-type)(=|$)/
+
+/**
+ * What a WebSocket or SSE request streams: the record or table, or for a table URL with a query
+ * (`/Dog/?breed=Lab`) the query subscription `Dog/?breed=Lab`, its raw text minus the transport's
+ * own parameters.
+ */
+export function streamTarget(route: Route, search: string): string {
+  if (route.kind !== 'table' || search.length <= 1) return route.target
+  const query = search
+    .slice(search.startsWith('?') ? 1 : 0)
+    .split('&')
+    .filter((part) => part !== '' && !STREAM_PARAMS.test(part))
+    .join('&')
+  return query === '' ? route.target : `${route.target}?${query}`
+}
+
 /**
  * A ListQuery from the raw query part of a URL (`url.search`, with or without its `?`), in HarperDB's
  * query language: `?breed=Lab&age=gt=3&select(name)&sort(-age)&limit(10)`, and the parameters

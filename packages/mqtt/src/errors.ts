@@ -184,5 +184,8 @@ export function reasonCodeFor(error: unknown): number {
 export function subackFailureCode(error: unknown, protocolVersion: number): number {
   if (protocolVersion < 5) return 0x80
   const rc = reasonCodeFor(error)
-  return rc === ReasonCode.TopicNameInvalid ? ReasonCode.TopicFilterInvalid : rc
+  // A refused filter (a bad or unsupported query in `Dog/?…`) is the filter's fault: SUBACK has no payload.
+  return rc === ReasonCode.TopicNameInvalid || rc === ReasonCode.PayloadFormatInvalid
+    ? ReasonCode.TopicFilterInvalid
+    : rc
 }

@@ -168,7 +168,8 @@ type Slotted = RuntimeEvent & { [derivedSlot]?: Derived; [projectedSlot]?: Map<s
 
 /** The event with its value projected by the subscription's `select()`, shared by equal selections. */
 function projected(event: RuntimeEvent, subscription: QuerySubscription): RuntimeEvent {
-  if (event.type === 'delete' || event.type === 'leave' || event.type === 'reset') return event
+  // Records are projected; a message is not a record and is delivered as published.
+  if (event.type !== 'put' && event.type !== 'patch') return event
   const slotted = event as Slotted
   let map = slotted[projectedSlot]
   const hit = map?.get(subscription.selectKey)

@@ -1,0 +1,199 @@
+import { tempDir, waitFor } from '@proj/test-utils'
+import type { IPublishPacket, MqttClient } from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  openTestRuntime,
+  RawClient,
+  startBroker,
+  type TestBroker,
+  type TestRuntime,
+  useMqttJsClients,
+} from './helpers.js'
+
+const SCHEMA = 'type Dog @table @export { id: ID @primaryKey name: String breed: String age: Int }'
+const admin = { user: { username: 'admin', role: 'admin', superUser: true } }
+
+type Got = { topic: string; payload: string; retain: boolean; event?: unknown; ids?: unknown }
+
+/** Records what a client receives, with the MQTT 5 user property `event` and subscription ids. */
+function record(client: MqttClient): Got[] {
+  const got: Got[] = []
+  client.on('message', (topic, payload, packet: IPublishPacket) => {
+    const props = packet.properties
+    got.push({
+      topic,
+      payload: payload.toString(),
+      retain: packet.retain,
+      ...(props?.userProperties?.event !== undefined ? { event: props.userProperties.event } : {}),
+      ...(props?.subscriptionIdentifier !== undefined ? { ids: props.subscriptionIdentifier } : {}),
+    })
+  })
+  return got
+}
+
+describe('query subscriptions over MQTT', () => {
+  const clients = useMqttJsClients()
+  const open: (TestBroker | TestRuntime)[] = []
+  afterEach(async () => {
+    await clients.endAll()
+    for (const o of open.splice(0).reverse()) await o.close()
+  })
+  const start = async (options: Record<string, unknown> = {}, dir?: string) => {
+    const rt = await openTestRuntime({ schemas: [{ source: SCHEMA }], ...options }, dir)
+    const tb = await startBroker({}, rt)
+    open.push(rt, tb)
+    return tb
+  }
+
+  for (const protocolVersion of [4, 5] as const) {
+    it(`v${protocolVersion === 5 ? 5 : '3.1.1'}: matching records first (retained), then enter, update, leave, delete and messages`, async () => {
+      const tb = await start()
+      const { runtime } = tb
+      await runtime.put('Dog/1', { name: 'Rex', breed: 'Lab', age: 5 }, admin)
+      await runtime.put('Dog/2', { name: 'Fido', breed: 'Lab', age: 2 }, admin)
+      await runtime.put('Dog/3', { name: 'Max', breed: 'Pug', age: 9 }, admin)
+      const sub = await clients.connect(tb, { protocolVersion, clientId: `q-sub-${protocolVersion}` })
+      const pub = await clients.connect(tb, { protocolVersion: 5, clientId: `q-pub-${protocolVersion}` })
+      const got = record(sub)
+      const granted = await sub.subscribeAsync('Dog/?breed=Lab&age=gt=3', {
+        qos: 1,
+        ...(protocolVersion === 5 ? { properties: { subscriptionIdentifier: 4 } } : {}),
+      })
+      expect(granted[0]!.qos).toBe(1)
+      await waitFor(() => got.length === 1)
+      expect(got[0]).toMatchObject({ topic: 'Dog/1', retain: true })
+      expect(JSON.parse(got[0]!.payload)).toEqual({ id: '1', name: 'Rex', breed: 'Lab', age: 5 })
+      // enters by a retained publish, is updated, leaves, comes back by a patch, is deleted
+      await pub.publishAsync('Dog/2', JSON.stringify({ name: 'Fido', breed: 'Lab', age: 4 }), {
+        qos: 1,
+        retain: true,
+      })
+      await runtime.patch('Dog/2', { name: 'Fido II' }, admin)
+      await pub.publishAsync('Dog/1', JSON.stringify({ bark: true }), { qos: 1 }) // a message to a match
+      await pub.publishAsync('Dog/3', JSON.stringify({ bark: true }), { qos: 1 }) // not a match: nothing
+      await runtime.patch('Dog/1', { age: 1 }, admin)
+      await runtime.patch('Dog/1', { age: 8 }, admin)
+      await pub.publishAsync('Dog/2', '', { qos: 1, retain: true })
+      await runtime.put('Dog/3', { name: 'Max', breed: 'Pug', age: 10 }, admin) // still out
+      await runtime.put('Dog/9', { name: 'Last', breed: 'Lab', age: 6 }, admin)
+      await waitFor(() => got.length === 8)
+      const v5 = protocolVersion === 5
+      expect(
+        got
+          .slice(1)
+          .map((g) => [
+            g.topic,
+            g.retain,
+            g.event,
+            g.ids,
+            g.payload === '' ? '' : (JSON.parse(g.payload).name ?? 'message'),
+          ]),
+      ).toEqual([
+        ['Dog/2', false, undefined, v5 ? 4 : undefined, 'Fido'],
+        ['Dog/2', false, undefined, v5 ? 4 : undefined, 'Fido II'],
+        ['Dog/1', false, undefined, v5 ? 4 : undefined, 'message'],
+        ['Dog/1', false, v5 ? 'leave' : undefined, v5 ? 4 : undefined, ''],
+        ['Dog/1', false, undefined, v5 ? 4 : undefined, 'Rex'],
+        ['Dog/2', false, v5 ? 'delete' : undefined, v5 ? 4 : undefined, ''],
+        ['Dog/9', false, undefined, v5 ? 4 : undefined, 'Last'],
+      ])
+    })
+  }
+
+  it('refuses sort(), limit(), a bad value and a bare wildcard in the query: SUBACK 0x8F (0x80 for 3.1.1)', async () => {
+    const tb = await start()
+    const bad = [
+      'Dog/?breed=Lab&sort(age)',
+      'Dog/?limit(3)',
+      'Dog/?age=gt=old',
+      'Dog/?name=a+b', // MQTT.js would not send a bare + or # inside a level
+      'Dog/?x=#',
+    ]
+    for (const [version, refused] of [
+      [5, 0x8f],
+      [4, 0x80],
+    ] as const) {
+      const raw = await RawClient.tcp(tb.port, version)
+      await raw.connect()
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: bad.map((topic) => ({ topic, qos: 1 })) })
+      expect((await raw.next('suback')).granted).toEqual(bad.map(() => refused))
+      raw.end()
+    }
+    const v5 = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-bad-5' })
+    // %2B and %23 are the characters
+    expect((await v5.subscribeAsync('Dog/?name=a%2Bb%23', { qos: 1 }))[0]!.qos).toBe(1)
+  })
+
+  it('keeps a durable session’s query subscription across a restart and replays what happened while away', async () => {
+    const dir = await tempDir('mqtt-query-')
+    try {
+      let tb = await start({}, dir.path)
+      await tb.runtime.put('Dog/1', { name: 'In', breed: 'Lab', age: 5 }, admin)
+      await tb.runtime.put('Dog/2', { name: 'Out', breed: 'Lab', age: 1 }, admin)
+      const options = {
+        protocolVersion: 5 as const,
+        clientId: 'q-durable',
+        clean: false,
+        properties: { sessionExpiryInterval: 3600 },
+      }
+      let sub = await clients.connect(tb, options)
+      let got = record(sub)
+      await sub.subscribeAsync('Dog/?age=gt=3', { qos: 1 })
+      await waitFor(() => got.length === 1)
+      await sub.endAsync()
+      await tb.runtime.patch('Dog/1', { age: 1 }, admin) // leaves
+      await tb.runtime.patch('Dog/2', { age: 7 }, admin) // enters
+      await tb.runtime.put('Dog/3', { name: 'New', breed: 'Pug', age: 4 }, admin) // enters
+      await tb.runtime.delete('Dog/3', admin) // then deleted
+      for (const o of open.splice(0).reverse()) await o.close()
+      tb = await start({}, dir.path)
+      sub = await clients.connect(tb, options)
+      got = record(sub)
+      await waitFor(() => got.length === 4)
+      expect(
+        got.map((g) => [g.topic, g.event, g.payload === '' ? '' : JSON.parse(g.payload).age, g.retain]),
+      ).toEqual([
+        ['Dog/1', 'leave', '', false],
+        ['Dog/2', undefined, 7, false],
+        ['Dog/3', undefined, 4, false],
+        ['Dog/3', 'delete', '', false],
+      ])
+      // and live again
+      await tb.runtime.patch('Dog/2', { age: 8 }, admin)
+      await waitFor(() => got.length === 5)
+      expect(got[4]).toMatchObject({ topic: 'Dog/2', retain: false })
+    } finally {
+      await clients.endAll()
+      for (const o of open.splice(0).reverse()) await o.close()
+      await dir.remove()
+    }
+  })
+
+  it('sends reset (MQTT 5) and a fresh snapshot when the change log no longer reaches back', async () => {
+    const tb = await start({ retention: { maxEvents: 2 } })
+    const { runtime } = tb
+    await runtime.put('Dog/1', { name: 'In', breed: 'Lab', age: 5 }, admin)
+    const options = {
+      protocolVersion: 5 as const,
+      clientId: 'q-reset',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    }
+    let sub = await clients.connect(tb, options)
+    let got = record(sub)
+    await sub.subscribeAsync('Dog/?age=gt=3', { qos: 1 })
+    await waitFor(() => got.length === 1)
+    await sub.endAsync()
+    await runtime.put('Dog/2', { name: 'Also in', breed: 'Lab', age: 6 }, admin)
+    for (let i = 10; i < 15; i++) await runtime.put(`Dog/${i}`, { name: 'Out', breed: 'Pug', age: 1 }, admin)
+    await runtime.store.log.compact()
+    sub = await clients.connect(tb, options)
+    got = record(sub)
+    await waitFor(() => got.length === 3)
+    expect(got.map((g) => [g.topic, g.event, g.retain])).toEqual([
+      ['Dog/?age=gt=3', 'reset', false],
+      ['Dog/1', undefined, true],
+      ['Dog/2', undefined, true],
+    ])
+  })
+})
