@@ -37,6 +37,8 @@ export function splitQueryFilter(filter: string): { path: string; query: string 
 /** What the query subscriptions need of the runtime. */
 export interface QueryHost {
   readonly store: Store
+  /** True once the runtime is closed (a pending snapshot then does nothing). */
+  closed(): boolean
   /** The RuntimeEvent of a logged change (shared with topic subscribers). */
   toEvent(change: ChangeEvent): RuntimeEvent | null
   onError(error: unknown): void
@@ -56,6 +58,9 @@ export class QuerySubscription {
   /** `select()`, applied to each value delivered; `selectKey` shares projections between subscribers. */
   readonly project: ((value: unknown) => unknown) | undefined
   readonly selectKey: string
+  /** Its group in the table's index, and its place among the group's members. */
+  group: QueryGroup | undefined = undefined
+  slot = 0
   cursor = 0
   minCursor = 0
   snapshotCursor = 0
@@ -140,7 +145,13 @@ function eventClientId(event: RuntimeEvent): string | undefined {
 
 /** The subscriptions to queries on one table. */
 export class TableQueries {
-  readonly index = new QuerySubscriptionIndex<QuerySubscription>()
+  /**
+   * Subscriptions with the same conditions share one entry (a group): a change is matched once per
+   * distinct query, then offered to each member (many clients often follow the same query).
+   */
+  readonly index = new QuerySubscriptionIndex<QueryGroup>()
+  readonly groups = new Map<string, QueryGroup>()
+  size = 0
   readonly #owner: QuerySubscriptions
 
   constructor(
@@ -150,9 +161,44 @@ export class TableQueries {
     this.#owner = owner
   }
 
-  remove(subscription: QuerySubscription): void {
-    if (this.index.remove(subscription)) this.#owner.removed(this)
+  add(subscription: QuerySubscription, key: string, bound: BoundFilter | undefined): void {
+    let group = this.groups.get(key)
+    if (group === undefined) {
+      group = { key, matches: subscription.matches, members: [] }
+      this.groups.set(key, group)
+      this.index.add(group, bound, subscription.matches)
+    }
+    subscription.group = group
+    subscription.slot = group.members.length
+    group.members.push(subscription)
+    this.size++
   }
+
+  remove(subscription: QuerySubscription): void {
+    const group = subscription.group
+    if (group === undefined) return
+    subscription.group = undefined
+    // Swap-remove: the last member takes this one's slot.
+    const members = group.members
+    const last = members.pop()!
+    if (last !== subscription) {
+      members[subscription.slot] = last
+      last.slot = subscription.slot
+    }
+    if (members.length === 0) {
+      this.groups.delete(group.key)
+      this.index.remove(group)
+    }
+    this.size--
+    this.#owner.removed(this)
+  }
+}
+
+/** The subscriptions of one table with the same conditions. */
+interface QueryGroup {
+  readonly key: string
+  readonly matches: (value: unknown) => boolean
+  readonly members: QuerySubscription[]
 }
 
 /** Events derived from one change for query subscribers (a put for an enter, a leave, a projection). */
@@ -222,11 +268,18 @@ export class QuerySubscriptions {
   #event: RuntimeEvent | undefined = undefined
   #deleted = false
   #derived: Derived | undefined = undefined
-  readonly #visit = (subscription: QuerySubscription, transition: Transition): void => {
-    const event = this.#event!
-    if (transition === 'update') subscription.offer(event, this.#host)
-    else if (transition === 'enter') subscription.offer(this.#enterEvent(event), this.#host)
-    else subscription.offer(this.#leaveEvent(event), this.#host)
+  readonly #visit = (group: QueryGroup, transition: Transition): void => {
+    const event =
+      transition === 'update'
+        ? this.#event!
+        : transition === 'enter'
+          ? this.#enterEvent(this.#event!)
+          : this.#leaveEvent(this.#event!)
+    const members = group.members
+    const host = this.#host
+    // A listener may close its own or another subscription: iterate over what was there at the start.
+    if (members.length === 1) members[0]!.offer(event, host)
+    else for (const member of members.slice()) member.offer(event, host)
   }
 
   constructor(host: QueryHost) {
@@ -240,7 +293,7 @@ export class QuerySubscriptions {
   /** @internal a subscription left its table's index */
   removed(table: TableQueries): void {
     this.#size--
-    if (table.index.size === 0 && this.#tables.get(table.resource.table.name) === table)
+    if (table.size === 0 && this.#tables.get(table.resource.table.name) === table)
       this.#tables.delete(table.resource.table.name)
   }
 
@@ -296,7 +349,7 @@ export class QuerySubscriptions {
     )
     const store = this.#host.store
     subscription.cursor = store.log.lastCursor
-    table.index.add(subscription, bound, matches)
+    table.add(subscription, filterKey(query), bound)
     this.#size++
     const after = options.after
     if (options.retained === false && after === undefined) return subscription
@@ -305,7 +358,7 @@ export class QuerySubscriptions {
       // After the caller has its subscription (MQTT sends SUBACK first): snapshot or replay, then live.
       setImmediate(() => {
         try {
-          if (!subscription.closed) this.#initial(subscription, bound, after)
+          if (!subscription.closed && !this.#host.closed()) this.#initial(subscription, bound, after)
         } catch (error) {
           this.#host.onError(error)
         } finally {
@@ -494,6 +547,13 @@ function replayTransition(
   }
   const wasIn = previous !== null && matches(fromStored(previous.value))
   return wasIn ? (isIn ? 'update' : 'leave') : isIn ? 'enter' : undefined
+}
+
+/** Subscriptions whose conditions are the same share a group: the conditions without text positions. */
+function filterKey(query: Query): string {
+  return query.filter === undefined
+    ? ''
+    : JSON.stringify(query.filter, (key, value) => (key === 'position' ? undefined : value))
 }
 
 /** The first condition path that starts with a relationship attribute, as text. */

@@ -96,6 +96,7 @@ export class RuntimeImpl implements ResourceRuntime {
     this.#registry = new SubscriptionRegistry((error) => this.#onError(error))
     this.#queries = new QuerySubscriptions({
       store,
+      closed: () => this.#closed,
       toEvent: (change) => this.#events.toEvent(change),
       onError: (error) => this.#onError(error),
     })

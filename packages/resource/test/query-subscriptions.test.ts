@@ -115,6 +115,35 @@ describe('query subscriptions', () => {
     })
   })
 
+  it('shares one index entry between subscriptions with the same conditions, each with its own options', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const a = recorder()
+    const b = recorder()
+    const c = recorder()
+    const subA = await runtime.subscribe('Dog/?age=gt=3', a.listener, { subscriptionId: 1 }, admin)
+    const subB = await runtime.subscribe(
+      'Dog/?select(name)&age=gt=3',
+      b.listener,
+      { subscriptionId: 2 },
+      admin,
+    )
+    const subC = await runtime.subscribe('Dog/?age=gt=3', c.listener, { subscriptionId: 3 }, admin)
+    await Promise.all([subA.ready, subB.ready, subC.ready])
+    await runtime.put('Dog/1', { name: 'Rex', age: 5 }, admin)
+    await waitFor(() => a.events.length === 1 && b.events.length === 1 && c.events.length === 1)
+    expect(b.events[0]!.value).toBe('Rex')
+    expect([a, b, c].map((r) => r.deliveries[0]!.subscriptionIds[0])).toEqual([1, 2, 3])
+    subA.close()
+    await runtime.patch('Dog/1', { age: 1 }, admin)
+    await waitFor(() => b.events.length === 2 && c.events.length === 2)
+    expect(a.events).toHaveLength(1)
+    expect(c.events[1]!.type).toBe('leave')
+    subB.close()
+    subC.close()
+    expect(runtime.subscriptionCount).toBe(0)
+  })
+
   it('needs read permission on the table', async () => {
     await using f = await runtimeFixture({ roles: [{ name: 'nobody' }] })
     const { runtime } = f
