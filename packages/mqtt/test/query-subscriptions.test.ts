@@ -100,6 +100,25 @@ describe('query subscriptions over MQTT', () => {
     })
   }
 
+  it('v5 retain handling 2 skips the snapshot; retain-as-published keeps the publisher’s flag; QoS 2', async () => {
+    const tb = await start()
+    const { runtime } = tb
+    await runtime.put('Dog/1', { name: 'Rex', breed: 'Lab', age: 5 }, admin)
+    const sub = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-rh' })
+    const pub = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-rh-pub' })
+    const got = record(sub)
+    const granted = await sub.subscribeAsync('Dog/?age=gt=3', { qos: 2, rh: 2, rap: true })
+    expect(granted[0]!.qos).toBe(2)
+    await pub.publishAsync('Dog/2', JSON.stringify({ name: 'In', age: 6 }), { qos: 2, retain: true })
+    await pub.publishAsync('Dog/2', JSON.stringify({ hello: 1 }), { qos: 2 })
+    await waitFor(() => got.length === 2)
+    // no snapshot (Dog/1 never came); the retained publish keeps retain 1, the message 0
+    expect(got.map((g) => [g.topic, g.retain])).toEqual([
+      ['Dog/2', true],
+      ['Dog/2', false],
+    ])
+  })
+
   it('refuses sort(), limit(), a bad value and a bare wildcard in the query: SUBACK 0x8F (0x80 for 3.1.1)', async () => {
     const tb = await start()
     const bad = [
