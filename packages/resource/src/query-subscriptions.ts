@@ -329,7 +329,6 @@ export class QuerySubscriptions {
     } catch (error) {
       throw toResourceError(error)
     }
-    const matches = compileFilter(bound)
     const project =
       query.select === undefined
         ? undefined
@@ -337,6 +336,9 @@ export class QuerySubscriptions {
     const name = resource.table.name
     let table = this.#tables.get(name)
     if (table === undefined) this.#tables.set(name, (table = new TableQueries(resource, this)))
+    // The group's predicate when others follow the same conditions: one compiled filter per query.
+    const key = filterKey(query)
+    const matches = table.groups.get(key)?.matches ?? compileFilter(bound)
     const subscription = new QuerySubscription(
       filter,
       table,
@@ -345,11 +347,11 @@ export class QuerySubscriptions {
       ctx,
       matches,
       project,
-      JSON.stringify(query.select ?? null),
+      query.select === undefined ? '' : JSON.stringify(query.select),
     )
     const store = this.#host.store
     subscription.cursor = store.log.lastCursor
-    table.add(subscription, filterKey(query), bound)
+    table.add(subscription, key, bound)
     this.#size++
     const after = options.after
     if (options.retained === false && after === undefined) return subscription
