@@ -290,6 +290,11 @@ export class QuerySubscriptions {
     return this.#size
   }
 
+  /** Whether any query subscription follows the storage table `name`. */
+  watches(name: string): boolean {
+    return this.#tables.has(name)
+  }
+
   /** @internal a subscription left its table's index */
   removed(table: TableQueries): void {
     this.#size--

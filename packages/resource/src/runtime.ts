@@ -480,7 +480,7 @@ export class RuntimeImpl implements ResourceRuntime {
   }
 
   #onChange(change: ChangeEvent): void {
-    if (this.#registry.size === 0 && this.#queries.size === 0) return
+    if (this.#registry.size === 0 && !this.#queries.watches(change.table)) return
     const event = this.#events.toEvent(change)
     if (event === null) return
     this.#registry.dispatch(event)
