@@ -1,3 +1,4 @@
+import type { ResourceRuntime } from '@proj/resource'
 import { tempDir, waitFor } from '@proj/test-utils'
 import type { IPublishPacket, MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -205,7 +206,7 @@ describe('query subscriptions over MQTT', () => {
     await sub.endAsync()
     await runtime.put('Dog/2', { name: 'Also in', breed: 'Lab', age: 6 }, admin)
     for (let i = 10; i < 15; i++) await runtime.put(`Dog/${i}`, { name: 'Out', breed: 'Pug', age: 1 }, admin)
-    await runtime.store.log.compact()
+    await (runtime as ResourceRuntime).store.log.compact()
     sub = await clients.connect(tb, options)
     got = record(sub)
     await waitFor(() => got.length === 3)
