@@ -242,28 +242,69 @@ class Node implements ClusterNode {
       )
     log.info({ applied: from - 1, stream: this.#target }, 'cluster: catching up')
     this.#checkReady(store, started)
-    const consumer = await this.js.consumers.get(prefix, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: from,
-    })
-    const messages = await consumer.consume({ max_messages: 512 })
-    this.#stop = () => void messages.stop()
-    if (this.#closed) messages.stop()
+    let next = from
     let pending: Promise<void> = Promise.resolve()
     let inFlight = 0
-    for await (const m of messages) {
-      const seq = m.seq
-      if (seq > this.#streamLast) this.#streamLast = seq
-      // queued without waiting: everything that arrives while a commit runs shares the next one
-      inFlight++
-      pending = store.applyReplicated(m.data, seq).then(() => {
-        inFlight--
-        if (this.state === 'catching-up') this.#checkReady(store, started)
-      })
-      pending.catch(() => {})
-      if (inFlight >= 4096) await pending
+    // The ordered consumer lives on one NATS server: when that server or the stream leader goes, the
+    // consumer may stall or end. Then a new one starts at the next sequence; applying stays in order
+    // (duplicates at or below the applied position are ignored by the store).
+    while (!this.#stopped()) {
+      try {
+        const consumer = await this.js.consumers.get(prefix, {
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: next,
+        })
+        // short pulls and heartbeats: a lost consumer is noticed within seconds, not the 30 s default
+        const messages = await consumer.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 })
+        this.#stop = () => void messages.stop()
+        if (this.#closed) messages.stop()
+        void (async () => {
+          for await (const status of messages.status()) {
+            const trouble =
+              (status.type === 'heartbeats_missed' && status.count >= 2) ||
+              status.type === 'consumer_deleted' ||
+              status.type === 'consumer_not_found' ||
+              status.type === 'stream_not_found'
+            if (trouble) {
+              log.warn({ status: status.type }, 'cluster: the stream consumer was lost; starting a new one')
+              messages.stop()
+              break
+            }
+          }
+        })().catch(() => {})
+        for await (const m of messages) {
+          const seq = m.seq
+          if (seq < next) continue
+          next = seq + 1
+          if (seq > this.#streamLast) this.#streamLast = seq
+          // queued without waiting: everything that arrives while a commit runs shares the next one
+          inFlight++
+          pending = store.applyReplicated(m.data, seq).then(() => {
+            inFlight--
+            if (this.state === 'catching-up') this.#checkReady(store, started)
+          })
+          pending.catch((error) => this.#fail(error))
+          if (inFlight >= 4096) await pending
+        }
+      } catch (error) {
+        if (this.#closed) break
+        log.warn({ err: error }, 'cluster: consuming the stream failed; retrying')
+      }
+      if (!this.#stopped()) await sleep(250)
     }
     await pending
+  }
+
+  #stopped(): boolean {
+    return this.#closed || this.state === 'failed'
+  }
+
+  #fail(error: unknown): void {
+    if (this.#closed || this.state === 'failed') return
+    this.state = 'failed'
+    this.options.log.error({ err: error }, 'cluster: applying the stream failed; this node stopped applying')
+    this.#ready.reject(error)
+    this.#stop?.()
   }
 
   #checkReady(store: Store, started: number): void {

@@ -161,7 +161,9 @@ export const runtimeErrorReasonCodes: Readonly<Record<string, number>> = {
   TOO_LARGE: ReasonCode.PacketTooLarge,
   QUOTA_EXCEEDED: ReasonCode.QuotaExceeded,
   TOO_MANY_REQUESTS: ReasonCode.ServerBusy,
-  UNAVAILABLE: ReasonCode.ServerUnavailable,
+  // a write the cluster could not replicate in time: PUBACK/PUBREC have no "server unavailable" (0x88 is
+  // for CONNACK/DISCONNECT), so it is the unspecified error; the client may send it again
+  UNAVAILABLE: ReasonCode.UnspecifiedError,
   CLOSED: ReasonCode.ServerUnavailable,
 }
 
