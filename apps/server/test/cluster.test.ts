@@ -129,7 +129,7 @@ describe.skipIf(natsSkipReason !== undefined)(
       } finally {
         await Promise.all([...subscribers, publisher].map((c: MqttClient) => c.endAsync()))
       }
-    })
+    }, 60_000)
 
     it('streams a write on one node to SSE subscribers on another', async () => {
       const sse = new EventSource(`${http('c')}/Dog/sse`, {
