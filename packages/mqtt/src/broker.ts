@@ -540,8 +540,8 @@ export class BrokerCore implements Broker {
     }
   }
 
-  discardWill(key: Key): void {
-    this.track(this.state(WILLS_STORE).delete(key))
+  discardWill(key: Key): Promise<unknown> {
+    return this.track(this.state(WILLS_STORE).delete(key))
   }
 
   persistWill(key: Key, will: StoredWill): Promise<void> {

@@ -1483,7 +1483,19 @@ export class Connection implements FrameSink, FaultSink {
     }
     // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
     this.sendWill = this.v5 && rc === ReasonCode.DisconnectWithWill
-    this.close('client disconnected', this.sendWill ? undefined : true)
+    if (this.sendWill || this.will === null || this.willKey === null) {
+      this.close('client disconnected', this.sendWill ? undefined : true)
+      return
+    }
+    // The discard is committed before the connection closes: a crash after the close must not find the
+    // will pending at the next start. Nothing is read meanwhile, and a close by the peer publishes nothing.
+    const key = this.willKey
+    this.will = null
+    this.reader.stop()
+    settle(this, this.broker.discardWill(key), () => {
+      this.broker.onFlowStep?.('will-discard-persisted')
+      this.close('client disconnected', true)
+    })
   }
 
   private startKeepAlive(seconds: number): void {

@@ -7,6 +7,8 @@
 export const FLOW_STEPS = [
   /** CONNECT: the session record (and the will) committed, CONNACK not written. */
   'connect-persisted',
+  /** Normal DISCONNECT: the will's deletion committed, the connection not yet closed. */
+  'will-discard-persisted',
   /** Outbound QoS 1/2: the in-flight entry committed, PUBLISH not written. */
   'outbound-publish-persisted',
   'outbound-publish-sent',

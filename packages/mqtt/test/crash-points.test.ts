@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
+import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FlowStep } from '../src/index.js'
 import { buildBroker, type ChildBroker, killChild, startChild } from './child-broker.js'
@@ -78,6 +79,38 @@ describe('exactly once across SIGKILL at every crash point', () => {
     },
     60_000,
   )
+
+  it('stopped right after a normal DISCONNECT committed the discard of the will: the will is never published', async () => {
+    await using tmp = await tempDir('mqtt-crash-point-')
+    const data = join(tmp.path, 'db')
+    let broker = await start(data, ['--stop-after', 'will-discard-persisted'])
+    const sub = new ExactReceiver('wd-sub')
+    const pub = new ResumingPublisher('wd-pub')
+    try {
+      await sub.connect(broker.port)
+      await sub.subscribe('wd/#', 1)
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, {
+        clientId: 'wd-will',
+        reconnectPeriod: 0,
+        will: { topic: 'wd/will', payload: Buffer.from('will'), qos: 1, retain: false },
+      })
+      // DISCONNECT 0x00: the will must be gone for good, even if the process dies the next moment.
+      await client.endAsync()
+      expect(await broker.exited).toBe('SIGKILL')
+      broker = await start(data)
+      const port = () => broker.port
+      await sub.reconnect(port)
+      // Wills left pending by the dead process go out at start; the sentinel comes after them.
+      await pub.reconnect(port)
+      await pub.publish('wd/end', 'end', 1)
+      await sub.receivedPayload('end')
+      expect([sub.lostSessions, sub.received.get('will')]).toEqual([0, undefined])
+    } finally {
+      sub.end()
+      pub.end()
+      await killChild(broker)
+    }
+  }, 60_000)
 
   it('stopped right after a takeover persisted the session, before its CONNACK: the QoS 2 flow completes once', async () => {
     await using tmp = await tempDir('mqtt-crash-point-')
