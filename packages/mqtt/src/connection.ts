@@ -5,7 +5,7 @@ import { isSharedFilter } from '@proj/topic-matcher'
 import mqttPacket from 'mqtt-packet'
 import { formatForAccept } from './accept.js'
 import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
-import type { BrokerCore } from './broker.js'
+import type { ConnectionHost } from './connection-host.js'
 import {
   MalformedPacketError,
   type MqttError,
@@ -18,6 +18,7 @@ import {
 import { type FaultSink, faultReason, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
+import { OutboundAliases } from './outbound-encoder.js'
 import {
   encodeAck,
   type InboundPublish,
@@ -30,9 +31,10 @@ import {
   reasonStringProperty,
 } from './publish-codec.js'
 import { RefusalLog } from './refusal-log.js'
-import type { EventMeta, PublishMessage, RequestContext, User } from './runtime.js'
-import { Session, type SessionSubscription } from './session.js'
-import { mayTakeSession, ownerOf } from './session-owner.js'
+import type { EventMeta, PublishMessage, RequestContext, Runtime, User } from './runtime.js'
+import type { Session, SessionSubscription } from './session.js'
+import type { SessionOutlet } from './session-outlet.js'
+import { ownerOf } from './session-owner.js'
 import {
   NEVER_EXPIRES,
   packetKey,
@@ -106,7 +108,7 @@ function firstUserProperty(
  * QoS flows and acknowledgement order, topic aliases, limits, and the will. Outbound delivery state
  * lives in the Session so it survives the connection.
  */
-export class Connection implements FrameSink, FaultSink {
+export class Connection implements FrameSink, FaultSink, SessionOutlet {
   state = State.AwaitingConnect
   version = 4
   v5 = false
@@ -121,10 +123,8 @@ export class Connection implements FrameSink, FaultSink {
   clientMaximumPacketSize = Number.POSITIVE_INFINITY
   /** v5 Request Problem Information: false = no reason strings / user properties on acknowledgements. */
   problemInfo = true
-  /** The client's Topic Alias Maximum: outbound aliases the server may assign. */
-  clientTopicAliasMaximum = 0
-  /** Outbound topic aliases (topic -> alias); null when the client accepts none. */
-  outAliases: Map<string, number> | null = null
+  /** Outbound topic aliases; null when the client accepts none (its Topic Alias Maximum is 0). */
+  outAliases: OutboundAliases | null = null
   /** Authentication Method of CONNECT (enhanced authentication), for re-authentication. */
   private authMethod: string | undefined
   private auth: AuthState | null = null
@@ -159,7 +159,7 @@ export class Connection implements FrameSink, FaultSink {
   readonly counters: DoorStats
 
   constructor(
-    readonly broker: BrokerCore,
+    readonly broker: ConnectionHost,
     readonly stream: Duplex,
     readonly info: ConnectionInfo,
     readonly id: string,
@@ -191,6 +191,10 @@ export class Connection implements FrameSink, FaultSink {
       broker.connectTimeoutMs,
     )
     this.connectTimer.unref?.()
+  }
+
+  get connected(): boolean {
+    return this.state === State.Connected
   }
 
   get sessionInfo(): SessionInfo {
@@ -577,7 +581,7 @@ export class Connection implements FrameSink, FaultSink {
     }
 
     // The broker's connection limit, before any password is hashed.
-    if (!broker.limits.take(broker.sessions.get(clientId)?.connection != null)) {
+    if (!broker.limits.take(broker.sessions.isConnected(clientId))) {
       // 3.1.1 has no quota code: 0x03 Server unavailable says "try later", not "not authorized"
       this.refuse(
         v5 ? ReasonCode.QuotaExceeded : ReasonCode.ServerUnavailable,
@@ -659,10 +663,8 @@ export class Connection implements FrameSink, FaultSink {
     // Per-connection settings from CONNECT properties.
     if (v5 && props) {
       if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
-      if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0) {
-        this.clientTopicAliasMaximum = props.topicAliasMaximum
-        this.outAliases = new Map()
-      }
+      if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0)
+        this.outAliases = new OutboundAliases(props.topicAliasMaximum)
       const accept = firstUserProperty(props, 'accept')
       if (accept) {
         this.accept = accept
@@ -675,38 +677,23 @@ export class Connection implements FrameSink, FaultSink {
     // Session: ownership, takeover [MQTT-3.1.4-2], clean start, resume.
     const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
     const owner = ownerOf(user, runtime.anonymous())
-    let session = broker.findSession(clientId)
-    if (session !== undefined && !session.destroyed && !mayTakeSession(session.owner, owner)) {
+    let claim = broker.sessions.claim(clientId, owner, packet.clean === true)
+    if (claim instanceof Promise) claim = await claim
+    if (claim.refused !== undefined) {
       // Another user's session: not resumed, taken over, replaced or ended by this connection.
       broker.logger.warn(`mqtt: client id ${clientId} belongs to another user's session; CONNECT refused`)
       this.refuse(ReasonCode.ClientIdentifierNotValid, 'client identifier in use by another user')
       return
     }
-    if (session?.connection) session.connection.takeOver()
-    if (session !== undefined && (packet.clean || session.destroyed)) {
-      await broker.endSession(session)
-      session = undefined
-    } else if (session !== undefined) {
-      broker.cancelWills(clientId)
-    }
     if (this.state !== State.Connecting) return
-    const sessionPresent = session !== undefined
-    if (session === undefined) {
-      session = new Session(broker, clientId)
-      broker.sessions.set(clientId, session)
-    }
-    if (session.expiryTimer) clearTimeout(session.expiryTimer)
-    session.expiryTimer = null
-    const wasDurable = session.durable
-    session.expiry = expiry
-    session.user = user
-    session.owner = owner
-    session.protocolVersion = this.version
-    session.disconnectedAt = null
-    session.connection = this
+    const sessionPresent = claim.resumed !== undefined
+    const { session, persisted } = broker.sessions.attach(clientId, claim.resumed, this, {
+      expiry,
+      owner,
+      protocolVersion: this.version,
+    })
     this.session = session
-    if (session.durable) await session.save()
-    else if (wasDurable && session.persisted) await session.erase()
+    if (persisted !== null) await persisted
 
     if (will) {
       const willProps = will.properties
@@ -730,7 +717,7 @@ export class Connection implements FrameSink, FaultSink {
       }
       this.will = stored
       this.willKey = willKey(clientId, this.id)
-      await broker.persistWill(this.willKey, stored)
+      await broker.wills.persist(this.willKey, stored)
     }
     if (this.state !== State.Connecting || session.connection !== this) return
     if (session.durable || will) broker.onFlowStep?.('connect-persisted')
@@ -876,7 +863,6 @@ export class Connection implements FrameSink, FaultSink {
     if (result === null || this.state !== State.Connected) return
     if (result.status === 'success' && result.user.username === this.ctx.user?.username) {
       this.ctx.user = result.user
-      if (this.session) this.session.user = result.user
       const properties: mqttPacket.IAuthPacket['properties'] = { authenticationMethod: this.authMethod! }
       if (result.data !== undefined) properties.authenticationData = Buffer.from(result.data)
       this.write(this.sized({ cmd: 'auth', reasonCode: 0, properties } as mqttPacket.IAuthPacket))
@@ -947,10 +933,7 @@ export class Connection implements FrameSink, FaultSink {
       // Cursor 0 (the log was empty at subscribe time) replays from the start.
       const after = sub.shared ? undefined : session.catchUpCursor(sub)
       settle(this, this.openSubscription(sub, false, after), (rc) => {
-        if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub) {
-          session.subscriptions.delete(sub.filter)
-          session.scheduleSave()
-        }
+        if (rc >= 0x80) session.refused(sub, true)
       })
     }
     session.fillWindow()
@@ -1018,7 +1001,9 @@ export class Connection implements FrameSink, FaultSink {
     this.counters.messagesIn[qos]++
     if (qos > 0 && this.v5) {
       const known =
-        qos === 2 && (this.session!.inboundQos2.has(p.packetId) || this.session!.pendingQos2.has(p.packetId))
+        qos === 2 &&
+        (this.session!.hasInboundQos2(p.packetId) ||
+          this.session!.pendingInboundQos2(p.packetId) !== undefined)
       if (!known && this.quotaUsed >= this.broker.receiveMaximum) {
         // [MQTT-3.3.4-9]
         this.protocolViolation(
@@ -1119,12 +1104,12 @@ export class Connection implements FrameSink, FaultSink {
     const session = this.session!
     const id = p.packetId
     const ack = this.pushAck(PUBREC, id)
-    if (session.inboundQos2.has(id)) {
+    if (session.hasInboundQos2(id)) {
       // A duplicate of a message already applied: acknowledge, do not apply again [MQTT-4.3.3-10].
       this.finishAck(ack, 0)
       return
     }
-    const pending = session.pendingQos2.get(id)
+    const pending = session.pendingInboundQos2(id)
     if (pending !== undefined) {
       settle(
         this,
@@ -1132,8 +1117,8 @@ export class Connection implements FrameSink, FaultSink {
         () =>
           this.finishAck(
             ack,
-            session.inboundQos2.has(id) ? 0 : ReasonCode.UnspecifiedError,
-            session.inboundQos2.has(id) ? undefined : 'the first copy of this message was refused',
+            session.hasInboundQos2(id) ? 0 : ReasonCode.UnspecifiedError,
+            session.hasInboundQos2(id) ? undefined : 'the first copy of this message was refused',
           ),
         () => this.finishAck(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
       )
@@ -1148,7 +1133,7 @@ export class Connection implements FrameSink, FaultSink {
     // see a rejection.
     const work = this.broker.runtime.publish(topic, this.message(p), this.ctx, options).then(
       guarded(this, () => {
-        session.inboundQos2.add(id)
+        session.inboundQos2Applied(id)
         this.publishSettled()
         this.broker.onFlowStep?.('inbound-publish-persisted')
         this.finishAck(ack, 0)
@@ -1162,16 +1147,13 @@ export class Connection implements FrameSink, FaultSink {
         } else if (this.closesOnRefusal) {
           this.finishAck(ack, 0, undefined, 'publish refused')
         } else {
-          session.inboundQos2.add(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
+          session.inboundQos2Applied(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
           this.finishAck(ack, 0)
         }
       }),
     )
     this.lastPublish = work
-    session.pendingQos2.set(id, work)
-    work.finally(() => {
-      if (session.pendingQos2.get(id) === work) session.pendingQos2.delete(id)
-    })
+    session.inboundQos2Started(id, work)
   }
 
   /**
@@ -1196,11 +1178,10 @@ export class Connection implements FrameSink, FaultSink {
   private onPubrel(id: number): void {
     const session = this.session!
     const release = () => {
-      if (!session.inboundQos2.has(id)) {
+      if (!session.inboundQos2Released(id)) {
         this.write(this.ack(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
         return
       }
-      session.inboundQos2.delete(id)
       this.quotaUsed = Math.max(0, this.quotaUsed - 1)
       if (!session.durable && !session.persisted) {
         this.write(encodeAck(PUBCOMP, id, 0, this.v5))
@@ -1218,7 +1199,7 @@ export class Connection implements FrameSink, FaultSink {
         () => this.close('state write failed'),
       )
     }
-    const pending = session.pendingQos2.get(id)
+    const pending = session.pendingInboundQos2(id)
     if (pending !== undefined) settle(this, pending, release, release)
     else release()
   }
@@ -1369,7 +1350,7 @@ export class Connection implements FrameSink, FaultSink {
       reasons.push(`invalid topic filter ${s.topic}`)
       return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
     }
-    const existing = session.subscriptions.get(s.topic)
+    const previous = session.subscriptions.get(s.topic)
     const rh = s.rh ?? 0
     const sub = session.subscription({
       filter: s.topic,
@@ -1379,19 +1360,14 @@ export class Connection implements FrameSink, FaultSink {
       rh,
       id: subId,
       accept,
-      cursor: existing?.cursor ?? 0,
+      cursor: previous?.cursor ?? 0,
     })
-    if (existing) {
-      // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
-      existing.closed = true
-      existing.handle?.close()
-    }
-    session.subscriptions.set(s.topic, sub)
+    // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
+    const existing = session.addSubscription(sub)
     // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never (MQTT 5 section 4.8.2).
     const sendRetained = !sub.shared && (rh === 0 || (rh === 1 && existing === undefined))
     return this.openSubscription(sub, sendRetained, undefined, reasons).then((rc) => {
-      if (rc >= 0x80 && session.subscriptions.get(sub.filter) === sub)
-        session.subscriptions.delete(sub.filter)
+      if (rc >= 0x80) session.refused(sub, false)
       return rc
     })
   }
@@ -1403,7 +1379,7 @@ export class Connection implements FrameSink, FaultSink {
     after: number | undefined,
     reasons?: string[],
   ): Promise<number> {
-    const options: Parameters<BrokerCore['runtime']['subscribe']>[2] = {
+    const options: Parameters<Runtime['subscribe']>[2] = {
       retained,
       qos: sub.qos,
       noLocal: sub.nl,
@@ -1418,10 +1394,7 @@ export class Connection implements FrameSink, FaultSink {
     }
     return this.broker.runtime.subscribe(sub.filter, sub.listener, options, this.ctx).then(
       (handle) => {
-        const live = handle.cursor
-        if (live !== undefined && live > sub.cursor && after === undefined) sub.cursor = live
-        if (sub.closed || this.session?.connection !== this) handle.close()
-        else sub.handle = handle
+        this.session!.opened(sub, handle, after === undefined, this)
         return sub.qos
       },
       (err) => {
@@ -1446,16 +1419,7 @@ export class Connection implements FrameSink, FaultSink {
     const session = this.session!
     const granted: number[] = []
     for (const filter of packet.unsubscriptions) {
-      const sub = session.subscriptions.get(filter)
-      if (sub === undefined) {
-        granted.push(ReasonCode.NoSubscriptionExisted)
-        continue
-      }
-      sub.closed = true
-      sub.handle?.close()
-      sub.handle = null
-      session.subscriptions.delete(filter)
-      granted.push(ReasonCode.Success)
+      granted.push(session.removeSubscription(filter) ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted)
     }
     const reply = () => {
       if (this.state !== State.Connected) return
@@ -1479,7 +1443,7 @@ export class Connection implements FrameSink, FaultSink {
         this.protocolViolation(new ProtocolError('session expiry set at DISCONNECT after 0 at CONNECT'))
         return
       }
-      session.expiry = expiry
+      session.setExpiry(expiry)
     }
     // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
     this.sendWill = this.v5 && rc === ReasonCode.DisconnectWithWill
@@ -1492,7 +1456,7 @@ export class Connection implements FrameSink, FaultSink {
     const key = this.willKey
     this.will = null
     this.reader.stop()
-    settle(this, this.broker.discardWill(key), () => {
+    settle(this, this.broker.wills.discard(key), () => {
       this.broker.onFlowStep?.('will-discard-persisted')
       this.close('client disconnected', true)
     })
@@ -1530,7 +1494,7 @@ export class Connection implements FrameSink, FaultSink {
 
   /** The user was deleted: v5 DISCONNECT with `reasonCode`; the will is dropped, never published. */
   revoke(reasonCode: number, reason: string): void {
-    if (this.will !== null && this.willKey !== null) this.broker.discardWill(this.willKey)
+    if (this.will !== null && this.willKey !== null) this.broker.wills.discard(this.willKey)
     this.will = null
     this.disconnectWith(reasonCode, reason)
   }
@@ -1602,7 +1566,7 @@ export class Connection implements FrameSink, FaultSink {
     this.auth?.waiter?.(undefined)
     this.held = null
     const broker = this.broker
-    broker.connections.delete(this)
+    broker.connectionClosed(this)
     const stream = this.stream
     this.flushOut()
     if (!stream.destroyed) {
@@ -1623,7 +1587,7 @@ export class Connection implements FrameSink, FaultSink {
       return
     }
     this.settleWill(graceful === true, session)
-    broker.sessionOffline(session)
+    broker.sessions.detach(session)
     if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
   }
 
@@ -1634,11 +1598,11 @@ export class Connection implements FrameSink, FaultSink {
     this.will = null
     if (this.keepWillForRestart) return
     if (graceful && !this.sendWill) {
-      this.broker.discardWill(key)
+      this.broker.wills.discard(key)
       return
     }
     const ends = session === null || !session.durable || session.destroyed
-    this.broker.triggerWill(key, will, ends, session?.expiryMs() ?? 0)
+    this.broker.wills.trigger(key, will, ends, session?.expiryMs() ?? 0)
   }
 }
 

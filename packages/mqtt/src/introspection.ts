@@ -3,12 +3,17 @@
  * full their queues are, and "disconnect that one". Read-only snapshots built on demand from the
  * broker's connections and sessions, so the message path pays nothing for them.
  */
-import type { BrokerCore } from './broker.js'
-import { type Connection, State } from './connection.js'
 import type { Session } from './session.js'
+import type { SessionOutlet } from './session-outlet.js'
+import type { SessionRegistry } from './session-registry.js'
 import { NEVER_EXPIRES } from './session-store.js'
 import type { BrokerGauges, ClientSnapshot, SessionSnapshot, SubscriptionInfo } from './snapshots.js'
-import type { Door } from './stats.js'
+
+/** What introspection reads of the broker. */
+interface Observed {
+  readonly sessions: SessionRegistry
+  readonly connections: { readonly size: number }
+}
 
 function subscriptions(session: Session): SubscriptionInfo[] {
   const out: SubscriptionInfo[] = []
@@ -33,12 +38,12 @@ function sessionSnapshot(session: Session): SessionSnapshot {
   }
 }
 
-function isConnected(conn: Connection | null): conn is Connection {
-  return conn !== null && conn.state === State.Connected
+function isConnected(conn: SessionOutlet | null): conn is SessionOutlet {
+  return conn?.connected === true
 }
 
 /** Every connected client (past CONNACK), ordered by client id. */
-export function listClients(broker: BrokerCore): ClientSnapshot[] {
+export function listClients(broker: Observed): ClientSnapshot[] {
   const out: ClientSnapshot[] = []
   for (const session of broker.sessions.values()) {
     const conn = session.connection
@@ -55,7 +60,7 @@ export function listClients(broker: BrokerCore): ClientSnapshot[] {
 }
 
 /** Every session the broker keeps (connected, and durable ones whose client is away), ordered by client id. */
-export function listSessions(broker: BrokerCore): SessionSnapshot[] {
+export function listSessions(broker: Observed): SessionSnapshot[] {
   const out: SessionSnapshot[] = []
   for (const session of broker.sessions.values()) if (!session.destroyed) out.push(sessionSnapshot(session))
   return out.sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
@@ -66,14 +71,14 @@ export function listSessions(broker: BrokerCore): SessionSnapshot[] {
  * and will follow the usual rules: a durable session stays, a will is published. False when no client
  * with that id is connected.
  */
-export function disconnectClient(broker: BrokerCore, clientId: string): boolean {
+export function disconnectClient(broker: Observed, clientId: string): boolean {
   const conn = broker.sessions.get(clientId)?.connection ?? null
   if (!isConnected(conn)) return false
   conn.disconnectAdministratively('disconnected by an administrator')
   return true
 }
 
-export function brokerGauges(broker: BrokerCore): BrokerGauges {
+export function brokerGauges(broker: Observed): BrokerGauges {
   const byVersion = () => ({ 3: 0, 4: 0, 5: 0 })
   const gauges: BrokerGauges = {
     connections: { tcp: byVersion(), tls: byVersion(), ws: byVersion(), wss: byVersion() },

@@ -1,16 +1,12 @@
 import { isSharedFilter } from '@proj/topic-matcher'
-import type { BrokerCore } from './broker.js'
-import type { Connection } from './connection.js'
 import { type MergedDelivery, OverlapGuard } from './overlap.js'
-import { encodeAck, encodePublish, PUBREL, topicAliasProperty } from './publish-codec.js'
-import type { Delivery, Key, ResourceEvent, Subscription, User } from './runtime.js'
+import { encodeAck, encodePublish, PUBREL } from './packets.js'
+import type { Delivery, ResourceEvent, Subscription } from './runtime.js'
+import type { SessionHost, SessionOutlet } from './session-outlet.js'
 import type { SessionOwner } from './session-owner.js'
+import { loadSessionState, SessionRecord } from './session-record.js'
 import {
-  INFLIGHT_STORE,
   NEVER_EXPIRES,
-  packetKey,
-  QOS2_STORE,
-  SESSIONS_STORE,
   type StoredInflight,
   type StoredSession,
   type StoredSubscription,
@@ -54,7 +50,13 @@ export interface Orphan {
   packetId?: number
 }
 
-const NO_TOPIC = Buffer.alloc(0)
+/** What a CONNECT sets on the session it attaches to. */
+export interface AttachSettings {
+  /** Session Expiry Interval, seconds (NEVER_EXPIRES: never). */
+  expiry: number
+  owner: SessionOwner
+  protocolVersion: number
+}
 
 interface Queued {
   sub: SessionSubscription
@@ -81,36 +83,67 @@ export class Session {
   readonly subscriptions = new Map<string, SessionSubscription>()
   readonly inflight = new Map<number, InflightEntry>()
   /** Inbound QoS 2 ids applied and awaiting PUBREL. */
-  readonly inboundQos2 = new Set<number>()
+  private readonly inboundQos2 = new Set<number>()
   /** Inbound QoS 2 ids whose publish is not committed yet. */
-  readonly pendingQos2 = new Map<number, Promise<unknown>>()
-  connection: Connection | null = null
-  user: User | null = null
+  private readonly pendingQos2 = new Map<number, Promise<unknown>>()
+  private outlet: SessionOutlet | null = null
   /** The user who created the session (null: anonymous); only that user may connect with its client id. */
-  owner: SessionOwner = null
-  protocolVersion = 4
-  expiry = 0
-  disconnectedAt: number | null = null
-  expiryTimer: NodeJS.Timeout | null = null
-  destroyed = false
+  private ownerName: SessionOwner = null
+  private version = 4
+  private expirySeconds = 0
+  private offlineSince: number | null = null
+  private ended = false
   private queue: Queued[] = []
   private queueHead = 0
   private outbox: OutboxItem[] = []
   private nextPacketId = 1
-  private saveTimer: NodeJS.Immediate | null = null
-  private completed: Key[] = []
   /** Created once the session has two subscriptions: one copy per event for overlapping filters. */
   private overlap: OverlapGuard | null = null
-  /** Set once the record was written, so a clean restart knows to delete it. */
-  persisted = false
+  private readonly record: SessionRecord
 
   constructor(
-    readonly broker: BrokerCore,
+    readonly host: SessionHost,
     readonly clientId: string,
-  ) {}
+    restored = false,
+  ) {
+    this.record = new SessionRecord(host, clientId, this, (err) => this.fault(err), restored)
+  }
+
+  /** The connection the session delivers to; null while its client is away. */
+  get connection(): SessionOutlet | null {
+    return this.outlet
+  }
+
+  get owner(): SessionOwner {
+    return this.ownerName
+  }
+
+  get protocolVersion(): number {
+    return this.version
+  }
+
+  /** Session Expiry Interval, seconds (NEVER_EXPIRES: never). */
+  get expiry(): number {
+    return this.expirySeconds
+  }
+
+  /** ms since the epoch when its client went away; null while connected. */
+  get disconnectedAt(): number | null {
+    return this.offlineSince
+  }
+
+  /** Ended (expired, replaced by a clean start, its user deleted): never used again. */
+  get destroyed(): boolean {
+    return this.ended
+  }
+
+  /** Set once the record was written, so a clean restart knows to delete it. */
+  get persisted(): boolean {
+    return this.record.persisted
+  }
 
   get durable(): boolean {
-    return this.expiry > 0
+    return this.expirySeconds > 0
   }
 
   /** Outbound messages waiting behind a full in-flight window. */
@@ -156,7 +189,7 @@ export class Session {
   private fault(err: unknown): void {
     const conn = this.connection
     if (conn !== null) conn.fault(err)
-    else this.broker.logger.error({ err, clientId: this.clientId }, 'mqtt: delivery failed')
+    else this.host.logger.error({ err, clientId: this.clientId }, 'mqtt: delivery failed')
   }
 
   /** Called by the runtime for every event matching `sub`. */
@@ -182,9 +215,9 @@ export class Session {
       event.retained ||
       ((sub.rap || merged?.rap === true || delivery?.retainAsPublished === true) && event.type !== 'message')
     if (this.queueHead < this.queue.length || (qos > 0 && this.inflight.size >= this.window(conn))) {
-      if (this.queue.length - this.queueHead >= this.broker.maxQueued) {
-        this.broker.stats.dropped.queueFull++
-        this.broker.logger.warn(`mqtt: queue full for ${this.clientId}, dropping a message on ${event.topic}`)
+      if (this.queue.length - this.queueHead >= this.host.maxQueued) {
+        this.host.stats.dropped.queueFull++
+        this.host.logger.warn(`mqtt: queue full for ${this.clientId}, dropping a message on ${event.topic}`)
         return
       }
       this.queue.push({ sub, event, qos, retain, merged })
@@ -193,51 +226,52 @@ export class Session {
     this.send(conn, sub, event, qos, retain, merged)
   }
 
-  private window(conn: Connection): number {
-    return Math.min(this.broker.maxInflight, conn.clientReceiveMaximum)
+  private window(conn: SessionOutlet): number {
+    return Math.min(this.host.maxInflight, conn.clientReceiveMaximum)
   }
 
   private send(
-    conn: Connection,
+    conn: SessionOutlet,
     sub: SessionSubscription,
     event: ResourceEvent,
     qos: 0 | 1 | 2,
     retain: boolean,
     merged: MergedDelivery | undefined,
   ): void {
-    const broker = this.broker
+    const host = this.host
+    const encoder = host.encoder
     const ids = merged === undefined ? sub.id : merged.ids
     const also = merged?.also
     const format = sub.accept ?? conn.accept
     const explicitFormat = sub.accept !== undefined || conn.acceptExplicit
-    const expiry = broker.expiryLeft(event)
+    const expiry = encoder.expiryLeft(event)
     if (expiry !== undefined && expiry <= 0) {
       // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
-      broker.stats.dropped.expired++
+      host.stats.dropped.expired++
       this.advance(sub, also, event.cursor)
       return
     }
     if (qos === 0) {
       if (conn.congested) {
         // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
-        broker.stats.dropped.slowReader++
+        host.stats.dropped.slowReader++
         this.advance(sub, also, event.cursor)
         return
       }
       let packet: Buffer | null
       if (conn.outAliases === null) {
-        packet = broker.qos0Packet(event, format, retain, conn.v5, ids, explicitFormat, expiry)
+        packet = encoder.qos0Packet(event, format, retain, conn.v5, ids, explicitFormat, expiry)
         if (packet.length > conn.clientMaximumPacketSize) packet = null
       } else {
-        const props = broker.withSubscriptionId(
-          broker.eventProperties(event, format, explicitFormat, expiry),
+        const props = encoder.withSubscriptionId(
+          encoder.eventProperties(event, format, explicitFormat, expiry),
           ids,
         )
-        packet = this.encodeAliased(conn, event, broker.payload(event, format), 0, retain, 0, props)
+        packet = encoder.aliased(conn, event, encoder.payload(event, format), 0, retain, 0, props)
       }
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       if (packet === null) {
-        broker.stats.dropped.tooLarge++
+        host.stats.dropped.tooLarge++
         this.advance(sub, also, event.cursor)
       } else {
         conn.counters.messagesOut[0]++
@@ -245,14 +279,14 @@ export class Session {
       }
       return
     }
-    const payload = broker.payload(event, format)
-    const props = conn.v5 ? broker.eventProperties(event, format, explicitFormat, expiry) : undefined
+    const payload = encoder.payload(event, format)
+    const props = conn.v5 ? encoder.eventProperties(event, format, explicitFormat, expiry) : undefined
     const packetId = this.allocatePacketId()
-    const propBlock = conn.v5 ? broker.withSubscriptionId(props!, ids) : null
-    const packet = this.encodeAliased(conn, event, payload, qos, retain, packetId, propBlock)
+    const propBlock = conn.v5 ? encoder.withSubscriptionId(props!, ids) : null
+    const packet = encoder.aliased(conn, event, payload, qos, retain, packetId, propBlock)
     if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
-      broker.stats.dropped.tooLarge++
+      host.stats.dropped.tooLarge++
       this.advance(sub, also, event.cursor)
       return
     }
@@ -285,55 +319,10 @@ export class Session {
       if (also !== undefined) stored.also = also
       if (propBlock && propBlock.length > 0) stored.props = propBlock
       // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
-      this.write(
-        conn,
-        packet,
-        broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored),
-        null,
-        undefined,
-        0,
-      )
+      this.write(conn, packet, this.record.putInflight(packetId, stored), null, undefined, 0)
     } else {
       this.write(conn, packet, null, null, undefined, 0)
     }
-  }
-
-  /**
-   * Encodes a PUBLISH for `conn`, with an outbound topic alias when the client accepts them (MQTT 5
-   * section 3.3.2.3.4): a known topic is sent as an empty name plus its alias; a new one gets the next
-   * free alias while the client's Topic Alias Maximum allows. Null when the packet exceeds the client's
-   * Maximum Packet Size (the alias is then not assigned).
-   */
-  private encodeAliased(
-    conn: Connection,
-    event: ResourceEvent,
-    payload: Uint8Array,
-    qos: number,
-    retain: boolean,
-    packetId: number,
-    props: Buffer | null,
-  ): Buffer | null {
-    const max = conn.clientMaximumPacketSize
-    const aliases = conn.outAliases
-    const topic = this.broker.topicBytes(event)
-    if (aliases !== null && props !== null) {
-      const known = aliases.get(event.topic)
-      if (known !== undefined) {
-        const withAlias = Buffer.concat([props, topicAliasProperty(known)])
-        const packet = encodePublish(NO_TOPIC, payload, qos, retain, false, packetId, withAlias)
-        return packet.length > max ? null : packet
-      }
-      if (aliases.size < conn.clientTopicAliasMaximum) {
-        const alias = aliases.size + 1
-        const withAlias = Buffer.concat([props, topicAliasProperty(alias)])
-        const packet = encodePublish(topic, payload, qos, retain, false, packetId, withAlias)
-        if (packet.length > max) return null
-        aliases.set(event.topic, alias)
-        return packet
-      }
-    }
-    const packet = encodePublish(topic, payload, qos, retain, false, packetId, props)
-    return packet.length > max ? null : packet
   }
 
   /** Shared subscriptions: whether this member can take another message now (else its turn passes). */
@@ -347,15 +336,12 @@ export class Session {
   /** An in-flight message another member of its shared subscription took over: forgotten here. */
   dropInflight(packetId: number): void {
     if (!this.inflight.delete(packetId)) return
-    if (this.durable) {
-      this.completed.push(packetKey(this.clientId, packetId))
-      this.scheduleSave()
-    }
+    if (this.durable) this.record.completedInflight(packetId)
   }
 
   /** Writes in order; a packet waiting for its persistence holds back the ones behind it. */
   private write(
-    conn: Connection,
+    conn: SessionOutlet,
     packet: Buffer,
     wait: Promise<void> | null,
     sub: SessionSubscription | null,
@@ -373,11 +359,11 @@ export class Session {
       wait.then(
         () => {
           item.ready = true
-          this.broker.onFlowStep?.('outbound-publish-persisted')
+          this.host.onFlowStep?.('outbound-publish-persisted')
           this.drainOutboxSafely()
         },
         (err) => {
-          this.broker.logger.error({ err }, 'mqtt: persisting an in-flight message failed')
+          this.host.logger.error({ err }, 'mqtt: persisting an in-flight message failed')
           item.ready = true
           this.drainOutboxSafely()
         },
@@ -442,10 +428,7 @@ export class Session {
     const sub = this.subscriptions.get(entry.filter)
     if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
     if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor)
-    if (this.durable) {
-      this.completed.push(packetKey(this.clientId, packetId))
-      this.scheduleSave()
-    }
+    if (this.durable) this.record.completedInflight(packetId)
     this.fillWindow()
     return true
   }
@@ -471,9 +454,7 @@ export class Session {
           cursor: entry.cursor,
         }
         if (entry.also !== undefined) stored.also = entry.also
-        const released = this.broker.track(
-          this.broker.state(INFLIGHT_STORE).put(packetKey(this.clientId, packetId), stored),
-        )
+        const released = this.host.track(this.record.putInflight(packetId, stored))
         entry.released = released
         released.then(
           () => {
@@ -506,8 +487,8 @@ export class Session {
   }
 
   /** On reconnect: resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1]. */
-  retransmit(conn: Connection): void {
-    const runtime = this.broker.runtime
+  retransmit(conn: SessionOutlet): void {
+    const runtime = this.host.runtime
     for (const entry of this.inflight.values()) {
       if (entry.state === 'pubrel') {
         const packet = encodeAck(PUBREL, entry.packetId, 0, conn.v5)
@@ -525,7 +506,7 @@ export class Session {
       }
       if (!runtime.mayReceive(entry.topic, conn.ctx)) {
         // The user's permissions changed since it was sent: the message is dropped, not resent.
-        this.broker.logger.info(
+        this.host.logger.info(
           `mqtt: in-flight message on ${entry.topic} for ${this.clientId} no longer permitted`,
         )
         this.complete(entry.packetId, entry.qos, 'publish')
@@ -575,7 +556,7 @@ export class Session {
         packetId: entry.packetId,
       })
     }
-    this.connection = null
+    this.outlet = null
     this.queue = []
     this.queueHead = 0
     this.outbox = []
@@ -588,6 +569,121 @@ export class Session {
       for (const sub of this.subscriptions.values()) sub.closed = true
     }
     return orphans
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Life cycle: the session registry and the connection call these; the session writes its own fields.
+
+  /**
+   * A CONNECT took this session (new or resumed): it delivers to `outlet` from now on. Returns the write
+   * that persists the change (the record of a durable session, the erasure of one that no longer is), or
+   * null when there is none.
+   */
+  attach(outlet: SessionOutlet, settings: AttachSettings): Promise<void> | null {
+    const wasDurable = this.durable
+    this.expirySeconds = settings.expiry
+    this.ownerName = settings.owner
+    this.version = settings.protocolVersion
+    this.offlineSince = null
+    this.outlet = outlet
+    if (this.durable) return this.save()
+    if (wasDurable && this.persisted) return this.erase()
+    return null
+  }
+
+  /** The Session Expiry Interval a v5 DISCONNECT sets. */
+  setExpiry(seconds: number): void {
+    this.expirySeconds = seconds
+  }
+
+  /** Its client went away at `at` (ms since the epoch): recorded, and the record written. */
+  wentOffline(at: number): void {
+    this.offlineSince = at
+    void this.save()
+  }
+
+  /** Ends the session: its subscriptions close and its persisted state is erased. */
+  end(): Promise<void> {
+    this.ended = true
+    for (const sub of this.subscriptions.values()) {
+      sub.closed = true
+      sub.handle?.close()
+      sub.handle = null
+    }
+    return this.persisted ? this.erase() : Promise.resolve()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Subscriptions (SUBSCRIBE, UNSUBSCRIBE, resume)
+
+  /** A new subscription; one with the same filter is replaced [MQTT-3.8.4-3]. Returns the one replaced. */
+  addSubscription(sub: SessionSubscription): SessionSubscription | undefined {
+    const existing = this.subscriptions.get(sub.filter)
+    if (existing) {
+      existing.closed = true
+      existing.handle?.close()
+    }
+    this.subscriptions.set(sub.filter, sub)
+    return existing
+  }
+
+  /** UNSUBSCRIBE of one filter; false when there was no such subscription. */
+  removeSubscription(filter: string): boolean {
+    const sub = this.subscriptions.get(filter)
+    if (sub === undefined) return false
+    sub.closed = true
+    sub.handle?.close()
+    sub.handle = null
+    this.subscriptions.delete(filter)
+    return true
+  }
+
+  /** The runtime refused `sub`: it is forgotten (if it is still the subscription of its filter). */
+  refused(sub: SessionSubscription, save: boolean): void {
+    if (this.subscriptions.get(sub.filter) !== sub) return
+    this.subscriptions.delete(sub.filter)
+    if (save) this.scheduleSave()
+  }
+
+  /**
+   * The runtime subscription of `sub` is open: it delivers from now on, unless `sub` was closed or the
+   * session moved to another connection meanwhile. `moveCursor`: a new subscription starts at the live cursor.
+   */
+  opened(sub: SessionSubscription, handle: Subscription, moveCursor: boolean, by: SessionOutlet): void {
+    const live = handle.cursor
+    if (live !== undefined && live > sub.cursor && moveCursor) sub.cursor = live
+    if (sub.closed || this.outlet !== by) handle.close()
+    else sub.handle = handle
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound QoS 2 packet ids (they survive the connection: MQTT 4.3.3)
+
+  /** Applied (committed) and awaiting PUBREL. */
+  hasInboundQos2(packetId: number): boolean {
+    return this.inboundQos2.has(packetId)
+  }
+
+  /** The publish of `packetId` not committed yet, if any. */
+  pendingInboundQos2(packetId: number): Promise<unknown> | undefined {
+    return this.pendingQos2.get(packetId)
+  }
+
+  /** `work` commits the publish of `packetId`; until it settles the id is pending. */
+  inboundQos2Started(packetId: number, work: Promise<unknown>): void {
+    this.pendingQos2.set(packetId, work)
+    work.finally(() => {
+      if (this.pendingQos2.get(packetId) === work) this.pendingQos2.delete(packetId)
+    })
+  }
+
+  inboundQos2Applied(packetId: number): void {
+    this.inboundQos2.add(packetId)
+  }
+
+  /** PUBREL: the id is forgotten; false when it was not known. */
+  inboundQos2Released(packetId: number): boolean {
+    return this.inboundQos2.delete(packetId)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -611,87 +707,37 @@ export class Session {
     return {
       v: 1,
       clientId: this.clientId,
-      username: this.owner,
-      protocolVersion: this.protocolVersion,
-      expiry: this.expiry,
-      disconnectedAt: this.disconnectedAt,
+      username: this.ownerName,
+      protocolVersion: this.version,
+      expiry: this.expirySeconds,
+      disconnectedAt: this.offlineSince,
       subscriptions,
     }
   }
 
   /** Writes the session record, then forgets the in-flight entries completed before it (cursor first). */
   save(): Promise<void> {
-    if (this.saveTimer !== null) {
-      clearImmediate(this.saveTimer)
-      this.saveTimer = null
-    }
-    if (this.destroyed || !this.durable) return Promise.resolve()
-    const done = this.completed
-    this.completed = []
-    this.persisted = true
-    const p = this.broker
-      .state<StoredSession>(SESSIONS_STORE)
-      .put(this.clientId, this.toRecord())
-      .then(() => {
-        if (done.length === 0) return
-        const inflight = this.broker.state(INFLIGHT_STORE)
-        return Promise.all(done.map((k) => inflight.delete(k))).then(() => {
-          this.broker.onFlowStep?.('outbound-complete-persisted')
-        })
-      })
-    return this.broker.track(p)
+    return this.record.save()
   }
 
   scheduleSave(): void {
-    if (this.saveTimer === null && !this.destroyed) {
-      this.saveTimer = setImmediate(() => {
-        this.saveTimer = null
-        try {
-          void this.save()
-        } catch (err) {
-          this.fault(err)
-        }
-      })
-    }
+    this.record.scheduleSave()
   }
 
   /** Deletes every persisted trace of the session. */
-  async erase(): Promise<void> {
-    if (this.saveTimer !== null) {
-      clearImmediate(this.saveTimer)
-      this.saveTimer = null
-    }
-    this.completed = []
-    const broker = this.broker
-    const ops: Promise<void>[] = [broker.state(SESSIONS_STORE).delete(this.clientId)]
-    for (const store of [INFLIGHT_STORE, QOS2_STORE]) {
-      const s = broker.state(store)
-      for (const { key } of s.entries({ prefix: this.clientId })) {
-        if (Array.isArray(key) && key[0] === this.clientId) ops.push(s.delete(key))
-      }
-    }
-    this.persisted = false
-    await broker.track(Promise.all(ops).then(() => undefined))
+  erase(): Promise<void> {
+    return this.record.erase()
   }
 
   /** Rebuilds an offline session from its persisted record. */
-  static restore(broker: BrokerCore, rec: StoredSession): Session {
-    const session = new Session(broker, rec.clientId)
-    session.owner = rec.username
-    session.protocolVersion = rec.protocolVersion
-    session.expiry = rec.expiry
-    session.disconnectedAt = rec.disconnectedAt
-    session.persisted = true
+  static restore(host: SessionHost, rec: StoredSession): Session {
+    const session = new Session(host, rec.clientId, true)
+    session.ownerName = rec.username
+    session.version = rec.protocolVersion
+    session.expirySeconds = rec.expiry
+    session.offlineSince = rec.disconnectedAt
     for (const s of rec.subscriptions) session.subscriptions.set(s.filter, session.subscription(s))
-    const inflight: [number, StoredInflight][] = []
-    for (const { key, value } of broker
-      .state<StoredInflight>(INFLIGHT_STORE)
-      .entries({ prefix: rec.clientId })) {
-      if (!Array.isArray(key) || key[0] !== rec.clientId) continue
-      inflight.push([Number(key[1]), value])
-    }
-    // Oldest first: ids were allocated in increasing order (modulo wrap-around), cursors tell the order.
-    inflight.sort((a, b) => a[1].cursor - b[1].cursor || a[0] - b[0])
+    const { inflight, inboundQos2 } = loadSessionState(host, rec.clientId)
     for (const [packetId, v] of inflight) {
       session.inflight.set(packetId, {
         packetId,
@@ -708,15 +754,13 @@ export class Session {
       })
       session.nextPacketId = packetId === 65535 ? 1 : packetId + 1
     }
-    for (const { key } of broker.state(QOS2_STORE).entries({ prefix: rec.clientId })) {
-      if (Array.isArray(key) && key[0] === rec.clientId) session.inboundQos2.add(Number(key[1]))
-    }
+    for (const id of inboundQos2) session.inboundQos2.add(id)
     return session
   }
 
   /** Seconds -> ms until expiry, Infinity for never. */
   expiryMs(): number {
-    return this.expiry >= NEVER_EXPIRES ? Number.POSITIVE_INFINITY : this.expiry * 1000
+    return this.expirySeconds >= NEVER_EXPIRES ? Number.POSITIVE_INFINITY : this.expirySeconds * 1000
   }
 }
 
