@@ -2,7 +2,6 @@ import { isUtf8 } from 'node:buffer'
 import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { isSharedFilter } from '@proj/topic-matcher'
-import mqttPacket from 'mqtt-packet'
 import { formatForAccept } from './accept.js'
 import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
 import type { ConnectionHost } from './connection-host.js'
@@ -20,8 +19,15 @@ import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import { OutboundAliases } from './outbound-encoder.js'
 import {
+  type AuthPacket,
+  type ConnackPacket,
+  type ConnectPacket,
+  type DisconnectPacket,
   encodeAck,
+  generateWithin,
   type InboundPublish,
+  type Packet,
+  PacketParser,
   PINGRESP,
   PUBACK,
   PUBCOMP,
@@ -29,7 +35,13 @@ import {
   PUBREL,
   parsePublish,
   reasonStringProperty,
-} from './publish-codec.js'
+  type SubackPacket,
+  type SubscribePacket,
+  type Subscription,
+  type UnsubackPacket,
+  type UnsubscribePacket,
+  v3Connack,
+} from './packets.js'
 import { RefusalLog } from './refusal-log.js'
 import type { EventMeta, PublishMessage, RequestContext, Runtime, User } from './runtime.js'
 import type { Session, SessionSubscription } from './session.js'
@@ -49,10 +61,7 @@ import { truncateUtf8 } from './string-field.js'
 import { isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
-type Packet = mqttPacket.Packet
-type ConnectPacket = mqttPacket.IConnectPacket
-
-export enum State {
+enum State {
   AwaitingConnect = 0,
   Connecting = 1,
   Connected = 2,
@@ -87,13 +96,6 @@ const JSON_TYPE = 'application/json'
 /** Queued outbound bytes that trigger a write before the end of the event-loop turn. */
 const FLUSH_BYTES = 64 * 1024
 const MAX_BUFFERED = 8 * 1024 * 1024
-const EMPTY = Buffer.alloc(0)
-const AVAILABLE = [
-  'wildcardSubscriptionAvailable',
-  'subscriptionIdentifiersAvailable',
-  'sharedSubscriptionAvailable',
-  'retainAvailable',
-]
 
 function firstUserProperty(
   props: { userProperties?: Record<string, string | string[]> } | undefined,
@@ -130,9 +132,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private auth: AuthState | null = null
 
   private readonly reader: FrameReader
-  private parser: ReturnType<typeof mqttPacket.parser> | null = null
-  private parsed: Packet | null = null
-  private parseError: Error | null = null
+  private parser: PacketParser | null = null
   private held: [Buffer, number][] | null = null
   private keepAliveMs = 0
   private lastRx = Date.now()
@@ -307,7 +307,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       if (frame[0] === 0xf0 && this.auth !== null) {
         // Enhanced authentication in progress: AUTH packets are the handshake itself.
         const packet = this.parse(frame)
-        if (packet !== null) this.onAuth(packet as mqttPacket.IAuthPacket)
+        if (packet !== null) this.onAuth(packet as AuthPacket)
         return
       }
       // Packets pipelined behind CONNECT wait for the handshake to finish.
@@ -322,30 +322,13 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   }
 
   private parse(frame: Buffer): Packet | null {
-    let parser = this.parser
-    if (parser === null) {
-      parser = this.parser = mqttPacket.parser({ protocolVersion: this.version })
-      parser.on('packet', (p: Packet) => {
-        this.parsed = p
-      })
-      parser.on('error', (err: Error) => {
-        this.parseError = err
-      })
-    }
-    this.parsed = null
-    this.parseError = null
-    try {
-      parser.parse(frame)
-    } catch (err) {
-      this.parseError = err as Error
-    }
-    if (this.parseError !== null || this.parsed === null) {
-      this.protocolViolation(new MalformedPacketError(this.parseError?.message ?? 'incomplete packet'))
-      // A fresh parser: mqtt-packet keeps partial state after an error.
-      this.parser = null
+    this.parser ??= new PacketParser(this.version)
+    const packet = this.parser.parse(frame)
+    if (packet instanceof Error) {
+      this.protocolViolation(packet)
       return null
     }
-    return this.parsed
+    return packet
   }
 
   /** A first packet that is no usable CONNECT (often not MQTT at all): logged like a protocol error. */
@@ -374,7 +357,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     }
     if ((name === 'MQTT' && level !== 4 && level !== 5) || (name === 'MQIsdp' && level !== 3)) {
       // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
-      this.stream.write(Buffer.from([0x20, 2, 0, 1]))
+      this.stream.write(v3Connack(false, 1))
       this.closeBeforeConnect('unsupported protocol version')
       return
     }
@@ -724,7 +707,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
     // CONNACK.
     if (v5) {
-      const properties: mqttPacket.IConnackPacket['properties'] = {
+      const properties: ConnackPacket['properties'] = {
         topicAliasMaximum: broker.topicAliasMaximum,
         maximumPacketSize: broker.maxPacketSize,
         wildcardSubscriptionAvailable: true,
@@ -749,10 +732,10 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
           reasonCode: 0,
           sessionPresent,
           properties,
-        } as mqttPacket.IConnackPacket),
+        } as ConnackPacket),
       )
     } else {
-      this.stream.write(Buffer.from([0x20, 2, sessionPresent ? 1 : 0, 0]))
+      this.stream.write(v3Connack(sessionPresent, 0))
     }
     this.state = State.Connected
     this.aliases = v5 && broker.topicAliasMaximum > 0 ? new Map() : null
@@ -812,7 +795,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
             cmd: 'auth',
             reasonCode: ReasonCode.ContinueAuthentication,
             properties: { authenticationMethod: method, authenticationData: Buffer.from(result.data) },
-          } as mqttPacket.IAuthPacket),
+          } as AuthPacket),
         )
         this.flushOut()
         data = await next
@@ -825,7 +808,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   }
 
   /** An AUTH packet from the client: the next step of an exchange, or a re-authentication request. */
-  private onAuth(packet: mqttPacket.IAuthPacket): void {
+  private onAuth(packet: AuthPacket): void {
     const rc = packet.reasonCode ?? 0
     const method = packet.properties?.authenticationMethod
     if (this.authMethod === undefined || method !== this.authMethod) {
@@ -863,9 +846,9 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     if (result === null || this.state !== State.Connected) return
     if (result.status === 'success' && result.user.username === this.ctx.user?.username) {
       this.ctx.user = result.user
-      const properties: mqttPacket.IAuthPacket['properties'] = { authenticationMethod: this.authMethod! }
+      const properties: AuthPacket['properties'] = { authenticationMethod: this.authMethod! }
       if (result.data !== undefined) properties.authenticationData = Buffer.from(result.data)
-      this.write(this.sized({ cmd: 'auth', reasonCode: 0, properties } as mqttPacket.IAuthPacket))
+      this.write(this.sized({ cmd: 'auth', reasonCode: 0, properties } as AuthPacket))
       return
     }
     const reason = result.status === 'failure' ? (result.reason ?? 'authentication failed') : 'another user'
@@ -887,27 +870,11 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
    * Properties go first when it does not [MQTT-3.1.2-25] [MQTT-3.2.2-19] [MQTT-3.2.2-20]; an empty
    * buffer when it still does not fit.
    */
-  private sized(packet: mqttPacket.Packet): Buffer {
-    const opts = { protocolVersion: this.version }
-    const props = (packet as { properties?: Record<string, unknown> }).properties
-    // A reason string names what was refused (topic filters, many of them): it must fit its length field.
-    if (typeof props?.reasonString === 'string') props.reasonString = truncateUtf8(props.reasonString)
-    let buf = mqttPacket.generate(packet, opts)
-    if (buf.length <= this.clientMaximumPacketSize) return buf
-    if (props !== undefined && (props.reasonString !== undefined || props.userProperties !== undefined)) {
-      delete props.reasonString
-      delete props.userProperties
-      buf = mqttPacket.generate(packet, opts)
-      if (buf.length <= this.clientMaximumPacketSize) return buf
-    }
-    if (props !== undefined && packet.cmd === 'connack') {
-      // "Available" properties that say true repeat the default (MQTT 5 section 3.2.2.3): optional.
-      for (const k of AVAILABLE) if (props[k] === true) delete props[k]
-      buf = mqttPacket.generate(packet, opts)
-      if (buf.length <= this.clientMaximumPacketSize) return buf
-    }
-    this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
-    return EMPTY
+  private sized(packet: Packet): Buffer {
+    const buf = generateWithin(packet, this.version, this.clientMaximumPacketSize)
+    if (buf.length === 0)
+      this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
+    return buf
   }
 
   /** A reason string for an acknowledgement, when the client did not turn problem information off. */
@@ -949,10 +916,10 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
           reasonCode: reason,
           sessionPresent: false,
           properties: { reasonString: why },
-        } as mqttPacket.IConnackPacket),
+        } as ConnackPacket),
       )
     } else {
-      this.stream.write(Buffer.from([0x20, 2, 0, v3ConnackCode(reason)]))
+      this.stream.write(v3Connack(false, v3ConnackCode(reason)))
     }
     this.close(`CONNECT refused: ${why}`, true)
   }
@@ -1288,7 +1255,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   // -------------------------------------------------------------------------------------------
   // SUBSCRIBE / UNSUBSCRIBE
 
-  private onSubscribe(packet: mqttPacket.ISubscribePacket): void {
+  private onSubscribe(packet: SubscribePacket): void {
     const session = this.session!
     const props = packet.properties
     const subId = props?.subscriptionIdentifier
@@ -1319,7 +1286,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     settle(this, Promise.all(codes), (granted) => {
       this.afterSave(session, () => {
         if (this.state !== State.Connected) return
-        const suback = { cmd: 'suback', messageId: packet.messageId, granted } as mqttPacket.ISubackPacket
+        const suback = { cmd: 'suback', messageId: packet.messageId, granted } as SubackPacket
         const reason = this.ackReason(reasons.length > 0 ? reasons.join('; ') : undefined)
         if (reason !== undefined) suback.properties = { reasonString: reason }
         const buf = this.sized(suback)
@@ -1339,7 +1306,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
   private subscribeOne(
     session: Session,
-    s: mqttPacket.ISubscription,
+    s: Subscription,
     subId: number | undefined,
     accept: string | undefined,
     reasons: string[],
@@ -1410,7 +1377,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     )
   }
 
-  private onUnsubscribe(packet: mqttPacket.IUnsubscribePacket): void {
+  private onUnsubscribe(packet: UnsubscribePacket): void {
     if (packet.unsubscriptions.length === 0) {
       // [MQTT-3.10.3-2] at least one topic filter.
       this.protocolViolation(new ProtocolError('UNSUBSCRIBE without topic filters'))
@@ -1423,7 +1390,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     }
     const reply = () => {
       if (this.state !== State.Connected) return
-      const ack = { cmd: 'unsuback', messageId: packet.messageId, granted } as mqttPacket.IUnsubackPacket
+      const ack = { cmd: 'unsuback', messageId: packet.messageId, granted } as UnsubackPacket
       const buf = this.sized(ack)
       if (buf.length > 0) this.write(buf)
     }
@@ -1433,7 +1400,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   // -------------------------------------------------------------------------------------------
   // DISCONNECT, keep-alive, closing
 
-  private onDisconnect(packet: mqttPacket.IDisconnectPacket): void {
+  private onDisconnect(packet: DisconnectPacket): void {
     const session = this.session!
     const rc = packet.reasonCode ?? 0
     const expiry = packet.properties?.sessionExpiryInterval
@@ -1529,7 +1496,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         cmd: 'disconnect',
         reasonCode,
         properties: { reasonString: reason },
-      } as mqttPacket.IDisconnectPacket
+      } as DisconnectPacket
       const buf = this.sized(packet)
       if (buf.length > 0) this.stream.write(buf)
     }

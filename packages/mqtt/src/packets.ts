@@ -31,6 +31,8 @@ export type SubscribePacket = mqttPacket.ISubscribePacket
 export type Subscription = mqttPacket.ISubscription
 export type UnsubscribePacket = mqttPacket.IUnsubscribePacket
 export type DisconnectPacket = mqttPacket.IDisconnectPacket
+export type SubackPacket = mqttPacket.ISubackPacket
+export type UnsubackPacket = mqttPacket.IUnsubackPacket
 
 const EMPTY = Buffer.alloc(0)
 const AVAILABLE = [
