@@ -1,4 +1,4 @@
-import { waitFor } from '@proj/test-utils'
+import { once, waitFor } from '@proj/test-utils'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import type { Key } from '../src/runtime.js'
 import { SESSIONS_STORE, WILLS_STORE } from '../src/session-store.js'
@@ -23,6 +23,29 @@ async function publishQos1(topic: string, payload: string, retain = false) {
   p.end()
 }
 
+/**
+ * Publishes a QoS 1 sentinel on `topic` and returns the payloads `c` receives up to and including it
+ * (acknowledging QoS 1 ones). The sentinel is logged after everything published before it, so a late
+ * or duplicate message would arrive first: a barrier instead of a sleep for "nothing else arrived".
+ */
+async function untilSentinel(c: RawClient, topic: string): Promise<string[]> {
+  await publishQos1(topic, 'sentinel')
+  const got: string[] = []
+  for (;;) {
+    const p = await c.next('publish')
+    if (p.qos === 1) c.send({ cmd: 'puback', messageId: p.messageId! })
+    got.push(p.payload.toString())
+    if (p.topic === topic && got.at(-1) === 'sentinel') return got
+  }
+}
+
+/** Ends `c` and resolves once the broker has handled the close (session offline, will settled). */
+async function dropped(c: RawClient): Promise<void> {
+  const gone = once(fx.broker.events, 'disconnected')
+  c.end()
+  await gone
+}
+
 describe('durable sessions', () => {
   it('catches up on logged messages after a reconnect, and not on older ones (v3 clean session 0)', async () => {
     make()
@@ -43,8 +66,7 @@ describe('durable sessions', () => {
       s2.send({ cmd: 'puback', messageId: p.messageId! })
     }
     expect(got).toEqual(['1', '2', '3'])
-    await new Promise((r) => setTimeout(r, 100))
-    expect(s2.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+    expect(await untilSentinel(s2, 'dur/end')).toEqual(['sentinel'])
   })
 
   it('retransmits unacknowledged QoS 1 with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
@@ -56,8 +78,7 @@ describe('durable sessions', () => {
     await publishQos1('dup/x', 'hello')
     const first = await s1.next('publish')
     expect(first.dup).toBe(false)
-    s1.end() // no PUBACK
-    await new Promise((r) => setTimeout(r, 50))
+    await dropped(s1) // no PUBACK
     const s2 = pairClient(fx.broker)
     expect((await s2.connect({ clientId: 'dup-1', clean: false })).sessionPresent).toBe(true)
     const again = await s2.next('publish')
@@ -65,8 +86,7 @@ describe('durable sessions', () => {
     expect(again.messageId).toBe(first.messageId)
     expect(again.payload.toString()).toBe('hello')
     s2.send({ cmd: 'puback', messageId: again.messageId! })
-    await new Promise((r) => setTimeout(r, 100))
-    expect(s2.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+    expect(await untilSentinel(s2, 'dup/end')).toEqual(['sentinel'])
   })
 
   it('applies an inbound QoS 2 message once, also when resent after a reconnect [MQTT-4.3.3-10]', async () => {
@@ -79,8 +99,7 @@ describe('durable sessions', () => {
     await c1.connect({ clientId: 'q2-pub', clean: false })
     sendQos2(c1, 'once', { dup: false })
     await c1.next('pubrec')
-    c1.end()
-    await new Promise((r) => setTimeout(r, 50))
+    await dropped(c1)
     const c2 = pairClient(fx.broker)
     await c2.connect({ clientId: 'q2-pub', clean: false })
     sendQos2(c2, 'once', { dup: true })
@@ -92,12 +111,7 @@ describe('durable sessions', () => {
     await c2.next('pubrec')
     c2.send({ cmd: 'pubrel', messageId: 9 })
     await c2.next('pubcomp')
-    await waitFor(() => w.packets.length >= 2)
-    await new Promise((r) => setTimeout(r, 100))
-    expect(w.packets.map((p) => (p.cmd === 'publish' ? p.payload.toString() : p.cmd))).toEqual([
-      'once',
-      'twice',
-    ])
+    expect(await untilSentinel(w, 'q2/end')).toEqual(['once', 'twice', 'sentinel'])
   })
 
   it('completes outbound QoS 2 (PUBREC -> PUBREL -> PUBCOMP) and resends PUBREL after a reconnect', async () => {
@@ -129,15 +143,14 @@ describe('durable sessions', () => {
     s1.send({ cmd: 'pubrec', messageId: q2.messageId! })
     const rel = await s1.next('pubrel')
     expect(rel.messageId).toBe(q2.messageId)
-    s1.end()
-    await new Promise((r) => setTimeout(r, 50))
+    await dropped(s1)
     const s2 = pairClient(fx.broker)
     await s2.connect({ clientId: 'out2', clean: false })
     const rel2 = await s2.next('pubrel')
     expect(rel2.messageId).toBe(q2.messageId)
     s2.send({ cmd: 'pubcomp', messageId: q2.messageId! })
-    await new Promise((r) => setTimeout(r, 100))
-    expect(s2.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+    // the message is complete: not sent again before a sentinel published now
+    expect(await untilSentinel(s2, 'out2/end')).toEqual(['sentinel'])
   })
 
   it('discards the session on clean start', async () => {
@@ -150,9 +163,11 @@ describe('durable sessions', () => {
     await s1.waitClosed()
     const s2 = pairClient(fx.broker, 5)
     expect((await s2.connect({ clientId: 'cs', clean: true })).sessionPresent).toBe(false)
+    // s2's only subscription is the sentinel's topic: the old session's cs/# would deliver cs/a first
+    s2.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cs-end', qos: 1 }] })
+    await s2.next('suback')
     await publishQos1('cs/a', 'x')
-    await new Promise((r) => setTimeout(r, 100))
-    expect(s2.packets).toEqual([])
+    expect(await untilSentinel(s2, 'cs-end')).toEqual(['sentinel'])
   })
 
   it('removes a v5 session when its expiry interval has passed', async () => {
@@ -195,8 +210,7 @@ describe('wills', () => {
     b.end()
     const p = await w.next('publish')
     expect(p.topic).toBe('will/b')
-    await new Promise((r) => setTimeout(r, 100))
-    expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+    expect(await untilSentinel(w, 'will/end')).toEqual(['sentinel'])
   })
 
   it('v5: DISCONNECT 0x04 sends the will; a reconnect within the will delay cancels it', async () => {
@@ -228,18 +242,17 @@ describe('wills', () => {
     expect((await w.next('publish')).topic).toBe('will5/a')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
     const b = await delayedWill('b')
-    b.end()
+    await dropped(b) // the will is scheduled on the fake clock before it moves
     await vi.advanceTimersByTimeAsync(5_000)
     const b2 = pairClient(fx.broker, 5)
     await b2.connect({ clientId: 'w5b', clean: false, properties: { sessionExpiryInterval: 100 } })
     await vi.advanceTimersByTimeAsync(20_000)
     vi.useRealTimers()
-    await new Promise((r) => setTimeout(r, 100))
-    expect(w.packets.filter((x) => x.cmd === 'publish')).toEqual([])
+    expect(await untilSentinel(w, 'will5/end')).toEqual(['sentinel'])
     // without a reconnect the delayed will goes out
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
     const c = await delayedWill('c')
-    c.end()
+    await dropped(c)
     await vi.advanceTimersByTimeAsync(10_500)
     vi.useRealTimers()
     expect((await w.next('publish')).topic).toBe('will5/c')
@@ -334,9 +347,16 @@ describe('authentication and permissions', () => {
 })
 
 describe('state store failures', () => {
-  /** The file's runtime, with writes to state store `failStore` (and publishes) failing while `failing.on` is set. */
+  /**
+   * The file's runtime, with writes to state store `failStore` (and publishes) failing while `failing.on`
+   * is set; `failing.refused` counts the writes refused.
+   */
   function failingRuntime(failStore: string) {
-    const failing = { on: false }
+    const failing = { on: false, refused: 0 }
+    const refuse = (what: string) => {
+      failing.refused++
+      return Promise.reject(new Error(what))
+    }
     const real = fx.rt.runtime
     const runtime = new Proxy(real, {
       get(target, key) {
@@ -349,9 +369,8 @@ describe('state store failures', () => {
               get: (k: Key) => store.get(k),
               entries: (o?: { prefix?: string }) => store.entries(o),
               accepts: (k: Key) => store.accepts(k),
-              put: (k: Key, v: unknown) =>
-                failing.on ? Promise.reject(new Error('disk full')) : store.put(k, v as never),
-              delete: (k: Key) => (failing.on ? Promise.reject(new Error('disk full')) : store.delete(k)),
+              put: (k: Key, v: unknown) => (failing.on ? refuse('disk full') : store.put(k, v as never)),
+              delete: (k: Key) => (failing.on ? refuse('disk full') : store.delete(k)),
             }
           }
         }
@@ -361,6 +380,15 @@ describe('state store failures', () => {
       },
     })
     return { failing, runtime }
+  }
+
+  /**
+   * The broker has hit a refused write: once the event loop turns, Node has reported any rejection left
+   * unhandled (it does so after each macrotask's microtasks drain).
+   */
+  async function afterRefusal(failing: { refused: number }): Promise<void> {
+    await waitFor(() => failing.refused > 0, { message: 'a refused write' })
+    await new Promise((r) => setImmediate(r))
   }
 
   /** Records unhandled rejections while the test runs. */
@@ -383,7 +411,7 @@ describe('state store failures', () => {
     failing.on = true
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sf/#', qos: 1 }] })
     expect((await c.next('suback')).granted).toEqual([1])
-    await new Promise((r) => setTimeout(r, 20))
+    await afterRefusal(failing)
     failing.on = false
     expect(seen).toEqual([])
   })
@@ -398,7 +426,7 @@ describe('state store failures', () => {
     // Session Expiry Interval 0 at DISCONNECT ends the (persisted) session now.
     c.send({ cmd: 'disconnect', properties: { sessionExpiryInterval: 0 } })
     await c.waitClosed()
-    await new Promise((r) => setTimeout(r, 20))
+    await afterRefusal(failing)
     failing.on = false
     expect(seen).toEqual([])
   })
@@ -410,7 +438,7 @@ describe('state store failures', () => {
     await c.connect({ will: { topic: 'wf/gone', payload: Buffer.from('bye'), qos: 0, retain: false } })
     failing.on = true
     c.end()
-    await new Promise((r) => setTimeout(r, 20))
+    await afterRefusal(failing)
     failing.on = false
     expect(seen).toEqual([])
   })
