@@ -48,7 +48,16 @@ async function ownRuntime() {
   return Object.assign(t, { [Symbol.asyncDispose]: () => fx.broker.close().then(() => t.close()) })
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 30))
+/**
+ * A barrier: `p` publishes a QoS 1 sentinel on `topic` (which `c` subscribed to) and `c`'s copy is awaited.
+ * Resolves with what `c` received before it (topics): a late or extra message would come first.
+ */
+async function beforeSentinel(p: RawClient, c: RawClient, topic: string, messageId = 99): Promise<string[]> {
+  publish(p, { topic, payload: 'sentinel', qos: 1, messageId })
+  await p.next('puback', (a) => a.messageId === messageId)
+  await c.next('publish', (m) => m.topic === topic)
+  return c.packets.filter((x) => x.cmd === 'publish').map((x) => (x as { topic: string }).topic)
+}
 
 describe('reason codes and reason strings', () => {
   it('refuses a publish with the runtime’s reason code and reason string in PUBACK and PUBREC', async () => {
@@ -245,8 +254,8 @@ describe('subscription options', () => {
     await p.connect()
     publish(p, { topic: 'nl/theirs', payload: 'other' })
     expect((await c.next('publish')).topic).toBe('nl/theirs')
-    await settle()
-    expect(c.packets.filter((x) => x.cmd === 'publish')).toHaveLength(0)
+    // c's own message went in before p connected: had it come back, it would be before the sentinel
+    expect(await beforeSentinel(p, c, 'nl/end')).toEqual([])
   })
 
   it('delivers subscription identifiers with retained deliveries, live events and durable catch-up', async () => {
@@ -266,7 +275,9 @@ describe('subscription options', () => {
     const live = await c.next('publish')
     expect(live.properties?.subscriptionIdentifier).toBe(42)
     c.send({ cmd: 'puback', messageId: live.messageId! })
-    await settle()
+    // PINGRESP: the broker has read the PUBACK, so 'live' is not part of the catch-up
+    c.send({ cmd: 'pingreq' })
+    await c.next('pingresp')
     c.send({ cmd: 'disconnect' })
     await c.waitClosed()
     await p.next('puback')
@@ -434,8 +445,8 @@ describe('PUBLISH properties', () => {
     await subscribe(b, 'exp/#')
     const only = await b.next('publish')
     expect(only.topic).toBe('exp/s') // the expired retained message is not sent [MQTT-3.3.2-5]
-    await settle()
-    expect(b.packets.filter((x) => x.cmd === 'publish')).toHaveLength(0)
+    // retained values go before live messages: a sentinel published now comes after any of them
+    expect(await beforeSentinel(p, b, 'exp/end', 3)).toEqual([])
   })
 
   it('drops expired messages from a durable session’s catch-up', async () => {
@@ -473,8 +484,8 @@ describe('PUBLISH properties', () => {
     const m2 = await back.next('publish')
     expect([m1.payload.toString(), m2.payload.toString()]).toEqual(['soon', 'kept'])
     expect(m1.properties?.messageExpiryInterval).toBe(40)
-    await settle()
-    expect(back.packets.filter((x) => x.cmd === 'publish')).toHaveLength(0)
+    // the catch-up goes before live messages: a sentinel published now comes after all of it
+    expect(await beforeSentinel(p, back, 'expd/end', 4)).toEqual([])
   })
 
   it('assigns outbound topic aliases up to the client’s Topic Alias Maximum', async () => {
@@ -511,18 +522,22 @@ describe('flow control and limits', () => {
   it('never has more unacknowledged QoS 1 messages out than the client’s Receive Maximum', async () => {
     make()
     const c = pairClient(fx.broker, 5)
-    await c.connect({ properties: { receiveMaximum: 2 } })
+    await c.connect({ clientId: 'rm', properties: { receiveMaximum: 2 } })
     await subscribe(c, 'rm/#', 1)
     const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 1; i <= 5; i++) publish(p, { topic: 'rm/x', payload: String(i), qos: 1, messageId: i })
     for (let i = 1; i <= 5; i++) await p.next('puback')
-    await settle()
     const out = () =>
       c.packets.filter((x) => x.cmd === 'publish') as { messageId?: number; payload: Buffer }[]
+    const session = () => fx.broker.listClients().find((x) => x.clientId === 'rm')
+    // All five placed: two in flight, three queued (a broker ignoring the window has five in flight).
+    await vi.waitFor(() => expect(session()).toMatchObject({ inflight: 2, queued: 3 }))
+    await vi.waitFor(() => expect(out()).toHaveLength(2))
     expect(out().map((x) => x.payload.toString())).toEqual(['1', '2'])
     c.send({ cmd: 'puback', messageId: out()[0]!.messageId! })
-    await settle()
+    await vi.waitFor(() => expect(session()).toMatchObject({ inflight: 2, queued: 2 }))
+    await vi.waitFor(() => expect(out()).toHaveLength(3))
     expect(out().map((x) => x.payload.toString())).toEqual(['1', '2', '3'])
   })
 

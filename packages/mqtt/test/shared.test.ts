@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   type Packet,
   pairClient,
@@ -38,7 +38,15 @@ function received(c: RawClient): () => string[] {
     c.packets.filter((p) => p.cmd === 'publish').map((p) => String((p as { payload: Buffer }).payload))
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 50))
+/**
+ * A barrier: `p` publishes a QoS 0 sentinel on `topic` (which each of `clients` subscribed to, not shared),
+ * and each client's copy is awaited and removed. One connection's messages are written in order, so
+ * whatever the broker sent a client before the sentinel has arrived by then.
+ */
+async function sentinel(p: RawClient, topic: string, clients: RawClient[]): Promise<void> {
+  publish(p, topic, 'sentinel')
+  await Promise.all(clients.map((c) => c.next('publish', (m) => m.topic === topic)))
+}
 
 describe('shared subscriptions ($share/{group}/{filter})', () => {
   it('says so in CONNACK and gives each message to one member, round robin across connections', async () => {
@@ -52,10 +60,11 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
     const other = pairClient(fx.broker, 5)
     await other.connect()
     await subscribe(other, '$share/g2/jobs/+') // another group gets every message too
+    for (const c of [...members, other]) await subscribe(c, 'jobs-end')
     const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 0; i < 9; i++) publish(p, 'jobs/x', String(i))
-    await settle()
+    await sentinel(p, 'jobs-end', [...members, other])
     const got = members.map((m) => received(m)())
     expect(got.map((g) => g.length)).toEqual([3, 3, 3])
     expect(got.flat().sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8'])
@@ -89,17 +98,18 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
     const fast = pairClient(fx.broker, 5)
     await fast.connect()
     await subscribe(fast, '$share/w/tasks', 1)
-    fast.stream.on('data', () => {})
+    // QoS 0 is outside the in-flight window: slow gets this sentinel with its window full
+    await subscribe(slow, 'tasks-end')
     const p = pairClient(fx.broker, 5)
     await p.connect()
     for (let i = 1; i <= 5; i++) {
       publish(p, 'tasks', `t${i}`, 1, i)
       await p.next('puback')
     }
-    await settle()
     // slow never acknowledges: after its first message its window (1) is full, the rest go to fast.
+    await vi.waitFor(() => expect(received(fast)().sort()).toEqual(['t2', 't3', 't4', 't5']))
+    await sentinel(p, 'tasks-end', [slow])
     expect(received(slow)()).toEqual(['t1'])
-    expect(received(fast)().sort()).toEqual(['t2', 't3', 't4', 't5'])
   })
 
   it('hands a disconnected member’s unacknowledged QoS 1 messages to another member', async () => {
@@ -116,7 +126,6 @@ describe('shared subscriptions ($share/{group}/{filter})', () => {
     publish(p, 'orders/2', 'o2', 1, 2)
     await p.next('puback')
     await p.next('puback')
-    await settle()
     const aGot = await a.next('publish')
     const bGot = await b.next('publish')
     expect([aGot.payload.toString(), bGot.payload.toString()].sort()).toEqual(['o1', 'o2'])
@@ -156,13 +165,15 @@ describe('shared subscriptions with MQTT.js v5', () => {
       const connect = () => mqttJs.connect(tb, { protocolVersion: 5 })
       const [a, b, p] = [await connect(), await connect(), await connect()]
       const got: string[][] = [[], []]
-      a.on('message', (_t, payload) => got[0]!.push(payload.toString()))
-      b.on('message', (_t, payload) => got[1]!.push(payload.toString()))
-      await a.subscribeAsync('$share/js/bal/#', { qos: 1 })
-      await b.subscribeAsync('$share/js/bal/#', { qos: 1 })
+      const ends = [0, 0]
+      a.on('message', (t, payload) => (t === 'bal-end' ? ends[0]!++ : got[0]!.push(payload.toString())))
+      b.on('message', (t, payload) => (t === 'bal-end' ? ends[1]!++ : got[1]!.push(payload.toString())))
+      await a.subscribeAsync(['$share/js/bal/#', 'bal-end'], { qos: 1 })
+      await b.subscribeAsync(['$share/js/bal/#', 'bal-end'], { qos: 1 })
       for (let i = 0; i < 6; i++) await p.publishAsync(`bal/${i}`, `m${i}`, { qos: 1 })
-      const deadline = Date.now() + 3000
-      while (got[0]!.length + got[1]!.length < 6 && Date.now() < deadline) await settle()
+      // a sentinel both get, logged after the six: a duplicate would have arrived before it
+      await p.publishAsync('bal-end', 'sentinel', { qos: 1 })
+      await vi.waitFor(() => expect(ends).toEqual([1, 1]))
       expect(got[0]!.length).toBe(3)
       expect(got[1]!.length).toBe(3)
       expect([...got[0]!, ...got[1]!].sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
