@@ -155,8 +155,17 @@ describe('proj-server (built, as a child process)', () => {
         '-W',
         '8',
       ])
-      // give mosquitto_sub time to subscribe (it prints nothing until a message arrives)
-      await new Promise((r) => setTimeout(r, 300))
+      // mosquitto_sub prints nothing until a message arrives: the admin API shows when it has subscribed
+      await waitFor(
+        async () => {
+          const res = await fetch(`${http}/_admin/clients`, { headers: { Authorization: adminAuth } })
+          const listed = (await res.json()) as { clientId: string; subscriptions: { filter: string }[] }[]
+          return listed.some(
+            (c) => c.clientId !== 'e2e-sub-2' && c.subscriptions.some((s) => s.filter === 'Dog/2'),
+          )
+        },
+        { timeoutMs: 8000, message: 'mosquitto_sub subscribed' },
+      )
     }
 
     const mqttMessage = nextMessage(subscriber, 'Dog/2', (p) => JSON.parse(String(p)).name === 'Fido')

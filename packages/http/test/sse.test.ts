@@ -197,10 +197,12 @@ describe('Server-Sent Events', () => {
 
   it('ends streams when the handler closes', async () => {
     const started = Date.now()
-    const [{ res }] = await Promise.all([
-      readRaw('/Dog/closing', {}, () => false),
-      new Promise((r) => setTimeout(r, 200)).then(() => srv.handler.close()),
-    ])
+    let closing: Promise<void> | undefined
+    const { res } = await readRaw('/Dog/closing', {}, () => {
+      closing ??= srv.handler.close() // first called once the response has started: the stream is open
+      return false
+    })
+    await closing
     expect(res.status).toBe(200)
     // readRaw gives up after 5 s; ending sooner means the server ended the stream.
     expect(Date.now() - started).toBeLessThan(3000)

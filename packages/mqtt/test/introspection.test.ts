@@ -1,3 +1,4 @@
+import { waitFor } from '@proj/test-utils'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type TestBroker } from './helpers.js'
@@ -48,7 +49,7 @@ describe('broker introspection', () => {
     // the durable session stays when its client goes away; the clean one does not
     await a.endAsync()
     await b.endAsync()
-    await waitUntil(() => tb!.broker.listClients().length === 0)
+    await waitFor(() => tb!.broker.listClients().length === 0)
     const sessions = tb.broker.listSessions()
     expect(sessions).toHaveLength(1)
     expect(sessions[0]).toMatchObject({ clientId: 'a', connected: false, durable: true })
@@ -72,7 +73,7 @@ describe('broker introspection', () => {
     expect(tb.broker.disconnectClient('nobody')).toBe(false)
     expect(tb.broker.disconnectClient('kick-me')).toBe(true)
     expect(await disconnected).toBe(0x98)
-    await waitUntil(() => tb!.broker.listClients().length === 0)
+    await waitFor(() => tb!.broker.listClients().length === 0)
     expect(tb.broker.listSessions().map((s) => s.clientId)).toEqual(['kick-me'])
     expect(tb.broker.disconnectClient('kick-me')).toBe(false)
   })
@@ -94,7 +95,7 @@ describe('broker introspection', () => {
 
     const tcp = stats.doors.tcp
     // the QoS 0 publish resolved when MQTT.js wrote it: wait for the broker to have handled it
-    await waitUntil(() => stats.dropped.queueFull >= 3)
+    await waitFor(() => stats.dropped.queueFull >= 3)
     expect(tcp.connects).toBe(2)
     expect(tcp.messagesIn).toEqual([1, 4, 0])
     // QoS 1 message 0 in flight, message 1 queued, 2 and 3 dropped, the QoS 0 one dropped behind the queue
@@ -103,11 +104,3 @@ describe('broker introspection', () => {
     expect(tb.broker.gauges()).toMatchObject({ inflight: 1, queued: 1, maxQueued: 1 })
   })
 })
-
-async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}

@@ -260,8 +260,10 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
         out += d
       })
       const exited = new Promise((resolve) => sub.on('exit', resolve))
-      await waitFor(() => tb.broker.connectionCount === 1, { message: 'mosquitto_sub connected' })
-      await new Promise((r) => setTimeout(r, 200)) // SUBACK
+      // subscribed: the broker lists the filter once it has handled the SUBSCRIBE
+      await waitFor(() => tb.broker.listClients()[0]?.subscriptions.length === 1, {
+        message: 'mosquitto_sub subscribed',
+      })
       for (const q of ['0', '1', '2']) {
         await exec('mosquitto_pub', [...server, '-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`])
       }

@@ -127,8 +127,12 @@ describe('broker restart', () => {
       await pub2.next('puback')
       const r3 = await sub2.next('publish', (p) => p.topic === 'rs/q3')
       sub2.send({ cmd: 'puback', messageId: r3.messageId! })
-      await new Promise((r) => setTimeout(r, 300))
-      expect(sub2.packets.filter((p) => p.cmd === 'publish')).toEqual([])
+      // A sentinel logged after everything: a message delivered twice would have arrived before it.
+      publish(pub2, 'rs/end', 'sentinel', 1, 4)
+      await pub2.next('puback')
+      const end = await sub2.next('publish')
+      expect([end.topic, end.payload.toString()]).toEqual(['rs/end', 'sentinel'])
+      sub2.send({ cmd: 'puback', messageId: end.messageId! })
 
       // The will of the connection that died with the broker was published after the restart.
       const watcher = await RawClient.tcp(b.port)

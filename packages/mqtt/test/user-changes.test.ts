@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { once, waitFor } from '@proj/test-utils'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { openTestRuntime, RawClient, startBroker, type TestBroker, type TestRuntime } from './helpers.js'
 
 const READER = { name: 'reader', tables: { '*': { read: true } }, topics: [{ filter: '#', subscribe: true }] }
@@ -6,6 +7,7 @@ const PASSWORD = Buffer.from('pw')
 
 const opened: { close(): Promise<void> }[] = []
 afterEach(async () => {
+  vi.useRealTimers()
   for (const o of opened.splice(0).reverse()) await o.close()
 })
 
@@ -102,10 +104,13 @@ describe('user changes', () => {
     const w = await watcher(tb)
     const bob = await client(tb)
     await bob.connect(bobWithWill(1))
-    bob.end() // no DISCONNECT: the will is due in 1 s
-    await bob.waitClosed()
-    await rt.runtime.users.delete('bob')
-    await new Promise((r) => setTimeout(r, 1500)) // past the will's due time
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const gone = once(tb.broker.events, 'disconnected')
+    bob.end() // no DISCONNECT: the will is due in 1 s on the fake clock
+    await gone // the broker has scheduled it
+    await rt.runtime.users.delete('bob') // resolves once the broker has been told
+    await vi.advanceTimersByTimeAsync(1500) // past the will's due time
+    vi.useRealTimers()
     expect(await w.nothingBefore()).toEqual([])
     expect([...rt.runtime.state('mqtt-wills').entries()]).toEqual([])
   })
@@ -119,7 +124,10 @@ describe('user changes', () => {
     await rt.runtime.state('__users').delete('bob')
     bob.end()
     await bob.waitClosed()
-    await new Promise((r) => setTimeout(r, 100))
+    // The will record goes when the will is dropped, or in the transaction that publishes it.
+    await waitFor(() => [...rt.runtime.state('mqtt-wills').entries()].length === 0, {
+      message: 'will settled',
+    })
     expect(await w.nothingBefore()).toEqual([])
   })
 
