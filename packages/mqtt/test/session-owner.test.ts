@@ -60,8 +60,11 @@ async function bobLeavesMessageInFlight(tb: TestBroker, id: string): Promise<num
   expect(msg.payload.toString()).toBe('open')
   // The broker has seen the connection go (the session is offline, not in a takeover).
   const gone = new Promise<void>((resolve) => {
-    const off = () => tb.broker.events.off('disconnected', on)
-    const on = (session: { clientId: string }) => session.clientId === id && (off(), resolve())
+    const on = (session: { clientId: string }) => {
+      if (session.clientId !== id) return
+      tb.broker.events.off('disconnected', on)
+      resolve()
+    }
     tb.broker.events.on('disconnected', on)
   })
   bob.end()
