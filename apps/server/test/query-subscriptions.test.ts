@@ -91,7 +91,7 @@ describe('query subscriptions through the built server, on every door', () => {
         const { id, value } = JSON.parse(e.data)
         got.push({ door: 'sse', type, id, ...(value === undefined ? {} : { value }) })
       })
-    await waitFor(() => got.length === 4, { timeout: 10_000 })
+    await waitFor(() => got.length === 4, { timeoutMs: 10_000 })
     const rex = { id: '1', name: 'Rex', breed: 'Lab', age: 5 }
     const only = (door: string) => got.filter((g) => g.door === door).map(({ door: _, ...g }) => g)
     expect(only('v5')).toEqual([{ type: 'retained', id: '1', value: rex }])
@@ -105,7 +105,7 @@ describe('query subscriptions through the built server, on every door', () => {
     await v5.publishAsync('Dog/1', JSON.stringify({ bark: true }), { qos: 1 }) // message
     await rest('PATCH', '/Dog/2', { breed: 'Pug' }) // leaves
     await rest('DELETE', '/Dog/1') // deleted
-    await waitFor(() => got.length === 20, { timeout: 10_000 })
+    await waitFor(() => got.length === 20, { timeoutMs: 10_000 })
     const fido = { id: '2', name: 'Fido', breed: 'Lab', age: 4 }
     const rex6 = { ...rex, age: 6 }
     expect(only('v5')).toEqual([
@@ -140,7 +140,7 @@ describe('query subscriptions through the built server, on every door', () => {
     v4 = await connectMqtt(mqttUrl(), v4Options)
     follow(v5, 'v5', got)
     follow(v4, 'v4', got)
-    await waitFor(() => got.length === 6, { timeout: 10_000 })
+    await waitFor(() => got.length === 6, { timeoutMs: 10_000 })
     const max = { id: '3', name: 'Max', breed: 'Lab', age: 9 }
     const fidoBack = { ...fido, breed: 'Lab' }
     expect(only('v5')).toEqual([
