@@ -54,6 +54,7 @@ export async function openClusterStore(
         maxAgeMs: config.changeLog.retention,
         ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
       },
+      compactionIntervalMs: config.changeLog.compactionInterval,
       onError: (err: unknown) => logger.error({ err }, 'storage error'),
     })
     return { node, store }

@@ -348,6 +348,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     description: 'Also cap the change log at this many events; null = only the retention age applies',
   },
   {
+    key: 'changeLog.compactionInterval',
+    type: { kind: 'duration' },
+    default: 60_000,
+    description:
+      'How often old change-log events (past retention or maxEvents) are dropped; 0 = never (ms, or 30s, 5m)',
+  },
+  {
     key: 'logging.level',
     type: { kind: 'enum', values: LOG_LEVELS },
     default: 'info',
@@ -557,7 +564,7 @@ export interface ServerConfig {
   tls: { certificate: string | null; privateKey: string | null; certificateAuthority: string | null }
   storage: { path: string }
   applications: { path: string }
-  changeLog: { retention: number; maxEvents: number | null }
+  changeLog: { retention: number; maxEvents: number | null; compactionInterval: number }
   logging: { level: (typeof LOG_LEVELS)[number]; format: 'auto' | 'json' | 'pretty' }
   metrics: { enabled: boolean; access: string }
   sys: { interval: number }

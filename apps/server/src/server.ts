@@ -146,6 +146,7 @@ export async function openConfiguredRuntime(
       maxAgeMs: config.changeLog.retention,
       ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
     },
+    compactionIntervalMs: config.changeLog.compactionInterval,
     ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
     auth: {
       scramIterations: config.auth.scramIterations,

@@ -1,6 +1,6 @@
 import type { ResourceRuntime } from '@proj/resource'
 import { tempDir, waitFor } from '@proj/test-utils'
-import type { IPublishPacket, MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   openTestRuntime,
@@ -44,6 +44,18 @@ describe('query subscriptions over MQTT', () => {
     const tb = await startBroker({}, rt)
     open.push(rt, tb)
     return tb
+  }
+
+  /** Reconnects a durable session already recording: its replay may follow CONNACK at once. */
+  const resume = async (tb: TestBroker, options: IClientOptions) => {
+    const sub = mqtt.connect(`mqtt://127.0.0.1:${tb.port}`, { reconnectPeriod: 0, ...options })
+    clients.add(sub)
+    const got = record(sub)
+    await new Promise((resolve, reject) => {
+      sub.once('connect', resolve)
+      sub.once('error', reject)
+    })
+    return { sub, got }
   }
 
   for (const protocolVersion of [4, 5] as const) {
@@ -167,8 +179,7 @@ describe('query subscriptions over MQTT', () => {
       await tb.runtime.delete('Dog/3', admin) // then deleted
       for (const o of open.splice(0).reverse()) await o.close()
       tb = await start({}, dir.path)
-      sub = await clients.connect(tb, options)
-      got = record(sub)
+      ;({ sub, got } = await resume(tb, options))
       await waitFor(() => got.length === 4)
       expect(
         got.map((g) => [g.topic, g.event, g.payload === '' ? '' : JSON.parse(g.payload).age, g.retain]),
@@ -207,8 +218,7 @@ describe('query subscriptions over MQTT', () => {
     await runtime.put('Dog/2', { name: 'Also in', breed: 'Lab', age: 6 }, admin)
     for (let i = 10; i < 15; i++) await runtime.put(`Dog/${i}`, { name: 'Out', breed: 'Pug', age: 1 }, admin)
     await (runtime as ResourceRuntime).store.log.compact()
-    sub = await clients.connect(tb, options)
-    got = record(sub)
+    ;({ sub, got } = await resume(tb, options))
     await waitFor(() => got.length === 3)
     expect(got.map((g) => [g.topic, g.event, g.retain])).toEqual([
       ['Dog/?age=gt=3', 'reset', false],

@@ -57,6 +57,8 @@ export interface RuntimeOptions {
   rejectUnclaimedTopics?: boolean
   /** Change-log retention. */
   retention?: OpenStoreOptions['retention']
+  /** How often the change log is compacted (ms, default 60 000; 0 = only when `log.compact()` is called). */
+  compactionIntervalMs?: number
   nodeId?: number
   /** Commits are not fsynced (tests, benchmarks). */
   noSync?: boolean
