@@ -263,7 +263,7 @@ describe('query subscriptions through the built server, on every door', () => {
     await until(3 + 2 + 3)
     const fido5 = { ...fidoBack, age: 5 }
     const fresh = { id: '4', name: 'New', breed: 'Lab', age: 10 }
-    const byId = (a: Got, b: Got) => a.id.localeCompare(b.id)
+    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id)
     // MQTT 5: an empty message with user property event=reset (on the filter's topic), then the snapshot
     const v5Got = only('v5')
     expect(v5Got[0]).toEqual({ type: 'reset', id: '' })

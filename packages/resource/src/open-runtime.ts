@@ -33,7 +33,9 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Resourc
       path: options.path ?? './data',
       ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
       ...(options.retention !== undefined ? { retention: options.retention } : {}),
-      ...(options.compactionIntervalMs !== undefined ? { compactionIntervalMs: options.compactionIntervalMs } : {}),
+      ...(options.compactionIntervalMs !== undefined
+        ? { compactionIntervalMs: options.compactionIntervalMs }
+        : {}),
       ...(options.noSync !== undefined ? { noSync: options.noSync } : {}),
       ...(options.onError !== undefined ? { onError: options.onError } : {}),
     }))
