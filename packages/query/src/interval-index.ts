@@ -65,60 +65,75 @@ export class IntervalIndex<K, T> {
 
   /** Calls `visit` with the item of every interval containing `point`. */
   stab(point: K, visit: (item: T) => void): void {
-    this.#search(point, point, (interval) => visit(interval.item))
-  }
-
-  /**
-   * The intervals containing `point`, split by whether they contain `other` too (`both`; skipped
-   * when undefined) or not (`only`). `other` undefined: none contains it.
-   */
-  stabBoth(
-    point: K,
-    other: K | undefined,
-    both: ((item: T) => void) | undefined,
-    only: (item: T) => void,
-  ): void {
-    this.#search(point, point, (interval) => {
-      if (other !== undefined && this.#meets(interval, other, other)) both?.(interval.item)
-      else only(interval.item)
-    })
+    const found: Interval<K, T>[] = []
+    this.collect(point, point, found)
+    for (let i = 0; i < found.length; i++) {
+      const interval = found[i]!
+      if (!interval.removed) visit(interval.item)
+    }
   }
 
   /** Calls `visit` with the item of every interval that shares a point with `[low, high]`. */
   overlap(low: K, high: K, visit: (item: T) => void): void {
-    this.#search(low, high, (interval) => visit(interval.item))
+    const found: Interval<K, T>[] = []
+    this.collect(low, high, found)
+    for (let i = 0; i < found.length; i++) {
+      const interval = found[i]!
+      if (!interval.removed) visit(interval.item)
+    }
   }
 
-  #search(low: K, high: K, visit: (interval: Interval<K, T>) => void): void {
-    for (const interval of this.#everything) visit(interval)
+  /**
+   * Appends to `out` every interval that shares a point with `[low, high]`: no callback per
+   * interval, and the caller may reuse `out` (a change visits hundreds of intervals).
+   */
+  collect(low: K, high: K, out: Interval<K, T>[]): void {
+    for (const interval of this.#everything) out.push(interval)
     const live = this.#inTree - this.#removedInTree
     if (this.#pending.length > MIN_PENDING + Math.sqrt(live) || this.#removedInTree > live) this.#rebuild()
     const compare = this.#compare
-    for (const interval of this.#pending) if (this.#meets(interval, low, high)) visit(interval)
+    const pending = this.#pending
+    for (let i = 0; i < pending.length; i++) {
+      const interval = pending[i]!
+      if (this.#meets(interval, low, high)) out.push(interval)
+    }
     const stack: TreeNode<K, T>[] = []
     let node = this.#tree
     while (node) {
       if (compare(high, node.center) < 0) {
         // Everything here reaches the center; only those starting at or before `high` can meet.
-        for (const interval of node.byLow) {
+        const byLow = node.byLow
+        for (let i = 0; i < byLow.length; i++) {
+          const interval = byLow[i]!
           if (interval.low !== undefined && compare(interval.low, high) > 0) break
-          if (this.#meets(interval, low, high)) visit(interval)
+          if (this.#meets(interval, low, high)) out.push(interval)
         }
         node = node.left
       } else if (compare(low, node.center) > 0) {
-        for (const interval of node.byHigh) {
+        const byHigh = node.byHigh
+        for (let i = 0; i < byHigh.length; i++) {
+          const interval = byHigh[i]!
           if (interval.high !== undefined && compare(interval.high, low) < 0) break
-          if (this.#meets(interval, low, high)) visit(interval)
+          if (this.#meets(interval, low, high)) out.push(interval)
         }
         node = node.right
       } else {
         // [low, high] holds the center, which every interval here reaches: both sides may meet too.
-        for (const interval of node.byLow) if (this.#meets(interval, low, high)) visit(interval)
+        const byLow = node.byLow
+        for (let i = 0; i < byLow.length; i++) {
+          const interval = byLow[i]!
+          if (this.#meets(interval, low, high)) out.push(interval)
+        }
         if (node.right) stack.push(node.right)
         node = node.left
       }
       if (!node) node = stack.pop()
     }
+  }
+
+  /** Whether `interval` (live) contains `point`. */
+  contains(interval: Interval<K, T>, point: K): boolean {
+    return this.#meets(interval, point, point)
   }
 
   #meets(interval: Interval<K, T>, low: K, high: K): boolean {

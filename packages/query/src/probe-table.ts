@@ -66,6 +66,8 @@ export class ProbeTable<T> {
   /** Merged ranges of an `and` (`spanning`): each bound may be met by another array element. */
   readonly #spans: Trees<T> = {}
   #size = 0
+  /** The intervals of one lookup, kept between changes (see #classifyTree). */
+  #scratch: Interval<number | string, T>[] | undefined = undefined
 
   get size(): number {
     return this.#size
@@ -122,7 +124,7 @@ export class ProbeTable<T> {
    * The transitions of items filed with a single exact probe, for a change of this attribute from
    * `before` to `after` (`present*` false: no record). Scalars are classified straight from the
    * hash and the trees (an interval found at the old value is checked against the new one), with no
-   * per-item state; arrays go through sets.
+   * per-item state; arrays go through sets. Returns how many items it visited.
    */
   classify(
     presentBefore: boolean,
@@ -130,7 +132,7 @@ export class ProbeTable<T> {
     presentAfter: boolean,
     after: unknown,
     visit: (item: T, transition: Transition) => void,
-  ): void {
+  ): number {
     if (Array.isArray(before) || Array.isArray(after)) {
       const was = new Set<T>()
       const now = new Set<T>()
@@ -142,21 +144,40 @@ export class ProbeTable<T> {
         this.find(after, (item) => {
           now.add(item)
         })
+      let visited = was.size
       for (const item of was) visit(item, now.has(item) ? 'update' : 'leave')
-      for (const item of now) if (!was.has(item)) visit(item, 'enter')
-      return
+      for (const item of now)
+        if (!was.has(item)) {
+          visited++
+          visit(item, 'enter')
+        }
+      return visited
     }
+    let visited = 0
     if (this.#equal.size > 0) {
+      // Straight from the buckets: no closure per change, none per item.
       const kb = presentBefore ? keyOf(before) : NO_KEY
       const ka = presentAfter ? keyOf(after) : NO_KEY
-      const each = (key: EqualKey | typeof NO_KEY, transition: Transition) => {
-        const bucket = key === NO_KEY ? undefined : this.#equal.get(key)
-        if (bucket) for (const item of bucket) visit(item, transition)
-      }
-      if (kb !== NO_KEY && kb === ka) each(kb, 'update')
-      else {
-        each(kb, 'leave')
-        each(ka, 'enter')
+      if (kb !== NO_KEY && kb === ka) {
+        const bucket = this.#equal.get(kb)
+        if (bucket)
+          for (const item of bucket) {
+            visited++
+            visit(item, 'update')
+          }
+      } else {
+        const was = kb === NO_KEY ? undefined : this.#equal.get(kb)
+        if (was)
+          for (const item of was) {
+            visited++
+            visit(item, 'leave')
+          }
+        const now = ka === NO_KEY ? undefined : this.#equal.get(ka)
+        if (now)
+          for (const item of now) {
+            visited++
+            visit(item, 'enter')
+          }
       }
     }
     for (const domain of DOMAINS) {
@@ -165,19 +186,49 @@ export class ProbeTable<T> {
       if (!elements && !spans) continue
       const pb = presentBefore ? pointOf(before, domain) : undefined
       const pa = presentAfter ? pointOf(after, domain) : undefined
-      for (const tree of [elements, spans]) {
-        if (!tree) continue
-        if (pb !== undefined) {
-          tree.stabBoth(
-            pb,
-            pa,
-            (item) => visit(item, 'update'),
-            (item) => visit(item, 'leave'),
-          )
-        }
-        if (pa !== undefined) tree.stabBoth(pa, pb, undefined, (item) => visit(item, 'enter'))
-      }
+      if (pb === undefined && pa === undefined) continue
+      if (elements) visited += this.#classifyTree(elements, pb, pa, visit)
+      if (spans) visited += this.#classifyTree(spans, pb, pa, visit)
     }
+    return visited
+  }
+
+  /**
+   * One tree's transitions: intervals holding the old point are updates when they hold the new
+   * one too, else leaves; those holding only the new point are enters. The intervals are gathered
+   * into a reused array (a nested change, from inside `visit`, takes a fresh one).
+   */
+  #classifyTree(
+    tree: Tree<T>,
+    pb: number | string | undefined,
+    pa: number | string | undefined,
+    visit: (item: T, transition: Transition) => void,
+  ): number {
+    const found = this.#scratch ?? []
+    this.#scratch = undefined
+    let visited = 0
+    if (pb !== undefined) {
+      tree.collect(pb, pb, found)
+      for (let i = 0; i < found.length; i++) {
+        const interval = found[i]!
+        if (interval.removed) continue
+        visited++
+        visit(interval.item, pa !== undefined && tree.contains(interval, pa) ? 'update' : 'leave')
+      }
+      found.length = 0
+    }
+    if (pa !== undefined) {
+      tree.collect(pa, pa, found)
+      for (let i = 0; i < found.length; i++) {
+        const interval = found[i]!
+        if (interval.removed || (pb !== undefined && tree.contains(interval, pb))) continue
+        visited++
+        visit(interval.item, 'enter')
+      }
+      found.length = 0
+    }
+    this.#scratch = found
+    return visited
   }
 
   #findEqual(value: unknown, take: (item: T) => void): void {

@@ -172,15 +172,11 @@ export class QuerySubscriptionIndex<S> {
       visited++
       visit(entry.subscription, was ? (now ? 'update' : 'leave') : 'enter')
     }
-    const count = (subscription: S, transition: Transition) => {
-      visited++
-      visit(subscription, transition)
-    }
     for (const index of this.#paths.values()) {
       if (index.simple.size === 0) continue
       const old = before === undefined ? undefined : index.get(before)
       const now = after === before ? old : after === undefined ? undefined : index.get(after)
-      index.simple.classify(before !== undefined, old, after !== undefined, now, count)
+      visited += index.simple.classify(before !== undefined, old, after !== undefined, now, visit)
     }
     return visited
   }

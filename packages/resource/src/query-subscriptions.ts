@@ -164,12 +164,13 @@ export class TableQueries {
   add(subscription: QuerySubscription, key: string, bound: BoundFilter | undefined): void {
     let group = this.groups.get(key)
     if (group === undefined) {
-      group = { key, matches: subscription.matches, members: [] }
+      group = { key, matches: subscription.matches, members: [], delivering: 0 }
       this.groups.set(key, group)
       this.index.add(group, bound, subscription.matches)
     }
     subscription.group = group
     subscription.slot = group.members.length
+    if (group.delivering > 0) group.members = group.members.slice()
     group.members.push(subscription)
     this.size++
   }
@@ -178,7 +179,8 @@ export class TableQueries {
     const group = subscription.group
     if (group === undefined) return
     subscription.group = undefined
-    // Swap-remove: the last member takes this one's slot.
+    // Swap-remove: the last member takes this one's slot (in a copy while an event is being offered).
+    if (group.delivering > 0) group.members = group.members.slice()
     const members = group.members
     const last = members.pop()!
     if (last !== subscription) {
@@ -198,7 +200,9 @@ export class TableQueries {
 interface QueryGroup {
   readonly key: string
   readonly matches: (value: unknown) => boolean
-  readonly members: QuerySubscription[]
+  /** Replaced, not changed, while `delivering`: an offer loop keeps the array it started with. */
+  members: QuerySubscription[]
+  delivering: number
 }
 
 /** Events derived from one change for query subscribers (a put for an enter, a leave, a projection). */
@@ -277,9 +281,18 @@ export class QuerySubscriptions {
           : this.#leaveEvent(this.#event!)
     const members = group.members
     const host = this.#host
-    // A listener may close its own or another subscription: iterate over what was there at the start.
-    if (members.length === 1) members[0]!.offer(event, host)
-    else for (const member of members.slice()) member.offer(event, host)
+    if (members.length === 1) {
+      members[0]!.offer(event, host)
+      return
+    }
+    // A listener may close its own or another subscription: add and remove then copy the array
+    // (no copy per event), so this loop sees the members there were at the start.
+    group.delivering++
+    try {
+      for (let i = 0; i < members.length; i++) members[i]!.offer(event, host)
+    } finally {
+      group.delivering--
+    }
   }
 
   constructor(host: QueryHost) {

@@ -144,6 +144,30 @@ describe('query subscriptions', () => {
     expect(runtime.subscriptionCount).toBe(0)
   })
 
+  it('offers an event to the members there were when it came, when a listener closes or adds one', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const got: string[] = []
+    const subs: { close(): void; ready: Promise<void> }[] = []
+    let late: Promise<unknown> | undefined
+    const listen = (name: string) => (event: ResourceEvent) => {
+      got.push(`${name} ${event.type}`)
+      if (name !== 'a' || late !== undefined) return
+      // the first member closes the second (the last then takes its slot) and a new one joins
+      subs[1]!.close()
+      late = runtime.subscribe('Dog/?age=gt=3', listen('d'), { retained: false }, admin)
+    }
+    for (const name of ['a', 'b', 'c', 'e'])
+      subs.push(await runtime.subscribe('Dog/?age=gt=3', listen(name), { retained: false }, admin))
+    await runtime.put('Dog/1', { name: 'Rex', age: 5 }, admin)
+    await waitFor(() => got.length === 3)
+    await late
+    expect(got.sort()).toEqual(['a put', 'c put', 'e put'])
+    await runtime.patch('Dog/1', { age: 6 }, admin)
+    await waitFor(() => got.length === 7)
+    expect(got.slice(3).sort()).toEqual(['a patch', 'c patch', 'd patch', 'e patch'])
+  })
+
   it('needs read permission on the table', async () => {
     await using f = await runtimeFixture({ roles: [{ name: 'nobody' }] })
     const { runtime } = f
