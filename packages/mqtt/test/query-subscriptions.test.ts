@@ -1,6 +1,11 @@
 import type { ResourceRuntime } from '@proj/resource'
 import { tempDir, waitFor } from '@proj/test-utils'
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+import mqtt, {
+  type ErrorWithSubackPacket,
+  type IClientOptions,
+  type IPublishPacket,
+  type MqttClient,
+} from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   openTestRuntime,
@@ -130,6 +135,69 @@ describe('query subscriptions over MQTT', () => {
       ['Dog/2', true],
       ['Dog/2', false],
     ])
+  })
+
+  it('v5: QoS 0 and 2, subscription identifiers on the snapshot too, no-local, select(); retain 1 only on the snapshot', async () => {
+    const tb = await start()
+    const { runtime } = tb
+    await runtime.put('Dog/1', { name: 'Rex', breed: 'Lab', age: 5 }, admin)
+    const a = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-a' })
+    const b = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-b' })
+    const qos = new Map<MqttClient, number[]>([
+      [a, []],
+      [b, []],
+    ])
+    for (const c of [a, b]) c.on('message', (_t, _p, packet) => qos.get(c)!.push(packet.qos))
+    const gotA = record(a)
+    const gotB = record(b)
+    await a.subscribeAsync('Dog/?age=gt=3', { qos: 0, nl: true, properties: { subscriptionIdentifier: 7 } })
+    await b.subscribeAsync('Dog/?select(name)&breed=Lab', {
+      qos: 2,
+      properties: { subscriptionIdentifier: 8 },
+    })
+    await waitFor(() => gotA.length === 1 && gotB.length === 1)
+    // a's own retained publish enters both results: no-local keeps it from a, b gets it at QoS 1
+    await a.publishAsync('Dog/2', JSON.stringify({ name: 'Own', breed: 'Lab', age: 6 }), {
+      qos: 1,
+      retain: true,
+    })
+    await runtime.put('Dog/3', { name: 'Other', breed: 'Lab', age: 7 }, admin)
+    await waitFor(() => gotA.length === 2 && gotB.length === 3)
+    const parsed = (got: Got[]) => got.map((g) => ({ ...g, payload: JSON.parse(g.payload) }))
+    expect(parsed(gotA)).toEqual([
+      { topic: 'Dog/1', payload: { id: '1', name: 'Rex', breed: 'Lab', age: 5 }, retain: true, ids: 7 },
+      { topic: 'Dog/3', payload: { id: '3', name: 'Other', breed: 'Lab', age: 7 }, retain: false, ids: 7 },
+    ])
+    expect(qos.get(a)).toEqual([0, 0])
+    // select(name) alone: the value itself
+    expect(gotB).toEqual([
+      { topic: 'Dog/1', payload: '"Rex"', retain: true, ids: 8 },
+      { topic: 'Dog/2', payload: '"Own"', retain: false, ids: 8 },
+      { topic: 'Dog/3', payload: '"Other"', retain: false, ids: 8 },
+    ])
+    // a record written without a QoS (here through the runtime, as REST does) goes at the granted QoS
+    expect(qos.get(b)).toEqual([2, 1, 2])
+  })
+
+  it('needs read permission on the table: SUBACK 0x87 (0x80 for 3.1.1)', async () => {
+    const tb = await start({
+      roles: [{ name: 'blind', tables: { Dog: { read: false, insert: true, update: true, delete: true } } }],
+    })
+    await tb.runtime.users.add('nemo', 'pw', { role: 'blind' })
+    for (const protocolVersion of [5, 4] as const) {
+      const c = await clients.connect(tb, {
+        protocolVersion,
+        clientId: `q-blind-${protocolVersion}`,
+        username: 'nemo',
+        password: 'pw',
+      })
+      // MQTT.js rejects a SUBACK with only failure codes (v5); 3.1.1 resolves with 0x80
+      const code = await c.subscribeAsync('Dog/?age=gt=3', { qos: 1 }).then(
+        (granted) => granted[0]!.qos,
+        (error: ErrorWithSubackPacket) => error.packet.granted[0],
+      )
+      expect(code).toBe(protocolVersion === 5 ? 0x87 : 0x80)
+    }
   })
 
   it('refuses sort(), limit(), a bad value and a bare wildcard in the query: SUBACK 0x8F (0x80 for 3.1.1)', async () => {
