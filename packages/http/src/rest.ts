@@ -161,6 +161,11 @@ async function listTable(rc: RestContext, path: string): Promise<void> {
   const values = page.items.map((r) => r.value)
   const headers: Record<string, string> = { Vary: 'Accept' }
   if (page.next !== undefined) headers.Link = nextPageLink(rc.req.url ?? '/', page.next)
+  if (page.reads !== undefined) {
+    // How selective the query's plan was: an indexed range reads about what it returns.
+    headers['X-Records-Read'] = String(page.reads.records)
+    headers['X-Index-Keys-Read'] = String(page.reads.keys)
+  }
   if (type === CSV_TYPE) {
     headers['Content-Type'] = 'text/csv; charset=utf-8; header=present'
     const { rows, columns } = csvRows(values, query.query?.select)

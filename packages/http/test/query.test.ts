@@ -127,6 +127,25 @@ describe('GET /Table/?query', () => {
     expect(ids).toEqual([2, 4, 1, 3, 5])
   })
 
+  it('reports the records and index keys a list read (a range on an indexed attribute reads what matches)', async () => {
+    const reads = async (path: string) => {
+      const res = await get(path)
+      expect(res.status, path).toBe(200)
+      const returned = ((await res.json()) as unknown[]).length
+      return {
+        returned,
+        records: Number(res.headers.get('x-records-read')),
+        keys: Number(res.headers.get('x-index-keys-read')),
+      }
+    }
+    // prices 20, 99.5, 150, 250: the run [90, 200) reads 2 keys and 250, which ends it
+    expect(await reads('/Product/?price=ge=90&lt=200')).toEqual({ returned: 2, records: 2, keys: 3 })
+    // another condition filters what the index found
+    expect(await reads('/Product/?price=ge=90&lt=200&rating=4')).toEqual({ returned: 1, records: 2, keys: 3 })
+    // without an index: every record is read
+    expect(await reads('/Product/?rating=5')).toEqual({ returned: 2, records: 5, keys: 0 })
+  })
+
   it('writes select() values and arrays as CSV columns', async () => {
     const csv = await get('/Product/?rating=5&select(name)', { accept: 'text/csv' })
     expect(await csv.text()).toBe('name\r\nKey\r\nMonitor\r\n')

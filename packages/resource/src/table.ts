@@ -212,12 +212,18 @@ export class Table extends Resource {
       sort: parsed?.sort ?? legacySort ?? [],
       select: parsed?.select ?? legacySelect,
     }
-    return runListQuery(tableQuery, {
+    // This list's own reads (reported with the page), then added to the table's running totals.
+    const reads = { keys: 0, records: 0 }
+    const page: ListPage = runListQuery(tableQuery, {
       table: handle,
       catalog: this.catalog,
       relationships,
-      counter: this.reads,
+      counter: reads,
     })
+    this.reads.keys += reads.keys
+    this.reads.records += reads.records
+    page.reads = reads
+    return page
   }
 
   /**

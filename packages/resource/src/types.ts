@@ -188,6 +188,8 @@ export interface ListQuery {
 export interface ListPage {
   items: RecordResult[]
   next?: string
+  /** What a table read to answer: index keys and records (records read vs items returned). */
+  reads?: { keys: number; records: number }
 }
 
 /**
