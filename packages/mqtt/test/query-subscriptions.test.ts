@@ -179,6 +179,23 @@ describe('query subscriptions over MQTT', () => {
     expect(qos.get(b)).toEqual([2, 1, 2])
   })
 
+  it('v5 retain handling 1 sends the snapshot only for a new subscription, not when it is replaced', async () => {
+    const tb = await start()
+    await tb.runtime.put('Dog/1', { name: 'Rex', breed: 'Lab', age: 5 }, admin)
+    const sub = await clients.connect(tb, { protocolVersion: 5, clientId: 'q-rh1' })
+    const got = record(sub)
+    await sub.subscribeAsync('Dog/?age=gt=3', { qos: 1, rh: 1 })
+    await waitFor(() => got.length === 1)
+    // the same filter again replaces the subscription: no second snapshot, live changes still come
+    await sub.subscribeAsync('Dog/?age=gt=3', { qos: 1, rh: 1 })
+    await tb.runtime.patch('Dog/1', { age: 6 }, admin) // the sentinel
+    await waitFor(() => got.length === 2)
+    expect(got.map((g) => [g.topic, g.retain, JSON.parse(g.payload).age])).toEqual([
+      ['Dog/1', true, 5],
+      ['Dog/1', false, 6],
+    ])
+  })
+
   it('needs read permission on the table: SUBACK 0x87 (0x80 for 3.1.1)', async () => {
     const tb = await start({
       roles: [{ name: 'blind', tables: { Dog: { read: false, insert: true, update: true, delete: true } } }],
