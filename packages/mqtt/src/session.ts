@@ -240,6 +240,9 @@ export class Session {
   ): void {
     const host = this.host
     const encoder = host.encoder
+    // The last current value at subscribe time carries the position that snapshot is as of: a change it
+    // already held (committed, still syncing when read) is not replayed to a session resuming after it.
+    const cursor = event.cursor !== 0 ? event.cursor : (event.resumeCursor ?? 0)
     const ids = merged === undefined ? sub.id : merged.ids
     const also = merged?.also
     const format = sub.accept ?? conn.accept
@@ -248,14 +251,14 @@ export class Session {
     if (expiry !== undefined && expiry <= 0) {
       // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
       host.stats.dropped.expired++
-      this.advance(sub, also, event.cursor)
+      this.advance(sub, also, cursor)
       return
     }
     if (qos === 0) {
       if (conn.congested) {
         // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
         host.stats.dropped.slowReader++
-        this.advance(sub, also, event.cursor)
+        this.advance(sub, also, cursor)
         return
       }
       let packet: Buffer | null
@@ -272,10 +275,10 @@ export class Session {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       if (packet === null) {
         host.stats.dropped.tooLarge++
-        this.advance(sub, also, event.cursor)
+        this.advance(sub, also, cursor)
       } else {
         conn.counters.messagesOut[0]++
-        this.write(conn, packet, null, sub, also, event.cursor)
+        this.write(conn, packet, null, sub, also, cursor)
       }
       return
     }
@@ -287,7 +290,7 @@ export class Session {
     if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       host.stats.dropped.tooLarge++
-      this.advance(sub, also, event.cursor)
+      this.advance(sub, also, cursor)
       return
     }
     conn.counters.messagesOut[qos]++
@@ -300,7 +303,7 @@ export class Session {
       retain,
       filter: sub.filter,
       also,
-      cursor: event.cursor,
+      cursor,
       props: propBlock ?? undefined,
       packet,
     }
@@ -314,7 +317,7 @@ export class Session {
         retain,
         state: 'publish',
         filter: sub.filter,
-        cursor: event.cursor,
+        cursor: cursor,
       }
       if (also !== undefined) stored.also = also
       if (propBlock && propBlock.length > 0) stored.props = propBlock
