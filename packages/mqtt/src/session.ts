@@ -317,7 +317,7 @@ export class Session {
         retain,
         state: 'publish',
         filter: sub.filter,
-        cursor: cursor,
+        cursor,
       }
       if (also !== undefined) stored.also = also
       if (propBlock && propBlock.length > 0) stored.props = propBlock
