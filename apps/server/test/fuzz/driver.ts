@@ -118,7 +118,8 @@ export async function deliver(conn: RawConnection, input: FuzzInput, timeoutMs: 
   await conn.write(input.bytes, input.drip)
   const walk = walkFrames(input.bytes)
   if (walk.complete) return conn.sync(walk.pings, timeoutMs)
-  if (walk.missing + input.bytes.length > MAX_PACKET_SIZE + 16) return conn.waitClosed(timeoutMs)
+  // the partial frame's own declared size, not the input's: earlier whole frames in the input do not count
+  if (walk.lastFrame > MAX_PACKET_SIZE) return conn.waitClosed(timeoutMs)
   conn.end()
   return conn.waitClosed(timeoutMs)
 }
@@ -129,8 +130,8 @@ function describeOutcome(input: FuzzInput): string {
     return 'complete input: the PINGREQ after it was neither answered nor the connection closed'
   if (walk.missing === Number.POSITIVE_INFINITY)
     return 'malformed remaining length: the connection stayed open'
-  if (walk.missing + input.bytes.length > MAX_PACKET_SIZE + 16) {
-    return `declared length over the maximum packet size (${walk.missing + input.bytes.length} bytes): the connection stayed open`
+  if (walk.lastFrame > MAX_PACKET_SIZE) {
+    return `declared length over the maximum packet size (a ${walk.lastFrame}-byte packet): the connection stayed open`
   }
   return 'partial input then end of stream: the connection stayed open'
 }

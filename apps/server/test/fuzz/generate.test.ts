@@ -1,5 +1,6 @@
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
+import { MAX_PACKET_SIZE } from './fuzz-server.js'
 import { generatePacket, PACKET_TYPES } from './generate.js'
 import { makeInput } from './input.js'
 import { MUTATIONS } from './mutate.js'
@@ -49,5 +50,22 @@ describe('fuzz generator', () => {
     }
     expect([...used].sort()).toEqual(Object.keys(MUTATIONS).sort())
     expect(partial).toBeGreaterThan(50)
+  })
+})
+
+describe('fuzz judgement of partial inputs', () => {
+  it('judges a partial packet by its own declared size, not with the whole packets before it in the input', () => {
+    // seed 20261203 input 320648: a whole 53 kB PUBLISH, then garbage declaring a packet under the
+    // maximum size; the broker rightly waits for the rest (the long run once counted it as unanswered).
+    const input = makeInput(20261203, 320648)
+    const walk = walkFrames(input.bytes)
+    expect(walk.complete).toBe(false)
+    expect(walk.lastFrame).toBeLessThanOrEqual(MAX_PACKET_SIZE)
+    expect(walk.missing + input.bytes.length).toBeGreaterThan(MAX_PACKET_SIZE + 16)
+    const whole = Buffer.concat([
+      Buffer.from([0x30, 0x02, 0x00, 0x00]),
+      Buffer.from([0x30, 0xff, 0xff, 0x7f]),
+    ])
+    expect(walkFrames(whole)).toMatchObject({ complete: false, lastFrame: 4 + 0x1fffff, missing: 0x1fffff })
   })
 })

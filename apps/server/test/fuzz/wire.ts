@@ -50,6 +50,8 @@ export interface FrameWalk {
   complete: boolean
   /** When not complete: how many bytes the last frame declares it still needs (Infinity when malformed). */
   missing: number
+  /** When not complete: the whole size the last frame declares, header included (what a maximum packet size limits). */
+  lastFrame: number
   /** Whole PINGREQ frames (0xC0 0x00) among them: each earns a PINGRESP if the broker keeps going. */
   pings: number
 }
@@ -60,12 +62,19 @@ export function walkFrames(bytes: Buffer): FrameWalk {
   let pings = 0
   while (at < bytes.length) {
     const len = readVarint(bytes, at + 1)
-    if (len === 'malformed') return { complete: false, missing: Number.POSITIVE_INFINITY, pings }
-    if (len === 'short') return { complete: false, missing: 1, pings }
+    if (len === 'malformed')
+      return {
+        complete: false,
+        missing: Number.POSITIVE_INFINITY,
+        lastFrame: Number.POSITIVE_INFINITY,
+        pings,
+      }
+    if (len === 'short') return { complete: false, missing: 1, lastFrame: bytes.length - at + 1, pings }
     const end = at + 1 + len.size + len.value
-    if (end > bytes.length) return { complete: false, missing: end - bytes.length, pings }
+    if (end > bytes.length)
+      return { complete: false, missing: end - bytes.length, lastFrame: end - at, pings }
     if (bytes[at] === 0xc0 && len.value === 0) pings++
     at = end
   }
-  return { complete: true, missing: 0, pings }
+  return { complete: true, missing: 0, lastFrame: 0, pings }
 }
