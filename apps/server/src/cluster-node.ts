@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ClusterNode, type ClusterOptions, joinCluster } from '@proj/cluster'
 import type { HttpHandler } from '@proj/http'
+import type { ClientOwnership } from '@proj/mqtt'
 import { openStore, type Store } from '@proj/storage'
 import type { ServerConfig } from './config-schema.js'
 import type { Logger } from './logger.js'
@@ -90,5 +91,19 @@ export function gateHttp(handler: HttpHandler, isReady: () => boolean, ready: Pr
       server.on('upgrade', handleUpgrade)
     },
     close: () => handler.close(),
+  }
+}
+
+/**
+ * The broker's view of client-id ownership: restoring waits until the node caught up (`ready`) and the
+ * owners are loaded, so a node restores only the sessions and wills it serves, as the cluster left them.
+ */
+export function brokerOwnership(node: ClusterNode, ready: Promise<void>): ClientOwnership {
+  const owners = node.ownership
+  return {
+    ready: Promise.all([ready, owners.ready]).then(() => {}),
+    owns: (clientId) => owners.owns(clientId),
+    acquire: (clientId) => owners.acquire(clientId),
+    forget: (clientId) => owners.forget(clientId),
   }
 }

@@ -24,7 +24,7 @@ import { ADMIN_PREFIX, adminApi } from './admin-api.js'
 import { ConnectionAdmission } from './admission.js'
 import { RefusalSummary } from './admission-log.js'
 import { reportApplications } from './application-report.js'
-import { clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
+import { brokerOwnership, clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
 import type { ServerConfig } from './config-schema.js'
 import { ConfigError } from './errors.js'
 import { type ListenerInfo, TrackedListener } from './listeners.js'
@@ -106,6 +106,7 @@ export async function openConfiguredRuntime(
     root?: string
     store?: Store
     relay?: RuntimeOptions['relay']
+    shared?: RuntimeOptions['shared']
   } = {},
 ): Promise<ResourceRuntime> {
   await mkdir(config.storage.path, { recursive: true })
@@ -137,6 +138,7 @@ export async function openConfiguredRuntime(
     path: config.storage.path,
     ...(options.store !== undefined ? { store: options.store } : {}),
     ...(options.relay !== undefined ? { relay: options.relay } : {}),
+    ...(options.shared !== undefined ? { shared: options.shared } : {}),
     applications: folders,
     allowAnonymous: config.anonymous.enabled,
     anonymousRole: config.anonymous.role,
@@ -394,7 +396,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     runtime = await openConfiguredRuntime(config, {
       server,
       logger,
-      ...(clusterStore !== undefined ? { store: clusterStore, relay: cluster!.relay.relay } : {}),
+      ...(clusterStore !== undefined
+        ? { store: clusterStore, relay: cluster!.relay.relay, shared: cluster!.shared }
+        : {}),
     })
     cluster?.relay.attach(runtime)
     const openedRuntime = runtime
@@ -440,7 +444,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       requireAuthentication: config.mqtt.requireAuthentication,
       refusedPublish: config.mqtt.refusedPublish,
       logger: logger.child({ component: 'mqtt' }),
+      ...(cluster !== undefined ? { ownership: brokerOwnership(cluster, ready) } : {}),
     })
+    cluster?.ownership.attach(broker)
     for (const name of BROKER_EVENTS) {
       broker.events.on(name, (...args: unknown[]) => {
         // Every connection fires these; skip building the summary when debug lines are dropped anyway.

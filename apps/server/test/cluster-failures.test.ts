@@ -87,7 +87,7 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
     }
   }, 60_000)
 
-  it('fails a write without a JetStream quorum (HTTP 503, MQTT 5 PUBACK 0x80) and recovers once NATS is back', async () => {
+  it('fails a write without a JetStream quorum (HTTP 503, MQTT 5 PUBACK 0x80, 3.1.1 closed) and recovers once NATS is back', async () => {
     await cluster.nats.kill(1)
     await cluster.nats.kill(2)
     const started = Date.now()
@@ -109,6 +109,30 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
       expect(await puback).toBe(0x80)
     } finally {
       client.end(true)
+    }
+    // 3.1.1 has no negative acknowledgement: the connection closes (nothing PUBACKed or PUBRECed), so
+    // the client resends once it reconnects
+    for (const [node, qos] of [
+      ['c', 1],
+      ['a', 2],
+    ] as const) {
+      const v4 = await connectMqtt(cluster.node(node).mqtt, {
+        username: 'admin',
+        password: 'pw',
+        protocolVersion: 4,
+      })
+      try {
+        const outcome = new Promise<string>((resolve) => {
+          v4.once('close', () => resolve('closed'))
+          v4.on('packetreceive', (packet) => {
+            if (packet.cmd === 'puback' || packet.cmd === 'pubrec') resolve(packet.cmd)
+          })
+        })
+        v4.publish('Dog/noquorum', JSON.stringify({ name: `v4-${qos}` }), { qos, retain: true }, () => {})
+        expect(await outcome).toBe('closed')
+      } finally {
+        v4.end(true)
+      }
     }
     await Promise.all([cluster.nats.restart(1), cluster.nats.restart(2)])
     await expect

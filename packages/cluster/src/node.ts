@@ -9,6 +9,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream'
+import { type KV, Kvm } from '@nats-io/kv'
 import {
   type ConnectionOptions,
   connect,
@@ -18,14 +19,16 @@ import {
 import { type ReplicatedTransaction, type Replicator, StorageError, type Store } from '@proj/storage'
 import { ClusterUnavailableError } from './errors.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
+import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
+import { SharedGroups } from './shares.js'
 import { recordSubject } from './subjects.js'
 
 /** Where a node stands (`/health` shows it). */
 export type ClusterState = 'connecting' | 'catching-up' | 'ready' | 'failed'
 
-/** Tables that stay on their node: index bookkeeping and (until sessions are cluster-wide) MQTT state. */
-const LOCAL_TABLES = /^(__indexes$|__state\.mqtt-)/
+/** Tables that stay on their node: which index builds this node has done. */
+const LOCAL_TABLES = /^__indexes$/
 
 /** One node's link to the cluster: the replicator for its store and the consumer that applies the stream. */
 export interface ClusterNode {
@@ -53,6 +56,14 @@ export interface ClusterNode {
    * `relay.attach(runtime)` once the runtime is open.
    */
   readonly relay: Relay
+  /**
+   * Client-id uniqueness (MQTT takeover across nodes): `ownership.attach(broker)` and give it to the
+   * broker as its `ownership` option; `ownership.ready` settles once the node caught up and the owners
+   * are loaded.
+   */
+  readonly ownership: ClientOwnership
+  /** Shared subscriptions across nodes: give it to `openRuntime({ shared })`. */
+  readonly shared: SharedGroups
 }
 
 /**
@@ -71,7 +82,12 @@ export async function joinCluster(options: ClusterOptions): Promise<ClusterNode>
   try {
     const jsm = await jetstreamManager(nc)
     await ensureStream(jsm, resolved)
-    return new Node(resolved, nc, jsm, jetstream(nc))
+    const kv = await new Kvm(nc).create(`${resolved.prefix}-owners`, {
+      replicas: resolved.replicas,
+      history: 1,
+      timeout: 2000,
+    })
+    return new Node(resolved, nc, jsm, jetstream(nc), kv)
   } catch (error) {
     await nc.close()
     throw error
@@ -140,7 +156,11 @@ class Node implements ClusterNode {
   state: ClusterState = 'connecting'
   readonly replicator: Replicator
   readonly relay: Relay
+  readonly ownership: ClientOwnership
+  readonly shared: SharedGroups
   #store: Store | undefined
+  /** Who waits for the applied position to reach a sequence (ownership hand-over). */
+  #waiters: { position: number; resolve: (reached: boolean) => void }[] = []
   #streamLast = 0
   #target = 0
   #closed = false
@@ -155,11 +175,26 @@ class Node implements ClusterNode {
     readonly nats: NatsConnection,
     readonly jsm: JetStreamManager,
     readonly js: JetStreamClient,
+    kv: KV,
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
     this.#ackLocal = { wait: options.ack !== 'local' }
     this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
+    this.shared = new SharedGroups(nats, options.prefix, options.nodeName, options.log)
+    this.ownership = new ClientOwnership(
+      nats,
+      kv,
+      options.nodeName,
+      options.prefix,
+      {
+        position: () => Math.max(this.#streamLast, this.#store?.replicatedPosition ?? 0),
+        lastSequence: async () => (await this.jsm.streams.info(options.prefix)).state.last_seq,
+        applied: (position, timeoutMs) => this.#applied(position, timeoutMs),
+      },
+      options.log,
+      options.writeTimeoutMs,
+    )
     let resolve!: () => void
     let reject!: (e: unknown) => void
     const promise = new Promise<void>((res, rej) => {
@@ -180,6 +215,33 @@ class Node implements ClusterNode {
 
   ready(): Promise<void> {
     return this.#ready.promise
+  }
+
+  #applied(position: number, timeoutMs: number): Promise<boolean> {
+    if ((this.#store?.replicatedPosition ?? 0) >= position) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const waiter = { position, resolve }
+      this.#waiters.push(waiter)
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter)
+        resolve(false)
+      }, timeoutMs)
+      timer.unref?.()
+      waiter.resolve = (reached) => {
+        clearTimeout(timer)
+        resolve(reached)
+      }
+    })
+  }
+
+  #wake(applied: number): void {
+    if (this.#waiters.length === 0) return
+    const still = []
+    for (const w of this.#waiters) {
+      if (w.position <= applied) w.resolve(true)
+      else still.push(w)
+    }
+    this.#waiters = still
   }
 
   /** Publishes with the transaction's id as `Nats-Msg-Id`, retrying (same id) until the write timeout. */
@@ -218,6 +280,10 @@ class Node implements ClusterNode {
     if (this.#store !== undefined) throw new Error('cluster node already started')
     this.#store = store
     this.state = 'catching-up'
+    this.shared.start(store)
+    this.ownership.start().catch((error) => {
+      if (!this.#closed) this.options.log.error({ err: error }, 'cluster: cannot follow client owners')
+    })
     this.#consuming = this.#consume(store).catch((error) => {
       if (this.#closed) return
       this.state = 'failed'
@@ -282,6 +348,7 @@ class Node implements ClusterNode {
           pending = store.applyReplicated(m.data, seq).then(() => {
             inFlight--
             if (this.state === 'catching-up') this.#checkReady(store, started)
+            this.#wake(store.replicatedPosition)
           })
           pending.catch((error) => this.#fail(error))
           if (inFlight >= 4096) await pending
@@ -321,6 +388,10 @@ class Node implements ClusterNode {
     if (this.#closed) return
     this.#closed = true
     this.relay.close()
+    this.ownership.close()
+    this.shared.close()
+    for (const w of this.#waiters) w.resolve(false)
+    this.#waiters = []
     this.#stop?.()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
     await this.#consuming?.catch(() => {})

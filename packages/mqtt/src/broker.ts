@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { AuthMethodFactory } from './auth.js'
@@ -71,7 +72,8 @@ class BrokerCore implements Broker, ConnectionHost {
   private readonly stores = new Map<string, StateStore<any>>()
   private readonly pending = new Set<Promise<unknown>>()
   private connectionSeq = 0
-  private readonly bootId = Date.now().toString(36)
+  /** Unique per broker, also across a cluster's nodes: will keys are [clientId, connection id]. */
+  private readonly bootId = Date.now().toString(36) + randomBytes(3).toString('hex')
   closing = false
 
   constructor(options: BrokerOptions) {
@@ -93,11 +95,23 @@ class BrokerCore implements Broker, ConnectionHost {
     this.refusedPublish = options.refusedPublish === 'disconnect' ? 'disconnect' : 'acknowledge'
     this.onFlowStep = options.onFlowStep
     this.encoder = new OutboundEncoder(this.runtime, this.logger)
-    this.wills = new WillKeeper(this)
-    this.sessions = new SessionRegistry(this, this.wills)
+    const ownership = options.ownership
+    this.wills = new WillKeeper(this, ownership)
+    this.sessions = new SessionRegistry(this, this.wills, ownership)
     this.handle = this.handle.bind(this)
-    const now = Date.now()
-    if (this.sessions.restore(now)) this.wills.restore(now)
+    const restore = () => {
+      const now = Date.now()
+      if (this.sessions.restore(now)) this.wills.restore(now)
+    }
+    // A cluster restores once the state is current, and only the sessions and wills this node serves.
+    if (ownership === undefined) restore()
+    else
+      ownership.ready.then(
+        () => {
+          if (!this.closing) restore()
+        },
+        (err) => this.logger.error({ err }, 'mqtt: sessions not restored'),
+      )
     const sessions = this.sessions
     const wills = this.wills
     const broker = this
@@ -134,6 +148,11 @@ class BrokerCore implements Broker, ConnectionHost {
 
   gauges(): BrokerGauges {
     return brokerGauges(this)
+  }
+
+  async releaseClient(clientId: string): Promise<void> {
+    this.sessions.release(clientId)
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
   }
 
   handle(stream: Duplex, info: ConnectionInfo = { transport: 'tcp' }): void {

@@ -660,6 +660,9 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     // Session: ownership, takeover [MQTT-3.1.4-2], clean start, resume.
     const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
     const owner = ownerOf(user, runtime.anonymous())
+    // A cluster: the client id is taken from the node that serves it first (its session state arrives here).
+    await broker.sessions.acquire(clientId)
+    if (this.state !== State.Connecting) return
     let claim = broker.sessions.claim(clientId, owner, packet.clean === true)
     if (claim instanceof Promise) claim = await claim
     if (claim.refused !== undefined) {
@@ -1046,6 +1049,15 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     return !this.v5 && this.broker.refusedPublish === 'disconnect'
   }
 
+  /**
+   * Whether a refused QoS 1/2 publish closes this connection instead of its acknowledgement: as above,
+   * and for 3.1.1 always when the write could not be made durable (`UNAVAILABLE`: a cluster without
+   * quorum), so the client resends it rather than take the PUBACK for success.
+   */
+  private closesOn(err: unknown): boolean {
+    return this.closesOnRefusal || (!this.v5 && (err as { code?: unknown })?.code === 'UNAVAILABLE')
+  }
+
   private publishQos1(topic: string, p: InboundPublish): void {
     const ack = this.pushAck(PUBACK, p.packetId)
     this.quotaUsed++
@@ -1062,7 +1074,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         this.publishSettled()
         const rc = this.publishRefused(err, topic, 1)
         if (this.v5) this.finishAck(ack, rc, errorReason(err))
-        else this.finishAck(ack, 0, undefined, this.closesOnRefusal ? 'publish refused' : undefined)
+        else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
       },
     )
   }
@@ -1111,7 +1123,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         if (this.v5) {
           this.quotaUsed = Math.max(0, this.quotaUsed - 1)
           this.finishAck(ack, rc, errorReason(err))
-        } else if (this.closesOnRefusal) {
+        } else if (this.closesOn(err)) {
           this.finishAck(ack, 0, undefined, 'publish refused')
         } else {
           session.inboundQos2Applied(id) // v3.1.1 has no refusal: complete the flow, nothing applied.

@@ -23,6 +23,7 @@ export type {
   Broker,
   BrokerEvents,
   BrokerOptions,
+  ClientOwnership,
   ConnectionInfo,
   Logger,
   PublishRefusal,

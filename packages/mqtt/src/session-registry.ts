@@ -8,6 +8,7 @@ import { type AttachSettings, type Orphan, Session, type SessionSubscription } f
 import type { SessionHost, SessionOutlet } from './session-outlet.js'
 import { mayTakeSession, type SessionOwner } from './session-owner.js'
 import { NEVER_EXPIRES, SESSIONS_STORE, type StoredSession } from './session-store.js'
+import type { ClientOwnership } from './types.js'
 import type { WillKeeper } from './wills.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -31,7 +32,45 @@ export class SessionRegistry {
   constructor(
     private readonly host: RegistryHost,
     private readonly wills: WillKeeper,
+    /** A cluster's client-id ownership; unset: this broker alone serves its client ids. */
+    private readonly ownership?: ClientOwnership,
   ) {}
+
+  /**
+   * Before a CONNECT claims the session of `clientId`: in a cluster, takes the client id from the node
+   * that serves it (which closes its connection and lets go of the session); a copy of the session held
+   * here is then stale and forgotten, so the claim reads it as that node left it.
+   */
+  async acquire(clientId: string): Promise<void> {
+    if (this.ownership === undefined) return
+    let moved: boolean
+    try {
+      moved = await this.ownership.acquire(clientId)
+    } catch (err) {
+      // NATS unreachable: served here anyway (availability); the owners settle it once NATS is back
+      this.host.logger.warn({ err, clientId }, 'mqtt: client id ownership not established')
+      return
+    }
+    if (moved) this.forget(clientId)
+  }
+
+  /**
+   * Another node of a cluster took `clientId`: its connection here is taken over (0x8E) and its session
+   * forgotten here without being erased (the other node serves it from the replicated state).
+   */
+  release(clientId: string): void {
+    this.takeOver(clientId)
+    this.forget(clientId)
+  }
+
+  /** Drops an offline session from memory, not from storage. */
+  private forget(clientId: string): void {
+    const session = this.sessions.get(clientId)
+    if (session === undefined || session.connection !== null) return
+    this.clearExpiry(session)
+    this.sessions.delete(clientId)
+    session.release()
+  }
 
   /** Sessions in memory (connected, and durable ones whose client is away). */
   values(): IterableIterator<Session> {
@@ -114,7 +153,10 @@ export class SessionRegistry {
     const orphans = session.detach()
     if (orphans.length > 0) this.redeliverShared(session, orphans)
     if (!session.durable || session.destroyed) {
-      if (!session.destroyed) this.end(session).catch(loggedByTrack)
+      if (!session.destroyed) {
+        this.end(session).catch(loggedByTrack)
+        this.ownership?.forget(session.clientId)
+      }
       return
     }
     session.wentOffline(Date.now())
@@ -149,7 +191,8 @@ export class SessionRegistry {
       return false
     }
     for (const rec of records) {
-      if (rec?.v !== 1) continue
+      // a cluster: only the sessions this node serves (one node runs each expiry)
+      if (rec?.v !== 1 || (this.ownership !== undefined && !this.ownership.owns(rec.clientId))) continue
       const session = Session.restore(this.host, rec)
       // Connected when the previous process died: it went offline then.
       if (session.disconnectedAt === null) session.wentOffline(now)
@@ -210,6 +253,7 @@ export class SessionRegistry {
     const remaining = (session.disconnectedAt ?? Date.now()) + ms - Date.now()
     if (remaining <= 0) {
       this.end(session).catch(loggedByTrack)
+      this.ownership?.forget(session.clientId)
       return
     }
     const timer = setTimeout(

@@ -605,6 +605,14 @@ export class Session {
     void this.save()
   }
 
+  /**
+   * Another node of a cluster serves it now: this copy is dropped without erasing anything (its last save
+   * is under way) and never written again.
+   */
+  release(): void {
+    this.ended = true
+  }
+
   /** Ends the session: its subscriptions close and its persisted state is erased. */
   end(): Promise<void> {
     this.ended = true

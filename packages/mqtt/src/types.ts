@@ -71,6 +71,26 @@ export interface BrokerOptions {
    * stop the process right there (see `src/bin/start.ts --stop-after`). Unset: the flows pay nothing.
    */
   onFlowStep?: FlowStepHook
+  /**
+   * Several brokers sharing one database (a cluster): a client id is served by one broker at a time.
+   * Unset: this broker alone serves its client ids (a single node).
+   */
+  ownership?: ClientOwnership
+}
+
+/** Client-id ownership across brokers (the cluster implements it; the broker only calls it). */
+export interface ClientOwnership {
+  /** Settles once this broker may restore the sessions and wills it owns (the state is current). */
+  readonly ready: Promise<void>
+  /** Whether this broker serves `clientId` (restores its offline session, runs its will timers). */
+  owns(clientId: string): boolean
+  /**
+   * Before a CONNECT looks at its session: takes `clientId` from the broker that serves it (which calls
+   * its `releaseClient`). True when another broker had it (this broker's copy in memory is stale).
+   */
+  acquire(clientId: string): Promise<boolean>
+  /** The session of `clientId` ended here (no connection, nothing kept): no broker serves it now. */
+  forget(clientId: string): void
 }
 
 /** The session as the events describe it. */
@@ -120,4 +140,10 @@ export interface Broker {
   disconnectClient(clientId: string): boolean
   /** Connection, session, subscription and queue totals in one pass, for monitoring. */
   gauges(): BrokerGauges
+  /**
+   * Another broker of the cluster took `clientId`: its connection here closes (v5 DISCONNECT 0x8E, will
+   * rules as for a takeover), its session is forgotten here without being erased; resolves once its
+   * session writes are committed.
+   */
+  releaseClient(clientId: string): Promise<void>
 }

@@ -7,7 +7,7 @@
  */
 import type { Key, Runtime, StateStore } from './runtime.js'
 import { type StoredWill, WILLS_STORE } from './session-store.js'
-import type { Logger } from './types.js'
+import type { ClientOwnership, Logger } from './types.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -15,6 +15,8 @@ interface PendingWill {
   key: Key
   will: StoredWill
   timer: NodeJS.Timeout | null
+  /** Its record's write (dueAt) when the will was triggered here. */
+  written: Promise<unknown> | undefined
 }
 
 /** What the will keeper needs of the broker. */
@@ -29,7 +31,11 @@ export class WillKeeper {
   /** Delayed wills by client id. */
   private readonly pending = new Map<string, PendingWill[]>()
 
-  constructor(private readonly host: WillHost) {}
+  constructor(
+    private readonly host: WillHost,
+    /** A cluster: wills of other nodes' clients are theirs to publish. */
+    private readonly ownership?: ClientOwnership,
+  ) {}
 
   /** Persists a CONNECT's will (before CONNACK). */
   persist(key: Key, will: StoredWill): Promise<void> {
@@ -49,19 +55,25 @@ export class WillKeeper {
       return
     }
     will.dueAt = Date.now() + delayMs
-    this.host.track(this.host.state<StoredWill>(WILLS_STORE).put(key, will))
-    this.schedule(key, will)
+    const written = this.host.track(this.host.state<StoredWill>(WILLS_STORE).put(key, will))
+    this.schedule(key, will, written)
   }
 
   /** A new connection resumed the session before the delay passed: the will is not sent [MQTT-3.1.3-9]. */
   cancel(clientId: string): void {
     const list = this.pending.get(clientId)
-    if (!list) return
     this.pending.delete(clientId)
     const store = this.host.state(WILLS_STORE)
-    for (const w of list) {
+    for (const w of list ?? []) {
       if (w.timer) clearTimeout(w.timer)
       this.host.track(store.delete(w.key))
+    }
+    if (this.ownership === undefined) return
+    // A cluster: the delayed will may be another node's (the connection closed there); deleting its
+    // record makes that node's publication fail its condition.
+    for (const { key } of store.entries({ prefix: clientId })) {
+      if (Array.isArray(key) && key[0] === clientId && !list?.some((w) => (w.key as unknown[])[1] === key[1]))
+        this.host.track(store.delete(key))
     }
   }
 
@@ -72,7 +84,7 @@ export class WillKeeper {
     this.pending.delete(clientId)
     for (const w of list) {
       if (w.timer) clearTimeout(w.timer)
-      this.publish(w.key, w.will)
+      this.send(w)
     }
   }
 
@@ -101,7 +113,8 @@ export class WillKeeper {
       return
     }
     for (const { key, value } of wills) {
-      if (!value) continue
+      // a cluster: only the wills of clients this node serves (the others are their nodes' to publish)
+      if (!value || (this.ownership !== undefined && !this.ownership.owns(value.clientId))) continue
       this.schedule(key, { ...value, dueAt: value.dueAt ?? now + value.delay * 1000 })
     }
   }
@@ -112,9 +125,9 @@ export class WillKeeper {
     this.pending.clear()
   }
 
-  private schedule(key: Key, will: StoredWill): void {
+  private schedule(key: Key, will: StoredWill, written?: Promise<unknown>): void {
     const list = this.pending.get(will.clientId) ?? []
-    const entry: PendingWill = { key, will, timer: null }
+    const entry: PendingWill = { key, will, timer: null, written }
     const remaining = (will.dueAt ?? Date.now()) - Date.now()
     if (remaining > 0) {
       entry.timer = setTimeout(() => this.fire(entry), Math.min(remaining, MAX_TIMER_MS))
@@ -133,7 +146,14 @@ export class WillKeeper {
       if (i >= 0) list.splice(i, 1)
       if (list.length === 0) this.pending.delete(entry.will.clientId)
     }
-    this.publish(entry.key, entry.will)
+    this.send(entry)
+  }
+
+  /** The will's version is read when it goes out: its dueAt write first (the condition names it). */
+  private send(entry: PendingWill): void {
+    const go = () => this.publish(entry.key, entry.will)
+    if (entry.written === undefined) go()
+    else this.host.track(entry.written.then(go, go))
   }
 
   /**
@@ -152,6 +172,13 @@ export class WillKeeper {
           await host.state(WILLS_STORE).delete(key)
           return
         }
+        // Sent once: the will record goes in the same commit, on condition that nobody (another node
+        // of a cluster, a resumed session) changed or deleted it meanwhile.
+        const version = host.state(WILLS_STORE).version(key)
+        if (version === undefined) {
+          host.logger.debug(`mqtt: will of ${will.clientId} already published or cancelled`)
+          return
+        }
         const meta: Record<string, unknown> = { qos: will.qos, clientId: will.clientId }
         if (will.properties) meta.properties = will.properties
         await runtime.publish(
@@ -164,9 +191,13 @@ export class WillKeeper {
             meta,
           },
           { user, transport: 'mqtt', clientId: will.clientId },
-          { atomic: [{ store: WILLS_STORE, key, value: undefined }] },
+          { atomic: [{ store: WILLS_STORE, key, value: undefined, ifVersion: version }] },
         )
       } catch (err) {
+        if ((err as { code?: unknown })?.code === 'CONFLICT') {
+          host.logger.debug(`mqtt: will of ${will.clientId} published or cancelled elsewhere`)
+          return
+        }
         host.logger.warn({ err }, `mqtt: will of ${will.clientId} on ${will.topic} refused`)
         await host.state(WILLS_STORE).delete(key)
       }

@@ -367,6 +367,7 @@ describe('state store failures', () => {
             return {
               name: store.name,
               get: (k: Key) => store.get(k),
+              version: (k: Key) => store.version(k),
               entries: (o?: { prefix?: string }) => store.entries(o),
               accepts: (k: Key) => store.accepts(k),
               put: (k: Key, v: unknown) => (failing.on ? refuse('disk full') : store.put(k, v as never)),

@@ -49,6 +49,7 @@ export type {
 } from './schema.js'
 export { parseSchema } from './schema.js'
 export type { RuntimeSubscription } from './subscribe-flow.js'
+export type { SharedDelivery } from './subscriptions.js'
 export type { TableInit } from './table.js'
 export { Table } from './table.js'
 export type {

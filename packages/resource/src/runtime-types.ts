@@ -6,6 +6,7 @@ import type { RoleDefinition } from './permissions.js'
 import type { Resource, ResourceInit } from './resource.js'
 import type { SchemaDefinition } from './schema.js'
 import type { RuntimeSubscription } from './subscribe-flow.js'
+import type { SharedDelivery } from './subscriptions.js'
 import type { Table } from './table.js'
 import type {
   EventListener,
@@ -75,6 +76,8 @@ export interface RuntimeOptions {
    * cluster can carry it to other nodes; they deliver it with `runtime.dispatchRelayed()`.
    */
   relay?: (event: RuntimeEvent) => void
+  /** Shared subscriptions across several runtimes (a cluster): which one delivers each event. */
+  shared?: SharedDelivery
 }
 
 /** The Runtime of types.ts plus runtime-specific members. */

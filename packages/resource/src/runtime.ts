@@ -93,7 +93,7 @@ export class RuntimeImpl implements ResourceRuntime {
       options.anonymousRole ?? 'anonymous',
     )
     this.#relay = options.relay
-    this.#registry = new SubscriptionRegistry((error) => this.#onError(error))
+    this.#registry = new SubscriptionRegistry((error) => this.#onError(error), options.shared)
     this.#queries = new QuerySubscriptions({
       store,
       closed: () => this.#closed,

@@ -27,6 +27,10 @@ export class TableStateStore<V> implements StateStore<V> {
     return this.table.get(key)
   }
 
+  version(key: Key): number | undefined {
+    return this.table.getEntry(key)?.version
+  }
+
   async put(key: Key, value: V): Promise<void> {
     await this.table.put(key, value)
   }
@@ -76,8 +80,9 @@ export class StateStores {
       write(txn)
       for (let i = 0; i < atomic.length; i++) {
         const w = atomic[i]!
-        if (w.value === undefined) txn.delete(tables[i]!, w.key)
-        else txn.put(tables[i]!, w.key, w.value)
+        const options = w.ifVersion !== undefined ? { ifVersion: w.ifVersion } : undefined
+        if (w.value === undefined) txn.delete(tables[i]!, w.key, options)
+        else txn.put(tables[i]!, w.key, w.value, options)
       }
     })
   }

@@ -2,6 +2,17 @@ import { type SharedGroupMatch, type SubscriberMatch, SubscriptionTrie } from '@
 import type { RuntimeEvent } from './event.js'
 import type { Delivery, EventListener, Subscription } from './types.js'
 
+/**
+ * A shared subscription (`$share/{group}/{filter}`) spread over several runtimes: each event goes to
+ * one member of the group across all of them. Unset: this runtime's members are the whole group.
+ */
+export interface SharedDelivery {
+  /** This runtime's first member of `group` on `filter` came (`true`), or its last one left (`false`). */
+  members(group: string, filter: string, present: boolean): void
+  /** Whether this runtime delivers `event` to one of its members (false: another runtime's turn). */
+  delivers(group: string, filter: string, event: RuntimeEvent): boolean
+}
+
 /** Per-listener state, to merge overlapping subscriptions of one listener into one delivery. */
 interface Owner {
   listener: EventListener
@@ -158,6 +169,8 @@ export class SubscriptionRegistry {
     this.#collected[this.#count++] = match.subscriber
   }
   readonly #onShared = (group: SharedGroupMatch<SubscriptionImpl>): void => {
+    // another runtime's turn (a cluster): none of the members here gets this event
+    if (this.#shared !== undefined && !this.#shared.delivers(group.group, group.filter, this.#event!)) return
     const members = group.members
     const n = members.length
     const turn = this.#shareGroups.get(shareKey(group.group, group.filter))
@@ -181,8 +194,11 @@ export class SubscriptionRegistry {
     }
   }
 
-  constructor(onError: (error: unknown, event: RuntimeEvent) => void) {
+  readonly #shared: SharedDelivery | undefined
+
+  constructor(onError: (error: unknown, event: RuntimeEvent) => void, shared?: SharedDelivery) {
     this.#onError = onError
+    this.#shared = shared
   }
 
   get size(): number {
@@ -204,8 +220,10 @@ export class SubscriptionRegistry {
     if (subscription.group !== undefined) {
       const key = shareKey(subscription.group, subscription.trieFilter)
       const turn = this.#shareGroups.get(key)
-      if (turn === undefined) this.#shareGroups.set(key, { members: 1, next: 0 })
-      else turn.members++
+      if (turn === undefined) {
+        this.#shareGroups.set(key, { members: 1, next: 0 })
+        this.#tellShared(subscription, true)
+      } else turn.members++
     }
     this.#trie.add(trieKey(subscription), subscription, {
       qos: subscription.qos,
@@ -221,7 +239,19 @@ export class SubscriptionRegistry {
     if (subscription.group !== undefined) {
       const key = shareKey(subscription.group, subscription.trieFilter)
       const turn = this.#shareGroups.get(key)
-      if (turn !== undefined && --turn.members === 0) this.#shareGroups.delete(key)
+      if (turn !== undefined && --turn.members === 0) {
+        this.#shareGroups.delete(key)
+        this.#tellShared(subscription, false)
+      }
+    }
+  }
+
+  #tellShared(subscription: SubscriptionImpl, present: boolean): void {
+    if (this.#shared === undefined) return
+    try {
+      this.#shared.members(subscription.group!, subscription.trieFilter, present)
+    } catch (error) {
+      this.#onError(error, undefined as unknown as RuntimeEvent)
     }
   }
 

@@ -93,12 +93,16 @@ export interface StateWrite {
   key: Key
   /** undefined deletes the key. */
   value: unknown
+  /** Only when the stored version is this one (else the whole commit fails with CONFLICT): a will sent once. */
+  ifVersion?: number
 }
 
 /** Durable key/value state owned by a transport (MQTT sessions, inbound QoS 2 packet ids, wills). Not logged, not routable. */
 export interface StateStore<V = unknown> {
   readonly name: string
   get(key: Key): V | undefined
+  /** The version (write timestamp) of the stored value; undefined when absent. */
+  version(key: Key): number | undefined
   put(key: Key, value: V): Promise<void>
   delete(key: Key): Promise<void>
   entries(options?: { prefix?: string }): Iterable<{ key: Key; value: V }>

@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto'
+import type { KV } from '@nats-io/kv'
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import type { ClusterLog } from './options.js'
+import { subjectToken } from './subjects.js'
+
+/** What holds client connections on this node (the MQTT broker satisfies it). */
+export interface ClientHolder {
+  /**
+   * Another node takes `clientId`: close this node's connection of it (MQTT 5 DISCONNECT 0x8E), forget
+   * its session here without erasing it, and resolve once its last session writes are done.
+   */
+  releaseClient(clientId: string): Promise<void>
+}
+
+/** What the ownership needs of its node: stream positions. */
+export interface OwnershipNode {
+  /** The highest stream sequence this node published or applied. */
+  position(): number
+  /** The stream's last sequence, asked of JetStream. */
+  lastSequence(): Promise<number>
+  /** Resolves once this node applied the stream up to `position` (false: not within `timeoutMs`). */
+  applied(position: number, timeoutMs: number): Promise<boolean>
+}
+
+interface OwnerValue {
+  node: string
+  clientId: string
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+/** How long the owner has to let go of a client id before it is taken without its answer. */
+const RELEASE_TIMEOUT_MS = 2000
+/** A bucket read or write that takes longer (no quorum, NATS link down): the CONNECT goes on without it. */
+const KV_TIMEOUT_MS = 2000
+
+/** `work`, or a rejection after `ms` (the work itself goes on; its result is then ignored). */
+function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`)), ms)
+  })
+  work.catch(() => {})
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** KV key of a client id: base64url (KV keys allow `[-_=./A-Za-z0-9]`), hashed when long. */
+export function ownerKey(clientId: string): string {
+  const b64 = Buffer.from(clientId, 'utf8').toString('base64url')
+  if (b64.length <= 200) return `c${b64}`
+  return `h${createHash('sha256').update(clientId).digest('base64url')}`
+}
+
+/**
+ * Client-id uniqueness across the cluster. KV `<prefix>-owners` maps each client id to the node that
+ * serves it. A node that gets a CONNECT `acquire`s the id first: when another node owns it, that node
+ * is asked (`<prefix>.ctl.<node>.release`) to close its connection and answers once its session writes
+ * are in the stream, with its position; the new owner applies up to there (so it reads the session as
+ * the old owner left it), then writes itself as owner with the entry's revision (of two concurrent
+ * claims one wins, the other asks again). Every node watches the bucket and lets go of a client id it
+ * serves that another node took (a lost race, a partition that healed).
+ */
+export class ClientOwnership {
+  /** By KV key: who owns each client id, as last seen (this node's claims and the bucket's updates). */
+  readonly #owners = new Map<string, { node: string; revision: number }>()
+  #holder: ClientHolder | undefined
+  #sub: Subscription | undefined
+  #watching: { stop(): void } | undefined
+  #closed = false
+  readonly ready: Promise<void>
+  #loaded!: () => void
+
+  constructor(
+    private readonly nats: NatsConnection,
+    private readonly kv: KV,
+    private readonly nodeName: string,
+    private readonly prefix: string,
+    private readonly node: OwnershipNode,
+    private readonly log: ClusterLog,
+    private readonly waitMs: number,
+  ) {
+    this.ready = new Promise<void>((resolve) => {
+      this.#loaded = resolve
+    })
+  }
+
+  /** Starts answering release requests and following the owner bucket; `ready` settles once loaded. */
+  async start(): Promise<void> {
+    this.#sub = this.nats.subscribe(`${this.prefix}.ctl.${subjectToken(this.nodeName)}.release`, {
+      callback: (error, msg) => {
+        if (error) return
+        void (async () => {
+          let clientId = ''
+          try {
+            const request = JSON.parse(decoder.decode(msg.data)) as { clientId: string; by: string }
+            clientId = request.clientId
+            const key = ownerKey(clientId)
+            if (this.#owners.get(key)?.node === this.nodeName)
+              this.#owners.set(key, { node: request.by, revision: 0 })
+            await this.#holder?.releaseClient(clientId)
+            msg.respond(encoder.encode(JSON.stringify({ position: this.node.position() })))
+          } catch (err) {
+            this.log.warn({ err, clientId }, 'cluster: releasing a client id failed')
+          }
+        })()
+      },
+    })
+    const pending = (await this.kv.status()).values
+    const watch = await this.kv.watch()
+    this.#watching = watch
+    if (pending === 0) this.#loaded()
+    const loadTimer = setTimeout(() => this.#loaded(), 5000)
+    loadTimer.unref?.()
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.delta === 0) {
+          clearTimeout(loadTimer)
+          this.#loaded()
+        }
+        if (entry.operation !== 'PUT') {
+          const known = this.#owners.get(entry.key)
+          if (known !== undefined && known.revision < entry.revision) this.#owners.delete(entry.key)
+          continue
+        }
+        let value: OwnerValue
+        try {
+          value = JSON.parse(decoder.decode(entry.value)) as OwnerValue
+        } catch {
+          continue
+        }
+        const known = this.#owners.get(entry.key)
+        if (known !== undefined && known.revision > entry.revision) continue
+        this.#owners.set(entry.key, { node: value.node, revision: entry.revision })
+        if (entry.isUpdate && value.node !== this.nodeName && known?.node !== value.node)
+          // another node took a client id this node may serve (a race it lost): let go, without answering
+          this.#holder?.releaseClient(value.clientId).catch(() => {})
+      }
+    })().catch((err) => {
+      if (!this.#closed) this.log.warn({ err }, 'cluster: following client owners stopped')
+    })
+  }
+
+  /** The broker that lets go of client ids. */
+  attach(holder: ClientHolder): void {
+    this.#holder = holder
+  }
+
+  /** Whether this node serves `clientId` (restores its session and runs its timers). */
+  owns(clientId: string): boolean {
+    return this.#owners.get(ownerKey(clientId))?.node === this.nodeName
+  }
+
+  /**
+   * Makes this node the owner of `clientId`, taking it from the node that has it. Resolves true when
+   * another node had it (session state kept in memory here is stale), false when it was this node's or
+   * nobody's. Rejects when NATS cannot be reached.
+   */
+  async acquire(clientId: string): Promise<boolean> {
+    const key = ownerKey(clientId)
+    const value = encoder.encode(JSON.stringify({ node: this.nodeName, clientId } satisfies OwnerValue))
+    let moved = false
+    for (let attempt = 0; ; attempt++) {
+      const entry = await bounded(this.kv.get(key), KV_TIMEOUT_MS, 'reading the client owner')
+      const current =
+        entry !== null && entry.operation === 'PUT'
+          ? (JSON.parse(decoder.decode(entry.value)) as OwnerValue)
+          : undefined
+      if (current?.node === this.nodeName) {
+        this.#owners.set(key, { node: this.nodeName, revision: entry!.revision })
+        return moved
+      }
+      if (current !== undefined) {
+        moved = true
+        const position = await this.#release(current.node, clientId)
+        if (!(await this.node.applied(position, this.waitMs)))
+          this.log.warn({ clientId, position }, 'cluster: took a client id before its session state arrived')
+      }
+      try {
+        const revision = await bounded(
+          entry === null ? this.kv.create(key, value) : this.kv.update(key, value, entry.revision),
+          KV_TIMEOUT_MS,
+          'claiming the client id',
+        )
+        this.#owners.set(key, { node: this.nodeName, revision })
+        return moved
+      } catch (error) {
+        // another node claimed it meanwhile: ask again (it lets go of it in turn)
+        if (attempt >= 4 || !isWrongRevision(error)) throw error
+      }
+    }
+  }
+
+  /** This node's session of `clientId` ended (no connection, nothing kept): the entry goes. */
+  forget(clientId: string): void {
+    const key = ownerKey(clientId)
+    const mine = this.#owners.get(key)
+    if (mine?.node !== this.nodeName) return
+    this.#owners.delete(key)
+    // with its revision: a claim by another node meanwhile stays
+    this.kv.delete(key, { previousSeq: mine.revision }).catch(() => {})
+  }
+
+  /** Asks `node` to let go of `clientId`; the stream position its session writes reached. */
+  async #release(node: string, clientId: string): Promise<number> {
+    try {
+      const reply = await this.nats.request(
+        `${this.prefix}.ctl.${subjectToken(node)}.release`,
+        encoder.encode(JSON.stringify({ clientId, by: this.nodeName })),
+        { timeout: RELEASE_TIMEOUT_MS },
+      )
+      return (JSON.parse(decoder.decode(reply.data)) as { position: number }).position
+    } catch (error) {
+      // the owner is gone or cut off: everything it wrote is in the stream's last sequence at most
+      this.log.info({ clientId, node, err: error }, 'cluster: the owner of a client id did not answer')
+      return bounded(this.node.lastSequence(), KV_TIMEOUT_MS, 'reading the stream position')
+    }
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#sub?.unsubscribe()
+    this.#watching?.stop()
+    this.#loaded()
+  }
+}
+
+function isWrongRevision(error: unknown): boolean {
+  const e = error as { api_error?: { err_code?: number }; message?: string }
+  return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(String(e?.message))
+}
