@@ -146,5 +146,5 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
         .poll(async () => (await getRecord(http(node), 'Dog/back')).status, { timeout: 15_000 })
         .toBe(200)
     }
-  })
+  }, 90_000)
 })
