@@ -1,9 +1,64 @@
-import { natsSkipReason } from '@proj/test-utils'
+import { type NatsCluster, natsSkipReason } from '@proj/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
 import { getRecord, send, startClusterNodes, waitReady } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
+
+/** PUTs `Dog/<prefix><i>` on `url` with `parallel` writers until `stop()`: the acknowledged ids, the refusals. */
+function writeLoop(url: () => string, prefix: string, parallel = 4) {
+  const acked: string[] = []
+  const refused: number[] = []
+  let stopped = false
+  let i = 0
+  const writer = async () => {
+    while (!stopped) {
+      const id = `${prefix}${i++}`
+      try {
+        const res = await send(url(), 'PUT', `Dog/${id}`, { name: id })
+        if (res.status < 300) acked.push(id)
+        else refused.push(res.status)
+      } catch {
+        // the node died mid-request: not acknowledged
+      }
+    }
+  }
+  const done = Promise.all(Array.from({ length: parallel }, writer))
+  return {
+    acked,
+    refused,
+    async stop() {
+      stopped = true
+      await done
+    },
+  }
+}
+
+async function expectPresent(url: string, ids: string[]) {
+  const list = await getRecord(url, 'Dog/?limit=100000')
+  const have = new Set((list.body as { id: string }[]).map((d) => d.id))
+  expect(ids.filter((id) => !have.has(id))).toEqual([])
+}
+
+/** Index of the NATS server that leads the stream `name` (from a running server's monitoring port). */
+async function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
+  for (;;) {
+    for (const server of nats.servers) {
+      if (!server.running) continue
+      try {
+        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`)
+        const jsz = (await res.json()) as {
+          account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[]
+        }
+        const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? [])
+        const leader = streams.find((d) => d.name === name)?.cluster?.leader
+        const index = nats.servers.findIndex((s) => s.name === leader)
+        if (index >= 0) return index
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
 
 describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
@@ -16,76 +71,20 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
     await cluster?.stop()
   })
 
-  /** PUTs `Dog/<prefix><i>` on `node` with `parallel` writers until `stop()`; returns the acknowledged ids. */
-  function writeLoop(node: string, prefix: string, parallel = 4) {
-    const acked: string[] = []
-    let stopped = false
-    let i = 0
-    const writer = async () => {
-      while (!stopped) {
-        const id = `${prefix}${i++}`
-        try {
-          const res = await send(http(node), 'PUT', `Dog/${id}`, { name: id })
-          if (res.status < 300) acked.push(id)
-        } catch {
-          // the node died mid-request: not acknowledged
-        }
-      }
-    }
-    const done = Promise.all(Array.from({ length: parallel }, writer))
-    return {
-      acked,
-      async stop() {
-        stopped = true
-        await done
-      },
-    }
-  }
-
-  async function expectPresent(node: string, ids: string[]) {
-    const list = await getRecord(http(node), 'Dog/?limit=100000')
-    const have = new Set((list.body as { id: string }[]).map((d) => d.id))
-    expect(ids.filter((id) => !have.has(id))).toEqual([])
-  }
-
   it('loses nothing acknowledged when a node is SIGKILLed under load, and the node comes back complete', async () => {
-    const load = writeLoop('a', 'k')
+    const load = writeLoop(() => http('a'), 'k')
     await expect.poll(() => load.acked.length, { timeout: 10_000 }).toBeGreaterThan(40)
     cluster.node('a').process.child.kill('SIGKILL')
     await load.stop()
     await cluster.node('a').process.exited
     const acked = [...load.acked]
     await expect.poll(async () => (await getRecord(http('c'), `Dog/${acked.at(-1)}`)).status).toBe(200)
-    await expectPresent('b', acked)
-    await expectPresent('c', acked)
+    await expectPresent(http('b'), acked)
+    await expectPresent(http('c'), acked)
     const a = await cluster.start('a')
     await waitReady(a.http)
-    await expectPresent('a', acked)
+    await expectPresent(http('a'), acked)
   })
-
-  // Skipped: under a loaded machine (the full suite) writes stalled for over 20 s after the NATS server
-  // was killed, while alone it passes in 4 s. Open: find what waits (stream leader election, the consumer
-  // restart, or the publish retry) before this runs in `pnpm test`; see packages/cluster/README.md.
-  it.skip('keeps writing through the loss of one NATS server of three, and after its restart', async () => {
-    const load = writeLoop('b', 'n', 2)
-    await expect.poll(() => load.acked.length, { timeout: 10_000 }).toBeGreaterThan(10)
-    await cluster.nats.kill(0)
-    const before = load.acked.length
-    // writes go on (JetStream keeps a quorum; clients reconnect to another server)
-    await expect.poll(() => load.acked.length, { timeout: 20_000 }).toBeGreaterThan(before + 20)
-    await cluster.nats.restart(0)
-    const after = load.acked.length
-    await expect.poll(() => load.acked.length, { timeout: 20_000 }).toBeGreaterThan(after + 10)
-    await load.stop()
-    for (const node of NODES) {
-      await expect
-        .poll(async () => (await getRecord(http(node), `Dog/${load.acked.at(-1)}`)).status, {
-          timeout: 15_000,
-        })
-        .toBe(200)
-      await expectPresent(node, load.acked)
-    }
-  }, 60_000)
 
   it('fails a write without a JetStream quorum (HTTP 503, MQTT 5 PUBACK 0x80, 3.1.1 closed) and recovers once NATS is back', async () => {
     await cluster.nats.kill(1)
@@ -141,10 +140,57 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
         interval: 500,
       })
       .toBeLessThan(300)
+    // the consumers re-create once NATS is back, slower on a loaded machine
+    await Promise.all(
+      NODES.map((node) =>
+        expect
+          .poll(async () => (await getRecord(http(node), 'Dog/back')).status, { timeout: 40_000 })
+          .toBe(200),
+      ),
+    )
+  }, 90_000)
+})
+
+describe.skipIf(natsSkipReason !== undefined)('a cluster losing one NATS server of three', () => {
+  let cluster: Awaited<ReturnType<typeof startClusterNodes>>
+  const http = (name: string) => cluster.node(name).http
+
+  // A write waits (retrying inside the server) up to the write timeout: longer than an election on a
+  // loaded machine, so a write is delayed, not refused.
+  beforeAll(async () => {
+    cluster = await startClusterNodes(NODES, { env: { PROJ_CLUSTER_WRITETIMEOUT: '30s' } })
+  }, 60_000)
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  // Skipped: on an idle machine the writes are delayed 5-6 s by the election and none is refused; on a
+  // loaded one (the full suite, other engineers' runs) they stalled for over 40 s. What waits: after the
+  // server that led both the stream and the JetStream meta group is killed, node b's ordered consumer
+  // (an ephemeral R1 consumer) is lost with it (heartbeats missed after ~5 s) and its re-creation times
+  // out while the meta group has no leader; a replicated-mode write is in the stream but waits for its
+  // apply here, which has no bound. Open: an R3 durable consumer per node (survives a server loss
+  // without the meta group) or a bound on the apply wait; see packages/cluster/README.md.
+  it.skip('delays writes while JetStream elects a new stream leader, refuses none, and loses nothing', async () => {
+    const load = writeLoop(() => http('b'), 'n', 2)
+    await expect.poll(() => load.acked.length, { timeout: 15_000 }).toBeGreaterThan(10)
+    // the worst server to lose: the stream's leader
+    const leader = await streamLeader(cluster.nats)
+    await cluster.nats.kill(leader)
+    const before = load.acked.length
+    await expect.poll(() => load.acked.length, { timeout: 45_000 }).toBeGreaterThan(before + 20)
+    await cluster.nats.restart(leader)
+    const after = load.acked.length
+    await expect.poll(() => load.acked.length, { timeout: 30_000 }).toBeGreaterThan(after + 10)
+    await load.stop()
+    expect(load.refused).toEqual([])
     for (const node of NODES) {
       await expect
-        .poll(async () => (await getRecord(http(node), 'Dog/back')).status, { timeout: 15_000 })
+        .poll(async () => (await getRecord(http(node), `Dog/${load.acked.at(-1)}`)).status, {
+          timeout: 15_000,
+        })
         .toBe(200)
+      await expectPresent(http(node), load.acked)
     }
-  }, 90_000)
+  }, 150_000)
 })

@@ -106,8 +106,15 @@ export class ClientOwnership {
         })()
       },
     })
-    const pending = (await this.kv.status()).values
-    const watch = await this.kv.watch()
+    let pending: number
+    let watch: Awaited<ReturnType<KV['watch']>>
+    try {
+      pending = (await this.kv.status()).values
+      watch = await this.kv.watch()
+    } catch (error) {
+      this.#loaded() // the broker restores what this node knows it owns: nothing
+      throw error
+    }
     this.#watching = watch
     if (pending === 0) this.#loaded()
     const loadTimer = setTimeout(() => this.#loaded(), 5000)
