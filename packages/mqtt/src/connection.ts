@@ -1,22 +1,22 @@
-import { isUtf8 } from 'node:buffer'
-import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import { isSharedFilter } from '@proj/topic-matcher'
 import { formatForAccept } from './accept.js'
-import type { AuthExchange, AuthMethodFactory, AuthResult } from './auth.js'
-import type { ConnectionHost } from './connection-host.js'
 import {
-  MalformedPacketError,
-  type MqttError,
-  ProtocolError,
-  ReasonCode,
-  reasonCodeFor,
-  subackFailureCode,
-  v3ConnackCode,
-} from './errors.js'
+  type AcceptedConnect,
+  authenticateConnect,
+  checkConnect,
+  connackProperties,
+  firstUserProperty,
+  willOf,
+} from './connect-handshake.js'
+import type { ConnectionHost } from './connection-host.js'
+import { ConnectionWill } from './connection-will.js'
+import { EnhancedAuth } from './enhanced-auth.js'
+import { type MqttError, ProtocolError, ReasonCode, v3ConnackCode } from './errors.js'
 import { type FaultSink, faultReason, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
+import { InboundFlows } from './inbound-publish.js'
+import { KeepAlive } from './keep-alive.js'
 import { OutboundAliases } from './outbound-encoder.js'
 import {
   type AuthPacket,
@@ -25,42 +25,23 @@ import {
   type DisconnectPacket,
   encodeAck,
   generateWithin,
-  type InboundPublish,
   type Packet,
   PacketParser,
-  PINGRESP,
-  PUBACK,
-  PUBCOMP,
-  PUBREC,
   PUBREL,
-  parsePublish,
   reasonStringProperty,
-  type SubackPacket,
-  type SubscribePacket,
-  type Subscription,
-  type UnsubackPacket,
-  type UnsubscribePacket,
   v3Connack,
 } from './packets.js'
-import { RefusalLog } from './refusal-log.js'
-import type { EventMeta, PublishMessage, RequestContext, Runtime, User } from './runtime.js'
-import type { Session, SessionSubscription } from './session.js'
+import type { RequestContext, User } from './runtime.js'
+import type { Session } from './session.js'
 import type { SessionOutlet } from './session-outlet.js'
 import { ownerOf } from './session-owner.js'
-import {
-  NEVER_EXPIRES,
-  packetKey,
-  QOS2_STORE,
-  type StoredWill,
-  sessionKeysFit,
-  WILLS_STORE,
-  willKey,
-} from './session-store.js'
+import { NEVER_EXPIRES, willKey } from './session-store.js'
+import { SocketWriter } from './socket-writer.js'
 import type { DoorStats } from './stats.js'
-import { truncateUtf8 } from './string-field.js'
-import { isValidTopicFilter, isValidTopicName, isValidUtf8String } from './topic-validate.js'
+import { SubscribeFlows } from './subscribe-flows.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
+/** The connection's states; every transition is in this file. */
 enum State {
   AwaitingConnect = 0,
   Connecting = 1,
@@ -68,50 +49,17 @@ enum State {
   Closed = 3,
 }
 
-interface AckEntry {
-  /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection. */
-  type: number
-  packetId: number
-  reasonCode: number
-  reason: string | undefined
-  done: boolean
-  /** Instead of an acknowledgement, the connection closes here (after the ones before it went out). */
-  closeReason: string | undefined
-}
-
-const NO_ACK = 0
-
-/** An enhanced-authentication exchange in progress (CONNECT or re-authentication). */
-interface AuthState {
-  exchange: AuthExchange
-  /** Resolves with the client's next AUTH 0x18 Authentication Data. */
-  waiter: ((data: Buffer | undefined) => void) | null
-  timer: NodeJS.Timeout | null
-}
-
-/** Inbound publishes not yet committed before the stream is paused (back-pressure). */
-const PAUSE_AT = 1024
-const RESUME_AT = 256
 const JSON_TYPE = 'application/json'
-/** Queued outbound bytes that trigger a write before the end of the event-loop turn. */
-const FLUSH_BYTES = 64 * 1024
-const MAX_BUFFERED = 8 * 1024 * 1024
-
-function firstUserProperty(
-  props: { userProperties?: Record<string, string | string[]> } | undefined,
-  name: string,
-) {
-  const v = props?.userProperties?.[name]
-  return Array.isArray(v) ? v[0] : v
-}
 
 /**
- * One client connection over a duplex stream: framing, the CONNECT handshake, keep-alive, the inbound
- * QoS flows and acknowledgement order, topic aliases, limits, and the will. Outbound delivery state
- * lives in the Session so it survives the connection.
+ * One client connection over a duplex stream, as a small state machine: AwaitingConnect → Connecting
+ * (the handshake, `connect-handshake.ts`, with `enhanced-auth.ts`) → Connected → Closed. Connected, frames
+ * go to the inbound publish flows (`inbound-publish.ts`), the subscribe flows (`subscribe-flows.ts`) or
+ * the session (outbound acknowledgements); bytes leave through the socket writer. Outbound delivery state
+ * lives in the Session so it survives the connection; the session registry attaches and detaches it.
  */
 export class Connection implements FrameSink, FaultSink, SessionOutlet {
-  state = State.AwaitingConnect
+  private state = State.AwaitingConnect
   version = 4
   v5 = false
   session: Session | null = null
@@ -124,35 +72,28 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   clientReceiveMaximum = 65535
   clientMaximumPacketSize = Number.POSITIVE_INFINITY
   /** v5 Request Problem Information: false = no reason strings / user properties on acknowledgements. */
-  problemInfo = true
+  private problemInfo = true
   /** Outbound topic aliases; null when the client accepts none (its Topic Alias Maximum is 0). */
   outAliases: OutboundAliases | null = null
-  /** Authentication Method of CONNECT (enhanced authentication), for re-authentication. */
-  private authMethod: string | undefined
-  private auth: AuthState | null = null
+  /** Enhanced authentication, when CONNECT named a method (kept for re-authentication). */
+  private enhanced: EnhancedAuth | null = null
 
   private readonly reader: FrameReader
+  private readonly writer: SocketWriter
+  private readonly keepAlive: KeepAlive
   private parser: PacketParser | null = null
+  /** Packets pipelined behind CONNECT, handled once the handshake is done. */
   private held: [Buffer, number][] | null = null
-  private keepAliveMs = 0
-  private lastRx = Date.now()
-  private keepAliveTimer: NodeJS.Timeout | null = null
   private connectTimer: NodeJS.Timeout | null = null
   private closeTimer: NodeJS.Timeout | null = null
-  private aliases: Map<number, string> | null = null
-  private acks: AckEntry[] = []
-  private ackHead = 0
-  private inflightIn = 0
-  private quotaUsed = 0
-  private paused = false
-  private will: StoredWill | null = null
-  private willKey: readonly [string, string] | null = null
+  /** Set at CONNACK. */
+  private inbound: InboundFlows | null = null
+  private subscribes: SubscribeFlows | null = null
+  private readonly will: ConnectionWill
   private countedUser: string | null = null
   /** Holds one of the broker's places (ConnectionLimits), given back on close. */
   private holdsPlace = false
-  private sendWill = true
   private faulted = false
-  private refusals: RefusalLog | null = null
   /** ms since the epoch when the stream was handed over. */
   readonly openedAt = Date.now()
   /** The broker's counters for this connection's door (shared by every connection through it). */
@@ -165,12 +106,17 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     readonly id: string,
   ) {
     this.reader = new FrameReader(this, broker.maxPacketSize)
+    this.writer = new SocketWriter(stream, this, broker.onFlowStep)
+    this.keepAlive = new KeepAlive(this, () => {
+      if (this.state !== State.Closed) this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
+    })
     this.counters = broker.stats.door(info.transport)
+    this.will = new ConnectionWill(broker.wills)
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
     stream.on(
       'data',
       guarded(this, (chunk: Buffer) => {
-        this.lastRx = Date.now()
+        this.keepAlive.touch()
         this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
       }),
     )
@@ -197,55 +143,53 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     return this.state === State.Connected
   }
 
+  get closed(): boolean {
+    return this.state === State.Closed
+  }
+
   get sessionInfo(): SessionInfo {
     return { clientId: this.clientId, user: this.ctx.user }
   }
 
-  /**
-   * Queues a packet; everything queued during one turn of the event loop leaves in one write
-   * (one syscall instead of one per packet, the largest cost under load).
-   */
+  /** Queues a packet; what is queued during one turn of the event loop leaves in one write. */
   write(buf: Buffer): void {
-    if (this.state === State.Closed) return
-    const out = this.out
-    out.push(buf)
-    this.outBytes += buf.length
-    if (out.length === 1) setImmediate(this.flushOut)
-    else if (this.outBytes >= FLUSH_BYTES) this.flushOut()
+    this.writer.write(buf)
   }
 
-  /** A subscriber that does not read: QoS 0 messages are dropped while this much is buffered for it. */
+  /** A subscriber that does not read: QoS 0 messages are dropped meanwhile. */
   get congested(): boolean {
-    return this.outBytes + this.stream.writableLength > MAX_BUFFERED
+    return this.writer.congested
   }
-
-  private out: Buffer[] = []
-  private outBytes = 0
-  private readonly flushOut = (): void => {
-    const out = this.out
-    if (out.length === 0) return
-    this.out = []
-    const bytes = this.outBytes
-    this.outBytes = 0
-    if (this.stream.destroyed) return
-    try {
-      this.stream.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes))
-    } catch (err) {
-      this.fault(err)
-    }
-    const steps = this.sentSteps
-    if (steps !== null) {
-      this.sentSteps = null
-      for (const step of steps) this.broker.onFlowStep?.(step)
-    }
-  }
-
-  /** Flow steps whose packet is in `out`: reported once it is handed to the socket (tests only). */
-  private sentSteps: FlowStep[] | null = null
 
   /** Reports `step` once the packet just written leaves for the socket (crash-point tests). */
   noteSent(step: FlowStep): void {
-    if (this.broker.onFlowStep !== undefined) (this.sentSteps ??= []).push(step)
+    this.writer.noteSent(step)
+  }
+
+  /**
+   * Generates a v5 packet that fits the client's Maximum Packet Size (reason string and user properties
+   * dropped first); an empty buffer when it still does not fit.
+   */
+  sized(packet: Packet): Buffer {
+    const buf = generateWithin(packet, this.version, this.clientMaximumPacketSize)
+    if (buf.length === 0)
+      this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
+    return buf
+  }
+
+  /** A reason string for an acknowledgement, when the client did not turn problem information off. */
+  ackReason(reason: string | undefined): string | undefined {
+    return this.v5 && this.problemInfo ? reason : undefined
+  }
+
+  /** PUBACK / PUBREC / PUBREL / PUBCOMP with an optional reason string (dropped if it would not fit). */
+  ack(type: number, packetId: number, reasonCode: number, reason?: string): Buffer {
+    const r = this.ackReason(reason)
+    if (r !== undefined) {
+      const buf = encodeAck(type, packetId, reasonCode, true, reasonStringProperty(r))
+      if (buf.length <= this.clientMaximumPacketSize) return buf
+    }
+    return encodeAck(type, packetId, reasonCode, this.v5)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -299,15 +243,15 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private dispatch(frame: Buffer, bodyOffset: number): void {
     const state = this.state
     if (state === State.Connected) {
-      if (frame[0]! >> 4 === 3) this.onPublish(frame, bodyOffset)
+      if (frame[0]! >> 4 === 3) this.inbound!.onPublish(frame, bodyOffset)
       else this.onControlFrame(frame)
       return
     }
     if (state === State.Connecting) {
-      if (frame[0] === 0xf0 && this.auth !== null) {
+      if (frame[0] === 0xf0 && this.enhanced?.inProgress === true) {
         // Enhanced authentication in progress: AUTH packets are the handshake itself.
         const packet = this.parse(frame)
-        if (packet !== null) this.onAuth(packet as AuthPacket)
+        if (packet !== null) this.enhanced!.onAuth(packet as AuthPacket)
         return
       }
       // Packets pipelined behind CONNECT wait for the handshake to finish.
@@ -383,57 +327,32 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       case 'puback':
         this.session!.complete(packet.messageId!, 1, 'publish')
         return
-      case 'pubrec': {
-        const rc = packet.reasonCode ?? 0
-        if (rc >= 0x80) {
-          this.session!.complete(packet.messageId!, 2, 'publish')
-          return
-        }
-        const id = packet.messageId!
-        const known = this.session!.received(id)
-        if (known === false) {
-          this.write(this.ack(PUBREL, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
-          return
-        }
-        if (known === true) {
-          this.write(encodeAck(PUBREL, id, 0, this.v5))
-          this.noteSent('outbound-pubrel-sent')
-          return
-        }
-        // The PUBREL state is durable before PUBREL leaves: after a crash the broker resends PUBREL, never
-        // the PUBLISH of a packet id the client may already have completed (a second delivery).
-        settle(
-          this,
-          known,
-          () => {
-            this.broker.onFlowStep?.('outbound-pubrel-persisted')
-            this.write(encodeAck(PUBREL, id, 0, this.v5))
-            this.noteSent('outbound-pubrel-sent')
-          },
-          () => this.close('state write failed'),
-        )
+      case 'pubrec':
+        this.onPubrec(packet.messageId!, packet.reasonCode ?? 0)
         return
-      }
       case 'pubcomp':
         this.session!.complete(packet.messageId!, 2, 'pubrel')
         return
       case 'pubrel':
-        this.onPubrel(packet.messageId!)
+        this.inbound!.onPubrel(packet.messageId!)
         return
       case 'subscribe':
-        this.onSubscribe(packet)
+        this.subscribes!.onSubscribe(packet)
         return
       case 'unsubscribe':
-        this.onUnsubscribe(packet)
+        this.subscribes!.onUnsubscribe(packet)
         return
       case 'pingreq':
-        this.pong()
+        this.inbound!.pong()
         return
       case 'disconnect':
         this.onDisconnect(packet)
         return
       case 'auth':
-        this.onAuth(packet)
+        // MQTT 5 section 4.12: AUTH without enhanced authentication at CONNECT is a protocol error.
+        if (this.enhanced === null)
+          this.protocolViolation(new ProtocolError('AUTH with an authentication method not used at CONNECT'))
+        else this.enhanced.onAuth(packet)
         return
       case 'connect':
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
@@ -443,6 +362,36 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client.
         this.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
     }
+  }
+
+  /** PUBREC of an outbound QoS 2 message: PUBREL once its state is durable. */
+  private onPubrec(id: number, rc: number): void {
+    if (rc >= 0x80) {
+      this.session!.complete(id, 2, 'publish')
+      return
+    }
+    const known = this.session!.received(id)
+    if (known === false) {
+      this.write(this.ack(PUBREL, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
+      return
+    }
+    if (known === true) {
+      this.write(encodeAck(PUBREL, id, 0, this.v5))
+      this.noteSent('outbound-pubrel-sent')
+      return
+    }
+    // The PUBREL state is durable before PUBREL leaves: after a crash the broker resends PUBREL, never
+    // the PUBLISH of a packet id the client may already have completed (a second delivery).
+    settle(
+      this,
+      known,
+      () => {
+        this.broker.onFlowStep?.('outbound-pubrel-persisted')
+        this.write(encodeAck(PUBREL, id, 0, this.v5))
+        this.noteSent('outbound-pubrel-sent')
+      },
+      () => this.close('state write failed'),
+    )
   }
 
   // -------------------------------------------------------------------------------------------
@@ -462,105 +411,32 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         this.clientMaximumPacketSize = props.maximumPacketSize
       if (props.requestProblemInformation === false) this.problemInfo = false
     }
-    if (
-      !isValidUtf8String(packet.clientId) ||
-      (packet.username !== undefined && !isValidUtf8String(packet.username))
-    ) {
-      this.protocolViolation(new MalformedPacketError('CONNECT string is not valid UTF-8'))
-      return
+    const verdict = checkConnect(broker, packet, this.version, this.id)
+    switch (verdict.kind) {
+      case 'violation':
+        this.protocolViolation(verdict.error)
+        return
+      case 'auth-failed':
+        this.authFailed(verdict.reasonCode, verdict.why, packet.username)
+        return
+      case 'refuse':
+        if (verdict.clientId !== undefined) this.clientId = verdict.clientId
+        this.refuse(verdict.reasonCode, verdict.why)
+        return
     }
-    if (!v5 && packet.password !== undefined && packet.username === undefined) {
-      // [MQTT-3.1.2-22]
-      this.protocolViolation(new ProtocolError('password without user name'))
-      return
-    }
-    let authFactory: AuthMethodFactory | undefined
-    if (v5 && props) {
-      if (props.receiveMaximum === 0) {
-        this.protocolViolation(new ProtocolError('receive maximum 0'))
-        return
-      }
-      if (props.maximumPacketSize === 0) {
-        this.protocolViolation(new ProtocolError('maximum packet size 0'))
-        return
-      }
-      if (props.authenticationMethod !== undefined) {
-        authFactory = Object.hasOwn(broker.authenticationMethods, props.authenticationMethod)
-          ? broker.authenticationMethods[props.authenticationMethod]
-          : undefined
-        if (authFactory === undefined) {
-          this.authFailed(
-            ReasonCode.BadAuthenticationMethod,
-            `authentication method ${props.authenticationMethod} is not supported`,
-            packet.username,
-          )
-          return
-        }
-        this.authMethod = props.authenticationMethod
-      } else if (props.authenticationData !== undefined) {
-        // MQTT 5 section 3.1.2.11.10: Authentication Data without a method.
-        this.protocolViolation(new ProtocolError('authentication data without a method'))
-        return
-      }
-    }
-    const will = packet.will
-    if (will) {
-      if (!isValidUtf8String(will.topic) || !isValidTopicName(will.topic)) {
-        if (v5) {
-          this.refuse(ReasonCode.TopicNameInvalid, 'invalid will topic')
-          return
-        }
-        this.protocolViolation(new ProtocolError('invalid will topic'))
-        return
-      }
-      if (
-        v5 &&
-        will.properties?.payloadFormatIndicator === true &&
-        !isUtf8(Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload))
-      ) {
-        // MQTT 5 section 3.1.3.2.3: a will payload flagged UTF-8 must be UTF-8.
-        this.refuse(ReasonCode.PayloadFormatInvalid, 'will payload is not valid UTF-8')
-        return
-      }
-    }
-
-    // Client identifier [MQTT-3.1.3-6..9].
-    let clientId = packet.clientId
-    let assigned: string | undefined
-    if (clientId.length === 0) {
-      if (v5 || (this.version === 4 && packet.clean)) {
-        clientId = assigned = `auto-${randomUUID()}`
-        if (!v5) assigned = undefined
-      } else {
-        this.refuse(ReasonCode.ClientIdentifierNotValid, 'empty client id without clean session')
-        return
-      }
-    }
+    const accepted: AcceptedConnect = verdict
+    const clientId = accepted.clientId
     this.clientId = clientId
-    const durable = v5 ? (props?.sessionExpiryInterval ?? 0) > 0 : !packet.clean
-    const state = broker.state.bind(broker)
-    if (
-      (durable && !sessionKeysFit(state, clientId)) ||
-      (will && !state(WILLS_STORE).accepts(willKey(clientId, this.id)))
-    ) {
-      // Its session or will could not be stored: refused now, clearly, not with a storage error later.
-      this.refuse(
-        ReasonCode.ClientIdentifierNotValid,
-        'client identifier too long for a persistent session or will',
+    if (accepted.authMethod !== undefined && accepted.authFactory !== undefined) {
+      const { authMethod, authFactory } = accepted
+      this.enhanced = new EnhancedAuth(
+        this,
+        authMethod,
+        authFactory,
+        runtime,
+        broker.connectTimeoutMs,
+        broker.logger,
       )
-      return
-    }
-
-    // Keep alive [MQTT-3.1.2-24]; v5 Server Keep Alive [MQTT-3.2.2-21].
-    let keepAlive = packet.keepalive ?? 0
-    let serverKeepAlive: number | undefined
-    const max = broker.maxKeepAlive
-    if (max > 0 && max < 65535 && (keepAlive === 0 || keepAlive > max)) {
-      if (v5) serverKeepAlive = keepAlive = max
-      else if (keepAlive > max) {
-        this.refuse(ReasonCode.ClientIdentifierNotValid, 'keep alive above maximum')
-        return
-      }
     }
 
     // The broker's connection limit, before any password is hashed.
@@ -574,55 +450,19 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     }
     this.holdsPlace = true
 
-    // Authentication.
-    let user: User | null
-    let authData: Uint8Array | undefined
-    const username = packet.username
-    try {
-      if (authFactory !== undefined) {
-        const result = await this.authenticateEnhanced(authFactory, props!.authenticationData, username, null)
-        if (result === null) return
-        if (result.status !== 'success') {
-          this.authFailed(
-            result.reasonCode ?? ReasonCode.NotAuthorized,
-            result.reason ?? 'authentication failed',
-            username,
-          )
-          return
-        }
-        user = result.user
-        authData = result.data
-      } else if (this.info.certificateUser !== undefined) {
-        user = await runtime.findUser(this.info.certificateUser)
-        if (user === null) {
-          this.authFailed(ReasonCode.BadUserNameOrPassword, 'unknown certificate user', username)
-          return
-        }
-      } else if (username !== undefined) {
-        const password = packet.password ? packet.password.toString('utf8') : ''
-        user = await runtime.authenticate(username, password, this.info.remoteAddress)
-        if (user === null) {
-          this.authFailed(ReasonCode.BadUserNameOrPassword, 'bad user name or password', username)
-          return
-        }
-      } else {
-        user = broker.requireAuthentication ? null : runtime.anonymous()
-        if (user === null) {
-          this.authFailed(ReasonCode.NotAuthorized, 'anonymous access refused', username)
-          return
-        }
-      }
-    } catch (err) {
-      const rc = reasonCodeFor(err)
-      // Back-off after failed attempts (0x89 server busy; 3.1.1: 0x03) is no fault: the runtime reports it.
-      if (rc !== ReasonCode.ServerBusy) broker.logger.warn({ err }, 'mqtt: authentication failed')
-      this.authFailed(
-        rc,
-        (rc === ReasonCode.ServerBusy ? errorReason(err) : undefined) ?? 'authentication error',
-        username,
-      )
+    const enhanced = this.enhanced
+    const auth = await authenticateConnect(
+      broker,
+      packet,
+      this.info,
+      enhanced !== null ? () => enhanced.run(props?.authenticationData, packet.username, null) : undefined,
+    )
+    if (auth === null) return
+    if ('failed' in auth) {
+      this.authFailed(auth.failed, auth.why, packet.username)
       return
     }
+    const user = auth.user
     if (this.state !== State.Connecting) return
     if (broker.closing) {
       this.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
@@ -637,25 +477,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     }
     this.ctx.user = user
     this.ctx.clientId = clientId
-    const transportFormat = formatForAccept(this.info.accept)
-    if (transportFormat !== undefined) {
-      this.accept = transportFormat
-      this.acceptExplicit = true
-    }
-
-    // Per-connection settings from CONNECT properties.
-    if (v5 && props) {
-      if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
-      if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0)
-        this.outAliases = new OutboundAliases(props.topicAliasMaximum)
-      const accept = firstUserProperty(props, 'accept')
-      if (accept) {
-        this.accept = accept
-        this.acceptExplicit = true
-      }
-      const contentType = firstUserProperty(props, 'content-type')
-      if (contentType) this.contentType = contentType
-    }
+    this.applyFormats(packet)
 
     // Session: ownership, takeover [MQTT-3.1.4-2], clean start, resume.
     const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
@@ -681,232 +503,56 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     this.session = session
     if (persisted !== null) await persisted
 
-    if (will) {
-      const willProps = will.properties
-      const stored: StoredWill = {
-        clientId,
-        username: owner,
-        topic: will.topic,
-        payload: Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload),
-        qos: (will.qos ?? 0) as 0 | 1 | 2,
-        retain: will.retain ?? false,
-        delay: v5 ? (willProps?.willDelayInterval ?? 0) : 0,
-        dueAt: null,
-      }
-      const ct = willProps?.contentType ?? this.contentType
-      if (ct !== undefined) stored.contentType = ct
-      if (willProps) {
-        // Message expiry, payload format, response topic, correlation data and user properties travel
-        // with the will message like PUBLISH properties (MQTT 5 section 3.1.3.2).
-        const { willDelayInterval: _d, contentType: _c, ...rest } = willProps
-        if (Object.keys(rest).length > 0) stored.properties = rest
-      }
-      this.will = stored
-      this.willKey = willKey(clientId, this.id)
-      await broker.wills.persist(this.willKey, stored)
-    }
+    const will = willOf(packet, clientId, owner, v5, this.contentType)
+    if (will !== null) await this.will.set(willKey(clientId, this.id), will)
     if (this.state !== State.Connecting || session.connection !== this) return
     if (session.durable || will) broker.onFlowStep?.('connect-persisted')
 
     // CONNACK.
     if (v5) {
-      const properties: ConnackPacket['properties'] = {
-        topicAliasMaximum: broker.topicAliasMaximum,
-        maximumPacketSize: broker.maxPacketSize,
-        wildcardSubscriptionAvailable: true,
-        subscriptionIdentifiersAvailable: true,
-        sharedSubscriptionAvailable: true,
-        retainAvailable: true,
-      }
-      if (broker.receiveMaximum < 65535) properties.receiveMaximum = broker.receiveMaximum
-      if (assigned !== undefined) properties.assignedClientIdentifier = assigned
-      if (serverKeepAlive !== undefined) properties.serverKeepAlive = serverKeepAlive
-      if (props?.requestResponseInformation === true && broker.responseInformation !== false) {
-        const info = broker.responseInformation(this.sessionInfo)
-        if (info !== undefined) properties.responseInformation = info
-      }
-      if (this.authMethod !== undefined) {
-        properties.authenticationMethod = this.authMethod
-        if (authData !== undefined) properties.authenticationData = Buffer.from(authData)
-      }
+      const properties = connackProperties(broker, packet, accepted, this.sessionInfo, auth.data)
       this.stream.write(
-        this.sized({
-          cmd: 'connack',
-          reasonCode: 0,
-          sessionPresent,
-          properties,
-        } as ConnackPacket),
+        this.sized({ cmd: 'connack', reasonCode: 0, sessionPresent, properties } as ConnackPacket),
       )
     } else {
       this.stream.write(v3Connack(sessionPresent, 0))
     }
     this.state = State.Connected
-    this.aliases = v5 && broker.topicAliasMaximum > 0 ? new Map() : null
-    this.startKeepAlive(keepAlive)
+    this.inbound = new InboundFlows(this, broker, v5 && broker.topicAliasMaximum > 0)
+    this.subscribes = new SubscribeFlows(this, broker)
+    this.keepAlive.start(accepted.keepAlive)
     this.counters.connects++
     broker.emit('connected', this.sessionInfo, this.stream)
 
     if (sessionPresent) {
       session.retransmit(this)
-      this.resubscribe(session)
+      this.subscribes.resubscribe(session)
     }
     const held = this.held
     this.held = null
     if (held) for (const [frame, off] of held) if (this.state === State.Connected) this.onFrame(frame, off)
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Enhanced authentication (MQTT 5 section 4.12)
-
-  /**
-   * Runs an authentication exchange to its end: each `continue` goes out as AUTH 0x18 and the
-   * client's AUTH 0x18 answer is the next step's input. Null when the connection closed meanwhile.
-   */
-  private async authenticateEnhanced(
-    factory: AuthMethodFactory,
-    first: Buffer | undefined,
-    username: string | undefined,
-    current: User | null,
-  ): Promise<Exclude<AuthResult, { status: 'continue' }> | null> {
-    const method = this.authMethod!
-    const exchange = factory({
-      method,
-      clientId: this.clientId,
-      username,
-      reauthenticating: current,
-      info: this.info,
-      runtime: this.broker.runtime,
-    })
-    const auth: AuthState = { exchange, waiter: null, timer: null }
-    this.auth = auth
-    try {
-      let data = first
-      for (;;) {
-        const result = await exchange.step(data)
-        if (this.state === State.Closed || this.auth !== auth) return null
-        if (result.status !== 'continue') return result
-        const next = new Promise<Buffer | undefined>((resolve) => {
-          auth.waiter = resolve
-        })
-        auth.timer = setTimeout(
-          guarded(this, () => this.close('authentication timed out')),
-          this.broker.connectTimeoutMs,
-        )
-        auth.timer.unref?.()
-        this.write(
-          this.sized({
-            cmd: 'auth',
-            reasonCode: ReasonCode.ContinueAuthentication,
-            properties: { authenticationMethod: method, authenticationData: Buffer.from(result.data) },
-          } as AuthPacket),
-        )
-        this.flushOut()
-        data = await next
-        if ((this.state as State) === State.Closed || this.auth !== auth) return null
-      }
-    } finally {
-      if (auth.timer) clearTimeout(auth.timer)
-      if (this.auth === auth) this.auth = null
+  /** The record format subscribers get, and the connection's content type, from the transport and CONNECT. */
+  private applyFormats(packet: ConnectPacket): void {
+    const transportFormat = formatForAccept(this.info.accept)
+    if (transportFormat !== undefined) {
+      this.accept = transportFormat
+      this.acceptExplicit = true
     }
-  }
-
-  /** An AUTH packet from the client: the next step of an exchange, or a re-authentication request. */
-  private onAuth(packet: AuthPacket): void {
-    const rc = packet.reasonCode ?? 0
-    const method = packet.properties?.authenticationMethod
-    if (this.authMethod === undefined || method !== this.authMethod) {
-      // MQTT 5 section 4.12: AUTH without enhanced authentication at CONNECT, or another method.
-      this.protocolViolation(new ProtocolError('AUTH with an authentication method not used at CONNECT'))
-      return
+    const props = packet.properties
+    if (!this.v5 || !props) return
+    // Per-connection settings from CONNECT properties.
+    if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
+    if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0)
+      this.outAliases = new OutboundAliases(props.topicAliasMaximum)
+    const accept = firstUserProperty(props, 'accept')
+    if (accept) {
+      this.accept = accept
+      this.acceptExplicit = true
     }
-    const data = packet.properties?.authenticationData
-    const auth = this.auth
-    if (rc === ReasonCode.ContinueAuthentication && auth?.waiter) {
-      const resolve = auth.waiter
-      auth.waiter = null
-      if (auth.timer) clearTimeout(auth.timer)
-      auth.timer = null
-      resolve(data)
-      return
-    }
-    if (rc === ReasonCode.ReAuthenticate && auth === null && this.state === State.Connected) {
-      settle(this, this.reauthenticate(data), () => {})
-      return
-    }
-    this.protocolViolation(new ProtocolError(`unexpected AUTH 0x${rc.toString(16)}`))
-  }
-
-  /** Re-authentication (MQTT 5 section 4.12.1): same method; success keeps the connection, failure ends it. */
-  private async reauthenticate(data: Buffer | undefined): Promise<void> {
-    const factory = this.broker.authenticationMethods[this.authMethod!]!
-    let result: Exclude<AuthResult, { status: 'continue' }> | null
-    try {
-      result = await this.authenticateEnhanced(factory, data, this.ctx.user?.username, this.ctx.user)
-    } catch (err) {
-      this.broker.logger.warn({ err }, 'mqtt: re-authentication failed')
-      result = { status: 'failure', reason: 'authentication error' }
-    }
-    if (result === null || this.state !== State.Connected) return
-    if (result.status === 'success' && result.user.username === this.ctx.user?.username) {
-      this.ctx.user = result.user
-      const properties: AuthPacket['properties'] = { authenticationMethod: this.authMethod! }
-      if (result.data !== undefined) properties.authenticationData = Buffer.from(result.data)
-      this.write(this.sized({ cmd: 'auth', reasonCode: 0, properties } as AuthPacket))
-      return
-    }
-    const reason = result.status === 'failure' ? (result.reason ?? 'authentication failed') : 'another user'
-    this.broker.emit(
-      'auth-failed',
-      { clientId: this.clientId, username: this.ctx.user?.username, reason },
-      this.stream,
-    )
-    // 0x86 is not a DISCONNECT reason code: re-authentication failures are "not authorized".
-    const rc = result.status === 'failure' ? result.reasonCode : undefined
-    this.disconnectWith(
-      rc === ReasonCode.BadAuthenticationMethod ? rc : ReasonCode.NotAuthorized,
-      `re-authentication failed: ${reason}`,
-    )
-  }
-
-  /**
-   * Generates a v5 packet that fits the client's Maximum Packet Size: the Reason String and User
-   * Properties go first when it does not [MQTT-3.1.2-25] [MQTT-3.2.2-19] [MQTT-3.2.2-20]; an empty
-   * buffer when it still does not fit.
-   */
-  private sized(packet: Packet): Buffer {
-    const buf = generateWithin(packet, this.version, this.clientMaximumPacketSize)
-    if (buf.length === 0)
-      this.broker.logger.debug(`mqtt: ${packet.cmd} for ${this.clientId} exceeds its maximum packet size`)
-    return buf
-  }
-
-  /** A reason string for an acknowledgement, when the client did not turn problem information off. */
-  private ackReason(reason: string | undefined): string | undefined {
-    return this.v5 && this.problemInfo ? reason : undefined
-  }
-
-  /** PUBACK / PUBREC / PUBREL / PUBCOMP with an optional reason string (dropped if it would not fit). */
-  private ack(type: number, packetId: number, reasonCode: number, reason?: string): Buffer {
-    const r = this.ackReason(reason)
-    if (r !== undefined) {
-      const buf = encodeAck(type, packetId, reasonCode, true, reasonStringProperty(r))
-      if (buf.length <= this.clientMaximumPacketSize) return buf
-    }
-    return encodeAck(type, packetId, reasonCode, this.v5)
-  }
-
-  /** A resumed durable session: catch up from the change log after each cursor, then go live. */
-  private resubscribe(session: Session): void {
-    for (const sub of session.subscriptions.values()) {
-      if (sub.closed || sub.handle !== null) continue
-      // Shared subscriptions do not replay: other members received what was published meanwhile.
-      // Cursor 0 (the log was empty at subscribe time) replays from the start.
-      const after = sub.shared ? undefined : session.catchUpCursor(sub)
-      settle(this, this.openSubscription(sub, false, after), (rc) => {
-        if (rc >= 0x80) session.refused(sub, true)
-      })
-    }
-    session.fillWindow()
+    const contentType = firstUserProperty(props, 'content-type')
+    if (contentType) this.contentType = contentType
   }
 
   private refuse(reason: number, why: string): void {
@@ -934,483 +580,33 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Inbound PUBLISH
+  // Enhanced authentication (MQTT 5 section 4.12)
 
-  private onPublish(frame: Buffer, bodyOffset: number): void {
-    const p = parsePublish(frame, bodyOffset, this.v5)
-    if (!('topic' in p)) {
-      this.protocolViolation(p)
-      return
-    }
-    let topic = p.topic
-    const props = p.properties
-    if (props !== undefined && props.topicAlias !== undefined) {
-      const alias = props.topicAlias
-      if (alias === 0 || alias > this.broker.topicAliasMaximum || this.aliases === null) {
-        this.protocolViolation(new ProtocolError('topic alias out of range', ReasonCode.TopicAliasInvalid))
-        return
-      }
-      if (topic.length === 0) {
-        const known = this.aliases.get(alias)
-        if (known === undefined) {
-          this.protocolViolation(new ProtocolError('unknown topic alias'))
-          return
-        }
-        topic = known
-      } else {
-        this.aliases.set(alias, topic)
-      }
-      delete props.topicAlias
-    }
-    if (!isValidTopicName(topic)) {
-      // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
-      this.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
-      return
-    }
-    const qos = p.qos
-    this.counters.messagesIn[qos]++
-    if (qos > 0 && this.v5) {
-      const known =
-        qos === 2 &&
-        (this.session!.hasInboundQos2(p.packetId) ||
-          this.session!.pendingInboundQos2(p.packetId) !== undefined)
-      if (!known && this.quotaUsed >= this.broker.receiveMaximum) {
-        // [MQTT-3.3.4-9]
-        this.protocolViolation(
-          new ProtocolError(
-            'receive maximum exceeded',
-            ReasonCode.ReceiveMaximumExceeded,
-            'MQTT_RECEIVE_MAXIMUM_EXCEEDED',
-          ),
-        )
-        return
-      }
-    }
-    if (props?.payloadFormatIndicator === true && !isUtf8(p.payload)) {
-      // MQTT 5 section 3.3.2.3.2: a payload flagged UTF-8 that is not is refused with 0x99 in the
-      // acknowledgement (in order with the others), or by DISCONNECT for QoS 0 (nothing to acknowledge).
-      const why = 'payload format indicator says UTF-8 but the payload is not'
-      if (qos === 0) {
-        this.protocolViolation(new ProtocolError(why, ReasonCode.PayloadFormatInvalid))
-        return
-      }
-      this.finishAck(
-        this.pushAck(qos === 1 ? PUBACK : PUBREC, p.packetId),
-        ReasonCode.PayloadFormatInvalid,
-        why,
-      )
-      return
-    }
-    if (qos === 0) this.publishQos0(topic, p)
-    else if (qos === 1) this.publishQos1(topic, p)
-    else this.publishQos2(topic, p)
+  /** Sends an AUTH packet of an exchange; `now`: flushed at once. */
+  sendAuth(packet: AuthPacket, now: boolean): void {
+    this.write(this.sized(packet))
+    if (now) this.writer.flush()
   }
 
-  private message(p: InboundPublish): PublishMessage {
-    const meta: EventMeta = { qos: p.qos, clientId: this.clientId }
-    const props = p.properties
-    let contentType = this.contentType
-    if (props !== undefined) {
-      if (props.contentType !== undefined) {
-        contentType = props.contentType
-        delete props.contentType
-      }
-      for (const _ in props) {
-        meta.properties = props as Record<string, unknown>
-        break
-      }
-    }
-    const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
-    if (contentType !== undefined) msg.contentType = contentType
-    return msg
+  get user(): User | null {
+    return this.ctx.user
   }
 
-  private publishQos0(topic: string, p: InboundPublish): void {
-    this.publishStarted()
-    // Closing on a refusal waits for the acknowledgements of the publishes before it.
-    const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
-    settle(
-      this,
-      (this.lastPublish = this.broker.runtime.publish(topic, this.message(p), this.ctx)),
-      () => {
-        this.publishSettled()
-        if (slot !== null) this.finishAck(slot, 0)
-      },
-      (err) => {
-        this.publishSettled()
-        this.publishRefused(err, topic, 0)
-        if (slot !== null) this.finishAck(slot, 0, undefined, 'publish refused')
-      },
-    )
+  reauthenticated(user: User): void {
+    this.ctx.user = user
   }
 
-  /** 3.1.1 with `refusedPublish: 'disconnect'`: a refused publish closes the connection instead of its acknowledgement. */
-  private get closesOnRefusal(): boolean {
-    return !this.v5 && this.broker.refusedPublish === 'disconnect'
-  }
-
-  /**
-   * Whether a refused QoS 1/2 publish closes this connection instead of its acknowledgement: as above,
-   * and for 3.1.1 always when the write could not be made durable (`UNAVAILABLE`: a cluster without
-   * quorum), so the client resends it rather than take the PUBACK for success.
-   */
-  private closesOn(err: unknown): boolean {
-    return this.closesOnRefusal || (!this.v5 && (err as { code?: unknown })?.code === 'UNAVAILABLE')
-  }
-
-  private publishQos1(topic: string, p: InboundPublish): void {
-    const ack = this.pushAck(PUBACK, p.packetId)
-    this.quotaUsed++
-    this.publishStarted()
-    settle(
-      this,
-      (this.lastPublish = this.broker.runtime.publish(topic, this.message(p), this.ctx)),
-      () => {
-        this.publishSettled()
-        this.broker.onFlowStep?.('inbound-publish-persisted')
-        this.finishAck(ack, 0)
-      },
-      (err) => {
-        this.publishSettled()
-        const rc = this.publishRefused(err, topic, 1)
-        if (this.v5) this.finishAck(ack, rc, errorReason(err))
-        else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
-      },
-    )
-  }
-
-  private publishQos2(topic: string, p: InboundPublish): void {
-    const session = this.session!
-    const id = p.packetId
-    const ack = this.pushAck(PUBREC, id)
-    if (session.hasInboundQos2(id)) {
-      // A duplicate of a message already applied: acknowledge, do not apply again [MQTT-4.3.3-10].
-      this.finishAck(ack, 0)
-      return
-    }
-    const pending = session.pendingInboundQos2(id)
-    if (pending !== undefined) {
-      settle(
-        this,
-        pending,
-        () =>
-          this.finishAck(
-            ack,
-            session.hasInboundQos2(id) ? 0 : ReasonCode.UnspecifiedError,
-            session.hasInboundQos2(id) ? undefined : 'the first copy of this message was refused',
-          ),
-        () => this.finishAck(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
-      )
-      return
-    }
-    this.quotaUsed++
-    this.publishStarted()
-    const options = session.durable
-      ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
-      : undefined
-    // Guarded callbacks: `work` always fulfils, so the PUBREL and duplicate paths waiting on it never
-    // see a rejection.
-    const work = this.broker.runtime.publish(topic, this.message(p), this.ctx, options).then(
-      guarded(this, () => {
-        session.inboundQos2Applied(id)
-        this.publishSettled()
-        this.broker.onFlowStep?.('inbound-publish-persisted')
-        this.finishAck(ack, 0)
-      }),
-      guarded(this, (err: unknown) => {
-        this.publishSettled()
-        const rc = this.publishRefused(err, topic, 2)
-        if (this.v5) {
-          this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-          this.finishAck(ack, rc, errorReason(err))
-        } else if (this.closesOn(err)) {
-          this.finishAck(ack, 0, undefined, 'publish refused')
-        } else {
-          session.inboundQos2Applied(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
-          this.finishAck(ack, 0)
-        }
-      }),
-    )
-    this.lastPublish = work
-    session.inboundQos2Started(id, work)
-  }
-
-  /**
-   * A publish the runtime refused (nothing applied): emitted as `publish-refused`, logged at warn
-   * (rate-limited). Returns its v5 reason code; 3.1.1 has no negative acknowledgement.
-   */
-  private publishRefused(err: unknown, topic: string, qos: 0 | 1 | 2): number {
-    this.broker.stats.dropped.refused++
-    const reasonCode = reasonCodeFor(err)
-    const reason = err instanceof Error ? err.message : String(err)
-    const broker = this.broker
-    this.refusals ??= new RefusalLog(broker.logger)
-    this.refusals.note({ clientId: this.clientId, topic, reasonCode, reason }, err)
-    broker.events.emit(
-      'publish-refused',
-      { clientId: this.clientId, username: this.session?.owner ?? undefined, topic, qos, reasonCode, reason },
+  reauthenticationFailed(reasonCode: number, reason: string): void {
+    this.broker.emit(
+      'auth-failed',
+      { clientId: this.clientId, username: this.ctx.user?.username, reason },
       this.stream,
     )
-    return reasonCode
-  }
-
-  private onPubrel(id: number): void {
-    const session = this.session!
-    const release = () => {
-      if (!session.inboundQos2Released(id)) {
-        this.write(this.ack(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
-        return
-      }
-      this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-      if (!session.durable && !session.persisted) {
-        this.write(encodeAck(PUBCOMP, id, 0, this.v5))
-        return
-      }
-      // The id is forgotten durably before PUBCOMP, so a reused id is never mistaken for a duplicate.
-      settle(
-        this,
-        this.broker.track(this.broker.state(QOS2_STORE).delete(packetKey(session.clientId, id))),
-        () => {
-          this.broker.onFlowStep?.('inbound-pubrel-persisted')
-          this.write(encodeAck(PUBCOMP, id, 0, this.v5))
-          this.noteSent('inbound-pubcomp-sent')
-        },
-        () => this.close('state write failed'),
-      )
-    }
-    const pending = session.pendingInboundQos2(id)
-    if (pending !== undefined) settle(this, pending, release, release)
-    else release()
-  }
-
-  /** The last publish handed to the runtime; commits complete in order, so it settles after all before it. */
-  private lastPublish: Promise<unknown> | null = null
-
-  /**
-   * PINGRESP once this client's earlier publishes (QoS 0 too) are committed: a client may use PINGREQ as a
-   * barrier, as with Mosquitto, which applies a publish before it reads the next packet (a retained delete
-   * followed by PINGREQ is visible to every subscription made after PINGRESP).
-   */
-  private pong(): void {
-    const last = this.lastPublish
-    if (last === null) this.write(PINGRESP)
-    else
-      settle(
-        this,
-        last,
-        () => this.write(PINGRESP),
-        () => this.write(PINGRESP),
-      )
-  }
-
-  private pushAck(type: number, packetId: number): AckEntry {
-    const entry: AckEntry = {
-      type,
-      packetId,
-      reasonCode: 0,
-      reason: undefined,
-      done: false,
-      closeReason: undefined,
-    }
-    this.acks.push(entry)
-    return entry
-  }
-
-  /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
-  private finishAck(entry: AckEntry, reasonCode: number, reason?: string, closeReason?: string): void {
-    entry.done = true
-    entry.reasonCode = reasonCode
-    entry.closeReason = closeReason
-    if (reasonCode >= 0x80) entry.reason = reason
-    const acks = this.acks
-    let head = this.ackHead
-    while (head < acks.length && acks[head]!.done) {
-      const a = acks[head++]!
-      if (a.closeReason !== undefined) {
-        this.close(a.closeReason)
-        return
-      }
-      if (a.type === NO_ACK) continue
-      this.write(
-        a.reason === undefined
-          ? encodeAck(a.type, a.packetId, a.reasonCode, this.v5)
-          : this.ack(a.type, a.packetId, a.reasonCode, a.reason),
-      )
-      if (a.reasonCode < 0x80)
-        this.noteSent(a.type === PUBACK ? 'inbound-puback-sent' : 'inbound-pubrec-sent')
-      if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-    }
-    if (head === acks.length) {
-      this.acks = []
-      this.ackHead = 0
-    } else {
-      this.ackHead = head
-    }
-  }
-
-  /** Counts an inbound publish until it settles; too many uncommitted ones pause the stream. */
-  private publishStarted(): void {
-    if (++this.inflightIn >= PAUSE_AT && !this.paused) {
-      this.paused = true
-      this.stream.pause()
-    }
-  }
-
-  private publishSettled(): void {
-    this.inflightIn--
-    if (this.paused && this.inflightIn <= RESUME_AT) {
-      this.paused = false
-      if (this.state !== State.Closed) this.stream.resume()
-    }
+    this.disconnectWith(reasonCode, `re-authentication failed: ${reason}`)
   }
 
   // -------------------------------------------------------------------------------------------
-  // SUBSCRIBE / UNSUBSCRIBE
-
-  private onSubscribe(packet: SubscribePacket): void {
-    const session = this.session!
-    const props = packet.properties
-    const subId = props?.subscriptionIdentifier
-    if (subId === 0) {
-      this.protocolViolation(new ProtocolError('subscription identifier 0'))
-      return
-    }
-    if (packet.subscriptions.length === 0) {
-      // [MQTT-3.8.3-3] at least one topic filter.
-      this.protocolViolation(new ProtocolError('SUBSCRIBE without topic filters'))
-      return
-    }
-    const accept = firstUserProperty(props, 'accept')
-    for (const s of packet.subscriptions) {
-      if (!isValidUtf8String(s.topic)) {
-        this.protocolViolation(new MalformedPacketError('topic filter is not valid UTF-8'))
-        return
-      }
-      if (this.v5 && s.nl === true && isSharedFilter(s.topic)) {
-        // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
-        this.protocolViolation(new ProtocolError('no local on a shared subscription'))
-        return
-      }
-    }
-    const reasons: string[] = []
-    const codes: Promise<number>[] = []
-    for (const s of packet.subscriptions) codes.push(this.subscribeOne(session, s, subId, accept, reasons))
-    settle(this, Promise.all(codes), (granted) => {
-      this.afterSave(session, () => {
-        if (this.state !== State.Connected) return
-        const suback = { cmd: 'suback', messageId: packet.messageId, granted } as SubackPacket
-        const reason = this.ackReason(reasons.length > 0 ? reasons.join('; ') : undefined)
-        if (reason !== undefined) suback.properties = { reasonString: reason }
-        const buf = this.sized(suback)
-        if (buf.length > 0) this.write(buf)
-      })
-    })
-  }
-
-  /**
-   * Runs `reply` once a durable session's record is written, or failed to be (track() logged it):
-   * the subscriptions are live either way, so the client gets its acknowledgement.
-   */
-  private afterSave(session: Session, reply: () => void): void {
-    if (session.durable) settle(this, session.save(), reply, reply)
-    else reply()
-  }
-
-  private subscribeOne(
-    session: Session,
-    s: Subscription,
-    subId: number | undefined,
-    accept: string | undefined,
-    reasons: string[],
-  ): Promise<number> {
-    const v5 = this.v5
-    // v3.1.1 clients may use $share too (as in Mosquitto).
-    if (!isValidTopicFilter(s.topic, true)) {
-      reasons.push(`invalid topic filter ${s.topic}`)
-      return Promise.resolve(v5 ? ReasonCode.TopicFilterInvalid : 0x80)
-    }
-    const previous = session.subscriptions.get(s.topic)
-    const rh = s.rh ?? 0
-    const sub = session.subscription({
-      filter: s.topic,
-      qos: s.qos,
-      nl: v5 ? (s.nl ?? false) : false,
-      rap: v5 ? (s.rap ?? false) : false,
-      rh,
-      id: subId,
-      accept,
-      cursor: previous?.cursor ?? 0,
-    })
-    // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
-    const existing = session.addSubscription(sub)
-    // Retain Handling [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; shared: never (MQTT 5 section 4.8.2).
-    const sendRetained = !sub.shared && (rh === 0 || (rh === 1 && existing === undefined))
-    return this.openSubscription(sub, sendRetained, undefined, reasons).then((rc) => {
-      if (rc >= 0x80) session.refused(sub, false)
-      return rc
-    })
-  }
-
-  /** Opens the runtime subscription for `sub`; resolves to the granted QoS or a failure code. */
-  private openSubscription(
-    sub: SessionSubscription,
-    retained: boolean,
-    after: number | undefined,
-    reasons?: string[],
-  ): Promise<number> {
-    const options: Parameters<Runtime['subscribe']>[2] = {
-      retained,
-      qos: sub.qos,
-      noLocal: sub.nl,
-      retainAsPublished: sub.rap,
-    }
-    if (after !== undefined) options.after = after
-    if (sub.id !== undefined) options.subscriptionId = sub.id
-    if (sub.shared) {
-      // The group's round robin skips this member while its window is full.
-      const session = this.session!
-      options.canDeliver = () => session.canTake(sub)
-    }
-    return this.broker.runtime.subscribe(sub.filter, sub.listener, options, this.ctx).then(
-      (handle) => {
-        this.session!.opened(sub, handle, after === undefined, this)
-        return sub.qos
-      },
-      (err) => {
-        this.broker.faultLog.warn(
-          'subscribe-refused',
-          { err, clientId: this.clientId, filter: sub.filter, remoteAddress: this.info.remoteAddress },
-          `mqtt: subscribe to ${sub.filter} by ${this.clientId} refused: ${(err as Error).message}`,
-        )
-        const reason = errorReason(err)
-        if (reason !== undefined) reasons?.push(reason)
-        return subackFailureCode(err, this.version)
-      },
-    )
-  }
-
-  private onUnsubscribe(packet: UnsubscribePacket): void {
-    if (packet.unsubscriptions.length === 0) {
-      // [MQTT-3.10.3-2] at least one topic filter.
-      this.protocolViolation(new ProtocolError('UNSUBSCRIBE without topic filters'))
-      return
-    }
-    const session = this.session!
-    const granted: number[] = []
-    for (const filter of packet.unsubscriptions) {
-      granted.push(session.removeSubscription(filter) ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted)
-    }
-    const reply = () => {
-      if (this.state !== State.Connected) return
-      const ack = { cmd: 'unsuback', messageId: packet.messageId, granted } as UnsubackPacket
-      const buf = this.sized(ack)
-      if (buf.length > 0) this.write(buf)
-    }
-    this.afterSave(session, reply)
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // DISCONNECT, keep-alive, closing
+  // DISCONNECT and closing
 
   private onDisconnect(packet: DisconnectPacket): void {
     const session = this.session!
@@ -1425,45 +621,19 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       session.setExpiry(expiry)
     }
     // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
-    this.sendWill = this.v5 && rc === ReasonCode.DisconnectWithWill
-    if (this.sendWill || this.will === null || this.willKey === null) {
-      this.close('client disconnected', this.sendWill ? undefined : true)
+    const withWill = this.v5 && rc === ReasonCode.DisconnectWithWill
+    const discarded = this.will.disconnect(withWill)
+    if (discarded === null) {
+      this.close('client disconnected', withWill ? undefined : true)
       return
     }
-    // The discard is committed before the connection closes: a crash after the close must not find the
-    // will pending at the next start. Nothing is read meanwhile, and a close by the peer publishes nothing.
-    const key = this.willKey
-    this.will = null
+    // The connection closes once the discard is committed. Nothing is read meanwhile, and a close by the
+    // peer publishes nothing.
     this.reader.stop()
-    settle(this, this.broker.wills.discard(key), () => {
+    settle(this, discarded, () => {
       this.broker.onFlowStep?.('will-discard-persisted')
       this.close('client disconnected', true)
     })
-  }
-
-  private startKeepAlive(seconds: number): void {
-    if (seconds === 0) return
-    // [MQTT-3.1.2-24] one and a half times the keep alive.
-    this.keepAliveMs = seconds * 1500
-    this.keepAliveTimer = setTimeout(
-      guarded(this, () => this.checkKeepAlive()),
-      this.keepAliveMs,
-    )
-    this.keepAliveTimer.unref?.()
-  }
-
-  private checkKeepAlive(): void {
-    if (this.state === State.Closed) return
-    const idle = Date.now() - this.lastRx
-    if (idle >= this.keepAliveMs) {
-      this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
-      return
-    }
-    this.keepAliveTimer = setTimeout(
-      guarded(this, () => this.checkKeepAlive()),
-      this.keepAliveMs - idle,
-    )
-    this.keepAliveTimer.unref?.()
   }
 
   /** Another connection took over the session: v5 DISCONNECT 0x8E, then close (will rules apply). */
@@ -1473,8 +643,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
   /** The user was deleted: v5 DISCONNECT with `reasonCode`; the will is dropped, never published. */
   revoke(reasonCode: number, reason: string): void {
-    if (this.will !== null && this.willKey !== null) this.broker.wills.discard(this.willKey)
-    this.will = null
+    this.will.revoke()
     this.disconnectWith(reasonCode, reason)
   }
 
@@ -1485,16 +654,13 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
   /** Broker shutdown: v5 DISCONNECT 0x8B; the will stays persisted and is published after restart. */
   shutdown(): void {
-    this.sendWill = false
-    this.keepWillForRestart = true
+    this.will.keepForNextStart()
     this.disconnectWith(ReasonCode.ServerShuttingDown, 'server shutting down')
   }
 
-  private keepWillForRestart = false
-
   private disconnectWith(reasonCode: number, reason: string): void {
-    this.flushOut()
-    if (this.state === State.Connecting && this.auth !== null) {
+    this.writer.flush()
+    if (this.state === State.Connecting && this.enhanced?.inProgress === true) {
       // Before CONNACK (an AUTH exchange): the refusal is a CONNACK (MQTT 5 section 4.13.1).
       this.refuse(
         reasonCode === ReasonCode.ServerShuttingDown ? ReasonCode.ServerUnavailable : reasonCode,
@@ -1516,7 +682,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   }
 
   /** Malformed bytes or a protocol violation: this connection closes, v5 with DISCONNECT and the reason code. */
-  private protocolViolation(error: MqttError): void {
+  protocolViolation(error: MqttError): void {
     this.broker.faultLog.warn(
       'protocol-error',
       {
@@ -1537,17 +703,16 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     const prev = this.state
     if (prev === State.Closed) return
     this.state = State.Closed
+    this.writer.stop()
     this.reader.stop()
     if (this.connectTimer) clearTimeout(this.connectTimer)
-    if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer)
-    // An AUTH exchange waiting for the client's next step would wait (and hold its timeout) for
-    // nothing: waking it lets authenticateEnhanced see the closed state and clear the timer.
-    this.auth?.waiter?.(undefined)
+    this.keepAlive.stop()
+    this.enhanced?.abort()
     this.held = null
     const broker = this.broker
     broker.connectionClosed(this)
     const stream = this.stream
-    this.flushOut()
+    this.writer.flush()
     if (!stream.destroyed) {
       stream.end()
       // A peer that does not close its side is cut off.
@@ -1561,32 +726,12 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     if (this.holdsPlace) broker.limits.give()
     const session = this.session
     if (session === null || session.connection !== this) {
-      if (prev === State.Connected || prev === State.Connecting) this.settleWill(graceful === true, session)
+      if (prev === State.Connected || prev === State.Connecting) this.will.closed(graceful === true, session)
       if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
       return
     }
-    this.settleWill(graceful === true, session)
+    this.will.closed(graceful === true, session)
     broker.sessions.detach(session)
     if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
   }
-
-  private settleWill(graceful: boolean, session: Session | null): void {
-    const will = this.will
-    const key = this.willKey
-    if (will === null || key === null) return
-    this.will = null
-    if (this.keepWillForRestart) return
-    if (graceful && !this.sendWill) {
-      this.broker.wills.discard(key)
-      return
-    }
-    const ends = session === null || !session.durable || session.destroyed
-    this.broker.wills.trigger(key, will, ends, session?.expiryMs() ?? 0)
-  }
-}
-
-/** The reason string for a refusal by the runtime: its message for domain errors, nothing for internal ones. */
-function errorReason(err: unknown): string | undefined {
-  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') return err.message
-  return undefined
 }

@@ -191,3 +191,9 @@ export function subackFailureCode(error: unknown, protocolVersion: number): numb
     ? ReasonCode.TopicFilterInvalid
     : rc
 }
+
+/** The reason string for a refusal by the runtime: its message for domain errors, nothing for internal ones. */
+export function errorReason(err: unknown): string | undefined {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') return err.message
+  return undefined
+}

@@ -1,0 +1,413 @@
+/**
+ * One connection's inbound PUBLISH flows (MQTT 5 section 4.3): QoS 0, 1 and 2 handed to the runtime,
+ * acknowledgements sent once committed and in the order the PUBLISH packets arrived [MQTT-4.6.0-2],
+ * the receive quota [MQTT-3.3.4-9], inbound topic aliases, PUBREL/PUBCOMP, PINGRESP as a barrier after
+ * the publishes before it, and back-pressure (too many uncommitted publishes pause the stream).
+ */
+import { isUtf8 } from 'node:buffer'
+import type { Duplex } from 'node:stream'
+import type { ConnectionHost } from './connection-host.js'
+import { errorReason, type MqttError, ProtocolError, ReasonCode, reasonCodeFor } from './errors.js'
+import { type FaultSink, guarded, settle } from './fault.js'
+import type { FlowStep } from './flow-steps.js'
+import { encodeAck, type InboundPublish, PINGRESP, PUBACK, PUBCOMP, PUBREC, parsePublish } from './packets.js'
+import { RefusalLog } from './refusal-log.js'
+import type { EventMeta, PublishMessage, RequestContext } from './runtime.js'
+import type { Session } from './session.js'
+import { packetKey, QOS2_STORE } from './session-store.js'
+import type { DoorStats } from './stats.js'
+import { isValidTopicName } from './topic-validate.js'
+
+/** Inbound publishes not yet committed before the stream is paused (back-pressure). */
+const PAUSE_AT = 1024
+const RESUME_AT = 256
+
+interface AckEntry {
+  /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection. */
+  type: number
+  packetId: number
+  reasonCode: number
+  reason: string | undefined
+  done: boolean
+  /** Instead of an acknowledgement, the connection closes here (after the ones before it went out). */
+  closeReason: string | undefined
+}
+
+const NO_ACK = 0
+
+/** What the inbound flows need of their connection. */
+export interface InboundPeer extends FaultSink {
+  readonly v5: boolean
+  readonly clientId: string
+  readonly ctx: RequestContext
+  /** The connection's content type (CONNECT user property `content-type`). */
+  readonly contentType: string | undefined
+  readonly counters: DoorStats
+  readonly session: Session | null
+  readonly stream: Duplex
+  readonly closed: boolean
+  write(packet: Buffer): void
+  noteSent(step: FlowStep): void
+  /** An acknowledgement with an optional reason string (dropped when it would not fit). */
+  ack(type: number, packetId: number, reasonCode: number, reason?: string): Buffer
+  protocolViolation(error: MqttError): void
+  close(reason: string): void
+}
+
+export class InboundFlows {
+  /** Inbound topic aliases (alias -> topic); null when the broker accepts none from this client. */
+  private readonly aliases: Map<number, string> | null
+  private acks: AckEntry[] = []
+  private ackHead = 0
+  private inflightIn = 0
+  private quotaUsed = 0
+  private paused = false
+  private refusals: RefusalLog | null = null
+
+  constructor(
+    private readonly peer: InboundPeer,
+    private readonly host: ConnectionHost,
+    acceptsAliases: boolean,
+  ) {
+    this.aliases = acceptsAliases ? new Map() : null
+  }
+
+  onPublish(frame: Buffer, bodyOffset: number): void {
+    const p = parsePublish(frame, bodyOffset, this.peer.v5)
+    if (!('topic' in p)) {
+      this.peer.protocolViolation(p)
+      return
+    }
+    let topic = p.topic
+    const props = p.properties
+    if (props !== undefined && props.topicAlias !== undefined) {
+      const alias = props.topicAlias
+      if (alias === 0 || alias > this.host.topicAliasMaximum || this.aliases === null) {
+        this.peer.protocolViolation(
+          new ProtocolError('topic alias out of range', ReasonCode.TopicAliasInvalid),
+        )
+        return
+      }
+      if (topic.length === 0) {
+        const known = this.aliases.get(alias)
+        if (known === undefined) {
+          this.peer.protocolViolation(new ProtocolError('unknown topic alias'))
+          return
+        }
+        topic = known
+      } else {
+        this.aliases.set(alias, topic)
+      }
+      delete props.topicAlias
+    }
+    if (!isValidTopicName(topic)) {
+      // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
+      this.peer.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
+      return
+    }
+    const qos = p.qos
+    this.peer.counters.messagesIn[qos]++
+    if (qos > 0 && this.peer.v5) {
+      const known =
+        qos === 2 &&
+        (this.peer.session!.hasInboundQos2(p.packetId) ||
+          this.peer.session!.pendingInboundQos2(p.packetId) !== undefined)
+      if (!known && this.quotaUsed >= this.host.receiveMaximum) {
+        // [MQTT-3.3.4-9]
+        this.peer.protocolViolation(
+          new ProtocolError(
+            'receive maximum exceeded',
+            ReasonCode.ReceiveMaximumExceeded,
+            'MQTT_RECEIVE_MAXIMUM_EXCEEDED',
+          ),
+        )
+        return
+      }
+    }
+    if (props?.payloadFormatIndicator === true && !isUtf8(p.payload)) {
+      // MQTT 5 section 3.3.2.3.2: a payload flagged UTF-8 that is not is refused with 0x99 in the
+      // acknowledgement (in order with the others), or by DISCONNECT for QoS 0 (nothing to acknowledge).
+      const why = 'payload format indicator says UTF-8 but the payload is not'
+      if (qos === 0) {
+        this.peer.protocolViolation(new ProtocolError(why, ReasonCode.PayloadFormatInvalid))
+        return
+      }
+      this.finishAck(
+        this.pushAck(qos === 1 ? PUBACK : PUBREC, p.packetId),
+        ReasonCode.PayloadFormatInvalid,
+        why,
+      )
+      return
+    }
+    if (qos === 0) this.publishQos0(topic, p)
+    else if (qos === 1) this.publishQos1(topic, p)
+    else this.publishQos2(topic, p)
+  }
+
+  private message(p: InboundPublish): PublishMessage {
+    const meta: EventMeta = { qos: p.qos, clientId: this.peer.clientId }
+    const props = p.properties
+    let contentType = this.peer.contentType
+    if (props !== undefined) {
+      if (props.contentType !== undefined) {
+        contentType = props.contentType
+        delete props.contentType
+      }
+      for (const _ in props) {
+        meta.properties = props as Record<string, unknown>
+        break
+      }
+    }
+    const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
+    if (contentType !== undefined) msg.contentType = contentType
+    return msg
+  }
+
+  private publishQos0(topic: string, p: InboundPublish): void {
+    this.publishStarted()
+    // Closing on a refusal waits for the acknowledgements of the publishes before it.
+    const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
+    settle(
+      this.peer,
+      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx)),
+      () => {
+        this.publishSettled()
+        if (slot !== null) this.finishAck(slot, 0)
+      },
+      (err) => {
+        this.publishSettled()
+        this.publishRefused(err, topic, 0)
+        if (slot !== null) this.finishAck(slot, 0, undefined, 'publish refused')
+      },
+    )
+  }
+
+  /** 3.1.1 with `refusedPublish: 'disconnect'`: a refused publish closes the connection instead of its acknowledgement. */
+  private get closesOnRefusal(): boolean {
+    return !this.peer.v5 && this.host.refusedPublish === 'disconnect'
+  }
+
+  /**
+   * Whether a refused QoS 1/2 publish closes this connection instead of its acknowledgement: as above,
+   * and for 3.1.1 always when the write could not be made durable (`UNAVAILABLE`: a cluster without
+   * quorum), so the client resends it rather than take the PUBACK for success.
+   */
+  private closesOn(err: unknown): boolean {
+    return this.closesOnRefusal || (!this.peer.v5 && (err as { code?: unknown })?.code === 'UNAVAILABLE')
+  }
+
+  private publishQos1(topic: string, p: InboundPublish): void {
+    const ack = this.pushAck(PUBACK, p.packetId)
+    this.quotaUsed++
+    this.publishStarted()
+    settle(
+      this.peer,
+      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx)),
+      () => {
+        this.publishSettled()
+        this.host.onFlowStep?.('inbound-publish-persisted')
+        this.finishAck(ack, 0)
+      },
+      (err) => {
+        this.publishSettled()
+        const rc = this.publishRefused(err, topic, 1)
+        if (this.peer.v5) this.finishAck(ack, rc, errorReason(err))
+        else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
+      },
+    )
+  }
+
+  private publishQos2(topic: string, p: InboundPublish): void {
+    const session = this.peer.session!
+    const id = p.packetId
+    const ack = this.pushAck(PUBREC, id)
+    if (session.hasInboundQos2(id)) {
+      // A duplicate of a message already applied: acknowledge, do not apply again [MQTT-4.3.3-10].
+      this.finishAck(ack, 0)
+      return
+    }
+    const pending = session.pendingInboundQos2(id)
+    if (pending !== undefined) {
+      settle(
+        this.peer,
+        pending,
+        () =>
+          this.finishAck(
+            ack,
+            session.hasInboundQos2(id) ? 0 : ReasonCode.UnspecifiedError,
+            session.hasInboundQos2(id) ? undefined : 'the first copy of this message was refused',
+          ),
+        () => this.finishAck(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
+      )
+      return
+    }
+    this.quotaUsed++
+    this.publishStarted()
+    const options = session.durable
+      ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
+      : undefined
+    // Guarded callbacks: `work` always fulfils, so the PUBREL and duplicate paths waiting on it never
+    // see a rejection.
+    const work = this.host.runtime.publish(topic, this.message(p), this.peer.ctx, options).then(
+      guarded(this.peer, () => {
+        session.inboundQos2Applied(id)
+        this.publishSettled()
+        this.host.onFlowStep?.('inbound-publish-persisted')
+        this.finishAck(ack, 0)
+      }),
+      guarded(this.peer, (err: unknown) => {
+        this.publishSettled()
+        const rc = this.publishRefused(err, topic, 2)
+        if (this.peer.v5) {
+          this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+          this.finishAck(ack, rc, errorReason(err))
+        } else if (this.closesOn(err)) {
+          this.finishAck(ack, 0, undefined, 'publish refused')
+        } else {
+          session.inboundQos2Applied(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
+          this.finishAck(ack, 0)
+        }
+      }),
+    )
+    this.lastPublish = work
+    session.inboundQos2Started(id, work)
+  }
+
+  /**
+   * A publish the runtime refused (nothing applied): emitted as `publish-refused`, logged at warn
+   * (rate-limited). Returns its v5 reason code; 3.1.1 has no negative acknowledgement.
+   */
+  private publishRefused(err: unknown, topic: string, qos: 0 | 1 | 2): number {
+    this.host.stats.dropped.refused++
+    const reasonCode = reasonCodeFor(err)
+    const reason = err instanceof Error ? err.message : String(err)
+    const broker = this.host
+    this.refusals ??= new RefusalLog(broker.logger)
+    this.refusals.note({ clientId: this.peer.clientId, topic, reasonCode, reason }, err)
+    broker.events.emit(
+      'publish-refused',
+      {
+        clientId: this.peer.clientId,
+        username: this.peer.session?.owner ?? undefined,
+        topic,
+        qos,
+        reasonCode,
+        reason,
+      },
+      this.peer.stream,
+    )
+    return reasonCode
+  }
+
+  onPubrel(id: number): void {
+    const session = this.peer.session!
+    const release = () => {
+      if (!session.inboundQos2Released(id)) {
+        this.peer.write(
+          this.peer.ack(PUBCOMP, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'),
+        )
+        return
+      }
+      this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+      if (!session.durable && !session.persisted) {
+        this.peer.write(encodeAck(PUBCOMP, id, 0, this.peer.v5))
+        return
+      }
+      // The id is forgotten durably before PUBCOMP, so a reused id is never mistaken for a duplicate.
+      settle(
+        this.peer,
+        this.host.track(this.host.state(QOS2_STORE).delete(packetKey(session.clientId, id))),
+        () => {
+          this.host.onFlowStep?.('inbound-pubrel-persisted')
+          this.peer.write(encodeAck(PUBCOMP, id, 0, this.peer.v5))
+          this.peer.noteSent('inbound-pubcomp-sent')
+        },
+        () => this.peer.close('state write failed'),
+      )
+    }
+    const pending = session.pendingInboundQos2(id)
+    if (pending !== undefined) settle(this.peer, pending, release, release)
+    else release()
+  }
+
+  /** The last publish handed to the runtime; commits complete in order, so it settles after all before it. */
+  private lastPublish: Promise<unknown> | null = null
+
+  /**
+   * PINGRESP once this client's earlier publishes (QoS 0 too) are committed: a client may use PINGREQ as a
+   * barrier, as with Mosquitto, which applies a publish before it reads the next packet (a retained delete
+   * followed by PINGREQ is visible to every subscription made after PINGRESP).
+   */
+  pong(): void {
+    const last = this.lastPublish
+    if (last === null) this.peer.write(PINGRESP)
+    else
+      settle(
+        this.peer,
+        last,
+        () => this.peer.write(PINGRESP),
+        () => this.peer.write(PINGRESP),
+      )
+  }
+
+  private pushAck(type: number, packetId: number): AckEntry {
+    const entry: AckEntry = {
+      type,
+      packetId,
+      reasonCode: 0,
+      reason: undefined,
+      done: false,
+      closeReason: undefined,
+    }
+    this.acks.push(entry)
+    return entry
+  }
+
+  /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
+  private finishAck(entry: AckEntry, reasonCode: number, reason?: string, closeReason?: string): void {
+    entry.done = true
+    entry.reasonCode = reasonCode
+    entry.closeReason = closeReason
+    if (reasonCode >= 0x80) entry.reason = reason
+    const acks = this.acks
+    let head = this.ackHead
+    while (head < acks.length && acks[head]!.done) {
+      const a = acks[head++]!
+      if (a.closeReason !== undefined) {
+        this.peer.close(a.closeReason)
+        return
+      }
+      if (a.type === NO_ACK) continue
+      this.peer.write(
+        a.reason === undefined
+          ? encodeAck(a.type, a.packetId, a.reasonCode, this.peer.v5)
+          : this.peer.ack(a.type, a.packetId, a.reasonCode, a.reason),
+      )
+      if (a.reasonCode < 0x80)
+        this.peer.noteSent(a.type === PUBACK ? 'inbound-puback-sent' : 'inbound-pubrec-sent')
+      if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
+    }
+    if (head === acks.length) {
+      this.acks = []
+      this.ackHead = 0
+    } else {
+      this.ackHead = head
+    }
+  }
+
+  /** Counts an inbound publish until it settles; too many uncommitted ones pause the stream. */
+  private publishStarted(): void {
+    if (++this.inflightIn >= PAUSE_AT && !this.paused) {
+      this.paused = true
+      this.peer.stream.pause()
+    }
+  }
+
+  private publishSettled(): void {
+    this.inflightIn--
+    if (this.paused && this.inflightIn <= RESUME_AT) {
+      this.paused = false
+      if (!this.peer.closed) this.peer.stream.resume()
+    }
+  }
+}
