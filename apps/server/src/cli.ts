@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { EXIT, runCli } from './cli-program.js'
-import type { Server } from './server.js'
+import type { Server } from './server-types.js'
 
 let server: Server | undefined
 

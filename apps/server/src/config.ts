@@ -1,18 +1,17 @@
 import { constants } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
-import { BlockList } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { addExempt } from './admission.js'
+import { suggestEnv, unknownKey } from './config-hints.js'
 import {
   BOOLEAN_SHORTHANDS,
   CONFIG_KEYS,
   envName,
   flagName,
-  type KeySpec,
   type ServerConfig,
   specFor,
 } from './config-schema.js'
+import { coerceValue, describeValue } from './config-values.js'
 import { ConfigError, type ConfigIssue } from './errors.js'
 
 /** Where a key's effective value came from; later sources win. */
@@ -43,226 +42,8 @@ export interface LoadedConfig {
   notes: string[]
 }
 
-type Coerced = { ok: true; value: unknown } | { ok: false; reason: string }
-
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-}
-const DURATION_UNITS: Record<string, number> = {
-  '': 1,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-}
-
-function describe(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value))
-}
-
-function withUnit(raw: unknown, units: Record<string, number>, what: string): Coerced {
-  if (typeof raw === 'number') {
-    return Number.isSafeInteger(raw) && raw >= 0
-      ? { ok: true, value: raw }
-      : { ok: false, reason: `must be a non-negative integer ${what}, got ${describe(raw)}` }
-  }
-  if (typeof raw === 'string') {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw)
-    const factor = match ? units[match[2]!.toLowerCase()] : undefined
-    if (match && factor !== undefined) return { ok: true, value: Math.round(Number(match[1]) * factor) }
-  }
-  const examples = what === 'size' ? '1048576, 512kb, 10mb, 1gb' : '5000, 30s, 15m, 24h, 7d'
-  return { ok: false, reason: `must be a ${what} (${examples}), got ${describe(raw)}` }
-}
-
-/**
- * Converts one raw value to the key's type. `fromString` is true for environment variables and flags,
- * whose values are always text; YAML values arrive typed.
- */
-export function coerceValue(spec: KeySpec, raw: unknown, fromString: boolean): Coerced {
-  if (raw === null || (fromString && typeof raw === 'string' && /^(null|none)$/i.test(raw.trim()))) {
-    return spec.nullable ? { ok: true, value: null } : { ok: false, reason: 'must not be null' }
-  }
-  const type = spec.type
-  switch (type.kind) {
-    case 'port':
-    case 'integer': {
-      const min = type.kind === 'port' ? 0 : (type.min ?? Number.MIN_SAFE_INTEGER)
-      const max = type.kind === 'port' ? 65535 : (type.max ?? Number.MAX_SAFE_INTEGER)
-      const n =
-        typeof raw === 'number'
-          ? raw
-          : fromString && typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw)
-            ? Number(raw)
-            : Number.NaN
-      if (Number.isSafeInteger(n) && n >= min && n <= max) return { ok: true, value: n }
-      const range =
-        type.kind === 'port'
-          ? 'an integer from 0 to 65535'
-          : type.max !== undefined
-            ? `an integer from ${min} to ${max}`
-            : `an integer >= ${min}`
-      return { ok: false, reason: `must be ${range}${spec.nullable ? ' or null' : ''}, got ${describe(raw)}` }
-    }
-    case 'boolean': {
-      if (typeof raw === 'boolean') return { ok: true, value: raw }
-      if (fromString && typeof raw === 'string') {
-        const s = raw.trim().toLowerCase()
-        if (['true', '1', 'yes', 'on'].includes(s)) return { ok: true, value: true }
-        if (['false', '0', 'no', 'off'].includes(s)) return { ok: true, value: false }
-      }
-      return { ok: false, reason: `must be true or false, got ${describe(raw)}` }
-    }
-    case 'string':
-    case 'path':
-      if (typeof raw === 'string' && raw.trim() !== '') return { ok: true, value: raw }
-      return { ok: false, reason: `must be a non-empty string, got ${describe(raw)}` }
-    case 'enum':
-      if (typeof raw === 'string' && type.values.includes(raw)) return { ok: true, value: raw }
-      return { ok: false, reason: `must be one of ${type.values.join(', ')}, got ${describe(raw)}` }
-    case 'size':
-      return withUnit(raw, SIZE_UNITS, 'size')
-    case 'duration':
-      return withUnit(raw, DURATION_UNITS, 'duration')
-    case 'origins': {
-      let value = raw
-      if (fromString && typeof raw === 'string') {
-        const s = raw.trim().toLowerCase()
-        value = ['true', 'yes', 'on'].includes(s) ? true : ['false', 'no', 'off'].includes(s) ? false : raw
-      }
-      if (value === true || value === '*') return { ok: true, value: '*' }
-      if (value === false) return { ok: true, value: false }
-      const list = typeof value === 'string' ? value.split(',').map((o) => o.trim()) : value
-      if (Array.isArray(list) && list.length > 0 && list.every((o) => typeof o === 'string' && o !== '')) {
-        return { ok: true, value: list }
-      }
-      return { ok: false, reason: `must be true, false, * or a list of origins, got ${describe(raw)}` }
-    }
-    case 'addresses': {
-      const list =
-        typeof raw === 'string'
-          ? raw
-              .split(',')
-              .map((a) => a.trim())
-              .filter((a) => a !== '')
-          : raw
-      if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
-        return { ok: false, reason: `must be a list of IP addresses or subnets, got ${describe(raw)}` }
-      }
-      const scratch = new BlockList()
-      for (const entry of list) {
-        try {
-          addExempt(scratch, entry)
-        } catch (error) {
-          return { ok: false, reason: (error as Error).message }
-        }
-      }
-      return { ok: true, value: list }
-    }
-    case 'object': {
-      let value = raw
-      if (fromString && typeof raw === 'string') {
-        try {
-          value = JSON.parse(raw)
-        } catch {
-          return { ok: false, reason: `must be a JSON object, got ${describe(raw)}` }
-        }
-      }
-      if (value !== null && typeof value === 'object' && !Array.isArray(value)) return { ok: true, value }
-      return {
-        ok: false,
-        reason: `must be a mapping${fromString ? ' (JSON object)' : ''}, got ${describe(raw)}`,
-      }
-    }
-  }
-  return { ok: false, reason: 'unsupported type' }
-}
-
-/** Every known key path and section (`mqtt`, `mqtt.network`, `mqtt.network.port`), for hints. */
-const KNOWN_PATHS: readonly string[] = [
-  ...new Set(
-    CONFIG_KEYS.flatMap(({ key }) => {
-      const parts = key.split('.')
-      return parts.map((_, i) => parts.slice(0, i + 1).join('.'))
-    }),
-  ),
-]
-
-/**
- * The known key (or section) an unknown one was probably meant to be, for "did you mean" hints: the
- * same path with one segment misspelled (case, a typo, two letters swapped), or the same last segments
- * one level off (`mqtt.port` → `mqtt.network.port`). Compared case-insensitively, so it also serves
- * environment variables, which are upper case.
- */
-function suggest(key: string): string | undefined {
-  const parts = key.toLowerCase().split('.')
-  let best: string | undefined
-  let bestScore = Number.POSITIVE_INFINITY
-  for (const candidate of KNOWN_PATHS) {
-    const known = candidate.toLowerCase().split('.')
-    if (known.length !== parts.length) continue
-    let score = 0
-    for (let i = 0; i < parts.length && score !== Number.POSITIVE_INFINITY; i++) {
-      const d = distance(parts[i]!, known[i]!)
-      // a typo is at most a third of the segment (at least one edit)
-      score = d <= Math.max(1, Math.floor(known[i]!.length / 3)) ? score + d : Number.POSITIVE_INFINITY
-    }
-    if (score < bestScore) {
-      bestScore = score
-      best = candidate
-    }
-  }
-  if (best !== undefined) return best
-  // one level off: a known key under the same first section that ends with the same segments
-  const tail = parts.slice(1).join('.')
-  const matches = CONFIG_KEYS.map((s) => s.key).filter((k) => {
-    const lower = k.toLowerCase()
-    return lower.startsWith(`${parts[0]}.`) && tail !== '' && lower.endsWith(`.${tail}`)
-  })
-  return matches.length === 1 ? matches[0] : undefined
-}
-
-/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  )
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        v = Math.min(v, d[i - 2]![j - 2]! + 1)
-      d[i]![j] = v
-    }
-  }
-  return d[a.length]![b.length]!
-}
-
 /** How the remark about an unknown `PROJ_*` variable starts (`proj-server config` prints those). */
 export const UNKNOWN_ENV_NOTE = 'ignoring unknown environment variable'
-
-/** The key an unknown `PROJ_*` variable was probably meant to set, as its variable name. */
-function suggestEnv(name: string): string | undefined {
-  const key = suggest(name.slice('PROJ_'.length).split('_').join('.'))
-  return key !== undefined && specFor(key) ? envName(key) : undefined
-}
-
-function unknownKey(key: string): string {
-  const hint = suggest(key)
-  return hint ? `unknown key (did you mean ${hint}?)` : 'unknown key'
-}
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -281,7 +62,7 @@ function flattenDocument(doc: unknown, issues: ConfigIssue[], source = 'file'): 
       } else if (CONFIG_KEYS.some((s) => s.key.startsWith(`${key}.`))) {
         if (isPlainObject(value)) walk(value, key)
         else if (value !== null)
-          issues.push({ key, source, reason: `must be a mapping, got ${describe(value)}` })
+          issues.push({ key, source, reason: `must be a mapping, got ${describeValue(value)}` })
       } else {
         issues.push({ key, source, reason: unknownKey(key) })
       }

@@ -1,274 +1,32 @@
-import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { existsSync } from 'node:fs'
-import { mkdir, readdir } from 'node:fs/promises'
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type Socket } from 'node:net'
-import { dirname, join, resolve } from 'node:path'
-import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer, TLSSocket } from 'node:tls'
-import { fileURLToPath } from 'node:url'
 import type { ClusterNode } from '@proj/cluster'
 import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
-import { type Broker, createBroker } from '@proj/mqtt'
-import {
-  type AuthFailure,
-  openRuntime,
-  type ResourceRuntime,
-  type RoleDefinition,
-  type RuntimeOptions,
-} from '@proj/resource'
+import type { Broker } from '@proj/mqtt'
+import type { ResourceRuntime } from '@proj/resource'
 import type { Store } from '@proj/storage'
 import { ADMIN_PREFIX, adminApi } from './admin-api.js'
 import { ConnectionAdmission } from './admission.js'
 import { RefusalSummary } from './admission-log.js'
-import { reportApplications } from './application-report.js'
 import { brokerOwnership, clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
-import type { ServerConfig } from './config-schema.js'
-import { ConfigError } from './errors.js'
-import { type ListenerInfo, TrackedListener } from './listeners.js'
-import { createLogger, type Logger } from './logger.js'
+import { openConfiguredRuntime, roleDefinitions } from './configured-runtime.js'
+import { ensureAdmin, ignoredAdminPassword } from './first-admin.js'
+import { TrackedListener } from './listeners.js'
+import { createLogger } from './logger.js'
 import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
+import { createConfiguredBroker, mqttEntry } from './mqtt-wiring.js'
 import { createRecordCounts } from './record-counts.js'
 import { RefusalLog } from './refusal-log.js'
-import { applyReload, type ReloadOutcome, type SecureListener } from './reload.js'
+import { applyReload, type SecureListener } from './reload.js'
+import { healthRoute, refuseReservedPaths } from './server-routes.js'
+import type { Server, StartServerOptions } from './server-types.js'
 import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
 import { type SysTopics, startSysTopics } from './sys-topics.js'
-import { certificateUser, loadTlsMaterial, serverTlsOptions } from './tls.js'
+import { loadTlsMaterial, serverTlsOptions } from './tls.js'
 import { VERSION } from './version.js'
-
-/** The built-in application (a `Dog` table), used when the applications folder does not exist. */
-export const DEFAULT_APPLICATION = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'default-app')
-
-export interface StartServerOptions {
-  config: ServerConfig
-  /** The root folder the config's relative paths were resolved against. */
-  root: string
-  logger?: Logger
-  /** Source of ADMIN_USERNAME / ADMIN_PASSWORD for the first admin. Default `process.env`. */
-  env?: Record<string, string | undefined>
-  /** Told once when the first admin is created (the CLI prints a generated password there). */
-  onAdminCreated?: (admin: { username: string; password: string; generated: boolean }) => void
-  /** Told when ADMIN_PASSWORD is set but changes nothing (the store has its admin already): why, and the fix. */
-  onAdminPasswordIgnored?: (warning: string) => void
-}
-
-/**
- * What application modules receive as `server`, and what `startServer` returns.
- * `mqtt.events` emits the broker's `connection`, `connected`, `auth-failed`, `disconnected` and
- * `publish-refused` events
- * and exists before applications load, so `resources.js` can subscribe at import time.
- */
-export interface Server {
-  readonly config: ServerConfig
-  readonly root: string
-  readonly logger: Logger
-  readonly mqtt: { readonly events: EventEmitter; readonly broker: Broker | undefined }
-  readonly http: { readonly handler: HttpHandler | undefined }
-  readonly runtime: ResourceRuntime
-  /** Where the server listens, once started. */
-  readonly listeners: readonly ListenerInfo[]
-  /** Graceful stop: stop accepting, let in-flight work finish (up to shutdown.timeout), persist wills, close LMDB. */
-  close(): Promise<void>
-  /**
-   * Applies a new configuration's TLS files, roles and anonymous settings without dropping a connection
-   * (SIGHUP). Rejects, changing nothing, when any of it is unusable; names changed keys that need a restart.
-   */
-  reload(next: ServerConfig): Promise<ReloadOutcome>
-}
-
-/** Sub-folders of the applications folder, or the built-in default application when it does not exist. */
-export async function applicationFolders(path: string): Promise<{ folders: string[]; builtIn: boolean }> {
-  if (!existsSync(path)) return { folders: [DEFAULT_APPLICATION], builtIn: true }
-  const entries = await readdir(path, { withFileTypes: true })
-  const folders = entries
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
-    .map((e) => join(path, e.name))
-    .sort()
-  return { folders, builtIn: false }
-}
-
-/** Role definitions from the config mapping (`roles: { reader: { tables: … } }`) as the runtime takes them. */
-function roleDefinitions(roles: Record<string, unknown>): RoleDefinition[] {
-  return Object.entries(roles).map(([name, definition]) => ({ ...(definition as object), name }))
-}
-
-/**
- * Opens the resource runtime the config describes (storage, applications, roles, retention).
- * Used by `startServer` and by the CLI's `user` commands.
- */
-export async function openConfiguredRuntime(
-  config: ServerConfig,
-  options: {
-    server?: Server
-    logger?: Logger
-    root?: string
-    store?: Store
-    relay?: RuntimeOptions['relay']
-    shared?: RuntimeOptions['shared']
-  } = {},
-): Promise<ResourceRuntime> {
-  await mkdir(config.storage.path, { recursive: true })
-  const { folders, builtIn } = await applicationFolders(config.applications.path)
-  if (builtIn) {
-    options.logger?.info(
-      { applications: config.applications.path },
-      'no applications folder; using the built-in default application (table Dog)',
-    )
-  }
-  const logger = options.logger
-  // failed passwords, rate-limited: a client retrying in a loop cannot flood the log
-  const refusals = logger ? new RefusalLog(logger) : undefined
-  // Outside `start` (the CLI's user commands) applications still load, so they get a server that never
-  // listens: same shape, no listeners, events that never fire.
-  let opened: ResourceRuntime | undefined
-  const server =
-    options.server ??
-    offlineServer(
-      config,
-      options.root ?? process.cwd(),
-      logger ?? createLogger({ level: 'silent', format: 'json' }),
-      () => {
-        if (!opened) throw new Error('the runtime is not open yet')
-        return opened
-      },
-    )
-  opened = await openRuntime({
-    path: config.storage.path,
-    ...(options.store !== undefined ? { store: options.store } : {}),
-    ...(options.relay !== undefined ? { relay: options.relay } : {}),
-    ...(options.shared !== undefined ? { shared: options.shared } : {}),
-    applications: folders,
-    allowAnonymous: config.anonymous.enabled,
-    anonymousRole: config.anonymous.role,
-    roles: roleDefinitions(config.roles),
-    rejectUnclaimedTopics: config.mqtt.rejectUnclaimedTopics,
-    retention: {
-      maxAgeMs: config.changeLog.retention,
-      ...(config.changeLog.maxEvents !== null ? { maxEvents: config.changeLog.maxEvents } : {}),
-    },
-    compactionIntervalMs: config.changeLog.compactionInterval,
-    ...(logger ? { onError: (err: unknown) => logger.error({ err }, 'runtime error') } : {}),
-    auth: {
-      scramIterations: config.auth.scramIterations,
-      scryptCost: config.auth.scryptCost,
-      maxFailuresPerUser: config.auth.backoff.maxFailuresPerUser,
-      maxFailuresPerAddress: config.auth.backoff.maxFailuresPerAddress,
-      maxBackoffMs: config.auth.backoff.maxDelay,
-      cacheTtlMs: config.auth.cacheTtl,
-      ...(logger
-        ? {
-            onFailure: (failure: AuthFailure) => refusals?.authFailure(failure),
-          }
-        : {}),
-    },
-    // resources.js default exports receive this as `kit.context`
-    context: { server },
-  })
-  if (logger) {
-    reportApplications(
-      opened,
-      {
-        folders,
-        builtIn,
-        applicationsPath: config.applications.path,
-        storagePath: config.storage.path,
-      },
-      logger,
-    )
-  }
-  return opened
-}
-
-function offlineServer(
-  config: ServerConfig,
-  root: string,
-  logger: Logger,
-  runtime: () => ResourceRuntime,
-): Server {
-  return {
-    config,
-    root,
-    logger,
-    mqtt: { events: new EventEmitter(), broker: undefined },
-    http: { handler: undefined },
-    get runtime() {
-      return runtime()
-    },
-    listeners: [],
-    close: async () => {},
-    reload: async () => {
-      throw new Error('this server does not listen: nothing to reload')
-    },
-  }
-}
-
-/**
- * Creates the first admin when no super user exists yet (a fresh store, or users added with the CLI before
- * the first start): ADMIN_USERNAME (default `admin`) with ADMIN_PASSWORD, or a generated password.
- */
-export async function ensureAdmin(
-  runtime: ResourceRuntime,
-  env: Record<string, string | undefined>,
-): Promise<{ username: string; password: string; generated: boolean } | undefined> {
-  const users = runtime.users.list()
-  const username = env.ADMIN_USERNAME || 'admin'
-  if (users.some((u) => u.superUser || u.username === username)) return undefined
-  const generated = !env.ADMIN_PASSWORD
-  const password = env.ADMIN_PASSWORD || randomBytes(15).toString('base64url')
-  await runtime.users.add(username, password, { superUser: true })
-  return { username, password, generated }
-}
-
-/**
- * ADMIN_USERNAME / ADMIN_PASSWORD only act when the first admin is created. Set on a later start, they
- * would be silently ignored and every request with that password answered 401: this says so instead,
- * with the command that changes the password. Undefined when they agree with the store (or are unset).
- */
-async function ignoredAdminPassword(
-  runtime: ResourceRuntime,
-  env: Record<string, string | undefined>,
-): Promise<string | undefined> {
-  if (!env.ADMIN_PASSWORD) return undefined
-  const username = env.ADMIN_USERNAME || 'admin'
-  const users = runtime.users.list()
-  if (users.some((u) => u.username === username)) {
-    if (await runtime.users.checkPassword(username, env.ADMIN_PASSWORD)) return undefined
-    return (
-      `ADMIN_PASSWORD is ignored: user '${username}' already exists with another password ` +
-      '(ADMIN_PASSWORD only sets the password when the first start creates the admin). ' +
-      `To change it: proj-server user passwd ${username} (from the repository: node apps/server/dist/cli.js user passwd ${username})`
-    )
-  }
-  const supers = users.filter((u) => u.superUser).map((u) => u.username)
-  return (
-    `ADMIN_USERNAME/ADMIN_PASSWORD are ignored: there is no user '${username}', and the store has its super user(s) already (${supers.join(', ')}). ` +
-    `To add it: proj-server user add ${username} --super-user`
-  )
-}
-
-function healthRoute(isClosing: () => boolean, cluster: () => ClusterNode | undefined) {
-  return (_req: IncomingMessage, res: ServerResponse) => {
-    const closing = isClosing()
-    const node = cluster()
-    const ready = node === undefined || node.state === 'ready'
-    const body = JSON.stringify({
-      status: closing ? 'stopping' : ready ? 'ok' : node.state,
-      uptime: Math.round(process.uptime()),
-      ...(node !== undefined ? { cluster: node.state, node: node.nodeName, ...node.positions() } : {}),
-    })
-    // 503 while catching up: a load balancer sends no client here before the node has the cluster's data
-    res.writeHead(closing || !ready ? 503 : 200, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'Content-Length': Buffer.byteLength(body),
-    })
-    res.end(body)
-  }
-}
-
-const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'publish-refused'] as const
 
 /**
  * Opens the runtime, creates the broker and the HTTP handler, and starts every configured listener.
@@ -431,70 +189,21 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       )
     }
 
-    broker = createBroker({
+    broker = createConfiguredBroker(
+      config,
       runtime,
-      maxKeepAlive: config.mqtt.maxKeepAlive,
-      receiveMaximum: config.mqtt.receiveMaximum,
-      maxPacketSize: config.mqtt.maxPacketSize,
-      maxInflight: config.mqtt.maxInflight,
-      maxQueued: config.mqtt.maxQueued,
-      maxConnections: config.mqtt.maxConnections,
-      maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
-      connectTimeoutMs: config.mqtt.connectTimeout,
-      requireAuthentication: config.mqtt.requireAuthentication,
-      refusedPublish: config.mqtt.refusedPublish,
-      logger: logger.child({ component: 'mqtt' }),
-      ...(cluster !== undefined ? { ownership: brokerOwnership(cluster, ready) } : {}),
-    })
+      logger,
+      events,
+      cluster !== undefined ? { ownership: brokerOwnership(cluster, ready) } : {},
+    )
     cluster?.ownership.attach(broker)
-    for (const name of BROKER_EVENTS) {
-      broker.events.on(name, (...args: unknown[]) => {
-        // Every connection fires these; skip building the summary when debug lines are dropped anyway.
-        if (logger.isLevelEnabled('debug')) {
-          logger.debug(
-            { event: name, ...summarize(args[0]), ...summarize(args[1]), ...summarize(args[2]) },
-            `mqtt ${name}`,
-          )
-        }
-        try {
-          events.emit(name, ...args)
-        } catch (err) {
-          // an application's listener must not break the connection that triggered it
-          logger.error({ err, event: name }, 'server.mqtt.events listener failed')
-        }
-      })
-    }
-    const activeBroker = broker
     const refusals = new RefusalLog(logger)
     refusals.watchBroker(broker.events)
 
     const tlsMaterial = await loadTlsMaterial(config.tls)
     const mtls = config.mqtt.mTLS
 
-    const handleMqtt = (
-      stream: Duplex,
-      transport: 'tcp' | 'tls' | 'ws' | 'wss',
-      socket: Socket,
-      accept?: string,
-    ) => {
-      if (!serving) {
-        void ready.then(
-          () => handleMqtt(stream, transport, socket, accept),
-          () => stream.destroy(),
-        )
-        return
-      }
-      const user =
-        socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
-      activeBroker.handle(stream, {
-        transport,
-        remoteAddress: socket.remoteAddress,
-        remotePort: socket.remotePort,
-        ...(user ? { certificateUser: user } : {}),
-        // MQTT over WebSocket: the upgrade request's Accept picks the connection's record format.
-        ...(accept !== undefined ? { accept } : {}),
-      })
-    }
+    const handleMqtt = mqttEntry(broker, mtls, () => serving, ready)
 
     const subprotocols: Record<string, SubprotocolHandler> = {}
     if (config.mqtt.webSocket) {
@@ -625,42 +334,4 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     await server.close().catch((err) => logger.error({ err }, 'error while cleaning up a failed start'))
     throw error
   }
-}
-
-/**
- * The server's own routes (`/metrics`, `/_admin/`, `/studio/`, `/login`, `/health`) are answered before
- * records: a table exported under one of their first segments could never be reached, so the start fails
- * and says which table and how to rename it. Case-insensitively, like the router's fallback.
- */
-function refuseReservedPaths(runtime: ResourceRuntime, routes: Record<string, RouteHandler>): void {
-  const reserved = new Set(['login'])
-  for (const key of Object.keys(routes)) {
-    const path = key.slice(key.indexOf('/') + 1)
-    const first = path.split('/')[0]!
-    if (first !== '' && first !== '*') reserved.add(first.toLowerCase())
-  }
-  const issues = []
-  for (const path of runtime.resources().keys()) {
-    const first = path.split('/')[0]!.toLowerCase()
-    if (!reserved.has(first)) continue
-    issues.push({
-      key: 'applications.path',
-      source: 'schema',
-      reason: `the table or resource exported at '${path}' collides with the server's /${first} route; export it under another name (@export(name: "..."))`,
-    })
-  }
-  if (issues.length > 0) throw new ConfigError(issues)
-}
-
-/** Loggable fields of a broker event argument (client id, user, address), never payloads. */
-function summarize(value: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  if (!value || typeof value !== 'object') return out
-  for (const key of ['clientId', 'username', 'remoteAddress', 'transport', 'reason']) {
-    const v = (value as Record<string, unknown>)[key]
-    if (v !== undefined && (typeof v !== 'object' || v === null)) out[key] = v
-  }
-  const user = (value as { user?: { username?: unknown } | null }).user
-  if (user && typeof user.username === 'string') out.username = user.username
-  return out
 }

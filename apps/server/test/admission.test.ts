@@ -5,8 +5,8 @@ import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls
 import { tempDir } from '@proj/test-utils'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConnectionAdmission, type Refusal } from '../src/admission.js'
-import { coerceValue } from '../src/config.js'
 import { specFor } from '../src/config-schema.js'
+import { coerceValue } from '../src/config-values.js'
 import { createTestCertificates, hasOpenssl } from './helpers/certs.js'
 
 const cleanup: (() => void)[] = []

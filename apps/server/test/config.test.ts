@@ -2,8 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { coerceValue, loadConfig, parseSetArguments } from '../src/config.js'
+import { loadConfig, parseSetArguments } from '../src/config.js'
 import { CONFIG_KEYS, envName, flagName } from '../src/config-schema.js'
+import { coerceValue } from '../src/config-values.js'
 import { ConfigError } from '../src/errors.js'
 
 let root: Awaited<ReturnType<typeof tempDir>>

@@ -1,0 +1,107 @@
+import type { EventEmitter } from 'node:events'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { TLSSocket } from 'node:tls'
+import { type Broker, type BrokerOptions, createBroker } from '@proj/mqtt'
+import type { ResourceRuntime } from '@proj/resource'
+import type { ServerConfig } from './config-schema.js'
+import type { Logger } from './logger.js'
+import { certificateUser } from './tls.js'
+
+const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'publish-refused'] as const
+
+/** The broker the config describes; its events are logged (debug) and forwarded to `server.mqtt.events`. */
+export function createConfiguredBroker(
+  config: ServerConfig,
+  runtime: ResourceRuntime,
+  logger: Logger,
+  events: EventEmitter,
+  /** A cluster node's client-id ownership. */
+  cluster: Pick<BrokerOptions, 'ownership'> = {},
+): Broker {
+  const broker = createBroker({
+    runtime,
+    maxKeepAlive: config.mqtt.maxKeepAlive,
+    receiveMaximum: config.mqtt.receiveMaximum,
+    maxPacketSize: config.mqtt.maxPacketSize,
+    maxInflight: config.mqtt.maxInflight,
+    maxQueued: config.mqtt.maxQueued,
+    maxConnections: config.mqtt.maxConnections,
+    maxConnectionsPerUser: config.mqtt.maxConnectionsPerUser,
+    connectTimeoutMs: config.mqtt.connectTimeout,
+    requireAuthentication: config.mqtt.requireAuthentication,
+    refusedPublish: config.mqtt.refusedPublish,
+    logger: logger.child({ component: 'mqtt' }),
+    ...cluster,
+  })
+  for (const name of BROKER_EVENTS) {
+    broker.events.on(name, (...args: unknown[]) => {
+      // Every connection fires these; skip building the summary when debug lines are dropped anyway.
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug(
+          { event: name, ...summarize(args[0]), ...summarize(args[1]), ...summarize(args[2]) },
+          `mqtt ${name}`,
+        )
+      }
+      try {
+        events.emit(name, ...args)
+      } catch (err) {
+        // an application's listener must not break the connection that triggered it
+        logger.error({ err, event: name }, 'server.mqtt.events listener failed')
+      }
+    })
+  }
+  return broker
+}
+
+/** Takes one MQTT stream from any door; `accept` is a WebSocket upgrade's Accept header. */
+export type MqttEntry = (
+  stream: Duplex,
+  transport: 'tcp' | 'tls' | 'ws' | 'wss',
+  socket: Socket,
+  accept?: string,
+) => void
+
+/**
+ * Hands each MQTT stream to the broker with its door, address and (mTLS) certificate user. Until the
+ * node serves (a cluster node catching up), streams wait for `ready`, and are dropped if it fails.
+ */
+export function mqttEntry(
+  broker: Broker,
+  mtls: ServerConfig['mqtt']['mTLS'],
+  serving: () => boolean,
+  ready: Promise<void>,
+): MqttEntry {
+  const handle: MqttEntry = (stream, transport, socket, accept) => {
+    if (!serving()) {
+      void ready.then(
+        () => handle(stream, transport, socket, accept),
+        () => stream.destroy(),
+      )
+      return
+    }
+    const user = socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
+    broker.handle(stream, {
+      transport,
+      remoteAddress: socket.remoteAddress,
+      remotePort: socket.remotePort,
+      ...(user ? { certificateUser: user } : {}),
+      // MQTT over WebSocket: the upgrade request's Accept picks the connection's record format.
+      ...(accept !== undefined ? { accept } : {}),
+    })
+  }
+  return handle
+}
+
+/** Loggable fields of a broker event argument (client id, user, address), never payloads. */
+function summarize(value: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (!value || typeof value !== 'object') return out
+  for (const key of ['clientId', 'username', 'remoteAddress', 'transport', 'reason']) {
+    const v = (value as Record<string, unknown>)[key]
+    if (v !== undefined && (typeof v !== 'object' || v === null)) out[key] = v
+  }
+  const user = (value as { user?: { username?: unknown } | null }).user
+  if (user && typeof user.username === 'string') out.username = user.username
+  return out
+}
