@@ -5,7 +5,8 @@ import type { TableHandle } from './relationships.js'
 import { Resource, type ResourceHost, type ResourceInit } from './resource.js'
 import type { ResourceClass, ResourceKit, TableClass } from './runtime-types.js'
 import type { SchemaDefinition, TableDefinition } from './schema.js'
-import { Table, tableHandle } from './table.js'
+import { Table } from './table.js'
+import { tableHandle } from './table-handle.js'
 import { TableIndexes } from './table-indexes.js'
 
 export interface LoadResourcesInit {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { type BoundFilter, bindFilter, type Selection } from '@proj/query'
+import { type BoundFilter, bindFilter } from '@proj/query'
 import type { ChangeEvent, Key, RecordEntry, Table as StorageTable, WriteOptions } from '@proj/storage'
 import { matchesFilter } from '@proj/topic-matcher'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
-import { runListQuery, type TableQuery } from './list-page.js'
+import { runListQuery } from './list-page.js'
 import { fromStored, isPlainObject, ownValue, toStored } from './own-keys.js'
 import { CommittedPublish } from './publish-result.js'
 import { Relationships, type TableCatalog, type TableHandle } from './relationships.js'
@@ -18,7 +18,9 @@ import {
 } from './resource.js'
 import type { SchemaDefinition, TableDefinition } from './schema.js'
 import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
+import { primaryKeyAttribute, storedValueOf, tableHandle } from './table-handle.js'
 import { type ReadCounter, TableIndexes } from './table-indexes.js'
+import { tableQuery } from './table-query.js'
 import type {
   ListPage,
   ListQuery,
@@ -37,31 +39,6 @@ export interface TableInit extends ResourceInit {
   indexes?: TableIndexes
   /** Every table of the schema, for relationships; only this one when omitted. */
   catalog?: TableCatalog
-}
-
-/** A table's storage, indexes and read rules, as queries and relationships use them. */
-export function tableHandle(
-  definition: TableDefinition,
-  table: StorageTable,
-  indexes: TableIndexes,
-): TableHandle {
-  const primaryKey = primaryKeyAttribute(definition)
-  const expiresUs = (definition.expiration ?? 0) * 1e6
-  return {
-    definition,
-    table,
-    indexes,
-    primaryKey,
-    isExpired: (version) => expiresUs > 0 && Date.now() * 1000 - version > expiresUs,
-    storedValue: (entry) => storedValueOf(primaryKey, entry),
-  }
-}
-
-/** A stored value as read: escaped keys restored, and the primary-key attribute filled in. */
-function storedValueOf(pk: string | undefined, entry: { id: Key; value: unknown }): unknown {
-  const value = fromStored(entry.value)
-  if (pk === undefined || !isPlainObject(value) || Object.hasOwn(value, pk)) return value
-  return { ...value, [pk]: entry.id }
 }
 
 /**
@@ -184,38 +161,18 @@ export class Table extends Resource {
   }
 
   #query(query: ListQuery, ctx: RequestContext): ListPage {
-    const relationships = new Relationships(this.catalog, this.schema, (related) => {
-      const keys = related.definition.exportPath
-        ? [related.definition.exportPath, related.definition.name]
-        : [related.definition.name]
-      this.host.assertRead?.(ctx, keys, `${related.definition.name} (through ${this.definition.name})`)
-    })
-    const handle = this.handle
-    const parsed = query.query
+    const relationships = this.#relationships(ctx)
     let filter: BoundFilter | undefined
     try {
-      filter = parsed?.filter ? bindFilter(parsed.filter, relationships.types(handle)) : undefined
+      const parsed = query.query?.filter
+      filter = parsed ? bindFilter(parsed, relationships.types(this.handle)) : undefined
     } catch (error) {
       throw toResourceError(error)
     }
-    const legacySort = query.sort?.map((s) => ({ path: [s.attribute], descending: s.descending === true }))
-    const legacySelect: Selection | undefined = query.select && {
-      kind: 'object',
-      fields: query.select.map((name) => ({ name })),
-    }
-    const tableQuery: TableQuery = {
-      filter,
-      where: Object.entries(query.where ?? {}),
-      limit: parsed?.limit ?? query.limit,
-      offset: parsed?.offset ?? query.offset ?? 0,
-      after: parsed?.after ?? query.after,
-      sort: parsed?.sort ?? legacySort ?? [],
-      select: parsed?.select ?? legacySelect,
-    }
     // This list's own reads (reported with the page), then added to the table's running totals.
     const reads = { keys: 0, records: 0 }
-    const page: ListPage = runListQuery(tableQuery, {
-      table: handle,
+    const page: ListPage = runListQuery(tableQuery(query, filter), {
+      table: this.handle,
       catalog: this.catalog,
       relationships,
       counter: reads,
@@ -224,6 +181,16 @@ export class Table extends Resource {
     this.reads.records += reads.records
     page.reads = reads
     return page
+  }
+
+  /** Relationships followed for `ctx`: reading a related table needs the right to read it. */
+  #relationships(ctx: RequestContext): Relationships {
+    return new Relationships(this.catalog, this.schema, (related) => {
+      const keys = related.definition.exportPath
+        ? [related.definition.exportPath, related.definition.name]
+        : [related.definition.name]
+      this.host.assertRead?.(ctx, keys, `${related.definition.name} (through ${this.definition.name})`)
+    })
   }
 
   /**
@@ -250,15 +217,7 @@ export class Table extends Resource {
   /** The value of one declared attribute (a relationship reads the related record or records). */
   property(value: unknown, attribute: string, ctx: RequestContext): unknown {
     const definition = this.definition.attributes.find((a) => a.name === attribute)
-    if (definition?.relationship) {
-      const relationships = new Relationships(this.catalog, this.schema, (related) => {
-        const keys = related.definition.exportPath
-          ? [related.definition.exportPath, related.definition.name]
-          : [related.definition.name]
-        this.host.assertRead?.(ctx, keys, `${related.definition.name} (through ${this.definition.name})`)
-      })
-      return relationships.resolve(this.handle, definition, value)
-    }
+    if (definition?.relationship) return this.#relationships(ctx).resolve(this.handle, definition, value)
     return ownValue(value, attribute)
   }
 
@@ -554,19 +513,4 @@ export class Table extends Resource {
     }
     return randomUUID()
   }
-}
-
-const ID_TYPES: ReadonlySet<string> = new Set(['ID', 'String', 'Any'])
-
-/**
- * The attribute of stored values that holds the record id: the `@primaryKey` (`@id`) attribute, else
- * `id`, so that every record read through any door names its id. A table without `@primaryKey` keeps
- * values exactly as written only when `id` cannot hold its (string) ids: the type declares `id` with
- * another type (`id: Int` without `@primaryKey`), or is `@sealed` without an `id` attribute.
- */
-export function primaryKeyAttribute(definition: TableDefinition): string | undefined {
-  if (definition.primaryKey) return definition.primaryKey.name
-  const declared = definition.attributes.find((a) => a.name === 'id')
-  if (declared) return declared.type.kind === 'scalar' && ID_TYPES.has(declared.type.name) ? 'id' : undefined
-  return definition.sealed ? undefined : 'id'
 }

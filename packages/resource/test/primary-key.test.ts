@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseSchema, type ResourceEvent, Table } from '../src/index.js'
-import { primaryKeyAttribute } from '../src/table.js'
+import { primaryKeyAttribute } from '../src/table-handle.js'
 import { admin, bytes, code, runtimeFixture, text } from './helpers.js'
 
 const tableOf = (source: string) => parseSchema(source, 'schema.graphql').tables[0]!
