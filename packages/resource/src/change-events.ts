@@ -3,6 +3,7 @@ import type { ChangeEvent, Key } from '@proj/storage'
 import { TOPICS_TABLE, type TopicRecord } from './builtin-topics.js'
 import { RuntimeEvent } from './event.js'
 import { fromStored } from './own-keys.js'
+import { PublisherBytes } from './publisher-bytes.js'
 import type { Resource } from './resource.js'
 import type { Route } from './router.js'
 import { toResourceError } from './storage-writes.js'
@@ -23,7 +24,6 @@ export class ChangeEvents {
    * one WeakMap entry per committed write made every young-generation GC walk an ephemeron table.
    */
   readonly #eventSlot: symbol = Symbol('runtimeEvent')
-  readonly #originals = new WeakMap<object, { payload: Uint8Array; contentType: string | undefined }>()
   readonly #plainEncodings = new WeakMap<object, Map<string, Uint8Array>>()
   readonly #mediaTypes = new Map<string, string | null>()
 
@@ -33,12 +33,6 @@ export class ChangeEvents {
   ) {
     this.#resolve = resolve
     this.#byStorageName = byStorageName
-  }
-
-  /** Remembers a stored value's original bytes so same-format subscribers get them unchanged. */
-  rememberPayload(value: unknown, payload: Uint8Array | undefined, contentType: string | undefined): void {
-    if (payload && value !== null && typeof value === 'object')
-      this.#originals.set(value, { payload, contentType })
   }
 
   toEvent(change: ChangeEvent): RuntimeEvent | null {
@@ -89,12 +83,11 @@ export class ChangeEvents {
     if (change.type !== 'delete') {
       const value = change.value
       event.value = fromStored(value)
-      if (change.type !== 'patch' && value !== null && typeof value === 'object') {
-        const original = this.#originals.get(value)
-        if (original) {
-          event.payload = original.payload
-          event.contentType = original.contentType
-        }
+      // The publisher's bytes came with the write (a put or message stored as decoded from them).
+      const original = change.attachment
+      if (change.type !== 'patch' && original instanceof PublisherBytes) {
+        event.payload = original.payload
+        event.contentType = original.contentType
       }
     }
     return event

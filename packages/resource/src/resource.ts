@@ -87,8 +87,6 @@ export interface ResourceHost {
   publishValue(topic: string, value: unknown, ctx: RequestContext): Promise<PublishResult>
   /** Ties a subscription or stream to the connection whose connect() is running (closed with it). */
   track?(closable: { close(): void }): void
-  /** Remembers a value's original bytes so same-format subscribers get them unchanged. */
-  rememberPayload(value: unknown, payload: Uint8Array | undefined, contentType: string | undefined): void
   /**
    * Throws FORBIDDEN (or UNAUTHORIZED) unless the caller may read a table with these permission keys;
    * queries check related tables they read through relationships with it.

@@ -61,6 +61,5 @@ export function createHost(parts: HostParts): ResourceHost {
     },
     track: (closable) => scopes.track(closable),
     assertRead: (ctx, keys, what) => permissions.assertTable(ctx, permissions.user(ctx), keys, 'read', what),
-    rememberPayload: (value, payload, contentType) => events.rememberPayload(value, payload, contentType),
   }
 }

@@ -46,10 +46,15 @@ export function rethrow(error: unknown): never {
   throw toResourceError(error)
 }
 
-/** Storage options of a logged publish. */
-export function writeOf(user: string | undefined, meta: Record<string, unknown>): WriteOptions {
+/** Storage options of a logged publish; `attachment` (the publisher's bytes) travels to its live event. */
+export function writeOf(
+  user: string | undefined,
+  meta: Record<string, unknown>,
+  attachment?: unknown,
+): WriteOptions {
   const options: WriteOptions = { meta }
   if (user !== undefined) options.user = user
+  if (attachment !== undefined) options.attachment = attachment
   return options
 }
 

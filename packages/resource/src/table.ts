@@ -7,6 +7,7 @@ import type { RuntimeEvent } from './event.js'
 import { runListQuery } from './list-page.js'
 import { fromStored, isPlainObject, ownValue, toStored } from './own-keys.js'
 import { CommittedPublish } from './publish-result.js'
+import { PublisherBytes } from './publisher-bytes.js'
 import { Relationships, type TableCatalog, type TableHandle } from './relationships.js'
 import {
   RESOLVED_EMPTY,
@@ -395,14 +396,14 @@ export class Table extends Resource {
         return RESOLVED_EMPTY
       }
       const stored = toStored(message.value)
-      host.rememberPayload(stored, message.payload, message.contentType)
+      const attachment = PublisherBytes.of(stored, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)
       const user = ctx.user?.username
       if (this.indexes.size === 0 && !atomic?.length)
-        return this.#single(this.table.message(id, stored, writeOf(user, meta)))
+        return this.#single(this.table.message(id, stored, writeOf(user, meta, attachment)))
       // Serialized with writes to the record on indexed tables, so a topic's events keep their order.
       return this.indexes.serial(id, () =>
-        this.#commit((txn) => txn.message(this.table, id, stored, { user, meta }), atomic),
+        this.#commit((txn) => txn.message(this.table, id, stored, writeOf(user, meta, attachment)), atomic),
       )
     }
     const meta = storageMeta(message, ctx)
@@ -430,14 +431,16 @@ export class Table extends Resource {
     }
     const stored = toStored(value)
     // The publisher's bytes stand for the record only when it is stored exactly as decoded from them.
-    if (value === message.value) host.rememberPayload(stored, message.payload, message.contentType)
-    if (indexes.size === 0 && !atomic?.length)
-      return this.#single(this.table.put(id, stored, writeOf(user, meta)))
-    if (indexes.size === 0)
-      return this.#commit((txn) => txn.put(this.table, id, stored, { user, meta }), atomic)
+    const write = writeOf(
+      user,
+      meta,
+      value === message.value ? PublisherBytes.of(stored, message.payload, message.contentType) : undefined,
+    )
+    if (indexes.size === 0 && !atomic?.length) return this.#single(this.table.put(id, stored, write))
+    if (indexes.size === 0) return this.#commit((txn) => txn.put(this.table, id, stored, write), atomic)
     return indexes.serial(id, () =>
       this.#commit((txn) => {
-        txn.put(this.table, id, stored, { user, meta })
+        txn.put(this.table, id, stored, write)
         indexes.write(txn, id, this.table.get(id), value)
       }, atomic),
     )

@@ -44,6 +44,8 @@ export interface ChangeEvent<V = unknown> {
    * log entries written before the table kept it.
    */
   previous?: { value: V } | null
+  /** The writer's `WriteOptions.attachment`, on the live event only (undefined in the log and in replicas). */
+  attachment?: unknown
 }
 
 export interface RecordEntry<V = unknown> {
@@ -75,6 +77,11 @@ export interface WriteOptions {
    * "only when the record does not exist". A mismatch rejects with ConflictError (STORAGE_CONFLICT).
    */
   ifVersion?: Timestamp
+  /**
+   * Anything the writer hands to this write's live change event (`ChangeEvent.attachment`), such as the bytes
+   * a record was decoded from: in this process only, never stored, logged or replicated.
+   */
+  attachment?: unknown
 }
 
 export interface RangeOptions {

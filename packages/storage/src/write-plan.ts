@@ -251,6 +251,7 @@ export function makeOp(
     nodeId: 0,
     user: options?.user,
     meta: options?.meta,
+    attachment: options?.attachment,
   }
   return new Op(kind, table, id, bytes, meta, options, event)
 }

@@ -11,6 +11,26 @@ import { useStores } from './helpers.js'
 describe('change feed', () => {
   const open = useStores()
 
+  it('hands a write\'s attachment to its live event only: never to the log', async () => {
+    const { store } = await open()
+    const dogs = store.table('Dog')
+    const live: unknown[] = []
+    store.onChange((e) => live.push(e.attachment))
+    const bytes = { payload: 'as published' }
+    const put = await dogs.put('a', { n: 1 }, { attachment: bytes })
+    await dogs.message('a', 'hi', { attachment: 'm' })
+    await store.transaction((txn) => txn.put(dogs, 'b', 2, { attachment: 'txn' }))
+    await dogs.put('c', 3)
+    expect(put!.attachment).toBe(bytes)
+    expect(live).toEqual([bytes, 'm', 'txn', undefined])
+    expect([...store.log.readSince()].map((e) => e.attachment)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ])
+  })
+
   it('calls listeners after commit, in commit order, filtered by table, id and prefix', async () => {
     const { store } = await open()
     const dogs = store.table('Dog')
