@@ -11,7 +11,7 @@ import { useStores } from './helpers.js'
 describe('change feed', () => {
   const open = useStores()
 
-  it('hands a write\'s attachment to its live event only: never to the log', async () => {
+  it("hands a write's attachment to its live event only: never to the log", async () => {
     const { store } = await open()
     const dogs = store.table('Dog')
     const live: unknown[] = []
