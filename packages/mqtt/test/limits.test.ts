@@ -264,10 +264,16 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
       await waitFor(() => tb.broker.listClients()[0]?.subscriptions.length === 1, {
         message: 'mosquitto_sub subscribed',
       })
-      for (const q of ['0', '1', '2']) {
-        await exec('mosquitto_pub', [...server, '-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`])
+      // One message at a time: mosquitto_sub prints a QoS 2 message only when our PUBREL reaches it, so a
+      // QoS 1 message published right after may be printed first (MQTT orders messages per topic and QoS).
+      const publishAndSee = async (args: string[], line: string) => {
+        await exec('mosquitto_pub', [...server, ...args])
+        await waitFor(() => out.includes(`${line}\n`), { message: `mosquitto_sub printed ${line}` })
       }
-      await exec('mosquitto_pub', [...server, '-t', `mos/${version}/r`, '-q', '1', '-r', '-m', '{"a":1}'])
+      for (const q of ['0', '1', '2']) {
+        await publishAndSee(['-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`], `mos/${version}/q${q} m${q}`)
+      }
+      await publishAndSee(['-t', `mos/${version}/r`, '-q', '1', '-r', '-m', '{"a":1}'], `mos/${version}/r {"a":1}`)
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
       sub.kill()
       expect(out.trim().split('\n')).toEqual([
