@@ -271,9 +271,15 @@ describe.skipIf(!hasMosquitto)('mosquitto_pub / mosquitto_sub as clients', () =>
         await waitFor(() => out.includes(`${line}\n`), { message: `mosquitto_sub printed ${line}` })
       }
       for (const q of ['0', '1', '2']) {
-        await publishAndSee(['-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`], `mos/${version}/q${q} m${q}`)
+        await publishAndSee(
+          ['-t', `mos/${version}/q${q}`, '-q', q, '-m', `m${q}`],
+          `mos/${version}/q${q} m${q}`,
+        )
       }
-      await publishAndSee(['-t', `mos/${version}/r`, '-q', '1', '-r', '-m', '{"a":1}'], `mos/${version}/r {"a":1}`)
+      await publishAndSee(
+        ['-t', `mos/${version}/r`, '-q', '1', '-r', '-m', '{"a":1}'],
+        `mos/${version}/r {"a":1}`,
+      )
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
       sub.kill()
       expect(out.trim().split('\n')).toEqual([
