@@ -13,18 +13,26 @@ import {
   type FilterNode,
   parseQuery,
   type Query,
-  QuerySubscriptionIndex,
   type Transition,
 } from '@proj/query'
-import type { ChangeEvent, Store } from '@proj/storage'
+import type { ChangeEvent } from '@proj/storage'
 import { ResourceError } from './errors.js'
 import { RuntimeEvent } from './event.js'
 import { runListQuery } from './list-page.js'
 import { fromStored } from './own-keys.js'
+import { type Derived, derivedOf, enterEvent, leaveEvent, withEventProperty } from './query-events.js'
+import {
+  eventClientId,
+  type QueryGroup,
+  type QueryHost,
+  QuerySubscription,
+  type TableOwner,
+  TableQueries,
+} from './query-subscription.js'
 import { Relationships } from './relationships.js'
 import { toResourceError } from './storage-writes.js'
 import type { Table } from './table.js'
-import type { Delivery, EventListener, EventMeta, RequestContext, SubscribeOptions } from './types.js'
+import type { EventListener, RequestContext, SubscribeOptions } from './types.js'
 
 /** `Dog/?breed=Lab` (or `Dog?breed=Lab`) → the table path and the raw query; undefined for a plain filter. */
 export function splitQueryFilter(filter: string): { path: string; query: string } | undefined {
@@ -34,237 +42,11 @@ export function splitQueryFilter(filter: string): { path: string; query: string 
   return { path: path.endsWith('/') ? path.slice(0, -1) : path, query: filter.slice(q + 1) }
 }
 
-/** What the query subscriptions need of the runtime. */
-export interface QueryHost {
-  readonly store: Store
-  /** True once the runtime is closed (a pending snapshot then does nothing). */
-  closed(): boolean
-  /** The RuntimeEvent of a logged change (shared with topic subscribers). */
-  toEvent(change: ChangeEvent): RuntimeEvent | null
-  onError(error: unknown): void
-}
-
-const NO_IDS: number[] = Object.freeze([]) as unknown as number[]
-
-/** One subscription to a query. */
-export class QuerySubscription {
-  readonly filter: string
-  readonly table: TableQueries
-  readonly listener: EventListener
-  readonly delivery: Delivery
-  readonly noLocal: boolean
-  readonly clientId: string | undefined
-  readonly matches: (value: unknown) => boolean
-  /** `select()`, applied to each value delivered; `selectKey` shares projections between subscribers. */
-  readonly project: ((value: unknown) => unknown) | undefined
-  readonly selectKey: string
-  /** Its group in the table's index, and its place among the group's members. */
-  group: QueryGroup | undefined = undefined
-  slot = 0
-  cursor = 0
-  minCursor = 0
-  snapshotCursor = 0
-  /** Live events buffered while the snapshot or replay is delivered; null when live. */
-  pending: RuntimeEvent[] | null = null
-  ready: Promise<void> = Promise.resolve()
-  closed = false
-
-  constructor(
-    filter: string,
-    table: TableQueries,
-    listener: EventListener,
-    options: SubscribeOptions,
-    ctx: RequestContext,
-    matches: (value: unknown) => boolean,
-    project: ((value: unknown) => unknown) | undefined,
-    selectKey: string,
-  ) {
-    this.filter = filter
-    this.table = table
-    this.listener = listener
-    this.noLocal = options.noLocal === true
-    this.clientId = ctx.clientId
-    this.matches = matches
-    this.project = project
-    this.selectKey = selectKey
-    this.delivery = Object.freeze({
-      qos: options.qos ?? 0,
-      subscriptionIds:
-        options.subscriptionId !== undefined ? (Object.freeze([options.subscriptionId]) as number[]) : NO_IDS,
-      retainAsPublished: options.retainAsPublished === true,
-    })
-  }
-
-  /** Delivers now, or buffers while the initial events are still being delivered. */
-  offer(event: RuntimeEvent, host: QueryHost): void {
-    if (this.closed) return
-    const cursor = event.cursor
-    if (cursor !== 0 && cursor <= this.minCursor) return
-    if (this.noLocal && this.clientId !== undefined && eventClientId(event) === this.clientId) return
-    if (this.pending !== null) this.pending.push(event)
-    else this.deliver(event, host)
-  }
-
-  deliver(event: RuntimeEvent, host: QueryHost): void {
-    try {
-      this.listener(this.project === undefined ? event : projected(event, this), this.delivery)
-    } catch (error) {
-      host.onError(error)
-    }
-  }
-
-  /** Goes live: what arrived during the initial delivery, less what the snapshot or replay covered. */
-  flush(host: QueryHost): void {
-    const pending = this.pending
-    this.pending = null
-    if (pending === null) return
-    for (const event of pending) {
-      if (this.closed) return
-      const cursor = event.cursor
-      if (
-        cursor !== 0 &&
-        (cursor <= this.minCursor || (event.type !== 'message' && cursor <= this.snapshotCursor))
-      )
-        continue
-      this.deliver(event, host)
-    }
-  }
-
-  close(): void {
-    if (this.closed) return
-    this.closed = true
-    this.pending = null
-    this.table.remove(this)
-  }
-}
-
-function eventClientId(event: RuntimeEvent): string | undefined {
-  const metaClient = event.meta?.clientId
-  return typeof metaClient === 'string' ? metaClient : event.origin
-}
-
-/** The subscriptions to queries on one table. */
-export class TableQueries {
-  /**
-   * Subscriptions with the same conditions share one entry (a group): a change is matched once per
-   * distinct query, then offered to each member (many clients often follow the same query).
-   */
-  readonly index = new QuerySubscriptionIndex<QueryGroup>()
-  readonly groups = new Map<string, QueryGroup>()
-  size = 0
-  readonly #owner: QuerySubscriptions
-
-  constructor(
-    readonly resource: Table,
-    owner: QuerySubscriptions,
-  ) {
-    this.#owner = owner
-  }
-
-  add(subscription: QuerySubscription, key: string, bound: BoundFilter | undefined): void {
-    let group = this.groups.get(key)
-    if (group === undefined) {
-      group = { key, matches: subscription.matches, members: [], delivering: 0 }
-      this.groups.set(key, group)
-      this.index.add(group, bound, subscription.matches)
-    }
-    subscription.group = group
-    subscription.slot = group.members.length
-    if (group.delivering > 0) group.members = group.members.slice()
-    group.members.push(subscription)
-    this.size++
-  }
-
-  remove(subscription: QuerySubscription): void {
-    const group = subscription.group
-    if (group === undefined) return
-    subscription.group = undefined
-    // Swap-remove: the last member takes this one's slot (in a copy while an event is being offered).
-    if (group.delivering > 0) group.members = group.members.slice()
-    const members = group.members
-    const last = members.pop()!
-    if (last !== subscription) {
-      members[subscription.slot] = last
-      last.slot = subscription.slot
-    }
-    if (members.length === 0) {
-      this.groups.delete(group.key)
-      this.index.remove(group)
-    }
-    this.size--
-    this.#owner.removed(this)
-  }
-}
-
-/** The subscriptions of one table with the same conditions. */
-interface QueryGroup {
-  readonly key: string
-  readonly matches: (value: unknown) => boolean
-  /** Replaced, not changed, while `delivering`: an offer loop keeps the array it started with. */
-  members: QuerySubscription[]
-  delivering: number
-}
-
-/** Events derived from one change for query subscribers (a put for an enter, a leave, a projection). */
-interface Derived {
-  change: RuntimeEvent | undefined
-  enter: RuntimeEvent | undefined
-  leave: RuntimeEvent | undefined
-}
-
-const derivedSlot = Symbol('derived')
-const projectedSlot = Symbol('projected')
-type Slotted = RuntimeEvent & { [derivedSlot]?: Derived; [projectedSlot]?: Map<string, RuntimeEvent> }
-
-/** The event with its value projected by the subscription's `select()`, shared by equal selections. */
-function projected(event: RuntimeEvent, subscription: QuerySubscription): RuntimeEvent {
-  // Records are projected; a message is not a record and is delivered as published.
-  if (event.type !== 'put' && event.type !== 'patch') return event
-  const slotted = event as Slotted
-  let map = slotted[projectedSlot]
-  const hit = map?.get(subscription.selectKey)
-  if (hit !== undefined) return hit
-  const copy = copyEvent(event, event.type, event.retained, event.meta)
-  copy.value = subscription.project!(event.value)
-  copy.resumeCursor = event.resumeCursor
-  if (map === undefined) slotted[projectedSlot] = map = new Map()
-  map.set(subscription.selectKey, copy)
-  return copy
-}
-
-function copyEvent(
-  event: RuntimeEvent,
-  type: RuntimeEvent['type'],
-  retained: boolean,
-  meta: EventMeta | undefined,
-): RuntimeEvent {
-  const copy = new RuntimeEvent(
-    type,
-    event.topic,
-    event.path,
-    event.id,
-    event.timestamp,
-    event.cursor,
-    event.user,
-    retained,
-    meta,
-  )
-  copy.origin = event.origin
-  return copy
-}
-
-/** MQTT 5 user property `event` on the copy (leave, delete, reset), beside the publisher's own. */
-function withEventProperty(meta: EventMeta | undefined, value: string): EventMeta {
-  const properties = (meta?.properties ?? {}) as Record<string, unknown>
-  const user = (properties.userProperties ?? {}) as Record<string, unknown>
-  return { ...meta, properties: { ...properties, userProperties: { ...user, event: value } } }
-}
-
 /**
  * Every query subscription of a runtime, by table. `onChange` is called for each logged change and
  * `onMessage` for unlogged (QoS 0) messages; both return at once for tables nobody queries.
  */
-export class QuerySubscriptions {
+export class QuerySubscriptions implements TableOwner {
   readonly #host: QueryHost
   readonly #tables = new Map<string, TableQueries>()
   #size = 0
@@ -516,36 +298,17 @@ export class QuerySubscriptions {
   }
 
   #derivedOf(event: RuntimeEvent): Derived {
-    const slotted = event as Slotted
-    let derived = this.#derived ?? slotted[derivedSlot]
-    if (derived === undefined) {
-      derived = { change: event, enter: undefined, leave: undefined }
-      slotted[derivedSlot] = derived
-    }
-    this.#derived = derived
-    return derived
+    this.#derived ??= derivedOf(event)
+    return this.#derived
   }
 
-  /** A record that starts matching: a put of the whole record, whatever the write was. */
   #enterEvent(event: RuntimeEvent): RuntimeEvent {
     if (event.type === 'put' || event.type === 'message') return event
-    const derived = this.#derivedOf(event)
-    if (derived.enter === undefined) {
-      const put = copyEvent(event, 'put', false, event.meta)
-      put.value = event.value
-      derived.enter = put
-    }
-    return derived.enter
+    return enterEvent(event, this.#derivedOf(event))
   }
 
-  /** A record that stops matching: `leave`, or `delete` when it was deleted (MQTT 5: user property `event`). */
   #leaveEvent(event: RuntimeEvent): RuntimeEvent {
-    const derived = this.#derivedOf(event)
-    if (derived.leave === undefined) {
-      const type = this.#deleted || event.type === 'delete' ? 'delete' : 'leave'
-      derived.leave = copyEvent(event, type, false, withEventProperty(event.meta, type))
-    }
-    return derived.leave
+    return leaveEvent(event, this.#derivedOf(event), this.#deleted)
   }
 }
 
