@@ -64,6 +64,28 @@ function violation(error: MqttError): ConnectVerdict {
   return { kind: 'violation', error }
 }
 
+/**
+ * The protocol level of a CONNECT frame, from its protocol name and level, read before mqtt-packet (which
+ * cannot answer an unknown level) [MQTT-3.1.2-1] [MQTT-3.1.2-2].
+ */
+export function protocolLevel(
+  frame: Buffer,
+  bodyOffset: number,
+): 3 | 4 | 5 | { error: string; unsupportedVersion: boolean } {
+  const nameLen = frame.length >= bodyOffset + 2 ? (frame[bodyOffset]! << 8) | frame[bodyOffset + 1]! : -1
+  const levelPos = bodyOffset + 2 + nameLen
+  if (nameLen < 0 || levelPos >= frame.length)
+    return { error: 'malformed CONNECT', unsupportedVersion: false }
+  const name = frame.toString('latin1', bodyOffset + 2, levelPos)
+  const level = frame[levelPos]! & 0x7f
+  if (name !== 'MQTT' && name !== 'MQIsdp')
+    return { error: 'unknown protocol name', unsupportedVersion: false }
+  if ((name === 'MQTT' && level !== 4 && level !== 5) || (name === 'MQIsdp' && level !== 3)) {
+    return { error: 'unsupported protocol version', unsupportedVersion: true }
+  }
+  return level as 3 | 4 | 5
+}
+
 /** Everything about a CONNECT that is decided before authentication, in the order the specification checks it. */
 export function checkConnect(
   host: HandshakeHost,

@@ -6,6 +6,7 @@ import {
   checkConnect,
   connackProperties,
   firstUserProperty,
+  protocolLevel,
   willOf,
 } from './connect-handshake.js'
 import type { ConnectionHost } from './connection-host.js'
@@ -17,6 +18,7 @@ import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import { InboundFlows } from './inbound-publish.js'
 import { KeepAlive } from './keep-alive.js'
+import { onPubrec } from './outbound-acks.js'
 import { OutboundAliases } from './outbound-encoder.js'
 import {
   type AuthPacket,
@@ -27,7 +29,6 @@ import {
   generateWithin,
   type Packet,
   PacketParser,
-  PUBREL,
   reasonStringProperty,
   v3Connack,
 } from './packets.js'
@@ -286,23 +287,11 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       this.closeBeforeConnect('first packet was not CONNECT')
       return
     }
-    // Protocol name and level, checked before mqtt-packet (which cannot answer an unknown level).
-    const nameLen = frame.length >= bodyOffset + 2 ? (frame[bodyOffset]! << 8) | frame[bodyOffset + 1]! : -1
-    const levelPos = bodyOffset + 2 + nameLen
-    if (nameLen < 0 || levelPos >= frame.length) {
-      this.closeBeforeConnect('malformed CONNECT')
-      return
-    }
-    const name = frame.toString('latin1', bodyOffset + 2, levelPos)
-    const level = frame[levelPos]! & 0x7f
-    if (name !== 'MQTT' && name !== 'MQIsdp') {
-      this.closeBeforeConnect('unknown protocol name') // [MQTT-3.1.2-1]
-      return
-    }
-    if ((name === 'MQTT' && level !== 4 && level !== 5) || (name === 'MQIsdp' && level !== 3)) {
+    const level = protocolLevel(frame, bodyOffset)
+    if (typeof level !== 'number') {
       // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
-      this.stream.write(v3Connack(false, 1))
-      this.closeBeforeConnect('unsupported protocol version')
+      if (level.unsupportedVersion) this.stream.write(v3Connack(false, 1))
+      this.closeBeforeConnect(level.error)
       return
     }
     this.version = level
@@ -328,7 +317,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         this.session!.complete(packet.messageId!, 1, 'publish')
         return
       case 'pubrec':
-        this.onPubrec(packet.messageId!, packet.reasonCode ?? 0)
+        onPubrec(this, this.broker.onFlowStep, packet.messageId!, packet.reasonCode ?? 0)
         return
       case 'pubcomp':
         this.session!.complete(packet.messageId!, 2, 'pubrel')
@@ -362,36 +351,6 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client.
         this.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
     }
-  }
-
-  /** PUBREC of an outbound QoS 2 message: PUBREL once its state is durable. */
-  private onPubrec(id: number, rc: number): void {
-    if (rc >= 0x80) {
-      this.session!.complete(id, 2, 'publish')
-      return
-    }
-    const known = this.session!.received(id)
-    if (known === false) {
-      this.write(this.ack(PUBREL, id, ReasonCode.PacketIdentifierNotFound, 'packet identifier not found'))
-      return
-    }
-    if (known === true) {
-      this.write(encodeAck(PUBREL, id, 0, this.v5))
-      this.noteSent('outbound-pubrel-sent')
-      return
-    }
-    // The PUBREL state is durable before PUBREL leaves: after a crash the broker resends PUBREL, never
-    // the PUBLISH of a packet id the client may already have completed (a second delivery).
-    settle(
-      this,
-      known,
-      () => {
-        this.broker.onFlowStep?.('outbound-pubrel-persisted')
-        this.write(encodeAck(PUBREL, id, 0, this.v5))
-        this.noteSent('outbound-pubrel-sent')
-      },
-      () => this.close('state write failed'),
-    )
   }
 
   // -------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * connection detaches (the session stays, durable, or ends); expiry timers; start-up restore. Nothing
  * else adds or removes sessions, so cluster-wide takeover hooks in here (`takeOver`).
  */
-import { type AttachSettings, type Orphan, Session, type SessionSubscription } from './session.js'
+import type { Orphan, SessionSubscription } from './outbound-flow.js'
+import { type AttachSettings, Session } from './session.js'
 import type { SessionHost, SessionOutlet } from './session-outlet.js'
 import { mayTakeSession, type SessionOwner } from './session-owner.js'
 import { NEVER_EXPIRES, SESSIONS_STORE, type StoredSession } from './session-store.js'

@@ -16,6 +16,7 @@ import {
   subackFailureCode,
 } from './errors.js'
 import { type FaultSink, settle } from './fault.js'
+import type { SessionSubscription } from './outbound-flow.js'
 import type {
   Packet,
   SubackPacket,
@@ -25,7 +26,7 @@ import type {
   UnsubscribePacket,
 } from './packets.js'
 import type { RequestContext, Runtime } from './runtime.js'
-import type { Session, SessionSubscription } from './session.js'
+import type { Session } from './session.js'
 import type { SessionOutlet } from './session-outlet.js'
 import { isValidTopicFilter, isValidUtf8String } from './topic-validate.js'
 
