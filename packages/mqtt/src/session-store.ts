@@ -7,6 +7,7 @@ import type { Key, StateStore } from './runtime.js'
 /** Store names in runtime.state(). */
 export const SESSIONS_STORE = 'mqtt-sessions'
 export const INFLIGHT_STORE = 'mqtt-inflight'
+/** Key [clientId, packetId], value 1: an inbound QoS 2 packet id applied but not yet released. */
 export const QOS2_STORE = 'mqtt-qos2'
 export const WILLS_STORE = 'mqtt-wills'
 
@@ -71,9 +72,6 @@ export interface StoredWill {
   /** ms since the epoch when it is due; null while its connection is open. */
   dueAt: number | null
 }
-
-/** Key [clientId, packetId] in QOS2_STORE: an inbound QoS 2 packet id applied but not yet released. */
-type StoredQos2 = 1
 
 function sessionKey(clientId: string): Key {
   return clientId
