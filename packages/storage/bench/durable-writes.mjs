@@ -34,6 +34,15 @@ async function child(entry, writers, seconds) {
   let measuring = false
   let stop = false
   const latencies = []
+  let batches = 0
+  const commitMs = []
+  const syncMs = []
+  store.onCommit((stats) => {
+    if (!measuring) return
+    batches++
+    commitMs.push(stats.commitMs)
+    syncMs.push(stats.syncMs)
+  })
   async function writer() {
     while (!stop) {
       const id = `d${(Math.random() * 1e9) | 0}-${seq++}`
@@ -63,6 +72,7 @@ async function child(entry, writers, seconds) {
   await store.close()
   rmSync(dir, { recursive: true, force: true })
   latencies.sort((a, b) => a - b)
+  const middle = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1] ?? 0
   const at = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
   process.stdout.write(
     `${JSON.stringify({
@@ -72,6 +82,9 @@ async function child(entry, writers, seconds) {
       p99: at(0.99),
       cpuUs: (cpu.user + cpu.system) / latencies.length,
       switches: switches / latencies.length,
+      batch: latencies.length / batches,
+      commitMs: middle(commitMs),
+      syncMs: middle(syncMs),
     })}\n`,
   )
 }
@@ -137,7 +150,9 @@ async function parent() {
         results.get(key).push(r)
         console.error(
           `# rep ${rep + 1} ${key}: ${Math.round(r.perSecond)}/s p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ` +
-            `cpu ${r.cpuUs.toFixed(1)} µs/write, ${r.switches.toFixed(2)} context switches/write`,
+            `cpu ${r.cpuUs.toFixed(1)} µs/write, ${r.switches.toFixed(2)} context switches/write, ` +
+            `${r.batch.toFixed(1)} writes/batch, batch p50 queued→committed ${r.commitMs.toFixed(2)} ms, ` +
+            `committed→flushed ${r.syncMs.toFixed(2)} ms`,
         )
       }
     }
