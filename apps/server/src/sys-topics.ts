@@ -3,11 +3,13 @@
  * scripts written for Mosquitto read this broker unchanged. They are retained messages on topics no
  * table claims, written by the server itself: a new subscriber gets the current values at once, and
  * who may read them is the ordinary topic rules' business (`$` topics match only rules that name
- * them, so a role needs `$SYS/#`; super users may always).
+ * them, so a role needs `$SYS/#`; super users may always). The runtime keeps `$SYS` retained
+ * messages in memory, out of storage and the change log: they are refreshed every few seconds and
+ * worth nothing after a restart.
  *
  * The numbers come from what the broker and the listeners already count; reading them costs a pass
  * over the sessions every `sys.interval` seconds. A value is published again only when it changed
- * (the uptime always), like Mosquitto, so an idle broker writes one record per interval.
+ * (the uptime always), like Mosquitto, so an idle broker publishes one value per interval.
  */
 import type { Broker } from '@proj/mqtt'
 import { type RequestContext, type ResourceRuntime, TOPICS_TABLE } from '@proj/resource'

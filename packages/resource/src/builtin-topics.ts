@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { encode as encodeValue } from '@proj/codec'
 import type { ChangeEvent, Key, Table as StorageTable, WriteOptions, WriteTransaction } from '@proj/storage'
 import { matchesFilter, validateTopicName } from '@proj/topic-matcher'
+import { type EphemeralEntry, EphemeralTopics, isEphemeralTopic } from './ephemeral-topics.js'
 import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
 import { splitAtWildcard } from './filter-prefix.js'
@@ -47,6 +48,8 @@ export class TopicsResource extends Resource {
   readonly #claimed: (topic: string) => boolean
   readonly #listening: () => boolean
   readonly #dispatch: (event: RuntimeEvent) => void
+  /** Retained messages of `$SYS` topics: in memory, never stored nor logged (see ephemeral-topics.ts). */
+  readonly #ephemeral = new EphemeralTopics()
 
   constructor(
     host: ResourceHost,
@@ -71,11 +74,14 @@ export class TopicsResource extends Resource {
   }
 
   override has(id: Key): boolean {
+    if (isEphemeralTopic(String(id))) return this.#ephemeral.get(String(id)) !== undefined
     return this.table.get(id) !== undefined
   }
 
   override async get(topic: Key): Promise<RecordResult | undefined> {
-    const entry = this.table.getEntry(topic)
+    const entry = isEphemeralTopic(String(topic))
+      ? this.#ephemeralEntry(String(topic))
+      : this.table.getEntry(topic)
     if (!entry) return undefined
     const record = entry.value
     const value = record.payload ? decodeLoose(record.payload, record.contentType) : record.value
@@ -95,6 +101,11 @@ export class TopicsResource extends Resource {
     const record: TopicRecord = {
       payload: value instanceof Uint8Array ? value : encodeValue(value, 'application/json'),
     }
+    if (isEphemeralTopic(String(topic))) {
+      const write = writeOptions(ctx, options?.ifVersion)
+      const { created, version } = this.#putEphemeral(String(topic), record, write.ifVersion, write.meta, ctx)
+      return { id: topic, version, created }
+    }
     const created = this.table.get(topic) === undefined
     const change = await this.table.put(topic, record, writeOptions(ctx, options?.ifVersion)).catch(rethrow)
     return { id: topic, version: change.timestamp, created }
@@ -105,6 +116,10 @@ export class TopicsResource extends Resource {
   }
 
   override async delete(topic: Key, ctx: RequestContext, options?: ResourceWriteOptions): Promise<boolean> {
+    if (isEphemeralTopic(String(topic))) {
+      const write = writeOptions(ctx, options?.ifVersion)
+      return this.#deleteEphemeral(String(topic), write.ifVersion, write.meta, ctx)
+    }
     if (options?.ifVersion === undefined && this.table.get(topic) === undefined) return false
     const change = await this.table.delete(topic, writeOptions(ctx, options?.ifVersion)).catch(rethrow)
     return change !== undefined
@@ -152,6 +167,19 @@ export class TopicsResource extends Resource {
       record.qos = message.qos
     }
     const write: WriteOptions = { meta: storageMeta(message, ctx) }
+    if (retain && isEphemeralTopic(topic)) {
+      const meta = write.meta
+      const apply = (): PublishResult => {
+        if (message.payload.length === 0) this.#deleteEphemeral(topic, undefined, meta, ctx)
+        else this.#putEphemeral(topic, record, undefined, meta, ctx)
+        return {}
+      }
+      if (single) return Promise.resolve(apply())
+      // The caller's state writes (a QoS 2 packet id) still commit; keeping the value again is harmless.
+      return this.#commit(() => {}, atomic).then(apply, (error: unknown) => {
+        throw toResourceError(error)
+      })
+    }
     if (ctx.user) write.user = ctx.user.username
     const table = this.table
     if (retain && message.payload.length === 0) {
@@ -167,6 +195,57 @@ export class TopicsResource extends Resource {
       )
     if (retain) return this.commitOne((txn) => txn.put(table, topic, record, write), atomic)
     return this.commitOne((txn) => txn.message(table, topic, record, write), atomic)
+  }
+
+  #ephemeralEntry(topic: string): { value: TopicRecord; version: number } | undefined {
+    const entry = this.#ephemeral.get(topic)
+    return entry && { value: entry.record, version: entry.version }
+  }
+
+  /** Keeps a retained message of a `$SYS` topic and hands its event to the subscribers (unlogged, cursor 0). */
+  #putEphemeral(
+    topic: string,
+    record: TopicRecord,
+    ifVersion: number | undefined,
+    meta: Record<string, unknown> | undefined,
+    ctx: RequestContext,
+  ): { created: boolean; version: number } {
+    const existing = this.#ephemeral.get(topic)
+    assertVersion(topic, existing, ifVersion)
+    const version = this.host.now()
+    this.#ephemeral.set(topic, { record, version })
+    if (this.#listening()) {
+      const event = new RuntimeEvent('put', topic, '', topic, version, 0, ctx.user?.username, false, meta)
+      event.origin = ctx.clientId
+      this.#dispatch(event.setPayload(record.payload!, record.contentType))
+    }
+    return { created: existing === undefined, version }
+  }
+
+  #deleteEphemeral(
+    topic: string,
+    ifVersion: number | undefined,
+    meta: Record<string, unknown> | undefined,
+    ctx: RequestContext,
+  ): boolean {
+    assertVersion(topic, this.#ephemeral.get(topic), ifVersion)
+    if (!this.#ephemeral.delete(topic)) return false
+    if (this.#listening()) {
+      const event = new RuntimeEvent(
+        'delete',
+        topic,
+        '',
+        topic,
+        this.host.now(),
+        0,
+        ctx.user?.username,
+        false,
+        meta,
+      )
+      event.origin = ctx.clientId
+      this.#dispatch(event)
+    }
+    return true
   }
 
   /** Logs a message event of a resource without a table (its `publish` through `host.logMessage`). */
@@ -205,6 +284,13 @@ export class TopicsResource extends Resource {
 
   /** Retained messages of unclaimed topics matching `filter`. */
   override *snapshot(_idFilter: string, filter: string): Iterable<RuntimeEvent> {
+    // Only a filter whose first level is `$SYS` matches a `$SYS` topic [MQTT-4.7.2-1]; records an
+    // older version stored there are out of date, so they are not served.
+    if (isEphemeralTopic(filter)) {
+      for (const [topic, entry] of this.#ephemeral.matching(filter))
+        yield topicEvent(topic, entry.record, entry.version)
+      return
+    }
     const { segments, firstWild } = splitAtWildcard(filter)
     if (firstWild === -1) {
       const entry = this.table.getEntry(filter)
@@ -219,6 +305,16 @@ export class TopicsResource extends Resource {
       yield topicEvent(topic, entry.value, entry.version)
     }
   }
+}
+
+/** CONFLICT when `ifVersion` is given and is not the entry's version (0: the topic must not exist). */
+function assertVersion(
+  topic: string,
+  entry: EphemeralEntry | undefined,
+  ifVersion: number | undefined,
+): void {
+  if (ifVersion === undefined || (entry?.version ?? 0) === ifVersion) return
+  throw new ResourceError('CONFLICT', `${topic} is not at version ${ifVersion}`)
 }
 
 /** INVALID unless `topic` is a valid topic name. */
