@@ -1,7 +1,8 @@
 /**
- * Outbound PUBLISH encoding, shared by every subscriber of one event: the topic bytes, the payload per
- * media type, the MQTT 5 property block and whole QoS 0 packets are built once per event and reused across
- * the fan-out. The one cache of encoded outbound bytes in the broker.
+ * Outbound PUBLISH encoding, shared by every subscriber of one event. The payload bytes per media type are
+ * the runtime's: `runtime.encode` caches them on the event (one cache, shared with the HTTP doors). What is
+ * MQTT's alone is cached here, for the last event only: the topic bytes, the MQTT 5 property blocks and
+ * whole QoS 0 packets, so a fan-out of one event frames it once.
  */
 import {
   encodePublish,
@@ -16,16 +17,23 @@ const EMPTY = Buffer.alloc(0)
 const NO_TOPIC = Buffer.alloc(0)
 const JSON_TYPE = 'application/json'
 
-/** Encodings of one event shared by every subscriber that receives the same bytes. */
-interface EventCache {
+/** A QoS 0 PUBLISH shared by every subscriber that gets the same payload, properties and retain flag. */
+interface SharedPacket {
+  payload: Uint8Array
+  props: Buffer | null
+  retain: boolean
+  packet: Buffer
+}
+
+/** MQTT framing of one event, shared by every subscriber that receives the same bytes. */
+interface EventFrames {
   topic: Buffer | undefined
-  format: string | undefined
-  payload: Uint8Array | undefined
-  payloads: Map<string, Uint8Array> | undefined
-  packets: Map<string, Buffer> | undefined
   props: Map<string, Buffer> | undefined
-  packetKey: string | undefined
-  packet: Buffer | undefined
+  /** The first shared QoS 0 packet inline, more in `packets` (most fan-outs use one). */
+  packet: SharedPacket | undefined
+  packets: SharedPacket[] | undefined
+  /** A format the runtime could not encode this event in (JSON went instead; warned once). */
+  unencodable: string | undefined
 }
 
 /**
@@ -62,7 +70,7 @@ export interface EncodeTarget {
 
 export class OutboundEncoder {
   private lastEvent: ResourceEvent | undefined
-  private lastCache: EventCache | undefined
+  private lastFrames: EventFrames | undefined
 
   constructor(
     private readonly runtime: Pick<Runtime, 'encode'>,
@@ -71,55 +79,49 @@ export class OutboundEncoder {
 
   /**
    * The runtime hands one event to every matching subscriber in a row, so a one-slot cache (the last
-   * event seen) shares encodings across a fan-out without a WeakMap lookup per delivery.
+   * event seen) shares the framing across a fan-out without a WeakMap lookup per delivery.
    */
-  private cache(event: ResourceEvent): EventCache {
-    if (event === this.lastEvent) return this.lastCache!
-    const c: EventCache = {
+  private frames(event: ResourceEvent): EventFrames {
+    if (event === this.lastEvent) return this.lastFrames!
+    const c: EventFrames = {
       topic: undefined,
-      format: undefined,
-      payload: undefined,
-      payloads: undefined,
-      packets: undefined,
       props: undefined,
-      packetKey: undefined,
       packet: undefined,
+      packets: undefined,
+      unencodable: undefined,
     }
     this.lastEvent = event
-    this.lastCache = c
+    this.lastFrames = c
     return c
   }
 
   topicBytes(event: ResourceEvent): Buffer {
-    const c = this.cache(event)
+    const c = this.frames(event)
     return (c.topic ??= Buffer.from(event.topic, 'utf8'))
   }
 
-  /** The payload for a subscriber's format: deletes are empty, raw bytes pass through, values are encoded once. */
+  /**
+   * The payload for a subscriber's format: deletes are empty, raw bytes pass through, values are encoded by
+   * the runtime (once per event and media type, cached on the event). A format the value cannot be encoded
+   * in gets JSON.
+   */
   payload(event: ResourceEvent, format: string): Uint8Array {
     if (event.type === 'delete') return EMPTY
     const value = event.value
     if (value instanceof Uint8Array) return value
     if (value === undefined) return EMPTY
-    const c = this.cache(event)
-    if (c.format === format) return c.payload!
-    const hit = c.payloads?.get(format)
-    if (hit !== undefined) return hit
-    let bytes: Uint8Array
-    try {
-      bytes = this.runtime.encode(event, format)
-    } catch (err) {
-      if (format === JSON_TYPE) throw err
-      this.logger.warn({ err }, `mqtt: cannot encode for ${format}, sending JSON`)
-      bytes = this.runtime.encode(event, JSON_TYPE)
+    if (format !== JSON_TYPE) {
+      const c = this.frames(event)
+      if (c.unencodable === format) return this.runtime.encode(event, JSON_TYPE)
+      try {
+        return this.runtime.encode(event, format)
+      } catch (err) {
+        this.logger.warn({ err }, `mqtt: cannot encode for ${format}, sending JSON`)
+        c.unencodable = format
+        return this.runtime.encode(event, JSON_TYPE)
+      }
     }
-    if (c.format === undefined) {
-      c.format = format
-      c.payload = bytes
-    } else {
-      ;(c.payloads ??= new Map()).set(format, bytes)
-    }
-    return bytes
+    return this.runtime.encode(event, format)
   }
 
   /**
@@ -150,7 +152,7 @@ export class OutboundEncoder {
         ? format
         : undefined
     if (meta === undefined && contentType === undefined) return EMPTY
-    const c = this.cache(event)
+    const c = this.frames(event)
     const key = `${explicitFormat ? 1 : 0}${expiry ?? ''}:${format}`
     const hit = c.props?.get(key)
     if (hit !== undefined) return hit
@@ -175,36 +177,42 @@ export class OutboundEncoder {
     return Buffer.concat([props, encodePublishProperties(undefined, typeof ids === 'number' ? [ids] : ids)])
   }
 
-  /** A QoS 0 PUBLISH; identical packets (same topic, format, flags, no per-subscriber properties) are shared. */
-  qos0Packet(
+  /**
+   * The PUBLISH of one delivery. `props` is the property block (null for 3.1.1); `packetId` 0 for QoS 0.
+   * A QoS 0 packet without per-subscriber parts (`shareable`: no subscription identifier, no topic alias)
+   * is built once per event and shared by every subscriber whose payload, properties and retain flag are
+   * the same bytes (the same objects: both come from caches). Null when the packet exceeds the client's
+   * Maximum Packet Size.
+   */
+  publish(
+    target: EncodeTarget,
     event: ResourceEvent,
-    format: string,
+    payload: Uint8Array,
+    props: Buffer | null,
+    qos: number,
     retain: boolean,
-    v5: boolean,
-    ids: number | number[] | undefined,
-    explicitFormat: boolean,
-    expiry: number | undefined,
-  ): Buffer {
-    const payload = this.payload(event, format)
-    if (v5 && ids !== undefined) {
-      const props = this.withSubscriptionId(this.eventProperties(event, format, explicitFormat, expiry), ids)
-      return encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
-    }
-    const c = this.cache(event)
-    const key = `${v5 ? (explicitFormat ? 2 : 1) : 0}${retain ? 1 : 0}${v5 ? (expiry ?? '') : ''}:${format}`
-    if (c.packetKey === key) return c.packet!
-    let packet = c.packets?.get(key)
-    if (packet === undefined) {
-      const props = v5 ? this.eventProperties(event, format, explicitFormat, expiry) : null
-      packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
-      if (c.packetKey === undefined) {
-        c.packetKey = key
-        c.packet = packet
-      } else {
-        ;(c.packets ??= new Map()).set(key, packet)
+    packetId: number,
+    shareable: boolean,
+  ): Buffer | null {
+    if (!shareable || qos !== 0 || target.outAliases !== null)
+      return this.aliased(target, event, payload, qos, retain, packetId, props)
+    const c = this.frames(event)
+    let shared = c.packet
+    if (
+      shared === undefined ||
+      shared.payload !== payload ||
+      shared.props !== props ||
+      shared.retain !== retain
+    ) {
+      shared = c.packets?.find((p) => p.payload === payload && p.props === props && p.retain === retain)
+      if (shared === undefined) {
+        const packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
+        shared = { payload, props, retain, packet }
+        if (c.packet === undefined) c.packet = shared
+        else (c.packets ??= []).push(shared)
       }
     }
-    return packet
+    return shared.packet.length > target.clientMaximumPacketSize ? null : shared.packet
   }
 
   /**
@@ -213,7 +221,7 @@ export class OutboundEncoder {
    * free alias while the client's Topic Alias Maximum allows. Null when the packet exceeds the client's
    * Maximum Packet Size (the alias is then not assigned).
    */
-  aliased(
+  private aliased(
     target: EncodeTarget,
     event: ResourceEvent,
     payload: Uint8Array,

@@ -152,8 +152,6 @@ export class OutboundFlow {
     const cursor = event.cursor !== 0 ? event.cursor : (event.resumeCursor ?? 0)
     const ids = merged === undefined ? sub.id : merged.ids
     const also = merged?.also
-    const format = sub.accept ?? conn.accept
-    const explicitFormat = sub.accept !== undefined || conn.acceptExplicit
     const expiry = encoder.expiryLeft(event)
     if (expiry !== undefined && expiry <= 0) {
       // [MQTT-3.3.2-5] the Message Expiry Interval passed before delivery started: never sent.
@@ -161,39 +159,32 @@ export class OutboundFlow {
       this.advance(sub, also, cursor)
       return
     }
-    if (qos === 0) {
-      if (conn.congested) {
-        // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
-        host.stats.dropped.slowReader++
-        this.advance(sub, also, cursor)
-        return
-      }
-      let packet: Buffer | null
-      if (conn.outAliases === null) {
-        packet = encoder.qos0Packet(event, format, retain, conn.v5, ids, explicitFormat, expiry)
-        if (packet.length > conn.clientMaximumPacketSize) packet = null
-      } else {
-        const props = encoder.withSubscriptionId(
-          encoder.eventProperties(event, format, explicitFormat, expiry),
-          ids,
-        )
-        packet = encoder.aliased(conn, event, encoder.payload(event, format), 0, retain, 0, props)
-      }
-      // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
-      if (packet === null) {
-        host.stats.dropped.tooLarge++
-        this.advance(sub, also, cursor)
-      } else {
-        conn.counters.messagesOut[0]++
-        this.write(conn, packet, null, sub, also, cursor)
-      }
+    if (qos === 0 && conn.congested) {
+      // A reader that does not keep up loses QoS 0 messages (at most once), as in Mosquitto.
+      host.stats.dropped.slowReader++
+      this.advance(sub, also, cursor)
       return
     }
+    const format = sub.accept ?? conn.accept
     const payload = encoder.payload(event, format)
-    const props = conn.v5 ? encoder.eventProperties(event, format, explicitFormat, expiry) : undefined
-    const packetId = this.allocatePacketId()
-    const propBlock = conn.v5 ? encoder.withSubscriptionId(props!, ids) : null
-    const packet = encoder.aliased(conn, event, payload, qos, retain, packetId, propBlock)
+    const props = conn.v5
+      ? encoder.withSubscriptionId(
+          encoder.eventProperties(event, format, sub.accept !== undefined || conn.acceptExplicit, expiry),
+          ids,
+        )
+      : null
+    const packetId = qos === 0 ? 0 : this.allocatePacketId()
+    // Without a subscription identifier a QoS 0 packet is the same bytes for every subscriber: shared.
+    const packet = encoder.publish(
+      conn,
+      event,
+      payload,
+      props,
+      qos,
+      retain,
+      packetId,
+      props === null || ids === undefined,
+    )
     if (packet === null) {
       // [MQTT-3.1.2-25] a packet larger than the client allows is discarded as if it had been delivered.
       host.stats.dropped.tooLarge++
@@ -201,6 +192,11 @@ export class OutboundFlow {
       return
     }
     conn.counters.messagesOut[qos]++
+    if (qos === 0) {
+      // Nothing to acknowledge: the subscription's cursor moves once the packet is written.
+      this.write(conn, packet, null, sub, also, cursor)
+      return
+    }
     const entry: InflightEntry = {
       packetId,
       qos: qos as 1 | 2,
@@ -211,7 +207,7 @@ export class OutboundFlow {
       filter: sub.filter,
       also,
       cursor,
-      props: propBlock ?? undefined,
+      props: props ?? undefined,
       packet,
     }
     if (sub.shared) entry.event = event
@@ -227,7 +223,7 @@ export class OutboundFlow {
         cursor,
       }
       if (also !== undefined) stored.also = also
-      if (propBlock && propBlock.length > 0) stored.props = propBlock
+      if (props !== null && props.length > 0) stored.props = props
       // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
       this.write(conn, packet, this.record.putInflight(packetId, stored), null, undefined, 0)
     } else {
