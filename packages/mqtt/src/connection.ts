@@ -1,25 +1,16 @@
 import type { Duplex } from 'node:stream'
-import { formatForAccept } from './accept.js'
-import {
-  type AcceptedConnect,
-  authenticateConnect,
-  checkConnect,
-  connackProperties,
-  firstUserProperty,
-  protocolLevel,
-  willOf,
-} from './connect-handshake.js'
+import { ConnectFlow, type Negotiated } from './connect-flow.js'
+import { protocolLevel } from './connect-handshake.js'
 import type { ConnectionHost } from './connection-host.js'
 import { ConnectionWill } from './connection-will.js'
-import { EnhancedAuth } from './enhanced-auth.js'
+import type { EnhancedAuth } from './enhanced-auth.js'
 import { type MqttError, ProtocolError, ReasonCode, v3ConnackCode } from './errors.js'
 import { type FaultSink, faultReason, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
-import { InboundFlows } from './inbound-publish.js'
 import { KeepAlive } from './keep-alive.js'
-import { onPubrec } from './outbound-acks.js'
 import { OutboundAliases } from './outbound-encoder.js'
+import { PacketRouter } from './packet-router.js'
 import {
   type AuthPacket,
   type ConnackPacket,
@@ -35,11 +26,9 @@ import {
 import type { RequestContext, User } from './runtime.js'
 import type { Session } from './session.js'
 import type { SessionOutlet } from './session-outlet.js'
-import { ownerOf } from './session-owner.js'
-import { NEVER_EXPIRES, willKey } from './session-store.js'
+import type { StoredWill } from './session-store.js'
 import { SocketWriter } from './socket-writer.js'
 import type { DoorStats } from './stats.js'
-import { SubscribeFlows } from './subscribe-flows.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
 /** The connection's states; every transition is in this file. */
@@ -54,10 +43,10 @@ const JSON_TYPE = 'application/json'
 
 /**
  * One client connection over a duplex stream, as a small state machine: AwaitingConnect → Connecting
- * (the handshake, `connect-handshake.ts`, with `enhanced-auth.ts`) → Connected → Closed. Connected, frames
- * go to the inbound publish flows (`inbound-publish.ts`), the subscribe flows (`subscribe-flows.ts`) or
- * the session (outbound acknowledgements); bytes leave through the socket writer. Outbound delivery state
- * lives in the Session so it survives the connection; the session registry attaches and detaches it.
+ * (`connect-flow.ts` runs the CONNECT, with `connect-handshake.ts` and `enhanced-auth.ts`) → Connected
+ * (`packet-router.ts` hands each frame to the inbound publish flows, the subscribe flows or the session) →
+ * Closed. Bytes leave through the socket writer. Outbound delivery state lives in the Session so it
+ * survives the connection; the session registry attaches and detaches it. Only this class writes its fields.
  */
 export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private state = State.AwaitingConnect
@@ -76,9 +65,9 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private problemInfo = true
   /** Outbound topic aliases; null when the client accepts none (its Topic Alias Maximum is 0). */
   outAliases: OutboundAliases | null = null
-  /** Enhanced authentication, when CONNECT named a method (kept for re-authentication). */
-  private enhanced: EnhancedAuth | null = null
 
+  /** The CONNECT flow, from the first frame on (it keeps enhanced authentication for re-authentication). */
+  private connect: ConnectFlow | null = null
   private readonly reader: FrameReader
   private readonly writer: SocketWriter
   private readonly keepAlive: KeepAlive
@@ -88,12 +77,8 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private connectTimer: NodeJS.Timeout | null = null
   private closeTimer: NodeJS.Timeout | null = null
   /** Set at CONNACK. */
-  private inbound: InboundFlows | null = null
-  private subscribes: SubscribeFlows | null = null
+  private router: PacketRouter | null = null
   private readonly will: ConnectionWill
-  private countedUser: string | null = null
-  /** Holds one of the broker's places (ConnectionLimits), given back on close. */
-  private holdsPlace = false
   private faulted = false
   /** ms since the epoch when the stream was handed over. */
   readonly openedAt = Date.now()
@@ -138,6 +123,10 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       broker.connectTimeoutMs,
     )
     this.connectTimer.unref?.()
+  }
+
+  get enhanced(): EnhancedAuth | null {
+    return this.connect?.enhanced ?? null
   }
 
   get connected(): boolean {
@@ -244,8 +233,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   private dispatch(frame: Buffer, bodyOffset: number): void {
     const state = this.state
     if (state === State.Connected) {
-      if (frame[0]! >> 4 === 3) this.inbound!.onPublish(frame, bodyOffset)
-      else this.onControlFrame(frame)
+      this.router!.onFrame(frame, bodyOffset)
       return
     }
     if (state === State.Connecting) {
@@ -262,11 +250,15 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     if (state === State.AwaitingConnect) this.onFirstFrame(frame, bodyOffset)
   }
 
+  stopReading(): void {
+    this.reader.stop()
+  }
+
   onFrameError(error: MqttError): void {
     this.protocolViolation(error)
   }
 
-  private parse(frame: Buffer): Packet | null {
+  parse(frame: Buffer): Packet | null {
     this.parser ??= new PacketParser(this.version)
     const packet = this.parser.parse(frame)
     if (packet instanceof Error) {
@@ -300,221 +292,68 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     if (packet === null) return
     this.state = State.Connecting
     this.held = []
-    settle(this, this.onConnect(packet as ConnectPacket), () => {})
-  }
-
-  private onControlFrame(frame: Buffer): void {
-    // A plain PUBACK (no reason code, no properties; flags 0) is four bytes: read it without
-    // mqtt-packet, whose parser (BufferList, packet object, events) was ~8 % of the CPU of S3.
-    if (frame[0] === 0x40 && frame.length === 4) {
-      this.session!.complete((frame[2]! << 8) | frame[3]!, 1, 'publish')
-      return
-    }
-    const packet = this.parse(frame)
-    if (packet === null) return
-    switch (packet.cmd) {
-      case 'puback':
-        this.session!.complete(packet.messageId!, 1, 'publish')
-        return
-      case 'pubrec':
-        onPubrec(this, this.broker.onFlowStep, packet.messageId!, packet.reasonCode ?? 0)
-        return
-      case 'pubcomp':
-        this.session!.complete(packet.messageId!, 2, 'pubrel')
-        return
-      case 'pubrel':
-        this.inbound!.onPubrel(packet.messageId!)
-        return
-      case 'subscribe':
-        this.subscribes!.onSubscribe(packet)
-        return
-      case 'unsubscribe':
-        this.subscribes!.onUnsubscribe(packet)
-        return
-      case 'pingreq':
-        this.inbound!.pong()
-        return
-      case 'disconnect':
-        this.onDisconnect(packet)
-        return
-      case 'auth':
-        // MQTT 5 section 4.12: AUTH without enhanced authentication at CONNECT is a protocol error.
-        if (this.enhanced === null)
-          this.protocolViolation(new ProtocolError('AUTH with an authentication method not used at CONNECT'))
-        else this.enhanced.onAuth(packet)
-        return
-      case 'connect':
-        // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
-        this.protocolViolation(new ProtocolError('second CONNECT'))
-        return
-      default:
-        // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client.
-        this.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
-    }
+    if (this.connectTimer) clearTimeout(this.connectTimer)
+    this.connectTimer = null
+    this.connect = new ConnectFlow(this, this.broker)
+    settle(this, this.connect.run(packet as ConnectPacket), () => {})
   }
 
   // -------------------------------------------------------------------------------------------
-  // CONNECT
+  // CONNECT (connect-flow.ts runs it; these are its steps that change this connection's state)
 
-  private async onConnect(packet: ConnectPacket): Promise<void> {
-    const broker = this.broker
-    const runtime = broker.runtime
-    const v5 = this.v5
-    if (this.connectTimer) clearTimeout(this.connectTimer)
-    this.connectTimer = null
+  get connecting(): boolean {
+    return this.state === State.Connecting
+  }
 
-    const props = packet.properties
-    if (v5 && props) {
-      // First, so that even a refusing CONNACK respects them [MQTT-3.1.2-24] [MQTT-3.1.2-29].
-      if (props.maximumPacketSize !== undefined && props.maximumPacketSize > 0)
-        this.clientMaximumPacketSize = props.maximumPacketSize
-      if (props.requestProblemInformation === false) this.problemInfo = false
-    }
-    const verdict = checkConnect(broker, packet, this.version, this.id)
-    switch (verdict.kind) {
-      case 'violation':
-        this.protocolViolation(verdict.error)
-        return
-      case 'auth-failed':
-        this.authFailed(verdict.reasonCode, verdict.why, packet.username)
-        return
-      case 'refuse':
-        if (verdict.clientId !== undefined) this.clientId = verdict.clientId
-        this.refuse(verdict.reasonCode, verdict.why)
-        return
-    }
-    const accepted: AcceptedConnect = verdict
-    const clientId = accepted.clientId
+  clientLimits(maximumPacketSize: number | undefined, problemInformation: boolean | undefined): void {
+    if (maximumPacketSize !== undefined && maximumPacketSize > 0)
+      this.clientMaximumPacketSize = maximumPacketSize
+    if (problemInformation === false) this.problemInfo = false
+  }
+
+  identified(clientId: string): void {
     this.clientId = clientId
-    if (accepted.authMethod !== undefined && accepted.authFactory !== undefined) {
-      const { authMethod, authFactory } = accepted
-      this.enhanced = new EnhancedAuth(
-        this,
-        authMethod,
-        authFactory,
-        runtime,
-        broker.connectTimeoutMs,
-        broker.logger,
-      )
-    }
+  }
 
-    // The broker's connection limit, before any password is hashed.
-    if (!broker.limits.take(broker.sessions.isConnected(clientId))) {
-      // 3.1.1 has no quota code: 0x03 Server unavailable says "try later", not "not authorized"
-      this.refuse(
-        v5 ? ReasonCode.QuotaExceeded : ReasonCode.ServerUnavailable,
-        'server connection limit reached',
-      )
-      return
-    }
-    this.holdsPlace = true
-
-    const enhanced = this.enhanced
-    const auth = await authenticateConnect(
-      broker,
-      packet,
-      this.info,
-      enhanced !== null ? () => enhanced.run(props?.authenticationData, packet.username, null) : undefined,
-    )
-    if (auth === null) return
-    if ('failed' in auth) {
-      this.authFailed(auth.failed, auth.why, packet.username)
-      return
-    }
-    const user = auth.user
-    if (this.state !== State.Connecting) return
-    if (broker.closing) {
-      this.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
-      return
-    }
-    if (user !== null && !user.superUser) {
-      if (!broker.addUserConnection(user.username)) {
-        this.refuse(ReasonCode.QuotaExceeded, 'too many connections')
-        return
-      }
-      this.countedUser = user.username
-    }
+  authenticated(user: User | null, negotiated: Negotiated): void {
     this.ctx.user = user
-    this.ctx.clientId = clientId
-    this.applyFormats(packet)
-
-    // Session: ownership, takeover [MQTT-3.1.4-2], clean start, resume.
-    const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
-    const owner = ownerOf(user, runtime.anonymous())
-    // A cluster: the client id is taken from the node that serves it first (its session state arrives here).
-    await broker.sessions.acquire(clientId)
-    if (this.state !== State.Connecting) return
-    let claim = broker.sessions.claim(clientId, owner, packet.clean === true)
-    if (claim instanceof Promise) claim = await claim
-    if (claim.refused !== undefined) {
-      // Another user's session: not resumed, taken over, replaced or ended by this connection.
-      broker.logger.warn(`mqtt: client id ${clientId} belongs to another user's session; CONNECT refused`)
-      this.refuse(ReasonCode.ClientIdentifierNotValid, 'client identifier in use by another user')
-      return
+    this.ctx.clientId = this.clientId
+    if (negotiated.accept !== undefined) {
+      this.accept = negotiated.accept
+      this.acceptExplicit = true
     }
-    if (this.state !== State.Connecting) return
-    const sessionPresent = claim.resumed !== undefined
-    const { session, persisted } = broker.sessions.attach(clientId, claim.resumed, this, {
-      expiry,
-      owner,
-      protocolVersion: this.version,
-    })
+    if (negotiated.contentType !== undefined) this.contentType = negotiated.contentType
+    if (negotiated.receiveMaximum !== undefined) this.clientReceiveMaximum = negotiated.receiveMaximum
+    const aliases = negotiated.topicAliasMaximum
+    if (aliases !== undefined && aliases > 0) this.outAliases = new OutboundAliases(aliases)
+  }
+
+  attached(session: Session): void {
     this.session = session
-    if (persisted !== null) await persisted
+  }
 
-    const will = willOf(packet, clientId, owner, v5, this.contentType)
-    if (will !== null) await this.will.set(willKey(clientId, this.id), will)
-    if (this.state !== State.Connecting || session.connection !== this) return
-    if (session.durable || will) broker.onFlowStep?.('connect-persisted')
+  setWill(key: readonly [string, string], will: StoredWill): Promise<void> {
+    return this.will.set(key, will)
+  }
 
-    // CONNACK.
-    if (v5) {
-      const properties = connackProperties(broker, packet, accepted, this.sessionInfo, auth.data)
-      this.stream.write(
-        this.sized({ cmd: 'connack', reasonCode: 0, sessionPresent, properties } as ConnackPacket),
-      )
-    } else {
-      this.stream.write(v3Connack(sessionPresent, 0))
-    }
+  established(connack: Buffer, session: Session, keepAlive: number, sessionPresent: boolean): void {
+    const broker = this.broker
+    this.stream.write(connack)
     this.state = State.Connected
-    this.inbound = new InboundFlows(this, broker, v5 && broker.topicAliasMaximum > 0)
-    this.subscribes = new SubscribeFlows(this, broker)
-    this.keepAlive.start(accepted.keepAlive)
+    this.router = new PacketRouter(this, broker, this.will)
+    this.keepAlive.start(keepAlive)
     this.counters.connects++
     broker.emit('connected', this.sessionInfo, this.stream)
-
     if (sessionPresent) {
       session.retransmit(this)
-      this.subscribes.resubscribe(session)
+      this.router.resubscribe(session)
     }
     const held = this.held
     this.held = null
     if (held) for (const [frame, off] of held) if (this.state === State.Connected) this.onFrame(frame, off)
   }
 
-  /** The record format subscribers get, and the connection's content type, from the transport and CONNECT. */
-  private applyFormats(packet: ConnectPacket): void {
-    const transportFormat = formatForAccept(this.info.accept)
-    if (transportFormat !== undefined) {
-      this.accept = transportFormat
-      this.acceptExplicit = true
-    }
-    const props = packet.properties
-    if (!this.v5 || !props) return
-    // Per-connection settings from CONNECT properties.
-    if (props.receiveMaximum !== undefined) this.clientReceiveMaximum = props.receiveMaximum
-    if (props.topicAliasMaximum !== undefined && props.topicAliasMaximum > 0)
-      this.outAliases = new OutboundAliases(props.topicAliasMaximum)
-    const accept = firstUserProperty(props, 'accept')
-    if (accept) {
-      this.accept = accept
-      this.acceptExplicit = true
-    }
-    const contentType = firstUserProperty(props, 'content-type')
-    if (contentType) this.contentType = contentType
-  }
-
-  private refuse(reason: number, why: string): void {
+  refuse(reason: number, why: string): void {
     if (this.state === State.Closed) return
     if (this.v5) {
       // CONNACK may carry a reason string even when problem information is off [MQTT-3.1.2-29].
@@ -530,12 +369,6 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
       this.stream.write(v3Connack(false, v3ConnackCode(reason)))
     }
     this.close(`CONNECT refused: ${why}`, true)
-  }
-
-  private authFailed(reason: number, why: string, username: string | undefined): void {
-    this.broker.stats.authFailures++
-    this.broker.emit('auth-failed', { clientId: this.clientId, username, reason: why }, this.stream)
-    this.refuse(reason, why)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -566,34 +399,6 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
   // -------------------------------------------------------------------------------------------
   // DISCONNECT and closing
-
-  private onDisconnect(packet: DisconnectPacket): void {
-    const session = this.session!
-    const rc = packet.reasonCode ?? 0
-    const expiry = packet.properties?.sessionExpiryInterval
-    if (this.v5 && expiry !== undefined) {
-      if (session.expiry === 0 && expiry !== 0) {
-        // [MQTT-3.14.2-2]
-        this.protocolViolation(new ProtocolError('session expiry set at DISCONNECT after 0 at CONNECT'))
-        return
-      }
-      session.setExpiry(expiry)
-    }
-    // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
-    const withWill = this.v5 && rc === ReasonCode.DisconnectWithWill
-    const discarded = this.will.disconnect(withWill)
-    if (discarded === null) {
-      this.close('client disconnected', withWill ? undefined : true)
-      return
-    }
-    // The connection closes once the discard is committed. Nothing is read meanwhile, and a close by the
-    // peer publishes nothing.
-    this.reader.stop()
-    settle(this, discarded, () => {
-      this.broker.onFlowStep?.('will-discard-persisted')
-      this.close('client disconnected', true)
-    })
-  }
 
   /** Another connection took over the session: v5 DISCONNECT 0x8E, then close (will rules apply). */
   takeOver(): void {
@@ -681,8 +486,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
         if (this.closeTimer) clearTimeout(this.closeTimer)
       })
     }
-    if (this.countedUser !== null) broker.removeUserConnection(this.countedUser)
-    if (this.holdsPlace) broker.limits.give()
+    this.connect?.release()
     const session = this.session
     if (session === null || session.connection !== this) {
       if (prev === State.Connected || prev === State.Connecting) this.will.closed(graceful === true, session)
