@@ -21,6 +21,7 @@ import { ClusterUnavailableError } from './errors.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
 import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
+import { retryTransient, sleep } from './retry.js'
 import { SharedGroups } from './shares.js'
 import { recordSubject } from './subjects.js'
 
@@ -80,13 +81,21 @@ export async function joinCluster(options: ClusterOptions): Promise<ClusterNode>
   const resolved = resolveOptions(options)
   const nc = await connect(await connectionOptions(resolved))
   try {
-    const jsm = await jetstreamManager(nc)
-    await ensureStream(jsm, resolved)
-    const kv = await new Kvm(nc).create(`${resolved.prefix}-owners`, {
-      replicas: resolved.replicas,
-      history: 1,
-      timeout: 2000,
-    })
+    // right after NATS starts (or while JetStream elects a meta leader) API requests time out or are
+    // refused for seconds: retried until the join timeout
+    const retry = { deadline: Date.now() + resolved.joinTimeoutMs, log: resolved.log }
+    const jsm = await retryTransient('reaching JetStream', () => jetstreamManager(nc), retry)
+    await retryTransient('creating the stream', () => ensureStream(jsm, resolved), retry)
+    const kv = await retryTransient(
+      'creating the owners bucket',
+      () =>
+        new Kvm(nc).create(`${resolved.prefix}-owners`, {
+          replicas: resolved.replicas,
+          history: 1,
+          timeout: 2000,
+        }),
+      retry,
+    )
     return new Node(resolved, nc, jsm, jetstream(nc), kv)
   } catch (error) {
     await nc.close()
@@ -147,8 +156,6 @@ function isNotFound(error: unknown): boolean {
   const e = error as { code?: unknown; api_error?: { err_code?: number }; message?: string }
   return e?.api_error?.err_code === 10059 || /stream not found/i.test(String(e?.message))
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 class Node implements ClusterNode {
   readonly nodeName: string
@@ -298,7 +305,12 @@ class Node implements ClusterNode {
   async #consume(store: Store): Promise<void> {
     const { prefix, log } = this.options
     const started = Date.now()
-    const info = await this.jsm.streams.info(prefix)
+    // retried while the node is open: it stays catching-up (and says so) until JetStream answers
+    const info = await retryTransient('reading the stream position', () => this.jsm.streams.info(prefix), {
+      deadline: Number.POSITIVE_INFINITY,
+      log,
+      stopped: () => this.#stopped(),
+    })
     this.#target = info.state.last_seq
     if (this.#target > this.#streamLast) this.#streamLast = this.#target
     const from = store.replicatedPosition + 1

@@ -19,6 +19,11 @@ export interface ClusterOptions {
   prefix?: string
   /** How long a write retries while JetStream has no quorum, ms (default 10 000). */
   writeTimeoutMs?: number
+  /**
+   * How long joining may take while JetStream is not answering yet (a meta leader being elected right
+   * after NATS starts), ms (default 30 000); requests are retried until then.
+   */
+  joinTimeoutMs?: number
   /** How long the stream keeps transactions, ms (a node down longer cannot catch up). Default 7 days. */
   maxAgeMs?: number
   user?: string
@@ -45,6 +50,7 @@ export interface ResolvedClusterOptions extends Required<Pick<ClusterOptions, 's
   replicas: number
   prefix: string
   writeTimeoutMs: number
+  joinTimeoutMs: number
   maxAgeMs: number
   options: ClusterOptions
   log: ClusterLog
@@ -72,6 +78,8 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
   if (ack !== 'replicated' && ack !== 'local') throw new TypeError('cluster: ack must be replicated or local')
   const writeTimeoutMs = options.writeTimeoutMs ?? 10_000
   if (!(writeTimeoutMs > 0)) throw new TypeError('cluster: writeTimeoutMs must be positive')
+  const joinTimeoutMs = options.joinTimeoutMs ?? 30_000
+  if (!(joinTimeoutMs > 0)) throw new TypeError('cluster: joinTimeoutMs must be positive')
   return {
     servers: options.servers,
     nodeName,
@@ -80,6 +88,7 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
     ack,
     prefix: checkPrefix(options.prefix ?? 'proj'),
     writeTimeoutMs,
+    joinTimeoutMs,
     maxAgeMs: options.maxAgeMs ?? 7 * 24 * 3600_000,
     options,
     log: options.log ?? silent,

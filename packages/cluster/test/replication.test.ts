@@ -56,6 +56,23 @@ describe.skipIf(natsSkipReason !== undefined)('stores replicated over JetStream'
     expect(snapshot(nodes[2]!.store)).toEqual(a)
   }, 60_000)
 
+  it('joins while JetStream has no meta leader yet (retrying), once it has one', async () => {
+    const nats = await startNatsCluster({ size: 3 })
+    cleanups.push(() => nats.stop())
+    // two of three servers down: the one left answers no JetStream API request (no meta quorum)
+    await Promise.all([nats.kill(1), nats.kill(2)])
+    const joining = node([nats.urls[0]!], 'a')
+    let joined = false
+    void joining.then(() => (joined = true)).catch(() => {})
+    // longer than one JetStream API request's timeout (5 s): the join outlives failed requests
+    await new Promise((r) => setTimeout(r, 6000))
+    expect(joined).toBe(false)
+    await Promise.all([nats.restart(1), nats.restart(2)])
+    const a = await joining
+    await a.store.table('Dog').put('1', { v: 1 })
+    expect(a.store.replicatedPosition).toBe(1)
+  }, 60_000)
+
   it('catches up a node that was closed while others wrote, from its stored position', async () => {
     const nats = await startNatsCluster({ size: 1 })
     cleanups.push(() => nats.stop())
