@@ -20,6 +20,7 @@ export function clusterOptions(config: ServerConfig, logger: Logger): ClusterOpt
     ack: c.ack,
     prefix: c.prefix,
     writeTimeoutMs: c.writeTimeout,
+    applyTimeoutMs: c.applyTimeout,
     maxAgeMs: config.changeLog.retention,
     log: logger.child({ component: 'cluster' }),
   }

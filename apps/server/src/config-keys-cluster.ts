@@ -47,6 +47,13 @@ export const CLUSTER_KEYS: readonly KeySpec[] = [
       'How long a write retries while JetStream has no quorum before it fails (HTTP 503, MQTT 0x80; never acknowledged)',
   },
   {
+    key: 'cluster.applyTimeout',
+    type: { kind: 'duration' },
+    default: 30_000,
+    description:
+      'How long a write that JetStream acknowledged waits for this node to apply it before it fails (HTTP 503, MQTT 0x80; outcome unknown, it may still apply)',
+  },
+  {
     key: 'cluster.nats.user',
     type: { kind: 'string' },
     nullable: true,

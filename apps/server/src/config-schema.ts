@@ -337,6 +337,7 @@ export interface ServerConfig {
     ack: 'replicated' | 'local'
     prefix: string
     writeTimeout: number
+    applyTimeout: number
     nats: {
       servers: string | null
       user: string | null

@@ -187,6 +187,7 @@ describe('loadConfig', () => {
       ack: 'local',
       prefix: 'proj',
       writeTimeout: 10_000,
+      applyTimeout: 30_000,
       nats: { servers: 'nats://127.0.0.1:4222, tls://n2:4223' },
     })
     const issues = await issuesOf(

@@ -174,8 +174,8 @@ class Node implements ClusterNode {
   #stop: (() => void) | undefined
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
   #consuming: Promise<void> | undefined
-  /** `ack: local`: writers resolve once the stream has their transaction, not when it applied here. */
-  readonly #ackLocal: { wait: boolean }
+  /** False with `ack: local`: writers resolve once the stream has their transaction, not when it applied here. */
+  readonly #waitForApply: boolean
 
   constructor(
     readonly options: ResolvedClusterOptions,
@@ -186,7 +186,7 @@ class Node implements ClusterNode {
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
-    this.#ackLocal = { wait: options.ack !== 'local' }
+    this.#waitForApply = options.ack !== 'local'
     this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
     this.shared = new SharedGroups(nats, options.prefix, options.nodeName, options.log)
     this.ownership = new ClientOwnership(
@@ -227,32 +227,31 @@ class Node implements ClusterNode {
   #applied(position: number, timeoutMs: number): Promise<boolean> {
     if ((this.#store?.replicatedPosition ?? 0) >= position) return Promise.resolve(true)
     return new Promise((resolve) => {
-      const waiter = { position, resolve }
-      this.#waiters.push(waiter)
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter)
-        resolve(false)
-      }, timeoutMs)
+      let done = false
+      const timer = setTimeout(() => settle(false), timeoutMs)
       timer.unref?.()
-      waiter.resolve = (reached) => {
+      const settle = (reached: boolean) => {
+        if (done) return
+        done = true
         clearTimeout(timer)
         resolve(reached)
       }
+      // kept sorted by position (acks come nearly in order: the search starts at the end)
+      let i = this.#waiters.length
+      while (i > 0 && this.#waiters[i - 1]!.position > position) i--
+      this.#waiters.splice(i, 0, { position, resolve: settle })
     })
   }
 
   #wake(applied: number): void {
-    if (this.#waiters.length === 0) return
-    const still = []
-    for (const w of this.#waiters) {
-      if (w.position <= applied) w.resolve(true)
-      else still.push(w)
-    }
-    this.#waiters = still
+    let n = 0
+    while (n < this.#waiters.length && this.#waiters[n]!.position <= applied)
+      this.#waiters[n++]!.resolve(true)
+    if (n > 0) this.#waiters.splice(0, n)
   }
 
   /** Publishes with the transaction's id as `Nats-Msg-Id`, retrying (same id) until the write timeout. */
-  async #publish(txn: ReplicatedTransaction): Promise<{ wait: boolean }> {
+  async #publish(txn: ReplicatedTransaction): Promise<{ wait: boolean; applyWithinMs: number }> {
     const first = txn.writes[0]!
     const kind = txn.writes.some((w) => w.type === 'message') ? 'm' : 'r'
     const subject = recordSubject(this.options.prefix, kind, first.table, first.id)
@@ -267,7 +266,17 @@ class Node implements ClusterNode {
           timeout: Math.max(250, Math.min(left, 2000)),
         })
         if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
-        return this.#ackLocal
+        const applyWithinMs = this.options.applyTimeoutMs
+        // storage fails the writers after applyWithinMs; this says why, with the positions
+        if (this.#waitForApply)
+          void this.#applied(ack.seq, applyWithinMs).then((reached) => {
+            if (!reached && !this.#closed)
+              this.options.log.warn(
+                { seq: ack.seq, ...this.positions(), state: this.state, ms: applyWithinMs },
+                'cluster: a write in the stream was not applied on this node in time; it failed (503, outcome unknown)',
+              )
+          })
+        return { wait: this.#waitForApply, applyWithinMs }
       } catch (error) {
         if (isTooLarge(error))
           throw new StorageError('STORAGE_INVALID_VALUE', `the write is larger than NATS accepts: ${error}`)

@@ -20,6 +20,11 @@ export interface ClusterOptions {
   /** How long a write retries while JetStream has no quorum, ms (default 10 000). */
   writeTimeoutMs?: number
   /**
+   * How long a write that JetStream acknowledged waits for this node to apply it, ms (default 30 000);
+   * then it fails with `STORAGE_UNAVAILABLE` (HTTP 503, MQTT 5 0x80; outcome unknown).
+   */
+  applyTimeoutMs?: number
+  /**
    * How long joining may take while JetStream is not answering yet (a meta leader being elected right
    * after NATS starts), ms (default 30 000); requests are retried until then.
    */
@@ -51,6 +56,7 @@ export interface ResolvedClusterOptions extends Required<Pick<ClusterOptions, 's
   prefix: string
   writeTimeoutMs: number
   joinTimeoutMs: number
+  applyTimeoutMs: number
   maxAgeMs: number
   options: ClusterOptions
   log: ClusterLog
@@ -80,6 +86,8 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
   if (!(writeTimeoutMs > 0)) throw new TypeError('cluster: writeTimeoutMs must be positive')
   const joinTimeoutMs = options.joinTimeoutMs ?? 30_000
   if (!(joinTimeoutMs > 0)) throw new TypeError('cluster: joinTimeoutMs must be positive')
+  const applyTimeoutMs = options.applyTimeoutMs ?? 30_000
+  if (!(applyTimeoutMs > 0)) throw new TypeError('cluster: applyTimeoutMs must be positive')
   return {
     servers: options.servers,
     nodeName,
@@ -89,6 +97,7 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
     prefix: checkPrefix(options.prefix ?? 'proj'),
     writeTimeoutMs,
     joinTimeoutMs,
+    applyTimeoutMs,
     maxAgeMs: options.maxAgeMs ?? 7 * 24 * 3600_000,
     options,
     log: options.log ?? silent,

@@ -49,6 +49,8 @@ interface Waiter {
   single: boolean
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
+  /** The bound on the wait for the apply (cleared when it applies). */
+  timer?: NodeJS.Timeout
 }
 
 /**
@@ -126,7 +128,11 @@ export class Replication {
           writes: ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! })),
         })
         .then((answer) => {
-          if (answer?.wait !== false || ops.some((op) => op.options?.ifVersion !== undefined)) return
+          const waits = answer?.wait !== false || ops.some((op) => op.options?.ifVersion !== undefined)
+          if (waits) {
+            if (answer?.applyWithinMs !== undefined) this.#bound(txnId, ops, answer.applyWithinMs)
+            return
+          }
           if (this.#waiting.get(txnId)?.ops !== ops) return // already applied
           this.#waiting.delete(txnId)
           for (const op of ops) {
@@ -141,6 +147,27 @@ export class Replication {
           reject(error)
         })
     })
+  }
+
+  /**
+   * Fails the writers of `txnId` with `STORAGE_UNAVAILABLE` when their transaction has not come back
+   * within `ms`: the replicator has it (it may still apply later, like another node's write), so the
+   * outcome is unknown, never acknowledged falsely; and no writer waits without a bound.
+   */
+  #bound(txnId: string, ops: Op[], ms: number): void {
+    const waiter = this.#waiting.get(txnId)
+    if (waiter?.ops !== ops) return // applied (or failed) already
+    waiter.timer = setTimeout(() => {
+      if (this.#waiting.get(txnId) !== waiter) return
+      this.#waiting.delete(txnId)
+      waiter.reject(
+        new StorageError(
+          'STORAGE_UNAVAILABLE',
+          `the write was not applied on this node within ${ms} ms (transaction ${txnId}); its outcome is unknown`,
+        ),
+      )
+    }, ms)
+    waiter.timer.unref?.()
   }
 
   /** Applies the transaction at stream `position`; resolves once durable (also when a condition failed). */
@@ -165,7 +192,10 @@ export class Replication {
     const [, origin, txnId, wireOps] = wire
     const own = origin === this.host.nodeId
     const waiter = own ? this.#waiting.get(txnId) : undefined
-    if (waiter !== undefined) this.#waiting.delete(txnId)
+    if (waiter !== undefined) {
+      this.#waiting.delete(txnId)
+      clearTimeout(waiter.timer)
+    }
     const group = new Group()
     group.position = position
     if (waiter !== undefined) group.ops.push(...waiter.ops)
@@ -206,7 +236,10 @@ export class Replication {
 
   /** Rejects every writer still waiting for its transaction (the store closes). */
   abandon(error: unknown): void {
-    for (const waiter of this.#waiting.values()) waiter.reject(error)
+    for (const waiter of this.#waiting.values()) {
+      clearTimeout(waiter.timer)
+      waiter.reject(error)
+    }
     this.#waiting.clear()
   }
 

@@ -213,8 +213,10 @@ export interface Replicator {
    * transaction's writers with that error (it was never acknowledged). `{ wait: false }` resolves the
    * writers now, with their stamped events (cursor 0), instead of when the transaction is applied here;
    * conditional writes (`ifVersion`) always wait, since only the apply knows their outcome.
+   * `applyWithinMs` bounds that wait: writers whose transaction has not applied here by then fail with
+   * `STORAGE_UNAVAILABLE` (outcome unknown: it may still apply later).
    */
-  submit(transaction: ReplicatedTransaction): Promise<void | { wait: boolean }>
+  submit(transaction: ReplicatedTransaction): Promise<void | { wait: boolean; applyWithinMs?: number }>
 }
 
 export interface TransactionOptions {

@@ -181,6 +181,40 @@ describe('replicated stores', () => {
     expect(store.table('Dog').get('1')).toEqual({ v: 2 })
   })
 
+  it('fails a writer whose transaction is not applied within applyWithinMs (outcome unknown); it may apply later', async () => {
+    const stream = memoryStream()
+    const store = (
+      await open({
+        nodeId: 6,
+        replicator: {
+          ...stream.replicator,
+          submit: async (t) => {
+            await stream.replicator.submit(t)
+            return { wait: true, applyWithinMs: 50 }
+          },
+        },
+      })
+    ).store
+    stream.hold()
+    const started = Date.now()
+    const error = await store
+      .table('Dog')
+      .put('1', { v: 1 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' })
+    expect(Date.now() - started).toBeLessThan(2000)
+    // the transaction was in the order: it applies when it comes back, like another node's write
+    stream.attach(store)
+    stream.release()
+    await expect.poll(() => store.table('Dog').get('1')).toEqual({ v: 1 })
+    // a write applied in time resolves as before, and its bound does not fire later
+    const event = await store.table('Dog').put('2', { v: 2 })
+    expect(event.value).toEqual({ v: 2 })
+  })
+
   it('fails the writers when the replicator refuses, and changes nothing', async () => {
     const refusing: Replicator = {
       replicates: () => true,
