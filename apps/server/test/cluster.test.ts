@@ -1,9 +1,9 @@
 import { natsSkipReason } from '@proj/test-utils'
 import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
-import { AUTH, getRecord, health, send, startClusterNodes, waitReady } from './helpers/cluster.js'
+import { AUTH, getRecord, health, send, startClusterNodes, waitReady, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -18,6 +18,19 @@ describe.skipIf(natsSkipReason !== undefined)(
     }, 60_000)
     afterAll(async () => {
       await cluster?.stop()
+    })
+    // a failure shows what the nodes warned about (a write not applied in time names its positions)
+    afterEach((ctx) => {
+      if (ctx.task.result?.state !== 'fail' || cluster === undefined) return
+      for (const name of NODES) {
+        const lines = cluster.node(name).process.output().split('\n')
+        console.error(
+          `node ${name}:\n${lines
+            .filter((l) => /"level":(40|50)/.test(l))
+            .slice(-20)
+            .join('\n')}`,
+        )
+      }
     })
 
     /** Every node answers the same status, body and ETag for each path (polled until writes settle). */
@@ -69,10 +82,13 @@ describe.skipIf(natsSkipReason !== undefined)(
             if (round % 3 === 1) writes.push(send(http(name), 'PATCH', `Dog/${id}`, { age: round }))
             if (round % 3 === 2)
               writes.push(
-                clients[i]!.publishAsync(`Dog/${id}`, JSON.stringify({ name: `mqtt-${name}${round}` }), {
-                  qos: 1,
-                  retain: true,
-                }),
+                within(
+                  `MQTT publish Dog/${id} on ${name} (round ${round})`,
+                  clients[i]!.publishAsync(`Dog/${id}`, JSON.stringify({ name: `mqtt-${name}${round}` }), {
+                    qos: 1,
+                    retain: true,
+                  }),
+                ),
               )
             if (round === 7 && i === 1) writes.push(send(http(name), 'DELETE', `Dog/c3`))
           }

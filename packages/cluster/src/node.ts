@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises'
 import {
-  DeliverPolicy,
   DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
@@ -23,6 +22,7 @@ import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
 import { retryTransient, sleep } from './retry.js'
 import { SharedGroups } from './shares.js'
+import { StreamReader } from './stream-reader.js'
 import { recordSubject } from './subjects.js'
 
 /** Where a node stands (`/health` shows it). */
@@ -171,7 +171,7 @@ class Node implements ClusterNode {
   #streamLast = 0
   #target = 0
   #closed = false
-  #stop: (() => void) | undefined
+  readonly #reader: StreamReader
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
   #consuming: Promise<void> | undefined
   /** False with `ack: local`: writers resolve once the stream has their transaction, not when it applied here. */
@@ -187,6 +187,7 @@ class Node implements ClusterNode {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
     this.#waitForApply = options.ack !== 'local'
+    this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
     this.shared = new SharedGroups(nats, options.prefix, options.nodeName, options.log)
     this.ownership = new ClientOwnership(
@@ -332,54 +333,29 @@ class Node implements ClusterNode {
     let next = from
     let pending: Promise<void> = Promise.resolve()
     let inFlight = 0
-    // The ordered consumer lives on one NATS server: when that server or the stream leader goes, the
-    // consumer may stall or end. Then a new one starts at the next sequence; applying stays in order
-    // (duplicates at or below the applied position are ignored by the store).
-    while (!this.#stopped()) {
-      try {
-        const consumer = await this.js.consumers.get(prefix, {
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: next,
-        })
-        // short pulls and heartbeats: a lost consumer is noticed within seconds, not the 30 s default
-        const messages = await consumer.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 })
-        this.#stop = () => void messages.stop()
-        if (this.#closed) messages.stop()
-        void (async () => {
-          for await (const status of messages.status()) {
-            const trouble =
-              (status.type === 'heartbeats_missed' && status.count >= 2) ||
-              status.type === 'consumer_deleted' ||
-              status.type === 'consumer_not_found' ||
-              status.type === 'stream_not_found'
-            if (trouble) {
-              log.warn({ status: status.type }, 'cluster: the stream consumer was lost; starting a new one')
-              messages.stop()
-              break
-            }
-          }
-        })().catch(() => {})
-        for await (const m of messages) {
-          const seq = m.seq
-          if (seq < next) continue
-          next = seq + 1
-          if (seq > this.#streamLast) this.#streamLast = seq
-          // queued without waiting: everything that arrives while a commit runs shares the next one
-          inFlight++
-          pending = store.applyReplicated(m.data, seq).then(() => {
-            inFlight--
-            if (this.state === 'catching-up') this.#checkReady(store, started)
-            this.#wake(store.replicatedPosition)
-          })
-          pending.catch((error) => this.#fail(error))
-          if (inFlight >= 4096) await pending
-        }
-      } catch (error) {
-        if (this.#closed) break
-        log.warn({ err: error }, 'cluster: consuming the stream failed; retrying')
-      }
-      if (!this.#stopped()) await sleep(250)
+    // Applying stays exactly in stream order whichever way a message came (consumer or direct read):
+    // a duplicate is skipped, a message past the next one refused (its source starts over).
+    const deliver = async (seq: number, data: Uint8Array): Promise<boolean> => {
+      if (seq < next) return true
+      if (seq > next) return false
+      next = seq + 1
+      if (seq > this.#streamLast) this.#streamLast = seq
+      // queued without waiting: everything that arrives while a commit runs shares the next one
+      inFlight++
+      pending = store.applyReplicated(data, seq).then(() => {
+        inFlight--
+        if (this.state === 'catching-up') this.#checkReady(store, started)
+        this.#wake(store.replicatedPosition)
+      })
+      pending.catch((error) => this.#fail(error))
+      if (inFlight >= 4096) await pending
+      return true
     }
+    await this.#reader.run(
+      () => next,
+      () => this.#streamLast,
+      deliver,
+    )
     await pending
   }
 
@@ -392,7 +368,7 @@ class Node implements ClusterNode {
     this.state = 'failed'
     this.options.log.error({ err: error }, 'cluster: applying the stream failed; this node stopped applying')
     this.#ready.reject(error)
-    this.#stop?.()
+    this.#reader.stop()
   }
 
   #checkReady(store: Store, started: number): void {
@@ -413,7 +389,7 @@ class Node implements ClusterNode {
     this.shared.close()
     for (const w of this.#waiters) w.resolve(false)
     this.#waiters = []
-    this.#stop?.()
+    this.#reader.stop()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
     await this.#consuming?.catch(() => {})
     await this.nats.close()

@@ -179,7 +179,9 @@ export class Replication {
     if (position <= this.#queued) return Promise.resolve()
     let wire: Wire
     try {
-      wire = packr.unpack(data) as Wire
+      // as a Buffer: msgpackr hands out binary fields as views of its input, and the write path needs Buffers
+      const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      wire = packr.unpack(bytes) as Wire
       if (!Array.isArray(wire) || wire[0] !== WIRE_VERSION) throw new Error(`wire version ${wire?.[0]}`)
     } catch (error) {
       return Promise.reject(

@@ -215,6 +215,16 @@ describe('replicated stores', () => {
     expect(event.value).toEqual({ v: 2 })
   })
 
+  it('applies a transaction handed over as a plain Uint8Array (not a Buffer), as a NATS direct read gives it', async () => {
+    const stream = memoryStream()
+    const a = (await open({ nodeId: 1, replicator: stream.replicator })).store
+    const b = (await open({ nodeId: 2, replicator: stream.replicator })).store
+    stream.attach(a)
+    await a.table('Dog').put('1', { name: 'Rex' })
+    await b.applyReplicated(Uint8Array.from(stream.entries[0]!.data), 1)
+    expect(b.table('Dog').get('1')).toEqual({ name: 'Rex' })
+  })
+
   it('fails the writers when the replicator refuses, and changes nothing', async () => {
     const refusing: Replicator = {
       replicates: () => true,

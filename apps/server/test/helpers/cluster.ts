@@ -32,6 +32,8 @@ export async function startClusterNodes(
       PROJ_CLUSTER_NODENAME: name,
       PROJ_CLUSTER_REPLICAS: String(Math.min(3, natsSize)),
       PROJ_CLUSTER_WRITETIMEOUT: '3s',
+      // a write the node never applies fails (503) well within a test's timeout
+      PROJ_CLUSTER_APPLYTIMEOUT: '10s',
       PROJ_LOGGING_LEVEL: 'info',
       ...options.env,
       ...extra,
@@ -78,7 +80,7 @@ export async function startClusterNodes(
 
 /** The node's `/health` body. */
 export async function health(http: string): Promise<{ status: string; cluster?: string; applied?: number }> {
-  const res = await fetch(`${http}/health`)
+  const res = await boundedFetch(`${http}/health`)
   return (await res.json()) as { status: string; cluster?: string }
 }
 
@@ -98,19 +100,42 @@ export async function waitReady(http: string, timeoutMs = 30_000): Promise<void>
   }
 }
 
+/** Bound on each test request: a request the server never answers fails naming itself, not the test's timeout. */
+const REQUEST_TIMEOUT_MS = 15_000
+
+/** `fetch` that fails after {@link REQUEST_TIMEOUT_MS} with the method and URL in the error. */
+async function boundedFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+  } catch (error) {
+    throw new Error(`${init.method ?? 'GET'} ${url}: ${(error as Error).message}`, { cause: error })
+  }
+}
+
 /** GET a record: status, body and ETag. */
 export async function getRecord(http: string, path: string) {
-  const res = await fetch(`${http}/${path}`, { headers: { Authorization: AUTH, Accept: 'application/json' } })
+  const res = await boundedFetch(`${http}/${path}`, {
+    headers: { Authorization: AUTH, Accept: 'application/json' },
+  })
   const body = res.status === 200 ? await res.json() : await res.text()
   return { status: res.status, body, etag: res.headers.get('etag') }
 }
 
 export async function send(http: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${http}/${path}`, {
+  const res = await boundedFetch(`${http}/${path}`, {
     method,
     headers: { Authorization: AUTH, 'Content-Type': 'application/json' },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   })
   await res.arrayBuffer()
   return res
+}
+
+/** `promise`, or a rejection naming `label` once `ms` passed (a write the server never answers shows which). */
+export function within<T>(label: string, promise: Promise<T>, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label}: no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
