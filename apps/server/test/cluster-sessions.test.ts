@@ -1,8 +1,8 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
-import { startClusterNodes } from './helpers/cluster.js'
+import { printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ADMIN = { username: 'admin', password: 'pw' }
@@ -45,6 +45,9 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
     for (const c of open) c.end(true)
     await cluster?.stop()
   })
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
+  })
 
   it('takes a client id over from another node: MQTT 5 DISCONNECT 0x8E, 3.1.1 closed', async () => {
     const first = await mqttOn('a', { clientId: 'take-5', protocolVersion: 5 })
@@ -72,8 +75,8 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
     const publisher = await mqttOn('c', { protocolVersion: 5 })
     const N = 20
     for (let i = 0; i < N; i++) {
-      await publisher.publishAsync('roam/q1', `m${i}`, { qos: 1 })
-      await publisher.publishAsync('roam/q2', `m${i}`, { qos: 2 })
+      await within(`publish roam/q1 m${i}`, publisher.publishAsync('roam/q1', `m${i}`, { qos: 1 }))
+      await within(`publish roam/q2 m${i}`, publisher.publishAsync('roam/q2', `m${i}`, { qos: 2 }))
     }
     // listening before CONNECT: the missed messages follow the CONNACK at once
     const onB = mqtt.connect(cluster.node('b').mqtt, {
@@ -89,8 +92,8 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
       onB.once('connect', (p) => resolve(p.sessionPresent))
       onB.once('error', reject)
     })
-    expect(await connack).toBe(true)
-    await publisher.publishAsync('roam/q2', 'end', { qos: 2 })
+    expect(await within('CONNACK on b', connack)).toBe(true)
+    await within('publish roam/q2 end', publisher.publishAsync('roam/q2', 'end', { qos: 2 }))
     await expect.poll(() => got('roam/q2').at(-1), { timeout: 15_000 }).toBe('end')
     const all = Array.from({ length: N }, (_, i) => `m${i}`)
     expect(got('roam/q2')).toEqual([...all, 'end']) // exactly once, in order

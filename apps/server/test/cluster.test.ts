@@ -3,7 +3,16 @@ import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
-import { AUTH, getRecord, health, send, startClusterNodes, waitReady, within } from './helpers/cluster.js'
+import {
+  AUTH,
+  getRecord,
+  health,
+  printNodeWarnings,
+  send,
+  startClusterNodes,
+  waitReady,
+  within,
+} from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -21,16 +30,7 @@ describe.skipIf(natsSkipReason !== undefined)(
     })
     // a failure shows what the nodes warned about (a write not applied in time names its positions)
     afterEach((ctx) => {
-      if (ctx.task.result?.state !== 'fail' || cluster === undefined) return
-      for (const name of NODES) {
-        const lines = cluster.node(name).process.output().split('\n')
-        console.error(
-          `node ${name}:\n${lines
-            .filter((l) => /"level":(40|50)/.test(l))
-            .slice(-20)
-            .join('\n')}`,
-        )
-      }
+      if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
     })
 
     /** Every node answers the same status, body and ETag for each path (polled until writes settle). */

@@ -139,3 +139,19 @@ export function within<T>(label: string, promise: Promise<T>, ms = REQUEST_TIMEO
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
+
+/** Prints each node's warnings and errors (a failed test shows, e.g., a write not applied in time and why). */
+export function printNodeWarnings(
+  cluster: { node(name: string): ClusterNodeProcess | undefined },
+  names: string[],
+) {
+  for (const name of names) {
+    const lines = cluster.node(name)?.process.output().split('\n') ?? []
+    console.error(
+      `node ${name}:\n${lines
+        .filter((l) => /"level":(40|50)/.test(l))
+        .slice(-20)
+        .join('\n')}`,
+    )
+  }
+}
