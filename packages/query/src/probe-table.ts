@@ -4,14 +4,21 @@
  * predicate). Lookups take the attribute's value, a scalar or an array.
  */
 import { type Interval, IntervalIndex } from './interval-index.js'
+import { NumberIntervals } from './number-intervals.js'
 import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
 import type { Transition } from './transition.js'
 import { compareText } from './values.js'
 
-type Tree<T> = IntervalIndex<number | string, T>
-type Trees<T> = Partial<Record<Domain, Tree<T>>>
+/** Numbers and dates (epoch milliseconds) in typed arrays; text in an IntervalIndex. */
+interface Trees<T> {
+  number?: NumberIntervals<T>
+  date?: NumberIntervals<T>
+  string?: IntervalIndex<string, T>
+}
+/** What `add` returns for `remove`: a numeric interval's id, or a text interval. */
+export type RangeHandle<T> = number | Interval<string, T> | undefined
 const DOMAINS: readonly Domain[] = ['number', 'string', 'date']
-/** One order for every tree (numbers, or text by code point), so the trees' calls stay monomorphic. */
+/** The order of the array-span lookup (numbers, or text by code point). */
 const order = (a: number | string, b: number | string) =>
   typeof a === 'number' ? a - (b as number) : compareText(a, b as string)
 /** A value with no equality key (an object, a NaN). */
@@ -66,15 +73,15 @@ export class ProbeTable<T> {
   /** Merged ranges of an `and` (`spanning`): each bound may be met by another array element. */
   readonly #spans: Trees<T> = {}
   #size = 0
-  /** The intervals of one lookup, kept between changes (see #classifyTree). */
-  #scratch: Interval<number | string, T>[] | undefined = undefined
+  /** The intervals of one text lookup, kept between changes (see #classifyText). */
+  #scratch: Interval<string, T>[] | undefined = undefined
 
   get size(): number {
     return this.#size
   }
 
   /** Files `item` under `probe`; returns the interval to hand back to `remove` for ranges. */
-  add(probe: Probe, item: T): Interval<number | string, T> | undefined {
+  add(probe: Probe, item: T): RangeHandle<T> {
     this.#size++
     if (probe.kind === 'equal') {
       let bucket = this.#equal.get(probe.key)
@@ -83,12 +90,28 @@ export class ProbeTable<T> {
       return undefined
     }
     const trees = probe.spanning ? this.#spans : this.#elements
+    if (probe.domain === 'string') {
+      const tree = (trees.string ??= new IntervalIndex<string, T>(compareText))
+      return tree.add(
+        probe.low as string | undefined,
+        probe.high as string | undefined,
+        item,
+        probe.lowOpen,
+        probe.highOpen,
+      )
+    }
     let tree = trees[probe.domain]
-    if (!tree) trees[probe.domain] = tree = new IntervalIndex(order)
-    return tree.add(probe.low, probe.high, item, probe.lowOpen, probe.highOpen)
+    if (!tree) trees[probe.domain] = tree = new NumberIntervals<T>()
+    return tree.add(
+      probe.low as number | undefined,
+      probe.high as number | undefined,
+      item,
+      probe.lowOpen,
+      probe.highOpen,
+    )
   }
 
-  remove(probe: Probe, item: T, interval: Interval<number | string, T> | undefined): void {
+  remove(probe: Probe, item: T, handle: RangeHandle<T>): void {
     this.#size--
     if (probe.kind === 'equal') {
       // The same key twice (`a=1|a=1`) was filed once.
@@ -97,9 +120,16 @@ export class ProbeTable<T> {
       return
     }
     const trees = probe.spanning ? this.#spans : this.#elements
-    const tree = trees[(probe as RangeProbe).domain]!
-    tree.remove(interval!)
-    if (tree.size === 0) delete trees[probe.domain]
+    const domain = (probe as RangeProbe).domain
+    if (domain === 'string') {
+      const tree = trees.string!
+      tree.remove(handle as Interval<string, T>)
+      if (tree.size === 0) delete trees.string
+      return
+    }
+    const tree = trees[domain]!
+    tree.remove(handle as number)
+    if (tree.size === 0) delete trees[domain]
   }
 
   /** Every item whose probe the value meets (an item may come more than once for an array). */
@@ -115,8 +145,8 @@ export class ProbeTable<T> {
       if (!elements && !spans) continue
       const point = pointOf(value, domain)
       if (point === undefined) continue
-      elements?.stab(point, take)
-      spans?.stab(point, take)
+      stab(elements, point, take)
+      stab(spans, point, take)
     }
   }
 
@@ -187,8 +217,15 @@ export class ProbeTable<T> {
       const pb = presentBefore ? pointOf(before, domain) : undefined
       const pa = presentAfter ? pointOf(after, domain) : undefined
       if (pb === undefined && pa === undefined) continue
-      if (elements) visited += this.#classifyTree(elements, pb, pa, visit)
-      if (spans) visited += this.#classifyTree(spans, pb, pa, visit)
+      if (domain === 'string') {
+        if (elements) visited += this.#classifyText(elements as IntervalIndex<string, T>, pb, pa, visit)
+        if (spans) visited += this.#classifyText(spans as IntervalIndex<string, T>, pb, pa, visit)
+      } else {
+        const b = pb as number | undefined
+        const a = pa as number | undefined
+        if (elements) visited += (elements as NumberIntervals<T>).classify(b, a, visit)
+        if (spans) visited += (spans as NumberIntervals<T>).classify(b, a, visit)
+      }
     }
     return visited
   }
@@ -198,8 +235,8 @@ export class ProbeTable<T> {
    * one too, else leaves; those holding only the new point are enters. The intervals are gathered
    * into a reused array (a nested change, from inside `visit`, takes a fresh one).
    */
-  #classifyTree(
-    tree: Tree<T>,
+  #classifyText(
+    tree: IntervalIndex<string, T>,
     pb: number | string | undefined,
     pa: number | string | undefined,
     visit: (item: T, transition: Transition) => void,
@@ -207,21 +244,21 @@ export class ProbeTable<T> {
     const found = this.#scratch ?? []
     this.#scratch = undefined
     let visited = 0
-    if (pb !== undefined) {
+    if (typeof pb === 'string') {
       tree.collect(pb, pb, found)
       for (let i = 0; i < found.length; i++) {
         const interval = found[i]!
         if (interval.removed) continue
         visited++
-        visit(interval.item, pa !== undefined && tree.contains(interval, pa) ? 'update' : 'leave')
+        visit(interval.item, typeof pa === 'string' && tree.contains(interval, pa) ? 'update' : 'leave')
       }
       found.length = 0
     }
-    if (pa !== undefined) {
+    if (typeof pa === 'string') {
       tree.collect(pa, pa, found)
       for (let i = 0; i < found.length; i++) {
         const interval = found[i]!
-        if (interval.removed || (pb !== undefined && tree.contains(interval, pb))) continue
+        if (interval.removed || (typeof pb === 'string' && tree.contains(interval, pb))) continue
         visited++
         visit(interval.item, 'enter')
       }
@@ -250,7 +287,7 @@ export class ProbeTable<T> {
         const tree = this.#elements[domain]
         if (!tree) continue
         const point = pointOf(value, domain)
-        if (point !== undefined) tree.stab(point, take)
+        if (point !== undefined) stab(tree, point, take)
       }
     }
     for (const domain of DOMAINS) {
@@ -264,7 +301,20 @@ export class ProbeTable<T> {
         if (low === undefined || order(point, low) < 0) low = point
         if (high === undefined || order(point, high) > 0) high = point
       }
-      if (low !== undefined) tree.overlap(low, high!, take)
+      if (low === undefined) continue
+      if (domain === 'string') (tree as IntervalIndex<string, T>).overlap(low as string, high as string, take)
+      else (tree as NumberIntervals<T>).overlap(low as number, high as number, take)
     }
   }
+}
+
+/** The items of `tree` (either kind) holding `point` (of that tree's domain). */
+function stab<T>(
+  tree: NumberIntervals<T> | IntervalIndex<string, T> | undefined,
+  point: number | string,
+  take: (item: T) => void,
+): void {
+  if (tree === undefined) return
+  if (tree instanceof NumberIntervals) tree.stab(point as number, take)
+  else tree.stab(point as string, take)
 }

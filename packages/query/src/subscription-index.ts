@@ -6,10 +6,9 @@
  */
 import { type Accessor, type AccessorFactory, accessorFor } from './accessor.js'
 import type { BoundFilter } from './bind.js'
-import type { Interval } from './interval-index.js'
 import { type Probe, planFilter } from './plan.js'
 import { compileFilter, type Predicate } from './predicate.js'
-import { ProbeTable } from './probe-table.js'
+import { ProbeTable, type RangeHandle } from './probe-table.js'
 import type { Transition } from './transition.js'
 
 export type { Transition } from './transition.js'
@@ -31,7 +30,7 @@ interface Entry<S> {
   readonly simple: boolean
   /** Found through its probes = matches (an `or` of exact probes): no predicate call needed. */
   readonly exact: boolean
-  readonly intervals: (Interval<number | string, unknown> | undefined)[]
+  readonly intervals: RangeHandle<unknown>[]
   /** The last change that collected this entry (deduplication without a Set per change). */
   mark: number
   /** The last change whose old / new value found this entry through its probes. */
@@ -119,8 +118,8 @@ export class QuerySubscriptionIndex<S> {
       const key = pathKey(probe.path)
       const index = this.#paths.get(key)!
       const interval = entry.intervals[i]
-      if (entry.simple) index.simple.remove(probe, subscription, interval as Interval<number | string, S>)
-      else index.general.remove(probe, entry, interval as Interval<number | string, Entry<S>>)
+      if (entry.simple) index.simple.remove(probe, subscription, interval as RangeHandle<S>)
+      else index.general.remove(probe, entry, interval as RangeHandle<Entry<S>>)
       if (index.simple.size === 0 && index.general.size === 0) this.#paths.delete(key)
     })
     return true

@@ -9,6 +9,7 @@ import {
   type TypeLookup,
 } from '../src/index.js'
 import { IntervalIndex } from '../src/interval-index.js'
+import { NumberIntervals } from '../src/number-intervals.js'
 
 const bound = (text: string, types?: TypeLookup) => {
   const filter = parseQuery(text).filter
@@ -128,7 +129,26 @@ describe('QuerySubscriptionIndex', () => {
   })
 })
 
-describe('IntervalIndex', () => {
+/** What the property below needs of an interval index (IntervalIndex and NumberIntervals). */
+interface Intervals {
+  add(
+    low: number | undefined,
+    high: number | undefined,
+    id: number,
+    lowOpen: boolean,
+    highOpen: boolean,
+  ): unknown
+  remove(handle: unknown): void
+  stab(point: number, visit: (id: number) => void): void
+  overlap(low: number, high: number, visit: (id: number) => void): void
+  readonly size: number
+}
+const kinds: [string, () => Intervals][] = [
+  ['IntervalIndex', () => new IntervalIndex<number, number>((a, b) => a - b) as unknown as Intervals],
+  ['NumberIntervals', () => new NumberIntervals<number>() as unknown as Intervals],
+]
+
+describe.each(kinds)('%s', (_, make) => {
   it('finds exactly the intervals meeting a point or a span, through adds, removals and rebuilds', () => {
     const bound = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })
     const operation = fc.oneof(
@@ -148,9 +168,9 @@ describe('IntervalIndex', () => {
     )
     fc.assert(
       fc.property(fc.array(operation, { maxLength: 400 }), (operations) => {
-        const index = new IntervalIndex<number, number>((a, b) => a - b)
+        const index = make()
         type Live = { low?: number; high?: number; lowOpen: boolean; highOpen: boolean; id: number }
-        const live: (Live & { handle: ReturnType<typeof index.add> })[] = []
+        const live: (Live & { handle: unknown })[] = []
         const meets = (i: Live, a: number, b: number) =>
           (i.low === undefined || (i.lowOpen ? b > i.low : b >= i.low)) &&
           (i.high === undefined || (i.highOpen ? a < i.high : a <= i.high))
@@ -185,6 +205,94 @@ describe('IntervalIndex', () => {
       }),
       { numRuns: 200 },
     )
+  })
+})
+
+describe('NumberIntervals.classify', () => {
+  it('tells enter, update and leave exactly, with ids reused after removals', () => {
+    const point = fc.option(fc.integer({ min: -5, max: 105 }), { nil: undefined })
+    const bound = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })
+    const interval = fc.record({ a: bound, b: bound, lowOpen: fc.boolean(), highOpen: fc.boolean() })
+    fc.assert(
+      fc.property(
+        fc.array(interval, { maxLength: 120 }),
+        fc.array(fc.nat(), { maxLength: 60 }),
+        fc.array(interval, { maxLength: 60 }),
+        fc.array(fc.tuple(point, point), { minLength: 1, maxLength: 5 }),
+        (first, removals, second, moves) => {
+          const index = new NumberIntervals<number>()
+          type Live = { low?: number; high?: number; lowOpen: boolean; highOpen: boolean; handle: number }
+          const live = new Map<number, Live>()
+          let next = 0
+          const add = (i: (typeof first)[number]) => {
+            const [low, high] = i.a !== undefined && i.b !== undefined && i.a > i.b ? [i.b, i.a] : [i.a, i.b]
+            const id = next++
+            live.set(id, { low, high, ...i, handle: index.add(low, high, id, i.lowOpen, i.highOpen) })
+          }
+          first.forEach(add)
+          for (const r of removals) {
+            const ids = [...live.keys()]
+            if (ids.length === 0) break
+            const id = ids[r % ids.length]!
+            index.remove(live.get(id)!.handle)
+            live.delete(id)
+          }
+          second.forEach(add)
+          const holds = (i: Live, p: number | undefined) =>
+            p !== undefined &&
+            (i.low === undefined || (i.lowOpen ? p > i.low : p >= i.low)) &&
+            (i.high === undefined || (i.highOpen ? p < i.high : p <= i.high))
+          for (const [pb, pa] of moves) {
+            const got: string[] = []
+            const count = index.classify(pb, pa, (id, t) => got.push(`${id}:${t}`))
+            const expected: string[] = []
+            for (const [id, i] of live) {
+              const was = holds(i, pb)
+              const now = holds(i, pa)
+              if (was || now) expected.push(`${id}:${was ? (now ? 'update' : 'leave') : 'enter'}`)
+            }
+            expect(got.sort()).toEqual(expected.sort())
+            expect(count).toBe(expected.length)
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('skips an interval removed by a visitor, and reuses no id a lookup still holds', () => {
+    const index = new NumberIntervals<string>()
+    const handles = new Map<string, number>()
+    const originals: string[] = []
+    for (let i = 0; i < 100; i++) {
+      originals.push(`i${i}`)
+      handles.set(`i${i}`, index.add(i, i + 50, `i${i}`))
+    }
+    index.classify(undefined, 0, () => {}) // builds the tree
+    const seen: string[] = []
+    const removed = new Set<string>()
+    index.classify(undefined, 60, (item) => {
+      expect(removed.has(item)).toBe(false)
+      seen.push(item)
+      // each visit removes the highest original still there and adds one that does not hold 60
+      const last = originals.at(-1)!
+      if (last !== item) {
+        originals.pop()
+        removed.add(last)
+        index.remove(handles.get(last)!)
+      }
+      handles.set(`new${seen.length}`, index.add(1000, 2000, `new${seen.length}`))
+    })
+    // i10..i60 hold 60; what a visit removed is not visited later, and no new interval appears
+    const holding = (items: string[]) =>
+      items.filter((k) => Number(k.slice(1)) >= 10 && Number(k.slice(1)) <= 60)
+    expect(seen.every((item) => item.startsWith('i'))).toBe(true)
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(holding(seen)).toEqual(seen)
+    const after: string[] = []
+    index.classify(undefined, 60, (item) => after.push(item))
+    expect(after.sort()).toEqual(holding(originals).sort())
+    expect(removed.size).toBeGreaterThan(10)
   })
 })
 

@@ -61,17 +61,37 @@ export class QuerySubscriptions implements TableOwner {
         : transition === 'enter'
           ? this.#enterEvent(this.#event!)
           : this.#leaveEvent(this.#event!)
-    const members = group.members
     const host = this.#host
+    const single = group.single
+    if (single !== undefined) {
+      try {
+        single(event, group.singleDelivery!)
+      } catch (error) {
+        host.onError(error)
+      }
+      return
+    }
+    const members = group.members
     if (members.length === 1) {
       members[0]!.offer(event, host)
       return
     }
-    // A listener may close its own or another subscription: add and remove then copy the array
-    // (no copy per event), so this loop sees the members there were at the start.
+    // A listener may close its own or another subscription: add and remove then copy the arrays
+    // (no copy per event), so this loop sees the members there were at the start; once one was
+    // removed, the rest go through `offer`, which skips a closed one.
+    const { listeners, deliveries, plain } = group
+    const removals = group.removals
     group.delivering++
     try {
-      for (let i = 0; i < members.length; i++) members[i]!.offer(event, host)
+      for (let i = 0; i < members.length; i++) {
+        if (plain[i] === true && group.removals === removals) {
+          try {
+            listeners[i]!(event, deliveries[i]!)
+          } catch (error) {
+            host.onError(error)
+          }
+        } else members[i]!.offer(event, host)
+      }
     } finally {
       group.delivering--
     }
@@ -151,11 +171,13 @@ export class QuerySubscriptions implements TableOwner {
     )
     const store = this.#host.store
     subscription.cursor = store.log.lastCursor
+    const after = options.after
+    const live = options.retained === false && after === undefined
+    // Buffering from the start, so that it joins its group as not plain (see QuerySubscription.plain).
+    if (!live) subscription.pending = []
     table.add(subscription, key, bound)
     this.#size++
-    const after = options.after
-    if (options.retained === false && after === undefined) return subscription
-    subscription.pending = []
+    if (live) return subscription
     subscription.ready = new Promise((resolve) => {
       // After the caller has its subscription (MQTT sends SUBACK first): snapshot or replay, then live.
       setImmediate(() => {

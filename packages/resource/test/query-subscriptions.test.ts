@@ -168,6 +168,35 @@ describe('query subscriptions', () => {
     expect(got.slice(3).sort()).toEqual(['a patch', 'c patch', 'd patch', 'e patch'])
   })
 
+  it('delivers to plain members and to members with no-local, select() or a replay in one group alike', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const me = { ...admin, clientId: 'me' }
+    await runtime.put('Dog/1', { name: 'Before', age: 5 }, admin)
+    const cursor = runtime.store.log.lastCursor
+    await runtime.put('Dog/2', { name: 'Replayed', age: 6 }, admin)
+    const [plain, local, selected, resumed] = [recorder(), recorder(), recorder(), recorder()]
+    const subs = await Promise.all([
+      runtime.subscribe('Dog/?age=gt=3', plain.listener, { retained: false }, me),
+      runtime.subscribe('Dog/?age=gt=3', local.listener, { retained: false, noLocal: true }, me),
+      runtime.subscribe('Dog/?select(name)&age=gt=3', selected.listener, { retained: false }, me),
+      runtime.subscribe('Dog/?age=gt=3', resumed.listener, { after: cursor }, me),
+    ])
+    await Promise.all(subs.map((s) => s.ready))
+    await runtime.put('Dog/3', { name: 'Mine', age: 7 }, me)
+    await runtime.put('Dog/4', { name: 'Theirs', age: 8 }, { ...admin, clientId: 'other' })
+    await runtime.patch('Dog/2', { age: 1 }, admin)
+    await waitFor(() => plain.events.length === 3 && resumed.events.length === 4)
+    const seen = (r: ReturnType<typeof recorder>) => r.events.map((e) => `${e.type} ${String(e.id)}`)
+    expect(seen(plain)).toEqual(['put 3', 'put 4', 'leave 2'])
+    expect(seen(local)).toEqual(['put 4', 'leave 2'])
+    expect(selected.events.map((e) => e.value)).toEqual(['Mine', 'Theirs', undefined])
+    // the replay first (the put after the cursor), then each live change once
+    expect(seen(resumed)).toEqual(['put 2', 'put 3', 'put 4', 'leave 2'])
+    for (const sub of subs) sub.close()
+    expect(runtime.subscriptionCount).toBe(0)
+  })
+
   it('needs read permission on the table', async () => {
     await using f = await runtimeFixture({ roles: [{ name: 'nobody' }] })
     const { runtime } = f
