@@ -7,6 +7,7 @@ import type { ConnectionHost } from './connection-host.js'
 import { ConnectionLimits } from './connection-limits.js'
 import type { FlowStepHook } from './flow-steps.js'
 import { brokerGauges, disconnectClient, listClients, listSessions } from './introspection.js'
+import { KeepAliveTimers } from './keep-alive.js'
 import { OutboundEncoder } from './outbound-encoder.js'
 import { RateLimitedLog } from './rate-limited-log.js'
 import type { Runtime, StateStore } from './runtime.js'
@@ -67,6 +68,8 @@ class BrokerCore implements Broker, ConnectionHost {
 
   readonly encoder: OutboundEncoder
   readonly wills: WillKeeper
+  /** One timer for every connection's keep-alive. */
+  readonly keepAlives = new KeepAliveTimers()
   readonly sessions: SessionRegistry
   readonly connections = new Set<Connection>()
   private readonly stores = new Map<string, StateStore<any>>()
@@ -191,6 +194,7 @@ class BrokerCore implements Broker, ConnectionHost {
     for (const conn of [...this.connections]) conn.shutdown()
     this.sessions.close()
     this.wills.close()
+    this.keepAlives.close()
     while (this.pending.size > 0) await Promise.allSettled([...this.pending])
   }
 

@@ -5,6 +5,7 @@
 import type { EventEmitter } from 'node:events'
 import type { AuthMethodFactory } from './auth.js'
 import type { ConnectionLimits } from './connection-limits.js'
+import type { KeepAliveTimers } from './keep-alive.js'
 import type { RateLimitedLog } from './rate-limited-log.js'
 import type { Runtime } from './runtime.js'
 import type { SessionHost } from './session-outlet.js'
@@ -30,6 +31,8 @@ export interface ConnectionHost extends SessionHost {
   readonly closing: boolean
   readonly sessions: SessionRegistry
   readonly wills: WillKeeper
+  /** The shared keep-alive timer. */
+  readonly keepAlives: KeepAliveTimers
   /** Emits a broker event; a listener that throws is logged, never thrown into the connection. */
   emit<K extends keyof BrokerEvents>(name: K, ...args: BrokerEvents[K]): void
   addUserConnection(username: string): boolean

@@ -93,9 +93,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
   ) {
     this.reader = new FrameReader(this, broker.maxPacketSize)
     this.writer = new SocketWriter(stream, this, broker.onFlowStep)
-    this.keepAlive = new KeepAlive(this, () => {
-      if (this.state !== State.Closed) this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
-    })
+    this.keepAlive = new KeepAlive(broker.keepAlives, this)
     this.counters = broker.stats.door(info.transport)
     this.will = new ConnectionWill(broker.wills)
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
@@ -127,6 +125,10 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
 
   get enhanced(): EnhancedAuth | null {
     return this.connect?.enhanced ?? null
+  }
+
+  keepAliveTimedOut(): void {
+    if (this.state !== State.Closed) this.disconnectWith(ReasonCode.KeepAliveTimeout, 'keep-alive timeout')
   }
 
   get connected(): boolean {
@@ -268,27 +270,24 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     return packet
   }
 
-  /** A first packet that is no usable CONNECT (often not MQTT at all): logged like a protocol error. */
-  private closeBeforeConnect(reason: string): void {
-    this.protocolViolation(new ProtocolError(reason))
-  }
-
   private onFirstFrame(frame: Buffer, bodyOffset: number): void {
     if (frame[0] !== 0x10) {
       // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
-      this.closeBeforeConnect('first packet was not CONNECT')
+      this.protocolViolation(new ProtocolError('first packet was not CONNECT'))
       return
     }
     const level = protocolLevel(frame, bodyOffset)
     if (typeof level !== 'number') {
       // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
       if (level.unsupportedVersion) this.stream.write(v3Connack(false, 1))
-      this.closeBeforeConnect(level.error)
+      this.protocolViolation(new ProtocolError(level.error)) // often not MQTT at all
       return
     }
     this.version = level
     this.v5 = level === 5
     const packet = this.parse(frame)
+    // Many connections never send another packet mqtt-packet parses: its parser is made again on demand.
+    this.parser = null
     if (packet === null) return
     this.state = State.Connecting
     this.held = []

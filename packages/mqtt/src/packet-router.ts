@@ -57,6 +57,10 @@ export class PacketRouter {
       peer.session!.complete((frame[2]! << 8) | frame[3]!, 1, 'publish')
       return
     }
+    if (frame[0] === 0xc0 && frame.length === 2) {
+      this.inbound.pong() // PINGREQ, read without a parser: an idle connection keeps none
+      return
+    }
     const packet = peer.parse(frame)
     if (packet === null) return
     switch (packet.cmd) {

@@ -105,6 +105,8 @@ export class PacketParser {
       this.parser = null
       return new MalformedPacketError(this.error?.message ?? 'incomplete packet')
     }
-    return this.parsed
+    const packet = this.parsed
+    this.parsed = null // not kept alive until the next packet
+    return packet
   }
 }

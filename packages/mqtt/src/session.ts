@@ -22,9 +22,9 @@ export interface AttachSettings {
 export class Session {
   readonly subscriptions = new Map<string, SessionSubscription>()
   /** Inbound QoS 2 ids applied and awaiting PUBREL. */
-  private readonly inboundQos2 = new Set<number>()
+  private inboundQos2: Set<number> | null = null
   /** Inbound QoS 2 ids whose publish is not committed yet. */
-  private readonly pendingQos2 = new Map<number, Promise<unknown>>()
+  private pendingQos2: Map<number, Promise<unknown>> | null = null
   private outlet: SessionOutlet | null = null
   /** The user who created the session (null: anonymous); only that user may connect with its client id. */
   private ownerName: SessionOwner = null
@@ -180,7 +180,7 @@ export class Session {
   detach(): Orphan[] {
     const orphans = this.outbound.detach()
     this.outlet = null
-    this.pendingQos2.clear()
+    this.pendingQos2 = null
     for (const sub of this.subscriptions.values()) {
       sub.handle?.close()
       sub.handle = null
@@ -289,29 +289,30 @@ export class Session {
 
   /** Applied (committed) and awaiting PUBREL. */
   hasInboundQos2(packetId: number): boolean {
-    return this.inboundQos2.has(packetId)
+    return this.inboundQos2?.has(packetId) === true
   }
 
   /** The publish of `packetId` not committed yet, if any. */
   pendingInboundQos2(packetId: number): Promise<unknown> | undefined {
-    return this.pendingQos2.get(packetId)
+    return this.pendingQos2?.get(packetId)
   }
 
   /** `work` commits the publish of `packetId`; until it settles the id is pending. */
   inboundQos2Started(packetId: number, work: Promise<unknown>): void {
-    this.pendingQos2.set(packetId, work)
+    const pending = (this.pendingQos2 ??= new Map())
+    pending.set(packetId, work)
     work.finally(() => {
-      if (this.pendingQos2.get(packetId) === work) this.pendingQos2.delete(packetId)
+      if (pending.get(packetId) === work) pending.delete(packetId)
     })
   }
 
   inboundQos2Applied(packetId: number): void {
-    this.inboundQos2.add(packetId)
+    ;(this.inboundQos2 ??= new Set()).add(packetId)
   }
 
   /** PUBREL: the id is forgotten; false when it was not known. */
   inboundQos2Released(packetId: number): boolean {
-    return this.inboundQos2.delete(packetId)
+    return this.inboundQos2?.delete(packetId) === true
   }
 
   // -------------------------------------------------------------------------------------------
@@ -381,7 +382,7 @@ export class Session {
         packet: null,
       })
     }
-    for (const id of inboundQos2) session.inboundQos2.add(id)
+    for (const id of inboundQos2) session.inboundQos2Applied(id)
     return session
   }
 

@@ -140,6 +140,20 @@ describe('keep alive', () => {
     expect(will.payload.toString()).toBe('gone')
   })
 
+  it('watches every connection with one shared timer and still closes each one in time', async () => {
+    make()
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const clients = Array.from({ length: 40 }, () => pairClient(fx.broker))
+    for (const [i, c] of clients.entries()) await c.connect({ clientId: `idle-${i}`, keepalive: 10 })
+    // One timer per connection before: 40 and more.
+    expect(vi.getTimerCount()).toBeLessThan(5)
+    await vi.advanceTimersByTimeAsync(14_000)
+    expect(clients.filter((c) => c.closed)).toHaveLength(0)
+    await vi.advanceTimersByTimeAsync(1_100)
+    vi.useRealTimers()
+    for (const c of clients) await c.waitClosed()
+  })
+
   it('stays open while PINGREQs arrive', async () => {
     make()
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
