@@ -29,8 +29,8 @@ export function reportApplications(
   }
   if (loaded.builtIn) return
   if (runtime.schema.tables.some((t) => t.storageName === BUILT_IN_TABLE)) return
-  if (!runtime.store.tableNames().includes(BUILT_IN_TABLE)) return
-  const records = runtime.store.table(BUILT_IN_TABLE).count()
+  if (!runtime.storage.tableNames().includes(BUILT_IN_TABLE)) return
+  const records = runtime.storage.count(BUILT_IN_TABLE)
   if (records === 0) return
   logger.warn(
     { table: BUILT_IN_TABLE, records, storage: loaded.storagePath, applications: loaded.applicationsPath },

@@ -178,7 +178,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     'proj_changelog_events',
     'Events kept in the change log (for session catch-up and SSE resume)',
     () => {
-      const log = runtime.store.log
+      const log = runtime.storage.log
       const first = log.firstCursor
       return first > 0 && log.lastCursor >= first ? log.lastCursor - first + 1 : 0
     },
@@ -217,7 +217,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     buckets: LATENCY_BUCKETS,
     registers,
   })
-  const stopObserving = runtime.store.onCommit((s) => {
+  const stopObserving = runtime.storage.onCommit((s) => {
     batch.observe(s.writes)
     commit.observe(s.commitMs / 1000)
     fsync.observe(s.syncMs / 1000)

@@ -30,7 +30,7 @@ export function createRecordCounts(runtime: ResourceRuntime): RecordCounts {
   return {
     count(storageName) {
       const now = performance.now()
-      const cursor = runtime.store.log.lastCursor
+      const cursor = runtime.storage.log.lastCursor
       const hit = cache.get(storageName)
       const hold = hit !== undefined && hit.n >= SMALL
       if (
@@ -38,7 +38,7 @@ export function createRecordCounts(runtime: ResourceRuntime): RecordCounts {
         (hit.cursor === cursor || (hold && now - hit.at < Math.min(hit.costMs * COST_FACTOR, MAX_HOLD_MS)))
       )
         return hit.n
-      const n = runtime.store.table(storageName).count()
+      const n = runtime.storage.count(storageName)
       const done = performance.now()
       cache.set(storageName, { n, at: done, cursor, costMs: done - now })
       return n

@@ -117,7 +117,7 @@ describe('query subscriptions over WebSocket and SSE', () => {
     ])
     resumed.es.close()
     for (let i = 10; i < 16; i++) await runtime.put(`Dog/${i}`, { name: 'Old', breed: 'Pug', age: 1 }, ctx)
-    await (runtime as ResourceRuntime).store.log.compact()
+    await (runtime as ResourceRuntime).storage.log.compact()
     const reset = await openSse('/Dog/?age=gt=3', { 'last-event-id': last })
     await waitFor(() => reset.got.length === 2)
     expect(reset.got.map((e) => [e.type, e.id])).toEqual([

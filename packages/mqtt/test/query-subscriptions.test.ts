@@ -302,7 +302,7 @@ describe('query subscriptions over MQTT', () => {
     await sub.endAsync()
     await runtime.put('Dog/2', { name: 'Also in', breed: 'Lab', age: 6 }, admin)
     for (let i = 10; i < 15; i++) await runtime.put(`Dog/${i}`, { name: 'Out', breed: 'Pug', age: 1 }, admin)
-    await (runtime as ResourceRuntime).store.log.compact()
+    await (runtime as ResourceRuntime).storage.log.compact()
     ;({ sub, got } = await resume(tb, options))
     await waitFor(() => got.length === 3)
     expect(got.map((g) => [g.topic, g.event, g.retain])).toEqual([

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { encode as encodeValue } from '@proj/codec'
-import type { ChangeEvent, Key, Table as StorageTable, WriteOptions, WriteTransaction } from '@proj/storage'
+import type { ChangeEvent, Key, Table as StorageTable, WriteTransaction } from '@proj/storage'
 import { matchesFilter, validateTopicName } from '@proj/topic-matcher'
 import { type EphemeralEntry, EphemeralTopics, isEphemeralTopic } from './ephemeral-topics.js'
 import { ResourceError } from './errors.js'
@@ -8,7 +8,7 @@ import { decodeLoose, RuntimeEvent } from './event.js'
 import { splitAtWildcard } from './filter-prefix.js'
 import { CommittedPublish } from './publish-result.js'
 import { RESOLVED_EMPTY, Resource, type ResourceHost, type ResourceWriteOptions } from './resource.js'
-import { rethrow, storageMeta, toResourceError, writeOptions } from './storage-writes.js'
+import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
 import type {
   EventMeta,
   PublishMessage,
@@ -166,7 +166,7 @@ export class TopicsResource extends Resource {
       if (message.meta?.properties !== undefined) record.properties = message.meta.properties
       record.qos = message.qos
     }
-    const write: WriteOptions = { meta: storageMeta(message, ctx) }
+    const write = writeOf(ctx.user?.username, storageMeta(message, ctx))
     if (retain && isEphemeralTopic(topic)) {
       const meta = write.meta
       const apply = (): PublishResult => {
@@ -180,7 +180,6 @@ export class TopicsResource extends Resource {
         throw toResourceError(error)
       })
     }
-    if (ctx.user) write.user = ctx.user.username
     const table = this.table
     if (retain && message.payload.length === 0) {
       // not skipped when the topic looks empty: a retained put just before it may still be queued
@@ -260,7 +259,7 @@ export class TopicsResource extends Resource {
         ? { payload: message.payload, contentType: message.contentType }
         : { payload: message.payload }
       : { value: message.value }
-    const write = { meta: storageMeta(message, ctx), ...(ctx.user ? { user: ctx.user.username } : {}) }
+    const write = writeOf(ctx.user?.username, storageMeta(message, ctx))
     return this.commitOne((txn) => txn.message(this.table, topic, record, write), atomic)
   }
 

@@ -3,7 +3,7 @@ import type { ChangeEvent, Key } from '@proj/storage'
 import { TOPICS_TABLE, type TopicRecord } from './builtin-topics.js'
 import { RuntimeEvent } from './event.js'
 import { fromStored } from './own-keys.js'
-import { PublisherBytes } from './publisher-bytes.js'
+import { PublishAttachment } from './publish-attachment.js'
 import type { Resource } from './resource.js'
 import type { Route } from './router.js'
 import { toResourceError } from './storage-writes.js'
@@ -19,11 +19,6 @@ const EMPTY = new Uint8Array(0)
 export class ChangeEvents {
   readonly #resolve: (topic: string) => Route<Resource> | null
   readonly #byStorageName: ReadonlyMap<string, Resource>
-  /**
-   * The RuntimeEvent made for a ChangeEvent, kept on the change itself under this runtime's own symbol:
-   * one WeakMap entry per committed write made every young-generation GC walk an ephemeron table.
-   */
-  readonly #eventSlot: symbol = Symbol('runtimeEvent')
   readonly #plainEncodings = new WeakMap<object, Map<string, Uint8Array>>()
   readonly #mediaTypes = new Map<string, string | null>()
 
@@ -35,16 +30,20 @@ export class ChangeEvents {
     this.#byStorageName = byStorageName
   }
 
+  /**
+   * The RuntimeEvent of `change`. A publish's live change carries its PublishAttachment, which keeps the
+   * event for the publish result (a WeakMap entry per committed write made every young-generation GC walk
+   * an ephemeron table); other changes are converted once by their single reader (the live feed, a replay).
+   */
   toEvent(change: ChangeEvent): RuntimeEvent | null {
-    const slot = change as ChangeEvent & { [key: symbol]: RuntimeEvent | undefined }
-    const cached = slot[this.#eventSlot]
-    if (cached !== undefined) return cached
-    const event = this.#convert(change)
-    if (event !== null) slot[this.#eventSlot] = event
+    const attachment = change.attachment
+    if (!(attachment instanceof PublishAttachment)) return this.#convert(change, undefined)
+    let event = attachment.event
+    if (event === undefined) attachment.event = event = this.#convert(change, attachment)
     return event
   }
 
-  #convert(change: ChangeEvent): RuntimeEvent | null {
+  #convert(change: ChangeEvent, attachment: PublishAttachment | undefined): RuntimeEvent | null {
     const meta = change.meta as EventMeta | undefined
     if (change.table === TOPICS_TABLE) {
       const topic = String(change.id)
@@ -84,10 +83,9 @@ export class ChangeEvents {
       const value = change.value
       event.value = fromStored(value)
       // The publisher's bytes came with the write (a put or message stored as decoded from them).
-      const original = change.attachment
-      if (change.type !== 'patch' && original instanceof PublisherBytes) {
-        event.payload = original.payload
-        event.contentType = original.contentType
+      if (change.type !== 'patch' && attachment?.payload !== undefined) {
+        event.payload = attachment.payload
+        event.contentType = attachment.contentType
       }
     }
     return event

@@ -32,6 +32,7 @@ export type {
 } from './resource.js'
 export { Resource } from './resource.js'
 export type { Route } from './router.js'
+export type { RuntimeStorage } from './runtime-storage.js'
 export type {
   ResourceClass,
   ResourceKit,

@@ -4,6 +4,7 @@ import type { RuntimeEvent } from './event.js'
 import type { EventStream } from './event-stream.js'
 import type { RoleDefinition } from './permissions.js'
 import type { Resource, ResourceInit } from './resource.js'
+import type { RuntimeStorage } from './runtime-storage.js'
 import type { SchemaDefinition } from './schema.js'
 import type { RuntimeSubscription } from './subscribe-flow.js'
 import type { SharedDelivery } from './subscriptions.js'
@@ -88,7 +89,8 @@ export interface ResourceRuntime extends Runtime {
     options: SubscribeOptions,
     ctx: RequestContext,
   ): Promise<RuntimeSubscription>
-  readonly store: Store
+  /** The store seen as cursors, table sizes and commit statistics (records go through the runtime). */
+  readonly storage: RuntimeStorage
   readonly users: Users
   scramCredentials(username: string): Promise<ScramCredential | null>
   onUserChange(listener: UserChangeListener): () => void

@@ -12,6 +12,7 @@ import { QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
 import type { Resource, ResourceHost } from './resource.js'
 import { type Route, Router } from './router.js'
 import { createHost } from './runtime-host.js'
+import { type RuntimeStorage, storageView } from './runtime-storage.js'
 import type { ResourceClass, ResourceRuntime, RuntimeOptions, TableClass } from './runtime-types.js'
 import type { SchemaDefinition } from './schema.js'
 import { StateStores, type TableStateStore } from './state-store.js'
@@ -45,7 +46,9 @@ import { Users } from './users.js'
  * subscribe-flow.ts, change events and their encodings in change-events.ts.
  */
 export class RuntimeImpl implements ResourceRuntime {
-  readonly store: Store
+  /** Cursors, table sizes and commit statistics of the store: no record reads or writes. */
+  readonly storage: RuntimeStorage
+  readonly #store: Store
   readonly schema: SchemaDefinition
   readonly users: Users
   readonly tables: Record<string, TableClass> = {}
@@ -79,7 +82,8 @@ export class RuntimeImpl implements ResourceRuntime {
     roles: RoleDefinition[],
     options: RuntimeOptions,
   ) {
-    this.store = store
+    this.#store = store
+    this.storage = storageView(store)
     this.#ownStore = ownStore
     this.#states = new StateStores(store)
     this.schema = schema
@@ -151,7 +155,7 @@ export class RuntimeImpl implements ResourceRuntime {
     context: Record<string, unknown>,
   ): Promise<void> {
     const resources = await loadResources({
-      store: this.store,
+      store: this.#store,
       schema: this.schema,
       host: this.#host,
       modules,
@@ -460,7 +464,7 @@ export class RuntimeImpl implements ResourceRuntime {
     this.#unsubscribeFeed()
     this.users.close()
     for (const timer of this.#timers) clearInterval(timer)
-    if (this.#ownStore) await this.store.close()
+    if (this.#ownStore) await this.#store.close()
   }
 
   #assertOpen(): void {

@@ -5,6 +5,7 @@
 import { QueryError } from '@proj/query'
 import type { WriteOptions } from '@proj/storage'
 import { ResourceError } from './errors.js'
+import { PublishAttachment } from './publish-attachment.js'
 import type { RequestContext } from './types.js'
 
 /** Maps storage and codec failures to ResourceError codes; anything else is rethrown as is. */
@@ -46,15 +47,14 @@ export function rethrow(error: unknown): never {
   throw toResourceError(error)
 }
 
-/** Storage options of a logged publish; `attachment` (the publisher's bytes) travels to its live event. */
+/** Storage options of a logged publish; its attachment (the publisher's bytes) travels to its live event. */
 export function writeOf(
   user: string | undefined,
   meta: Record<string, unknown>,
-  attachment?: unknown,
+  attachment: PublishAttachment = new PublishAttachment(),
 ): WriteOptions {
-  const options: WriteOptions = { meta }
+  const options: WriteOptions = { meta, attachment }
   if (user !== undefined) options.user = user
-  if (attachment !== undefined) options.attachment = attachment
   return options
 }
 

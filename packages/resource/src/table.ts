@@ -6,8 +6,8 @@ import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { runListQuery } from './list-page.js'
 import { fromStored, isPlainObject, ownValue, toStored } from './own-keys.js'
+import { PublishAttachment } from './publish-attachment.js'
 import { CommittedPublish } from './publish-result.js'
-import { PublisherBytes } from './publisher-bytes.js'
 import { Relationships, type TableCatalog, type TableHandle } from './relationships.js'
 import {
   RESOLVED_EMPTY,
@@ -396,7 +396,7 @@ export class Table extends Resource {
         return RESOLVED_EMPTY
       }
       const stored = toStored(message.value)
-      const attachment = PublisherBytes.of(stored, message.payload, message.contentType)
+      const attachment = PublishAttachment.of(stored, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)
       const user = ctx.user?.username
       if (this.indexes.size === 0 && !atomic?.length)
@@ -412,12 +412,12 @@ export class Table extends Resource {
     // No early return when the record looks absent: a retained put published just before may not have
     // committed yet, and the store's delete of an absent record is a no-op anyway.
     if (message.payload?.length === 0) {
-      if (indexes.size === 0 && !atomic?.length)
-        return this.#single(this.table.delete(id, writeOf(user, meta)))
-      if (indexes.size === 0) return this.#commit((txn) => txn.delete(this.table, id, { user, meta }), atomic)
+      const write = writeOf(user, meta)
+      if (indexes.size === 0 && !atomic?.length) return this.#single(this.table.delete(id, write))
+      if (indexes.size === 0) return this.#commit((txn) => txn.delete(this.table, id, write), atomic)
       return indexes.serial(id, () =>
         this.#commit((txn) => {
-          txn.delete(this.table, id, { user, meta })
+          txn.delete(this.table, id, write)
           indexes.write(txn, id, this.table.get(id), undefined)
         }, atomic),
       )
@@ -434,7 +434,9 @@ export class Table extends Resource {
     const write = writeOf(
       user,
       meta,
-      value === message.value ? PublisherBytes.of(stored, message.payload, message.contentType) : undefined,
+      value === message.value
+        ? PublishAttachment.of(stored, message.payload, message.contentType)
+        : new PublishAttachment(),
     )
     if (indexes.size === 0 && !atomic?.length) return this.#single(this.table.put(id, stored, write))
     if (indexes.size === 0) return this.#commit((txn) => txn.put(this.table, id, stored, write), atomic)

@@ -10,7 +10,7 @@ describe('applications', () => {
     await using f = await runtimeFixture()
     expect([...f.runtime.resources().keys()].sort()).toEqual(['Anything', 'Counter', 'Dog', 'api/breeds'])
     expect(Object.keys(f.runtime.tables).sort()).toEqual(['Anything', 'Breed', 'Dog'])
-    expect(f.runtime.store.tableNames()).toEqual(expect.arrayContaining(['Dog', 'breeds', 'Anything']))
+    expect(f.runtime.storage.tableNames()).toEqual(expect.arrayContaining(['Dog', 'breeds', 'Anything']))
   })
 
   it('explains that resources.ts must be compiled', async () => {

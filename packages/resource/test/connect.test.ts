@@ -151,7 +151,7 @@ describe('connect', () => {
     await using f = await runtimeFixture()
     const { runtime } = f
     const a = await runtime.put('Dog/a', { name: 'A' }, admin)
-    const firstCursor = runtime.store.log.lastCursor
+    const firstCursor = runtime.storage.log.lastCursor
     await runtime.put('Dog/b', { name: 'B' }, admin)
     expect(a.created).toBe(true)
     const stream = (await runtime.connect('/Dog/', admin, undefined, { after: firstCursor })) as EventStream

@@ -1,12 +1,28 @@
+import { openStore, type Store } from '@proj/storage'
+import { tempDir } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
 import { TOPICS_TABLE } from '../src/index.js'
 import { admin, bytes, collector, runtimeFixture, text } from './helpers.js'
+
+/** A store the test reads directly (the runtime shows only `runtime.storage`), closed after the runtime. */
+async function storeFixture(): Promise<{ store: Store; [Symbol.asyncDispose](): Promise<void> }> {
+  const dir = await tempDir('proj-resource-')
+  const store = await openStore({ path: dir.path, noSync: true })
+  return {
+    store,
+    async [Symbol.asyncDispose]() {
+      await store.close()
+      await dir.remove()
+    },
+  }
+}
 
 const retained = (payload: string, qos: 0 | 1 = 0) => ({ payload: bytes(payload), retain: true, qos })
 
 describe('$SYS retained messages (ephemeral)', () => {
   it('keeps them in memory: retained for new subscribers and delivered live, never in the change log', async () => {
-    await using f = await runtimeFixture()
+    await using s = await storeFixture()
+    await using f = await runtimeFixture({ store: s.store })
     const { runtime } = f
     const live = collector()
     const sub = await runtime.subscribe('$SYS/#', live.listener, { qos: 1 }, admin)
@@ -14,7 +30,7 @@ describe('$SYS retained messages (ephemeral)', () => {
     const all = collector()
     const hash = await runtime.subscribe('#', all.listener, { qos: 0 }, admin)
     await hash.ready
-    const cursor = runtime.store.log.lastCursor
+    const cursor = runtime.storage.log.lastCursor
 
     for (let i = 1; i <= 3; i++)
       await runtime.publish('$SYS/broker/uptime', retained(`${i} seconds`), {
@@ -32,8 +48,8 @@ describe('$SYS retained messages (ephemeral)', () => {
     ])
     expect(text(live.events[2]!.value as Uint8Array)).toBe('3 seconds')
     // nothing was stored or logged, and `#` does not match `$SYS` [MQTT-4.7.2-1]
-    expect(runtime.store.log.lastCursor).toBe(cursor)
-    expect(runtime.store.table(TOPICS_TABLE).get('$SYS/broker/uptime')).toBeUndefined()
+    expect(runtime.storage.log.lastCursor).toBe(cursor)
+    expect(s.store.table(TOPICS_TABLE).get('$SYS/broker/uptime')).toBeUndefined()
     expect(all.events).toEqual([])
 
     // a new subscriber gets the current values first, as retained messages
@@ -50,17 +66,18 @@ describe('$SYS retained messages (ephemeral)', () => {
     await runtime.publish('$SYS/broker/version', retained(''), admin)
     expect(live.events.at(-1)).toMatchObject({ type: 'delete', topic: '$SYS/broker/version', cursor: 0 })
     expect(await runtime.get('$SYS/broker/version', admin)).toBeUndefined()
-    expect(runtime.store.log.lastCursor).toBe(cursor)
+    expect(runtime.storage.log.lastCursor).toBe(cursor)
     sub.close()
     second.close()
     hash.close()
   })
 
   it('forgets them on restart, and does not serve $SYS records an older version stored', async () => {
-    await using f = await runtimeFixture()
+    await using s = await storeFixture()
+    await using f = await runtimeFixture({ store: s.store })
     await f.runtime.publish('$SYS/broker/uptime', retained('5 seconds'), admin)
     // what an older version left in the topics table (a durable retained message)
-    await f.runtime.store.table(TOPICS_TABLE).put('$SYS/broker/clients/total', { payload: bytes('7') })
+    await s.store.table(TOPICS_TABLE).put('$SYS/broker/clients/total', { payload: bytes('7') })
     expect(await f.runtime.get('$SYS/broker/clients/total', admin)).toBeUndefined()
     const runtime = await f.reopen()
     expect(await runtime.get('$SYS/broker/uptime', admin)).toBeUndefined()
@@ -71,7 +88,7 @@ describe('$SYS retained messages (ephemeral)', () => {
     expect(events.map((e) => [e.topic, e.retained])).toEqual([['$SYS/broker/uptime', false]])
     // other `$` topics stay durable retained messages
     await runtime.publish('$app/x', retained('kept', 1), admin)
-    expect(runtime.store.table(TOPICS_TABLE).get('$app/x')).toBeDefined()
+    expect(s.store.table(TOPICS_TABLE).get('$app/x')).toBeDefined()
     sub.close()
   })
 })

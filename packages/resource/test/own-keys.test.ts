@@ -31,7 +31,7 @@ describe('names that exist on every object', () => {
     const { runtime } = f
     const live = collector()
     const sub = await runtime.subscribe('Anything/#', live.listener, { retained: false }, admin)
-    const start = runtime.store.log.lastCursor
+    const start = runtime.storage.log.lastCursor
     await runtime.put('Anything/put', withProto(), admin)
     await runtime.publish(
       'Anything/pub',

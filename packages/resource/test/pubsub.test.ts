@@ -1,4 +1,5 @@
-import { waitFor } from '@proj/test-utils'
+import { type ChangeEvent, openStore } from '@proj/storage'
+import { tempDir, waitFor } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
 import { admin, bytes, collector, runtimeFixture, text } from './helpers.js'
 
@@ -24,7 +25,7 @@ describe('publish and subscribe', () => {
     expect(event.value).toEqual({ c: 21.5 })
     // a JSON subscriber gets the publisher's bytes (whitespace and all), not a re-encoding
     expect(runtime.encode(event, 'application/json')).toBe(payload)
-    expect(runtime.store.log.lastCursor).toBe(0)
+    expect(runtime.storage.log.lastCursor).toBe(0)
     sub.close()
     await runtime.publish('sensors/kitchen/temp', { payload, retain: false, qos: 0 }, admin)
     expect(events).toHaveLength(1)
@@ -57,6 +58,44 @@ describe('publish and subscribe', () => {
     expect(events[2]).toMatchObject({ type: 'delete', topic: 'plain/a', retained: false })
     expect(runtime.encode(events[2]!, 'application/json')).toHaveLength(0)
     expect(await runtime.get('plain/a', admin)).toBeUndefined()
+  })
+
+  it("shares one event between the live feed and the publish result without writing on storage's change", async () => {
+    await using dir = await tempDir('proj-resource-')
+    const store = await openStore({ path: dir.path, noSync: true })
+    try {
+      await using f = await runtimeFixture({ store })
+      const { runtime } = f
+      const changes: ChangeEvent[] = []
+      const stop = store.onChange((change) => changes.push(change))
+      const { events, listener } = collector()
+      const sub = await runtime.subscribe('#', listener, { qos: 1 }, admin)
+      await sub.ready
+      const record = await runtime.publish(
+        'Dog/rex',
+        { payload: bytes('{"name":"Rex"}'), retain: true, qos: 1 },
+        admin,
+      )
+      const plain = await runtime.publish('plain/a', { payload: bytes('1'), retain: false, qos: 1 }, admin)
+      const cleared = await runtime.publish(
+        'Dog/rex',
+        { payload: new Uint8Array(0), retain: true, qos: 1 },
+        admin,
+      )
+      await runtime.put('Dog/max', { name: 'Max' }, admin)
+      await waitFor(() => expect(events).toHaveLength(4))
+      expect([events[0], events[1], events[2]]).toEqual([record.event, plain.event, cleared.event])
+      expect(events[0]).toBe(record.event)
+      expect(events[1]).toBe(plain.event)
+      expect(events[2]).toBe(cleared.event)
+      // The runtime keeps what it derives from a change in objects of its own, never on storage's event.
+      expect(changes).toHaveLength(4)
+      for (const change of changes) expect(Object.getOwnPropertySymbols(change)).toEqual([])
+      stop()
+      sub.close()
+    } finally {
+      await store.close()
+    }
   })
 
   it('writes a table record with a retained publish and sends later changes as events', async () => {

@@ -81,7 +81,7 @@ describe('query subscriptions agree with filtering the table', () => {
             )
           }
           await Promise.all(subs.map((s) => s.ready))
-          const resumeAt = runtime.store.log.lastCursor
+          const resumeAt = runtime.storage.log.lastCursor
           const resumedViews = queries.map(() => new Map<string, unknown>())
           let last: Promise<unknown> = Promise.resolve()
           for (const w of writes) {

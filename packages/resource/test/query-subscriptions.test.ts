@@ -173,7 +173,7 @@ describe('query subscriptions', () => {
     const { runtime } = f
     const me = { ...admin, clientId: 'me' }
     await runtime.put('Dog/1', { name: 'Before', age: 5 }, admin)
-    const cursor = runtime.store.log.lastCursor
+    const cursor = runtime.storage.log.lastCursor
     await runtime.put('Dog/2', { name: 'Replayed', age: 6 }, admin)
     const [plain, local, selected, resumed] = [recorder(), recorder(), recorder(), recorder()]
     const subs = await Promise.all([
@@ -264,7 +264,7 @@ describe('query subscriptions', () => {
     const { runtime } = f
     await runtime.put('Dog/1', { name: 'A', age: 5 }, admin)
     for (let i = 0; i < 5; i++) await runtime.put(`Dog/${i + 10}`, { name: 'B', age: 1 }, admin)
-    await runtime.store.log.compact()
+    await runtime.storage.log.compact()
     const { events, listener } = recorder()
     const sub = await runtime.subscribe('Dog/?age=gt=3', listener, { after: 1, retained: false }, admin)
     await sub.ready
@@ -282,7 +282,7 @@ describe('query subscriptions', () => {
     const stream = await runtime.connect('/Dog/?age=gt=3', admin)
     const it = stream[Symbol.asyncIterator]()
     const first = (await it.next()).value as ResourceEvent
-    expect([first.type, first.id, first.resumeCursor]).toEqual(['put', '1', runtime.store.log.lastCursor])
+    expect([first.type, first.id, first.resumeCursor]).toEqual(['put', '1', runtime.storage.log.lastCursor])
     await runtime.patch('Dog/1', { age: 1 }, admin)
     const second = (await it.next()).value as ResourceEvent
     expect([second.type, second.id]).toEqual(['leave', '1'])

@@ -13,11 +13,11 @@ describe('subscription hand-off from the current state to live events', () => {
     for (let round = 0; round < 40 && windows < 5; round++) {
       const topic = `handoff/${round}`
       await runtime.publish(topic, { payload: bytes('"old"'), retain: true, qos: 1 }, admin)
-      const durableBefore = runtime.store.log.lastCursor
+      const durableBefore = runtime.storage.log.lastCursor
       const cleared = runtime.publish(topic, { payload: new Uint8Array(0), retain: true, qos: 0 }, admin)
       // Wait until the delete is readable; only a round where its cursor is not yet durable counts.
       while ((await runtime.get(topic, admin)) !== undefined) await turn()
-      const inWindow = runtime.store.log.lastCursor === durableBefore
+      const inWindow = runtime.storage.log.lastCursor === durableBefore
       const { events, listener } = collector()
       const sub = await runtime.subscribe(topic, listener, { qos: 1 }, admin)
       await cleared
