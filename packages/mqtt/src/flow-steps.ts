@@ -30,7 +30,3 @@ export type FlowStep = (typeof FLOW_STEPS)[number]
 
 /** Called at each step (tests only; unset in production, so the flows pay nothing for it). */
 export type FlowStepHook = (step: FlowStep) => void
-
-export function isFlowStep(name: string): name is FlowStep {
-  return (FLOW_STEPS as readonly string[]).includes(name)
-}

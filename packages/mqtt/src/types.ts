@@ -68,7 +68,7 @@ export interface BrokerOptions {
   logger?: Logger
   /**
    * Tests only: called after each named step of the QoS flows (`FLOW_STEPS`), so a crash-point test can
-   * stop the process right there (see `src/bin/start.ts --stop-after`). Unset: the flows pay nothing.
+   * stop the process right there (see `test/fixtures/broker.mjs --stop-after`). Unset: the flows pay nothing.
    */
   onFlowStep?: FlowStepHook
   /**

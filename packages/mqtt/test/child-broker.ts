@@ -1,4 +1,4 @@
-/** The built stand-alone broker (dist/bin/start.js) as a child process, for crash and restart tests. */
+/** The stand-alone broker fixture (test/fixtures/broker.mjs, on the built package) as a child process, for crash and restart tests. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..')
 const root = join(pkg, '..', '..')
+/** The broker the child processes run; it imports this package's dist/. */
+export const BROKER_FIXTURE = join(pkg, 'test/fixtures/broker.mjs')
 
 export interface ChildBroker {
   child: ChildProcess
@@ -26,20 +28,16 @@ export function buildBroker(): void {
     })
   } catch (err) {
     // A sibling package that does not compile right now must not hide these tests when a build exists.
-    if (!existsSync(join(pkg, 'dist/bin/start.js'))) throw err
+    if (!existsSync(join(pkg, 'dist/index.js'))) throw err
     console.warn(`child broker: build failed, using the existing dist/: ${String(err).slice(0, 300)}`)
   }
 }
 
 /** Starts the broker on `data`; `args` are extra flags (`--stop-after step`). */
 export async function startChild(data: string, args: string[] = []): Promise<ChildBroker> {
-  const child = spawn(
-    process.execPath,
-    [join(pkg, 'dist/bin/start.js'), '--data', data, '--port', '0', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
+  const child = spawn(process.execPath, [BROKER_FIXTURE, '--data', data, '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   const exited = once(child, 'exit').then(([, signal]) => signal as NodeJS.Signals | null)
   const lines = createInterface({ input: child.stdout! })
   let timer: NodeJS.Timeout | undefined

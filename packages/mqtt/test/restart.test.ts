@@ -6,15 +6,16 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from '@proj/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BROKER_FIXTURE } from './child-broker.js'
 import { RawClient } from './helpers.js'
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..')
 const root = join(pkg, '..', '..')
 const children = new Set<ChildProcess>()
 
-/** Starts dist/bin/start.js on `data`; resolves with the child and its port. */
+/** Starts the broker fixture on `data`; resolves with the child and its port. */
 async function startChild(data: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [join(pkg, 'dist/bin/start.js'), '--data', data, '--port', '0'], {
+  const child = spawn(process.execPath, [BROKER_FIXTURE, '--data', data, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   children.add(child)
@@ -56,7 +57,7 @@ beforeAll(() => {
     })
   } catch (err) {
     // A sibling package that does not compile right now must not hide this test when a build exists.
-    if (!existsSync(join(pkg, 'dist/bin/start.js'))) throw err
+    if (!existsSync(join(pkg, 'dist/index.js'))) throw err
     console.warn(
       `restart test: build failed, using the existing dist/: ${String((err as { stdout?: unknown }).stdout ?? err).slice(0, 500)}`,
     )
