@@ -6,11 +6,12 @@ import { ConnectScopes } from './connect-scope.js'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { loadResources } from './load-resources.js'
-import { Permissions, type RoleDefinition, type TableAction } from './permissions.js'
+import { Permissions, type RoleDefinition } from './permissions.js'
 import { publishRecord } from './publish-record.js'
 import { QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
 import type { Resource, ResourceHost } from './resource.js'
-import { type Route, Router } from './router.js'
+import { Router } from './router.js'
+import { RuntimeAccess, trimPath } from './runtime-access.js'
 import { createHost } from './runtime-host.js'
 import { type RuntimeStorage, storageView } from './runtime-storage.js'
 import type { ResourceClass, ResourceRuntime, RuntimeOptions, TableClass } from './runtime-types.js'
@@ -20,6 +21,7 @@ import { toResourceError } from './storage-writes.js'
 import { type RuntimeSubscription, SubscribeFlow } from './subscribe-flow.js'
 import { SubscriptionRegistry } from './subscriptions.js'
 import { Table } from './table.js'
+import { sweepExpired } from './table-expiry.js'
 import type {
   EventListener,
   ListPage,
@@ -63,6 +65,7 @@ export class RuntimeImpl implements ResourceRuntime {
   readonly #events: ChangeEvents
   readonly #subscribe: SubscribeFlow
   readonly #rejectUnclaimed: boolean
+  readonly #access: RuntimeAccess
   readonly #maxPayload: number
   readonly #onError: (error: unknown) => void
   readonly #unsubscribeFeed: () => void
@@ -132,6 +135,13 @@ export class RuntimeImpl implements ResourceRuntime {
       () => this.#registry.size !== 0 || this.#relay !== undefined,
       (event) => this.#dispatchTransient(event),
     )
+    this.#access = new RuntimeAccess(
+      this.#router,
+      this.#topics,
+      this.#permissions,
+      this.#rejectUnclaimed,
+      () => this.#closed,
+    )
     this.#subscribe = new SubscribeFlow({
       store,
       router: this.#router,
@@ -167,7 +177,8 @@ export class RuntimeImpl implements ResourceRuntime {
       this.#router.add(resource)
       if (resource instanceof Table) {
         this.#byStorageName.set(resource.table.name, resource)
-        if (resource.definition.expiration) this.#sweepExpired(resource)
+        if (resource.definition.expiration)
+          this.#timers.push(sweepExpired(resource, () => this.#closed, this.#onError))
       }
     }
   }
@@ -240,51 +251,12 @@ export class RuntimeImpl implements ResourceRuntime {
     return out
   }
 
-  /** The resource of a path or topic: a table's or custom resource's, else the built-in topics. */
-  #route(target: string, ctx: RequestContext): { user: User; path: string; route: Route<Resource> } {
-    this.#assertOpen()
-    const user = this.#permissions.user(ctx)
-    const path = trimPath(target)
-    const route = this.#router.resolve(path)
-    if (route) return { user, path, route }
-    if (this.#rejectUnclaimed) throw new ResourceError('NOT_FOUND', `no resource at ${path}`)
-    return { user, path, route: { resource: this.#topics, idText: path } }
-  }
-
-  #recordId(route: Route<Resource>, method: string): Key {
-    if (route.idText === '' && route.resource !== this.#topics)
-      throw new ResourceError('INVALID', `${method} ${route.resource.path} needs a record id`)
-    return route.resource.coerceId(route.idText)
-  }
-
-  /**
-   * The caller's permission for `action` on a route: table permissions for a resource, topic rules
-   * (subscribe to read, publish to write) for the built-in topics, which take neither patch nor post.
-   */
-  #check(ctx: RequestContext, user: User, route: Route<Resource>, action: TableAction, what: string): void {
-    const resource = route.resource
-    if (resource !== this.#topics) {
-      this.#permissions.assertTable(ctx, user, resource.permissionKeys, action, what)
-      return
-    }
-    if (action === 'update')
-      throw new ResourceError('METHOD_NOT_ALLOWED', `${what} is a topic, which cannot be patched`)
-    if (action === 'insert')
-      throw new ResourceError('METHOD_NOT_ALLOWED', `${what} is not a resource; use put`)
-    this.#assertTopic(ctx, user, what, action === 'read' ? 'subscribe' : 'publish')
-  }
-
-  #assertTopic(ctx: RequestContext, user: User, topic: string, action: 'publish' | 'subscribe'): void {
-    if (!this.#permissions.topicAllowed(user, ctx.clientId, topic, action))
-      this.#permissions.deny(ctx, `${action} ${topic}`)
-  }
-
   // ---- REST-style -----------------------------------------------------------------------------
 
   async get(target: string, ctx: RequestContext): Promise<RecordResult | undefined> {
-    const { user, path, route } = this.#route(target, ctx)
+    const { user, path, route } = this.#access.route(target, ctx)
     const resource = route.resource
-    this.#check(ctx, user, route, 'read', path)
+    this.#access.check(ctx, user, route, 'read', path)
     // `Dog/123.name`: one declared attribute of a record.
     const property = resource instanceof Table ? resource.propertyTarget(route.idText) : undefined
     if (property && resource instanceof Table) {
@@ -292,7 +264,7 @@ export class RuntimeImpl implements ResourceRuntime {
       if (!record) return undefined
       return { ...record, value: resource.property(record.value, property.attribute, ctx) ?? null }
     }
-    const id = this.#recordId(route, 'get')
+    const id = this.#access.recordId(route, 'get')
     const result = await resource.get(id, ctx)
     if (result === undefined) return undefined
     if (
@@ -315,10 +287,10 @@ export class RuntimeImpl implements ResourceRuntime {
   }
 
   #listRoute(path: string, ctx: RequestContext): Resource {
-    const { user, path: p, route } = this.#route(path, ctx)
+    const { user, path: p, route } = this.#access.route(path, ctx)
     if (route.idText !== '' || route.resource === this.#topics)
       throw new ResourceError('NOT_FOUND', `${p} is not a resource`)
-    this.#check(ctx, user, route, 'read', p)
+    this.#access.check(ctx, user, route, 'read', p)
     return route.resource
   }
 
@@ -328,15 +300,10 @@ export class RuntimeImpl implements ResourceRuntime {
     ctx: RequestContext,
     options?: { ifVersion?: number },
   ): Promise<WriteResult> {
-    const { user, path, route } = this.#route(target, ctx)
-    const resource = route.resource
-    if (resource === this.#topics) this.#assertTopic(ctx, user, path, 'publish')
-    else {
-      const exists = () => resource.has(this.#recordId(route, 'put'))
-      this.#permissions.assertWrite(ctx, user, resource.permissionKeys, exists, path)
-    }
-    const id = this.#recordId(route, 'put')
-    return resource.put(id, value, ctx, writeOptions(options))
+    const routed = this.#access.route(target, ctx)
+    this.#access.checkPut(ctx, routed)
+    const route = routed.route
+    return route.resource.put(this.#access.recordId(route, 'put'), value, ctx, writeOptions(options))
   }
 
   async patch(
@@ -345,25 +312,25 @@ export class RuntimeImpl implements ResourceRuntime {
     ctx: RequestContext,
     options?: { ifVersion?: number },
   ): Promise<WriteResult> {
-    const { user, path, route } = this.#route(target, ctx)
-    this.#check(ctx, user, route, 'update', path)
-    const id = this.#recordId(route, 'patch')
+    const { user, path, route } = this.#access.route(target, ctx)
+    this.#access.check(ctx, user, route, 'update', path)
+    const id = this.#access.recordId(route, 'patch')
     return route.resource.patch(id, patch, ctx, writeOptions(options))
   }
 
   async post(path: string, value: unknown, ctx: RequestContext): Promise<WriteResult> {
-    const { user, path: p, route } = this.#route(path, ctx)
-    if (route.resource === this.#topics) this.#check(ctx, user, route, 'insert', p)
+    const { user, path: p, route } = this.#access.route(path, ctx)
+    if (route.resource === this.#topics) this.#access.check(ctx, user, route, 'insert', p)
     if (route.idText !== '')
       throw new ResourceError('METHOD_NOT_ALLOWED', `post to ${route.resource.path}, not to a record`)
-    this.#check(ctx, user, route, 'insert', p)
+    this.#access.check(ctx, user, route, 'insert', p)
     return route.resource.post(value, ctx)
   }
 
   async delete(target: string, ctx: RequestContext, options?: { ifVersion?: number }): Promise<boolean> {
-    const { user, path, route } = this.#route(target, ctx)
-    this.#check(ctx, user, route, 'delete', path)
-    const id = this.#recordId(route, 'delete')
+    const { user, path, route } = this.#access.route(target, ctx)
+    this.#access.check(ctx, user, route, 'delete', path)
+    const id = this.#access.recordId(route, 'delete')
     return route.resource.delete(id, ctx, writeOptions(options))
   }
 
@@ -431,19 +398,19 @@ export class RuntimeImpl implements ResourceRuntime {
   ): Promise<AsyncIterable<ResourceEvent>> {
     const query = splitQueryFilter(trimPath(target))
     if (query !== undefined) {
-      this.#assertOpen()
+      this.#access.assertOpen()
       const filter = trimPath(target)
       const subscribe = (listener: EventListener, subscribeOptions: SubscribeOptions) =>
         this.#subscribe.subscribeQuery(filter, query, listener, subscribeOptions, ctx)
       return connectQuery(this.#host, filter, ctx, options, subscribe)
     }
-    const { user, path, route } = this.#route(target, ctx)
+    const { user, path, route } = this.#access.route(target, ctx)
     const resource = route.resource
     if (resource === this.#topics) {
-      const assertPublish = () => this.#assertTopic(ctx, user, path, 'publish')
+      const assertPublish = () => this.#access.assertTopic(ctx, user, path, 'publish')
       return connectTopic(this, this.#host, path, ctx, incoming, options, assertPublish)
     }
-    this.#check(ctx, user, route, 'read', path)
+    this.#access.check(ctx, user, route, 'read', path)
     const id = route.idText === '' ? undefined : resource.coerceId(route.idText)
     return connectResource(resource, id, ctx, incoming, options, this.#host, this.#scopes, this.#onError)
   }
@@ -467,10 +434,6 @@ export class RuntimeImpl implements ResourceRuntime {
     if (this.#ownStore) await this.#store.close()
   }
 
-  #assertOpen(): void {
-    if (this.#closed) throw new ResourceError('CLOSED', 'the runtime is closed')
-  }
-
   /** A QoS 0 message (never stored): subscribers here, and the relay to other nodes. */
   #dispatchTransient(event: RuntimeEvent): void {
     this.dispatchRelayed(event)
@@ -490,26 +453,6 @@ export class RuntimeImpl implements ResourceRuntime {
     this.#registry.dispatch(event)
     if (this.#queries.size !== 0) this.#queries.onChange(change, event)
   }
-
-  /** Expired records of a table with `@table(expiration)` are removed in the background. */
-  #sweepExpired(resource: Table): void {
-    const expiration = resource.definition.expiration ?? 0
-    const interval = Math.min(60_000, Math.max(1000, (expiration * 1000) / 2))
-    const timer = setInterval(() => {
-      if (this.#closed) return
-      resource.removeExpired().catch((error) => {
-        if (!this.#closed) this.#onError(error)
-      })
-    }, interval)
-    timer.unref()
-    this.#timers.push(timer)
-  }
-}
-
-function trimPath(target: string): string {
-  let start = 0
-  while (target.charCodeAt(start) === 47 /* / */) start++
-  return start === 0 ? target : target.slice(start)
 }
 
 function writeOptions(options: { ifVersion?: number } | undefined): { ifVersion: number } | undefined {
