@@ -9,6 +9,7 @@ import { splitAtWildcard } from './filter-prefix.js'
 import { CommittedPublish } from './publish-result.js'
 import { RESOLVED_EMPTY, Resource, type ResourceHost, type ResourceWriteOptions } from './resource.js'
 import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
+import type { TopicRecord } from './topic-record.js'
 import type {
   EventMeta,
   PublishMessage,
@@ -21,17 +22,6 @@ import type {
 
 /** Storage table of the built-in topics table (retained messages of topics no table claims). */
 export const TOPICS_TABLE = '__topics'
-
-/** What the topics table stores per topic: the publisher's bytes and declared type (or a value). */
-export interface TopicRecord {
-  payload?: Uint8Array
-  contentType?: string
-  value?: unknown
-  /** MQTT 5 PUBLISH properties of a retained message (user properties, expiry...), sent with it on subscribe. */
-  properties?: Record<string, unknown>
-  /** The QoS it was published with: a new subscriber receives min(this, granted) (MQTT 5 section 3.8.4). */
-  qos?: 0 | 1 | 2
-}
 
 /**
  * The built-in resource of every topic that no table claims: retained messages kept as the publisher's

@@ -1,12 +1,13 @@
 import { encode as encodeValue, normalizeMediaType } from '@proj/codec'
 import type { ChangeEvent, Key } from '@proj/storage'
-import { TOPICS_TABLE, type TopicRecord } from './builtin-topics.js'
+import { TOPICS_TABLE } from './builtin-topics.js'
 import { RuntimeEvent } from './event.js'
 import { fromStored } from './own-keys.js'
 import { PublishAttachment } from './publish-attachment.js'
 import type { Resource } from './resource.js'
 import type { Route } from './router.js'
 import { toResourceError } from './storage-writes.js'
+import type { TopicRecord } from './topic-record.js'
 import type { EventMeta, ResourceEvent } from './types.js'
 
 const EMPTY = new Uint8Array(0)

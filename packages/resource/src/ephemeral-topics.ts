@@ -5,7 +5,7 @@
  * current values at once and each refresh live, but a durable session does not replay them.
  */
 import { matchesFilter } from '@proj/topic-matcher'
-import type { TopicRecord } from './builtin-topics.js'
+import type { TopicRecord } from './topic-record.js'
 
 /** Whether `topic` (or a filter) is in the `$SYS` tree, whose retained messages live in memory only. */
 export function isEphemeralTopic(topic: string): boolean {

@@ -6,7 +6,6 @@
 export type { ApplicationConfig, ApplicationSource } from './application.js'
 export { readApplication } from './application.js'
 export { sourceKey } from './auth-limiter.js'
-export type { TopicRecord } from './builtin-topics.js'
 export { TOPICS_TABLE } from './builtin-topics.js'
 export type { ResourceErrorCode, ResourceErrorOptions } from './errors.js'
 export { isResourceError, ResourceError, SchemaError } from './errors.js'
@@ -53,6 +52,7 @@ export type { RuntimeSubscription } from './subscribe-flow.js'
 export type { SharedDelivery } from './subscriptions.js'
 export type { TableInit } from './table.js'
 export { Table } from './table.js'
+export type { TopicRecord } from './topic-record.js'
 export type {
   Delivery,
   EventListener,

@@ -1,5 +1,5 @@
 import type { ChangeEvent, Key, Store } from '@proj/storage'
-import { assertTopicName, TOPICS_TABLE, type TopicRecord, TopicsResource } from './builtin-topics.js'
+import { assertTopicName, TOPICS_TABLE, TopicsResource } from './builtin-topics.js'
 import { ChangeEvents } from './change-events.js'
 import { connectQuery, connectResource, connectTopic } from './connect-flow.js'
 import { ConnectScopes } from './connect-scope.js'
@@ -22,6 +22,7 @@ import { type RuntimeSubscription, SubscribeFlow } from './subscribe-flow.js'
 import { SubscriptionRegistry } from './subscriptions.js'
 import { Table } from './table.js'
 import { sweepExpired } from './table-expiry.js'
+import type { TopicRecord } from './topic-record.js'
 import type {
   EventListener,
   ListPage,
