@@ -7,7 +7,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * (a timeout, no responders, "JetStream temporarily unavailable", no suitable peers yet) is taken for a
  * cluster still electing its leaders.
  */
-export function isPermanent(error: unknown): boolean {
+function isPermanent(error: unknown): boolean {
   const message = String((error as Error)?.message ?? error)
   return /permission|authoriz|already in use|invalid|bad request|not enabled for account/i.test(message)
 }
