@@ -1,5 +1,5 @@
 import { type NatsCluster, natsSkipReason } from '@proj/test-utils'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
 import { getRecord, send, startClusterNodes, waitReady } from './helpers/cluster.js'
 
@@ -41,23 +41,26 @@ async function expectPresent(url: string, ids: string[]) {
 }
 
 /** Index of the NATS server that leads the stream `name` (from a running server's monitoring port). */
-async function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
-  for (;;) {
-    for (const server of nats.servers) {
-      if (!server.running) continue
-      try {
-        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`)
-        const jsz = (await res.json()) as {
-          account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[]
-        }
-        const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? [])
+function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
+  return vi.waitFor(
+    async () => {
+      for (const server of nats.servers) {
+        if (!server.running) continue
+        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`).catch(
+          () => undefined,
+        )
+        const jsz = (await res?.json()) as
+          | { account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[] }
+          | undefined
+        const streams = (jsz?.account_details ?? []).flatMap((a) => a.stream_detail ?? [])
         const leader = streams.find((d) => d.name === name)?.cluster?.leader
         const index = nats.servers.findIndex((s) => s.name === leader)
         if (index >= 0) return index
-      } catch {}
-    }
-    await new Promise((r) => setTimeout(r, 100))
-  }
+      }
+      throw new Error(`no server names a leader of stream ${name}`)
+    },
+    { timeout: 15_000, interval: 100 },
+  )
 }
 
 describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => {

@@ -160,8 +160,11 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
       properties: { sessionExpiryInterval: 300 },
     })
     expect(await delayedClosed).toBe(0x8e)
-    // the delay has to pass to show that nothing came; a sentinel then proves delivery went on
-    await new Promise((r) => setTimeout(r, 2000))
+    // node b's delay timer fires and finds the will cancelled (its log says so); a sentinel published
+    // after that proves nothing came: it would have arrived first
+    await expect
+      .poll(() => cluster.node('b').process.output(), { timeout: 10_000 })
+      .toMatch(/will of delayed not published/)
     await watchers[0]!.publishAsync('will/delayed', 'sentinel', { qos: 1 })
     for (const [i] of watchers.entries()) {
       await expect.poll(() => seen[i]!('will/delayed').at(-1), { timeout: 10_000 }).toBe('sentinel')

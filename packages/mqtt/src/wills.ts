@@ -176,7 +176,7 @@ export class WillKeeper {
         // of a cluster, a resumed session) changed or deleted it meanwhile.
         const version = host.state(WILLS_STORE).version(key)
         if (version === undefined) {
-          host.logger.debug(`mqtt: will of ${will.clientId} already published or cancelled`)
+          host.logger.info(`mqtt: will of ${will.clientId} not published: already published or cancelled`)
           return
         }
         const meta: Record<string, unknown> = { qos: will.qos, clientId: will.clientId }
@@ -195,7 +195,7 @@ export class WillKeeper {
         )
       } catch (err) {
         if ((err as { code?: unknown })?.code === 'CONFLICT') {
-          host.logger.debug(`mqtt: will of ${will.clientId} published or cancelled elsewhere`)
+          host.logger.info(`mqtt: will of ${will.clientId} not published: published or cancelled elsewhere`)
           return
         }
         host.logger.warn({ err }, `mqtt: will of ${will.clientId} on ${will.topic} refused`)
