@@ -61,6 +61,21 @@ function distance(a: string, b: string): number {
   return d[a.length]![b.length]!
 }
 
+/** The name among `known` that `name` was probably meant to be (a typo, case, two letters swapped). */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase()
+  let best: string | undefined
+  let bestScore = Number.POSITIVE_INFINITY
+  for (const candidate of known) {
+    const d = distance(lower, candidate.toLowerCase())
+    if (d <= Math.max(1, Math.floor(candidate.length / 3)) && d < bestScore) {
+      bestScore = d
+      best = candidate
+    }
+  }
+  return best
+}
+
 /** The key an unknown `PROJ_*` variable was probably meant to set, as its variable name. */
 export function suggestEnv(name: string): string | undefined {
   const key = suggest(name.slice('PROJ_'.length).split('_').join('.'))

@@ -3,6 +3,7 @@ import { access, readFile } from 'node:fs/promises'
 import { isAbsolute, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { suggestEnv, unknownKey } from './config-hints.js'
+import { roleIssues } from './config-roles.js'
 import {
   BOOLEAN_SHORTHANDS,
   CONFIG_KEYS,
@@ -123,6 +124,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     if (!result.ok) {
       issues.push({ key, source: where, reason: result.reason })
       return
+    }
+    if (key === 'roles') {
+      const wrong = roleIssues(result.value as Record<string, unknown>)
+      if (wrong.length > 0) {
+        for (const issue of wrong) issues.push({ ...issue, source: where })
+        return
+      }
     }
     values.set(key, result.value)
     sources.set(key, source)

@@ -90,7 +90,7 @@ describe('loadConfig', () => {
         '  maxKeepAlive: 60',
         'tls: { certificate: cert.pem, privateKey: key.pem, certificateAuthority: ca.pem }',
         'changeLog: { retention: 24h }',
-        'roles: { reader: { Dog: { read: true } } }',
+        'roles: { reader: { tables: { Dog: { read: true } } } }',
       ].join('\n'),
     )
     const { config, file, sources } = await loadConfig({ root: root.path, env: {} })
@@ -102,7 +102,7 @@ describe('loadConfig', () => {
     expect(config.mqtt.maxKeepAlive).toBe(60)
     expect(config.tls.certificate).toBe(join(root.path, 'cert.pem'))
     expect(config.changeLog.retention).toBe(24 * 3600 * 1000)
-    expect(config.roles).toEqual({ reader: { Dog: { read: true } } })
+    expect(config.roles).toEqual({ reader: { tables: { Dog: { read: true } } } })
     expect(sources.get('http.port')).toBe('file')
     expect(sources.get('http.host')).toBe('default')
   })
@@ -124,10 +124,10 @@ describe('loadConfig', () => {
   it('reads null from env to disable a listener and JSON for mappings', async () => {
     const { config } = await loadConfig({
       root: root.path,
-      env: { PROJ_HTTP_PORT: 'null', PROJ_ROLES: '{"guest":{"Dog":{"read":true}}}' },
+      env: { PROJ_HTTP_PORT: 'null', PROJ_ROLES: '{"guest":{"tables":{"Dog":{"read":true}}}}' },
     })
     expect(config.http.port).toBeNull()
-    expect(config.roles).toEqual({ guest: { Dog: { read: true } } })
+    expect(config.roles).toEqual({ guest: { tables: { Dog: { read: true } } } })
   })
 
   it('notes unknown PROJ_ variables without failing', async () => {
@@ -241,6 +241,50 @@ describe('loadConfig', () => {
       ['http.prot', 'unknown key (did you mean http.port?)'],
       ['foo', 'unknown key'],
       ['logging.levle', 'unknown key (did you mean logging.level?)'],
+    ])
+  })
+
+  it('checks role definitions: every unknown key with a suggestion, and each malformed part', async () => {
+    await writeFile(
+      join(root.path, 'config.yaml'),
+      [
+        'roles:',
+        '  reader:',
+        '    tabels: { Dog: { read: true } }',
+        '    superuser: false',
+        '  writer:',
+        '    tables: { Dog: { read: true, raed: true, update: yes }, Cat: true }',
+        '    topics:',
+        '      - { filter: "public/#", subscibe: true }',
+        '      - { publish: true }',
+        '      - "#"',
+        '  guest: 5',
+        '  monitor:',
+        '  empty: {}',
+        '  bad: { topics: "#" }',
+        '',
+      ].join('\n'),
+    )
+    const file = join(root.path, 'config.yaml')
+    const issues = await issuesOf(loadConfig({ root: root.path, env: {} }))
+    expect(issues.map((i) => [i.key, i.reason])).toEqual([
+      ['roles.reader.tabels', 'unknown key (did you mean tables?)'],
+      ['roles.reader.superuser', 'unknown key (did you mean superUser?)'],
+      ['roles.writer.tables.Dog.raed', 'unknown key (did you mean read?)'],
+      ['roles.writer.tables.Dog.update', "must be true or false, got 'yes'"],
+      ['roles.writer.tables.Cat', 'must be a mapping of read, insert, update, delete, publish, got true'],
+      ['roles.writer.topics.0.subscibe', 'unknown key (did you mean subscribe?)'],
+      ['roles.writer.topics.1.filter', 'must be a non-empty topic filter, got undefined'],
+      ['roles.writer.topics.2', "must be a rule { filter, publish, subscribe }, got '#'"],
+      ['roles.guest', 'must be a mapping, got 5'],
+      ['roles.bad.topics', "must be a list of topic rules, got '#'"],
+    ])
+    expect(issues.every((i) => i.source === file)).toBe(true)
+    // the same check for JSON from the environment
+    await writeFile(file, '')
+    const fromEnv = await issuesOf(loadConfig({ root: root.path, env: { PROJ_ROLES: '{"r":{"topic":[]}}' } }))
+    expect(fromEnv).toEqual([
+      { key: 'roles.r.topic', source: 'PROJ_ROLES', reason: 'unknown key (did you mean topics?)' },
     ])
   })
 
