@@ -154,7 +154,7 @@ describe('the Studio (built server, built Studio)', () => {
 
     it('shows an MQTT.js publish in the live view, and publishes from the page', async () => {
       await page.getByRole('navigation').getByRole('link', { name: 'Live' }).click()
-      await page.getByLabel('Topic filter or table path').fill('sensors/#')
+      await page.getByLabel('Topic filter, table path or query').fill('sensors/#')
       await page.getByRole('button', { name: 'Follow' }).click()
       await page.getByText('following sensors/#').waitFor()
       const pub = await connectMqtt(mqttUrl, { ...ADMIN, clientId: 'studio-e2e-pub' })
@@ -181,6 +181,50 @@ describe('the Studio (built server, built Studio)', () => {
       expect(JSON.parse((await got).payload.toString())).toEqual({ from: 'studio' })
       await page.getByText('Published to sensors/studio.').waitFor()
       if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-live.png') })
+    })
+
+    it('follows a table query: the records it matches, those entering and leaving it; clear; a retained publish', async () => {
+      const put = (id: string, value: unknown, method = 'PUT') =>
+        fetch(`${http}/Dog/${id}`, {
+          method,
+          headers: { authorization: admin, 'content-type': 'application/json' },
+          body: JSON.stringify(value),
+        })
+      await page.getByLabel('Topic filter, table path or query').fill('Dog/?breed=beagle')
+      await page.getByRole('button', { name: 'Follow' }).click()
+      await page.getByText('following Dog/?breed=beagle').waitFor()
+      // the current match first (rex is a beagle)
+      const row = (id: string, type: string) =>
+        page
+          .locator(`.event.${type}`)
+          .filter({ has: page.locator('.id', { hasText: new RegExp(`^${id}$`) }) })
+      await row('rex', 'put').waitFor()
+      // a pug does not match; the beagle written after it does, and shows that the pug was passed over
+      expect((await put('fido', { name: 'Fido', breed: 'pug' })).status).toBe(201)
+      expect((await put('bo', { name: 'Bo', breed: 'beagle' })).status).toBe(201)
+      await row('bo', 'put').waitFor()
+      expect(await row('fido', 'put').count()).toBe(0)
+      // rex changes breed: it leaves the query
+      expect((await put('rex', { breed: 'lab' }, 'PATCH')).status).toBe(204)
+      await row('rex', 'leave').waitFor()
+
+      await page.getByRole('button', { name: 'Clear' }).click()
+      await page.getByText('No events yet.').waitFor()
+      expect(await page.locator('.event').count()).toBe(0)
+
+      // a retained value from the page: a new MQTT subscriber gets it
+      await page.getByLabel('Topic', { exact: true }).fill('plain/studio')
+      await page.getByLabel(/^Payload/).fill('21.5')
+      await page.getByLabel(/^Retain/).check()
+      await page.getByRole('button', { name: 'Publish', exact: true }).click()
+      await page.getByText('Stored on plain/studio.').waitFor()
+      const late = await connectMqtt(mqttUrl, { ...ADMIN, clientId: 'studio-e2e-retained' })
+      clients.push(late)
+      const retained = nextMessage(late, 'plain/studio')
+      await late.subscribeAsync('plain/studio', { qos: 1 })
+      const got = await retained
+      expect(got.packet.retain).toBe(true)
+      expect(JSON.parse(got.payload.toString())).toBe(21.5)
     })
 
     it('lists the connected MQTT clients and disconnects one', async () => {

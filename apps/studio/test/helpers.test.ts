@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { nextCursor, restPath } from '../src/api.js'
-import { asJson, liveTarget } from '../src/live-target.js'
+import { asJson, liveTarget, withToken } from '../src/live-target.js'
 import { type MetricJson, point, reading } from '../src/metrics-data.js'
 
 describe('restPath', () => {
@@ -29,6 +29,16 @@ describe('liveTarget', () => {
     expect(liveTarget('Dog/1', tables)).toBe('/Dog/1')
     expect(liveTarget('sensors/+/temp', tables)).toBe('/sensors/%2B/temp')
     expect(liveTarget('#', tables)).toBe('/%23')
+  })
+
+  it('follows a table query as typed, and adds the token to its query', () => {
+    expect(liveTarget('Dog/?breed=lab&age=gt=3', tables)).toBe('/Dog/?breed=lab&age=gt=3')
+    expect(liveTarget('Dog?select(name)', tables)).toBe('/Dog/?select(name)')
+    expect(liveTarget('/api/breeds/?size=small', tables)).toBe('/api/breeds/?size=small')
+    // a ? after anything but a table's path is part of a topic
+    expect(liveTarget('sensors/what?', tables)).toBe('/sensors/what%3F')
+    expect(withToken('/Dog/?breed=lab', 'access_token=t')).toBe('/Dog/?breed=lab&access_token=t')
+    expect(withToken('/Dog/', 'access_token=t')).toBe('/Dog/?access_token=t')
   })
 
   it('sends text that is not JSON as a JSON string', () => {

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { type Api, restPath } from '../api.js'
-import { asJson, liveTarget } from '../live-target.js'
+import { asJson, liveTarget, withToken } from '../live-target.js'
 import { useTables } from './tables.js'
 
 interface LiveEvent {
@@ -12,10 +12,11 @@ interface LiveEvent {
 }
 
 const MAX_EVENTS = 500
-const TYPES = ['put', 'patch', 'delete', 'message'] as const
+// `leave`: a record changed out of a followed query; `reset`: the stream starts again from a fresh snapshot
+const TYPES = ['put', 'patch', 'delete', 'message', 'leave', 'reset'] as const
 
 /**
- * Follows a table, a record or a topic filter with Server-Sent Events (`?access_token=`, since an
+ * Follows a table, a table query, a record or a topic filter with Server-Sent Events (`?access_token=`, since an
  * EventSource cannot send headers). Pausing keeps the stream open and holds what arrives meanwhile.
  */
 export function LiveView({ api }: { api: Api }) {
@@ -36,7 +37,7 @@ export function LiveView({ api }: { api: Api }) {
   useEffect(() => {
     if (target === null) return
     setState('connecting')
-    const source = new EventSource(`${target}?${api.tokenQuery()}`)
+    const source = new EventSource(withToken(target, api.tokenQuery()))
     const onEvent = (e: MessageEvent<string>) => {
       let envelope: { type?: string; id?: unknown; value?: unknown } = {}
       try {
@@ -92,11 +93,11 @@ export function LiveView({ api }: { api: Api }) {
       </div>
       <form class="query" onSubmit={follow}>
         <label class="grow">
-          <span class="sr-only">Topic filter or table path</span>
+          <span class="sr-only">Topic filter, table path or query</span>
           <input
             name="target"
             list="live-tables"
-            placeholder="a table (Dog/), a record (Dog/1) or a topic filter (sensors/#)"
+            placeholder="a table (Dog/), a query (Dog/?breed=lab), a record (Dog/1) or a topic filter (sensors/#)"
             value={input}
             onInput={(e) => setInput(e.currentTarget.value)}
             spellcheck={false}
@@ -121,7 +122,7 @@ export function LiveView({ api }: { api: Api }) {
             <time dateTime={e.at.toISOString()}>{e.at.toLocaleTimeString()}</time>
             <span class="type">{e.type}</span>
             <code class="id">{formatId(e.id)}</code>
-            <code class="value">{e.type === 'delete' ? '' : JSON.stringify(e.value)}</code>
+            <code class="value">{e.value === undefined ? '' : JSON.stringify(e.value)}</code>
           </li>
         ))}
         {events.length === 0 && <li class="muted empty">No events yet.</li>}
