@@ -227,6 +227,54 @@ describe('the Studio (built server, built Studio)', () => {
       expect(JSON.parse(got.payload.toString())).toBe(21.5)
     })
 
+    it('browses a table with a filter, a sort and the keyset pages, and deletes a record', async () => {
+      const put = (id: string, value: unknown) =>
+        fetch(`${http}/Dog/${id}`, {
+          method: 'PUT',
+          headers: { authorization: admin, 'content-type': 'application/json' },
+          body: JSON.stringify(value),
+        }).then((res) => res.status)
+      const ids = Array.from({ length: 30 }, (_, i) => `p${String(i + 1).padStart(2, '0')}`)
+      expect(
+        await Promise.all(ids.map((id, i) => put(id, { name: `Pager ${i}`, breed: 'pager', age: i + 1 }))),
+      ).toEqual(ids.map(() => 201))
+      await page.getByRole('navigation').getByRole('link', { name: 'Tables' }).click()
+      await page.getByRole('link', { name: 'Dog', exact: true }).click()
+      await page.getByLabel('Query', { exact: true }).fill('breed=pager&sort=-age')
+      await page.getByRole('button', { name: 'Run' }).click()
+      const rows = page.locator('table.grid tbody tr')
+      const firstId = () => rows.first().locator('td').first().textContent()
+      // 25 a page, oldest last: p30 … p06, then the cursor's page p05 … p01
+      await page.waitForFunction(
+        () => (globalThis as any).document.querySelector('table.grid tbody tr td')?.textContent === 'p30',
+      )
+      expect(await rows.count()).toBe(25)
+      await page.getByRole('button', { name: 'Next →' }).click()
+      await page.getByText('page 2', { exact: true }).waitFor()
+      await page.waitForFunction(
+        () => (globalThis as any).document.querySelector('table.grid tbody tr td')?.textContent === 'p05',
+      )
+      expect(await rows.count()).toBe(5)
+      expect(await page.getByRole('button', { name: 'Next →' }).isDisabled()).toBe(true)
+      await page.getByRole('button', { name: '← Previous' }).click()
+      await page.getByText('page 1', { exact: true }).waitFor()
+      await page.waitForFunction(
+        () => (globalThis as any).document.querySelector('table.grid tbody tr td')?.textContent === 'p30',
+      )
+
+      // delete p30 from its editor: gone from the server and from the list
+      await page.getByRole('link', { name: 'p30', exact: true }).click()
+      await page.getByRole('heading', { name: 'Dog/p30' }).waitFor()
+      page.once('dialog', (d) => void d.accept())
+      await page.getByRole('button', { name: 'Delete' }).click()
+      await page.getByRole('heading', { name: 'Dog/p30' }).waitFor({ state: 'detached' })
+      expect((await fetch(`${http}/Dog/p30`, { headers: { authorization: admin } })).status).toBe(404)
+      await page.waitForFunction(
+        () => (globalThis as any).document.querySelector('table.grid tbody tr td')?.textContent === 'p29',
+      )
+      expect(await firstId()).toBe('p29')
+    })
+
     it('lists the connected MQTT clients and disconnects one', async () => {
       await page.getByRole('navigation').getByRole('link', { name: 'Clients' }).click()
       const row = page.getByRole('row', { name: /studio-e2e-sub/ })
