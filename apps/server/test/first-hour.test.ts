@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
+import { specFor } from '../src/config-schema.js'
 import { basic } from './helpers/clients.js'
 import { runCli, startServerProcess } from './helpers/server-process.js'
 
@@ -84,6 +85,17 @@ describe('the root README', () => {
     const tour = text.slice(text.indexOf('## Five-minute tour'))
     expect(tour).toContain('ADMIN_PASSWORD=secret pnpm start')
     expect(tour).toContain('user passwd admin')
+  })
+
+  it('says in its Security section how long a successful Basic verification is reused', async () => {
+    const text = await readme()
+    const security = text.slice(
+      text.indexOf('## Security'),
+      text.indexOf('\n## ', text.indexOf('## Security') + 1),
+    )
+    const ttl = specFor('auth.cacheTtl')?.default
+    expect(ttl).toBe(60_000)
+    expect(security).toContain(`\`auth.cacheTtl\` (${Number(ttl) / 1000} s`)
   })
 
   it('asks for the Node version that package.json engines names', async () => {
