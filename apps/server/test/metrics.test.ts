@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
-import type { MqttClient } from 'mqtt'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import mqtt, { type MqttClient } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { basic, connectMqtt, nextMessage } from './helpers/clients.js'
 import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
 
@@ -215,5 +215,136 @@ describe('metrics configuration', () => {
     } finally {
       await root.remove()
     }
+  })
+})
+
+describe('session queues, drops and subscriptions through /metrics (built server, MQTT.js)', () => {
+  let root: Awaited<ReturnType<typeof tempDir>>
+  let server: ServerProcess
+  let http: string
+  let mqttUrl: string
+  const clients: MqttClient[] = []
+
+  const scrape = async () => {
+    const res = await fetch(`${http}/metrics`)
+    expect(res.status).toBe(200)
+    return res.text()
+  }
+  const dropped = (text: string, reason: string) =>
+    sample(text, 'proj_mqtt_messages_dropped_total', { reason }) ?? 0
+
+  beforeAll(async () => {
+    root = await tempDir('proj-server-metrics-queues-')
+    await writeFile(
+      join(root.path, 'config.yaml'),
+      ['metrics:', '  access: open', 'sys:', '  interval: 0', 'mqtt:', '  maxQueued: 3', ''].join('\n'),
+    )
+    server = await startServerProcess(root.path, {
+      env: { ADMIN_USERNAME: ADMIN.username, ADMIN_PASSWORD: ADMIN.password },
+    })
+    http = server.listeners.http!.url
+    mqttUrl = server.listeners.mqtt!.url
+  })
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
+    const code = await server?.stop()
+    await root?.remove()
+    expect(code, server?.output()).toBe(0)
+  })
+
+  it('a subscriber that does not acknowledge: one in flight, mqtt.maxQueued queued, then queue_full; kept while away', async () => {
+    const before = await scrape()
+    expect(sample(before, 'proj_mqtt_sessions')).toBe(0)
+    expect(sample(before, 'proj_subscriptions')).toBe(0)
+    const stalled = await connectMqtt(mqttUrl, {
+      ...ADMIN,
+      protocolVersion: 5,
+      clientId: 'metrics-stalled',
+      clean: false,
+      // a window of one: the second message waits in the session's queue
+      properties: { sessionExpiryInterval: 300, receiveMaximum: 1 },
+    })
+    clients.push(stalled)
+    // MQTT.js sends the PUBACK from this callback: never called, never acknowledged
+    stalled.handleMessage = () => {}
+    const got: string[] = []
+    stalled.on('message', (topic) => got.push(topic))
+    await stalled.subscribeAsync('queue/#', { qos: 1 })
+    const pub = await connectMqtt(mqttUrl, { ...ADMIN, clientId: 'metrics-queue-pub' })
+    clients.push(pub)
+    for (let i = 0; i < 6; i++) await pub.publishAsync(`queue/${i}`, String(i), { qos: 1 })
+
+    // 1 sent, 3 queued (mqtt.maxQueued), the last 2 dropped
+    const during = await vi.waitFor(async () => {
+      const text = await scrape()
+      expect(dropped(text, 'queue_full')).toBe(dropped(before, 'queue_full') + 2)
+      return text
+    })
+    expect(got).toEqual(['queue/0'])
+    expect(sample(during, 'proj_mqtt_inflight_messages')).toBe(1)
+    expect(sample(during, 'proj_mqtt_queued_messages')).toBe(3)
+    expect(sample(during, 'proj_mqtt_queued_messages_max')).toBe(3)
+    expect(sample(during, 'proj_mqtt_sessions')).toBe(2)
+    expect(sample(during, 'proj_mqtt_durable_sessions')).toBe(1)
+    expect(sample(during, 'proj_mqtt_subscriptions')).toBe(1)
+    expect(sample(during, 'proj_subscriptions')).toBe(1)
+    expect(sample(during, 'proj_mqtt_connections', { door: 'tcp', protocol: '5' })).toBe(1)
+
+    // The client goes away: its durable session stays with its unacknowledged message (resent on
+    // reconnect); the queue behind it is let go, since the change log replays it.
+    await stalled.endAsync(true)
+    const away = await vi.waitFor(async () => {
+      const text = await scrape()
+      expect(sample(text, 'proj_mqtt_connections', { door: 'tcp', protocol: '5' })).toBe(0)
+      return text
+    })
+    expect(sample(away, 'proj_mqtt_sessions')).toBe(2)
+    expect(sample(away, 'proj_mqtt_durable_sessions')).toBe(1)
+    expect(sample(away, 'proj_mqtt_subscriptions')).toBe(1)
+    expect(sample(away, 'proj_mqtt_inflight_messages')).toBe(1)
+    expect(sample(away, 'proj_mqtt_queued_messages')).toBe(0)
+    expect(sample(away, 'proj_mqtt_queued_messages_max')).toBe(0)
+  })
+
+  it('a message whose expiry interval passes while its durable session is away is dropped as expired', async () => {
+    const before = await scrape()
+    const options = {
+      ...ADMIN,
+      protocolVersion: 5 as const,
+      clientId: 'metrics-expiring',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    }
+    const sub = await connectMqtt(mqttUrl, options)
+    await sub.subscribeAsync('expiry/#', { qos: 1 })
+    await sub.endAsync()
+    // the broker has seen it go (else the message could still start on the old connection)
+    await vi.waitFor(async () => {
+      expect(sample(await scrape(), 'proj_mqtt_connections', { door: 'tcp', protocol: '5' })).toBe(0)
+    })
+    const pub = await connectMqtt(mqttUrl, {
+      ...ADMIN,
+      protocolVersion: 5,
+      clientId: 'metrics-expiry-pub',
+    })
+    clients.push(pub)
+    await pub.publishAsync('expiry/short', 'gone', { qos: 1, properties: { messageExpiryInterval: 1 } })
+    const acked = Date.now()
+    // the sentinel: it has no expiry and follows the expiring one in the log
+    await pub.publishAsync('expiry/long', 'kept', { qos: 1 })
+    // The interval has to pass on the clock; no event marks it.
+    await new Promise((resolve) => setTimeout(resolve, acked + 1100 - Date.now()))
+
+    const back = mqtt.connect(mqttUrl, { ...options, reconnectPeriod: 0 })
+    clients.push(back)
+    const got: string[] = []
+    back.on('message', (topic) => got.push(topic))
+    await nextMessage(back, 'expiry/long')
+    expect(got).toEqual(['expiry/long'])
+    await vi.waitFor(async () => {
+      const text = await scrape()
+      expect(dropped(text, 'expired')).toBe(dropped(before, 'expired') + 1)
+    })
   })
 })
