@@ -9,6 +9,7 @@ export { filterCovers, filtersOverlap } from './filter-relations.js'
 export { matchesFilter } from './match.js'
 export type { SharedSubscription } from './shared-subscription.js'
 export { isSharedFilter, parseSharedSubscription } from './shared-subscription.js'
+export { createSubscriptionTrie, SubscriptionTrie } from './subscription-trie.js'
 export type {
   QoS,
   SharedGroupMatch,
@@ -16,7 +17,6 @@ export type {
   Subscription,
   SubscriptionOptions,
   TrieMatch,
-} from './subscription-trie.js'
-export { createSubscriptionTrie, SubscriptionTrie } from './subscription-trie.js'
+} from './subscription-types.js'
 export type { ValidateFilterOptions, ValidationResult } from './validate.js'
 export { assertTopicFilter, assertTopicName, validateTopicFilter, validateTopicName } from './validate.js'
