@@ -15,6 +15,7 @@ import { createScramSha256 } from './scram.js'
 import { SessionRegistry } from './session-registry.js'
 import type { BrokerGauges, ClientSnapshot, SessionSnapshot } from './snapshots.js'
 import { BrokerStats } from './stats.js'
+import { StreamListeners } from './stream-listeners.js'
 import type { Broker, BrokerEvents, BrokerOptions, ConnectionInfo, Logger, SessionInfo } from './types.js'
 import { followUserChanges } from './user-revocation.js'
 import { WillKeeper } from './wills.js'
@@ -70,6 +71,8 @@ class BrokerCore implements Broker, ConnectionHost {
   readonly wills: WillKeeper
   /** One timer for every connection's keep-alive. */
   readonly keepAlives = new KeepAliveTimers()
+  /** The stream listeners every connection shares. */
+  readonly streams = new StreamListeners()
   readonly sessions: SessionRegistry
   readonly connections = new Set<Connection>()
   private readonly stores = new Map<string, StateStore<any>>()

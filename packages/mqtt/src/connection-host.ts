@@ -10,6 +10,7 @@ import type { RateLimitedLog } from './rate-limited-log.js'
 import type { Runtime } from './runtime.js'
 import type { SessionHost } from './session-outlet.js'
 import type { SessionRegistry } from './session-registry.js'
+import type { StreamListeners } from './stream-listeners.js'
 import type { BrokerEvents, SessionInfo } from './types.js'
 import type { WillKeeper } from './wills.js'
 
@@ -33,6 +34,8 @@ export interface ConnectionHost extends SessionHost {
   readonly wills: WillKeeper
   /** The shared keep-alive timer. */
   readonly keepAlives: KeepAliveTimers
+  /** The stream listeners every connection shares. */
+  readonly streams: StreamListeners
   /** Emits a broker event; a listener that throws is logged, never thrown into the connection. */
   emit<K extends keyof BrokerEvents>(name: K, ...args: BrokerEvents[K]): void
   addUserConnection(username: string): boolean

@@ -5,7 +5,7 @@ import type { ConnectionHost } from './connection-host.js'
 import { ConnectionWill } from './connection-will.js'
 import type { EnhancedAuth } from './enhanced-auth.js'
 import { type MqttError, ProtocolError, ReasonCode, v3ConnackCode } from './errors.js'
-import { type FaultSink, faultReason, guarded, settle } from './fault.js'
+import { type FaultSink, faultReason, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import { KeepAlive } from './keep-alive.js'
@@ -29,6 +29,7 @@ import type { SessionOutlet } from './session-outlet.js'
 import type { StoredWill } from './session-store.js'
 import { SocketWriter } from './socket-writer.js'
 import type { DoorStats } from './stats.js'
+import type { StreamOwner } from './stream-listeners.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
 
 /** The connection's states; every transition is in this file. */
@@ -48,7 +49,7 @@ const JSON_TYPE = 'application/json'
  * Closed. Bytes leave through the socket writer. Outbound delivery state lives in the Session so it
  * survives the connection; the session registry attaches and detaches it. Only this class writes its fields.
  */
-export class Connection implements FrameSink, FaultSink, SessionOutlet {
+export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOwner {
   private state = State.AwaitingConnect
   version = 4
   v5 = false
@@ -97,30 +98,16 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     this.counters = broker.stats.door(info.transport)
     this.will = new ConnectionWill(broker.wills)
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
-    stream.on(
-      'data',
-      guarded(this, (chunk: Buffer) => {
-        this.keepAlive.touch()
-        this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-      }),
-    )
-    stream.on(
-      'error',
-      guarded(this, (err: Error) => this.close(`stream error: ${err.message}`)),
-    )
-    stream.on(
-      'end',
-      guarded(this, () => this.close('stream ended')),
-    )
-    stream.on(
-      'close',
-      guarded(this, () => this.close('stream closed')),
-    )
-    this.connectTimer = setTimeout(
-      guarded(this, () => this.close('no CONNECT in time')),
-      broker.connectTimeoutMs,
-    )
+    // The stream's listeners are the broker's, shared by every connection.
+    broker.streams.attach(stream, this)
+    this.connectTimer = setTimeout(connectTimedOut, broker.connectTimeoutMs, this)
     this.connectTimer.unref?.()
+  }
+
+  /** Bytes arrived (the broker's shared 'data' listener; a throw goes to fault()). */
+  onData(chunk: Buffer): void {
+    this.keepAlive.touch()
+    this.reader.push(chunk)
   }
 
   get enhanced(): EnhancedAuth | null {
@@ -495,5 +482,14 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet {
     this.will.closed(graceful === true, session)
     broker.sessions.detach(session)
     if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
+  }
+}
+
+/** CONNECT did not arrive in time (a timer argument, not a closure per connection). */
+function connectTimedOut(conn: Connection): void {
+  try {
+    conn.close('no CONNECT in time')
+  } catch (err) {
+    conn.fault(err)
   }
 }

@@ -69,7 +69,7 @@ interface OutboxItem {
 /** What the outbound side reads of its session. */
 export interface OutboundOwner {
   readonly clientId: string
-  readonly subscriptions: Map<string, SessionSubscription>
+  readonly subscriptions: ReadonlyMap<string, SessionSubscription>
   readonly durable: boolean
   readonly connection: SessionOutlet | null
   /** A fault while delivering goes to the connection's barrier (Connection.fault). */
@@ -77,11 +77,17 @@ export interface OutboundOwner {
   scheduleSave(): void
 }
 
+/** The in-flight map of a flow that never sent a QoS 1/2 message. */
+const NO_INFLIGHT: ReadonlyMap<number, InflightEntry> = new Map()
+
 export class OutboundFlow {
-  readonly inflight = new Map<number, InflightEntry>()
-  private queue: Queued[] = []
+  /** Made with the first QoS 1/2 message: a QoS 0 subscriber keeps none. */
+  private inflightMap: Map<number, InflightEntry> | null = null
+  /** Messages behind a full window; null when none wait. */
+  private queue: Queued[] | null = null
   private queueHead = 0
-  private outbox: OutboxItem[] = []
+  /** Packets waiting for their in-flight entry's commit (and those behind them); null when none. */
+  private outbox: OutboxItem[] | null = null
   private nextPacketId = 1
   /** Created once the session has two subscriptions: one copy per event for overlapping filters. */
   private overlap: OverlapGuard | null = null
@@ -92,9 +98,14 @@ export class OutboundFlow {
     private readonly record: SessionRecord,
   ) {}
 
+  /** Outbound QoS 1/2 messages sent and not yet acknowledged, by packet id. */
+  get inflight(): ReadonlyMap<number, InflightEntry> {
+    return this.inflightMap ?? NO_INFLIGHT
+  }
+
   /** Outbound messages waiting behind a full in-flight window. */
   get queued(): number {
-    return this.queue.length - this.queueHead
+    return this.queue === null ? 0 : this.queue.length - this.queueHead
   }
 
   /** Called by the runtime for every event matching `sub`. */
@@ -119,15 +130,15 @@ export class OutboundFlow {
     const retain =
       event.retained ||
       ((sub.rap || merged?.rap === true || delivery?.retainAsPublished === true) && event.type !== 'message')
-    if (this.queueHead < this.queue.length || (qos > 0 && this.inflight.size >= this.window(conn))) {
-      if (this.queue.length - this.queueHead >= this.host.maxQueued) {
+    if (this.queue !== null || (qos > 0 && this.inflight.size >= this.window(conn))) {
+      if (this.queued >= this.host.maxQueued) {
         this.host.stats.dropped.queueFull++
         this.host.logger.warn(
           `mqtt: queue full for ${this.owner.clientId}, dropping a message on ${event.topic}`,
         )
         return
       }
-      this.queue.push({ sub, event, qos, retain, merged })
+      ;(this.queue ??= []).push({ sub, event, qos, retain, merged })
       return
     }
     this.send(conn, sub, event, qos, retain, merged)
@@ -211,7 +222,7 @@ export class OutboundFlow {
       packet,
     }
     if (sub.shared) entry.event = event
-    this.inflight.set(packetId, entry)
+    ;(this.inflightMap ??= new Map()).set(packetId, entry)
     if (this.owner.durable) {
       const stored: StoredInflight = {
         topic: entry.topic,
@@ -236,12 +247,12 @@ export class OutboundFlow {
     const conn = this.owner.connection
     if (conn === null || sub.closed) return false
     if (sub.qos === 0) return !conn.congested
-    return this.queueHead >= this.queue.length && this.inflight.size < this.window(conn)
+    return this.queue === null && this.inflight.size < this.window(conn)
   }
 
   /** An in-flight message another member of its shared subscription took over: forgotten here. */
   dropInflight(packetId: number): void {
-    if (!this.inflight.delete(packetId)) return
+    if (this.inflightMap?.delete(packetId) !== true) return
     if (this.owner.durable) this.record.completedInflight(packetId)
   }
 
@@ -254,13 +265,13 @@ export class OutboundFlow {
     also: string[] | undefined,
     cursor: number,
   ) {
-    if (wait === null && this.outbox.length === 0) {
+    if (wait === null && this.outbox === null) {
       conn.write(packet)
       if (sub !== null) this.advance(sub, also, cursor)
       return
     }
     const item: OutboxItem = { packet, ready: wait === null, sub, also, cursor }
-    this.outbox.push(item)
+    ;(this.outbox ??= []).push(item)
     if (wait !== null) {
       wait.then(
         () => {
@@ -286,17 +297,20 @@ export class OutboundFlow {
   }
 
   private drainOutbox(): void {
+    const outbox = this.outbox
+    if (outbox === null) return // dropped when the connection went away
     const conn = this.owner.connection
     let i = 0
-    while (i < this.outbox.length && this.outbox[i]!.ready) {
-      const item = this.outbox[i++]!
+    while (i < outbox.length && outbox[i]!.ready) {
+      const item = outbox[i++]!
       if (conn !== null) {
         conn.write(item.packet)
         if (item.sub === null) conn.noteSent('outbound-publish-sent')
         if (item.sub !== null) this.advance(item.sub, item.also, item.cursor)
       }
     }
-    if (i > 0) this.outbox.splice(0, i)
+    if (i > 0) outbox.splice(0, i)
+    if (outbox.length === 0 && this.outbox === outbox) this.outbox = null
   }
 
   /** Moves a subscription's cursor (and those of the overlapping ones it was sent for) forward. */
@@ -330,7 +344,7 @@ export class OutboundFlow {
   complete(packetId: number, expectQos: 1 | 2, expectState: 'publish' | 'pubrel'): boolean {
     const entry = this.inflight.get(packetId)
     if (entry === undefined || entry.qos !== expectQos || entry.state !== expectState) return false
-    this.inflight.delete(packetId)
+    this.inflightMap!.delete(packetId)
     const sub = this.owner.subscriptions.get(entry.filter)
     if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
     if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor)
@@ -376,18 +390,21 @@ export class OutboundFlow {
   fillWindow(): void {
     const conn = this.owner.connection
     if (conn === null) return
+    const queue = this.queue
+    if (queue === null) return
     const window = this.window(conn)
-    while (this.queueHead < this.queue.length) {
-      const q = this.queue[this.queueHead]!
+    while (this.queueHead < queue.length) {
+      const q = queue[this.queueHead]!
       if (q.qos > 0 && this.inflight.size >= window) break
-      this.queue[this.queueHead++] = undefined as never
+      queue[this.queueHead++] = undefined as never
       if (!q.sub.closed) this.send(conn, q.sub, q.event, q.qos, q.retain, q.merged)
     }
-    if (this.queueHead === this.queue.length) {
-      this.queue = []
+    if (this.queue !== queue) return // dropped meanwhile (the connection went away)
+    if (this.queueHead === queue.length) {
+      this.queue = null
       this.queueHead = 0
     } else if (this.queueHead > 4096) {
-      this.queue = this.queue.slice(this.queueHead)
+      this.queue = queue.slice(this.queueHead)
       this.queueHead = 0
     }
   }
@@ -449,8 +466,9 @@ export class OutboundFlow {
    */
   detach(): Orphan[] {
     const orphans: Orphan[] = []
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const q = this.queue[i]!
+    const queue = this.queue ?? []
+    for (let i = this.queueHead; i < queue.length; i++) {
+      const q = queue[i]!
       if (q.sub.shared && !q.sub.closed) orphans.push({ filter: q.sub.filter, event: q.event })
     }
     for (const entry of this.inflight.values()) {
@@ -461,15 +479,15 @@ export class OutboundFlow {
         packetId: entry.packetId,
       })
     }
-    this.queue = []
+    this.queue = null
     this.queueHead = 0
-    this.outbox = []
+    this.outbox = null
     return orphans
   }
 
   /** Start-up: an in-flight entry restored from its record (oldest first). */
   restore(entry: InflightEntry): void {
-    this.inflight.set(entry.packetId, entry)
+    ;(this.inflightMap ??= new Map()).set(entry.packetId, entry)
     this.nextPacketId = entry.packetId === 65535 ? 1 : entry.packetId + 1
   }
 }

@@ -11,7 +11,7 @@ import { ProtocolError, ReasonCode } from './errors.js'
 import { settle } from './fault.js'
 import { InboundFlows, type InboundPeer } from './inbound-publish.js'
 import { onPubrec, type PubrecPeer } from './outbound-acks.js'
-import type { DisconnectPacket, Packet } from './packets.js'
+import { type DisconnectPacket, type Packet, PINGRESP } from './packets.js'
 import type { Session } from './session.js'
 import { SubscribeFlows, type SubscribePeer } from './subscribe-flows.js'
 
@@ -28,21 +28,31 @@ export interface RouterPeer extends InboundPeer, SubscribePeer, PubrecPeer {
 }
 
 export class PacketRouter {
-  private readonly inbound: InboundFlows
-  private readonly subscribes: SubscribeFlows
+  /** Made with the first PUBLISH or PUBREL: an idle connection (and a subscriber only) holds none. */
+  private inboundFlows: InboundFlows | null = null
+  /** Made with the first SUBSCRIBE or UNSUBSCRIBE (or a resumed session's subscriptions). */
+  private subscribeFlows: SubscribeFlows | null = null
 
   constructor(
     private readonly peer: RouterPeer,
     private readonly host: ConnectionHost,
     private readonly will: ConnectionWill,
-  ) {
-    this.inbound = new InboundFlows(peer, host, peer.v5 && host.topicAliasMaximum > 0)
-    this.subscribes = new SubscribeFlows(peer, host)
+  ) {}
+
+  private get inbound(): InboundFlows {
+    const peer = this.peer
+    this.inboundFlows ??= new InboundFlows(peer, this.host, peer.v5 && this.host.topicAliasMaximum > 0)
+    return this.inboundFlows
+  }
+
+  private get subscribes(): SubscribeFlows {
+    this.subscribeFlows ??= new SubscribeFlows(this.peer, this.host)
+    return this.subscribeFlows
   }
 
   /** A resumed session: its subscriptions catch up and go live. */
   resubscribe(session: Session): void {
-    this.subscribes.resubscribe(session)
+    if (session.subscriptions.size > 0) this.subscribes.resubscribe(session)
   }
 
   onFrame(frame: Buffer, bodyOffset: number): void {
@@ -58,7 +68,7 @@ export class PacketRouter {
       return
     }
     if (frame[0] === 0xc0 && frame.length === 2) {
-      this.inbound.pong() // PINGREQ, read without a parser: an idle connection keeps none
+      this.pong() // PINGREQ, read without a parser: an idle connection keeps none
       return
     }
     const packet = peer.parse(frame)
@@ -83,7 +93,7 @@ export class PacketRouter {
         this.subscribes.onUnsubscribe(packet)
         return
       case 'pingreq':
-        this.inbound.pong()
+        this.pong()
         return
       case 'disconnect':
         this.onDisconnect(packet)
@@ -102,6 +112,12 @@ export class PacketRouter {
         // CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server -> client.
         peer.protocolViolation(new ProtocolError(`unexpected ${packet.cmd} from a client`))
     }
+  }
+
+  /** PINGRESP, after this client's earlier publishes commit (see InboundFlows.pong); at once without any. */
+  private pong(): void {
+    if (this.inboundFlows === null) this.peer.write(PINGRESP)
+    else this.inboundFlows.pong()
   }
 
   private onDisconnect(packet: DisconnectPacket): void {

@@ -16,7 +16,8 @@ import {
 
 export class SessionRecord {
   private saveTimer: NodeJS.Immediate | null = null
-  private completed: Key[] = []
+  /** In-flight entries completed since the last save; null when none. */
+  private completed: Key[] | null = null
   private written = false
 
   constructor(
@@ -26,8 +27,9 @@ export class SessionRecord {
       readonly destroyed: boolean
       readonly durable: boolean
       toRecord(): StoredSession
+      /** A fault of a scheduled save goes to the connection's barrier. */
+      fault(err: unknown): void
     },
-    private readonly onFault: (err: unknown) => void,
     restored: boolean,
   ) {
     this.written = restored
@@ -44,14 +46,14 @@ export class SessionRecord {
     const session = this.session
     if (session.destroyed || !session.durable) return Promise.resolve()
     const done = this.completed
-    this.completed = []
+    this.completed = null
     this.written = true
     const host = this.host
     const p = host
       .state<StoredSession>(SESSIONS_STORE)
       .put(this.clientId, session.toRecord())
       .then(() => {
-        if (done.length === 0) return
+        if (done === null) return
         const inflight = host.state(INFLIGHT_STORE)
         return Promise.all(done.map((k) => inflight.delete(k))).then(() => {
           host.onFlowStep?.('outbound-complete-persisted')
@@ -68,14 +70,14 @@ export class SessionRecord {
       try {
         void this.save()
       } catch (err) {
-        this.onFault(err)
+        this.session.fault(err)
       }
     })
   }
 
   /** An in-flight entry is done: it is deleted with the next save. */
   completedInflight(packetId: number): void {
-    this.completed.push(packetKey(this.clientId, packetId))
+    ;(this.completed ??= []).push(packetKey(this.clientId, packetId))
     this.scheduleSave()
   }
 
@@ -87,7 +89,7 @@ export class SessionRecord {
   /** Deletes every persisted trace of the session. */
   async erase(): Promise<void> {
     this.cancelSave()
-    this.completed = []
+    this.completed = null
     const host = this.host
     const clientId = this.clientId
     const ops: Promise<void>[] = [host.state(SESSIONS_STORE).delete(clientId)]

@@ -19,8 +19,14 @@ export interface AttachSettings {
  * the outbound in-flight window and queue, and the inbound QoS 2 packet ids awaiting PUBREL.
  * Durable sessions (expiry > 0) persist all of it through the runtime's state stores.
  */
+/** The subscriptions of a session that has none. */
+const NO_SUBSCRIPTIONS: ReadonlyMap<string, SessionSubscription> = new Map()
+/** The in-flight map of a session that never delivered. */
+const NO_INFLIGHT: ReadonlyMap<number, InflightEntry> = new Map()
+
 export class Session {
-  readonly subscriptions = new Map<string, SessionSubscription>()
+  /** Made with the first subscription: an idle session holds no map. */
+  private subs: Map<string, SessionSubscription> | null = null
   /** Inbound QoS 2 ids applied and awaiting PUBREL. */
   private inboundQos2: Set<number> | null = null
   /** Inbound QoS 2 ids whose publish is not committed yet. */
@@ -39,15 +45,25 @@ export class Session {
     readonly clientId: string,
     restored = false,
   ) {
-    this.record = new SessionRecord(host, clientId, this, (err) => this.fault(err), restored)
-    this.outbound = new OutboundFlow(this, host, this.record)
+    this.record = new SessionRecord(host, clientId, this, restored)
   }
 
-  private readonly outbound: OutboundFlow
+  /** The outbound side, made with the first delivery or restored in-flight message (idle: none). */
+  private out: OutboundFlow | null = null
+
+  private get outbound(): OutboundFlow {
+    this.out ??= new OutboundFlow(this, this.host, this.record)
+    return this.out
+  }
+
+  /** Subscriptions by filter. */
+  get subscriptions(): ReadonlyMap<string, SessionSubscription> {
+    return this.subs ?? NO_SUBSCRIPTIONS
+  }
 
   /** Outbound QoS 1/2 messages sent and not yet acknowledged, by packet id. */
   get inflight(): ReadonlyMap<number, InflightEntry> {
-    return this.outbound.inflight
+    return this.out?.inflight ?? NO_INFLIGHT
   }
 
   /** The connection the session delivers to; null while its client is away. */
@@ -89,7 +105,7 @@ export class Session {
 
   /** Outbound messages waiting behind a full in-flight window. */
   get queued(): number {
-    return this.outbound.queued
+    return this.out?.queued ?? 0
   }
 
   // -------------------------------------------------------------------------------------------
@@ -145,31 +161,31 @@ export class Session {
 
   /** An in-flight message another member of its shared subscription took over: forgotten here. */
   dropInflight(packetId: number): void {
-    this.outbound.dropInflight(packetId)
+    this.out?.dropInflight(packetId)
   }
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) or a v5 PUBREC with an error: the message is done. */
   complete(packetId: number, expectQos: 1 | 2, expectState: 'publish' | 'pubrel'): boolean {
-    return this.outbound.complete(packetId, expectQos, expectState)
+    return this.out?.complete(packetId, expectQos, expectState) ?? false
   }
 
   /** PUBREC: see {@link OutboundFlow.received}. */
   received(packetId: number): boolean | Promise<void> {
-    return this.outbound.received(packetId)
+    return this.out?.received(packetId) ?? false
   }
 
   fillWindow(): void {
-    this.outbound.fillWindow()
+    this.out?.fillWindow()
   }
 
   /** On reconnect: resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1]. */
   retransmit(conn: SessionOutlet): void {
-    this.outbound.retransmit(conn)
+    this.out?.retransmit(conn)
   }
 
   /** Effective catch-up cursor of a subscription: nothing at or before it needs replaying. */
   catchUpCursor(sub: SessionSubscription): number {
-    return this.outbound.catchUpCursor(sub)
+    return this.out?.catchUpCursor(sub) ?? sub.cursor
   }
 
   /**
@@ -178,7 +194,7 @@ export class Session {
    * for another member of the group.
    */
   detach(): Orphan[] {
-    const orphans = this.outbound.detach()
+    const orphans = this.out?.detach() ?? []
     this.outlet = null
     this.pendingQos2 = null
     for (const sub of this.subscriptions.values()) {
@@ -246,30 +262,31 @@ export class Session {
 
   /** A new subscription; one with the same filter is replaced [MQTT-3.8.4-3]. Returns the one replaced. */
   addSubscription(sub: SessionSubscription): SessionSubscription | undefined {
-    const existing = this.subscriptions.get(sub.filter)
+    const subs = (this.subs ??= new Map())
+    const existing = subs.get(sub.filter)
     if (existing) {
       existing.closed = true
       existing.handle?.close()
     }
-    this.subscriptions.set(sub.filter, sub)
+    subs.set(sub.filter, sub)
     return existing
   }
 
   /** UNSUBSCRIBE of one filter; false when there was no such subscription. */
   removeSubscription(filter: string): boolean {
-    const sub = this.subscriptions.get(filter)
+    const sub = this.subs?.get(filter)
     if (sub === undefined) return false
     sub.closed = true
     sub.handle?.close()
     sub.handle = null
-    this.subscriptions.delete(filter)
+    this.subs!.delete(filter)
     return true
   }
 
   /** The runtime refused `sub`: it is forgotten (if it is still the subscription of its filter). */
   refused(sub: SessionSubscription, save: boolean): void {
-    if (this.subscriptions.get(sub.filter) !== sub) return
-    this.subscriptions.delete(sub.filter)
+    if (this.subs?.get(sub.filter) !== sub) return
+    this.subs.delete(sub.filter)
     if (save) this.scheduleSave()
   }
 
@@ -365,7 +382,7 @@ export class Session {
     session.version = rec.protocolVersion
     session.expirySeconds = rec.expiry
     session.offlineSince = rec.disconnectedAt
-    for (const s of rec.subscriptions) session.subscriptions.set(s.filter, session.subscription(s))
+    for (const s of rec.subscriptions) session.addSubscription(session.subscription(s))
     const { inflight, inboundQos2 } = loadSessionState(host, rec.clientId)
     for (const [packetId, v] of inflight) {
       session.outbound.restore({

@@ -14,7 +14,8 @@ const FLUSH_BYTES = 64 * 1024
 const MAX_BUFFERED = 8 * 1024 * 1024
 
 export class SocketWriter {
-  private out: Buffer[] = []
+  /** Packets queued this turn; null when none (an idle connection keeps no array). */
+  private out: Buffer[] | null = null
   private outBytes = 0
   private stopped = false
   /** Flow steps whose packet is in `out`: reported once it is handed to the socket (tests only). */
@@ -30,10 +31,15 @@ export class SocketWriter {
   write(buf: Buffer): void {
     if (this.stopped) return
     const out = this.out
-    out.push(buf)
     this.outBytes += buf.length
-    if (out.length === 1) setImmediate(this.flush)
-    else if (this.outBytes >= FLUSH_BYTES) this.flush()
+    if (out === null) {
+      this.out = [buf]
+      // The writer is the timer's argument: no flush closure per connection.
+      setImmediate(flushWriter, this)
+      return
+    }
+    out.push(buf)
+    if (this.outBytes >= FLUSH_BYTES) this.flush()
   }
 
   /** The connection closed: what is queued may still be flushed, nothing more is queued. */
@@ -50,10 +56,11 @@ export class SocketWriter {
     if (this.onFlowStep !== undefined) (this.sentSteps ??= []).push(step)
   }
 
-  readonly flush = (): void => {
+  /** Writes what is queued (at the end of the turn, or earlier when asked). */
+  flush(): void {
     const out = this.out
-    if (out.length === 0) return
-    this.out = []
+    if (out === null) return
+    this.out = null
     const bytes = this.outBytes
     this.outBytes = 0
     if (this.stream.destroyed) return
@@ -68,4 +75,8 @@ export class SocketWriter {
       for (const step of steps) this.onFlowStep?.(step)
     }
   }
+}
+
+function flushWriter(writer: SocketWriter): void {
+  writer.flush()
 }
