@@ -47,6 +47,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return StoreImpl.open(options)
 }
 
+/** Address space reserved for the data file's map (64 GiB; not memory, not disk). */
+const INITIAL_MAP_SIZE = 2 ** 36
+
 /** The store: opens the environment, keeps its metadata and tables, and closes it. */
 class StoreImpl implements Store {
   readonly path: string
@@ -79,6 +82,12 @@ class StoreImpl implements Store {
       overlappingSync,
       // values are plain MessagePack maps: decode them as objects, like they were written
       mapsAsObjects: true,
+      // One map for the file's life: lmdb-js starts at 128 KiB and doubles by mapping the file again,
+      // keeping the earlier maps, so each page read through several maps counted several times in RSS
+      // (60 MB of maps for a 39 MB file after 100,000 retained messages; 36 MB with one map). The map is
+      // address space only (no write map: the file grows as before); lmdb-js still grows it when full.
+      // Windows is left alone (its maps may grow the file to the map size).
+      mapSize: process.platform === 'win32' ? undefined : INITIAL_MAP_SIZE,
     } as Parameters<typeof open>[0])
     try {
       return new StoreImpl(env, options, overlappingSync)
