@@ -51,9 +51,18 @@ export class ConnectionAdmission {
   readonly #options: AdmissionOptions
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
+  /** The address key each admitted socket counts against, for the one shared 'close' listener. */
+  readonly #keys = new WeakMap<Socket, string>()
+  readonly #onClose: (this: Socket) => void
 
   constructor(options: AdmissionOptions) {
     this.#options = options
+    const keys = this.#keys
+    const admission = this
+    this.#onClose = function (this: Socket): void {
+      const key = keys.get(this)
+      if (key !== undefined) admission.release(key)
+    }
     this.#now = options.now ?? (() => performance.now())
     for (const entry of options.exempt) addExempt(this.#exempt, entry)
     this.#sweeper = setInterval(() => this.sweep(), SWEEP_MS)
@@ -93,7 +102,8 @@ export class ConnectionAdmission {
       this.#options.onRefused?.({ listener, address, reason })
       return false
     }
-    socket.once('close', () => this.release(key))
+    this.#keys.set(socket, key)
+    socket.on('close', this.#onClose)
     return true
   }
 

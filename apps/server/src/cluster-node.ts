@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { type ClusterNode, type ClusterOptions, joinCluster } from '@proj/cluster'
+import type { ClusterNode, ClusterOptions } from '@proj/cluster'
 import type { HttpHandler } from '@proj/http'
 import type { ClientOwnership } from '@proj/mqtt'
 import { openStore, type Store } from '@proj/storage'
@@ -45,6 +45,8 @@ export async function openClusterStore(
   options: ClusterOptions,
   logger: Logger,
 ): Promise<{ node: ClusterNode; store: Store }> {
+  // Loaded only here: a single node never loads the cluster package and its NATS client (+3 MB RSS idle).
+  const { joinCluster } = await import('@proj/cluster')
   const node = await joinCluster(options)
   logger.info({ node: node.nodeName, nodeId: node.nodeId, servers: options.servers }, 'cluster: joined')
   try {

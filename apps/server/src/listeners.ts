@@ -36,13 +36,16 @@ export class TrackedListener {
   ) {
     // after listen(): a server error (EMFILE on accept, ...) is logged by the owner, never fatal
     server.on('error', (error) => this.onError?.(error))
+    // One 'close' listener for all of this server's sockets (called on the socket), not a closure each.
+    const listener = this
+    const onClose = function (this: Socket): void {
+      listener.sockets.delete(this)
+      listener.closedRead += this.bytesRead
+      listener.closedWritten += this.bytesWritten
+    }
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
-      socket.once('close', () => {
-        this.sockets.delete(socket)
-        this.closedRead += socket.bytesRead
-        this.closedWritten += socket.bytesWritten
-      })
+      socket.on('close', onClose)
     })
   }
 

@@ -16,7 +16,7 @@ import { openConfiguredRuntime, roleDefinitions } from './configured-runtime.js'
 import { ensureAdmin, ignoredAdminPassword } from './first-admin.js'
 import { TrackedListener } from './listeners.js'
 import { createLogger } from './logger.js'
-import { createMetrics, type Metrics, metricsRoute } from './metrics.js'
+import type { Metrics } from './metrics.js'
 import { createConfiguredBroker, mqttEntry } from './mqtt-wiring.js'
 import { createRecordCounts } from './record-counts.js'
 import { RefusalLog } from './refusal-log.js'
@@ -222,7 +222,10 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         () => cluster,
       ),
     }
-    if (config.metrics.enabled) {
+    const servesHttp = config.http.port !== null || config.http.securePort !== null
+    if (config.metrics.enabled && servesHttp) {
+      // Loaded only when served: prom-client and its default collectors cost memory and a GC observer.
+      const { createMetrics, metricsRoute } = await import('./metrics.js')
       metrics = createMetrics({
         runtime,
         broker,
