@@ -74,7 +74,14 @@ describe('an idle connection', () => {
     // A QoS 0 message: the outbound flow exists, the in-flight map still does not.
     const pub = pairClient(fx.broker)
     await pub.connect({ clientId: 'lazy-pub' })
-    pub.send({ cmd: 'publish', topic: 'idle/t', payload: Buffer.from('q0'), qos: 0, retain: false })
+    pub.send({
+      cmd: 'publish',
+      topic: 'idle/t',
+      payload: Buffer.from('q0'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    })
     const m0 = await sub.next('publish')
     expect(m0.qos).toBe(0)
     expect(session.out).not.toBeNull()
@@ -90,6 +97,7 @@ describe('an idle connection', () => {
       qos: 1,
       messageId: 7,
       retain: false,
+      dup: false,
     })
     await pub.next('puback')
     const m1 = await sub.next('publish')
