@@ -135,7 +135,7 @@ describe('ConnectionAdmission', () => {
   it('exempts listed addresses and subnets, IPv4-mapped IPv6 too, and keys IPv6 by /64', () => {
     const { a } = admission({ maxPerAddress: 1, exempt: ['127.0.0.0/8', '::1', '10.1.0.0/16'] })
     const fake = (remoteAddress: string) => {
-      const socket = { remoteAddress, once() {}, resetAndDestroy() {} }
+      const socket = { remoteAddress, on() {}, once() {}, resetAndDestroy() {} }
       return socket as unknown as Socket
     }
     for (const address of ['127.0.0.1', '127.9.9.9', '::ffff:127.0.0.1', '::1', '10.1.2.3']) {
