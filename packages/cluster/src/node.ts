@@ -16,7 +16,9 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node'
 import { type ReplicatedTransaction, type Replicator, StorageError, type Store } from '@proj/storage'
+import { DeadNodes } from './dead-nodes.js'
 import { ClusterUnavailableError } from './errors.js'
+import { Heartbeats } from './heartbeats.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
 import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
@@ -86,17 +88,20 @@ export async function joinCluster(options: ClusterOptions): Promise<ClusterNode>
     const retry = { deadline: Date.now() + resolved.joinTimeoutMs, log: resolved.log }
     const jsm = await retryTransient('reaching JetStream', () => jetstreamManager(nc), retry)
     await retryTransient('creating the stream', () => ensureStream(jsm, resolved), retry)
-    const kv = await retryTransient(
-      'creating the owners bucket',
-      () =>
-        new Kvm(nc).create(`${resolved.prefix}-owners`, {
-          replicas: resolved.replicas,
-          history: 1,
-          timeout: 2000,
-        }),
-      retry,
-    )
-    return new Node(resolved, nc, jsm, jetstream(nc), kv)
+    const bucket = (name: string) =>
+      retryTransient(
+        `creating the ${name} bucket`,
+        () =>
+          new Kvm(nc).create(`${resolved.prefix}-${name}`, {
+            replicas: resolved.replicas,
+            history: 1,
+            timeout: 2000,
+          }),
+        retry,
+      )
+    const owners = await bucket('owners')
+    const nodes = await bucket('nodes')
+    return new Node(resolved, nc, jsm, jetstream(nc), owners, nodes)
   } catch (error) {
     await nc.close()
     throw error
@@ -165,6 +170,8 @@ class Node implements ClusterNode {
   readonly relay: Relay
   readonly ownership: ClientOwnership
   readonly shared: SharedGroups
+  readonly #heartbeats: Heartbeats
+  readonly #deadNodes: DeadNodes
   #store: Store | undefined
   /** Who waits for the applied position to reach a sequence (ownership hand-over). */
   #waiters: { position: number; resolve: (reached: boolean) => void }[] = []
@@ -183,13 +190,15 @@ class Node implements ClusterNode {
     readonly jsm: JetStreamManager,
     readonly js: JetStreamClient,
     kv: KV,
+    nodes: KV,
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
     this.#waitForApply = options.ack !== 'local'
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
-    this.shared = new SharedGroups(nats, options.prefix, options.nodeName, options.log)
+    this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
+    this.shared = new SharedGroups(this.#heartbeats, options.nodeName, options.log)
     this.ownership = new ClientOwnership(
       nats,
       kv,
@@ -202,6 +211,9 @@ class Node implements ClusterNode {
       },
       options.log,
       options.writeTimeoutMs,
+    )
+    this.#deadNodes = new DeadNodes(nodes, this.#heartbeats, options.nodeName, options.log, (node, since) =>
+      this.ownership.adopt(node, since),
     )
     let resolve!: () => void
     let reject!: (e: unknown) => void
@@ -297,10 +309,19 @@ class Node implements ClusterNode {
     if (this.#store !== undefined) throw new Error('cluster node already started')
     this.#store = store
     this.state = 'catching-up'
+    this.#heartbeats.start()
     this.shared.start(store)
     this.ownership.start().catch((error) => {
       if (!this.#closed) this.options.log.error({ err: error }, 'cluster: cannot follow client owners')
     })
+    // a dead node's clients are adopted only by a node that caught up and knows the owners
+    const registered = this.#deadNodes.register()
+    Promise.all([registered, this.#ready.promise, this.ownership.ready]).then(
+      () => this.#deadNodes.startChecking(),
+      (error) => {
+        if (!this.#closed) this.options.log.error({ err: error }, 'cluster: cannot follow node liveness')
+      },
+    )
     this.#consuming = this.#consume(store).catch((error) => {
       if (this.#closed) return
       this.state = 'failed'
@@ -386,7 +407,8 @@ class Node implements ClusterNode {
     this.#closed = true
     this.relay.close()
     this.ownership.close()
-    this.shared.close()
+    this.#deadNodes.close()
+    this.#heartbeats.close()
     for (const w of this.#waiters) w.resolve(false)
     this.#waiters = []
     this.#reader.stop()

@@ -11,6 +11,11 @@ export interface ClientHolder {
    * its session here without erasing it, and resolve once its last session writes are done.
    */
   releaseClient(clientId: string): Promise<void>
+  /**
+   * This node took `clientId` over from a node that died (last heard at `offlineSince`): restore its
+   * durable session (its expiry runs here) and its wills (published here once due).
+   */
+  adoptClient(clientId: string, offlineSince: number): void
 }
 
 /** What the ownership needs of its node: stream positions. */
@@ -63,7 +68,7 @@ export function ownerKey(clientId: string): string {
  */
 export class ClientOwnership {
   /** By KV key: who owns each client id, as last seen (this node's claims and the bucket's updates). */
-  readonly #owners = new Map<string, { node: string; revision: number }>()
+  readonly #owners = new Map<string, { node: string; revision: number; clientId: string }>()
   #holder: ClientHolder | undefined
   #sub: Subscription | undefined
   #watching: { stop(): void } | undefined
@@ -97,7 +102,7 @@ export class ClientOwnership {
             clientId = request.clientId
             const key = ownerKey(clientId)
             if (this.#owners.get(key)?.node === this.nodeName)
-              this.#owners.set(key, { node: request.by, revision: 0 })
+              this.#owners.set(key, { node: request.by, revision: 0, clientId })
             await this.#holder?.releaseClient(clientId)
             msg.respond(encoder.encode(JSON.stringify({ position: this.node.position() })))
           } catch (err) {
@@ -138,7 +143,7 @@ export class ClientOwnership {
         }
         const known = this.#owners.get(entry.key)
         if (known !== undefined && known.revision > entry.revision) continue
-        this.#owners.set(entry.key, { node: value.node, revision: entry.revision })
+        this.#owners.set(entry.key, { node: value.node, revision: entry.revision, clientId: value.clientId })
         if (entry.isUpdate && value.node !== this.nodeName && known?.node !== value.node)
           // another node took a client id this node may serve (a race it lost): let go, without answering
           this.#holder?.releaseClient(value.clientId).catch(() => {})
@@ -174,7 +179,7 @@ export class ClientOwnership {
           ? (JSON.parse(decoder.decode(entry.value)) as OwnerValue)
           : undefined
       if (current?.node === this.nodeName) {
-        this.#owners.set(key, { node: this.nodeName, revision: entry!.revision })
+        this.#owners.set(key, { node: this.nodeName, revision: entry!.revision, clientId })
         return moved
       }
       if (current !== undefined) {
@@ -189,13 +194,42 @@ export class ClientOwnership {
           KV_TIMEOUT_MS,
           'claiming the client id',
         )
-        this.#owners.set(key, { node: this.nodeName, revision })
+        this.#owners.set(key, { node: this.nodeName, revision, clientId })
         return moved
       } catch (error) {
         // another node claimed it meanwhile: ask again (it lets go of it in turn)
         if (attempt >= 4 || !isWrongRevision(error)) throw error
       }
     }
+  }
+
+  /**
+   * `node` died (last heard at `since`): this node takes each client id it owned (`update` at the
+   * revision seen: a client that reconnected elsewhere meanwhile stays there) and its broker restores
+   * their sessions and wills, once this node applied everything the dead node wrote. Resolves with how
+   * many it took.
+   */
+  async adopt(node: string, since: number): Promise<number> {
+    const last = await bounded(this.node.lastSequence(), KV_TIMEOUT_MS, 'reading the stream position')
+    if (!(await this.node.applied(last, this.waitMs)))
+      throw new Error(`the stream up to ${last} was not applied within ${this.waitMs} ms`)
+    let taken = 0
+    for (const [key, owner] of [...this.#owners]) {
+      if (owner.node !== node) continue
+      const { clientId } = owner
+      const value = encoder.encode(JSON.stringify({ node: this.nodeName, clientId } satisfies OwnerValue))
+      let revision: number
+      try {
+        revision = await bounded(this.kv.update(key, value, owner.revision), KV_TIMEOUT_MS, 'adopting')
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error
+        continue
+      }
+      this.#owners.set(key, { node: this.nodeName, revision, clientId })
+      this.#holder?.adoptClient(clientId, since)
+      taken++
+    }
+    return taken
   }
 
   /** This node's session of `clientId` ended (no connection, nothing kept): the entry goes. */

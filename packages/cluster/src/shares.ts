@@ -1,16 +1,12 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { RuntimeEvent, SharedDelivery } from '@proj/resource'
 import type { Store, Table } from '@proj/storage'
+import type { Heartbeats } from './heartbeats.js'
 import type { ClusterLog } from './options.js'
 
 /** Replicated (unlogged) table of shared-subscription membership: key [group, filter, node]. */
 const MEMBERS_TABLE = '__cluster.shares'
 /** A node not heard from for this long no longer takes its turn in a group. */
 const ALIVE_MS = 3500
-const HEARTBEAT_MS = 1000
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 /**
  * Shared subscriptions across nodes (the runtime's `shared` option). Which nodes have members of a
@@ -22,36 +18,19 @@ const decoder = new TextDecoder()
  */
 export class SharedGroups implements SharedDelivery {
   #table: Table<number> | undefined
-  readonly #seen = new Map<string, number>()
-  readonly #started = Date.now()
-  #timer: NodeJS.Timeout | undefined
-  #sub: Subscription | undefined
 
   constructor(
-    private readonly nats: NatsConnection,
-    private readonly prefix: string,
+    private readonly heartbeats: Heartbeats,
     private readonly nodeName: string,
     private readonly log: ClusterLog,
   ) {}
 
-  /** Starts with the node's store: forgets this node's memberships left by a previous run, heartbeats. */
+  /** Starts with the node's store: forgets this node's memberships left by a previous run. */
   start(store: Store): void {
     const table = store.table<number>(MEMBERS_TABLE, { log: false })
     this.#table = table
     for (const { id } of table.entries())
       if (Array.isArray(id) && id[2] === this.nodeName) this.#write(id as string[], false)
-    const subject = `${this.prefix}.ctl.alive`
-    this.#sub = this.nats.subscribe(subject, {
-      callback: (error, msg) => {
-        if (!error) this.#seen.set(decoder.decode(msg.data), Date.now())
-      },
-    })
-    const beat = () => {
-      if (!this.nats.isClosed()) this.nats.publish(subject, encoder.encode(this.nodeName))
-    }
-    beat()
-    this.#timer = setInterval(beat, HEARTBEAT_MS)
-    this.#timer.unref?.()
   }
 
   members(group: string, filter: string, present: boolean): void {
@@ -76,12 +55,8 @@ export class SharedGroups implements SharedDelivery {
   }
 
   #alive(node: string): boolean {
-    if (node === this.nodeName) return true
-    const seen = this.#seen.get(node)
-    const now = Date.now()
     // a node just started has not heard the others yet: they count until they had time to say so
-    if (seen === undefined) return now - this.#started < ALIVE_MS
-    return now - seen < ALIVE_MS
+    return this.heartbeats.heard(node, ALIVE_MS)
   }
 
   #write(key: string[], present: boolean): void {
@@ -94,11 +69,6 @@ export class SharedGroups implements SharedDelivery {
         'cluster: shared-subscription membership not written',
       ),
     )
-  }
-
-  close(): void {
-    if (this.#timer) clearInterval(this.#timer)
-    this.#sub?.unsubscribe()
   }
 }
 

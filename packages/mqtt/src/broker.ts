@@ -156,6 +156,12 @@ class BrokerCore implements Broker, ConnectionHost {
     return brokerGauges(this)
   }
 
+  adoptClient(clientId: string, offlineSince: number): void {
+    if (this.closing) return
+    const expiryMs = this.sessions.adopt(clientId, offlineSince)
+    this.wills.adopt(clientId, offlineSince, expiryMs)
+  }
+
   async releaseClient(clientId: string): Promise<void> {
     this.sessions.release(clientId)
     while (this.pending.size > 0) await Promise.allSettled([...this.pending])

@@ -203,6 +203,26 @@ export class SessionRegistry {
     return true
   }
 
+  /**
+   * A cluster: this node took over `clientId` from a node that died (`offlineSince`: when it was last
+   * heard). Its durable session is restored from its record and its expiry runs here; a session without
+   * a record (not durable) ended with the dead node's connection and nobody owns its client id any more.
+   * Returns the session's expiry, ms (0: none kept; its delayed wills go out at once).
+   */
+  adopt(clientId: string, offlineSince: number): number {
+    const live = this.sessions.get(clientId)
+    if (live?.connection != null) return live.expiryMs() // a client that reconnected here meanwhile
+    const session = this.find(clientId)
+    if (session === undefined || session.destroyed) {
+      this.ownership?.forget(clientId)
+      return 0
+    }
+    // connected on the dead node: it went offline when that node was last heard
+    if (session.disconnectedAt === null) session.wentOffline(offlineSince)
+    if (session.expiry < NEVER_EXPIRES) this.scheduleExpiry(session)
+    return session.expiryMs()
+  }
+
   /** Broker shutdown: expiry timers stop (sessions expire after the next start, from their record). */
   close(): void {
     for (const timer of this.expiryTimers.values()) clearTimeout(timer)

@@ -146,4 +146,9 @@ export interface Broker {
    * session writes are committed.
    */
   releaseClient(clientId: string): Promise<void>
+  /**
+   * This broker took over `clientId` from a broker of the cluster that died (last heard at
+   * `offlineSince`, ms since the epoch): its durable session's expiry and its wills run here from now.
+   */
+  adoptClient(clientId: string, offlineSince: number): void
 }

@@ -119,6 +119,22 @@ export class WillKeeper {
     }
   }
 
+  /**
+   * A cluster: the wills of `clientId`, whose node died (last heard at `offlineSince`), are this node's to
+   * publish: a will whose connection was still open is due its delay (at most the session's expiry) after
+   * that. Published once: the conditional delete in `publish` loses to a resumed session's cancel.
+   */
+  adopt(clientId: string, offlineSince: number, sessionExpiryMs: number): void {
+    const store = this.host.state<StoredWill>(WILLS_STORE)
+    const known = this.pending.get(clientId) ?? []
+    for (const { key, value } of store.entries({ prefix: clientId })) {
+      if (!value || value.clientId !== clientId) continue
+      if (known.some((w) => (w.key as unknown[])[1] === (key as unknown[])[1])) continue
+      const delayMs = Math.min(value.delay * 1000, sessionExpiryMs)
+      this.schedule(key, { ...value, dueAt: value.dueAt ?? offlineSince + delayMs })
+    }
+  }
+
   /** Broker shutdown: timers stop; the wills stay persisted and are published after the next start. */
   close(): void {
     for (const list of this.pending.values()) for (const w of list) if (w.timer) clearTimeout(w.timer)

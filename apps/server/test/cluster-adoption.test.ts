@@ -1,0 +1,155 @@
+import { natsSkipReason } from '@proj/test-utils'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { connectMqtt } from './helpers/clients.js'
+import { AUTH, printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
+
+const NODES = ['a', 'b', 'c']
+const ADMIN = { username: 'admin', password: 'pw' }
+
+/** Collects the payloads received per topic. */
+function collect(client: MqttClient) {
+  const got = new Map<string, string[]>()
+  client.on('message', (topic, payload) => {
+    const list = got.get(topic) ?? []
+    list.push(payload.toString())
+    got.set(topic, list)
+  })
+  return (topic: string) => got.get(topic) ?? []
+}
+
+/** A durable MQTT 5 session (expiry `expiry` s) with a will on `adopt/<id>` after `delay` s. */
+function withWill(clientId: string, expiry: number, delay: number | undefined): IClientOptions {
+  return {
+    clientId,
+    protocolVersion: 5,
+    clean: expiry === 0,
+    properties: { sessionExpiryInterval: expiry },
+    will: {
+      topic: `adopt/${clientId}`,
+      payload: Buffer.from(`will of ${clientId}`),
+      qos: 1,
+      retain: false,
+      ...(delay !== undefined ? { properties: { willDelayInterval: delay } } : {}),
+    },
+  }
+}
+
+/** The client ids of the sessions a node keeps (GET /_admin/sessions). */
+async function sessionsOn(http: string): Promise<string[]> {
+  const res = await fetch(`${http}/_admin/sessions`, {
+    headers: { Authorization: AUTH },
+    signal: AbortSignal.timeout(10_000),
+  })
+  return ((await res.json()) as { clientId: string }[]).map((s) => s.clientId)
+}
+
+/** CONNECTs and resolves with the CONNACK's session present flag. */
+async function sessionPresent(url: string, options: IClientOptions, open: MqttClient[]): Promise<boolean> {
+  const client = mqtt.connect(url, { ...ADMIN, ...options, reconnectPeriod: 0, connectTimeout: 5000 })
+  open.push(client)
+  return within(
+    `CONNACK of ${options.clientId}`,
+    new Promise<boolean>((resolve, reject) => {
+      client.once('connect', (p) => resolve(p.sessionPresent))
+      client.once('error', reject)
+    }),
+  )
+}
+
+describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it holds clients', () => {
+  let cluster: Awaited<ReturnType<typeof startClusterNodes>>
+  const open: MqttClient[] = []
+  const mqttOn = async (node: string, options: IClientOptions) => {
+    const client = await connectMqtt(cluster.node(node).mqtt, { ...ADMIN, ...options })
+    open.push(client)
+    return client
+  }
+
+  beforeAll(async () => {
+    cluster = await startClusterNodes(NODES)
+  }, 60_000)
+  afterAll(async () => {
+    for (const c of open) c.end(true)
+    await cluster?.stop()
+  })
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
+  })
+
+  it('has a survivor publish its wills once (after their delay, not when the client came back) and expire its sessions', async () => {
+    const watchers = await Promise.all(['b', 'c'].map((n) => mqttOn(n, { protocolVersion: 5 })))
+    const seen = watchers.map(collect)
+    for (const w of watchers) await w.subscribeAsync({ 'adopt/#': { qos: 1 } })
+
+    // on node a: a durable session whose will waits 1 s; a session that ends with its connection
+    // (its will goes at once); one whose client comes back on another node in time; one that expires
+    await mqttOn('a', withWill('doomed', 300, 1))
+    await mqttOn('a', withWill('quick', 0, 2))
+    await mqttOn('a', withWill('back', 300, 1))
+    const fading = await mqttOn('a', {
+      clientId: 'fading',
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 10 },
+    })
+    await fading.subscribeAsync({ 'fading/#': { qos: 1 } })
+
+    const killed = Date.now()
+    cluster.node('a').process.child.kill('SIGKILL')
+    await cluster.node('a').process.exited
+    // comes back on c before anyone noticed a is dead: its will is never sent
+    expect(await sessionPresent(cluster.node('c').mqtt, withWill('back', 300, 60), open)).toBe(true)
+
+    for (const [i] of watchers.entries()) {
+      await expect.poll(() => seen[i]!('adopt/doomed'), { timeout: 20_000 }).toEqual(['will of doomed'])
+      await expect.poll(() => seen[i]!('adopt/quick'), { timeout: 10_000 }).toEqual(['will of quick'])
+    }
+    // one survivor adopted a's clients (not the one that came back)
+    const adoptedBy = () =>
+      ['b', 'c'].filter((n) => /adopted the clients of a dead node/.test(cluster.node(n).process.output()))
+    await expect.poll(adoptedBy, { timeout: 10_000 }).toHaveLength(1)
+    const adopter = cluster.node(adoptedBy()[0]!)
+    expect(adopter.process.output()).toMatch(/"clients":3[,}].*adopted the clients of a dead node/)
+    // sentinels published after that: a second copy of a will, or the will of `back`, would come first
+    await watchers[0]!.publishAsync('adopt/back', 'sentinel', { qos: 1 })
+    await watchers[1]!.publishAsync('adopt/doomed', 'sentinel', { qos: 1 })
+    for (const [i] of watchers.entries()) {
+      await expect.poll(() => seen[i]!('adopt/back'), { timeout: 10_000 }).toEqual(['sentinel'])
+      await expect.poll(() => seen[i]!('adopt/doomed').length, { timeout: 10_000 }).toBe(2)
+      expect(seen[i]!('adopt/doomed')).toEqual(['will of doomed', 'sentinel'])
+      expect(seen[i]!('adopt/quick')).toEqual(['will of quick'])
+    }
+
+    // the session that expires: kept by the adopter, then gone once its 10 s since a was last heard passed
+    await expect.poll(() => sessionsOn(adopter.http), { timeout: 10_000 }).toContain('fading')
+    await expect
+      .poll(
+        async () => [
+          ...(await sessionsOn(cluster.node('b').http)),
+          ...(await sessionsOn(cluster.node('c').http)),
+        ],
+        {
+          timeout: 20_000,
+          interval: 250,
+        },
+      )
+      .not.toContain('fading')
+    expect(Date.now() - killed).toBeGreaterThanOrEqual(8000)
+    expect(
+      await sessionPresent(
+        cluster.node('b').mqtt,
+        { clientId: 'fading', protocolVersion: 5, clean: false },
+        open,
+      ),
+    ).toBe(false)
+    // the durable session with a long expiry is still there, on any node
+    expect(
+      await sessionPresent(
+        cluster.node('b').mqtt,
+        { clientId: 'doomed', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } },
+        open,
+      ),
+    ).toBe(true)
+  }, 90_000)
+})
