@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { KV, KvEntry } from '@nats-io/kv'
 import type { Heartbeats } from './heartbeats.js'
 import type { ClusterLog } from './options.js'
+import { retryTransient } from './retry.js'
 
 /** A node not heard for this long is dead: its clients' wills and session expiry move to a survivor. */
 const LEASE_MS = 5000
@@ -56,10 +57,14 @@ export class DeadNodes {
     private readonly adopt: (node: string, since: number) => Promise<number>,
   ) {}
 
-  /** Registers this node and follows the others (rejects when NATS cannot be reached). */
+  /**
+   * Registers this node and follows the others; retried while JetStream is not answering (a bucket just
+   * created has no leader for a moment), until the node closes.
+   */
   async register(): Promise<void> {
-    await this.#put()
-    const watch = await this.kv.watch()
+    const retry = { deadline: Number.POSITIVE_INFINITY, log: this.log, stopped: () => this.#closed }
+    await retryTransient('registering this node', () => this.#put(), retry)
+    const watch = await retryTransient('following the registered nodes', () => this.kv.watch(), retry)
     this.#watching = watch
     void (async () => {
       for await (const entry of watch) this.#seen(entry)
