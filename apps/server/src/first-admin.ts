@@ -14,7 +14,13 @@ export async function ensureAdmin(
   if (users.some((u) => u.superUser || u.username === username)) return undefined
   const generated = !env.ADMIN_PASSWORD
   const password = env.ADMIN_PASSWORD || randomBytes(15).toString('base64url')
-  await runtime.users.add(username, password, { superUser: true })
+  try {
+    await runtime.users.add(username, password, { superUser: true })
+  } catch (error) {
+    // a cluster: another node's first start created it meanwhile (the add is create-if-absent)
+    if ((error as { code?: unknown })?.code === 'CONFLICT') return undefined
+    throw error
+  }
   return { username, password, generated }
 }
 

@@ -57,6 +57,22 @@ describe.skipIf(natsSkipReason !== undefined)(
       }
     })
 
+    it('creates the first admin on one node only, so no node takes it for deleted', async () => {
+      // the nodes started together, each found no admin; a second creation would replace the first
+      // (another user id), and the node that made the first would end the admin's connections
+      const created = NODES.filter((n) =>
+        /created the first admin user/.test(cluster.node(n).process.output()),
+      )
+      expect(created).toHaveLength(1)
+      const admins = await Promise.all(
+        NODES.map(async (n) => {
+          const res = await fetch(`${http(n)}/_admin/me`, { headers: { Authorization: AUTH } })
+          return res.status
+        }),
+      )
+      expect(admins).toEqual([200, 200, 200])
+    })
+
     it('shows a write made on one node on the others, with the same ETag', async () => {
       const put = await send(http('a'), 'PUT', 'Dog/1', { name: 'Rex', age: 3 })
       expect(put.status).toBeLessThan(300)

@@ -2,6 +2,7 @@ import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual } 
 import { AuthCache } from './auth-cache.js'
 import { AuthLimiter } from './auth-limiter.js'
 import { ResourceError } from './errors.js'
+import { toResourceError } from './storage-writes.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
 import type { ScramCredential, User, UserAdmin } from './types.js'
@@ -270,7 +271,16 @@ export class Users implements UserAdmin {
       password: hash,
       scram,
     }
-    await this.#store.put(username, stored)
+    // created only if absent when the write applies: of two concurrent adds (two requests here, or the
+    // first starts of several cluster nodes) one fails, rather than replace the other's user (its `id`
+    // changes, which counts as a deletion: its connections and sessions would be ended)
+    try {
+      await this.#store.table.put(username, stored, { ifVersion: 0 })
+    } catch (error) {
+      if ((error as { code?: unknown })?.code === 'STORAGE_CONFLICT')
+        throw new ResourceError('CONFLICT', `user ${username} already exists`, { cause: error })
+      throw toResourceError(error)
+    }
     await this.#changes.changed()
     return publicUser(stored)
   }

@@ -44,6 +44,24 @@ describe('users', () => {
     expect(await reopened.findUser('rita')).toBeNull()
   })
 
+  it('adds a user once when two adds of the same name race (the loser gets CONFLICT, nothing replaced)', async () => {
+    await using f = await runtimeFixture()
+    const { runtime } = f
+    const changes: UserChange[] = []
+    runtime.users.onChange((c) => changes.push(c))
+    // both pass the "already exists" check while their passwords hash; one must not replace the other
+    const results = await Promise.allSettled([
+      runtime.users.add('twin', 'first-pw'),
+      runtime.users.add('twin', 'second-pw'),
+    ])
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+    expect(refused.reason).toMatchObject({ code: 'CONFLICT' })
+    const won = results[0]!.status === 'fulfilled' ? 'first-pw' : 'second-pw'
+    expect(await runtime.authenticate('twin', won)).not.toBeNull()
+    expect(changes.filter((c) => c.type === 'deleted')).toEqual([])
+  })
+
   it('refuses usernames a topic rule could misread (/ + # %), white space and control characters', async () => {
     await using f = await runtimeFixture()
     for (const name of [
