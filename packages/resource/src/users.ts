@@ -2,9 +2,9 @@ import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual } 
 import { AuthCache } from './auth-cache.js'
 import { AuthLimiter } from './auth-limiter.js'
 import { ResourceError } from './errors.js'
-import { toResourceError } from './storage-writes.js'
 import type { Permissions } from './permissions.js'
 import type { TableStateStore } from './state-store.js'
+import { toResourceError } from './storage-writes.js'
 import type { ScramCredential, User, UserAdmin } from './types.js'
 import { UserChangeFeed, type UserChangeListener, type UserFingerprint } from './user-changes.js'
 
