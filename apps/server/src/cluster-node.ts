@@ -94,6 +94,7 @@ export function gateHttp(handler: HttpHandler, isReady: () => boolean, ready: Pr
       server.on('upgrade', handleUpgrade)
     },
     close: () => handler.close(),
+    stats: handler.stats,
   }
 }
 

@@ -4,7 +4,7 @@
  * through collect callbacks, so nothing on the message path touches a metrics object.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { HttpError, requestUser } from '@proj/http'
+import { HttpError, type HttpStats, requestUser } from '@proj/http'
 import { type Broker, DOORS } from '@proj/mqtt'
 import { type ResourceRuntime, TOPICS_TABLE } from '@proj/resource'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
@@ -20,6 +20,8 @@ export interface MetricsSources {
   counts: RecordCounts
   /** Connections refused by the per-address limits. */
   refusals?: RefusalSummary
+  /** The HTTP handler's counters, read at scrape time (the handler is made after the registry). */
+  http?: () => HttpStats | undefined
 }
 
 export interface Metrics {
@@ -184,6 +186,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   )
 
+  httpMetrics(sources, broker, { counter, registers })
+
   const refusals = sources.refusals
   if (refusals) {
     counter(
@@ -223,12 +227,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     fsync.observe(s.syncMs / 1000)
   })
 
-  function counter(
-    name: string,
-    help: string,
-    labelNames: string[],
-    read: (set: (labels: Record<string, string>, value: number) => void) => void,
-  ): void {
+  function counter(...[name, help, labelNames, read]: Parameters<CounterFactory>): void {
     new Counter({
       name,
       help,
@@ -262,6 +261,13 @@ export function createMetrics(sources: MetricsSources): Metrics {
   }
 }
 
+type CounterFactory = (
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: (set: (labels: Record<string, string>, value: number) => void) => void,
+) => void
+
 /** Who may read `/metrics`: `open` (anyone, no credentials), else super users and users of this role. */
 export type MetricsAccess = 'open' | (string & {})
 
@@ -290,4 +296,68 @@ export function metricsRoute(registry: Registry, runtime: ResourceRuntime, acces
     })
     res.end(body)
   }
+}
+
+const STREAM_DOORS = ['ws', 'sse'] as const
+const HTTP_DOORS = ['rest', 'login', 'ws', 'sse'] as const
+
+/**
+ * The HTTP doors' figures, read from the handler's counters like the broker's: record WebSockets and SSE
+ * streams open and opened, 401s by door (with MQTT's refused CONNECTs in the same family), messages in
+ * (REST writes, WebSocket client messages) and out (WebSocket envelopes, SSE frames).
+ */
+function httpMetrics(
+  sources: MetricsSources,
+  broker: Broker,
+  { counter, registers }: { counter: CounterFactory; registers: Registry[] },
+): void {
+  const stats = () => sources.http?.()
+  new Gauge({
+    name: 'proj_http_connections',
+    help: 'Open record WebSockets (ws) and SSE streams (sse); MQTT over WebSocket is in proj_mqtt_connections',
+    labelNames: ['door'],
+    registers,
+    collect() {
+      const s = stats()
+      for (const door of STREAM_DOORS) this.set({ door }, s?.open[door] ?? 0)
+    },
+  })
+  counter(
+    'proj_http_connects_total',
+    'Record WebSockets and SSE streams opened, by door',
+    ['door'],
+    (set) => {
+      const s = stats()
+      for (const door of STREAM_DOORS) set({ door }, s?.opened[door] ?? 0)
+    },
+  )
+  counter(
+    'proj_auth_failures_total',
+    'Authentication failures by door: mqtt (refused CONNECTs, as proj_mqtt_auth_failures_total), and 401 answers of rest (REST and other HTTP routes), login (POST /login), ws (record WebSocket upgrades) and sse (event streams)',
+    ['door'],
+    (set) => {
+      set({ door: 'mqtt' }, broker.stats.authFailures)
+      const s = stats()
+      for (const door of HTTP_DOORS) set({ door }, s?.authFailures[door] ?? 0)
+    },
+  )
+  counter(
+    'proj_http_messages_received_total',
+    'Messages received over HTTP: rest (authenticated PUT, PATCH, POST and DELETE requests) and ws (record WebSocket client messages)',
+    ['door'],
+    (set) => {
+      const s = stats()
+      set({ door: 'rest' }, s?.messagesIn.rest ?? 0)
+      set({ door: 'ws' }, s?.messagesIn.ws ?? 0)
+    },
+  )
+  counter(
+    'proj_http_messages_sent_total',
+    'Events sent over HTTP: ws (record WebSocket envelopes) and sse (event stream frames)',
+    ['door'],
+    (set) => {
+      const s = stats()
+      for (const door of STREAM_DOORS) set({ door }, s?.messagesOut[door] ?? 0)
+    },
+  )
 }

@@ -232,6 +232,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         listeners: () => listeners,
         counts,
         refusals: admissionRefusals,
+        http: () => handler?.stats,
       })
       extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
     }

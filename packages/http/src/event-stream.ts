@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
 import type { EnvelopeEncoder } from './envelope.js'
 import { SSE_HEARTBEAT } from './sse.js'
+import type { HttpStats } from './stats.js'
 import type { TrackStream } from './user-streams.js'
 
 export interface EventStreamOptions {
@@ -21,6 +22,8 @@ export interface EventStreamOptions {
   encoder: EnvelopeEncoder
   /** Registers a closer with the handler (for handler.close()); returns an unregister function. */
   track: TrackStream
+  /** Counts the stream while open and the events it sends. */
+  stats: HttpStats
   /** Told about an unexpected error that ended the stream after its headers went out (for logging). */
   onFault?: (err: unknown) => void
 }
@@ -34,11 +37,13 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
     o.after === undefined ? undefined : { after: o.after },
   )
   const iterator = events[Symbol.asyncIterator]()
-  const { req, res } = o
+  const { req, res, stats } = o
   let closed = false
+  let counted = false
   const close = () => {
     if (closed) return
     closed = true
+    if (counted) stats.open.sse--
     clearInterval(heartbeat)
     untrack()
     void iterator.return?.()
@@ -65,6 +70,9 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
     'X-Accel-Buffering': 'no',
   })
   res.flushHeaders()
+  counted = true
+  stats.open.sse++
+  stats.opened.sse++
   try {
     for (;;) {
       const next: IteratorResult<ResourceEvent> = await iterator.next()
@@ -77,6 +85,7 @@ export async function openEventStream(o: EventStreamOptions): Promise<void> {
         break
       }
       res.write(frame)
+      stats.messagesOut.sse++
     }
   } catch (err) {
     // The stream failed after the headers went out (the runtime, resource code, an encoder): all

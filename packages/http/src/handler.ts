@@ -27,6 +27,7 @@ import { send, sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
 import { parseRoute, streamTarget } from './route.js'
 import { parseLastEventId } from './sse.js'
+import { type HttpDoor, HttpStats } from './stats.js'
 import { type TrackStream, UserStreams } from './user-streams.js'
 import { CLOSE_CODES, prepareRecordSocket } from './websocket.js'
 
@@ -81,7 +82,12 @@ export interface HttpHandler {
   attach(server: HttpServer | HttpsServer): void
   /** Closes every WebSocket (1001) and event stream and detaches from attached servers. */
   close(): Promise<void>
+  /** Streams open, authentication failures and messages in and out by door, read by monitoring. */
+  readonly stats: HttpStats
 }
+
+/** Methods that write (a record, a topic's message): counted as messages in. */
+const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE'])
 
 const DEFAULTS = {
   maxBodySize: 1024 * 1024,
@@ -181,6 +187,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   const loginPath = options.loginPath === undefined ? '/login' : options.loginPath
   const subprotocols = options.subprotocols ?? {}
   const encoder = new EnvelopeEncoder()
+  const stats = new HttpStats()
   const closers = new Set<() => void>()
   const attached: { server: HttpServer | HttpsServer; request: any; upgrade: any }[] = []
   let closing = false
@@ -271,6 +278,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let preconditioned = false
+    let door: HttpDoor = 'rest'
     // A response that fails to write must not become an unhandled 'error' event.
     res.on('error', (err) => report(err, req))
     try {
@@ -286,6 +294,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         matchPrefixRoute(prefixRoutes, method, url.pathname)
       if (extra) return await extra(req, res)
       if (loginPath !== false && url.pathname === loginPath) {
+        door = 'login'
         if (method !== 'POST') {
           res.setHeader('Allow', 'POST')
           throw new HttpError('METHOD_NOT_ALLOWED', `use POST ${loginPath}`)
@@ -298,6 +307,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       const credentials = requestCredentials(req, url.searchParams)
       const accept = requestAccept(req, url.searchParams)
       const eventStream = method === 'GET' && wantsEventStream(accept)
+      if (eventStream) door = 'sse'
       // before any password is checked: a foreign page must not spend its visitor's back-off either
       if (eventStream && carriesAmbientCredentials(req) && !streamOriginAllowed(streamOrigins, req)) {
         throw new HttpError(
@@ -323,9 +333,11 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           maxQueuedBytes,
           encoder,
           track: trackStream(user, credentials.scheme === 'bearer'),
+          stats,
           onFault: (err) => report(err, req),
         })
       }
+      if (WRITE_METHODS.has(method)) stats.messagesIn.rest++
 
       const rc: RestContext = {
         runtime,
@@ -349,6 +361,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       // body for the unexpected), and nothing reaches the process.
       try {
         const body = sendError(res, err, preconditioned)
+        if (body.status === 401) stats.authFailures[door]++
         if (body.status >= 500) report(err, req)
       } catch (failure) {
         // Rendering the error failed too (e.g. details that cannot be serialized): a bare 500.
@@ -406,6 +419,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           maxQueuedBytes,
           pingMs,
           encoder,
+          stats,
           onFault: (err) => report(err, req),
         })
         if (!socket.writable || closing) {
@@ -424,7 +438,9 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
         })
       } catch (err) {
         try {
-          if (refuseUpgrade(socket, err) >= 500) report(err, req)
+          const status = refuseUpgrade(socket, err)
+          if (status === 401) stats.authFailures.ws++
+          if (status >= 500) report(err, req)
         } catch (failure) {
           report(failure, req)
           socket.destroy()
@@ -436,6 +452,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   return {
     handleRequest,
     handleUpgrade,
+    stats,
     attach(server) {
       const request = (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res)
       const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(req, socket, head)

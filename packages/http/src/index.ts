@@ -11,4 +11,6 @@ export type { HttpHandler, HttpOptions, RouteHandler, SubprotocolHandler } from 
 export { createHttpHandler } from './handler.js'
 export type { Route } from './route.js'
 export { parseListQuery, parseRoute } from './route.js'
+export type { HttpDoor, StreamDoor } from './stats.js'
+export { HttpStats } from './stats.js'
 export { CLOSE_CODES } from './websocket.js'

@@ -10,6 +10,7 @@ import { AsyncQueue } from './async-queue.js'
 import type { EnvelopeEncoder } from './envelope.js'
 import { errorCode } from './errors.js'
 import { decodeBody, isJsonType } from './media.js'
+import type { HttpStats } from './stats.js'
 import type { TrackStream } from './user-streams.js'
 
 /** Close codes used here (RFC 6455 section 7.4.1). */
@@ -36,6 +37,8 @@ export interface RecordSocketOptions {
   /** Ping interval; a client that has not answered the previous ping by the next one is dropped. 0 = off. */
   pingMs: number
   encoder: EnvelopeEncoder
+  /** Counts the socket while open and the messages in and out. */
+  stats: HttpStats
   /** Told about an unexpected error that closed the socket with 1011 (for logging). */
   onFault?: (err: unknown) => void
 }
@@ -64,10 +67,14 @@ export async function prepareRecordSocket(
     },
     attach(socket, track) {
       ws = socket
+      const stats = o.stats
+      stats.open.ws++
+      stats.opened.ws++
       let done = false
       const finish = (code: number, reason: string) => {
         if (done) return
         done = true
+        stats.open.ws--
         untrack()
         incoming.end()
         void iterator.return?.()
@@ -119,6 +126,7 @@ export async function prepareRecordSocket(
           finish(CLOSE_CODES.INVALID_PAYLOAD, `message is not valid ${isBinary ? o.incomingType : 'JSON'}`)
           return
         }
+        stats.messagesIn.ws++
         try {
           incoming.push(value)
         } catch (err) {
@@ -139,6 +147,7 @@ export async function prepareRecordSocket(
               return
             }
             socket.send(bytes, { binary })
+            stats.messagesOut.ws++
           }
           finish(CLOSE_CODES.NORMAL, 'stream ended')
         } catch (err) {
