@@ -31,6 +31,23 @@ export function parseAuthorization(header: string | undefined): Credentials {
   throw new HttpError('UNAUTHORIZED', `unsupported authorization scheme '${scheme}'`)
 }
 
+/**
+ * The `WWW-Authenticate` value of a 401 (RFC 9110 section 11.6.1). A request that came with a bearer token
+ * (header or `?access_token=`) gets only the Bearer challenge with `invalid_token` (RFC 6750 section 3.1), and
+ * a login with a form or JSON body only a Bearer one: a browser answers a Basic challenge to `fetch()` with
+ * its own password dialog (a headless one leaves the request hanging), so a page that signs in with a
+ * form and holds a token must never get one. Requests with Basic credentials or none get both.
+ */
+export function authChallenge(req: IncomingMessage, login: boolean): string {
+  const header = (req.headers.authorization ?? '').trimStart().toLowerCase()
+  const withToken =
+    header.startsWith('bearer') ||
+    (header === '' && new URL(req.url ?? '/', 'http://localhost').searchParams.has('access_token'))
+  if (withToken) return 'Bearer realm="proj", error="invalid_token"'
+  if (login && !header.startsWith('basic')) return 'Bearer realm="proj"'
+  return 'Basic realm="proj", Bearer realm="proj"'
+}
+
 /** Credentials of a request: the Authorization header first, else `?access_token=`. */
 export function requestCredentials(req: IncomingMessage, query: URLSearchParams): Credentials {
   const fromHeader = parseAuthorization(req.headers.authorization)

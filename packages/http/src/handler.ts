@@ -7,7 +7,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { RequestContext, Runtime, User } from '@proj/resource'
 import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
-import { requestCredentials, resolveUser } from './auth.js'
+import { authChallenge, requestCredentials, resolveUser } from './auth.js'
 import { readBody } from './body.js'
 import {
   answerPreflight,
@@ -360,7 +360,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       // The barrier of one request: whatever it threw becomes its error response (500 with a JSON
       // body for the unexpected), and nothing reaches the process.
       try {
-        const body = sendError(res, err, preconditioned)
+        const body = sendError(res, err, preconditioned, () => authChallenge(req, door === 'login'))
         if (body.status === 401) stats.authFailures[door]++
         if (body.status >= 500) report(err, req)
       } catch (failure) {

@@ -20,11 +20,20 @@ export function send(
   res.end(bytes)
 }
 
-/** Sends `{ error, message, status }` as JSON with the status from the error-code table. */
-export function sendError(res: ServerResponse, err: unknown, preconditioned = false): ErrorBody {
+/**
+ * Sends `{ error, message, status }` as JSON with the status from the error-code table; a 401 carries
+ * the `WWW-Authenticate` value `challenge` gives (default: Basic and Bearer).
+ */
+export function sendError(
+  res: ServerResponse,
+  err: unknown,
+  preconditioned = false,
+  challenge?: () => string,
+): ErrorBody {
   const body = errorBody(err, preconditioned)
   const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' }
-  if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="proj", Bearer realm="proj"'
+  if (body.status === 401)
+    headers['WWW-Authenticate'] = challenge?.() ?? 'Basic realm="proj", Bearer realm="proj"'
   const retryAfter = retryAfterSeconds(body)
   if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter)
   if (body.status === 405 && !res.hasHeader('Allow'))

@@ -453,6 +453,33 @@ describe('authentication', () => {
     expect((await fetch(`${srv.url}/Dog/`, { headers: { authorization: 'Bearer forged' } })).status).toBe(401)
   })
 
+  it('challenges with Basic only requests that did not come with a token or a login form', async () => {
+    // A browser answers a Basic challenge to fetch() with its password dialog (a headless one hangs the
+    // request): a page that logged in with a form and holds a token must get only the Bearer challenge.
+    const challenge = async (path: string, init: RequestInit) => {
+      const res = await fetch(`${srv.url}${path}`, init)
+      expect(res.status).toBe(401)
+      return res.headers.get('www-authenticate')
+    }
+    const wrong = `Basic ${Buffer.from('ann:nope').toString('base64')}`
+    expect(await challenge('/Dog/', { headers: { authorization: wrong } })).toBe(
+      'Basic realm="proj", Bearer realm="proj"',
+    )
+    expect(await challenge('/login', { method: 'POST', headers: { authorization: wrong } })).toMatch(/Basic/)
+    expect(await challenge('/Dog/', { headers: { authorization: 'Bearer forged' } })).toBe(
+      'Bearer realm="proj", error="invalid_token"',
+    )
+    expect(await challenge('/Dog/?access_token=forged', {})).toBe(
+      'Bearer realm="proj", error="invalid_token"',
+    )
+    const form = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"username":"ann","password":"x"}',
+    }
+    expect(await challenge('/login', form)).toBe('Bearer realm="proj"')
+  })
+
   it('issues a token at POST /login that works as a Bearer token and as ?access_token=', async () => {
     const bad = await fetch(`${srv.url}/login`, {
       method: 'POST',
