@@ -5,7 +5,7 @@ import { matchesFilter, validateTopicName } from '@proj/topic-matcher'
 import { type EphemeralEntry, EphemeralTopics, isEphemeralTopic } from './ephemeral-topics.js'
 import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
-import { splitAtWildcard } from './filter-prefix.js'
+import { scanPrefix, splitAtWildcard } from './filter-prefix.js'
 import { CommittedPublish } from './publish-result.js'
 import { RESOLVED_EMPTY, Resource, type ResourceHost, type ResourceWriteOptions } from './resource.js'
 import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
@@ -280,14 +280,13 @@ export class TopicsResource extends Resource {
         yield topicEvent(topic, entry.record, entry.version)
       return
     }
-    const { segments, firstWild } = splitAtWildcard(filter)
-    if (firstWild === -1) {
+    const split = splitAtWildcard(filter)
+    if (split.firstWild === -1) {
       const entry = this.table.getEntry(filter)
       if (entry) yield topicEvent(filter, entry.value, entry.version)
       return
     }
-    const prefix =
-      segments.slice(0, firstWild).join('/') + (firstWild > 0 && segments[firstWild] === '+' ? '/' : '')
+    const prefix = scanPrefix(split)
     for (const entry of this.table.entries(prefix ? { prefix } : undefined)) {
       const topic = String(entry.id)
       if (!matchesFilter(filter, topic) || this.#claimed(topic)) continue

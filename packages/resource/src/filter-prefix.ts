@@ -20,3 +20,14 @@ export function splitAtWildcard(filter: string): SplitFilter {
 export function literalPrefix({ segments, firstWild }: SplitFilter): string {
   return firstWild === -1 ? segments.join('/') : segments.slice(0, firstWild).join('/')
 }
+
+/**
+ * The key prefix every topic a wildcard filter matches starts with, for a storage range scan: the
+ * literal levels, plus the `/` before a `+` (`Dog/+` scans `Dog/`; `Dog/#` scans `Dog`, which `Dog`
+ * itself matches). Empty when the filter starts with a wildcard.
+ */
+export function scanPrefix(split: SplitFilter): string {
+  const { segments, firstWild } = split
+  if (firstWild === -1) return segments.join('/')
+  return literalPrefix(split) + (firstWild > 0 && segments[firstWild] === '+' ? '/' : '')
+}

@@ -104,6 +104,25 @@ export interface ResourceInit {
 
 export const RESOLVED_EMPTY: Promise<PublishResult> = Promise.resolve(Object.freeze({}))
 
+/** A message not logged (QoS 0, no state writes): one event, handed to subscribers now. */
+export function dispatchMessage(
+  host: ResourceHost,
+  resource: Resource,
+  id: Key,
+  topic: string,
+  message: ResourceMessage,
+  ctx: RequestContext,
+): Promise<PublishResult> {
+  const event = host.createEvent('message', resource, id, topic, ctx, message.meta)
+  event.value = message.value
+  if (message.payload) {
+    event.payload = message.payload
+    event.contentType = message.contentType
+  }
+  host.dispatch(event)
+  return RESOLVED_EMPTY
+}
+
 /**
  * Base class of everything routable. The runtime resolves the path, checks permissions, coerces the id
  * and then calls these methods, so an override never has to repeat the checks. Methods a resource does
@@ -210,16 +229,8 @@ export class Resource {
       return write
     }
     const topic = this.topicFor(id)
-    if (message.qos === 0 && !options?.atomic?.length) {
-      const event = this.host.createEvent('message', this, id, topic, ctx, message.meta)
-      event.value = message.value
-      if (message.payload) {
-        event.payload = message.payload
-        event.contentType = message.contentType
-      }
-      this.host.dispatch(event)
-      return RESOLVED_EMPTY
-    }
+    if (message.qos === 0 && !options?.atomic?.length)
+      return dispatchMessage(this.host, this, id, topic, message, ctx)
     return this.host.logMessage(topic, message, ctx, options)
   }
 

@@ -304,7 +304,7 @@ export class RuntimeImpl implements ResourceRuntime {
     const routed = this.#access.route(target, ctx)
     this.#access.checkPut(ctx, routed)
     const route = routed.route
-    return route.resource.put(this.#access.recordId(route, 'put'), value, ctx, writeOptions(options))
+    return route.resource.put(this.#access.recordId(route, 'put'), value, ctx, onlyIfVersion(options))
   }
 
   async patch(
@@ -316,7 +316,7 @@ export class RuntimeImpl implements ResourceRuntime {
     const { user, path, route } = this.#access.route(target, ctx)
     this.#access.check(ctx, user, route, 'update', path)
     const id = this.#access.recordId(route, 'patch')
-    return route.resource.patch(id, patch, ctx, writeOptions(options))
+    return route.resource.patch(id, patch, ctx, onlyIfVersion(options))
   }
 
   async post(path: string, value: unknown, ctx: RequestContext): Promise<WriteResult> {
@@ -332,7 +332,7 @@ export class RuntimeImpl implements ResourceRuntime {
     const { user, path, route } = this.#access.route(target, ctx)
     this.#access.check(ctx, user, route, 'delete', path)
     const id = this.#access.recordId(route, 'delete')
-    return route.resource.delete(id, ctx, writeOptions(options))
+    return route.resource.delete(id, ctx, onlyIfVersion(options))
   }
 
   // ---- messaging ------------------------------------------------------------------------------
@@ -456,6 +456,7 @@ export class RuntimeImpl implements ResourceRuntime {
   }
 }
 
-function writeOptions(options: { ifVersion?: number } | undefined): { ifVersion: number } | undefined {
+/** What a resource's put/patch/delete gets of the caller's options: `ifVersion` alone (a fresh object). */
+function onlyIfVersion(options: { ifVersion?: number } | undefined): { ifVersion: number } | undefined {
   return options?.ifVersion !== undefined ? { ifVersion: options.ifVersion } : undefined
 }

@@ -3,7 +3,7 @@ import { toStored } from './own-keys.js'
 import { PublishAttachment } from './publish-attachment.js'
 import { CommittedPublish } from './publish-result.js'
 import {
-  RESOLVED_EMPTY,
+  dispatchMessage,
   type ResourceHost,
   type ResourceMessage,
   type ResourcePublishOptions,
@@ -36,16 +36,8 @@ export class TablePublisher {
     const host = this.#host
     const atomic = options?.atomic
     if (!message.retain) {
-      if (message.qos === 0 && !atomic?.length) {
-        const event = host.createEvent('message', t, id, t.topicFor(id), ctx, message.meta)
-        event.value = message.value
-        if (message.payload) {
-          event.payload = message.payload
-          event.contentType = message.contentType
-        }
-        host.dispatch(event)
-        return RESOLVED_EMPTY
-      }
+      if (message.qos === 0 && !atomic?.length)
+        return dispatchMessage(host, t, id, t.topicFor(id), message, ctx)
       const stored = toStored(message.value)
       const attachment = PublishAttachment.of(stored, message.payload, message.contentType)
       const meta = storageMeta(message, ctx)

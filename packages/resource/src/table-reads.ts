@@ -2,6 +2,7 @@ import { type BoundFilter, bindFilter } from '@proj/query'
 import type { Key, RecordEntry } from '@proj/storage'
 import { matchesFilter } from '@proj/topic-matcher'
 import type { RuntimeEvent } from './event.js'
+import { scanPrefix, splitAtWildcard } from './filter-prefix.js'
 import { runListQuery } from './list-page.js'
 import { ownValue } from './own-keys.js'
 import { Relationships } from './relationships.js'
@@ -94,8 +95,8 @@ export function retainedRecords(
   filter: string,
 ): RuntimeEvent[] {
   const out: RuntimeEvent[] = []
-  const wildcard = idFilter.search(/(^|\/)[+#]($|\/)/)
-  if (wildcard === -1) {
+  const split = splitAtWildcard(idFilter)
+  if (split.firstWild === -1) {
     let id: Key
     try {
       id = t.coerceId(idFilter)
@@ -109,8 +110,8 @@ export function retainedRecords(
   const numeric =
     t.definition.primaryKey?.type.kind === 'scalar' &&
     ['Int', 'Long', 'Float'].includes(t.definition.primaryKey.type.name)
-  let prefix = numeric ? '' : idFilter.slice(0, wildcard)
-  if (prefix && idFilter[wildcard === 0 ? 0 : wildcard + 1] === '+') prefix += '/'
+  // Numeric ids are stored as numbers, not in topic order: their records are all scanned.
+  const prefix = numeric ? '' : scanPrefix(split)
   for (const entry of t.table.entries(prefix ? { prefix } : undefined)) {
     if (t.isExpired(entry.version)) continue
     const topic = t.topicFor(entry.id)
