@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { CommitStats } from '../src/index.js'
 import { useStores } from './helpers.js'
 
@@ -38,7 +38,6 @@ describe('store.onCommit', () => {
       throw new Error('listener bug')
     })
     await expect(store.table('Dog').put('a', 1)).resolves.toMatchObject({ type: 'put' })
-    await new Promise((r) => setImmediate(r))
-    expect(errors).toHaveLength(1)
+    await vi.waitFor(() => expect(errors).toHaveLength(1))
   })
 })
