@@ -6,9 +6,11 @@
 //      once over sources and tests, once over production code alone, so that a dependency used only by
 //      tests is a devDependency);
 //   3. the root README's package table names every workspace package, with exactly the packages of ours
-//      that its manifest depends on, in an order where every arrow points down the table.
+//      that its manifest depends on, in an order where every arrow points down the table;
+//   4. no source file (src/ of a package or app) over MAX_LINES lines: small modules, one job each;
+//   5. every package README links to the design in docs/.
 //
-//   node scripts/check-arch.mjs [cycles|knip|readme]...     # all three without arguments
+//   node scripts/check-arch.mjs [cycles|knip|readme|size|docs]...     # all five without arguments
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -117,15 +119,49 @@ function checkReadme() {
   }
 }
 
+// "About 500 lines" in the guide; the check leaves a little room so that a file near the line is split
+// on purpose, not by a lint failure in the middle of an unrelated change.
+const MAX_LINES = 550
+
+function checkSize() {
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)],
+    )
+  for (const pkg of workspace) {
+    const src = join(pkg.dir, 'src')
+    if (!existsSync(src)) continue
+    for (const file of walk(src)) {
+      if (!/\.(m?[jt]sx?)$/.test(file)) continue
+      const lines = readFileSync(file, 'utf8').split('\n').length - 1
+      if (lines > MAX_LINES)
+        failures.push(`${relative(root, file)}: ${lines} lines (at most ${MAX_LINES}): split it`)
+    }
+  }
+}
+
+function checkDocs() {
+  for (const pkg of workspace) {
+    const file = join(pkg.dir, 'README.md')
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : ''
+    if (!/\]\((\.\.\/)+docs\/(design|architecture)\.md/.test(text))
+      failures.push(`${relative(root, file)}: no link to the design (docs/design.md or docs/architecture.md)`)
+  }
+}
+
 if (wanted('cycles')) await checkCycles()
 if (wanted('knip')) {
   knip([])
   knip(['--production', '--include', 'dependencies,unlisted,unresolved'])
 }
 if (wanted('readme')) checkReadme()
+if (wanted('size')) checkSize()
+if (wanted('docs')) checkDocs()
 
 if (failures.length > 0) {
   console.error(`check-arch: ${failures.length} problem(s)\n\n${failures.join('\n\n')}`)
   process.exit(1)
 }
-console.log('check-arch: no import cycles, knip clean, README package table matches the manifests')
+console.log(
+  `check-arch: no import cycles, knip clean, README package table matches the manifests, no source file over ${MAX_LINES} lines, every package README links to docs/`,
+)
