@@ -8,7 +8,7 @@
  * lone equality, a range, an `or` of those): the index then needs no predicate call at all.
  */
 import type { BoundCondition, BoundFilter } from './bind.js'
-import { compareText } from './values.js'
+import { compareText, prefixEnd } from './values.js'
 
 export type EqualKey = string | number | boolean | null
 
@@ -222,18 +222,4 @@ function intersect(a: RangeProbe, b: RangeProbe): RangeProbe {
 
 function order(a: number | string, b: number | string): number {
   return typeof a === 'string' && typeof b === 'string' ? compareText(a, b) : Number(a) - Number(b)
-}
-
-/** The least string greater than every string starting with `prefix` (undefined: none). */
-function prefixEnd(prefix: string): string | undefined {
-  const points = Array.from(prefix, (c) => c.codePointAt(0)!)
-  while (points.length > 0) {
-    let last = points.pop()!
-    if (last === 0x10ffff) continue
-    last++
-    if (last === 0xd800) last = 0xe000
-    points.push(last)
-    return String.fromCodePoint(...points)
-  }
-  return undefined
 }

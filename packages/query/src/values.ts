@@ -21,6 +21,23 @@ export function compareText(a: string, b: string): number {
 }
 
 /**
+ * The least string greater than every string starting with `prefix`, in {@link compareText}'s order
+ * (undefined: none): the upper bound of a prefix range scan.
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const points = Array.from(prefix, (c) => c.codePointAt(0)!)
+  while (points.length > 0) {
+    let last = points.pop()!
+    if (last === 0x10ffff) continue
+    last++
+    if (last === 0xd800) last = 0xe000
+    points.push(last)
+    return String.fromCodePoint(...points)
+  }
+  return undefined
+}
+
+/**
  * Epoch milliseconds of a date value: a Date, a number (already milliseconds) or a date string;
  * NaN for anything else.
  */

@@ -5,7 +5,7 @@
  * has to find a superset of the matches.
  */
 import type { BoundCondition, BoundFilter, Operand } from '@proj/query'
-import { compareText, compileFilter } from '@proj/query'
+import { compareText, compileFilter, prefixEnd } from '@proj/query'
 import type { Key, RecordEntry } from '@proj/storage'
 import { isCut, KIND_BOOLEAN, KIND_NULL, KIND_NUMBER, KIND_TEXT, textHead } from './index-keys.js'
 import {
@@ -213,20 +213,6 @@ function intersect(a: IndexRange, b: IndexRange): IndexRange {
   if (low !== undefined) [out.low, out.lowOpen] = [low, lowOpen ?? false]
   if (high !== undefined) [out.high, out.highOpen] = [high, highOpen ?? false]
   return out
-}
-
-/** The least string greater than every string starting with `prefix` (undefined: none). */
-function prefixEnd(prefix: string): string | undefined {
-  const points = Array.from(prefix, (c) => c.codePointAt(0)!)
-  while (points.length > 0) {
-    let last = points.pop()!
-    if (last === 0x10ffff) continue
-    last++
-    if (last === 0xd800) last = 0xe000
-    points.push(last)
-    return String.fromCodePoint(...points)
-  }
-  return undefined
 }
 
 /**
