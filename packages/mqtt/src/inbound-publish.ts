@@ -12,7 +12,7 @@ import { type FaultSink, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { encodeAck, type InboundPublish, PINGRESP, PUBACK, PUBCOMP, PUBREC, parsePublish } from './packets.js'
 import { RefusalLog } from './refusal-log.js'
-import type { EventMeta, PublishMessage, RequestContext } from './runtime.js'
+import type { EventMeta, PublishMessage, PublishOptions, RequestContext } from './runtime.js'
 import type { Session } from './session.js'
 import { packetKey, QOS2_STORE } from './session-store.js'
 import type { DoorStats } from './stats.js'
@@ -34,6 +34,9 @@ interface AckEntry {
 }
 
 const NO_ACK = 0
+
+/** The topic was checked here (to close with 0x90 as MQTT requires), so the runtime skips its own check. */
+const TOPIC_CHECKED: PublishOptions = { topicChecked: true }
 
 /** What the inbound flows need of their connection. */
 export interface InboundPeer extends FaultSink {
@@ -169,7 +172,7 @@ export class InboundFlows {
     const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
     settle(
       this.peer,
-      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx)),
+      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx, TOPIC_CHECKED)),
       () => {
         this.publishSettled()
         if (slot !== null) this.finishAck(slot, 0)
@@ -202,7 +205,7 @@ export class InboundFlows {
     this.publishStarted()
     settle(
       this.peer,
-      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx)),
+      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx, TOPIC_CHECKED)),
       () => {
         this.publishSettled()
         this.host.onFlowStep?.('inbound-publish-persisted')
@@ -244,8 +247,11 @@ export class InboundFlows {
     this.quotaUsed++
     this.publishStarted()
     const options = session.durable
-      ? { atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }] }
-      : undefined
+      ? {
+          atomic: [{ store: QOS2_STORE, key: packetKey(session.clientId, id), value: 1 }],
+          topicChecked: true,
+        }
+      : TOPIC_CHECKED
     // Guarded callbacks: `work` always fulfils, so the PUBREL and duplicate paths waiting on it never
     // see a rejection.
     const work = this.host.runtime.publish(topic, this.message(p), this.peer.ctx, options).then(

@@ -4,6 +4,7 @@ export type {
   EventMeta,
   Key,
   PublishMessage,
+  PublishOptions,
   RequestContext,
   ResourceEvent,
   Runtime,

@@ -62,6 +62,7 @@ export type {
   ListPage,
   ListQuery,
   PublishMessage,
+  PublishOptions,
   PublishResult,
   RecordResult,
   RequestContext,

@@ -6,7 +6,7 @@ import type { Resource, ResourceMessage } from './resource.js'
 import type { Route } from './router.js'
 import { rethrow, toResourceError } from './storage-writes.js'
 import { Table } from './table.js'
-import type { PublishMessage, PublishResult, RequestContext, StateWrite, User } from './types.js'
+import type { PublishMessage, PublishOptions, PublishResult, RequestContext, User } from './types.js'
 
 /**
  * A publish to a record's topic (`Dog/1`): the topic checked, the caller's permission (retained with a
@@ -19,14 +19,14 @@ export function publishRecord(
   message: PublishMessage,
   ctx: RequestContext,
   user: User,
-  atomic: StateWrite[] | undefined,
+  options: PublishOptions | undefined,
   permissions: Permissions,
   normalize: (mediaType: string) => string | null,
 ): Promise<PublishResult> {
   const resource = route.resource
   if (route.idText === '')
     throw new ResourceError('INVALID', `topic ${topic} names ${resource.path}, not a record`)
-  assertTopicName(topic)
+  if (options?.topicChecked !== true) assertTopicName(topic)
   const payload = message.payload
   // Permission first: nothing about the record (not even its id's type) is looked at before it.
   if (message.retain && payload.length !== 0) {
@@ -45,6 +45,7 @@ export function publishRecord(
   const msg: ResourceMessage = { value, payload, retain: message.retain, qos: message.qos }
   if (message.contentType !== undefined) msg.contentType = message.contentType
   if (message.meta !== undefined) msg.meta = message.meta
+  const atomic = options?.atomic
   return resource.publish(id, msg, ctx, atomic ? { atomic } : undefined).catch(rethrow)
 }
 

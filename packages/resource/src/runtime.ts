@@ -28,6 +28,7 @@ import type {
   ListPage,
   ListQuery,
   PublishMessage,
+  PublishOptions,
   PublishResult,
   RecordResult,
   RequestContext,
@@ -341,7 +342,7 @@ export class RuntimeImpl implements ResourceRuntime {
     topic: string,
     message: PublishMessage,
     ctx: RequestContext,
-    options?: { atomic?: StateWrite[] },
+    options?: PublishOptions,
   ): Promise<PublishResult> {
     try {
       if (this.#closed) throw new ResourceError('CLOSED', 'the runtime is closed')
@@ -356,11 +357,10 @@ export class RuntimeImpl implements ResourceRuntime {
       // No route object for an unclaimed topic: the hot path of a plain broker allocates nothing here.
       const route = this.#router.resolve(topic)
       if (route !== null) {
-        const atomic = options?.atomic
-        return publishRecord(route, topic, message, ctx, user, atomic, this.#permissions, this.#normalize)
+        return publishRecord(route, topic, message, ctx, user, options, this.#permissions, this.#normalize)
       }
       if (this.#rejectUnclaimed) throw new ResourceError('NOT_FOUND', `no resource claims topic ${topic}`)
-      assertTopicName(topic)
+      if (options?.topicChecked !== true) assertTopicName(topic)
       if (!this.#permissions.topicAllowed(user, ctx.clientId, topic, 'publish'))
         this.#permissions.deny(ctx, `publish to ${topic}`)
       return this.#topics.publishBytes(topic, message, ctx, options?.atomic)

@@ -83,6 +83,17 @@ export interface PublishMessage {
   meta?: EventMeta
 }
 
+/** How a transport hands a publish to the runtime (`ResourceRuntime.publish`). */
+export interface PublishOptions {
+  /** State writes committed atomically with the publish (a QoS 2 packet id, a will's removal). */
+  atomic?: StateWrite[]
+  /**
+   * The caller has already checked that `topic` is a valid topic name (MQTT must, to close with reason
+   * 0x90), so the runtime does not check it a second time on the hot path. Permissions are still checked.
+   */
+  topicChecked?: boolean
+}
+
 export interface PublishResult {
   event?: ResourceEvent
 }
@@ -276,7 +287,7 @@ export interface Runtime {
     topic: string,
     message: PublishMessage,
     ctx: RequestContext,
-    options?: { atomic?: StateWrite[] },
+    options?: PublishOptions,
   ): Promise<PublishResult>
   subscribe(
     filter: string,
