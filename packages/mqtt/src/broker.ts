@@ -79,7 +79,7 @@ class BrokerCore implements Broker, ConnectionHost {
   private readonly pending = new Set<Promise<unknown>>()
   private connectionSeq = 0
   /** Unique per broker, also across a cluster's nodes: will keys are [clientId, connection id]. */
-  private readonly bootId = Date.now().toString(36) + randomBytes(3).toString('hex')
+  readonly bootId = Date.now().toString(36) + randomBytes(3).toString('hex')
   closing = false
 
   constructor(options: BrokerOptions) {
@@ -174,7 +174,7 @@ class BrokerCore implements Broker, ConnectionHost {
     }
     let conn: Connection
     try {
-      conn = new Connection(this, stream, info, `${this.bootId}.${++this.connectionSeq}`)
+      conn = new Connection(this, stream, info, ++this.connectionSeq)
     } catch (err) {
       this.logger.error({ err }, 'mqtt: cannot serve a new connection')
       stream.destroy()

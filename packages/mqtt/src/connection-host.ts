@@ -32,6 +32,8 @@ export interface ConnectionHost extends SessionHost {
   readonly closing: boolean
   readonly sessions: SessionRegistry
   readonly wills: WillKeeper
+  /** Unique per broker start (and across a cluster's nodes): a connection's id is `${bootId}.${seq}`. */
+  readonly bootId: string
   /** The shared keep-alive timer. */
   readonly keepAlives: KeepAliveTimers
   /** The stream listeners every connection shares. */

@@ -79,7 +79,8 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   private closeTimer: NodeJS.Timeout | null = null
   /** Set at CONNACK. */
   private router: PacketRouter | null = null
-  private readonly will: ConnectionWill
+  /** Made when CONNECT carries a will: a connection without one holds none. */
+  private will: ConnectionWill | null = null
   private faulted = false
   /** ms since the epoch when the stream was handed over. */
   readonly openedAt = Date.now()
@@ -90,18 +91,23 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     readonly broker: ConnectionHost,
     readonly stream: Duplex,
     readonly info: ConnectionInfo,
-    readonly id: string,
+    /** The broker's count of connections at this one (its id is built from it when asked). */
+    private readonly seq: number,
   ) {
     this.reader = new FrameReader(this, broker.maxPacketSize)
     this.writer = new SocketWriter(stream, this, broker.onFlowStep)
     this.keepAlive = new KeepAlive(broker.keepAlives, this)
     this.counters = broker.stats.door(info.transport)
-    this.will = new ConnectionWill(broker.wills)
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
     // The stream's listeners are the broker's, shared by every connection.
     broker.streams.attach(stream, this)
     this.connectTimer = setTimeout(connectTimedOut, broker.connectTimeoutMs, this)
     this.connectTimer.unref?.()
+  }
+
+  /** Unique per broker start (will keys are [clientId, connection id]); built when asked, not kept. */
+  get id(): string {
+    return `${this.broker.bootId}.${this.seq}`
   }
 
   /** Bytes arrived (the broker's shared 'data' listener; a throw goes to fault()). */
@@ -319,14 +325,20 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   }
 
   setWill(key: readonly [string, string], will: StoredWill): Promise<void> {
+    this.will ??= new ConnectionWill(this.broker.wills)
     return this.will.set(key, will)
+  }
+
+  /** DISCONNECT: see ConnectionWill.disconnect (null: no will, nothing to discard). */
+  disconnectWill(withWill: boolean): Promise<unknown> | null {
+    return this.will?.disconnect(withWill) ?? null
   }
 
   established(connack: Buffer, session: Session, keepAlive: number, sessionPresent: boolean): void {
     const broker = this.broker
     this.stream.write(connack)
     this.state = State.Connected
-    this.router = new PacketRouter(this, broker, this.will)
+    this.router = new PacketRouter(this, broker)
     this.keepAlive.start(keepAlive)
     this.counters.connects++
     broker.emit('connected', this.sessionInfo, this.stream)
@@ -393,7 +405,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
 
   /** The user was deleted: v5 DISCONNECT with `reasonCode`; the will is dropped, never published. */
   revoke(reasonCode: number, reason: string): void {
-    this.will.revoke()
+    this.will?.revoke()
     this.disconnectWith(reasonCode, reason)
   }
 
@@ -404,7 +416,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
 
   /** Broker shutdown: v5 DISCONNECT 0x8B; the will stays persisted and is published after restart. */
   shutdown(): void {
-    this.will.keepForNextStart()
+    this.will?.keepForNextStart()
     this.disconnectWith(ReasonCode.ServerShuttingDown, 'server shutting down')
   }
 
@@ -475,11 +487,11 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.connect?.release()
     const session = this.session
     if (session === null || session.connection !== this) {
-      if (prev === State.Connected || prev === State.Connecting) this.will.closed(graceful === true, session)
+      if (prev === State.Connected || prev === State.Connecting) this.will?.closed(graceful === true, session)
       if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
       return
     }
-    this.will.closed(graceful === true, session)
+    this.will?.closed(graceful === true, session)
     broker.sessions.detach(session)
     if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
   }

@@ -9,7 +9,6 @@ import { type MergedDelivery, OverlapGuard } from './overlap.js'
 import { encodeAck, encodePublish, PUBREL } from './packets.js'
 import type { Delivery, ResourceEvent, Subscription } from './runtime.js'
 import type { SessionHost, SessionOutlet } from './session-outlet.js'
-import type { SessionRecord } from './session-record.js'
 import type { StoredInflight, StoredSubscription } from './session-store.js'
 
 /** One subscription of a session; `handle` is the live runtime subscription while the client is online. */
@@ -75,6 +74,10 @@ export interface OutboundOwner {
   /** A fault while delivering goes to the connection's barrier (Connection.fault). */
   fault(err: unknown): void
   scheduleSave(): void
+  /** Durable sessions: commits an in-flight entry (its PUBLISH or PUBREL state). */
+  putInflight(packetId: number, stored: StoredInflight): Promise<void>
+  /** Durable sessions: an in-flight entry is done (deleted with the next save). */
+  completedInflight(packetId: number): void
 }
 
 /** The in-flight map of a flow that never sent a QoS 1/2 message. */
@@ -95,7 +98,6 @@ export class OutboundFlow {
   constructor(
     private readonly owner: OutboundOwner,
     private readonly host: SessionHost,
-    private readonly record: SessionRecord,
   ) {}
 
   /** Outbound QoS 1/2 messages sent and not yet acknowledged, by packet id. */
@@ -236,7 +238,7 @@ export class OutboundFlow {
       if (also !== undefined) stored.also = also
       if (props !== null && props.length > 0) stored.props = props
       // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
-      this.write(conn, packet, this.record.putInflight(packetId, stored), null, undefined, 0)
+      this.write(conn, packet, this.owner.putInflight(packetId, stored), null, undefined, 0)
     } else {
       this.write(conn, packet, null, null, undefined, 0)
     }
@@ -253,7 +255,7 @@ export class OutboundFlow {
   /** An in-flight message another member of its shared subscription took over: forgotten here. */
   dropInflight(packetId: number): void {
     if (this.inflightMap?.delete(packetId) !== true) return
-    if (this.owner.durable) this.record.completedInflight(packetId)
+    if (this.owner.durable) this.owner.completedInflight(packetId)
   }
 
   /** Writes in order; a packet waiting for its persistence holds back the ones behind it. */
@@ -348,7 +350,7 @@ export class OutboundFlow {
     const sub = this.owner.subscriptions.get(entry.filter)
     if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
     if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor)
-    if (this.owner.durable) this.record.completedInflight(packetId)
+    if (this.owner.durable) this.owner.completedInflight(packetId)
     this.fillWindow()
     return true
   }
@@ -374,7 +376,7 @@ export class OutboundFlow {
           cursor: entry.cursor,
         }
         if (entry.also !== undefined) stored.also = entry.also
-        const released = this.host.track(this.record.putInflight(packetId, stored))
+        const released = this.host.track(this.owner.putInflight(packetId, stored))
         entry.released = released
         released.then(
           () => {

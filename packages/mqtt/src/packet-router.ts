@@ -5,7 +5,6 @@
  * violation.
  */
 import type { ConnectionHost } from './connection-host.js'
-import type { ConnectionWill } from './connection-will.js'
 import type { EnhancedAuth } from './enhanced-auth.js'
 import { ProtocolError, ReasonCode } from './errors.js'
 import { settle } from './fault.js'
@@ -25,6 +24,8 @@ export interface RouterPeer extends InboundPeer, SubscribePeer, PubrecPeer {
   /** Reads nothing more from the client. */
   stopReading(): void
   close(reason: string, graceful?: boolean): void
+  /** DISCONNECT: the will is discarded (unless `withWill`); the commit of that discard, null when none. */
+  disconnectWill(withWill: boolean): Promise<unknown> | null
 }
 
 export class PacketRouter {
@@ -36,7 +37,6 @@ export class PacketRouter {
   constructor(
     private readonly peer: RouterPeer,
     private readonly host: ConnectionHost,
-    private readonly will: ConnectionWill,
   ) {}
 
   private get inbound(): InboundFlows {
@@ -135,7 +135,7 @@ export class PacketRouter {
     }
     // Normal disconnect discards the will [MQTT-3.1.2-10]; v5 0x04 asks for it.
     const withWill = peer.v5 && rc === ReasonCode.DisconnectWithWill
-    const discarded = this.will.disconnect(withWill)
+    const discarded = peer.disconnectWill(withWill)
     if (discarded === null) {
       peer.close('client disconnected', withWill ? undefined : true)
       return

@@ -4,7 +4,12 @@ import type { Delivery, ResourceEvent, Subscription } from './runtime.js'
 import type { SessionHost, SessionOutlet } from './session-outlet.js'
 import type { SessionOwner } from './session-owner.js'
 import { loadSessionState, SessionRecord } from './session-record.js'
-import { NEVER_EXPIRES, type StoredSession, type StoredSubscription } from './session-store.js'
+import {
+  NEVER_EXPIRES,
+  type StoredInflight,
+  type StoredSession,
+  type StoredSubscription,
+} from './session-store.js'
 
 /** What a CONNECT sets on the session it attaches to. */
 export interface AttachSettings {
@@ -38,22 +43,40 @@ export class Session {
   private expirySeconds = 0
   private offlineSince: number | null = null
   private ended = false
-  private readonly record: SessionRecord
+  /** Its persisted record; made when first written or erased (a clean session never needs one). */
+  private rec: SessionRecord | null = null
+  /** Restored from a record at start-up (so persisted before any write of this run). */
+  private readonly restored: boolean
 
   constructor(
     readonly host: SessionHost,
     readonly clientId: string,
     restored = false,
   ) {
-    this.record = new SessionRecord(host, clientId, this, restored)
+    this.restored = restored
   }
 
   /** The outbound side, made with the first delivery or restored in-flight message (idle: none). */
   private out: OutboundFlow | null = null
 
   private get outbound(): OutboundFlow {
-    this.out ??= new OutboundFlow(this, this.host, this.record)
+    this.out ??= new OutboundFlow(this, this.host)
     return this.out
+  }
+
+  private get record(): SessionRecord {
+    this.rec ??= new SessionRecord(this.host, this.clientId, this, this.restored)
+    return this.rec
+  }
+
+  /** Commits an in-flight entry (durable sessions; the outbound flow calls it). */
+  putInflight(packetId: number, stored: StoredInflight): Promise<void> {
+    return this.record.putInflight(packetId, stored)
+  }
+
+  /** An in-flight entry is done: it is deleted with the next save (durable sessions). */
+  completedInflight(packetId: number): void {
+    this.record.completedInflight(packetId)
   }
 
   /** Subscriptions by filter. */
@@ -96,7 +119,7 @@ export class Session {
 
   /** Set once the record was written, so a clean restart knows to delete it. */
   get persisted(): boolean {
-    return this.record.persisted
+    return this.rec?.persisted ?? this.restored
   }
 
   get durable(): boolean {
@@ -363,10 +386,13 @@ export class Session {
 
   /** Writes the session record, then forgets the in-flight entries completed before it (cursor first). */
   save(): Promise<void> {
+    // A session that is not durable writes nothing: no record is made for it.
+    if (this.rec === null && (!this.durable || this.ended)) return Promise.resolve()
     return this.record.save()
   }
 
   scheduleSave(): void {
+    if (this.rec === null && (!this.durable || this.ended)) return
     this.record.scheduleSave()
   }
 

@@ -8,11 +8,12 @@ const { make } = fx
 interface SessionView {
   subs: Map<string, unknown> | null
   out: { inflightMap: Map<number, unknown> | null; queue: unknown[] | null; outbox: unknown[] | null } | null
-  record: { completed: unknown[] | null }
+  rec: object | null
 }
 interface ConnectionView {
   clientId: string
   router: { inboundFlows: object | null; subscribeFlows: object | null } | null
+  will: object | null
 }
 
 function sessionOf(clientId: string): SessionView {
@@ -58,8 +59,9 @@ describe('an idle connection', () => {
     const session = sessionOf('lazy')
     expect(session.subs).toBeNull()
     expect(session.out).toBeNull()
-    expect(session.record.completed).toBeNull()
+    expect(session.rec).toBeNull() // a clean session writes no record
     expect(connectionOf('lazy').router).toMatchObject({ inboundFlows: null, subscribeFlows: null })
+    expect(connectionOf('lazy').will).toBeNull()
 
     // PINGREQ is answered without making the inbound publish flows.
     sub.send({ cmd: 'pingreq' })
