@@ -5,7 +5,7 @@ import type { ClusterLog } from './options.js'
 import { retryTransient } from './retry.js'
 
 /** A node not heard for this long is dead: its clients' wills and session expiry move to a survivor. */
-const LEASE_MS = 5000
+const LEASE_MS = 6000
 /** This node judges others only while its own heartbeat came back this recently (its view is current). */
 const SELF_CURRENT_MS = 2500
 const CHECK_MS = 1000
@@ -53,8 +53,12 @@ export class DeadNodes {
     private readonly heartbeats: Heartbeats,
     private readonly nodeName: string,
     private readonly log: ClusterLog,
-    /** Takes over the clients of `node` (last heard at `since`); resolves with how many. */
-    private readonly adopt: (node: string, since: number) => Promise<number>,
+    private readonly hooks: {
+      /** Takes over the work of `node` (last heard at `since`); resolves with how many clients. */
+      adopt(node: string, since: number): Promise<number>
+      /** This node was taken for dead and registered again. */
+      revived(): void
+    },
   ) {}
 
   /**
@@ -101,7 +105,10 @@ export class DeadNodes {
     // served are the claimer's now (the owner watch closes their connections here)
     if (value.node === this.nodeName && value.state === 'dead' && !this.#closed) {
       this.log.warn({ by: value.by }, 'cluster: this node was taken for dead; registering again')
-      this.#put().catch((err) => this.log.warn({ err }, 'cluster: registering again failed'))
+      this.#put().then(
+        () => this.hooks.revived(),
+        (err) => this.log.warn({ err }, 'cluster: registering again failed'),
+      )
     }
   }
 
@@ -151,7 +158,7 @@ export class DeadNodes {
       'cluster: a node died; adopting its clients (wills, session expiry)',
     )
     try {
-      const adopted = await this.adopt(dead.node, since)
+      const adopted = await this.hooks.adopt(dead.node, since)
       this.log.info({ node: dead.node, clients: adopted }, 'cluster: adopted the clients of a dead node')
       await this.kv.delete(key, { previousSeq: claimed })
     } catch (err) {

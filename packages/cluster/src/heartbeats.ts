@@ -12,7 +12,6 @@ const HEARTBEAT_MS = 1000
  */
 export class Heartbeats {
   readonly #seen = new Map<string, number>()
-  readonly #started = Date.now()
   #timer: NodeJS.Timeout | undefined
   #sub: Subscription | undefined
 
@@ -41,18 +40,6 @@ export class Heartbeats {
   /** When `node` was last heard (ms since the epoch, this process's clock); undefined: never. */
   lastHeard(node: string): number | undefined {
     return this.#seen.get(node)
-  }
-
-  /**
-   * Whether `node` was heard within `ms`. A node not heard yet counts as alive for `ms` after this one
-   * started (it had no time to say so); this node itself always counts.
-   */
-  heard(node: string, ms: number): boolean {
-    if (node === this.nodeName) return true
-    const seen = this.#seen.get(node)
-    const now = Date.now()
-    if (seen === undefined) return now - this.#started < ms
-    return now - seen < ms
   }
 
   /** Whether this node's own heartbeat came back within `ms` (its view of the others is current). */

@@ -198,7 +198,7 @@ class Node implements ClusterNode {
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
-    this.shared = new SharedGroups(this.#heartbeats, options.nodeName, options.log)
+    this.shared = new SharedGroups(options.nodeName, options.log)
     this.ownership = new ClientOwnership(
       nats,
       kv,
@@ -212,9 +212,14 @@ class Node implements ClusterNode {
       options.log,
       options.writeTimeoutMs,
     )
-    this.#deadNodes = new DeadNodes(nodes, this.#heartbeats, options.nodeName, options.log, (node, since) =>
-      this.ownership.adopt(node, since),
-    )
+    this.#deadNodes = new DeadNodes(nodes, this.#heartbeats, options.nodeName, options.log, {
+      // its shared-subscription turns go to the others, then its clients come here
+      adopt: async (node, since) => {
+        await this.shared.dropNode(node)
+        return this.ownership.adopt(node, since)
+      },
+      revived: () => this.shared.reassert(),
+    })
     let resolve!: () => void
     let reject!: (e: unknown) => void
     const promise = new Promise<void>((res, rej) => {
@@ -409,6 +414,7 @@ class Node implements ClusterNode {
     this.ownership.close()
     this.#deadNodes.close()
     this.#heartbeats.close()
+    this.shared.close()
     for (const w of this.#waiters) w.resolve(false)
     this.#waiters = []
     this.#reader.stop()

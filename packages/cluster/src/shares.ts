@@ -1,62 +1,95 @@
 import type { RuntimeEvent, SharedDelivery } from '@proj/resource'
-import type { Store, Table } from '@proj/storage'
-import type { Heartbeats } from './heartbeats.js'
+import type { ChangeEvent, Store, Table } from '@proj/storage'
 import type { ClusterLog } from './options.js'
 
-/** Replicated (unlogged) table of shared-subscription membership: key [group, filter, node]. */
+/**
+ * Replicated table of shared-subscription membership: key [group, filter, node]. Logged, so that its
+ * changes reach this module through the change feed in stream order, between the events they came
+ * between (an unlogged table read at delivery time would show membership changes applied in the same
+ * batch as a later event, and nodes batch differently).
+ */
 const MEMBERS_TABLE = '__cluster.shares'
-/** A node not heard from for this long no longer takes its turn in a group. */
-const ALIVE_MS = 3500
+
+const groupKey = (group: string, filter: string) => `${group}\0${filter}`
 
 /**
  * Shared subscriptions across nodes (the runtime's `shared` option). Which nodes have members of a
- * group is a replicated state record per node, so at each stream position every node knows the same
- * member nodes; a logged event at stream sequence `s` belongs to member node `s mod n` (by name) and
- * only that node hands it to one of its members. QoS 0 messages (no sequence) go by a hash of their
- * topic and timestamp. A node not heard from (core NATS heartbeat, every second) for 3.5 s loses its
- * turn, so a dead node's share goes to the others.
+ * group is a replicated record per node; every node follows those records in stream order, so at each
+ * stream position every node knows the same member nodes, and a logged event at stream sequence `s`
+ * belongs to member node `s mod n` (by name): only that node hands it to one of its members. QoS 0
+ * messages (no sequence) go by a hash of their topic and timestamp. Liveness plays no part (a node's
+ * own judgement of who is alive differs from another's): a dead node's memberships are deleted, in
+ * stream order, by the survivor that adopts its clients (`dropNode`).
  */
 export class SharedGroups implements SharedDelivery {
   #table: Table<number> | undefined
+  /** Member nodes per group and filter, sorted, as of the last membership change the feed delivered. */
+  readonly #nodes = new Map<string, string[]>()
+  /** This node's groups: written again if another node took this one for dead. */
+  readonly #mine = new Map<string, [group: string, filter: string]>()
+  #unsubscribe: (() => void) | undefined
 
   constructor(
-    private readonly heartbeats: Heartbeats,
     private readonly nodeName: string,
     private readonly log: ClusterLog,
   ) {}
 
-  /** Starts with the node's store: forgets this node's memberships left by a previous run. */
+  /**
+   * Starts with the node's store, before it applies the stream: loads the members, follows their
+   * changes, and forgets this node's memberships left by a previous run.
+   */
   start(store: Store): void {
-    const table = store.table<number>(MEMBERS_TABLE, { log: false })
+    const table = store.table<number>(MEMBERS_TABLE)
     this.#table = table
+    this.#unsubscribe = store.onChange((change) => this.#changed(change), { table: MEMBERS_TABLE })
+    for (const { id } of table.entries()) this.#note(id, true)
     for (const { id } of table.entries())
       if (Array.isArray(id) && id[2] === this.nodeName) this.#write(id as string[], false)
   }
 
   members(group: string, filter: string, present: boolean): void {
+    if (present) this.#mine.set(groupKey(group, filter), [group, filter])
+    else this.#mine.delete(groupKey(group, filter))
     this.#write([group, filter, this.nodeName], present)
   }
 
   delivers(group: string, filter: string, event: RuntimeEvent): boolean {
-    const table = this.#table
-    if (table === undefined) return true
-    const nodes: string[] = []
-    for (const { id } of table.entries({ prefix: group })) {
-      if (!Array.isArray(id) || id[1] !== filter) continue
-      const node = id[2] as string
-      if (this.#alive(node)) nodes.push(node)
-    }
+    if (this.#table === undefined) return true
+    const nodes = this.#nodes.get(groupKey(group, filter))
     // nobody's membership applied yet (this node's own is on its way): deliver rather than lose it
-    if (nodes.length === 0) return true
-    nodes.sort()
+    if (nodes === undefined) return true
     const turn =
       event.cursor > 0 ? Math.floor(event.cursor / 1000) : hash(`${event.topic}\0${event.timestamp}`)
     return nodes[turn % nodes.length] === this.nodeName
   }
 
-  #alive(node: string): boolean {
-    // a node just started has not heard the others yet: they count until they had time to say so
-    return this.heartbeats.heard(node, ALIVE_MS)
+  /** A dead node's turns go to the others: its memberships are deleted (replicated, in stream order). */
+  async dropNode(node: string): Promise<void> {
+    const table = this.#table
+    if (table === undefined) return
+    const gone = [...table.entries()].filter(({ id }) => Array.isArray(id) && id[2] === node)
+    await Promise.all(gone.map(({ id }) => table.delete(id)))
+  }
+
+  /** This node was taken for dead (its memberships deleted): they are written again. */
+  reassert(): void {
+    for (const [group, filter] of this.#mine.values()) this.#write([group, filter, this.nodeName], true)
+  }
+
+  #changed(change: ChangeEvent): void {
+    if (change.type === 'delete') this.#note(change.id, false)
+    else if (change.type === 'put') this.#note(change.id, true)
+  }
+
+  #note(id: unknown, present: boolean): void {
+    if (!Array.isArray(id) || id.length !== 3) return
+    const [group, filter, node] = id as [string, string, string]
+    const key = groupKey(group, filter)
+    const nodes = (this.#nodes.get(key) ?? []).filter((n) => n !== node)
+    if (present) nodes.push(node)
+    nodes.sort()
+    if (nodes.length === 0) this.#nodes.delete(key)
+    else this.#nodes.set(key, nodes)
   }
 
   #write(key: string[], present: boolean): void {
@@ -69,6 +102,10 @@ export class SharedGroups implements SharedDelivery {
         'cluster: shared-subscription membership not written',
       ),
     )
+  }
+
+  close(): void {
+    this.#unsubscribe?.()
   }
 }
 

@@ -1,0 +1,90 @@
+import { natsSkipReason } from '@proj/test-utils'
+import type { IClientOptions, MqttClient } from 'mqtt'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { connectMqtt } from './helpers/clients.js'
+import { printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
+
+const NODES = ['a', 'b']
+const ADMIN = { username: 'admin', password: 'pw' }
+
+/** Collects the payloads received per topic. */
+function collect(client: MqttClient) {
+  const got = new Map<string, string[]>()
+  client.on('message', (topic, payload) => {
+    const list = got.get(topic) ?? []
+    list.push(payload.toString())
+    got.set(topic, list)
+  })
+  return (topic: string) => got.get(topic) ?? []
+}
+
+describe.skipIf(natsSkipReason !== undefined)(
+  'shared subscriptions across a cluster with a stalling node',
+  () => {
+    let cluster: Awaited<ReturnType<typeof startClusterNodes>>
+    const open: MqttClient[] = []
+    const mqttOn = async (node: string, options: IClientOptions) => {
+      const client = await connectMqtt(cluster.node(node).mqtt, { ...ADMIN, ...options })
+      open.push(client)
+      return client
+    }
+
+    beforeAll(async () => {
+      cluster = await startClusterNodes(NODES)
+    }, 60_000)
+    afterAll(async () => {
+      for (const c of open) c.end(true)
+      await cluster?.stop()
+    })
+    afterEach((ctx) => {
+      if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
+    })
+
+    it('delivers each message once while a member node stalls (SIGSTOP) for less than the lease', async () => {
+      // two members on a, one on b; the publisher on b
+      const members = await Promise.all(['a', 'a', 'b'].map((n) => mqttOn(n, { protocolVersion: 5 })))
+      const seen = members.map(collect)
+      for (const m of members)
+        await m.subscribeAsync({ '$share/st/stall/#': { qos: 1 }, 'end/stall': { qos: 1 } })
+      const publisher = await mqttOn('b', { protocolVersion: 5 })
+      const got = () => members.flatMap((_, i) => seen[i]!('stall/m'))
+      // both nodes' memberships in effect: each node's members receive some of the group's messages
+      let warm = 0
+      const onA = () => seen[0]!('stall/w').length + seen[1]!('stall/w').length
+      while (onA() === 0 || seen[2]!('stall/w').length === 0) {
+        await within('warm-up publish', publisher.publishAsync('stall/w', `w${warm++}`, { qos: 1 }))
+        if (warm > 200) throw new Error('the group never reached both nodes')
+      }
+
+      const a = cluster.node('a').process.child
+      const sent: string[] = []
+      const publish = async (ms: number) => {
+        const until = Date.now() + ms
+        while (Date.now() < until) {
+          const payload = `m${sent.length}`
+          await within(`publish ${payload}`, publisher.publishAsync('stall/m', payload, { qos: 1 }))
+          sent.push(payload)
+        }
+      }
+      await publish(300)
+      a.kill('SIGSTOP')
+      try {
+        // b stops hearing a; a's turns stay a's (it delivers them when it runs again), none are b's too
+        await publish(3700)
+      } finally {
+        a.kill('SIGCONT')
+      }
+      await publish(1000)
+      await publisher.publishAsync('end/stall', 'end', { qos: 1 })
+      for (const [i] of members.entries())
+        await expect.poll(() => seen[i]!('end/stall'), { timeout: 20_000 }).toEqual(['end'])
+      await expect.poll(() => got().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(sent.length)
+      const all = got()
+      const twice = all.filter((p, i) => all.indexOf(p) !== i)
+      expect(twice).toEqual([])
+      expect(new Set(all)).toEqual(new Set(sent))
+      // a took its turns after the stall too
+      expect(seen[0]!('stall/m').length + seen[1]!('stall/m').length).toBeGreaterThan(0)
+    }, 90_000)
+  },
+)
