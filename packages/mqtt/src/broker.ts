@@ -159,7 +159,7 @@ class BrokerCore implements Broker, ConnectionHost {
   adoptClient(clientId: string, offlineSince: number): void {
     if (this.closing) return
     const expiryMs = this.sessions.adopt(clientId, offlineSince)
-    this.wills.adopt(clientId, offlineSince, expiryMs)
+    if (expiryMs !== undefined) this.wills.adopt(clientId, offlineSince, expiryMs)
   }
 
   async releaseClient(clientId: string): Promise<void> {

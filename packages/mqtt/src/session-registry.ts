@@ -207,11 +207,11 @@ export class SessionRegistry {
    * A cluster: this node took over `clientId` from a node that died (`offlineSince`: when it was last
    * heard). Its durable session is restored from its record and its expiry runs here; a session without
    * a record (not durable) ended with the dead node's connection and nobody owns its client id any more.
-   * Returns the session's expiry, ms (0: none kept; its delayed wills go out at once).
+   * Returns the session's expiry, ms (0: none kept; its delayed wills go out at once); undefined when
+   * a connection here holds it (the client came back: its wills were cancelled, its new one is live).
    */
-  adopt(clientId: string, offlineSince: number): number {
-    const live = this.sessions.get(clientId)
-    if (live?.connection != null) return live.expiryMs() // a client that reconnected here meanwhile
+  adopt(clientId: string, offlineSince: number): number | undefined {
+    if (this.isConnected(clientId)) return undefined
     const session = this.find(clientId)
     if (session === undefined || session.destroyed) {
       this.ownership?.forget(clientId)
