@@ -196,9 +196,9 @@ class Node implements ClusterNode {
     this.nodeId = options.nodeId
     this.#waitForApply = options.ack !== 'local'
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
-    this.relay = new Relay(nats, options.prefix, options.nodeId, options.log)
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
+    this.relay = new Relay(nats, options.prefix, options.nodeId, options.log, this.shared)
     this.ownership = new ClientOwnership(
       nats,
       kv,

@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { type ResourceRuntime, RuntimeEvent } from '@proj/resource'
 import { Packr } from 'msgpackr'
 import type { ClusterLog } from './options.js'
+import type { SharedGroups } from './shares.js'
 import { recordSubject } from './subjects.js'
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
@@ -22,6 +23,8 @@ type Wire = [
   payload: Uint8Array | null,
   contentType: string | null,
   value: unknown,
+  /** Shared-subscription groups: the node that delivers it, per group (the origin's choice). */
+  shared: [key: string, node: string][] | null,
 ]
 
 /**
@@ -39,6 +42,7 @@ export class Relay {
     private readonly prefix: string,
     private readonly nodeId: number,
     private readonly log: ClusterLog,
+    private readonly shared: SharedGroups,
   ) {}
 
   /** The runtime's `relay` option. */
@@ -57,7 +61,10 @@ export class Relay {
       event.payload ?? null,
       event.contentType ?? null,
       event.payload === undefined ? event.value : null,
+      null,
     ]
+    const { nodes } = this.shared.assignment(event)
+    if (nodes.size > 0) wire[12] = [...nodes]
     try {
       this.nats.publish(recordSubject(this.prefix, 'q', event.path || TOPICS, event.topic), packr.pack(wire))
     } catch (error) {
@@ -88,6 +95,7 @@ export class Relay {
           if (w[8] !== null) event.origin = w[8]
           if (w[9] !== null) event.setPayload(w[9], w[10] ?? undefined)
           else event.value = w[11]
+          this.shared.assigned(event, w[12] ?? null)
           this.#runtime?.dispatchRelayed(event)
         } catch (err) {
           this.log.warn({ err }, 'cluster: a relayed message could not be delivered')

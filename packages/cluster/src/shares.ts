@@ -1,5 +1,6 @@
 import type { RuntimeEvent, SharedDelivery } from '@proj/resource'
 import type { ChangeEvent, Store, Table } from '@proj/storage'
+import { matchesFilter } from '@proj/topic-matcher'
 import type { ClusterLog } from './options.js'
 
 /**
@@ -12,12 +13,23 @@ const MEMBERS_TABLE = '__cluster.shares'
 
 const groupKey = (group: string, filter: string) => `${group}\0${filter}`
 
+/** A QoS 0 message's delivering node per group (by group key), as its origin saw the groups. */
+interface Assignment {
+  /** This node published it (false: relayed in from its origin). */
+  origin: boolean
+  nodes: Map<string, string>
+}
+
+const NONE: Assignment = { origin: true, nodes: new Map() }
+
 /**
  * Shared subscriptions across nodes (the runtime's `shared` option). Which nodes have members of a
  * group is a replicated record per node; every node follows those records in stream order, so at each
  * stream position every node knows the same member nodes, and a logged event at stream sequence `s`
- * belongs to member node `s mod n` (by name): only that node hands it to one of its members. QoS 0
- * messages (no sequence) go by a hash of their topic and timestamp. Liveness plays no part (a node's
+ * belongs to member node `s mod n` (by name): only that node hands it to one of its members. A QoS 0
+ * message has no sequence: its origin picks the node per group (by a hash of topic and timestamp, among
+ * the member nodes it knows) and the relayed message carries that choice, so the nodes never judge it by
+ * memberships they applied at different moments. Liveness plays no part (a node's
  * own judgement of who is alive differs from another's): a dead node's memberships are deleted, in
  * stream order, by the survivor that adopts its clients (`dropNode`).
  */
@@ -28,6 +40,7 @@ export class SharedGroups implements SharedDelivery {
   /** This node's groups: written again if another node took this one for dead. */
   readonly #mine = new Map<string, [group: string, filter: string]>()
   #unsubscribe: (() => void) | undefined
+  readonly #assigned = new WeakMap<RuntimeEvent, Assignment>()
 
   constructor(
     private readonly nodeName: string,
@@ -55,12 +68,40 @@ export class SharedGroups implements SharedDelivery {
 
   delivers(group: string, filter: string, event: RuntimeEvent): boolean {
     if (this.#table === undefined) return true
-    const nodes = this.#nodes.get(groupKey(group, filter))
+    const key = groupKey(group, filter)
+    if (event.cursor === 0) {
+      const assignment = this.assignment(event)
+      const node = assignment.nodes.get(key)
+      // its origin knew no member node of the group: the origin's members alone may take it
+      return node === undefined ? assignment.origin : node === this.nodeName
+    }
+    const nodes = this.#nodes.get(key)
     // nobody's membership applied yet (this node's own is on its way): deliver rather than lose it
     if (nodes === undefined) return true
-    const turn =
-      event.cursor > 0 ? Math.floor(event.cursor / 1000) : hash(`${event.topic}\0${event.timestamp}`)
-    return nodes[turn % nodes.length] === this.nodeName
+    return nodes[Math.floor(event.cursor / 1000) % nodes.length] === this.nodeName
+  }
+
+  /**
+   * The delivering node per group of a QoS 0 message: the origin's choice carried by a relayed message
+   * (`assigned`), else made here (this node is the origin) from the groups whose filter matches.
+   */
+  assignment(event: RuntimeEvent): Assignment {
+    let assignment = this.#assigned.get(event)
+    if (assignment !== undefined) return assignment
+    if (this.#nodes.size === 0) return NONE // no group anywhere (the hot path of plain QoS 0 traffic)
+    assignment = { origin: true, nodes: new Map() }
+    const turn = hash(`${event.topic}\0${event.timestamp}`)
+    for (const [key, nodes] of this.#nodes)
+      if (matchesFilter(key.slice(key.indexOf('\0') + 1), event.topic))
+        assignment.nodes.set(key, nodes[turn % nodes.length]!)
+    this.#assigned.set(event, assignment)
+    return assignment
+  }
+
+  /** A relayed QoS 0 message: its origin's choices (null: the origin knew no matching group). */
+  assigned(event: RuntimeEvent, nodes: [key: string, node: string][] | null): void {
+    if (nodes === null && this.#nodes.size === 0) return // no group here: never asked
+    this.#assigned.set(event, { origin: false, nodes: new Map(nodes ?? []) })
   }
 
   /** A dead node's turns go to the others: its memberships are deleted (replicated, in stream order). */
