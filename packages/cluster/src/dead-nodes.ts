@@ -92,6 +92,8 @@ export class DeadNodes {
   #seen(entry: KvEntry): void {
     if (entry.operation !== 'PUT') {
       this.#entries.delete(entry.key)
+      // this node's entry gone (claimed as dead and adopted): it registers again
+      if (entry.key === nodeKey(this.nodeName)) this.#revive('its entry was deleted')
       return
     }
     let value: NodeEntry
@@ -103,13 +105,16 @@ export class DeadNodes {
     this.#entries.set(entry.key, { value, revision: entry.revision, observed: Date.now() })
     // another node took this one for dead (a partition, a stall): register again; the clients it
     // served are the claimer's now (the owner watch closes their connections here)
-    if (value.node === this.nodeName && value.state === 'dead' && !this.#closed) {
-      this.log.warn({ by: value.by }, 'cluster: this node was taken for dead; registering again')
-      this.#put().then(
-        () => this.hooks.revived(),
-        (err) => this.log.warn({ err }, 'cluster: registering again failed'),
-      )
-    }
+    if (value.node === this.nodeName && value.state === 'dead') this.#revive(`claimed by ${value.by}`)
+  }
+
+  #revive(why: string): void {
+    if (this.#closed) return
+    this.log.warn({ why }, 'cluster: this node was taken for dead; registering again')
+    this.#put().then(
+      () => this.hooks.revived(),
+      (err) => this.log.warn({ err }, 'cluster: registering again failed'),
+    )
   }
 
   /** Whether `node` (or, for a claim, its claimer) has not been heard within the lease. */
