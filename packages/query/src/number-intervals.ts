@@ -5,6 +5,12 @@
  * subscriptions in a large heap, reading one scattered interval object per candidate was most of
  * the cost of matching a change (see the resource package's benchmark). A centered interval tree
  * over ids, rebuilt lazily, plus ids added since the last build, scanned one by one.
+ *
+ * A node's intervals all hold its center, so those holding a point on one side of it are a prefix of
+ * the node's order (by low for a point below, by high above). `classify` reads a change's transitions
+ * as runs of those orders (the shorter prefix: updates; the rest of the longer one: leaves or
+ * enters) and hands each run's items straight from an array of the node, so matching costs the
+ * nodes on the two paths plus one array read per item, with no per-item bound check.
  */
 import type { Transition } from './transition.js'
 
@@ -13,16 +19,28 @@ const HIGH_OPEN = 2
 const REMOVED = 4
 const MIN_PENDING = 32
 
-interface Node {
+/** Where a point lies against a node's center, or NONE (no point). */
+const NONE = 0
+const BELOW = 1
+const ABOVE = 2
+const AT = 3
+
+interface Node<T> {
   readonly center: number
-  /** Ids of the intervals holding `center`, by low ascending, and their lows (a scan reads no id's bounds). */
+  /**
+   * Ids of the intervals holding `center` by low ascending (a closed low before an open one at the
+   * same value, so those holding a point below the center are a prefix), their lows, and their
+   * items (undefined once removed).
+   */
   readonly byLow: Int32Array
   readonly lows: Float64Array
-  /** The same ids, by high descending, and their highs. */
+  readonly lowItems: (T | undefined)[]
+  /** The same by high descending (closed first), their highs and items. */
   readonly byHigh: Int32Array
   readonly highs: Float64Array
-  readonly left: Node | undefined
-  readonly right: Node | undefined
+  readonly highItems: (T | undefined)[]
+  readonly left: Node<T> | undefined
+  readonly right: Node<T> | undefined
 }
 
 export class NumberIntervals<T> {
@@ -33,7 +51,11 @@ export class NumberIntervals<T> {
   /** Ids free for reuse: neither in the tree nor pending. */
   #free: number[] = []
   #next = 0
-  #tree: Node | undefined = undefined
+  #tree: Node<T> | undefined = undefined
+  /** For an id in the tree: its node and its places in the node's two orders (see `remove`). */
+  #nodeOf: (Node<T> | undefined)[] = []
+  #posLow = new Int32Array(64)
+  #posHigh = new Int32Array(64)
   #pending: number[] = []
   #inTree = 0
   #removedInTree = 0
@@ -76,6 +98,10 @@ export class NumberIntervals<T> {
     } else {
       this.#removedInTree++
       this.#removedIds.push(id)
+      // Out of the node's runs at once (a lookup under way skips it from here on).
+      const node = this.#nodeOf[id]!
+      node.lowItems[this.#posLow[id]!] = undefined
+      node.highItems[this.#posHigh[id]!] = undefined
     }
   }
 
@@ -102,51 +128,169 @@ export class NumberIntervals<T> {
   /**
    * The transitions of a value moving from point `pb` to `pa` (undefined: no point): intervals
    * holding `pb` are updates when they hold `pa` too, else leaves; those holding only `pa` are
-   * enters. Returns how many it visited.
+   * enters. Each is visited once; one removed by a visitor is not visited after. Returns how many it
+   * visited.
    */
   classify(
     pb: number | undefined,
     pa: number | undefined,
     visit: (item: T, transition: Transition) => void,
   ): number {
+    if (pb === undefined && pa === undefined) return 0
+    this.#busy++
+    try {
+      this.#maybeRebuild()
+      // Pending hits first, gathered before any visitor runs (it may add intervals: not visited).
+      let visited = this.#pending.length > 0 ? this.#classifyPending(pb, pa, visit) : 0
+      if (this.#tree !== undefined) visited += this.#walk(this.#tree, pb, pa, visit)
+      return visited
+    } finally {
+      this.#busy--
+    }
+  }
+
+  #classifyPending(
+    pb: number | undefined,
+    pa: number | undefined,
+    visit: (item: T, transition: Transition) => void,
+  ): number {
     const found = this.#scratch ?? []
     this.#scratch = undefined
-    this.#busy++
     let visited = 0
     try {
+      const pending = this.#pending
+      for (let i = 0; i < pending.length; i++) {
+        const id = pending[i]!
+        const was = pb !== undefined && this.#holds(id, pb)
+        const now = pa !== undefined && this.#holds(id, pa)
+        if (was || now) found.push(id, was ? (now ? 0 : 1) : 2)
+      }
       const flags = this.#flags
       const items = this.#items
-      if (pb !== undefined) {
-        this.#collect(pb, pb, found)
-        for (let i = 0; i < found.length; i++) {
-          const id = found[i]!
-          if ((flags[id]! & REMOVED) !== 0) continue
-          visited++
-          visit(items[id]!, pa !== undefined && this.#holds(id, pa) ? 'update' : 'leave')
-        }
-        found.length = 0
-      }
-      if (pa !== undefined) {
-        this.#collect(pa, pa, found)
-        for (let i = 0; i < found.length; i++) {
-          const id = found[i]!
-          if ((flags[id]! & REMOVED) !== 0 || (pb !== undefined && this.#holds(id, pb))) continue
-          visited++
-          visit(items[id]!, 'enter')
-        }
+      for (let i = 0; i < found.length; i += 2) {
+        const id = found[i]!
+        if ((flags[id]! & REMOVED) !== 0) continue
+        visited++
+        visit(items[id]!, TRANSITIONS[found[i + 1]!]!)
       }
     } finally {
       found.length = 0
       this.#scratch = found
-      this.#busy--
     }
     return visited
+  }
+
+  /**
+   * The tree part of `classify`, down the paths of `pb` and `pa` (together while they agree). Where
+   * both points lie on the same side of a node's center their hits are two prefixes of one order:
+   * runs, no per-item check. Elsewhere an item holding one point is checked against the other only
+   * at a node both paths reach; below the node where the paths part, no interval holds the other point.
+   */
+  #walk(
+    from: Node<T>,
+    pb: number | undefined,
+    pa: number | undefined,
+    visit: (item: T, transition: Transition) => void,
+  ): number {
+    let visited = 0
+    let node: Node<T> | undefined = from
+    while (node !== undefined) {
+      const center: number = node.center
+      const sb: number = pb === undefined ? NONE : pb < center ? BELOW : pb > center ? ABOVE : AT
+      const sa: number = pa === undefined ? NONE : pa < center ? BELOW : pa > center ? ABOVE : AT
+      if (sb === sa && sb !== AT) {
+        const below = sb === BELOW
+        const items = below ? node.lowItems : node.highItems
+        const kb = below ? this.#lowPrefix(node, pb!) : this.#highPrefix(node, pb!)
+        const ka = below ? this.#lowPrefix(node, pa!) : this.#highPrefix(node, pa!)
+        visited += run(items, 0, Math.min(kb, ka), 'update', visit)
+        if (kb > ka) visited += run(items, ka, kb, 'leave', visit)
+        else if (ka > kb) visited += run(items, kb, ka, 'enter', visit)
+      } else {
+        if (sb !== NONE) visited += this.#oneSide(node, sb, pb!, pa, 'update', 'leave', visit)
+        if (sa !== NONE) visited += this.#oneSide(node, sa, pa!, pb, undefined, 'enter', visit)
+      }
+      // A point at the center is held by no interval of either subtree.
+      const nextB: number = sb === BELOW || sb === ABOVE ? sb : NONE
+      const nextA: number = sa === BELOW || sa === ABOVE ? sa : NONE
+      if (nextB !== NONE && nextA !== NONE && nextB !== nextA) {
+        // The paths part: each goes on alone (its hits below are leaves, or enters).
+        const alone = nextB === BELOW ? node.left : node.right
+        if (alone !== undefined) visited += this.#walk(alone, pb, undefined, visit)
+        pb = undefined
+        node = nextA === BELOW ? node.left : node.right
+      } else if (nextB === NONE && nextA === NONE) break
+      else {
+        const side = nextB !== NONE ? nextB : nextA
+        if (nextB === NONE) pb = undefined
+        if (nextA === NONE) pa = undefined
+        node = side === BELOW ? node.left : node.right
+      }
+    }
+    return visited
+  }
+
+  /**
+   * The hits of point `p` (lying `side` of the node's center) at one node: `both` when the item also
+   * holds `other`, else `alone`; `both` undefined: skip those (they were visited as the other's).
+   */
+  #oneSide(
+    node: Node<T>,
+    side: number,
+    p: number,
+    other: number | undefined,
+    both: Transition | undefined,
+    alone: Transition,
+    visit: (item: T, transition: Transition) => void,
+  ): number {
+    let visited = 0
+    const ids = side === ABOVE ? node.byHigh : node.byLow
+    const items = side === ABOVE ? node.highItems : node.lowItems
+    const end =
+      side === BELOW ? this.#lowPrefix(node, p) : side === ABOVE ? this.#highPrefix(node, p) : ids.length
+    for (let i = 0; i < end; i++) {
+      const id = ids[i]!
+      if (side === AT && !this.#holds(id, p)) continue
+      const holdsOther = other !== undefined && this.#holds(id, other)
+      if (holdsOther && both === undefined) continue
+      const item = items[i]
+      if (item === undefined) continue
+      visited++
+      visit(item, holdsOther ? both! : alone)
+    }
+    return visited
+  }
+
+  /** How many of the node's intervals, by low, start at or before `p` (so hold it: p < center). */
+  #lowPrefix(node: Node<T>, p: number): number {
+    const { lows, byLow } = node
+    const flags = this.#flags
+    let k = 0
+    while (k < lows.length) {
+      const l = lows[k]!
+      if (l < p || (l === p && (flags[byLow[k]!]! & LOW_OPEN) === 0)) k++
+      else break
+    }
+    return k
+  }
+
+  /** How many of the node's intervals, by high, end at or after `p` (so hold it: p > center). */
+  #highPrefix(node: Node<T>, p: number): number {
+    const { highs, byHigh } = node
+    const flags = this.#flags
+    let k = 0
+    while (k < highs.length) {
+      const h = highs[k]!
+      if (h > p || (h === p && (flags[byHigh[k]!]! & HIGH_OPEN) === 0)) k++
+      else break
+    }
+    return k
   }
 
   #allocate(): number {
     const id = this.#next++
     if (id === this.#lows.length) {
-      const grow = <A extends Float64Array | Uint8Array>(from: A, make: (n: number) => A): A => {
+      const grow = <A extends Float64Array | Int32Array | Uint8Array>(from: A, make: (n: number) => A): A => {
         const to = make(from.length * 2)
         to.set(from)
         return to
@@ -154,6 +298,8 @@ export class NumberIntervals<T> {
       this.#lows = grow(this.#lows, (n) => new Float64Array(n))
       this.#highs = grow(this.#highs, (n) => new Float64Array(n))
       this.#flags = grow(this.#flags, (n) => new Uint8Array(n))
+      this.#posLow = grow(this.#posLow, (n) => new Int32Array(n))
+      this.#posHigh = grow(this.#posHigh, (n) => new Int32Array(n))
     }
     return id
   }
@@ -173,19 +319,14 @@ export class NumberIntervals<T> {
 
   /** Appends the ids of the intervals sharing a point with [low, high] (removed ones included). */
   #collect(low: number, high: number, out: number[]): void {
-    const live = this.#inTree - this.#removedInTree
-    if (
-      this.#busy <= 1 &&
-      (this.#pending.length > MIN_PENDING + Math.sqrt(live) || this.#removedInTree > live)
-    )
-      this.#rebuild()
+    this.#maybeRebuild()
     const pending = this.#pending
     for (let i = 0; i < pending.length; i++) {
       const id = pending[i]!
       if (this.#meets(id, low, high)) out.push(id)
     }
     const flags = this.#flags
-    const stack: Node[] = []
+    const stack: Node<T>[] = []
     let node = this.#tree
     while (node) {
       if (high < node.center) {
@@ -222,10 +363,20 @@ export class NumberIntervals<T> {
     }
   }
 
+  /** Rebuilds when enough was added or removed since the last build, unless a lookup is under way. */
+  #maybeRebuild(): void {
+    const live = this.#inTree - this.#removedInTree
+    if (
+      this.#busy <= 1 &&
+      (this.#pending.length > MIN_PENDING + Math.sqrt(live) || this.#removedInTree > live)
+    )
+      this.#rebuild()
+  }
+
   #rebuild(): void {
     const flags = this.#flags
     const live: number[] = this.#pending
-    const gather = (node: Node | undefined) => {
+    const gather = (node: Node<T> | undefined) => {
       if (!node) return
       for (const id of node.byLow) if ((flags[id]! & REMOVED) === 0) live.push(id)
       gather(node.left)
@@ -240,10 +391,11 @@ export class NumberIntervals<T> {
     this.#tree = this.#build(live)
   }
 
-  #build(ids: number[]): Node | undefined {
+  #build(ids: number[]): Node<T> | undefined {
     if (ids.length === 0) return undefined
     const lows = this.#lows
     const highs = this.#highs
+    const flags = this.#flags
     const points: number[] = []
     for (const id of ids) {
       if (lows[id]! !== Number.NEGATIVE_INFINITY) points.push(lows[id]!)
@@ -260,16 +412,50 @@ export class NumberIntervals<T> {
       else if (lows[id]! > center) right.push(id)
       else here.push(id)
     }
-    const byLow = Int32Array.from(here).sort((a, b) => lows[a]! - lows[b]! || a - b)
-    const byHigh = Int32Array.from(here).sort((a, b) => highs[b]! - highs[a]! || a - b)
-    return {
+    // At equal bounds the closed one first: the holders of a point are then a prefix.
+    const byLow = Int32Array.from(here).sort(
+      (a, b) => lows[a]! - lows[b]! || (flags[a]! & LOW_OPEN) - (flags[b]! & LOW_OPEN) || a - b,
+    )
+    const byHigh = Int32Array.from(here).sort(
+      (a, b) => highs[b]! - highs[a]! || (flags[a]! & HIGH_OPEN) - (flags[b]! & HIGH_OPEN) || a - b,
+    )
+    const items = this.#items
+    const node: Node<T> = {
       center,
       byLow,
       lows: Float64Array.from(byLow, (id) => lows[id]!),
+      lowItems: Array.from(byLow, (id) => items[id]),
       byHigh,
       highs: Float64Array.from(byHigh, (id) => highs[id]!),
+      highItems: Array.from(byHigh, (id) => items[id]),
       left: this.#build(left),
       right: this.#build(right),
     }
+    for (let i = 0; i < byLow.length; i++) {
+      this.#nodeOf[byLow[i]!] = node
+      this.#posLow[byLow[i]!] = i
+      this.#posHigh[byHigh[i]!] = i
+    }
+    return node
   }
+}
+
+const TRANSITIONS: readonly Transition[] = ['update', 'leave', 'enter']
+
+/** Visits the items of positions [from, to) of a node's order (removed ones are undefined). */
+function run<T>(
+  items: readonly (T | undefined)[],
+  from: number,
+  to: number,
+  transition: Transition,
+  visit: (item: T, transition: Transition) => void,
+): number {
+  let visited = 0
+  for (let i = from; i < to; i++) {
+    const item = items[i]
+    if (item === undefined) continue
+    visited++
+    visit(item, transition)
+  }
+  return visited
 }

@@ -213,13 +213,19 @@ describe('NumberIntervals.classify', () => {
     const point = fc.option(fc.integer({ min: -5, max: 105 }), { nil: undefined })
     const bound = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })
     const interval = fc.record({ a: bound, b: bound, lowOpen: fc.boolean(), highOpen: fc.boolean() })
+    // Over 32 pending intervals the first lookup builds the tree; fewer are only scanned.
+    const many = fc.oneof(
+      fc.array(interval, { maxLength: 20 }),
+      fc.array(interval, { minLength: 40, maxLength: 150 }),
+    )
     fc.assert(
       fc.property(
-        fc.array(interval, { maxLength: 120 }),
+        many,
         fc.array(fc.nat(), { maxLength: 60 }),
         fc.array(interval, { maxLength: 60 }),
         fc.array(fc.tuple(point, point), { minLength: 1, maxLength: 5 }),
-        (first, removals, second, moves) => {
+        fc.boolean(),
+        (first, removals, second, moves, build) => {
           const index = new NumberIntervals<number>()
           type Live = { low?: number; high?: number; lowOpen: boolean; highOpen: boolean; handle: number }
           const live = new Map<number, Live>()
@@ -230,6 +236,8 @@ describe('NumberIntervals.classify', () => {
             live.set(id, { low, high, ...i, handle: index.add(low, high, id, i.lowOpen, i.highOpen) })
           }
           first.forEach(add)
+          // Built here (when over 32), so the removals below take intervals out of the tree's nodes.
+          if (build) index.classify(0, 0, () => {})
           for (const r of removals) {
             const ids = [...live.keys()]
             if (ids.length === 0) break

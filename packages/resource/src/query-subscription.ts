@@ -200,18 +200,23 @@ export class TableQueries {
 }
 
 /**
- * The subscriptions of one table with the same conditions, with each member's listener, delivery
- * and `plain` flag in arrays parallel to `members` (and inline for a group of one plain member).
+ * The subscriptions of one table with the same conditions. `calls` holds, for each member in the
+ * order of `members`, its listener and delivery when it is plain (else two undefined): a change
+ * reads the group and this one array, never the members themselves (each scattered object read per
+ * delivery was most of the cost of a change that concerns many subscriptions). A group of one or two
+ * plain members keeps them inline too (`inline`), so the array is not read either: most groups of
+ * range conditions are that small.
  */
 export class QueryGroup {
   /** Replaced, not changed, while `delivering`: an offer loop keeps the arrays it started with. */
   members: QuerySubscription[] = []
-  listeners: EventListener[] = []
-  deliveries: Delivery[] = []
-  plain: boolean[] = []
-  /** The listener and delivery of the only member when it is plain, else undefined. */
-  single: EventListener | undefined = undefined
-  singleDelivery: Delivery | undefined = undefined
+  calls: (EventListener | Delivery | undefined)[] = []
+  /** 1 or 2 when every member is plain and there are that many (their calls inline below), else 0. */
+  inline = 0
+  listener0: EventListener | undefined = undefined
+  delivery0: Delivery | undefined = undefined
+  listener1: EventListener | undefined = undefined
+  delivery1: Delivery | undefined = undefined
   /** Counts removals: a loop that sees it move offers the rest through `offer` (which checks `closed`). */
   removals = 0
   delivering = 0
@@ -221,13 +226,63 @@ export class QueryGroup {
     readonly matches: (value: unknown) => boolean,
   ) {}
 
+  /** Hands a change's event to every member (a listener may close or add members meanwhile). */
+  deliver(event: RuntimeEvent, host: QueryHost): void {
+    // A listener may close its own or another subscription: add and remove then copy the arrays
+    // (no copy per event), so what follows sees the members there were at the start; once one was
+    // removed, the rest go through `offer`, which skips a closed one (as does a member not plain).
+    const members = this.members
+    const removals = this.removals
+    const inline = this.inline
+    if (inline === 1) {
+      try {
+        this.listener0!(event, this.delivery0!)
+      } catch (error) {
+        host.onError(error)
+      }
+      return
+    }
+    this.delivering++
+    try {
+      if (inline === 2) {
+        const second = this.listener1!
+        const secondDelivery = this.delivery1!
+        try {
+          this.listener0!(event, this.delivery0!)
+        } catch (error) {
+          host.onError(error)
+        }
+        if (this.removals !== removals) members[1]!.offer(event, host)
+        else
+          try {
+            second(event, secondDelivery)
+          } catch (error) {
+            host.onError(error)
+          }
+        return
+      }
+      const calls = this.calls
+      for (let i = 0; i < calls.length; i += 2) {
+        const listener = calls[i] as EventListener | undefined
+        if (listener !== undefined && this.removals === removals) {
+          try {
+            listener(event, calls[i + 1] as Delivery)
+          } catch (error) {
+            host.onError(error)
+          }
+        } else members[i >> 1]!.offer(event, host)
+      }
+    } finally {
+      this.delivering--
+    }
+  }
+
   add(subscription: QuerySubscription): void {
     if (this.delivering > 0) this.#copy()
     subscription.slot = this.members.length
     this.members.push(subscription)
-    this.listeners.push(subscription.listener)
-    this.deliveries.push(subscription.delivery)
-    this.plain.push(subscription.plain)
+    const plain = subscription.plain
+    this.calls.push(plain ? subscription.listener : undefined, plain ? subscription.delivery : undefined)
     this.#sync()
   }
 
@@ -235,39 +290,42 @@ export class QueryGroup {
   remove(subscription: QuerySubscription): void {
     this.removals++
     if (this.delivering > 0) this.#copy()
-    const { members, listeners, deliveries, plain } = this
+    const { members, calls } = this
     const slot = subscription.slot
     const last = members.length - 1
     if (slot !== last) {
       members[slot] = members[last]!
-      listeners[slot] = listeners[last]!
-      deliveries[slot] = deliveries[last]!
-      plain[slot] = plain[last]!
+      calls[2 * slot] = calls[2 * last]
+      calls[2 * slot + 1] = calls[2 * last + 1]
       members[slot]!.slot = slot
     }
     members.pop()
-    listeners.pop()
-    deliveries.pop()
-    plain.pop()
+    calls.length = 2 * last
     this.#sync()
   }
 
   /** In place: a member only ever becomes plain, which a loop under way may take as it is. */
   refresh(subscription: QuerySubscription): void {
-    this.plain[subscription.slot] = subscription.plain
+    const plain = subscription.plain
+    const at = 2 * subscription.slot
+    this.calls[at] = plain ? subscription.listener : undefined
+    this.calls[at + 1] = plain ? subscription.delivery : undefined
     this.#sync()
   }
 
   #copy(): void {
     this.members = this.members.slice()
-    this.listeners = this.listeners.slice()
-    this.deliveries = this.deliveries.slice()
-    this.plain = this.plain.slice()
+    this.calls = this.calls.slice()
   }
 
   #sync(): void {
-    const only = this.members.length === 1 && this.plain[0] === true
-    this.single = only ? this.listeners[0] : undefined
-    this.singleDelivery = only ? this.deliveries[0] : undefined
+    const calls = this.calls
+    const n = this.members.length
+    const small = (n === 1 || n === 2) && calls[0] !== undefined && (n === 1 || calls[2] !== undefined)
+    this.inline = small ? n : 0
+    this.listener0 = small ? (calls[0] as EventListener) : undefined
+    this.delivery0 = small ? (calls[1] as Delivery) : undefined
+    this.listener1 = small && n === 2 ? (calls[2] as EventListener) : undefined
+    this.delivery1 = small && n === 2 ? (calls[3] as Delivery) : undefined
   }
 }

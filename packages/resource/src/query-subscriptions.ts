@@ -61,40 +61,7 @@ export class QuerySubscriptions implements TableOwner {
         : transition === 'enter'
           ? this.#enterEvent(this.#event!)
           : this.#leaveEvent(this.#event!)
-    const host = this.#host
-    const single = group.single
-    if (single !== undefined) {
-      try {
-        single(event, group.singleDelivery!)
-      } catch (error) {
-        host.onError(error)
-      }
-      return
-    }
-    const members = group.members
-    if (members.length === 1) {
-      members[0]!.offer(event, host)
-      return
-    }
-    // A listener may close its own or another subscription: add and remove then copy the arrays
-    // (no copy per event), so this loop sees the members there were at the start; once one was
-    // removed, the rest go through `offer`, which skips a closed one.
-    const { listeners, deliveries, plain } = group
-    const removals = group.removals
-    group.delivering++
-    try {
-      for (let i = 0; i < members.length; i++) {
-        if (plain[i] === true && group.removals === removals) {
-          try {
-            listeners[i]!(event, deliveries[i]!)
-          } catch (error) {
-            host.onError(error)
-          }
-        } else members[i]!.offer(event, host)
-      }
-    } finally {
-      group.delivering--
-    }
+    group.deliver(event, this.#host)
   }
 
   constructor(host: QueryHost) {
