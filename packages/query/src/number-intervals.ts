@@ -10,13 +10,21 @@
  * the node's order (by low for a point below, by high above). `classify` reads a change's transitions
  * as runs of those orders (the shorter prefix: updates; the rest of the longer one: leaves or
  * enters) and hands each run's items straight from an array of the node, so matching costs the
- * nodes on the two paths plus one array read per item, with no per-item bound check.
+ * nodes on the two paths plus one array read per item, with no per-item bound check. An interval may
+ * carry a payload of two values (`setPayload`), kept beside its item in the node and handed to the
+ * visitor with it: a caller can deliver from the payload without reading the item.
  */
+
+/** A visitor of `classify`: the item, what the change did to it, and its payload (undefined: none). */
+export type ClassifyVisitor<T> = (item: T, transition: Transition, first: unknown, second: unknown) => void
+
 import type { Transition } from './transition.js'
 
 const LOW_OPEN = 1
 const HIGH_OPEN = 2
 const REMOVED = 4
+/** Added since the last build: not in a node. */
+const PENDING = 8
 const MIN_PENDING = 32
 
 /** Where a point lies against a node's center, or NONE (no point). */
@@ -30,15 +38,15 @@ interface Node<T> {
   /**
    * Ids of the intervals holding `center` by low ascending (a closed low before an open one at the
    * same value, so those holding a point below the center are a prefix), their lows, and their
-   * items (undefined once removed).
+   * entries: item and payload, three slots each (undefined once removed).
    */
   readonly byLow: Int32Array
   readonly lows: Float64Array
-  readonly lowItems: (T | undefined)[]
-  /** The same by high descending (closed first), their highs and items. */
+  readonly lowEntries: unknown[]
+  /** The same by high descending (closed first), their highs and entries. */
   readonly byHigh: Int32Array
   readonly highs: Float64Array
-  readonly highItems: (T | undefined)[]
+  readonly highEntries: unknown[]
   readonly left: Node<T> | undefined
   readonly right: Node<T> | undefined
 }
@@ -48,6 +56,9 @@ export class NumberIntervals<T> {
   #highs = new Float64Array(64)
   #flags = new Uint8Array(64)
   #items: (T | undefined)[] = []
+  /** Each id's payload (see `setPayload`). */
+  #first: unknown[] = []
+  #second: unknown[] = []
   /** Ids free for reuse: neither in the tree nor pending. */
   #free: number[] = []
   #next = 0
@@ -76,8 +87,12 @@ export class NumberIntervals<T> {
     this.#lows[id] = low ?? Number.NEGATIVE_INFINITY
     this.#highs[id] = high ?? Number.POSITIVE_INFINITY
     this.#flags[id] =
-      (lowOpen && low !== undefined ? LOW_OPEN : 0) | (highOpen && high !== undefined ? HIGH_OPEN : 0)
+      PENDING |
+      (lowOpen && low !== undefined ? LOW_OPEN : 0) |
+      (highOpen && high !== undefined ? HIGH_OPEN : 0)
     this.#items[id] = item
+    this.#first[id] = undefined
+    this.#second[id] = undefined
     this.#pending.push(id)
     return id
   }
@@ -87,6 +102,8 @@ export class NumberIntervals<T> {
     if ((flags[id]! & REMOVED) !== 0) return
     flags[id] = flags[id]! | REMOVED
     this.#items[id] = undefined
+    this.#first[id] = undefined
+    this.#second[id] = undefined
     const pending = this.#pending
     const at = pending.indexOf(id)
     if (at >= 0) {
@@ -99,10 +116,34 @@ export class NumberIntervals<T> {
       this.#removedInTree++
       this.#removedIds.push(id)
       // Out of the node's runs at once (a lookup under way skips it from here on).
-      const node = this.#nodeOf[id]!
-      node.lowItems[this.#posLow[id]!] = undefined
-      node.highItems[this.#posHigh[id]!] = undefined
+      this.#setEntry(id, undefined, undefined, undefined)
     }
+  }
+
+  /**
+   * Keeps two values with interval `id` (from `add`), handed to `classify`'s visitor with its item;
+   * undefined, undefined: none. A lookup under way sees the change from the next item it visits.
+   */
+  setPayload(id: number, first: unknown, second: unknown): void {
+    const flags = this.#flags[id]!
+    if ((flags & REMOVED) !== 0) return
+    this.#first[id] = first
+    this.#second[id] = second
+    if ((flags & PENDING) === 0) this.#setEntry(id, this.#items[id], first, second)
+  }
+
+  /** The entries of an id in the tree, in both orders of its node. */
+  #setEntry(id: number, item: T | undefined, first: unknown, second: unknown): void {
+    const node = this.#nodeOf[id]!
+    const low = 3 * this.#posLow[id]!
+    const high = 3 * this.#posHigh[id]!
+    const { lowEntries, highEntries } = node
+    lowEntries[low] = item
+    lowEntries[low + 1] = first
+    lowEntries[low + 2] = second
+    highEntries[high] = item
+    highEntries[high + 1] = first
+    highEntries[high + 2] = second
   }
 
   /** Calls `visit` with the item of every interval containing `point`. */
@@ -131,11 +172,7 @@ export class NumberIntervals<T> {
    * enters. Each is visited once; one removed by a visitor is not visited after. Returns how many it
    * visited.
    */
-  classify(
-    pb: number | undefined,
-    pa: number | undefined,
-    visit: (item: T, transition: Transition) => void,
-  ): number {
+  classify(pb: number | undefined, pa: number | undefined, visit: ClassifyVisitor<T>): number {
     if (pb === undefined && pa === undefined) return 0
     this.#busy++
     try {
@@ -149,11 +186,7 @@ export class NumberIntervals<T> {
     }
   }
 
-  #classifyPending(
-    pb: number | undefined,
-    pa: number | undefined,
-    visit: (item: T, transition: Transition) => void,
-  ): number {
+  #classifyPending(pb: number | undefined, pa: number | undefined, visit: ClassifyVisitor<T>): number {
     const found = this.#scratch ?? []
     this.#scratch = undefined
     let visited = 0
@@ -171,7 +204,7 @@ export class NumberIntervals<T> {
         const id = found[i]!
         if ((flags[id]! & REMOVED) !== 0) continue
         visited++
-        visit(items[id]!, TRANSITIONS[found[i + 1]!]!)
+        visit(items[id]!, TRANSITIONS[found[i + 1]!]!, this.#first[id], this.#second[id])
       }
     } finally {
       found.length = 0
@@ -186,12 +219,7 @@ export class NumberIntervals<T> {
    * runs, no per-item check. Elsewhere an item holding one point is checked against the other only
    * at a node both paths reach; below the node where the paths part, no interval holds the other point.
    */
-  #walk(
-    from: Node<T>,
-    pb: number | undefined,
-    pa: number | undefined,
-    visit: (item: T, transition: Transition) => void,
-  ): number {
+  #walk(from: Node<T>, pb: number | undefined, pa: number | undefined, visit: ClassifyVisitor<T>): number {
     let visited = 0
     let node: Node<T> | undefined = from
     while (node !== undefined) {
@@ -200,7 +228,7 @@ export class NumberIntervals<T> {
       const sa: number = pa === undefined ? NONE : pa < center ? BELOW : pa > center ? ABOVE : AT
       if (sb === sa && sb !== AT) {
         const below = sb === BELOW
-        const items = below ? node.lowItems : node.highItems
+        const items = below ? node.lowEntries : node.highEntries
         const kb = below ? this.#lowPrefix(node, pb!) : this.#highPrefix(node, pb!)
         const ka = below ? this.#lowPrefix(node, pa!) : this.#highPrefix(node, pa!)
         visited += run(items, 0, Math.min(kb, ka), 'update', visit)
@@ -241,11 +269,11 @@ export class NumberIntervals<T> {
     other: number | undefined,
     both: Transition | undefined,
     alone: Transition,
-    visit: (item: T, transition: Transition) => void,
+    visit: ClassifyVisitor<T>,
   ): number {
     let visited = 0
     const ids = side === ABOVE ? node.byHigh : node.byLow
-    const items = side === ABOVE ? node.highItems : node.lowItems
+    const entries = side === ABOVE ? node.highEntries : node.lowEntries
     const end =
       side === BELOW ? this.#lowPrefix(node, p) : side === ABOVE ? this.#highPrefix(node, p) : ids.length
     for (let i = 0; i < end; i++) {
@@ -253,10 +281,10 @@ export class NumberIntervals<T> {
       if (side === AT && !this.#holds(id, p)) continue
       const holdsOther = other !== undefined && this.#holds(id, other)
       if (holdsOther && both === undefined) continue
-      const item = items[i]
+      const item = entries[3 * i] as T | undefined
       if (item === undefined) continue
       visited++
-      visit(item, holdsOther ? both! : alone)
+      visit(item, holdsOther ? both! : alone, entries[3 * i + 1], entries[3 * i + 2])
     }
     return visited
   }
@@ -419,15 +447,14 @@ export class NumberIntervals<T> {
     const byHigh = Int32Array.from(here).sort(
       (a, b) => highs[b]! - highs[a]! || (flags[a]! & HIGH_OPEN) - (flags[b]! & HIGH_OPEN) || a - b,
     )
-    const items = this.#items
     const node: Node<T> = {
       center,
       byLow,
       lows: Float64Array.from(byLow, (id) => lows[id]!),
-      lowItems: Array.from(byLow, (id) => items[id]),
+      lowEntries: this.#entries(byLow),
       byHigh,
       highs: Float64Array.from(byHigh, (id) => highs[id]!),
-      highItems: Array.from(byHigh, (id) => items[id]),
+      highEntries: this.#entries(byHigh),
       left: this.#build(left),
       right: this.#build(right),
     }
@@ -435,27 +462,40 @@ export class NumberIntervals<T> {
       this.#nodeOf[byLow[i]!] = node
       this.#posLow[byLow[i]!] = i
       this.#posHigh[byHigh[i]!] = i
+      flags[byLow[i]!] = flags[byLow[i]!]! & ~PENDING
     }
     return node
+  }
+
+  /** Item and payload of each id, in that order. */
+  #entries(ids: Int32Array): unknown[] {
+    const entries = new Array<unknown>(3 * ids.length)
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!
+      entries[3 * i] = this.#items[id]
+      entries[3 * i + 1] = this.#first[id]
+      entries[3 * i + 2] = this.#second[id]
+    }
+    return entries
   }
 }
 
 const TRANSITIONS: readonly Transition[] = ['update', 'leave', 'enter']
 
-/** Visits the items of positions [from, to) of a node's order (removed ones are undefined). */
+/** Visits the entries of positions [from, to) of a node's order (removed ones are undefined). */
 function run<T>(
-  items: readonly (T | undefined)[],
+  entries: readonly unknown[],
   from: number,
   to: number,
   transition: Transition,
-  visit: (item: T, transition: Transition) => void,
+  visit: ClassifyVisitor<T>,
 ): number {
   let visited = 0
-  for (let i = from; i < to; i++) {
-    const item = items[i]
+  for (let i = 3 * from; i < 3 * to; i += 3) {
+    const item = entries[i] as T | undefined
     if (item === undefined) continue
     visited++
-    visit(item, transition)
+    visit(item, transition, entries[i + 1], entries[i + 2])
   }
   return visited
 }

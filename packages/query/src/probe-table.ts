@@ -4,7 +4,7 @@
  * predicate). Lookups take the attribute's value, a scalar or an array.
  */
 import { type Interval, IntervalIndex } from './interval-index.js'
-import { NumberIntervals } from './number-intervals.js'
+import { type ClassifyVisitor, NumberIntervals } from './number-intervals.js'
 import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
 import type { Transition } from './transition.js'
 import { compareText } from './values.js'
@@ -111,6 +111,17 @@ export class ProbeTable<T> {
     )
   }
 
+  /**
+   * Keeps a payload with a numeric or date range's interval (see NumberIntervals.setPayload); false
+   * for other probes, whose visits carry none.
+   */
+  setPayload(probe: Probe, handle: RangeHandle<T>, first: unknown, second: unknown): boolean {
+    if (probe.kind !== 'range' || probe.domain === 'string') return false
+    const trees = probe.spanning ? this.#spans : this.#elements
+    trees[probe.domain]!.setPayload(handle as number, first, second)
+    return true
+  }
+
   remove(probe: Probe, item: T, handle: RangeHandle<T>): void {
     this.#size--
     if (probe.kind === 'equal') {
@@ -161,7 +172,7 @@ export class ProbeTable<T> {
     before: unknown,
     presentAfter: boolean,
     after: unknown,
-    visit: (item: T, transition: Transition) => void,
+    visit: ClassifyVisitor<T>,
   ): number {
     if (Array.isArray(before) || Array.isArray(after)) {
       const was = new Set<T>()
@@ -175,11 +186,11 @@ export class ProbeTable<T> {
           now.add(item)
         })
       let visited = was.size
-      for (const item of was) visit(item, now.has(item) ? 'update' : 'leave')
+      for (const item of was) visit(item, now.has(item) ? 'update' : 'leave', undefined, undefined)
       for (const item of now)
         if (!was.has(item)) {
           visited++
-          visit(item, 'enter')
+          visit(item, 'enter', undefined, undefined)
         }
       return visited
     }
@@ -193,20 +204,20 @@ export class ProbeTable<T> {
         if (bucket)
           for (const item of bucket) {
             visited++
-            visit(item, 'update')
+            visit(item, 'update', undefined, undefined)
           }
       } else {
         const was = kb === NO_KEY ? undefined : this.#equal.get(kb)
         if (was)
           for (const item of was) {
             visited++
-            visit(item, 'leave')
+            visit(item, 'leave', undefined, undefined)
           }
         const now = ka === NO_KEY ? undefined : this.#equal.get(ka)
         if (now)
           for (const item of now) {
             visited++
-            visit(item, 'enter')
+            visit(item, 'enter', undefined, undefined)
           }
       }
     }
@@ -239,7 +250,7 @@ export class ProbeTable<T> {
     tree: IntervalIndex<string, T>,
     pb: number | string | undefined,
     pa: number | string | undefined,
-    visit: (item: T, transition: Transition) => void,
+    visit: ClassifyVisitor<T>,
   ): number {
     const found = this.#scratch ?? []
     this.#scratch = undefined
@@ -250,7 +261,12 @@ export class ProbeTable<T> {
         const interval = found[i]!
         if (interval.removed) continue
         visited++
-        visit(interval.item, typeof pa === 'string' && tree.contains(interval, pa) ? 'update' : 'leave')
+        visit(
+          interval.item,
+          typeof pa === 'string' && tree.contains(interval, pa) ? 'update' : 'leave',
+          undefined,
+          undefined,
+        )
       }
       found.length = 0
     }
@@ -260,7 +276,7 @@ export class ProbeTable<T> {
         const interval = found[i]!
         if (interval.removed || (typeof pb === 'string' && tree.contains(interval, pb))) continue
         visited++
-        visit(interval.item, 'enter')
+        visit(interval.item, 'enter', undefined, undefined)
       }
       found.length = 0
     }

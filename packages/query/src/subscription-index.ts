@@ -13,6 +13,28 @@ import type { Transition } from './transition.js'
 
 export type { Transition } from './transition.js'
 
+/**
+ * A visitor of `changes`: the subscription, what the change did to its result, and the payload set
+ * with `setPayload` (undefined when none, or when the change was not classified by a range tree).
+ */
+export type ChangeVisitor<S> = (
+  subscription: S,
+  transition: Transition,
+  first: unknown,
+  second: unknown,
+) => void
+
+/**
+ * Whether a subscription with this filter would be filed by one numeric or date range alone, so that
+ * `setPayload` keeps its payload (`price=ge=1&lt=9`, `born=gt=2020-01-01`).
+ */
+export function filedByOneRange(filter: BoundFilter | undefined): boolean {
+  const plan = filter ? planFilter(filter) : undefined
+  if (plan === undefined || !plan.exact || plan.probes.length !== 1) return false
+  const probe = plan.probes[0]!
+  return probe.kind === 'range' && probe.domain !== 'string'
+}
+
 export interface QuerySubscriptionIndexOptions {
   /** Accessors for paths the default cannot read (relationships), as for `compileFilter`. */
   accessor?: AccessorFactory
@@ -125,6 +147,20 @@ export class QuerySubscriptionIndex<S> {
     return true
   }
 
+  /**
+   * Keeps two values with a subscription filed by one numeric or date range (see `filedByOneRange`),
+   * handed to `changes`' visitor when a change is classified by its tree; returns false (and keeps
+   * nothing) for any other subscription.
+   */
+  setPayload(subscription: S, first: unknown, second: unknown): boolean {
+    const entry = this.#entries.get(subscription)
+    if (!entry?.simple) return false
+    const probe = entry.probes![0]!
+    return this.#paths
+      .get(pathKey(probe.path))!
+      .simple.setPayload(probe, entry.intervals[0] as RangeHandle<S>, first, second)
+  }
+
   has(subscription: S): boolean {
     return this.#entries.has(subscription)
   }
@@ -152,7 +188,7 @@ export class QuerySubscriptionIndex<S> {
    * only. A record that does not exist (undefined) matches nothing. Pass the same value twice for
    * a message to a record (every match is an `update`). Returns how many were visited.
    */
-  changes(before: unknown, after: unknown, visit: (subscription: S, transition: Transition) => void): number {
+  changes(before: unknown, after: unknown, visit: ChangeVisitor<S>): number {
     const found = this.#collect(before, after)
     const epoch = this.#epoch
     let visited = 0
@@ -169,7 +205,7 @@ export class QuerySubscriptionIndex<S> {
       }
       if (!was && !now) continue
       visited++
-      visit(entry.subscription, was ? (now ? 'update' : 'leave') : 'enter')
+      visit(entry.subscription, was ? (now ? 'update' : 'leave') : 'enter', undefined, undefined)
     }
     for (const index of this.#paths.values()) {
       if (index.simple.size === 0) continue

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import {
   bindFilter,
   compileFilter,
+  filedByOneRange,
   parseQuery,
   QuerySubscriptionIndex,
   type Transition,
@@ -44,6 +45,46 @@ describe('QuerySubscriptionIndex', () => {
     // a message to a record: every subscription it matches, as an update
     expect(transitions(index, { breed: 'Lab', age: 1 }, { breed: 'Lab', age: 1 })).toEqual(['labs:update'])
     expect(transitions(index, undefined, undefined)).toEqual([])
+  })
+
+  it('keeps a payload for a subscription filed by one numeric or date range only, and hands it out', () => {
+    const index = new QuerySubscriptionIndex<string>()
+    const dates: TypeLookup = (p) => (p[0] === 'born' ? 'Date' : undefined)
+    const cases: [string, boolean][] = [
+      ['price=ge=1&lt=9', true],
+      ['price=gt=5', true],
+      ['born=gt=2020-01-01', true],
+      ['price==3', false],
+      ['name=sw=Ke', false],
+      ['price=gt=1|price=lt=0', false],
+      ['price=gt=1&name==x', false],
+    ]
+    for (const [query, one] of cases) {
+      const filter = bound(query, query.startsWith('born') ? dates : undefined)
+      index.add(query, filter)
+      expect(filedByOneRange(filter), query).toBe(one)
+      expect(index.setPayload(query, `${query} first`, 2), query).toBe(one)
+    }
+    const got: string[] = []
+    index.changes(
+      { price: 0, name: 'x' },
+      { price: 6, name: 'x', born: '2021-02-03' },
+      (s, t, first, second) => got.push(`${s}:${t}:${String(first)}:${String(second)}`),
+    )
+    expect(got.sort()).toEqual([
+      'born=gt=2020-01-01:enter:born=gt=2020-01-01 first:2',
+      'price=ge=1&lt=9:enter:price=ge=1&lt=9 first:2',
+      'price=gt=1&name==x:enter:undefined:undefined',
+      'price=gt=1|price=lt=0:enter:undefined:undefined',
+      'price=gt=5:enter:price=gt=5 first:2',
+    ])
+    // cleared, and gone with its subscription
+    index.setPayload('price=gt=5', undefined, undefined)
+    index.remove('price=ge=1&lt=9')
+    expect(index.setPayload('price=ge=1&lt=9', 1, 2)).toBe(false)
+    got.length = 0
+    index.changes({ price: 0 }, { price: 6 }, (s, t, first) => got.push(`${s}:${t}:${String(first)}`))
+    expect(got.sort()).toEqual(['price=gt=1|price=lt=0:enter:undefined', 'price=gt=5:enter:undefined'])
   })
 
   it('files equality and range conditions, and keeps the rest in the residual list', () => {
@@ -209,7 +250,7 @@ describe.each(kinds)('%s', (_, make) => {
 })
 
 describe('NumberIntervals.classify', () => {
-  it('tells enter, update and leave exactly, with ids reused after removals', () => {
+  it('tells enter, update and leave exactly, with each payload, with ids reused after removals', () => {
     const point = fc.option(fc.integer({ min: -5, max: 105 }), { nil: undefined })
     const bound = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined })
     const interval = fc.record({ a: bound, b: bound, lowOpen: fc.boolean(), highOpen: fc.boolean() })
@@ -225,10 +266,24 @@ describe('NumberIntervals.classify', () => {
         fc.array(interval, { maxLength: 60 }),
         fc.array(fc.tuple(point, point), { minLength: 1, maxLength: 5 }),
         fc.boolean(),
-        (first, removals, second, moves, build) => {
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (first, removals, second, moves, build, payloads) => {
           const index = new NumberIntervals<number>()
           type Live = { low?: number; high?: number; lowOpen: boolean; highOpen: boolean; handle: number }
           const live = new Map<number, Live>()
+          // Each id's payload (set while pending, in the tree, after removals; cleared by a third).
+          const payload = new Map<number, string | undefined>()
+          let version = 0
+          const setPayloads = (which: number[]) => {
+            for (const w of which) {
+              const ids = [...live.keys()]
+              if (ids.length === 0) return
+              const id = ids[w % ids.length]!
+              const value = w % 3 === 0 ? undefined : `p${id}.${version++}`
+              payload.set(id, value)
+              index.setPayload(live.get(id)!.handle, value, value === undefined ? undefined : id)
+            }
+          }
           let next = 0
           const add = (i: (typeof first)[number]) => {
             const [low, high] = i.a !== undefined && i.b !== undefined && i.a > i.b ? [i.b, i.a] : [i.a, i.b]
@@ -236,6 +291,7 @@ describe('NumberIntervals.classify', () => {
             live.set(id, { low, high, ...i, handle: index.add(low, high, id, i.lowOpen, i.highOpen) })
           }
           first.forEach(add)
+          setPayloads(payloads.slice(0, payloads.length >> 1))
           // Built here (when over 32), so the removals below take intervals out of the tree's nodes.
           if (build) index.classify(0, 0, () => {})
           for (const r of removals) {
@@ -246,13 +302,19 @@ describe('NumberIntervals.classify', () => {
             live.delete(id)
           }
           second.forEach(add)
+          setPayloads(payloads.slice(payloads.length >> 1))
           const holds = (i: Live, p: number | undefined) =>
             p !== undefined &&
             (i.low === undefined || (i.lowOpen ? p > i.low : p >= i.low)) &&
             (i.high === undefined || (i.highOpen ? p < i.high : p <= i.high))
           for (const [pb, pa] of moves) {
             const got: string[] = []
-            const count = index.classify(pb, pa, (id, t) => got.push(`${id}:${t}`))
+            const count = index.classify(pb, pa, (id, t, first, second) => {
+              got.push(`${id}:${t}`)
+              expect([first, second], `payload of ${id}`).toEqual(
+                payload.get(id) === undefined ? [undefined, undefined] : [payload.get(id), id],
+              )
+            })
             const expected: string[] = []
             for (const [id, i] of live) {
               const was = holds(i, pb)

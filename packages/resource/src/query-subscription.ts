@@ -160,6 +160,7 @@ export class TableQueries {
   readonly groups = new Map<string, QueryGroup>()
   size = 0
   readonly #owner: TableOwner
+  #alone = 0
 
   constructor(
     readonly resource: Table,
@@ -177,7 +178,22 @@ export class TableQueries {
     }
     subscription.group = group
     group.add(subscription)
+    this.#payload(group)
     this.size++
+  }
+
+  /** The next key suffix of a subscription that is a group of its own (see QuerySubscriptions.subscribe). */
+  alone(): number {
+    return ++this.#alone
+  }
+
+  /**
+   * A range tree keeps the listener and delivery of a group of one plain member beside its interval
+   * and hands them to a change: its deliveries then read no group (see NumberIntervals.setPayload).
+   */
+  #payload(group: QueryGroup): void {
+    const inline = group.inline === 1
+    this.index.setPayload(group, inline ? group.listener0 : undefined, inline ? group.delivery0 : undefined)
   }
 
   remove(subscription: QuerySubscription): void {
@@ -188,14 +204,17 @@ export class TableQueries {
     if (group.members.length === 0) {
       this.groups.delete(group.key)
       this.index.remove(group)
-    }
+    } else this.#payload(group)
     this.size--
     this.#owner.removed(this)
   }
 
   /** A member's `plain` may have changed (it went live, or passed its replay). */
   refresh(subscription: QuerySubscription): void {
-    subscription.group?.refresh(subscription)
+    const group = subscription.group
+    if (group === undefined) return
+    group.refresh(subscription)
+    this.#payload(group)
   }
 }
 

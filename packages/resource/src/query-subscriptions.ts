@@ -11,6 +11,7 @@ import {
   compileFilter,
   compileSelect,
   type FilterNode,
+  filedByOneRange,
   parseQuery,
   type Query,
   type Transition,
@@ -32,7 +33,7 @@ import {
 import { Relationships } from './relationships.js'
 import { toResourceError } from './storage-writes.js'
 import type { Table } from './table.js'
-import type { EventListener, RequestContext, SubscribeOptions } from './types.js'
+import type { Delivery, EventListener, RequestContext, SubscribeOptions } from './types.js'
 
 /** `Dog/?breed=Lab` (or `Dog?breed=Lab`) → the table path and the raw query; undefined for a plain filter. */
 export function splitQueryFilter(filter: string): { path: string; query: string } | undefined {
@@ -54,14 +55,28 @@ export class QuerySubscriptions implements TableOwner {
   #event: RuntimeEvent | undefined = undefined
   #deleted = false
   #derived: Derived | undefined = undefined
-  readonly #visit = (group: QueryGroup, transition: Transition): void => {
+  readonly #visit = (
+    group: QueryGroup,
+    transition: Transition,
+    listener: unknown,
+    delivery: unknown,
+  ): void => {
     const event =
       transition === 'update'
         ? this.#event!
         : transition === 'enter'
           ? this.#enterEvent(this.#event!)
           : this.#leaveEvent(this.#event!)
-    group.deliver(event, this.#host)
+    if (listener === undefined) {
+      group.deliver(event, this.#host)
+      return
+    }
+    // A group of one plain member, from the range tree (see TableQueries): no group read.
+    try {
+      ;(listener as EventListener)(event, delivery as Delivery)
+    } catch (error) {
+      this.#host.onError(error)
+    }
   }
 
   constructor(host: QueryHost) {
@@ -124,8 +139,13 @@ export class QuerySubscriptions implements TableOwner {
     let table = this.#tables.get(name)
     if (table === undefined) this.#tables.set(name, (table = new TableQueries(resource, this)))
     // The group's predicate when others follow the same conditions: one compiled filter per query.
-    const key = filterKey(query)
-    const matches = table.groups.get(key)?.matches ?? compileFilter(bound)
+    // A subscription filed by one numeric range is a group of its own (a key of its own), so that the
+    // range tree hands a change its listener and delivery directly (TableQueries keeps them there):
+    // sharing the group would save only the interval, and cost a group read per delivery.
+    const shared = filterKey(query)
+    const alone = filedByOneRange(bound)
+    const key = alone ? `${shared}\u0000${table.alone()}` : shared
+    const matches = (alone ? undefined : table.groups.get(key)?.matches) ?? compileFilter(bound)
     const subscription = new QuerySubscription(
       filter,
       table,
