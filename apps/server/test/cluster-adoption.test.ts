@@ -1,8 +1,7 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectMqtt } from './helpers/clients.js'
-import { AUTH, printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
+import { describe, expect, it } from 'vitest'
+import { AUTH, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ADMIN = { username: 'admin', password: 'pw' }
@@ -45,9 +44,12 @@ async function sessionsOn(http: string): Promise<string[]> {
 }
 
 /** CONNECTs and resolves with the CONNACK's session present flag. */
-async function sessionPresent(url: string, options: IClientOptions, open: MqttClient[]): Promise<boolean> {
-  const client = mqtt.connect(url, { ...ADMIN, ...options, reconnectPeriod: 0, connectTimeout: 5000 })
-  open.push(client)
+async function sessionPresent(
+  url: string,
+  options: IClientOptions,
+  track: (client: MqttClient) => MqttClient,
+): Promise<boolean> {
+  const client = track(mqtt.connect(url, { ...ADMIN, ...options, reconnectPeriod: 0, connectTimeout: 5000 }))
   return within(
     `CONNACK of ${options.clientId}`,
     new Promise<boolean>((resolve, reject) => {
@@ -58,24 +60,9 @@ async function sessionPresent(url: string, options: IClientOptions, open: MqttCl
 }
 
 describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it holds clients', () => {
-  let cluster: Awaited<ReturnType<typeof startClusterNodes>>
-  const open: MqttClient[] = []
-  const mqttOn = async (node: string, options: IClientOptions) => {
-    const client = await connectMqtt(cluster.node(node).mqtt, { ...ADMIN, ...options })
-    open.push(client)
-    return client
-  }
-
-  beforeAll(async () => {
-    cluster = await startClusterNodes(NODES)
-  }, 60_000)
-  afterAll(async () => {
-    for (const c of open) c.end(true)
-    await cluster?.stop()
-  })
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
-  })
+  const fixture = useMqttCluster(NODES)
+  const mqttOn = fixture.mqttOn.bind(fixture)
+  const track = fixture.track.bind(fixture)
 
   it('has a survivor publish its wills once (after their delay, not when the client came back) and expire its sessions', async () => {
     const watchers = await Promise.all(['b', 'c'].map((n) => mqttOn(n, { protocolVersion: 5 })))
@@ -96,10 +83,10 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it ho
     await fading.subscribeAsync({ 'fading/#': { qos: 1 } })
 
     const killed = Date.now()
-    cluster.node('a').process.child.kill('SIGKILL')
-    await cluster.node('a').process.exited
+    fixture.cluster.node('a').process.child.kill('SIGKILL')
+    await fixture.cluster.node('a').process.exited
     // comes back on c before anyone noticed a is dead: its will is never sent
-    expect(await sessionPresent(cluster.node('c').mqtt, withWill('back', 300, 60), open)).toBe(true)
+    expect(await sessionPresent(fixture.cluster.node('c').mqtt, withWill('back', 300, 60), track)).toBe(true)
 
     for (const [i] of watchers.entries()) {
       await expect.poll(() => seen[i]!('adopt/doomed'), { timeout: 20_000 }).toEqual(['will of doomed'])
@@ -107,9 +94,11 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it ho
     }
     // one survivor adopted a's clients (not the one that came back)
     const adoptedBy = () =>
-      ['b', 'c'].filter((n) => /adopted the clients of a dead node/.test(cluster.node(n).process.output()))
+      ['b', 'c'].filter((n) =>
+        /adopted the clients of a dead node/.test(fixture.cluster.node(n).process.output()),
+      )
     await expect.poll(adoptedBy, { timeout: 10_000 }).toHaveLength(1)
-    const adopter = cluster.node(adoptedBy()[0]!)
+    const adopter = fixture.cluster.node(adoptedBy()[0]!)
     expect(adopter.process.output()).toMatch(/"clients":3[,}].*adopted the clients of a dead node/)
     // sentinels published after that: a second copy of a will, or the will of `back`, would come first
     await watchers[0]!.publishAsync('adopt/back', 'sentinel', { qos: 1 })
@@ -126,8 +115,8 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it ho
     await expect
       .poll(
         async () => [
-          ...(await sessionsOn(cluster.node('b').http)),
-          ...(await sessionsOn(cluster.node('c').http)),
+          ...(await sessionsOn(fixture.cluster.node('b').http)),
+          ...(await sessionsOn(fixture.cluster.node('c').http)),
         ],
         {
           timeout: 20_000,
@@ -138,17 +127,17 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it ho
     expect(Date.now() - killed).toBeGreaterThanOrEqual(8000)
     expect(
       await sessionPresent(
-        cluster.node('b').mqtt,
+        fixture.cluster.node('b').mqtt,
         { clientId: 'fading', protocolVersion: 5, clean: false },
-        open,
+        track,
       ),
     ).toBe(false)
     // the durable session with a long expiry is still there, on any node
     expect(
       await sessionPresent(
-        cluster.node('b').mqtt,
+        fixture.cluster.node('b').mqtt,
         { clientId: 'doomed', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } },
-        open,
+        track,
       ),
     ).toBe(true)
   }, 90_000)

@@ -1,8 +1,7 @@
 import { natsSkipReason } from '@proj/test-utils'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectMqtt } from './helpers/clients.js'
-import { printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
+import mqtt, { type MqttClient } from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import { useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ADMIN = { username: 'admin', password: 'pw' }
@@ -30,24 +29,8 @@ function closedBy(client: MqttClient): Promise<number | undefined> {
 }
 
 describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of three nodes', () => {
-  let cluster: Awaited<ReturnType<typeof startClusterNodes>>
-  const open: MqttClient[] = []
-  const mqttOn = async (node: string, options: IClientOptions) => {
-    const client = await connectMqtt(cluster.node(node).mqtt, { ...ADMIN, ...options })
-    open.push(client)
-    return client
-  }
-
-  beforeAll(async () => {
-    cluster = await startClusterNodes(NODES)
-  }, 60_000)
-  afterAll(async () => {
-    for (const c of open) c.end(true)
-    await cluster?.stop()
-  })
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
-  })
+  const fixture = useMqttCluster(NODES)
+  const mqttOn = fixture.mqttOn.bind(fixture)
 
   it('takes a client id over from another node: MQTT 5 DISCONNECT 0x8E, 3.1.1 closed', async () => {
     const first = await mqttOn('a', { clientId: 'take-5', protocolVersion: 5 })
@@ -79,14 +62,14 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
       await within(`publish roam/q2 m${i}`, publisher.publishAsync('roam/q2', `m${i}`, { qos: 2 }))
     }
     // listening before CONNECT: the missed messages follow the CONNACK at once
-    const onB = mqtt.connect(cluster.node('b').mqtt, {
+    const onB = mqtt.connect(fixture.cluster.node('b').mqtt, {
       ...ADMIN,
       ...options,
       ...props,
       reconnectPeriod: 0,
       connectTimeout: 5000,
     })
-    open.push(onB)
+    fixture.track(onB)
     const got = collect(onB)
     const connack = new Promise<boolean>((resolve, reject) => {
       onB.once('connect', (p) => resolve(p.sessionPresent))
@@ -163,7 +146,7 @@ describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of
     // node b's delay timer fires and finds the will cancelled (its log says so); a sentinel published
     // after that proves nothing came: it would have arrived first
     await expect
-      .poll(() => cluster.node('b').process.output(), { timeout: 10_000 })
+      .poll(() => fixture.cluster.node('b').process.output(), { timeout: 10_000 })
       .toMatch(/will of delayed not published/)
     await watchers[0]!.publishAsync('will/delayed', 'sentinel', { qos: 1 })
     for (const [i] of watchers.entries()) {

@@ -1,11 +1,9 @@
 import { natsSkipReason } from '@proj/test-utils'
-import type { IClientOptions, MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectMqtt } from './helpers/clients.js'
-import { printNodeWarnings, startClusterNodes, within } from './helpers/cluster.js'
+import type { MqttClient } from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import { useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b']
-const ADMIN = { username: 'admin', password: 'pw' }
 
 /** Collects the payloads received per topic. */
 function collect(client: MqttClient) {
@@ -21,24 +19,8 @@ function collect(client: MqttClient) {
 describe.skipIf(natsSkipReason !== undefined)(
   'shared subscriptions across a cluster with a stalling node',
   () => {
-    let cluster: Awaited<ReturnType<typeof startClusterNodes>>
-    const open: MqttClient[] = []
-    const mqttOn = async (node: string, options: IClientOptions) => {
-      const client = await connectMqtt(cluster.node(node).mqtt, { ...ADMIN, ...options })
-      open.push(client)
-      return client
-    }
-
-    beforeAll(async () => {
-      cluster = await startClusterNodes(NODES)
-    }, 60_000)
-    afterAll(async () => {
-      for (const c of open) c.end(true)
-      await cluster?.stop()
-    })
-    afterEach((ctx) => {
-      if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, NODES)
-    })
+    const fixture = useMqttCluster(NODES)
+    const mqttOn = fixture.mqttOn.bind(fixture)
 
     it('delivers each message once while a member node stalls (SIGSTOP) for less than the lease', async () => {
       // two members on a, one on b; the publisher on b
@@ -56,7 +38,7 @@ describe.skipIf(natsSkipReason !== undefined)(
         if (warm > 200) throw new Error('the group never reached both nodes')
       }
 
-      const a = cluster.node('a').process.child
+      const a = fixture.cluster.node('a').process.child
       const sent: string[] = []
       const publish = async (ms: number) => {
         const until = Date.now() + ms

@@ -1,5 +1,7 @@
 import { type NatsCluster, startNatsCluster, tempDir } from '@proj/test-utils'
-import { basic } from './clients.js'
+import type { IClientOptions, MqttClient } from 'mqtt'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { basic, connectMqtt } from './clients.js'
 import { type ServerProcess, startServerProcess } from './server-process.js'
 
 export const AUTH = basic('admin', 'pw')
@@ -153,5 +155,43 @@ export function printNodeWarnings(
         .slice(-20)
         .join('\n')}`,
     )
+  }
+}
+
+type ClusterNodes = Awaited<ReturnType<typeof startClusterNodes>>
+
+/**
+ * One cluster for a describe block: started before its tests; its MQTT clients (connected as the admin)
+ * and nodes stopped after them; the nodes' warnings printed when a test fails.
+ */
+export function useMqttCluster(names: string[]) {
+  let cluster: ClusterNodes | undefined
+  const open: MqttClient[] = []
+  beforeAll(async () => {
+    cluster = await startClusterNodes(names)
+  }, 60_000)
+  afterAll(async () => {
+    for (const c of open) c.end(true)
+    await cluster?.stop()
+  })
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && cluster !== undefined) printNodeWarnings(cluster, names)
+  })
+  return {
+    get cluster(): ClusterNodes {
+      if (cluster === undefined) throw new Error('the cluster is not started (use it inside a test)')
+      return cluster
+    },
+    /** Ends `client` after the block (for clients connected some other way). */
+    track(client: MqttClient): MqttClient {
+      open.push(client)
+      return client
+    },
+    /** An MQTT client connected to `node` as the admin, ended after the block. */
+    async mqttOn(node: string, options: IClientOptions): Promise<MqttClient> {
+      return this.track(
+        await connectMqtt(this.cluster.node(node).mqtt, { username: 'admin', password: 'pw', ...options }),
+      )
+    },
   }
 }
