@@ -1,7 +1,7 @@
 import { openStore, type Store } from '@proj/storage'
 import { natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type ClusterNode, joinCluster } from '../src/index.js'
+import { joinCluster } from '../src/index.js'
 
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {

@@ -6,7 +6,6 @@
 import { type Interval, IntervalIndex } from './interval-index.js'
 import { type ClassifyVisitor, NumberIntervals } from './number-intervals.js'
 import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
-import type { Transition } from './transition.js'
 import { compareText } from './values.js'
 
 /** Numbers and dates (epoch milliseconds) in typed arrays; text in an IntervalIndex. */

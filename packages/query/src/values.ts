@@ -37,17 +37,6 @@ export function prefixEnd(prefix: string): string | undefined {
   return undefined
 }
 
-/**
- * Epoch milliseconds of a date value: a Date, a number (already milliseconds) or a date string;
- * NaN for anything else.
- */
-function dateOf(value: unknown): number {
-  if (value instanceof Date) return value.getTime()
-  if (typeof value === 'number') return value
-  if (typeof value === 'string') return Date.parse(value)
-  return Number.NaN
-}
-
 /** Rank of a value's kind in sort order; null and missing are handled by the caller (always last). */
 function rank(value: unknown): number {
   switch (typeof value) {

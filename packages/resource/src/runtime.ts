@@ -35,7 +35,6 @@ import type {
   ResourceEvent,
   ScramCredential,
   StateStore,
-  StateWrite,
   SubscribeOptions,
   User,
   WriteResult,
