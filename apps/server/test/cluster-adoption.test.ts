@@ -1,21 +1,10 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { AUTH, useMqttCluster, within } from './helpers/cluster.js'
+import { AUTH, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ADMIN = { username: 'admin', password: 'pw' }
-
-/** Collects the payloads received per topic. */
-function collect(client: MqttClient) {
-  const got = new Map<string, string[]>()
-  client.on('message', (topic, payload) => {
-    const list = got.get(topic) ?? []
-    list.push(payload.toString())
-    got.set(topic, list)
-  })
-  return (topic: string) => got.get(topic) ?? []
-}
 
 /** A durable MQTT 5 session (expiry `expiry` s) with a will on `adopt/<id>` after `delay` s. */
 function withWill(clientId: string, expiry: number, delay: number | undefined): IClientOptions {

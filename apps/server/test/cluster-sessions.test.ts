@@ -1,21 +1,10 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { useMqttCluster, within } from './helpers/cluster.js'
+import { collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ADMIN = { username: 'admin', password: 'pw' }
-
-/** Collects the payloads received per topic. */
-function collect(client: MqttClient) {
-  const got = new Map<string, string[]>()
-  client.on('message', (topic, payload) => {
-    const list = got.get(topic) ?? []
-    list.push(payload.toString())
-    got.set(topic, list)
-  })
-  return (topic: string) => got.get(topic) ?? []
-}
 
 /** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
 function closedBy(client: MqttClient): Promise<number | undefined> {

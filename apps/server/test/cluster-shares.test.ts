@@ -1,20 +1,8 @@
 import { natsSkipReason } from '@proj/test-utils'
-import type { MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { useMqttCluster, within } from './helpers/cluster.js'
+import { collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b']
-
-/** Collects the payloads received per topic. */
-function collect(client: MqttClient) {
-  const got = new Map<string, string[]>()
-  client.on('message', (topic, payload) => {
-    const list = got.get(topic) ?? []
-    list.push(payload.toString())
-    got.set(topic, list)
-  })
-  return (topic: string) => got.get(topic) ?? []
-}
 
 describe.skipIf(natsSkipReason !== undefined)(
   'shared subscriptions across a cluster with a stalling node',

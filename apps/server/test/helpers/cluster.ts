@@ -195,3 +195,14 @@ export function useMqttCluster(names: string[]) {
     },
   }
 }
+
+/** Collects the payloads `client` receives, per topic; the returned function reads one topic's so far. */
+export function collectPayloads(client: MqttClient): (topic: string) => string[] {
+  const got = new Map<string, string[]>()
+  client.on('message', (topic, payload) => {
+    const list = got.get(topic) ?? []
+    list.push(payload.toString())
+    got.set(topic, list)
+  })
+  return (topic: string) => got.get(topic) ?? []
+}
