@@ -1,10 +1,9 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { AUTH, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
+import { ADMIN, AUTH, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
-const ADMIN = { username: 'admin', password: 'pw' }
 
 /** A durable MQTT 5 session (expiry `expiry` s) with a will on `adopt/<id>` after `delay` s. */
 function withWill(clientId: string, expiry: number, delay: number | undefined): IClientOptions {

@@ -1,10 +1,9 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
+import { ADMIN, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
-const ADMIN = { username: 'admin', password: 'pw' }
 
 /** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
 function closedBy(client: MqttClient): Promise<number | undefined> {

@@ -4,7 +4,9 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import { basic, connectMqtt } from './clients.js'
 import { type ServerProcess, startServerProcess } from './server-process.js'
 
-export const AUTH = basic('admin', 'pw')
+/** The admin every cluster test node starts with. */
+export const ADMIN = { username: 'admin', password: 'pw' }
+export const AUTH = basic(ADMIN.username, ADMIN.password)
 
 export interface ClusterNodeProcess {
   name: string
@@ -189,9 +191,7 @@ export function useMqttCluster(names: string[]) {
     },
     /** An MQTT client connected to `node` as the admin, ended after the block. */
     async mqttOn(node: string, options: IClientOptions): Promise<MqttClient> {
-      return this.track(
-        await connectMqtt(this.cluster.node(node).mqtt, { username: 'admin', password: 'pw', ...options }),
-      )
+      return this.track(await connectMqtt(this.cluster.node(node).mqtt, { ...ADMIN, ...options }))
     },
   }
 }
