@@ -8,32 +8,23 @@
 import type { EventEmitter } from 'node:events'
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { RateLimitedLog } from '@proj/mqtt'
 import type { AuthFailure } from '@proj/resource'
 import type { Logger } from './logger.js'
 
-const INTERVAL_MS = 10_000
-
 export class RefusalLog {
-  private readonly kinds = new Map<string, { at: number; suppressed: number }>()
+  /** Each kind of refusal is rate-limited the way the broker limits its fault lines. */
+  private readonly limited: RateLimitedLog
   /** Where each MQTT stream came from, for the CONNECT refusals (the broker event carries the stream). */
   private readonly origins = new WeakMap<Duplex, string | undefined>()
 
-  constructor(
-    private readonly logger: Logger,
-    private readonly intervalMs = INTERVAL_MS,
-  ) {}
+  constructor(logger: Logger, intervalMs?: number) {
+    this.limited = new RateLimitedLog(logger, intervalMs)
+  }
 
   /** Logs at warn unless a line of this kind was written less than an interval ago. */
   warn(kind: string, fields: Record<string, unknown>, message: string): void {
-    const now = Date.now()
-    const last = this.kinds.get(kind)
-    if (last && now - last.at < this.intervalMs) {
-      last.suppressed++
-      return
-    }
-    const suppressed = last?.suppressed ?? 0
-    this.kinds.set(kind, { at: now, suppressed: 0 })
-    this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message)
+    this.limited.warn(kind, fields, message)
   }
 
   /** The runtime's report of a failed password check (MQTT, HTTP Basic, /login). */

@@ -13,6 +13,7 @@ export {
 } from './errors.js'
 export type { FlowStep, FlowStepHook } from './flow-steps.js'
 export { FLOW_STEPS } from './flow-steps.js'
+export { RateLimitedLog } from './rate-limited-log.js'
 export type { BrokerRuntime } from './runtime.js'
 export type { ScramOptions } from './scram.js'
 export { createScramSha256 } from './scram.js'
