@@ -36,8 +36,8 @@ interface Envelope {
   lastEventId?: string
 }
 
-async function openWs(path: string) {
-  const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers: { authorization: ann } })
+async function openWs(path: string, authorization = ann) {
+  const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers: { authorization } })
   closers.unshift(() => ws.close())
   const got: Envelope[] = []
   ws.on('message', (data) => got.push(JSON.parse(String(data))))
@@ -136,15 +136,19 @@ describe('query subscriptions over WebSocket and SSE', () => {
       expect(await res.json()).toMatchObject({ details: { code: 'QUERY_UNSUPPORTED' } })
       await expect(openWs(path)).rejects.toThrow('HTTP 400')
     }
+    const bob = basic('bob', 'builder')
     const res = await fetch(`${srv.url}/Anything/?a=1`, {
-      headers: { accept: 'text/event-stream', authorization: basic('bob', 'builder') },
+      headers: { accept: 'text/event-stream', authorization: bob },
     })
     expect(res.status).toBe(403)
-    // the reader may read Dog: its query stream opens
+    await expect(openWs('/Anything/?a=1', bob)).rejects.toThrow('HTTP 403')
+    // the reader may read Dog: its query stream opens on both doors
     const ok = await fetch(`${srv.url}/Dog/?breed=Lab`, {
-      headers: { accept: 'text/event-stream', authorization: basic('bob', 'builder') },
+      headers: { accept: 'text/event-stream', authorization: bob },
     })
     expect(ok.status).toBe(200)
     await ok.body?.cancel()
+    const { ws } = await openWs('/Dog/?breed=Lab', bob)
+    expect(ws.readyState).toBe(WebSocket.OPEN)
   })
 })

@@ -224,6 +224,26 @@ describe('list queries', () => {
     expect(products.reads.records - scanBefore).toBe(300)
   })
 
+  it('scans the most selective indexed condition first, range or equality, and filters by the others', async () => {
+    await using f = await runtimeFixture(options)
+    const { runtime } = f
+    // 200 products, prices 0..199: brand 3 on five of them (every 40th), brand 1 on the others
+    for (let i = 0; i < 200; i++)
+      await runtime.put(`Product/${i + 1}`, { name: `p${i}`, price: i, brandId: i % 40 === 0 ? 3 : 1 }, admin)
+    const products = table(runtime, 'Product')
+    const readBy = async (text: string) => {
+      const before = products.reads.records
+      const found = await list(runtime, 'Product', text)
+      return { found: found.length, records: products.reads.records - before }
+    }
+    // the range matches 3 records and brand 1 195: the range is scanned
+    expect(await readBy('brandId==1&price=ge=10&lt=13')).toEqual({ found: 3, records: 3 })
+    // the same conditions the other way round: the order in the query does not decide
+    expect(await readBy('price=ge=10&lt=13&brandId==1')).toEqual({ found: 3, records: 3 })
+    // brand 3 matches 5 records and the range 150: the equality is scanned
+    expect(await readBy('price=ge=0&lt=150&brandId==3')).toEqual({ found: 4, records: 5 })
+  })
+
   it('serves equality, ranges, prefixes, dates, booleans, lists and null from indexes', async () => {
     await using f = await runtimeFixture(options)
     const { runtime } = f
