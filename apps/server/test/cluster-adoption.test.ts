@@ -1,7 +1,14 @@
 import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { ADMIN, AUTH, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
+import {
+  ADMIN,
+  AUTH,
+  collectPayloads as collect,
+  useMqttCluster,
+  waitReady,
+  within,
+} from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -13,7 +20,7 @@ function withWill(clientId: string, expiry: number, delay: number | undefined): 
     clean: expiry === 0,
     properties: { sessionExpiryInterval: expiry },
     will: {
-      topic: `adopt/${clientId}`,
+      topic: `${clientId === 'cut-off' ? 'served' : 'adopt'}/${clientId}`,
       payload: Buffer.from(`will of ${clientId}`),
       qos: 1,
       retain: false,
@@ -129,4 +136,68 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it ho
       ),
     ).toBe(true)
   }, 90_000)
+
+  it('has a client served while its node could not reach NATS claimed once NATS is back, so its will fires once when the node dies', async () => {
+    const watchers = await Promise.all(['b', 'c'].map((n) => mqttOn(n, { protocolVersion: 5 })))
+    const seen = watchers.map(collect)
+    for (const w of watchers) await w.subscribeAsync({ 'served/#': { qos: 1 } })
+    // node d reaches NATS through one server only, which then stops (SIGSTOP: d's link stays open and
+    // unanswered, so d does not move to another server); d's writes may wait for it a long time
+    const nats = fixture.cluster.nats
+    const d = await fixture.cluster.start('d', {
+      PROJ_CLUSTER_NATS_SERVERS: nats.urls[2]!,
+      PROJ_CLUSTER_WRITETIMEOUT: '60s',
+    })
+    await waitReady(d.http)
+    const natsPid = nats.servers[2]!.pid!
+    process.kill(natsPid, 'SIGSTOP')
+    let connected: Promise<boolean>
+    try {
+      // the CONNECT gets no answer from the owner bucket (served anyway, logged); its session and will
+      // are written once NATS is back
+      const client = track(
+        mqtt.connect(d.mqtt, {
+          ...ADMIN,
+          ...withWill('cut-off', 300, 0),
+          reconnectPeriod: 0,
+          connectTimeout: 60_000,
+        }),
+      )
+      connected = within(
+        'CONNACK of cut-off',
+        new Promise<boolean>((resolve, reject) => {
+          client.once('connect', (p) => resolve(p.sessionPresent))
+          client.once('error', reject)
+        }),
+        60_000,
+      )
+      await expect
+        .poll(() => d.process.output(), { timeout: 20_000 })
+        .toMatch(/"clientId":"cut-off".*client id ownership not established/)
+    } finally {
+      process.kill(natsPid, 'SIGCONT')
+    }
+    expect(await connected).toBe(false)
+    await expect
+      .poll(() => d.process.output(), { timeout: 30_000 })
+      .toMatch(/"clientId":"cut-off".*claimed a client id served while NATS was unreachable/)
+
+    d.process.child.kill('SIGKILL')
+    await d.process.exited
+    for (const [i] of watchers.entries())
+      await expect.poll(() => seen[i]!('served/cut-off'), { timeout: 30_000 }).toEqual(['will of cut-off'])
+    const adopters = () =>
+      ['b', 'c'].filter((n) =>
+        /"node":"d","clients":1[,}].*adopted the clients of a dead node/.test(
+          fixture.cluster.node(n).process.output(),
+        ),
+      )
+    await expect.poll(adopters, { timeout: 10_000 }).toHaveLength(1)
+    // a second copy of the will would come before this sentinel
+    await watchers[0]!.publishAsync('served/cut-off', 'sentinel', { qos: 1 })
+    for (const [i] of watchers.entries()) {
+      await expect.poll(() => seen[i]!('served/cut-off').length, { timeout: 10_000 }).toBe(2)
+      expect(seen[i]!('served/cut-off')).toEqual(['will of cut-off', 'sentinel'])
+    }
+  }, 120_000)
 })

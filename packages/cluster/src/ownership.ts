@@ -39,6 +39,8 @@ const decoder = new TextDecoder()
 const RELEASE_TIMEOUT_MS = 2000
 /** A bucket read or write that takes longer (no quorum, NATS link down): the CONNECT goes on without it. */
 const KV_TIMEOUT_MS = 2000
+/** How often the client ids served without an owner entry are claimed again (while NATS is away). */
+const RECLAIM_MS = 1000
 
 /** `work`, or a rejection after `ms` (the work itself goes on; its result is then ignored). */
 function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -69,6 +71,14 @@ export function ownerKey(clientId: string): string {
 export class ClientOwnership {
   /** By KV key: who owns each client id, as last seen (this node's claims and the bucket's updates). */
   readonly #owners = new Map<string, { node: string; revision: number; clientId: string }>()
+  /**
+   * Client ids this node serves without an owner entry: their claim failed at CONNECT (NATS unreachable)
+   * and the broker served them anyway. Claimed again each second until the bucket answers: without the
+   * entry no survivor would adopt them (wills, session expiry) if this node died.
+   */
+  readonly #unclaimed = new Set<string>()
+  #reclaimTimer: NodeJS.Timeout | undefined
+  #reclaiming = false
   #holder: ClientHolder | undefined
   #sub: Subscription | undefined
   #watching: { stop(): void } | undefined
@@ -144,8 +154,10 @@ export class ClientOwnership {
         const known = this.#owners.get(entry.key)
         if (known !== undefined && known.revision > entry.revision) continue
         this.#owners.set(entry.key, { node: value.node, revision: entry.revision, clientId: value.clientId })
-        if (entry.isUpdate && value.node !== this.nodeName && known?.node !== value.node)
-          // another node took a client id this node may serve (a race it lost): let go, without answering
+        const unclaimed = value.node !== this.nodeName && this.#unclaimed.delete(value.clientId)
+        if (unclaimed || (entry.isUpdate && value.node !== this.nodeName && known?.node !== value.node))
+          // another node took a client id this node may serve (a race it lost, or one served here while
+          // NATS was unreachable): let go, without answering
           this.#holder?.releaseClient(value.clientId).catch(() => {})
       }
     })().catch((err) => {
@@ -169,6 +181,19 @@ export class ClientOwnership {
    * nobody's. Rejects when NATS cannot be reached.
    */
   async acquire(clientId: string): Promise<boolean> {
+    try {
+      const moved = await this.#acquire(clientId)
+      this.#unclaimed.delete(clientId)
+      return moved
+    } catch (error) {
+      // the broker serves it anyway (availability): claimed once NATS answers again
+      this.#unclaimed.add(clientId)
+      this.#scheduleReclaim()
+      throw error
+    }
+  }
+
+  async #acquire(clientId: string): Promise<boolean> {
     const key = ownerKey(clientId)
     const value = encoder.encode(JSON.stringify({ node: this.nodeName, clientId } satisfies OwnerValue))
     let moved = false
@@ -234,12 +259,80 @@ export class ClientOwnership {
 
   /** This node's session of `clientId` ended (no connection, nothing kept): the entry goes. */
   forget(clientId: string): void {
+    this.#unclaimed.delete(clientId)
     const key = ownerKey(clientId)
     const mine = this.#owners.get(key)
     if (mine?.node !== this.nodeName) return
     this.#owners.delete(key)
     // with its revision: a claim by another node meanwhile stays
     this.kv.delete(key, { previousSeq: mine.revision }).catch(() => {})
+  }
+
+  #scheduleReclaim(): void {
+    if (this.#reclaimTimer !== undefined || this.#closed) return
+    this.#reclaimTimer = setInterval(() => void this.#reclaim(), RECLAIM_MS)
+    this.#reclaimTimer.unref?.()
+  }
+
+  /** One round of claiming the client ids served here without an owner entry (see `#unclaimed`). */
+  async #reclaim(): Promise<void> {
+    if (this.#reclaiming) return
+    this.#reclaiming = true
+    try {
+      for (const clientId of [...this.#unclaimed]) {
+        if (this.#closed) return
+        try {
+          await this.#claimServed(clientId)
+        } catch {
+          return // NATS still away: the next round tries again
+        }
+      }
+    } finally {
+      this.#reclaiming = false
+      if (this.#unclaimed.size === 0 || this.#closed) {
+        clearInterval(this.#reclaimTimer)
+        this.#reclaimTimer = undefined
+      }
+    }
+  }
+
+  /**
+   * `clientId` is served here without an owner entry: this node becomes its owner if nobody is; if
+   * another node took it meanwhile (the client connected there too), this node's connection goes (0x8E).
+   */
+  async #claimServed(clientId: string): Promise<void> {
+    const key = ownerKey(clientId)
+    const entry = await bounded(this.kv.get(key), KV_TIMEOUT_MS, 'reading the client owner')
+    if (!this.#unclaimed.has(clientId)) return // its session ended, or a CONNECT claimed it meanwhile
+    const current =
+      entry !== null && entry.operation === 'PUT'
+        ? (JSON.parse(decoder.decode(entry.value)) as OwnerValue)
+        : undefined
+    if (current !== undefined && current.node !== this.nodeName) {
+      this.#unclaimed.delete(clientId)
+      this.log.warn(
+        { clientId, owner: current.node },
+        'cluster: a client id served while NATS was unreachable is owned by another node; closing it here',
+      )
+      await this.#holder?.releaseClient(clientId)
+      return
+    }
+    let revision = entry?.revision ?? 0
+    if (current === undefined) {
+      const value = encoder.encode(JSON.stringify({ node: this.nodeName, clientId } satisfies OwnerValue))
+      revision = await bounded(
+        entry === null ? this.kv.create(key, value) : this.kv.update(key, value, entry.revision),
+        KV_TIMEOUT_MS,
+        'claiming the client id',
+      )
+    }
+    if (!this.#unclaimed.delete(clientId)) {
+      // its session ended while the claim was on its way: the entry goes again (unless claimed since)
+      if (current === undefined) this.kv.delete(key, { previousSeq: revision }).catch(() => {})
+      return
+    }
+    this.#owners.set(key, { node: this.nodeName, revision, clientId })
+    this.log.info({ clientId }, 'cluster: claimed a client id served while NATS was unreachable')
   }
 
   /** Asks `node` to let go of `clientId`; the stream position its session writes reached. */
@@ -260,6 +353,7 @@ export class ClientOwnership {
 
   close(): void {
     this.#closed = true
+    clearInterval(this.#reclaimTimer)
     this.#sub?.unsubscribe()
     this.#watching?.stop()
     this.#loaded()
