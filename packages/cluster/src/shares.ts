@@ -40,6 +40,7 @@ export class SharedGroups implements SharedDelivery {
   /** This node's groups: written again if another node took this one for dead. */
   readonly #mine = new Map<string, [group: string, filter: string]>()
   #unsubscribe: (() => void) | undefined
+  #closed = false
   readonly #assigned = new WeakMap<RuntimeEvent, Assignment>()
 
   constructor(
@@ -57,13 +58,18 @@ export class SharedGroups implements SharedDelivery {
     this.#unsubscribe = store.onChange((change) => this.#changed(change), { table: MEMBERS_TABLE })
     for (const { id } of table.entries()) this.#note(id, true)
     for (const { id } of table.entries())
-      if (Array.isArray(id) && id[2] === this.nodeName) this.#write(id as string[], false)
+      if (Array.isArray(id) && id[2] === this.nodeName) void this.#write(id as string[], false)
   }
 
-  members(group: string, filter: string, present: boolean): void {
+  /**
+   * This node's first member of a group came, or its last left: its membership record is written (or
+   * deleted). Resolves once that write is in the stream (or failed, logged): a member's SUBACK waits for
+   * it, so every message published after the SUBACK comes after the membership in stream order.
+   */
+  members(group: string, filter: string, present: boolean): Promise<void> {
     if (present) this.#mine.set(groupKey(group, filter), [group, filter])
     else this.#mine.delete(groupKey(group, filter))
-    this.#write([group, filter, this.nodeName], present)
+    return this.#write([group, filter, this.nodeName], present)
   }
 
   delivers(group: string, filter: string, event: RuntimeEvent): boolean {
@@ -76,8 +82,10 @@ export class SharedGroups implements SharedDelivery {
       return node === undefined ? assignment.origin : node === this.nodeName
     }
     const nodes = this.#nodes.get(key)
-    // nobody's membership applied yet (this node's own is on its way): deliver rather than lose it
-    if (nodes === undefined) return true
+    // No membership of the group before this event in stream order: nobody delivers it (every node
+    // judges alike). No member of the group had its SUBACK then (it waits for its membership record),
+    // so this is a message published before the group existed, as on one node.
+    if (nodes === undefined) return false
     return nodes[Math.floor(event.cursor / 1000) % nodes.length] === this.nodeName
   }
 
@@ -100,7 +108,9 @@ export class SharedGroups implements SharedDelivery {
 
   /** A relayed QoS 0 message: its origin's choices (null: the origin knew no matching group). */
   assigned(event: RuntimeEvent, nodes: [key: string, node: string][] | null): void {
-    if (nodes === null && this.#nodes.size === 0) return // no group here: never asked
+    // no group here, nor a member on its way: never asked (the hot path of plain QoS 0 traffic); with a
+    // member here, not noting it would let this node take the message as its origin
+    if (nodes === null && this.#nodes.size === 0 && this.#mine.size === 0) return
     this.#assigned.set(event, { origin: false, nodes: new Map(nodes ?? []) })
   }
 
@@ -114,7 +124,7 @@ export class SharedGroups implements SharedDelivery {
 
   /** This node was taken for dead (its memberships deleted): they are written again. */
   reassert(): void {
-    for (const [group, filter] of this.#mine.values()) this.#write([group, filter, this.nodeName], true)
+    for (const [group, filter] of this.#mine.values()) void this.#write([group, filter, this.nodeName], true)
   }
 
   #changed(change: ChangeEvent): void {
@@ -133,19 +143,30 @@ export class SharedGroups implements SharedDelivery {
     else this.#nodes.set(key, nodes)
   }
 
-  #write(key: string[], present: boolean): void {
+  /** Writes (or deletes) a membership record; resolves once done or failed (logged, tried again). */
+  #write(key: string[], present: boolean): Promise<void> {
     const table = this.#table
-    if (table === undefined) return
+    if (table === undefined) return Promise.resolve()
     const write = present ? table.put(key, 1) : table.delete(key)
-    write.catch((err: unknown) =>
-      this.log.warn(
-        { err, group: key[0], filter: key[1] },
-        'cluster: shared-subscription membership not written',
-      ),
+    return write.then(
+      () => {},
+      (err: unknown) => {
+        this.log.warn(
+          { err, group: key[0], filter: key[1] },
+          'cluster: shared-subscription membership not written; trying again',
+        )
+        // again while it is still what this node's members say (no quorum now: later)
+        const again = setTimeout(() => {
+          if (!this.#closed && this.#mine.has(groupKey(key[0]!, key[1]!)) === present)
+            void this.#write(key, present)
+        }, 1000)
+        again.unref?.()
+      },
     )
   }
 
   close(): void {
+    this.#closed = true
     this.#unsubscribe?.()
   }
 }

@@ -55,6 +55,27 @@ describe('shared subscriptions across nodes', () => {
     expect(b.groups.delivers('g', 'sh/#', late)).toBe(false)
   })
 
+  it('has nobody deliver a message of a group none of whose members is sequenced yet (QoS 0 and logged)', async () => {
+    const b = await groupsOn('b')
+    // b's first member just came: its membership record is on its way, not applied
+    const joined = b.groups.members('g', 'sh/#', true)
+    const logged = new RuntimeEvent('message', 'sh/x', '', 'sh/x', 7, 7000, undefined, false, undefined)
+    expect(b.groups.delivers('g', 'sh/#', logged)).toBe(false)
+    // a relayed QoS 0 message whose origin knew no group: its origin's members take it, not b's
+    const relayed = qos0(1)
+    b.groups.assigned(relayed, null)
+    expect(b.groups.delivers('g', 'sh/#', relayed)).toBe(false)
+    await joined
+    // once sequenced: b's turn (the only member node) for a later event
+    expect(
+      b.groups.delivers(
+        'g',
+        'sh/#',
+        new RuntimeEvent('message', 'sh/x', '', 'sh/x', 9, 9000, undefined, false, undefined),
+      ),
+    ).toBe(true)
+  })
+
   it('decides a logged event by the members as of its stream position, following membership changes in order', async () => {
     const a = await groupsOn('a')
     const members = a.store.table<number>('__cluster.shares')

@@ -170,9 +170,10 @@ export class SubscribeFlow {
     // Shared subscriptions get no retained messages [MQTT-4.8.2-?]; only a resume replays.
     const retained = options.retained !== false && !shared
     const after = options.after
+    let joined: Promise<void> | undefined
     if (retained || after !== undefined) {
       subscription.pending = []
-      registry.add(subscription)
+      joined = registry.add(subscription)
       subscription.ready = new Promise((resolve) => {
         // After the caller got its Subscription (and, for MQTT, sent SUBACK): current values, replay, then live.
         setImmediate(() => {
@@ -188,11 +189,12 @@ export class SubscribeFlow {
         })
       })
     } else {
-      registry.add(subscription)
+      joined = registry.add(subscription)
     }
     // Inside a custom connect(): closed with its connection.
     this.#init.scopes.track(subscription)
-    return Promise.resolve(subscription)
+    // a shared group spread over a cluster: acknowledged once the group counts this runtime's members
+    return joined === undefined ? Promise.resolve(subscription) : joined.then(() => subscription)
   }
 
   /** A filter whose first segment matches an export path only case-insensitively uses the export path. */

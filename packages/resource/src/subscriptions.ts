@@ -7,8 +7,11 @@ import type { Delivery, EventListener, Subscription } from './types.js'
  * one member of the group across all of them. Unset: this runtime's members are the whole group.
  */
 export interface SharedDelivery {
-  /** This runtime's first member of `group` on `filter` came (`true`), or its last one left (`false`). */
-  members(group: string, filter: string, present: boolean): void
+  /**
+   * This runtime's first member of `group` on `filter` came (`true`), or its last one left (`false`).
+   * A promise: the members' subscriptions are acknowledged once it settles (the group knows them then).
+   */
+  members(group: string, filter: string, present: boolean): Promise<void> | undefined
   /** Whether this runtime delivers `event` to one of its members (false: another runtime's turn). */
   delivers(group: string, filter: string, event: RuntimeEvent): boolean
 }
@@ -156,7 +159,10 @@ export class SubscriptionRegistry {
   readonly #trie = new SubscriptionTrie<SubscriptionImpl>()
   readonly #owners = new Map<EventListener, Owner>()
   /** Per shared group and filter: its member count, and whose turn is next. Dropped with its last member. */
-  readonly #shareGroups = new Map<string, { members: number; next: number }>()
+  readonly #shareGroups = new Map<
+    string,
+    { members: number; next: number; joined: Promise<void> | undefined }
+  >()
   readonly #onError: (error: unknown, event: RuntimeEvent) => void
   #seq = 0
   #size = 0
@@ -214,21 +220,30 @@ export class SubscriptionRegistry {
     return owner
   }
 
-  add(subscription: SubscriptionImpl): void {
+  /**
+   * Registers `subscription`. For a shared one, returns what its acknowledgement waits for: the group
+   * (across runtimes) knowing this runtime's members (undefined: nothing to wait for).
+   */
+  add(subscription: SubscriptionImpl): Promise<void> | undefined {
     subscription.owner.count++
     this.#size++
+    let joined: Promise<void> | undefined
     if (subscription.group !== undefined) {
       const key = shareKey(subscription.group, subscription.trieFilter)
       const turn = this.#shareGroups.get(key)
       if (turn === undefined) {
-        this.#shareGroups.set(key, { members: 1, next: 0 })
-        this.#tellShared(subscription, true)
-      } else turn.members++
+        joined = this.#tellShared(subscription, true)
+        this.#shareGroups.set(key, { members: 1, next: 0, joined })
+      } else {
+        turn.members++
+        joined = turn.joined
+      }
     }
     this.#trie.add(trieKey(subscription), subscription, {
       qos: subscription.qos,
       ...(subscription.subscriptionId !== undefined ? { subscriptionId: subscription.subscriptionId } : {}),
     })
+    return joined
   }
 
   remove(subscription: SubscriptionImpl): void {
@@ -246,12 +261,16 @@ export class SubscriptionRegistry {
     }
   }
 
-  #tellShared(subscription: SubscriptionImpl, present: boolean): void {
-    if (this.#shared === undefined) return
+  #tellShared(subscription: SubscriptionImpl, present: boolean): Promise<void> | undefined {
+    if (this.#shared === undefined) return undefined
     try {
-      this.#shared.members(subscription.group!, subscription.trieFilter, present)
+      // never rejects: a failure is the shared delivery's to report (the subscription stands)
+      return this.#shared
+        .members(subscription.group!, subscription.trieFilter, present)
+        ?.catch((error: unknown) => this.#onError(error, undefined as unknown as RuntimeEvent))
     } catch (error) {
       this.#onError(error, undefined as unknown as RuntimeEvent)
+      return undefined
     }
   }
 

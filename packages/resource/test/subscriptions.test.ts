@@ -102,6 +102,36 @@ describe('subscriptions', () => {
     expect(got).toHaveLength(2)
   })
 
+  it("resolves a group's members' subscribe() once members() settled, the first and the later ones alike", async () => {
+    let settle!: () => void
+    const told: [string, string, boolean][] = []
+    await using node = await runtimeFixture({
+      shared: {
+        members(group, filter, present) {
+          told.push([group, filter, present])
+          return present ? new Promise<void>((resolve) => (settle = resolve)) : undefined
+        },
+        delivers: () => true,
+      },
+    })
+    const subscribed: string[] = []
+    const { listener } = collector()
+    const first = node.runtime
+      .subscribe('$share/g/jobs/#', listener, {}, admin)
+      .then(() => subscribed.push('first'))
+    const second = node.runtime
+      .subscribe('$share/g/jobs/#', collector().listener, {}, admin)
+      .then(() => subscribed.push('second'))
+    // a plain subscription does not wait
+    await node.runtime.subscribe('jobs/#', collector().listener, {}, admin)
+    await new Promise((r) => setImmediate(r))
+    expect(subscribed).toEqual([])
+    expect(told).toEqual([['g', 'jobs/#', true]])
+    settle()
+    await Promise.all([first, second])
+    expect(subscribed).toEqual(['first', 'second'])
+  })
+
   it('shares a $share subscription round robin and sends it no retained messages', async () => {
     await using f = await runtimeFixture()
     const { runtime } = f
