@@ -195,19 +195,32 @@ describe('change log', () => {
 describe('hybrid clock', () => {
   const open = useStores()
 
-  it('stays strictly increasing when the wall clock steps back', async () => {
+  it("stays strictly increasing when the wall clock steps back, in its node's lane", async () => {
     let now = 2_000_000_000_000_000
-    const { store } = await open({ wallClock: () => now })
+    const { store } = await open({ nodeId: 7, wallClock: () => now })
     const a = store.clock.now()
+    expect(a).toBe(now + 7) // lane 7 of the millisecond
     now -= 60_000_000
     const b = store.clock.now()
     const c = store.clock.now()
-    expect(b).toBe(a + 1)
-    expect(c).toBe(a + 2)
-    store.clock.observe(a + 1000)
-    expect(store.clock.now()).toBe(a + 1001)
-    now = a + 5000
-    expect(store.clock.now()).toBe(a + 5000)
+    expect(b).toBe(a + 1000)
+    expect(c).toBe(a + 2000)
+    // a timestamp from another node's lane: the next one here is after it, in lane 7 again
+    store.clock.observe(a + 2500)
+    expect(store.clock.now()).toBe(a + 3000)
+    now = a + 5993
+    expect(store.clock.now()).toBe(a + 6000)
+  })
+
+  it('never issues a timestamp another node issues in the same millisecond', async () => {
+    const now = 2_000_000_000_000_000
+    const one = (await open({ nodeId: 1, wallClock: () => now })).store
+    const two = (await open({ nodeId: 1002, wallClock: () => now })).store
+    const three = (await open({ nodeId: 3, wallClock: () => now })).store
+    const issued = [one, two, three].flatMap((s) => [s.clock.now(), s.clock.now(), s.clock.now()])
+    // three nodes in lanes 1, 2 (1002 modulo 1000) and 3, all stamping in the same millisecond
+    expect(new Set(issued).size).toBe(issued.length)
+    expect(issued.map((t) => t % 1000)).toEqual([1, 1, 1, 2, 2, 2, 3, 3, 3])
   })
 
   it('keeps the node id it was given, or the one it stored', async () => {

@@ -121,6 +121,31 @@ describe('replicated stores', () => {
     expect(b.table('Dog').get('c')).toEqual({ n: 'b' })
   })
 
+  it("gives two nodes' writes in the same millisecond different versions, so ifVersion names one write", async () => {
+    // both clocks read the same wall time: before lanes, both writes got the same timestamp, the tie went to
+    // the higher node id, and a writer holding the first write's version overwrote the second unseen
+    const now = 1_800_000_000_000_000
+    const stream = memoryStream()
+    const a = (await open({ nodeId: 1, replicator: stream.replicator, wallClock: () => now })).store
+    const b = (await open({ nodeId: 2, replicator: stream.replicator, wallClock: () => now })).store
+    stream.attach(a)
+    stream.attach(b)
+    stream.hold()
+    const fromA = a.table('Dog').put('t', { n: 'a' })
+    const fromB = b.table('Dog').put('t', { n: 'b' })
+    stream.release([0, 1])
+    const [read, replaced] = await Promise.all([fromA, fromB])
+    expect(read.timestamp).not.toBe(replaced.timestamp)
+    await expect.poll(() => a.replicatedPosition).toBe(2)
+    expect(a.table('Dog').get('t')).toEqual({ n: 'b' })
+    // a client that read a's write and writes back on its version must be told the record changed
+    await expect(
+      a.table('Dog').put('t', { n: 'stale' }, { ifVersion: read.timestamp }),
+    ).rejects.toBeInstanceOf(ConflictError)
+    await expect.poll(() => b.replicatedPosition).toBe(3)
+    expect(b.table('Dog').get('t')).toEqual({ n: 'b' })
+  })
+
   it('keeps the applied position across a reopen, ignores duplicates, and commits local transactions alone', async () => {
     const stream = memoryStream()
     const opened = await open({ nodeId: 3, replicator: stream.replicator })
