@@ -93,7 +93,14 @@ interface ServerSlot {
  * await using nats = await startNatsCluster({ size: 3 })
  * const nc = await connect({ servers: nats.urls })
  */
-export async function startNatsCluster(options: { size?: number; name?: string } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(
+  options: {
+    size?: number
+    name?: string
+    /** More lines for every server's configuration (e.g. an `authorization` or `tls` block). */
+    config?: string[]
+  } = {},
+): Promise<NatsCluster> {
   const program = natsServerPath()
   if (program === undefined) throw new Error(natsSkipReason)
   const size = options.size ?? 3
@@ -121,6 +128,7 @@ export async function startNatsCluster(options: { size?: number; name?: string }
       `listen: "127.0.0.1:${slot.port}"`,
       `http: "127.0.0.1:${slot.httpPort}"`,
       `jetstream { store_dir: "${slot.storeDir}" }`,
+      ...(options.config ?? []),
     ]
     if (size > 1) {
       lines.push(

@@ -22,10 +22,13 @@ export interface ClusterNodeProcess {
  */
 export async function startClusterNodes(
   names: string[],
-  options: { natsSize?: number; env?: Record<string, string> } = {},
+  options: { natsSize?: number; natsConfig?: string[]; env?: Record<string, string> } = {},
 ) {
   const natsSize = options.natsSize ?? 3
-  const nats = await startNatsCluster({ size: natsSize })
+  const nats = await startNatsCluster({
+    size: natsSize,
+    ...(options.natsConfig ? { config: options.natsConfig } : {}),
+  })
   const roots: { path: string; remove(): Promise<void> }[] = []
   const nodes = new Map<string, ClusterNodeProcess>()
   const envFor = (name: string, i: number, extra: Record<string, string> = {}) => {
