@@ -19,7 +19,7 @@ describe.skipIf(natsSkipReason !== undefined)(
       const publisher = await fixture.mqttOn('a', { protocolVersion: 5 })
       publisher.on('error', () => {}) // the node is killed under it
       const acknowledged: string[] = []
-      const closed = new Promise((resolve) => publisher.once('close', resolve))
+      const closed = new Promise<void>((resolve) => publisher.once('close', () => resolve()))
       void (async () => {
         // publishes one at a time until the node dies (the pending PUBLISH then never settles)
         for (let i = 0; publisher.connected; i++) {
