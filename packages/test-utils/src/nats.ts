@@ -99,6 +99,8 @@ export async function startNatsCluster(
     name?: string
     /** More lines for every server's configuration (e.g. an `authorization` or `tls` block). */
     config?: string[]
+    /** More lines inside every server's `cluster` block (e.g. `no_advertise: true`). */
+    clusterConfig?: string[]
   } = {},
 ): Promise<NatsCluster> {
   const program = natsServerPath()
@@ -134,6 +136,7 @@ export async function startNatsCluster(
       lines.push(
         `cluster { name: "proj-test"`,
         `  listen: "127.0.0.1:${slot.routePort}"`,
+        ...(options.clusterConfig ?? []).map((line) => `  ${line}`),
         `  routes: [${routes.join(', ')}] }`,
       )
     }

@@ -22,12 +22,19 @@ export interface ClusterNodeProcess {
  */
 export async function startClusterNodes(
   names: string[],
-  options: { natsSize?: number; natsConfig?: string[]; env?: Record<string, string> } = {},
+  options: {
+    natsSize?: number
+    /** Extra lines for every NATS server's configuration, and for its `cluster` block. */
+    natsConfig?: string[]
+    natsClusterConfig?: string[]
+    env?: Record<string, string>
+  } = {},
 ) {
   const natsSize = options.natsSize ?? 3
   const nats = await startNatsCluster({
     size: natsSize,
     ...(options.natsConfig ? { config: options.natsConfig } : {}),
+    ...(options.natsClusterConfig ? { clusterConfig: options.natsClusterConfig } : {}),
   })
   const roots: { path: string; remove(): Promise<void> }[] = []
   const nodes = new Map<string, ClusterNodeProcess>()
