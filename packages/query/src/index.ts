@@ -38,6 +38,11 @@ export type { ProjectOptions } from './select.js'
 export { compileSelect } from './select.js'
 export type { Comparator } from './sort.js'
 export { compareSortValues, compileSort } from './sort.js'
-export type { ChangeVisitor, QuerySubscriptionIndexOptions, Transition } from './subscription-index.js'
+export type {
+  ChangeVisitor,
+  QuerySubscriptionIndexOptions,
+  RunVisitor,
+  Transition,
+} from './subscription-index.js'
 export { filedByOneRange, QuerySubscriptionIndex } from './subscription-index.js'
 export { compareText, compareValues, prefixEnd } from './values.js'

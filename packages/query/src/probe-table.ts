@@ -4,7 +4,7 @@
  * predicate). Lookups take the attribute's value, a scalar or an array.
  */
 import { type Interval, IntervalIndex } from './interval-index.js'
-import { type ClassifyVisitor, NumberIntervals } from './number-intervals.js'
+import { type ClassifyVisitor, NumberIntervals, type RunVisitor } from './number-intervals.js'
 import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
 import { compareText } from './values.js'
 
@@ -164,7 +164,8 @@ export class ProbeTable<T> {
    * The transitions of items filed with a single exact probe, for a change of this attribute from
    * `before` to `after` (`present*` false: no record). Scalars are classified straight from the
    * hash and the trees (an interval found at the old value is checked against the new one), with no
-   * per-item state; arrays go through sets. Returns how many items it visited.
+   * per-item state; arrays go through sets. Returns how many items it visited. `runs`, when given,
+   * takes the numeric trees' runs whole (see RunVisitor).
    */
   classify(
     presentBefore: boolean,
@@ -172,6 +173,7 @@ export class ProbeTable<T> {
     presentAfter: boolean,
     after: unknown,
     visit: ClassifyVisitor<T>,
+    runs?: RunVisitor,
   ): number {
     if (Array.isArray(before) || Array.isArray(after)) {
       const was = new Set<T>()
@@ -233,8 +235,8 @@ export class ProbeTable<T> {
       } else {
         const b = pb as number | undefined
         const a = pa as number | undefined
-        if (elements) visited += (elements as NumberIntervals<T>).classify(b, a, visit)
-        if (spans) visited += (spans as NumberIntervals<T>).classify(b, a, visit)
+        if (elements) visited += (elements as NumberIntervals<T>).classify(b, a, visit, runs)
+        if (spans) visited += (spans as NumberIntervals<T>).classify(b, a, visit, runs)
       }
     }
     return visited

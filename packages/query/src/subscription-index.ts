@@ -6,11 +6,13 @@
  */
 import { type Accessor, type AccessorFactory, accessorFor } from './accessor.js'
 import type { BoundFilter } from './bind.js'
+import type { RunVisitor } from './number-tree.js'
 import { type Probe, planFilter } from './plan.js'
 import { compileFilter, type Predicate } from './predicate.js'
 import { ProbeTable, type RangeHandle } from './probe-table.js'
 import type { Transition } from './transition.js'
 
+export type { RunVisitor } from './number-tree.js'
 export type { Transition } from './transition.js'
 
 /**
@@ -80,6 +82,8 @@ export class QuerySubscriptionIndex<S> {
   readonly #entries = new Map<S, Entry<S>>()
   readonly #paths = new Map<string, PathIndex<S>>()
   readonly #residual = new Set<Entry<S>>()
+  /** Entries that are not simple (residual ones included): none, and a change skips collecting them. */
+  #notSimple = 0
   #epoch = 0
 
   constructor(options: QuerySubscriptionIndexOptions = {}) {
@@ -115,6 +119,7 @@ export class QuerySubscriptionIndex<S> {
       after: 0,
     }
     this.#entries.set(subscription, entry)
+    if (!entry.simple) this.#notSimple++
     if (!plan) {
       this.#residual.add(entry)
       return
@@ -132,6 +137,7 @@ export class QuerySubscriptionIndex<S> {
     const entry = this.#entries.get(subscription)
     if (!entry) return false
     this.#entries.delete(subscription)
+    if (!entry.simple) this.#notSimple--
     if (!entry.probes) {
       this.#residual.delete(entry)
       return true
@@ -187,8 +193,25 @@ export class QuerySubscriptionIndex<S> {
    * matches after but not before, `update` when it matches both, `leave` when it matched before
    * only. A record that does not exist (undefined) matches nothing. Pass the same value twice for
    * a message to a record (every match is an `update`). Returns how many were visited.
+   *
+   * `runs`, when given, takes whole runs of subscriptions filed by one numeric or date range that a
+   * change gives the same transition (entries of subscription and payload, see RunVisitor): a
+   * caller that delivers from the payload loops over them itself. The others still go to `visit`.
    */
-  changes(before: unknown, after: unknown, visit: ChangeVisitor<S>): number {
+  changes(before: unknown, after: unknown, visit: ChangeVisitor<S>, runs?: RunVisitor): number {
+    let visited = 0
+    if (this.#notSimple > 0) visited += this.#changesOfEntries(before, after, visit)
+    for (const index of this.#paths.values()) {
+      if (index.simple.size === 0) continue
+      const old = before === undefined ? undefined : index.get(before)
+      const now = after === before ? old : after === undefined ? undefined : index.get(after)
+      visited += index.simple.classify(before !== undefined, old, after !== undefined, now, visit, runs)
+    }
+    return visited
+  }
+
+  /** The part of `changes` for entries that are not simple (found through probes, or residual). */
+  #changesOfEntries(before: unknown, after: unknown, visit: ChangeVisitor<S>): number {
     const found = this.#collect(before, after)
     const epoch = this.#epoch
     let visited = 0
@@ -206,12 +229,6 @@ export class QuerySubscriptionIndex<S> {
       if (!was && !now) continue
       visited++
       visit(entry.subscription, was ? (now ? 'update' : 'leave') : 'enter', undefined, undefined)
-    }
-    for (const index of this.#paths.values()) {
-      if (index.simple.size === 0) continue
-      const old = before === undefined ? undefined : index.get(before)
-      const now = after === before ? old : after === undefined ? undefined : index.get(after)
-      visited += index.simple.classify(before !== undefined, old, after !== undefined, now, visit)
     }
     return visited
   }

@@ -64,7 +64,9 @@ function hasKey(value: unknown, rename: (key: string) => string | undefined, dep
     return false
   }
   if (!isPlainObject(value)) return false
-  for (const key of Object.keys(value)) {
+  // for…in on a plain object is its own enumerable keys (its prototype, Object's or none, has none),
+  // without the array Object.keys makes: this runs on every record read, written and delivered.
+  for (const key in value) {
     if (rename(key) !== undefined || hasKey(value[key], rename, depth + 1)) return true
   }
   return false

@@ -88,8 +88,18 @@ function copyEvent(
   return copy
 }
 
+/** The meta of a derived event whose change had none: constants, shared (events are read-only). */
+const bareMeta = (value: string): EventMeta =>
+  Object.freeze({
+    properties: Object.freeze({ userProperties: Object.freeze({ event: value }) }),
+  }) as EventMeta
+const BARE_LEAVE = bareMeta('leave')
+const BARE_DELETE = bareMeta('delete')
+
 /** MQTT 5 user property `event` on the copy (leave, delete, reset), beside the publisher's own. */
 export function withEventProperty(meta: EventMeta | undefined, value: string): EventMeta {
+  if (meta === undefined && value === 'leave') return BARE_LEAVE
+  if (meta === undefined && value === 'delete') return BARE_DELETE
   const properties = (meta?.properties ?? {}) as Record<string, unknown>
   const user = (properties.userProperties ?? {}) as Record<string, unknown>
   return { ...meta, properties: { ...properties, userProperties: { ...user, event: value } } }

@@ -55,18 +55,16 @@ export class QuerySubscriptions implements TableOwner {
   #event: RuntimeEvent | undefined = undefined
   #deleted = false
   #derived: Derived | undefined = undefined
+  /** The change's enter and leave events, made by the first subscriber that needs each. */
+  #enter: RuntimeEvent | undefined = undefined
+  #leave: RuntimeEvent | undefined = undefined
   readonly #visit = (
     group: QueryGroup,
     transition: Transition,
     listener: unknown,
     delivery: unknown,
   ): void => {
-    const event =
-      transition === 'update'
-        ? this.#event!
-        : transition === 'enter'
-          ? this.#enterEvent(this.#event!)
-          : this.#leaveEvent(this.#event!)
+    const event = this.#eventFor(transition)
     if (listener === undefined) {
       group.deliver(event, this.#host)
       return
@@ -77,6 +75,36 @@ export class QuerySubscriptions implements TableOwner {
     } catch (error) {
       this.#host.onError(error)
     }
+  }
+
+  /**
+   * A run of range-tree entries with one transition (see RunVisitor): each group of one plain member
+   * has its listener and delivery in the entry, called here without a call per entry in between.
+   */
+  readonly #visitRun = (
+    entries: readonly unknown[],
+    from: number,
+    to: number,
+    transition: Transition,
+  ): number => {
+    const event = this.#eventFor(transition)
+    const host = this.#host
+    let visited = 0
+    for (let i = 3 * from; i < 3 * to; i += 3) {
+      // Read at its turn: a listener before it may have closed it (then undefined) or changed it.
+      const group = entries[i] as QueryGroup | undefined
+      if (group === undefined) continue
+      visited++
+      const listener = entries[i + 1] as EventListener | undefined
+      if (listener === undefined) group.deliver(event, host)
+      else
+        try {
+          listener(event, entries[i + 2] as Delivery)
+        } catch (error) {
+          host.onError(error)
+        }
+    }
+    return visited
   }
 
   constructor(host: QueryHost) {
@@ -295,15 +323,35 @@ export class QuerySubscriptions implements TableOwner {
   }
 
   #match(table: TableQueries, event: RuntimeEvent, before: unknown, after: unknown): void {
+    // A listener may cause a change of its own (nested): this one's state is restored after it.
+    const outerEvent = this.#event
+    const outerDeleted = this.#deleted
+    const outerDerived = this.#derived
+    const outerEnter = this.#enter
+    const outerLeave = this.#leave
     this.#event = event
     this.#deleted = event.type === 'delete'
     this.#derived = undefined
+    this.#enter = undefined
+    this.#leave = undefined
     try {
-      table.index.changes(before, after, this.#visit)
+      table.index.changes(before, after, this.#visit, this.#visitRun)
     } finally {
-      this.#event = undefined
-      this.#derived = undefined
+      this.#event = outerEvent
+      this.#deleted = outerDeleted
+      this.#derived = outerDerived
+      this.#enter = outerEnter
+      this.#leave = outerLeave
     }
+  }
+
+  /** The event a subscriber gets for the change being matched, by what it did to its result. */
+  #eventFor(transition: Transition): RuntimeEvent {
+    return transition === 'update'
+      ? this.#event!
+      : transition === 'enter'
+        ? (this.#enter ??= this.#enterEvent(this.#event!))
+        : (this.#leave ??= this.#leaveEvent(this.#event!))
   }
 
   #derivedOf(event: RuntimeEvent): Derived {
