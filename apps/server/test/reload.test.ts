@@ -125,7 +125,11 @@ describe('SIGHUP (built server)', () => {
         )
         server.child.kill('SIGHUP')
         await reloaded(4)
-        expect(server.output()).toContain('changed keys that need a restart: mqtt.maxQueued')
+        // the line may follow the reload's own by a moment: wait for it
+        await vi.waitFor(
+          () => expect(server.output()).toContain('changed keys that need a restart: mqtt.maxQueued'),
+          { timeout: 5000 },
+        )
         expect(closed).toBe(0)
         await Promise.all([plain.endAsync(), secure.endAsync()])
       } finally {
