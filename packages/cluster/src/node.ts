@@ -20,6 +20,7 @@ import { DeadNodes } from './dead-nodes.js'
 import { ClusterUnavailableError } from './errors.js'
 import { Heartbeats } from './heartbeats.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
+import { OutboxSender } from './outbox-sender.js'
 import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
 import { retryTransient, sleep } from './retry.js'
@@ -181,8 +182,8 @@ class Node implements ClusterNode {
   readonly #reader: StreamReader
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
   #consuming: Promise<void> | undefined
-  /** False with `ack: local`: writers resolve once the stream has their transaction, not when it applied here. */
-  readonly #waitForApply: boolean
+  /** Publishes the store's outbox (`ack: local` commits, or what a previous local-mode run left). */
+  readonly #outbox: OutboxSender
 
   constructor(
     readonly options: ResolvedClusterOptions,
@@ -194,7 +195,9 @@ class Node implements ClusterNode {
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
-    this.#waitForApply = options.ack !== 'local'
+    this.#outbox = new OutboxSender(js, options.prefix, options.log, (seq) => {
+      if (seq > this.#streamLast) this.#streamLast = seq
+    })
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
@@ -228,9 +231,17 @@ class Node implements ClusterNode {
     })
     promise.catch(() => {})
     this.#ready = { promise, resolve, reject }
+    const outbox = this.#outbox
     this.replicator = {
       replicates: (table) => !LOCAL_TABLES.test(table),
       submit: (txn) => this.#publish(txn),
+      // ack: local: storage commits here with an outbox entry; the sender publishes it
+      commitsLocally: options.ack === 'local',
+      get maxBytes() {
+        // room for the headers (Nats-Msg-Id) next to the body
+        return (nats.info?.max_payload ?? 1024 * 1024) - 1024
+      },
+      outboxed: () => outbox.kick(),
     }
   }
 
@@ -286,15 +297,14 @@ class Node implements ClusterNode {
         if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
         const applyWithinMs = this.options.applyTimeoutMs
         // storage fails the writers after applyWithinMs; this says why, with the positions
-        if (this.#waitForApply)
-          void this.#applied(ack.seq, applyWithinMs).then((reached) => {
-            if (!reached && !this.#closed)
-              this.options.log.warn(
-                { seq: ack.seq, ...this.positions(), state: this.state, ms: applyWithinMs },
-                'cluster: a write in the stream was not applied on this node in time; it failed (503, outcome unknown)',
-              )
-          })
-        return { wait: this.#waitForApply, applyWithinMs }
+        void this.#applied(ack.seq, applyWithinMs).then((reached) => {
+          if (!reached && !this.#closed)
+            this.options.log.warn(
+              { seq: ack.seq, ...this.positions(), state: this.state, ms: applyWithinMs },
+              'cluster: a write in the stream was not applied on this node in time; it failed (503, outcome unknown)',
+            )
+        })
+        return { wait: true, applyWithinMs }
       } catch (error) {
         if (isTooLarge(error))
           throw new StorageError('STORAGE_INVALID_VALUE', `the write is larger than NATS accepts: ${error}`)
@@ -315,6 +325,7 @@ class Node implements ClusterNode {
     this.#store = store
     this.state = 'catching-up'
     this.#heartbeats.start()
+    if (store.outbox !== undefined) this.#outbox.start(store.outbox)
     this.shared.start(store)
     this.ownership.start().catch((error) => {
       if (!this.#closed) this.options.log.error({ err: error }, 'cluster: cannot follow client owners')
@@ -419,6 +430,7 @@ class Node implements ClusterNode {
     this.#waiters = []
     this.#reader.stop()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
+    await this.#outbox.close()
     await this.#consuming?.catch(() => {})
     await this.nats.close()
   }

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr'
 import { StorageError } from './errors.js'
 import { decodeValue, TYPES } from './record-format.js'
-import type { ChangeEvent, Key, Replicator, WriteOptions } from './types.js'
+import type { ChangeEvent, Key, ReplicatedTransaction, Replicator, WriteOptions } from './types.js'
 import { Group, MESSAGE, Op, PATCH, PUT, type WriteTarget } from './write-plan.js'
 import { POSITION_FACTOR } from './write-queue.js'
 
@@ -31,11 +31,15 @@ type WireOp = [
   originOnly: boolean,
   explicit: boolean,
 ]
-type Wire = [version: number, origin: number, txnId: string, ops: WireOp[]]
+type Wire = [version: number, origin: number, txnId: string, ops: WireOp[], committedBy?: string]
 
 /** What replication needs of the store. */
 export interface ReplicationHost {
   readonly nodeId: number
+  /** This store's identity (kept in its meta database): which local commits come back as its own. */
+  readonly instance: string
+  /** Adds a transaction to the outbox, inside the LMDB transaction that commits its writes. */
+  readonly appendOutbox: ((txn: ReplicatedTransaction) => void) | undefined
   readonly clock: { now(): number; observe(ts: number): void }
   /** The table to apply a replicated write to (opened with `logged` when new). */
   target(name: string, logged: boolean): WriteTarget
@@ -99,6 +103,7 @@ export class Replication {
         ),
       )
     const txnId = `${host.nodeId.toString(36)}.${ops[0]!.stamped!.toString(36)}`
+    const local = this.replicator.commitsLocally === true && host.appendOutbox !== undefined
     const wire: Wire = [
       WIRE_VERSION,
       host.nodeId,
@@ -113,20 +118,19 @@ export class Replication {
         op.options?.user ?? null,
         op.stamped!,
         op.stampedNode!,
-        op.options?.ifVersion ?? null,
+        local ? null : (op.options?.ifVersion ?? null),
         !this.replicator.replicates(op.table.name),
-        !op.skipStale,
+        !local && !op.skipStale,
       ]),
     ]
+    if (local) wire.push(host.instance)
     const data = packr.pack(wire)
+    const writes = ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! }))
+    if (local) return this.#commitLocally(ops, single, { id: txnId, data, writes })
     return new Promise((resolve, reject) => {
       this.#waiting.set(txnId, { ops, single, resolve, reject })
       this.replicator
-        .submit({
-          id: txnId,
-          data,
-          writes: ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! })),
-        })
+        .submit({ id: txnId, data, writes })
         .then((answer) => {
           const waits = answer?.wait !== false || ops.some((op) => op.options?.ifVersion !== undefined)
           if (waits) {
@@ -146,6 +150,34 @@ export class Replication {
           if (this.#waiting.get(txnId)?.ops === ops) this.#waiting.delete(txnId)
           reject(error)
         })
+    })
+  }
+
+  /**
+   * `ack: local`: commits the ops here at once (last writer wins on their stamps, conditions checked
+   * against this node's state) with the outbox entry in the same LMDB transaction; the writers resolve
+   * once that is durable, and the replicator is told there is something to publish.
+   */
+  #commitLocally(ops: Op[], single: boolean, txn: ReplicatedTransaction): Promise<unknown> {
+    const max = this.replicator.maxBytes
+    if (max !== undefined && txn.data.byteLength > max)
+      return Promise.reject(
+        new StorageError(
+          'STORAGE_INVALID_VALUE',
+          `the write is ${txn.data.byteLength} bytes, more than the replicator carries (${max})`,
+        ),
+      )
+    const group = new Group()
+    group.ops.push(...ops)
+    group.alsoWrite = () => this.host.appendOutbox!(txn)
+    return new Promise((resolve, reject) => {
+      group.resolve = (events: ChangeEvent[]) => {
+        const op = ops[0]!
+        resolve(single ? (op.result ?? (op.skipped ? op.event : undefined)) : events)
+        this.replicator.outboxed?.()
+      }
+      group.reject = reject
+      this.host.enqueue(group)
     })
   }
 
@@ -191,8 +223,10 @@ export class Replication {
       )
     }
     this.#queued = position
-    const [, origin, txnId, wireOps] = wire
+    const [, origin, txnId, wireOps, committedBy] = wire
     const own = origin === this.host.nodeId
+    // committed here already (ack: local): only the position is stored
+    const committedHere = committedBy !== undefined && committedBy === this.host.instance
     const waiter = own ? this.#waiting.get(txnId) : undefined
     if (waiter !== undefined) {
       this.#waiting.delete(txnId)
@@ -201,7 +235,7 @@ export class Replication {
     const group = new Group()
     group.position = position
     if (waiter !== undefined) group.ops.push(...waiter.ops)
-    else {
+    else if (!committedHere) {
       for (const w of wireOps) {
         if (w[10] && !own) continue
         group.ops.push(this.#decodeOp(w))

@@ -8,6 +8,7 @@ import { Compactor } from './compaction.js'
 import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
 import { StorageError, StoreClosedError, VersionMismatchError } from './errors.js'
+import { OUTBOX_DB, Outbox } from './outbox.js'
 import { FORMAT_VERSION } from './record-format.js'
 import { Replication } from './replication.js'
 import { TableImpl } from './table.js'
@@ -68,6 +69,7 @@ class StoreImpl implements Store {
   private readonly compactor: Compactor
   private readonly onError: (error: unknown) => void
   private readonly replication: Replication | undefined
+  readonly outbox: Outbox | undefined
   private closing: Promise<void> | undefined = undefined
   /** @internal */ closed = false
 
@@ -77,7 +79,7 @@ class StoreImpl implements Store {
     const overlappingSync = !options.noSync && process.platform !== 'win32'
     const env = open({
       path: options.path,
-      maxDbs: (options.maxTables ?? 250) + 3,
+      maxDbs: (options.maxTables ?? 250) + 4,
       noSync: options.noSync === true,
       overlappingSync,
       // values are plain MessagePack maps: decode them as objects, like they were written
@@ -144,12 +146,23 @@ class StoreImpl implements Store {
       onError: this.onError,
     })
     this.compactor.every(options.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS)
+    // the local outbox (also in replicated mode: a node that ran in local mode may have left entries),
+    // and which store committed a local write (a wiped node's name may come back)
+    this.outbox = options.replicator ? new Outbox(env.openDB({ name: OUTBOX_DB })) : undefined
+    let instance = this.metaDb.get('instance') as string | undefined
+    if (options.replicator !== undefined && instance === undefined) {
+      instance = `${nodeId.toString(36)}.${Date.now().toString(36)}.${randomInt(2 ** 47).toString(36)}`
+      this.metaDb.putSync('instance', instance)
+    }
+    const outbox = this.outbox
     this.replication =
       options.replicator === undefined
         ? undefined
         : new Replication(
             {
               nodeId,
+              instance: instance!,
+              appendOutbox: outbox && ((txn) => outbox.append(txn)),
               clock: this.clock,
               target: (name, logged) =>
                 this.tables.get(name) ?? (this.table(name, { log: logged }) as TableImpl<unknown>),

@@ -217,6 +217,33 @@ export interface Replicator {
    * `STORAGE_UNAVAILABLE` (outcome unknown: it may still apply later).
    */
   submit(transaction: ReplicatedTransaction): Promise<void | { wait: boolean; applyWithinMs?: number }>
+  /**
+   * `ack: local`: a replicated transaction commits on this node at once, with an entry in
+   * `store.outbox` written in the same LMDB transaction, and its writers resolve then (`submit` is not
+   * called); the replicator publishes the outbox in order and removes what the stream holds. When it
+   * comes back from the stream it changes nothing here; other nodes apply it by timestamp (its
+   * conditions were checked here only).
+   */
+  readonly commitsLocally?: boolean
+  /** Largest transaction, in bytes, it can carry (checked before a local commit). */
+  readonly maxBytes?: number
+  /** Told after a local commit added entries to the outbox. */
+  outboxed?(): void
+}
+
+/** A transaction committed on this node that the replicator has not yet put in the cluster's order. */
+export interface OutboxEntry extends ReplicatedTransaction {
+  /** Its place in the outbox (commit order). */
+  key: number
+}
+
+/** The `ack: local` outbox (see `Replicator.commitsLocally`). */
+export interface ReplicationOutbox {
+  /** The oldest `limit` entries, in commit order. */
+  read(limit: number): OutboxEntry[]
+  /** Removes entries (the stream has them). */
+  remove(keys: readonly number[]): Promise<void>
+  readonly size: number
 }
 
 export interface TransactionOptions {
@@ -241,6 +268,8 @@ export interface Store {
   applyReplicated(data: Uint8Array, position: number): Promise<void>
   /** Last stream position applied and durable (0 without a replicator or before the first). */
   readonly replicatedPosition: number
+  /** Transactions committed here and not yet replicated (`Replicator.commitsLocally`); undefined without a replicator. */
+  readonly outbox: ReplicationOutbox | undefined
   /** Change feed: called after commit, in commit order. Returns an unsubscribe function. */
   onChange(listener: ChangeListener, filter?: ChangeFilter): () => void
   /** Called after each durable commit with its size and timing (monitoring). Returns an unsubscribe function. */

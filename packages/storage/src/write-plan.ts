@@ -205,6 +205,8 @@ export class Group {
   readonly ops: Op[] = []
   /** Replication: the stream position this group was applied from (stored with it, sets its cursors). */
   position: number | undefined = undefined
+  /** Written in the same LMDB transaction when the group's writes are (the `ack: local` outbox entry). */
+  alsoWrite: (() => void) | undefined = undefined
   readonly events: ChangeEvent[] = []
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined

@@ -138,6 +138,7 @@ export class WriteQueue {
         item.events.push(op.result)
         wrote = true
       }
+      item.alsoWrite?.()
     }
     if (wrote) this.dbs.metaDb.putSync('state', [stamp.clock.last, stamp.cursors.issued])
   }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   type ChangeEvent,
   ConflictError,
@@ -261,5 +261,72 @@ describe('replicated stores', () => {
     await expect(store.table('Dog').put('1', { v: 1 })).rejects.toThrow('no quorum')
     expect(store.table('Dog').get('1')).toBeUndefined()
     expect(store.replicatedPosition).toBe(0)
+  })
+})
+
+describe('replicated stores committing locally (ack: local)', () => {
+  const open = useStores()
+
+  /** A replicator that commits here, with a manual "publish": outbox entries to the stream, in order. */
+  function localStream() {
+    const stream = memoryStream()
+    let told = 0
+    const replicator: Replicator = {
+      ...stream.replicator,
+      commitsLocally: true,
+      maxBytes: 10_000,
+      outboxed: () => told++,
+    }
+    return {
+      ...stream,
+      replicator,
+      told: () => told,
+      /** Publishes `store`'s outbox to the stream (applied on every attached store), then removes it. */
+      async publish(store: Store) {
+        const entries = store.outbox!.read(100)
+        for (const e of entries) await stream.replicator.submit(e)
+        await store.outbox!.remove(entries.map((e) => e.key))
+        return entries.length
+      },
+    }
+  }
+
+  it('commits and resolves before the stream has the write; its return changes nothing; others apply it by timestamp', async () => {
+    const stream = localStream()
+    const a = (await open({ nodeId: 1, replicator: stream.replicator })).store
+    const b = (await open({ nodeId: 2, replicator: stream.replicator })).store
+    stream.attach(a)
+    stream.attach(b)
+    const events: ChangeEvent[] = []
+    a.onChange((e) => events.push(e))
+    const put = await a.table('Dog').put('1', { v: 1 })
+    expect(put.cursor).toBeGreaterThan(0)
+    expect(a.table('Dog').get('1')).toEqual({ v: 1 })
+    expect(stream.told()).toBe(1)
+    expect(a.outbox!.size).toBe(1)
+    expect(b.table('Dog').get('1')).toBeUndefined()
+    // a conditional write is checked here, at once
+    await expect(a.table('Dog').put('1', { v: 9 }, { ifVersion: 5 })).rejects.toBeInstanceOf(ConflictError)
+    await a.table('Dog').put('1', { v: 2 }, { ifVersion: put.timestamp })
+    expect(await stream.publish(a)).toBe(2)
+    await vi.waitFor(() => expect(b.table('Dog').get('1')).toEqual({ v: 2 }))
+    await vi.waitFor(() => expect(a.replicatedPosition).toBe(2))
+    expect(a.outbox!.size).toBe(0)
+    expect(events.map((e) => e.value)).toEqual([{ v: 1 }, { v: 2 }]) // nothing again from the stream
+    expect(b.table('Dog').getVersion('1')).toEqual(a.table('Dog').getVersion('1'))
+  })
+
+  it('keeps the outbox across a reopen, in commit order, and refuses a write larger than the replicator carries', async () => {
+    const stream = localStream()
+    const opened = await open({ nodeId: 1, replicator: stream.replicator })
+    for (let i = 0; i < 5; i++) await opened.store.table('Dog').put(String(i), { i })
+    await expect(opened.store.table('Dog').put('big', { s: 'x'.repeat(20_000) })).rejects.toMatchObject({
+      code: 'STORAGE_INVALID_VALUE',
+    })
+    const reopened = await opened.reopen()
+    const entries = reopened.outbox!.read(10)
+    expect(entries.map((e) => e.key)).toEqual([1, 2, 3, 4, 5])
+    expect(entries.map((e) => e.writes[0]!.id)).toEqual(['0', '1', '2', '3', '4'])
+    expect(reopened.table('Dog').get('big')).toBeUndefined()
   })
 })
