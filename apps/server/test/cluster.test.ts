@@ -10,7 +10,6 @@ import {
   printNodeWarnings,
   send,
   startClusterNodes,
-  waitReady,
   within,
 } from './helpers/cluster.js'
 
@@ -80,6 +79,40 @@ describe.skipIf(natsSkipReason !== undefined)(
       expect(onA.body).toMatchObject({ name: 'Rex', age: 3 })
       await expectConverged(['Dog/1'])
       expect((await getRecord(http('c'), 'Dog/1')).etag).toBe(onA.etag)
+    })
+
+    it('makes If-Match a compare-and-set across nodes: of two nodes writing at once with the same ETag, one wins (2xx), the other gets 412, and every node holds the winner', async () => {
+      const putIfMatch = async (node: string, etag: string, name: string) => {
+        const res = await fetch(`${http(node)}/Dog/cas`, {
+          method: 'PUT',
+          headers: { Authorization: AUTH, 'Content-Type': 'application/json', 'If-Match': etag },
+          body: JSON.stringify({ name }),
+          signal: AbortSignal.timeout(15_000),
+        })
+        await res.arrayBuffer()
+        return { status: res.status, etag: res.headers.get('etag'), name }
+      }
+      expect((await send(http('a'), 'PUT', 'Dog/cas', { name: 'start' })).status).toBeLessThan(300)
+      for (let round = 0; round < 20; round++) {
+        await expectConverged(['Dog/cas'])
+        const { etag } = await getRecord(http('a'), 'Dog/cas')
+        const [x, y] = round % 2 ? ['b', 'c'] : ['c', 'a']
+        const answers = await Promise.all([
+          putIfMatch(x, etag!, `${x}-${round}`),
+          putIfMatch(y, etag!, `${y}-${round}`),
+        ])
+        const statuses = answers.map((a) => a.status).sort()
+        expect(statuses[0], `round ${round}: ${JSON.stringify(answers)}`).toBeLessThan(300)
+        expect(statuses[1], `round ${round}: ${JSON.stringify(answers)}`).toBe(412)
+        const winner = answers.find((a) => a.status < 300)!
+        for (const node of NODES)
+          await expect
+            .poll(async () => {
+              const r = await getRecord(http(node), 'Dog/cas')
+              return [(r.body as { name: string }).name, r.etag]
+            })
+            .toEqual([winner.name, winner.etag])
+      }
     })
 
     it('converges concurrent puts, patches, deletes and MQTT retained publishes from every node', async () => {
@@ -198,22 +231,59 @@ describe.skipIf(natsSkipReason !== undefined)(
       }
     })
 
-    it('catches a restarted node up before it serves, and says so', async () => {
+    it('catches a restarted node up before it serves: no stale read from the moment it listens, catching-up then ready in /health within 10 s', async () => {
+      // a record the node holds an old value of, and enough writes around it that catching up takes a while
+      expect((await send(http('a'), 'PUT', 'Dog/rold', { name: 'old' })).status).toBeLessThan(300)
+      await expectConverged(['Dog/rold'])
       await cluster.node('c').process.stop()
-      for (let i = 0; i < 30; i++) {
-        const res = await send(http(i % 2 ? 'a' : 'b'), 'PUT', `Dog/r${i}`, { name: `r${i}` })
-        expect(res.status).toBeLessThan(300)
-      }
+      const filler = 'x'.repeat(4000)
+      let next = 0
+      await Promise.all(
+        Array.from({ length: 6 }, async (_, w) => {
+          while (next < 300) {
+            const i = next++
+            const res = await send(http(w % 2 ? 'a' : 'b'), 'PUT', `Dog/r${i}`, { name: `r${i}`, filler })
+            expect(res.status).toBeLessThan(300)
+          }
+        }),
+      )
+      expect((await send(http('b'), 'PUT', 'Dog/rold', { name: 'new' })).status).toBeLessThan(300)
       const c = await cluster.start('c')
-      await waitReady(c.http)
+      const listening = Date.now()
+      // from the moment it listens: /health says catching-up (503) until ready (200); every read of the
+      // record it held is the new value or a 503 saying catching-up, never the old one
+      const states: string[] = []
+      const reads: string[] = []
+      let readyAt = 0
+      const polling = (async () => {
+        while (readyAt === 0 && Date.now() - listening < 15_000) {
+          const res = await fetch(`${c.http}/health`)
+          const body = (await res.json()) as { cluster?: string }
+          const state = `${res.status} ${body.cluster}`
+          if (states.at(-1) !== state) states.push(state)
+          if (body.cluster === 'ready') readyAt = Date.now()
+          else await new Promise((r) => setTimeout(r, 10))
+        }
+      })()
+      const reading = (async () => {
+        while (readyAt === 0 && Date.now() - listening < 15_000) {
+          const r = await getRecord(c.http, 'Dog/rold')
+          const seen = r.status === 200 ? (r.body as { name: string }).name : `${r.status} ${r.body}`
+          if (reads.at(-1) !== seen) reads.push(seen)
+        }
+      })()
+      await Promise.all([polling, reading])
+      expect(states).toEqual(['503 catching-up', '200 ready'])
+      expect(readyAt - listening).toBeLessThan(10_000)
+      expect(reads.filter((r) => r !== 'new' && !/^503 .*catching-up/.test(r))).toEqual([])
       expect(c.process.output()).toMatch(/cluster: catching up/)
       expect(c.process.output()).toMatch(/cluster: caught up/)
-      // the node held nothing back: all 30 writes made while it was down are there
+      // the node held nothing back: all 300 writes made while it was down are there
       const list = await getRecord(c.http, 'Dog/?limit=1000')
       expect(
-        (list.body as unknown[]).filter((d) => String((d as { id: string }).id).startsWith('r')),
-      ).toHaveLength(30)
-      await expectConverged(['Dog/r29', 'Dog/1'])
-    })
+        (list.body as unknown[]).filter((d) => /^r\d+$/.test(String((d as { id: string }).id))),
+      ).toHaveLength(300)
+      await expectConverged(['Dog/r299', 'Dog/rold', 'Dog/1'])
+    }, 90_000)
   },
 )

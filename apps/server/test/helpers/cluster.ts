@@ -27,7 +27,8 @@ export async function startClusterNodes(
     /** Extra lines for every NATS server's configuration, and for its `cluster` block. */
     natsConfig?: string[]
     natsClusterConfig?: string[]
-    env?: Record<string, string>
+    /** A key set to undefined is left out (the product's default applies). */
+    env?: Record<string, string | undefined>
   } = {},
 ) {
   const natsSize = options.natsSize ?? 3
@@ -40,7 +41,7 @@ export async function startClusterNodes(
   const nodes = new Map<string, ClusterNodeProcess>()
   const envFor = (name: string, i: number, extra: Record<string, string> = {}) => {
     const urls = nats.urls.slice(i % natsSize).concat(nats.urls.slice(0, i % natsSize))
-    return {
+    const env: Record<string, string | undefined> = {
       ADMIN_PASSWORD: 'pw',
       PROJ_CLUSTER_NATS_SERVERS: urls.join(','),
       PROJ_CLUSTER_NODENAME: name,
@@ -52,6 +53,10 @@ export async function startClusterNodes(
       ...options.env,
       ...extra,
     }
+    return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string
+    >
   }
   const start = async (name: string, extra?: Record<string, string>) => {
     const i = names.indexOf(name)
