@@ -1,4 +1,4 @@
-import { natsSkipReason } from '@proj/test-utils'
+import { natsSkipNote, natsSkipReason } from '@proj/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH, startClusterNodes, waitReady } from './helpers/cluster.js'
 
@@ -28,7 +28,7 @@ async function put(http: string, id: string): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 describe.skipIf(!run || natsSkipReason !== undefined)(
-  `cluster.ack replicated vs local${run ? '' : ' (skipped: set BENCH_ACK_MODES=1)'}${natsSkipReason ? ` (skipped: ${natsSkipReason})` : ''}`,
+  `cluster.ack replicated vs local${run ? '' : ' (skipped: set BENCH_ACK_MODES=1)'}${natsSkipNote}`,
   () => {
     let cluster: Awaited<ReturnType<typeof startClusterNodes>>
     beforeAll(async () => {

@@ -1,10 +1,10 @@
-import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { describe, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import {
   ADMIN,
   AUTH,
   collectPayloads as collect,
+  describeCluster,
   useMqttCluster,
   waitReady,
   within,
@@ -54,7 +54,7 @@ async function sessionPresent(
   )
 }
 
-describe.skipIf(natsSkipReason !== undefined)('a cluster node killed while it holds clients', () => {
+describeCluster('a cluster node killed while it holds clients', () => {
   const fixture = useMqttCluster(NODES)
   const mqttOn = fixture.mqttOn.bind(fixture)
   const track = fixture.track.bind(fixture)

@@ -1,7 +1,7 @@
-import { type NatsCluster, natsSkipReason } from '@proj/test-utils'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { NatsCluster } from '@proj/test-utils'
+import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
-import { getRecord, send, startClusterNodes, waitReady } from './helpers/cluster.js'
+import { describeCluster, getRecord, send, startClusterNodes, waitReady } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -74,7 +74,7 @@ function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
   )
 }
 
-describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => {
+describeCluster('a cluster under failures', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
   const http = (name: string) => cluster.node(name).http
 
@@ -167,7 +167,7 @@ describe.skipIf(natsSkipReason !== undefined)('a cluster under failures', () => 
   }, 90_000)
 })
 
-describe.skipIf(natsSkipReason !== undefined)('a cluster losing one NATS server of three', () => {
+describeCluster('a cluster losing one NATS server of three', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
   const http = (name: string) => cluster.node(name).http
 

@@ -1,7 +1,12 @@
-import { natsSkipReason } from '@proj/test-utils'
 import mqtt, { type MqttClient } from 'mqtt'
-import { describe, expect, it } from 'vitest'
-import { ADMIN, collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
+import { expect, it } from 'vitest'
+import {
+  ADMIN,
+  collectPayloads as collect,
+  describeCluster,
+  useMqttCluster,
+  within,
+} from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -16,7 +21,7 @@ function closedBy(client: MqttClient): Promise<number | undefined> {
   })
 }
 
-describe.skipIf(natsSkipReason !== undefined)('MQTT sessions across a cluster of three nodes', () => {
+describeCluster('MQTT sessions across a cluster of three nodes', () => {
   const fixture = useMqttCluster(NODES)
   const mqttOn = fixture.mqttOn.bind(fixture)
 

@@ -1,4 +1,4 @@
-import { natsSkipReason } from '@proj/test-utils'
+import { natsSkipNote, natsSkipReason } from '@proj/test-utils'
 import { describe, expect, it } from 'vitest'
 import { collectPayloads as collect, useMqttCluster, within } from './helpers/cluster.js'
 
@@ -6,7 +6,7 @@ const NODES = ['a', 'b', 'c']
 const ROUNDS = 4
 
 describe.skipIf(natsSkipReason !== undefined)(
-  'shared subscriptions across a cluster with a stalling node',
+  `shared subscriptions across a cluster with a stalling node${natsSkipNote}`,
   () => {
     const fixture = useMqttCluster(NODES)
     const mqttOn = fixture.mqttOn.bind(fixture)

@@ -1,4 +1,4 @@
-import { natsSkipReason } from '@proj/test-utils'
+import { natsSkipNote, natsSkipReason } from '@proj/test-utils'
 import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -16,7 +16,7 @@ import {
 const NODES = ['a', 'b', 'c']
 
 describe.skipIf(natsSkipReason !== undefined)(
-  'a cluster of three server processes on three NATS servers',
+  `a cluster of three server processes on three NATS servers${natsSkipNote}`,
   () => {
     let cluster: Awaited<ReturnType<typeof startClusterNodes>>
     const http = (name: string) => cluster.node(name).http

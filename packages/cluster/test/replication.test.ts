@@ -1,5 +1,5 @@
 import { openStore, type Store } from '@proj/storage'
-import { natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
+import { natsSkipNote, natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
 import { afterEach, describe, expect, it } from 'vitest'
 import { joinCluster } from '../src/index.js'
 
@@ -28,7 +28,7 @@ async function node(urls: string[], name: string, path?: string, replicas = 3) {
   return { cluster, store, path: path ?? dir!.path, close }
 }
 
-describe.skipIf(natsSkipReason !== undefined)('stores replicated over JetStream', () => {
+describe.skipIf(natsSkipReason !== undefined)(`stores replicated over JetStream${natsSkipNote}`, () => {
   it('converges three stores on concurrent writes from every node: same values, versions and cursors', async () => {
     const nats = await startNatsCluster({ size: 3 })
     cleanups.push(() => nats.stop())

@@ -41,4 +41,4 @@ export function once<T = unknown>(
 }
 
 export type { NatsCluster, NatsServer } from './nats.js'
-export { freePorts, natsServerPath, natsSkipReason, startNatsCluster } from './nats.js'
+export { freePorts, natsServerPath, natsSkipNote, natsSkipReason, startNatsCluster } from './nats.js'

@@ -21,6 +21,9 @@ export const natsSkipReason: string | undefined =
     ? 'nats-server is not installed (scripts/ensure-system-deps.sh installs the Debian package as root)'
     : undefined
 
+/** For a describe name: ` (skipped: <why>)` when NATS tests cannot run here, else empty, so a skip says why. */
+export const natsSkipNote: string = natsSkipReason === undefined ? '' : ` (skipped: ${natsSkipReason})`
+
 /** Free loopback ports: bound to port 0 together (so they differ), then released. */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(

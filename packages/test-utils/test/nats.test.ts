@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
-import { natsSkipReason, startNatsCluster } from '../src/index.js'
+import { natsSkipNote, natsSkipReason, startNatsCluster } from '../src/index.js'
 
-describe.skipIf(natsSkipReason !== undefined)('startNatsCluster', () => {
+describe.skipIf(natsSkipReason !== undefined)(`startNatsCluster${natsSkipNote}`, () => {
   it('starts three JetStream servers as one cluster, kills one and restarts it on the same ports', async () => {
     await using nats = await startNatsCluster({ size: 3 })
     expect(nats.urls).toHaveLength(3)

@@ -1,8 +1,13 @@
-import { type NatsCluster, startNatsCluster, tempDir } from '@proj/test-utils'
+import { type NatsCluster, natsSkipNote, natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe } from 'vitest'
 import { basic, connectMqtt } from './clients.js'
 import { type ServerProcess, startServerProcess } from './server-process.js'
+
+/** A describe block that needs nats-server: skipped without it, saying why in its name. */
+export function describeCluster(name: string, fn: () => void): void {
+  describe.skipIf(natsSkipReason !== undefined)(`${name}${natsSkipNote}`, fn)
+}
 
 /** The admin every cluster test node starts with. */
 export const ADMIN = { username: 'admin', password: 'pw' }
