@@ -12,7 +12,7 @@ import { type FaultSink, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { encodeAck, type InboundPublish, PINGRESP, PUBACK, PUBCOMP, PUBREC, parsePublish } from './packets.js'
 import { RefusalLog } from './refusal-log.js'
-import type { EventMeta, PublishMessage, PublishOptions, RequestContext } from './runtime.js'
+import type { EventMeta, PublishListener, PublishMessage, PublishOptions, RequestContext } from './runtime.js'
 import type { Session } from './session.js'
 import { packetKey, QOS2_STORE } from './session-store.js'
 import type { DoorStats } from './stats.js'
@@ -22,18 +22,33 @@ import { isValidTopicName } from './topic-validate.js'
 const PAUSE_AT = 1024
 const RESUME_AT = 256
 
-interface AckEntry {
-  /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection. */
-  type: number
-  packetId: number
-  reasonCode: number
-  reason: string | undefined
-  done: boolean
+/**
+ * One place in the acknowledgement order. A QoS 1 publish's entry is also the listener the runtime tells
+ * when the publish is committed (`publishWith`): no promise or closure per message.
+ */
+class AckEntry implements PublishListener {
+  reasonCode = 0
+  reason: string | undefined = undefined
+  done = false
   /** Instead of an acknowledgement, the connection closes here (after the ones before it went out). */
-  closeReason: string | undefined
+  closeReason: string | undefined = undefined
+  /** The topic of a QoS 1 publish (named when it is refused). */
+  topic = ''
+
+  constructor(
+    private readonly flows: InboundFlows,
+    /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection; PONG a PINGRESP's. */
+    readonly type: number,
+    readonly packetId: number,
+  ) {}
+
+  publishSettled(error: unknown): void {
+    this.flows.qos1Settled(this, error)
+  }
 }
 
 const NO_ACK = 0
+const PONG = -1
 
 /** The topic was checked here (to close with 0x90 as MQTT requires), so the runtime skips its own check. */
 const TOPIC_CHECKED: PublishOptions = { topicChecked: true }
@@ -201,23 +216,28 @@ export class InboundFlows {
 
   private publishQos1(topic: string, p: InboundPublish): void {
     const ack = this.pushAck(PUBACK, p.packetId)
+    ack.topic = topic
     this.quotaUsed++
     this.publishStarted()
-    settle(
-      this.peer,
-      (this.lastPublish = this.host.runtime.publish(topic, this.message(p), this.peer.ctx, TOPIC_CHECKED)),
-      () => {
-        this.publishSettled()
+    // Told through `ack` once committed; its place in the acknowledgement queue is the PINGREQ barrier.
+    this.host.runtime.publishWith(topic, this.message(p), this.peer.ctx, TOPIC_CHECKED, ack)
+  }
+
+  /** @internal The runtime settled a QoS 1 publish (called by its AckEntry; a throw faults this connection). */
+  qos1Settled(ack: AckEntry, err: unknown): void {
+    try {
+      this.publishSettled()
+      if (err === undefined) {
         this.host.onFlowStep?.('inbound-publish-persisted')
         this.finishAck(ack, 0)
-      },
-      (err) => {
-        this.publishSettled()
-        const rc = this.publishRefused(err, topic, 1)
-        if (this.peer.v5) this.finishAck(ack, rc, errorReason(err))
-        else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
-      },
-    )
+        return
+      }
+      const rc = this.publishRefused(err, ack.topic, 1)
+      if (this.peer.v5) this.finishAck(ack, rc, errorReason(err))
+      else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
+    } catch (thrown) {
+      this.peer.fault(thrown)
+    }
   }
 
   private publishQos2(topic: string, p: InboundPublish): void {
@@ -336,35 +356,37 @@ export class InboundFlows {
     else release()
   }
 
-  /** The last publish handed to the runtime; commits complete in order, so it settles after all before it. */
+  /**
+   * The last publish handed to the runtime as a promise (QoS 0 and 2); commits complete in order, so it
+   * settles after all before it. QoS 1 publishes wait in the acknowledgement queue instead.
+   */
   private lastPublish: Promise<unknown> | null = null
 
   /**
    * PINGRESP once this client's earlier publishes (QoS 0 too) are committed: a client may use PINGREQ as a
    * barrier, as with Mosquitto, which applies a publish before it reads the next packet (a retained delete
-   * followed by PINGREQ is visible to every subscription made after PINGRESP).
+   * followed by PINGREQ is visible to every subscription made after PINGRESP). It takes a place in the
+   * acknowledgement queue, behind the QoS 1/2 acknowledgements before it, once the last promise settled.
    */
   pong(): void {
     const last = this.lastPublish
-    if (last === null) this.peer.write(PINGRESP)
+    if (last === null && this.ackHead === this.acks.length) {
+      this.peer.write(PINGRESP)
+      return
+    }
+    const slot = this.pushAck(PONG, 0)
+    if (last === null) this.finishAck(slot, 0)
     else
       settle(
         this.peer,
         last,
-        () => this.peer.write(PINGRESP),
-        () => this.peer.write(PINGRESP),
+        () => this.finishAck(slot, 0),
+        () => this.finishAck(slot, 0),
       )
   }
 
   private pushAck(type: number, packetId: number): AckEntry {
-    const entry: AckEntry = {
-      type,
-      packetId,
-      reasonCode: 0,
-      reason: undefined,
-      done: false,
-      closeReason: undefined,
-    }
+    const entry = new AckEntry(this, type, packetId)
     this.acks.push(entry)
     return entry
   }
@@ -384,6 +406,10 @@ export class InboundFlows {
         return
       }
       if (a.type === NO_ACK) continue
+      if (a.type === PONG) {
+        this.peer.write(PINGRESP)
+        continue
+      }
       this.peer.write(
         a.reason === undefined
           ? encodeAck(a.type, a.packetId, a.reasonCode, this.peer.v5)

@@ -3,6 +3,7 @@ export type {
   Delivery,
   EventMeta,
   Key,
+  PublishListener,
   PublishMessage,
   PublishOptions,
   RequestContext,
@@ -25,6 +26,7 @@ export type BrokerRuntime = Pick<
   | 'findUser'
   | 'scramCredentials'
   | 'publish'
+  | 'publishWith'
   | 'subscribe'
   | 'mayReceive'
   | 'encode'

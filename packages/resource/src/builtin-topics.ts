@@ -6,12 +6,14 @@ import { type EphemeralEntry, EphemeralTopics, isEphemeralTopic } from './epheme
 import { ResourceError } from './errors.js'
 import { decodeLoose, RuntimeEvent } from './event.js'
 import { scanPrefix, splitAtWildcard } from './filter-prefix.js'
+import { ListenedPublish, settleWith } from './listened-publish.js'
 import { CommittedPublish } from './publish-result.js'
 import { RESOLVED_EMPTY, Resource, type ResourceHost, type ResourceWriteOptions } from './resource.js'
 import { rethrow, storageMeta, toResourceError, writeOf, writeOptions } from './storage-writes.js'
 import type { TopicRecord } from './topic-record.js'
 import type {
   EventMeta,
+  PublishListener,
   PublishMessage,
   PublishResult,
   RecordResult,
@@ -184,6 +186,39 @@ export class TopicsResource extends Resource {
       )
     if (retain) return this.commitOne((txn) => txn.put(table, topic, record, write), atomic)
     return this.commitOne((txn) => txn.message(table, topic, record, write), atomic)
+  }
+
+  /**
+   * `publishBytes` without caller state writes, told to `listener`: a stored publish is one storage
+   * write whose options are its listener (see listened-publish.ts); QoS 0 and `$SYS` go the promise way.
+   */
+  publishWith(
+    topic: string,
+    message: PublishMessage,
+    ctx: RequestContext,
+    listener: PublishListener,
+    onError: (error: unknown) => void,
+  ): void {
+    const retain = message.retain
+    if ((!retain && message.qos === 0) || (retain && isEphemeralTopic(topic))) {
+      settleWith(this.publishBytes(topic, message, ctx, undefined), listener, onError)
+      return
+    }
+    const write = new ListenedPublish(storageMeta(message, ctx), ctx.user?.username, listener)
+    // not skipped when the topic looks empty: a retained put just before it may still be queued
+    if (retain && message.payload.length === 0) {
+      this.table.submit('delete', topic, undefined, write, write)
+      return
+    }
+    const record: TopicRecord =
+      message.contentType !== undefined
+        ? { payload: message.payload, contentType: message.contentType }
+        : { payload: message.payload }
+    if (retain) {
+      if (message.meta?.properties !== undefined) record.properties = message.meta.properties
+      record.qos = message.qos
+    }
+    this.table.submit(retain ? 'put' : 'message', topic, record, write, write)
   }
 
   #ephemeralEntry(topic: string): { value: TopicRecord; version: number } | undefined {

@@ -61,6 +61,7 @@ export type {
   Key,
   ListPage,
   ListQuery,
+  PublishListener,
   PublishMessage,
   PublishOptions,
   PublishResult,

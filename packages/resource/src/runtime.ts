@@ -5,6 +5,7 @@ import { connectQuery, connectResource, connectTopic } from './connect-flow.js'
 import { ConnectScopes } from './connect-scope.js'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
+import { settleWith, tellLater } from './listened-publish.js'
 import { loadResources } from './load-resources.js'
 import { Permissions, type RoleDefinition } from './permissions.js'
 import { publishRecord } from './publish-record.js'
@@ -27,6 +28,7 @@ import type {
   EventListener,
   ListPage,
   ListQuery,
+  PublishListener,
   PublishMessage,
   PublishOptions,
   PublishResult,
@@ -344,28 +346,78 @@ export class RuntimeImpl implements ResourceRuntime {
     options?: PublishOptions,
   ): Promise<PublishResult> {
     try {
-      if (this.#closed) throw new ResourceError('CLOSED', 'the runtime is closed')
-      const user = ctx.user ?? this.#permissions.anonymous
-      if (user === null) throw new ResourceError('UNAUTHORIZED', 'authentication required')
-      if (message.payload.length > this.#maxPayload) {
-        throw new ResourceError(
-          'TOO_LARGE',
-          `payload of ${message.payload.length} bytes exceeds ${this.#maxPayload}`,
-        )
-      }
-      // No route object for an unclaimed topic: the hot path of a plain broker allocates nothing here.
-      const route = this.#router.resolve(topic)
-      if (route !== null) {
-        return publishRecord(route, topic, message, ctx, user, options, this.#permissions, this.#normalize)
-      }
-      if (this.#rejectUnclaimed) throw new ResourceError('NOT_FOUND', `no resource claims topic ${topic}`)
-      if (options?.topicChecked !== true) assertTopicName(topic)
-      if (!this.#permissions.topicAllowed(user, ctx.clientId, topic, 'publish'))
-        this.#permissions.deny(ctx, `publish to ${topic}`)
-      return this.#topics.publishBytes(topic, message, ctx, options?.atomic)
+      return this.#publish(topic, message, ctx, options)
     } catch (error) {
       return Promise.reject(toResourceError(error))
     }
+  }
+
+  publishWith(
+    topic: string,
+    message: PublishMessage,
+    ctx: RequestContext,
+    options: PublishOptions | undefined,
+    listener: PublishListener,
+  ): void {
+    const onError = this.#onError
+    try {
+      // The common durable publish: a plain topic, nothing to commit with it, told without a promise.
+      if (options?.atomic === undefined || options.atomic.length === 0) {
+        const user = this.#publisher(message, ctx)
+        if (this.#router.resolve(topic) === null) {
+          this.#assertTopicPublish(topic, ctx, user, options)
+          this.#topics.publishWith(topic, message, ctx, listener, onError)
+          return
+        }
+      }
+      settleWith(this.#publish(topic, message, ctx, options), listener, onError)
+    } catch (error) {
+      tellLater(listener, toResourceError(error), onError)
+    }
+  }
+
+  /** `publish`, throwing what it refuses. */
+  #publish(
+    topic: string,
+    message: PublishMessage,
+    ctx: RequestContext,
+    options: PublishOptions | undefined,
+  ): Promise<PublishResult> {
+    const user = this.#publisher(message, ctx)
+    // No route object for an unclaimed topic: the hot path of a plain broker allocates nothing here.
+    const route = this.#router.resolve(topic)
+    if (route !== null) {
+      return publishRecord(route, topic, message, ctx, user, options, this.#permissions, this.#normalize)
+    }
+    this.#assertTopicPublish(topic, ctx, user, options)
+    return this.#topics.publishBytes(topic, message, ctx, options?.atomic)
+  }
+
+  /** The publishing user, once the runtime is open, the publisher known and the payload within bounds. */
+  #publisher(message: PublishMessage, ctx: RequestContext): User {
+    if (this.#closed) throw new ResourceError('CLOSED', 'the runtime is closed')
+    const user = ctx.user ?? this.#permissions.anonymous
+    if (user === null) throw new ResourceError('UNAUTHORIZED', 'authentication required')
+    if (message.payload.length > this.#maxPayload) {
+      throw new ResourceError(
+        'TOO_LARGE',
+        `payload of ${message.payload.length} bytes exceeds ${this.#maxPayload}`,
+      )
+    }
+    return user
+  }
+
+  /** A topic no table claims: refused when unclaimed topics are, or not a valid name, or not permitted. */
+  #assertTopicPublish(
+    topic: string,
+    ctx: RequestContext,
+    user: User,
+    options: PublishOptions | undefined,
+  ): void {
+    if (this.#rejectUnclaimed) throw new ResourceError('NOT_FOUND', `no resource claims topic ${topic}`)
+    if (options?.topicChecked !== true) assertTopicName(topic)
+    if (!this.#permissions.topicAllowed(user, ctx.clientId, topic, 'publish'))
+      this.#permissions.deny(ctx, `publish to ${topic}`)
   }
 
   mayReceive(topic: string, ctx: RequestContext): boolean {

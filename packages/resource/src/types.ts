@@ -98,6 +98,15 @@ export interface PublishResult {
   event?: ResourceEvent
 }
 
+/**
+ * Told once when a publish made with `Runtime.publishWith` settles: committed (retained, or QoS > 0;
+ * dispatched for QoS 0) or refused with the error `publish` would reject with. What it throws is reported
+ * to the runtime's `onError`.
+ */
+export interface PublishListener {
+  publishSettled(error: unknown): void
+}
+
 /** A write to a transport-owned state store, committed atomically with a publish (exactly-once QoS 2). */
 export interface StateWrite {
   store: string
@@ -289,6 +298,18 @@ export interface Runtime {
     ctx: RequestContext,
     options?: PublishOptions,
   ): Promise<PublishResult>
+  /**
+   * `publish` without a promise, for a transport that only needs to know when it settled (an MQTT
+   * PUBACK): `listener.publishSettled` is called once, after the same commit. A plain topic's durable
+   * publish then costs no promise, resolver or closure.
+   */
+  publishWith(
+    topic: string,
+    message: PublishMessage,
+    ctx: RequestContext,
+    options: PublishOptions | undefined,
+    listener: PublishListener,
+  ): void
   subscribe(
     filter: string,
     listener: EventListener,

@@ -37,6 +37,8 @@ export type {
   TableOptions,
   Timestamp,
   TransactionOptions,
+  WriteKind,
+  WriteListener,
   WriteOptions,
   WriteTransaction,
 } from './types.js'

@@ -22,11 +22,12 @@ import type {
   Table,
   TableOptions,
   TransactionOptions,
+  WriteListener,
   WriteOptions,
   WriteTransaction,
 } from './types.js'
 import { DELETE, Group, MAX_NODE_ID, MESSAGE, makeOp, type Op, PATCH, PUT } from './write-plan.js'
-import { REPLICATED_KEY, WriteQueue } from './write-queue.js'
+import { notify, REPLICATED_KEY, settleLater, WriteQueue } from './write-queue.js'
 
 const DEFAULT_COMPACTION_INTERVAL_MS = 60_000
 
@@ -139,6 +140,7 @@ class StoreImpl implements Store {
       this.feed,
       overlappingSync,
       this.commits,
+      (error) => this.onError(error),
     )
     this.compactor = new Compactor(dbs, this.clock, cursors, {
       retention: options.retention ?? {},
@@ -272,6 +274,38 @@ class StoreImpl implements Store {
       op.reject = reject
       this.writes.enqueue(op)
     })
+  }
+
+  /** @internal `Table.submit`: a write told to `listener` instead of a promise. */
+  submit(
+    kind: number,
+    table: TableImpl<any>,
+    id: Key,
+    value: unknown,
+    options: WriteOptions | undefined,
+    listener: WriteListener,
+  ): void {
+    if (this.closing !== undefined) {
+      settleLater(listener, new StoreClosedError(), this.onError)
+      return
+    }
+    let op: Op
+    try {
+      op = makeOp(kind, table, id, value, options)
+    } catch (error) {
+      settleLater(listener, error, this.onError)
+      return
+    }
+    const replication = this.replication
+    if (replication?.replicates([op])) {
+      replication.submit([op], true).then(
+        (change) => notify(listener, undefined, change as ChangeEvent | undefined, this.onError),
+        (error) => notify(listener, error, undefined, this.onError),
+      )
+      return
+    }
+    op.listener = listener
+    this.writes.enqueue(op)
   }
 
   compact(): Promise<number> {

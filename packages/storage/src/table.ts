@@ -1,7 +1,7 @@
 import { compareKeys } from 'lmdb'
 import { matchesPrefix } from './change-feed.js'
 import type { Db } from './databases.js'
-import { StoreClosedError } from './errors.js'
+import { StorageError, StoreClosedError } from './errors.js'
 import { checkKey, type StoredRecord } from './record-format.js'
 import type {
   ChangeEvent,
@@ -10,6 +10,8 @@ import type {
   RecordEntry,
   RecordVersion,
   Table,
+  WriteKind,
+  WriteListener,
   WriteOptions,
 } from './types.js'
 import { DELETE, MESSAGE, PATCH, PUT } from './write-plan.js'
@@ -18,6 +20,14 @@ import { DELETE, MESSAGE, PATCH, PUT } from './write-plan.js'
 export interface TableHost {
   readonly closed: boolean
   write(kind: number, table: TableImpl<any>, id: Key, value: unknown, options?: WriteOptions): Promise<any>
+  submit(
+    kind: number,
+    table: TableImpl<any>,
+    id: Key,
+    value: unknown,
+    options: WriteOptions | undefined,
+    listener: WriteListener<any>,
+  ): void
 }
 
 /** A table: synchronous reads straight from LMDB, writes handed to the store's write queue. */
@@ -76,6 +86,27 @@ export class TableImpl<V> implements Table<V> {
 
   message(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>> {
     return this.store.write(MESSAGE, this, id, value, options)
+  }
+
+  submit(
+    kind: WriteKind,
+    id: Key,
+    value: V | Partial<V> | undefined,
+    options: WriteOptions | undefined,
+    listener: WriteListener<V>,
+  ): void {
+    const code =
+      kind === 'put'
+        ? PUT
+        : kind === 'message'
+          ? MESSAGE
+          : kind === 'delete'
+            ? DELETE
+            : kind === 'patch'
+              ? PATCH
+              : -1
+    if (code === -1) throw new StorageError('STORAGE_INVALID_ARGUMENT', `unknown write kind ${kind}`)
+    this.store.submit(code, this, id, value, options, listener)
   }
 
   *entries(range: RangeOptions = {}): Generator<RecordEntry<V>, void, undefined> {

@@ -119,8 +119,33 @@ export interface Table<V = unknown> {
   delete(id: Key, options?: WriteOptions): Promise<ChangeEvent<V> | undefined>
   /** Appends a `message` event to the log and feed without touching the record. */
   message(id: Key, value: V, options?: WriteOptions): Promise<ChangeEvent<V>>
+  /**
+   * `put`, `patch`, `delete` or `message` (`kind`) without a promise: `listener.writeSettled` is called
+   * once, when the commit is durable or with the error that refused the write. For callers that make many
+   * writes (a broker's durable publishes): no promise, resolvers or closures per write.
+   */
+  submit(
+    kind: WriteKind,
+    id: Key,
+    value: V | Partial<V> | undefined,
+    options: WriteOptions | undefined,
+    listener: WriteListener<V>,
+  ): void
   entries(range?: RangeOptions): Iterable<RecordEntry<V>>
   count(range?: RangeOptions): number
+}
+
+/** What `Table.submit` writes. */
+export type WriteKind = 'put' | 'patch' | 'delete' | 'message'
+
+/**
+ * Told once when a write made with `Table.submit` settles: after its commit is durable (with its
+ * committed event; undefined for a delete that had nothing to delete), or with the StorageError that
+ * refused it (nothing changed). Called after the change feed heard the write's batch, like a promise
+ * resolution; a listener that throws is reported to `onError`.
+ */
+export interface WriteListener<V = unknown> {
+  writeSettled(error: unknown, change: ChangeEvent<V> | undefined): void
 }
 
 /** Writes collected inside `store.transaction()`; all of them commit atomically or none does. */

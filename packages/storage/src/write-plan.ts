@@ -16,7 +16,7 @@ import {
   stampRecord,
   TYPES,
 } from './record-format.js'
-import type { ChangeEvent, Key, WriteOptions } from './types.js'
+import type { ChangeEvent, Key, WriteListener, WriteOptions } from './types.js'
 
 /** Write kinds, as stored in log entries (the index into TYPES). */
 export const PUT = 0
@@ -48,6 +48,8 @@ export class Op {
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined
   reject: Reject | undefined = undefined
+  /** Told instead of resolve/reject (`Table.submit`). */
+  listener: WriteListener | undefined = undefined
   /** Replication: the origin's stamp, applied as an explicit timestamp (last writer wins). */
   stamped: number | undefined = undefined
   stampedNode: number | undefined = undefined

@@ -4,7 +4,7 @@ import type { CommitObservers } from './commit-stats.js'
 import type { Databases } from './databases.js'
 import { StorageError } from './errors.js'
 import type { StoredRecord } from './record-format.js'
-import type { ChangeEvent } from './types.js'
+import type { ChangeEvent, WriteListener } from './types.js'
 import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
 
 /** A replicated transaction holds at most this many logged events (cursor = position × 1000 + i). */
@@ -53,6 +53,8 @@ export class WriteQueue {
     private readonly waitForFlush: boolean,
     /** Told each batch's size and timing (monitoring). */
     private readonly commits: CommitObservers,
+    /** A write listener that threw. */
+    private readonly onError: (error: unknown) => void,
   ) {}
 
   enqueue(item: Op | Group): void {
@@ -169,7 +171,9 @@ export class WriteQueue {
     this.stamp.cursors.publish(batch.lastCursor)
     if (this.feed.size > 0) for (const event of batch.events) this.feed.dispatch(event)
     for (const item of batch.items) {
-      if (item.failed !== undefined) item.reject!(item.failed)
+      if (item instanceof Op && item.listener !== undefined)
+        notify(item.listener, item.failed, item.failed === undefined ? item.result : undefined, this.onError)
+      else if (item.failed !== undefined) item.reject!(item.failed)
       else if (item instanceof Op) item.resolve!(item.result)
       else item.resolve!(item.events)
     }
@@ -179,14 +183,39 @@ export class WriteQueue {
     // a batch whose callback never ran (the transaction failed before it) was never counted
     if (batch.applied) this.inFlight--
     for (const item of batch.items) {
-      item.reject!(
+      const reason =
         item.failed ??
-          new StorageError('STORAGE_WRITE_FAILED', `commit failed: ${(error as Error)?.message}`, {
-            cause: error,
-          }),
-      )
+        new StorageError('STORAGE_WRITE_FAILED', `commit failed: ${(error as Error)?.message}`, {
+          cause: error,
+        })
+      if (item instanceof Op && item.listener !== undefined)
+        notify(item.listener, reason, undefined, this.onError)
+      else item.reject!(reason)
     }
   }
+}
+
+/** Tells a write listener its outcome; what it throws goes to `onError`, not to the batch's other writes. */
+export function notify(
+  listener: WriteListener,
+  error: unknown,
+  change: ChangeEvent | undefined,
+  onError: (error: unknown) => void,
+): void {
+  try {
+    listener.writeSettled(error, change)
+  } catch (thrown) {
+    onError(thrown)
+  }
+}
+
+/** A write refused before it was queued: told after the caller's turn, as a rejected promise would be. */
+export function settleLater(
+  listener: WriteListener,
+  error: unknown,
+  onError: (error: unknown) => void,
+): void {
+  queueMicrotask(() => notify(listener, error, undefined, onError))
 }
 
 function ownFlush(env: Databases['env']): Promise<unknown> {
