@@ -1,7 +1,8 @@
 import type { Cursors } from './cursors.js'
 import type { Db } from './databases.js'
 import { LogTruncatedError, StoreClosedError } from './errors.js'
-import { decodeLogEntry } from './record-format.js'
+import { refersToRecord, valueFromRecord } from './log-values.js'
+import { decodeLogEntry, type StoredLogEntry } from './record-format.js'
 import type { ChangeEvent, ChangeLog, LogReadOptions } from './types.js'
 
 /** What the change log needs of its store. */
@@ -12,10 +13,14 @@ export interface LogHost {
 
 /** Reads the change log in cursor order, up to the last durable cursor. */
 export class ChangeLogImpl implements ChangeLog {
+  private readonly dbs = new Map<string, Db>()
+
   constructor(
     private readonly store: LogHost,
     private readonly logDb: Db,
     private readonly cursors: Cursors,
+    /** A table's database by name: entries that refer to their record take the value from it. */
+    private readonly tableDb: (name: string) => Db,
   ) {}
 
   readSince(options: LogReadOptions = {}): Iterable<ChangeEvent> {
@@ -42,9 +47,25 @@ export class ChangeLogImpl implements ChangeLog {
     })
     for (const { key, value } of range) {
       if (tables !== undefined && !tables.has(value[0][1])) continue
-      yield decodeLogEntry(key, value)
+      yield refersToRecord(value) ? this.fromRecord(key, value) : decodeLogEntry(key, value)
       if (--remaining <= 0) return
     }
+  }
+
+  /** An entry whose value is its record's (see log-values.ts). */
+  private fromRecord(cursor: number, entry: StoredLogEntry): ChangeEvent {
+    const header = entry[0]
+    let db = this.dbs.get(header[1])
+    if (db === undefined) this.dbs.set(header[1], (db = this.tableDb(header[1])))
+    const value = valueFromRecord(cursor, db.get(header[2]))
+    if (value !== undefined) return decodeLogEntry(cursor, entry, value)
+    // The range reads a snapshot; the record was replaced since, and the write that replaced it gave
+    // the entry its value in the same transaction: the entry as it is now has it.
+    const now = this.logDb.get(cursor) as StoredLogEntry | undefined
+    if (now !== undefined && !refersToRecord(now)) return decodeLogEntry(cursor, now)
+    if (now === undefined) throw new LogTruncatedError(cursor - 1, this.firstCursor)
+    // unreachable while every replacing write inlines the value: fail loudly rather than lose it
+    throw new Error(`change log entry ${cursor} refers to a record version that is gone`)
   }
 
   get lastCursor(): number {

@@ -3,27 +3,41 @@ import { InvalidKeyError, InvalidValueError, KeyTooLongError } from './errors.js
 import type { ChangeEvent, ChangeType, Key } from './types.js'
 
 /**
- * On-disk layout (format version 1). Every database uses lmdb-js's msgpack encoding for reads; writes
+ * On-disk layout (format version 2). Every database uses lmdb-js's msgpack encoding for reads; writes
  * hand lmdb-js bytes we encoded ourselves (`asBinary`) so that a value is encoded, and validated,
  * once, at call time, before anything is queued:
  *
- * - record:    msgpack array [timestamp: float64, nodeId: uint32, value]
+ * - record:    msgpack array [timestamp: float64, nodeId: uint32, value, cursor?: float64]
  * - tombstone: msgpack array [timestamp: float64, nodeId: uint32]
  * - log entry: msgpack array [[type, table, id, timestamp, nodeId, user], value, patch, meta, previous?]
  *   (`previous`, on tables that keep it: `[value]` of the record the write replaced, `[]` for none)
  *
+ * A put or patch keeps its value once: its log entry's type has `VALUE_IN_RECORD` set and its value is
+ * nil, and the record carries the entry's cursor. While that version is current, a reader of the log
+ * takes the value from the record; the write that replaces the record (put, patch or delete, in the
+ * same transaction) first copies the value into the entry (`inlineLogValue`) and clears the flag.
+ * Writes inside `store.transaction()` log their values inline, as format version 1 did for all; format 1
+ * files are read as they are (no flags, no cursors in records).
+ *
  * The record header has a fixed size, so the value is packed once into a buffer whose header is
  * filled in when the write transaction stamps it.
  */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
+/** Earlier formats this version reads as they are (the store then records FORMAT_VERSION). */
+export const READABLE_FORMATS: readonly number[] = [1]
+/** Set in a log entry's type code: the value is in the record, which carries the entry's cursor (log-values.ts). */
+export const VALUE_IN_RECORD = 0x08
 
 export const RECORD_HEADER = 15
 
 /** Change types by the code a log entry stores (the index). */
 export const TYPES: readonly ChangeType[] = ['put', 'patch', 'delete', 'message']
 
-/** A decoded record: live when it has three elements, a tombstone when it has two. */
-export type StoredRecord = [timestamp: number, nodeId: number, value?: unknown]
+/**
+ * A decoded record: live when it has three or four elements (the fourth: the cursor of the log entry
+ * whose value it holds), a tombstone when it has two.
+ */
+export type StoredRecord = [timestamp: number, nodeId: number, value?: unknown, cursor?: number]
 
 const packr = new Packr({
   useRecords: false,
@@ -304,14 +318,14 @@ function utf8Length(s: string): number {
 }
 
 /** Copies `src` into `out` at `pos`; small buffers by a loop (cheaper than `copy` below ~64 bytes). */
-function copyInto(out: Buffer, pos: number, src: Buffer): number {
+export function copyInto(out: Buffer, pos: number, src: Buffer): number {
   const n = src.length
   if (n > 64) return pos + src.copy(out, pos)
   for (let i = 0; i < n; i++) out[pos + i] = src[i]!
   return pos + n
 }
 
-type StoredLogEntry = [
+export type StoredLogEntry = [
   header: [number, string, Key, number, number, string | null],
   value: unknown,
   patch: unknown,
@@ -319,15 +333,16 @@ type StoredLogEntry = [
   previous?: [unknown?],
 ]
 
-export function decodeLogEntry(cursor: number, entry: StoredLogEntry): ChangeEvent {
+/** Decodes a log entry; one that refers to its record takes `value` (the record's) instead of its own. */
+export function decodeLogEntry(cursor: number, entry: StoredLogEntry, value?: unknown): ChangeEvent {
   const header = entry[0]
-  const type = TYPES[header[0]] ?? 'put'
+  const type = TYPES[header[0] & ~VALUE_IN_RECORD] ?? 'put'
   const previous = entry[4]
   const event: ChangeEvent = {
     type,
     table: header[1],
     id: header[2],
-    value: type === 'delete' ? undefined : (entry[1] ?? undefined),
+    value: type === 'delete' ? undefined : ((value !== undefined ? value : entry[1]) ?? undefined),
     patch: (entry[2] ?? undefined) as ChangeEvent['patch'],
     timestamp: header[3],
     cursor,

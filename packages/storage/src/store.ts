@@ -9,7 +9,7 @@ import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
 import { StorageError, StoreClosedError, VersionMismatchError } from './errors.js'
 import { OUTBOX_DB, Outbox } from './outbox.js'
-import { FORMAT_VERSION } from './record-format.js'
+import { FORMAT_VERSION, READABLE_FORMATS } from './record-format.js'
 import { Replication } from './replication.js'
 import { TableImpl } from './table.js'
 import type {
@@ -105,7 +105,9 @@ class StoreImpl implements Store {
     this.env = env
     this.metaDb = env.openDB({ name: META_DB })
     const format = this.metaDb.get('format')
-    if (format === undefined) this.metaDb.putSync('format', FORMAT_VERSION)
+    // an earlier format this one reads is marked as this one, since the next write may use its layout
+    if (format === undefined || READABLE_FORMATS.includes(format))
+      this.metaDb.putSync('format', FORMAT_VERSION)
     else if (format !== FORMAT_VERSION) throw new VersionMismatchError(options.path, format, FORMAT_VERSION)
     this.logDb = env.openDB({ name: LOG_DB })
     this.tombstoneDb = env.openDB({ name: TOMBSTONE_DB })
@@ -129,7 +131,7 @@ class StoreImpl implements Store {
     const cursors = new Cursors(cursor, (this.metaDb.get('droppedUpTo') as number | undefined) ?? 0)
     this.knownTables = { ...(this.metaDb.get('tables') ?? {}) }
     this.clock = new Clock(nodeId, lastTimestamp, options.wallClock ?? (() => Date.now() * 1000))
-    this.log = new ChangeLogImpl(this, this.logDb, cursors)
+    this.log = new ChangeLogImpl(this, this.logDb, cursors, (name) => this.tableDb(name))
     this.onError = options.onError ?? ((error) => console.error('@proj/storage:', error))
     this.feed = new ChangeFeed((error) => this.onError(error))
     const dbs = { env, metaDb: this.metaDb, logDb: this.logDb, tombstoneDb: this.tombstoneDb }
@@ -197,7 +199,8 @@ class StoreImpl implements Store {
       throw new StorageError('STORAGE_INVALID_ARGUMENT', 'a table name must be a non-empty string')
     const logged = options?.log ?? true
     const previous = logged && options?.previous === true
-    const table = new TableImpl<V>(this, name, this.tableDb(name), logged, previous)
+    const referred = logged || this.knownTables[name]?.log === true
+    const table = new TableImpl<V>(this, name, this.tableDb(name), logged, previous, referred)
     this.tables.set(name, table)
     if (this.knownTables[name]?.log !== logged) {
       this.knownTables[name] = { log: logged }

@@ -39,16 +39,18 @@ export class TableImpl<V> implements Table<V> {
     readonly logged: boolean,
     /** Change events carry the value each write replaced (TableOptions.previous; once on, it stays on). */
     public previous = false,
+    /** Its records may hold log entries' values: it is logged, or was when opened before. */
+    readonly referred = logged,
   ) {}
 
   get(id: Key): V | undefined {
     const record = this.read(id)
-    return record !== undefined && record.length === 3 ? (record[2] as V) : undefined
+    return record !== undefined && record.length >= 3 ? (record[2] as V) : undefined
   }
 
   getEntry(id: Key): RecordEntry<V> | undefined {
     const record = this.read(id)
-    return record !== undefined && record.length === 3
+    return record !== undefined && record.length >= 3
       ? { id, value: record[2] as V, version: record[0] }
       : undefined
   }
@@ -58,7 +60,7 @@ export class TableImpl<V> implements Table<V> {
     const record = this.read(id)
     return record === undefined
       ? undefined
-      : { version: record[0], nodeId: record[1], deleted: record.length !== 3 }
+      : { version: record[0], nodeId: record[1], deleted: record.length < 3 }
   }
 
   private read(id: Key): StoredRecord | undefined {
@@ -132,7 +134,7 @@ export class TableImpl<V> implements Table<V> {
         })
       : this.db.getRange({ start: lower, end: upper })
     for (const { key, value } of iterable) {
-      if ((value as StoredRecord).length !== 3) continue
+      if ((value as StoredRecord).length < 3) continue
       if (prefix !== undefined && !matchesPrefix(key, prefix)) continue
       if (offset > 0) {
         offset--

@@ -2,6 +2,7 @@ import type { Clock } from './clock.js'
 import type { Cursors } from './cursors.js'
 import type { Db } from './databases.js'
 import { ConflictError, InvalidValueError, StaleWriteError, StorageError } from './errors.js'
+import { referringEntry, withCursor } from './log-values.js'
 import {
   checkKey,
   decodeValue,
@@ -15,6 +16,7 @@ import {
   type StoredRecord,
   stampRecord,
   TYPES,
+  VALUE_IN_RECORD,
 } from './record-format.js'
 import type { ChangeEvent, Key, WriteListener, WriteOptions } from './types.js'
 
@@ -36,6 +38,8 @@ export interface WriteTarget {
   readonly logged: boolean
   /** Events carry the value each write replaced. */
   readonly previous: boolean
+  /** Its records may hold log entries' values (see VALUE_IN_RECORD): logged, or was before. */
+  readonly referred: boolean
 }
 
 /** One write, from the call that made it to its commit. */
@@ -44,6 +48,12 @@ export class Op {
   record: Buffer | undefined = undefined
   remove = false
   log: Buffer | undefined = undefined
+  /**
+   * The record this write replaces holds the value of the log entry at this cursor: the entry gets the
+   * value (`inlineValue`) before the record is replaced, in the same transaction.
+   */
+  inlineCursor: number | undefined = undefined
+  inlineValue: Buffer | undefined = undefined
   result: ChangeEvent | undefined = undefined
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined
@@ -79,6 +89,8 @@ export class Op {
     this.record = undefined
     this.remove = false
     this.log = undefined
+    this.inlineCursor = undefined
+    this.inlineValue = undefined
     this.result = undefined
     this.skipped = false
     const explicit = this.stamped ?? options?.timestamp
@@ -91,23 +103,25 @@ export class Op {
 
     let current: StoredRecord | undefined
     const previous = table.previous
+    // what an earlier write of this transaction left of the record (never a record referred to by a log entry)
+    const staged = overlay?.get(`${table.name}\u0000${keyString(this.id)}`)
     if (
       kind === PATCH ||
       kind === DELETE ||
       previous ||
       (kind === PUT && (explicit !== undefined || options?.ifVersion !== undefined))
     ) {
-      const key = overlay !== undefined ? `${table.name}\u0000${keyString(this.id)}` : ''
-      const staged = overlay?.get(key)
       current =
         staged !== undefined ? (staged ?? undefined) : (table.db.get(this.id) as StoredRecord | undefined)
+      // a message leaves the record as it is
+      if (current !== undefined && current.length === 4 && kind !== MESSAGE) this.findReferringEntry(table)
       if (explicit !== undefined && current !== undefined) {
         const stored = current[0]
         if (!(explicit > stored || (explicit === stored && nodeId > current[1]))) {
           if (!this.skipStale) throw new StaleWriteError(explicit, stored)
           // a conditional write that lost: its condition no longer holds
           if (options?.ifVersion !== undefined)
-            throw new ConflictError(options.ifVersion, current.length === 3 ? stored : 0)
+            throw new ConflictError(options.ifVersion, current.length >= 3 ? stored : 0)
           event.timestamp = explicit
           event.nodeId = nodeId
           this.skipped = true
@@ -115,22 +129,22 @@ export class Op {
         }
       }
       if (options?.ifVersion !== undefined) {
-        const actual = current !== undefined && current.length === 3 ? current[0] : 0
+        const actual = current !== undefined && current.length >= 3 ? current[0] : 0
         if (actual !== options.ifVersion) throw new ConflictError(options.ifVersion, actual)
       }
-    }
+    } else if (kind === PUT && table.referred && staged === undefined) this.findReferringEntry(table)
 
     let valueBytes: Buffer | undefined
     let patchBytes: Buffer | undefined
-    let staged: StoredRecord | null | undefined
+    let next: StoredRecord | null | undefined
     switch (kind) {
       case PUT:
         this.record = stampRecord(this.bytes!, timestamp, nodeId)
         valueBytes = this.record.subarray(RECORD_HEADER)
-        staged = [timestamp, nodeId, event.value]
+        next = [timestamp, nodeId, event.value]
         break
       case PATCH: {
-        const base = current !== undefined && current.length === 3 ? current[2] : undefined
+        const base = current !== undefined && current.length >= 3 ? current[2] : undefined
         if (base !== undefined && !isPlainObject(base))
           throw new InvalidValueError('cannot patch a value that is not a plain object')
         const merged: Record<string, unknown> = base === undefined ? {} : { ...(base as object) }
@@ -144,18 +158,18 @@ export class Op {
         valueBytes = this.record.subarray(RECORD_HEADER)
         patchBytes = this.bytes
         event.value = merged
-        staged = [timestamp, nodeId, merged]
+        next = [timestamp, nodeId, merged]
         break
       }
       case DELETE:
         // a replicated delete of an absent record does nothing (its stamp is not a caller's timestamp)
-        if ((current === undefined || current.length !== 3) && options?.timestamp === undefined) return false
+        if ((current === undefined || current.length < 3) && options?.timestamp === undefined) return false
         if (table.logged) {
           this.record = encodeTombstone(timestamp, nodeId)
-          staged = [timestamp, nodeId]
+          next = [timestamp, nodeId]
         } else {
           this.remove = true
-          staged = null
+          next = null
         }
         break
       default:
@@ -165,29 +179,42 @@ export class Op {
     event.nodeId = nodeId
     let previousBytes: Buffer | undefined
     if (previous) {
-      const live = current !== undefined && current.length === 3
+      const live = current !== undefined && current.length >= 3
       event.previous = live ? { value: current![2] } : null
       previousBytes = live ? encodePrevious(current![2]) : NO_PREVIOUS
     }
     if (table.logged) {
-      event.cursor = stamp.cursors.next()
+      const cursor = (event.cursor = stamp.cursors.next())
+      // the value is kept once, in the record (see VALUE_IN_RECORD); inside a transaction inline, as a
+      // later write of the same transaction would have to rewrite an entry not yet written
+      const inRecord = overlay === undefined && valueBytes !== undefined && this.record !== undefined
+      if (inRecord) this.record = withCursor(this.record!, cursor)
       this.log = encodeLogEntry(
-        kind,
+        inRecord ? kind | VALUE_IN_RECORD : kind,
         table.name,
         this.id,
         timestamp,
         nodeId,
         options?.user,
-        valueBytes,
+        inRecord ? undefined : valueBytes,
         patchBytes,
         this.meta,
         previousBytes,
       )
     }
-    if (overlay !== undefined && staged !== undefined)
-      overlay.set(`${table.name}\u0000${keyString(this.id)}`, staged)
+    if (overlay !== undefined && next !== undefined)
+      overlay.set(`${table.name}\u0000${keyString(this.id)}`, next)
     this.result = event
     return true
+  }
+
+  /** The stored record (not one staged by this transaction) holds a log entry's value: note that entry. */
+  private findReferringEntry(table: WriteTarget): void {
+    // raw bytes, so the entry gets exactly the value bytes the record holds
+    const referring = referringEntry(table.db.getBinaryFast(this.id) as Buffer | undefined)
+    if (referring === undefined) return
+    this.inlineCursor = referring.cursor
+    this.inlineValue = referring.value
   }
 }
 

@@ -3,6 +3,7 @@ import type { ChangeFeed } from './change-feed.js'
 import type { CommitObservers } from './commit-stats.js'
 import type { Databases } from './databases.js'
 import { StorageError } from './errors.js'
+import { inlineLogValue } from './log-values.js'
 import type { StoredRecord } from './record-format.js'
 import type { ChangeEvent, WriteListener } from './types.js'
 import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
@@ -149,6 +150,16 @@ export class WriteQueue {
     const { binary } = this
     const { logDb, tombstoneDb } = this.dbs
     const db = op.table.db
+    if (op.inlineCursor !== undefined) {
+      // the replaced record held this entry's value: the entry gets it before the record goes (it is
+      // gone when retention dropped the entry)
+      const entry = logDb.getBinary(op.inlineCursor) as Buffer | undefined
+      const inline = entry === undefined ? undefined : inlineLogValue(entry, op.inlineValue!)
+      if (inline !== undefined) {
+        binary[BINARY_FIELD] = inline
+        logDb.putSync(op.inlineCursor, binary)
+      }
+    }
     if (op.record !== undefined) {
       binary[BINARY_FIELD] = op.record
       db.putSync(op.id, binary)

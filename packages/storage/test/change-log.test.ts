@@ -245,7 +245,7 @@ describe('store lifecycle', () => {
     await expect(attempt).rejects.toBeInstanceOf(VersionMismatchError)
     await expect(attempt).rejects.toMatchObject({
       code: 'STORAGE_VERSION_MISMATCH',
-      message: expect.stringMatching(/format version 999.*reads format version 1/),
+      message: expect.stringMatching(/format version 999.*reads format version 2/),
     })
   })
 

@@ -99,8 +99,12 @@ describe('crash safety', () => {
       // that follow it: a delete the writer issued may have committed without being acknowledged. Its record
       // is then gone, and the log holds that delete after the acknowledged write.
       const loggedDeletes = new Map<string, number>()
-      for (const event of store.log.readSince())
+      for (const event of store.log.readSince()) {
         if (event.type === 'delete') loggedDeletes.set(String(event.id), event.cursor)
+        // a put's entry keeps the value it wrote after the patch that replaced its record
+        if (event.type === 'put' && String(event.id).startsWith('p/'))
+          expect(event.value, String(event.id)).not.toHaveProperty('b')
+      }
       const expectKept = (id: string, cursor: number, value: object) => {
         if (deletes.has(id)) return
         const record = dogs.get(id)

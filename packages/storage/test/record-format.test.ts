@@ -1,6 +1,13 @@
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
-import { encodeLogEntry, encodeRecord, encodeValue, stampRecord } from '../src/record-format.js'
+import { inlineLogValue, referringEntry, withCursor } from '../src/log-values.js'
+import {
+  encodeLogEntry,
+  encodeRecord,
+  encodeValue,
+  stampRecord,
+  VALUE_IN_RECORD,
+} from '../src/record-format.js'
 
 // The hand-written encoders (flat objects, log entries) must read back exactly like msgpackr's output.
 const reader = new Packr({ mapsAsObjects: true, useRecords: false })
@@ -97,5 +104,61 @@ describe('record format', () => {
         }
       }
     }
+  })
+
+  it('gives an entry that refers to its record the value, byte for byte as if written inline', () => {
+    const value = encodeValue({ payload: Buffer.alloc(64, 1), contentType: 'x' })
+    const meta = encodeValue({ qos: 1, clientId: 'c' })
+    const patch = encodeValue({ b: 2 })
+    const previous = Buffer.from([0x91, 0x01])
+    const ids = [
+      'a',
+      'é'.repeat(20),
+      'x'.repeat(300),
+      'x'.repeat(70000),
+      0,
+      5,
+      -40000,
+      1.5,
+      2 ** 40,
+      ['x', 2, 'y'],
+    ]
+    for (const id of ids)
+      for (const table of ['t', 'x'.repeat(40)])
+        for (const user of [undefined, 'bob', 'é'.repeat(17)])
+          for (const [kind, p, prev] of [
+            [0, undefined, undefined],
+            [1, patch, previous],
+          ] as const) {
+            const ts = 1764086400123456
+            const ref = encodeLogEntry(
+              kind | VALUE_IN_RECORD,
+              table,
+              id,
+              ts,
+              4000000000,
+              user,
+              undefined,
+              p,
+              meta,
+              prev,
+            )
+            const inline = encodeLogEntry(kind, table, id, ts, 4000000000, user, value, p, meta, prev)
+            expect(inlineLogValue(ref, value)?.toString('hex')).toBe(inline.toString('hex'))
+          }
+    expect(
+      inlineLogValue(encodeLogEntry(0, 't', 'a', 1.5, 1, undefined, value, undefined, meta), value),
+    ).toBe(undefined)
+  })
+
+  it('reads the cursor and value back from a record that carries its entry cursor', () => {
+    const value = { payload: Buffer.alloc(64, 1) }
+    const record = withCursor(stampRecord(encodeRecord(value), 1.25, 9), 123456789012)
+    expect(reader.unpack(record)).toEqual([1.25, 9, value, 123456789012])
+    const found = referringEntry(record)
+    expect(found?.cursor).toBe(123456789012)
+    expect(reader.unpack(found!.value)).toEqual(value)
+    expect(referringEntry(stampRecord(encodeRecord(value), 1.25, 9))).toBeUndefined()
+    expect(referringEntry(undefined)).toBeUndefined()
   })
 })
