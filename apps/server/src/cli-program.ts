@@ -4,7 +4,6 @@ import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import type { ResourceRuntime } from '@proj/resource'
 import { Command, Option } from 'commander'
-import { stringify as toYaml } from 'yaml'
 import { type LoadedConfig, loadConfig, parseSetArguments, UNKNOWN_ENV_NOTE } from './config.js'
 import { CONFIG_KEYS, flagName } from './config-schema.js'
 import { openConfiguredRuntime } from './configured-runtime.js'
@@ -223,7 +222,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const { config, notes } = await load(opts)
     // unknown PROJ_* variables, as `start` logs them; on stderr, so stdout stays parseable
     for (const note of notes) if (note.startsWith(UNKNOWN_ENV_NOTE)) io.stderr.write(`proj-server: ${note}\n`)
-    io.stdout.write(opts.json ? `${JSON.stringify(config, null, 2)}\n` : toYaml(config))
+    io.stdout.write(
+      opts.json ? `${JSON.stringify(config, null, 2)}\n` : (await import('yaml')).stringify(config),
+    )
   })
 
   const user = program

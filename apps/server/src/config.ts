@@ -1,7 +1,6 @@
 import { constants } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
 import { isAbsolute, resolve } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import { suggestEnv, unknownKey } from './config-hints.js'
 import { roleIssues } from './config-roles.js'
 import {
@@ -154,6 +153,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     }
   }
   if (text !== undefined) {
+    // the YAML parser (1 MB of RSS) only when there is a file to parse
+    const { parse: parseYaml } = await import('yaml')
     let doc: unknown
     try {
       doc = parseYaml(text)

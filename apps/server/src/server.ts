@@ -4,11 +4,10 @@ import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import type { ClusterNode } from '@proj/cluster'
-import { createHttpHandler, type HttpHandler, type RouteHandler, type SubprotocolHandler } from '@proj/http'
+import type { HttpHandler, RouteHandler, SubprotocolHandler } from '@proj/http'
 import type { Broker } from '@proj/mqtt'
 import type { ResourceRuntime } from '@proj/resource'
 import type { Store } from '@proj/storage'
-import { ADMIN_PREFIX, adminApi } from './admin-api.js'
 import { ConnectionAdmission } from './admission.js'
 import { RefusalSummary } from './admission-log.js'
 import { brokerOwnership, clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
@@ -21,9 +20,7 @@ import { createConfiguredBroker, mqttEntry } from './mqtt-wiring.js'
 import { createRecordCounts } from './record-counts.js'
 import { RefusalLog } from './refusal-log.js'
 import { applyReload, type SecureListener } from './reload.js'
-import { healthRoute, refuseReservedPaths } from './server-routes.js'
 import type { Server, StartServerOptions } from './server-types.js'
-import { findStudioAssets, rootRedirect, STUDIO_PREFIX, studioRoute } from './studio-assets.js'
 import { type SysTopics, startSysTopics } from './sys-topics.js'
 import { loadTlsMaterial, serverTlsOptions } from './tls.js'
 import { VERSION } from './version.js'
@@ -216,41 +213,44 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         )
     }
     const counts = createRecordCounts(runtime)
-    const extraRoutes: Record<string, RouteHandler> = {
-      'GET /health': healthRoute(
-        () => closing !== undefined,
-        () => cluster,
-      ),
-    }
     const servesHttp = config.http.port !== null || config.http.securePort !== null
-    if (config.metrics.enabled && servesHttp) {
-      // Loaded only when served: prom-client and its default collectors cost memory and a GC observer.
-      const { createMetrics, metricsRoute } = await import('./metrics.js')
-      metrics = createMetrics({
-        runtime,
-        broker,
-        listeners: () => listeners,
-        counts,
-        refusals: admissionRefusals,
-        http: () => handler?.stats,
-      })
-      extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
-    }
-    if (config.studio.enabled) {
-      extraRoutes[`${ADMIN_PREFIX}*`] = adminApi({
-        runtime,
-        broker,
-        counts,
-        maxBodySize: config.http.maxBodySize,
-      })
-      const assets = findStudioAssets()
-      if (!assets) logger.warn('the Studio is not built (run `pnpm build`): /studio/ answers 503')
-      extraRoutes[`${STUDIO_PREFIX}*`] = studioRoute(assets)
-      extraRoutes['GET /'] = rootRedirect()
-    }
-    refuseReservedPaths(runtime, extraRoutes)
-    if (config.http.port !== null || config.http.securePort !== null) {
-      handler = createHttpHandler({
+    if (servesHttp) {
+      // Loaded only when served (http-wiring.ts): no HTTP listener, no HTTP code in memory.
+      const web = await import('./http-wiring.js')
+      const extraRoutes: Record<string, RouteHandler> = {
+        'GET /health': web.healthRoute(
+          () => closing !== undefined,
+          () => cluster,
+        ),
+      }
+      if (config.metrics.enabled) {
+        // prom-client and its default collectors cost memory and a GC observer: loaded only when served too
+        const { createMetrics, metricsRoute } = await import('./metrics.js')
+        metrics = createMetrics({
+          runtime,
+          broker,
+          listeners: () => listeners,
+          counts,
+          refusals: admissionRefusals,
+          http: () => handler?.stats,
+        })
+        extraRoutes['GET /metrics'] = metricsRoute(metrics.registry, runtime, config.metrics.access)
+      }
+      if (config.studio.enabled) {
+        extraRoutes[`${web.ADMIN_PREFIX}*`] = web.adminApi({
+          runtime,
+          broker,
+          counts,
+          maxBodySize: config.http.maxBodySize,
+        })
+        const assets = web.findStudioAssets()
+        if (!assets) logger.warn('the Studio is not built (run `pnpm build`): /studio/ answers 503')
+        extraRoutes[`${web.STUDIO_PREFIX}*`] = web.studioRoute(assets)
+        extraRoutes['GET /'] = web.rootRedirect()
+      }
+      // a table whose path an HTTP route shadows is refused only where there is HTTP to shadow it
+      web.refuseReservedPaths(runtime, extraRoutes)
+      handler = web.createHttpHandler({
         runtime,
         ...(config.http.cors ? { cors: { origins: config.http.cors } } : {}),
         ...(config.http.streamOrigins !== null ? { streamOrigins: config.http.streamOrigins || [] } : {}),
