@@ -18,6 +18,9 @@ export type {
 
 import type { Runtime } from '@proj/resource'
 
+/** What `runtime.publish` returns when the message was delivered during the call and nothing was stored. */
+export { DELIVERED } from '@proj/resource'
+
 /** What @proj/mqtt uses of the runtime. */
 export type BrokerRuntime = Pick<
   Runtime,

@@ -29,7 +29,7 @@ export type {
   ResourcePublishOptions,
   ResourceWriteOptions,
 } from './resource.js'
-export { Resource } from './resource.js'
+export { RESOLVED_EMPTY as DELIVERED, Resource } from './resource.js'
 export type { Route } from './router.js'
 export type { RuntimeStorage } from './runtime-storage.js'
 export type {

@@ -102,6 +102,11 @@ export interface ResourceInit {
   name: string
 }
 
+/**
+ * What `publish` returns when the message went to every subscriber during the call and nothing was stored
+ * (QoS 0, not retained): always this one promise, so a caller on a hot path may compare against it instead
+ * of waiting for it (exported as `DELIVERED`).
+ */
 export const RESOLVED_EMPTY: Promise<PublishResult> = Promise.resolve(Object.freeze({}))
 
 /** A message not logged (QoS 0, no state writes): one event, handed to subscribers now. */

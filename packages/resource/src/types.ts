@@ -291,7 +291,11 @@ export interface Runtime {
   delete(target: string, ctx: RequestContext, options?: { ifVersion?: Timestamp }): Promise<boolean>
 
   // Messaging
-  /** Resolves once committed (retained, or QoS > 0); `atomic` state writes commit in the same transaction. */
+  /**
+   * Resolves once committed (retained, or QoS > 0); `atomic` state writes commit in the same transaction.
+   * Returns the exported `DELIVERED` promise itself when the message reached every subscriber during the
+   * call and nothing was stored (QoS 0, not retained), so a hot path may skip waiting for it.
+   */
   publish(
     topic: string,
     message: PublishMessage,

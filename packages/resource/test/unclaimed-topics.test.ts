@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { DELIVERED } from '../src/index.js'
 import { admin, bytes, runtimeFixture, text } from './helpers.js'
 
 describe('unclaimed topics (fast paths)', () => {
@@ -35,5 +36,29 @@ describe('topic name checks', () => {
     await runtime.publish('ret/x#', msg, admin, { topicChecked: true })
     await runtime.publish('ret/done', msg, admin, { topicChecked: true })
     expect(seen).toContain('ret/done')
+  })
+
+  it('returns DELIVERED itself for a QoS 0 message delivered during the call, and a promise to wait for otherwise', async () => {
+    await using f = await runtimeFixture({ allowAnonymous: true })
+    const { runtime } = f
+    const anon = { user: null }
+    const message = (qos: 0 | 1, retain: boolean) => ({ payload: bytes('x'), retain, qos })
+    expect(runtime.publish('plain/a', message(0, false), anon)).toBe(DELIVERED) // nobody listening
+    const got: string[] = []
+    await runtime.subscribe('plain/#', (e) => got.push(e.topic), {}, anon)
+    // Once the subscription is live (its initial delivery done), a message reaches it during the call.
+    runtime.publish('plain/live', message(0, false), anon)
+    await vi.waitFor(() => expect(got).toEqual(['plain/live']))
+    expect(runtime.publish('plain/b', message(0, false), anon)).toBe(DELIVERED)
+    expect(got).toEqual(['plain/live', 'plain/b'])
+    const stored = runtime.publish('plain/c', message(1, false), anon)
+    expect(stored).not.toBe(DELIVERED)
+    await stored
+    const retained = runtime.publish('plain/d', message(0, true), anon)
+    expect(retained).not.toBe(DELIVERED)
+    await retained
+    const refused = runtime.publish('$SYS/x', message(0, false), anon)
+    expect(refused).not.toBe(DELIVERED)
+    await expect(refused).rejects.toMatchObject({ code: 'UNAUTHORIZED' })
   })
 })
