@@ -1,7 +1,7 @@
 /**
  * Outbound PUBLISH encoding, shared by every subscriber of one event. The payload bytes per media type are
  * the runtime's: `runtime.encode` caches them on the event (one cache, shared with the HTTP doors). What is
- * MQTT's alone is cached here, for the last event only: the topic bytes, the MQTT 5 property blocks and
+ * MQTT's alone is cached here, for the last event only: the MQTT 5 property blocks and
  * whole QoS 0 packets, so a fan-out of one event frames it once.
  */
 import {
@@ -14,7 +14,6 @@ import type { ResourceEvent, Runtime } from './runtime.js'
 import type { Logger } from './types.js'
 
 const EMPTY = Buffer.alloc(0)
-const NO_TOPIC = Buffer.alloc(0)
 const JSON_TYPE = 'application/json'
 
 /** A QoS 0 PUBLISH shared by every subscriber that gets the same payload, properties and retain flag. */
@@ -23,17 +22,6 @@ interface SharedPacket {
   props: Buffer | null
   retain: boolean
   packet: Buffer
-}
-
-/** MQTT framing of one event, shared by every subscriber that receives the same bytes. */
-interface EventFrames {
-  topic: Buffer | undefined
-  props: Map<string, Buffer> | undefined
-  /** The first shared QoS 0 packet inline, more in `packets` (most fan-outs use one). */
-  packet: SharedPacket | undefined
-  packets: SharedPacket[] | undefined
-  /** A format the runtime could not encode this event in (JSON went instead; warned once). */
-  unencodable: string | undefined
 }
 
 /**
@@ -69,35 +57,39 @@ export interface EncodeTarget {
 }
 
 export class OutboundEncoder {
+  /**
+   * The framing of the last event seen, in fields of its own (no object per event): the runtime hands one
+   * event to every matching subscriber in a row, so this one slot shares it across a fan-out without a
+   * lookup per delivery.
+   */
   private lastEvent: ResourceEvent | undefined
-  private lastFrames: EventFrames | undefined
+  /** MQTT 5 property blocks of the last event, by what they depend on. */
+  private lastProps: Map<string, Buffer> | undefined
+  /** The first shared QoS 0 packet of the last event (most fan-outs need one), and its key. */
+  private packet: Buffer | undefined
+  private packetPayload: Uint8Array | undefined
+  private packetProps: Buffer | null = null
+  private packetRetain = false
+  /** More shared packets of the last event (other formats, properties or retain flags). */
+  private packets: SharedPacket[] | undefined
+  /** A format the runtime could not encode the last event in (JSON went instead; warned once). */
+  private unencodable: string | undefined
 
   constructor(
     private readonly runtime: Pick<Runtime, 'encode'>,
     private readonly logger: Logger,
   ) {}
 
-  /**
-   * The runtime hands one event to every matching subscriber in a row, so a one-slot cache (the last
-   * event seen) shares the framing across a fan-out without a WeakMap lookup per delivery.
-   */
-  private frames(event: ResourceEvent): EventFrames {
-    if (event === this.lastEvent) return this.lastFrames!
-    const c: EventFrames = {
-      topic: undefined,
-      props: undefined,
-      packet: undefined,
-      packets: undefined,
-      unencodable: undefined,
-    }
+  /** Starts the framing of `event` (the previous event's is dropped). */
+  private track(event: ResourceEvent): void {
+    if (event === this.lastEvent) return
     this.lastEvent = event
-    this.lastFrames = c
-    return c
-  }
-
-  topicBytes(event: ResourceEvent): Buffer {
-    const c = this.frames(event)
-    return (c.topic ??= Buffer.from(event.topic, 'utf8'))
+    this.lastProps = undefined
+    this.packet = undefined
+    this.packetPayload = undefined
+    this.packetProps = null
+    this.packets = undefined
+    this.unencodable = undefined
   }
 
   /**
@@ -107,21 +99,20 @@ export class OutboundEncoder {
    */
   payload(event: ResourceEvent, format: string): Uint8Array {
     if (event.type === 'delete') return EMPTY
+    // Publisher bytes go to a JSON subscriber as they are, without decoding them (`event.value` would).
+    if (format === JSON_TYPE) return this.runtime.encode(event, JSON_TYPE)
     const value = event.value
     if (value instanceof Uint8Array) return value
     if (value === undefined) return EMPTY
-    if (format !== JSON_TYPE) {
-      const c = this.frames(event)
-      if (c.unencodable === format) return this.runtime.encode(event, JSON_TYPE)
-      try {
-        return this.runtime.encode(event, format)
-      } catch (err) {
-        this.logger.warn({ err }, `mqtt: cannot encode for ${format}, sending JSON`)
-        c.unencodable = format
-        return this.runtime.encode(event, JSON_TYPE)
-      }
+    this.track(event)
+    if (this.unencodable === format) return this.runtime.encode(event, JSON_TYPE)
+    try {
+      return this.runtime.encode(event, format)
+    } catch (err) {
+      this.logger.warn({ err }, `mqtt: cannot encode for ${format}, sending JSON`)
+      this.unencodable = format
+      return this.runtime.encode(event, JSON_TYPE)
     }
-    return this.runtime.encode(event, format)
   }
 
   /**
@@ -152,9 +143,9 @@ export class OutboundEncoder {
         ? format
         : undefined
     if (meta === undefined && contentType === undefined) return EMPTY
-    const c = this.frames(event)
+    this.track(event)
     const key = `${explicitFormat ? 1 : 0}${expiry ?? ''}:${format}`
-    const hit = c.props?.get(key)
+    const hit = this.lastProps?.get(key)
     if (hit !== undefined) return hit
     const props: PublishProperties = {}
     if (meta) {
@@ -168,7 +159,7 @@ export class OutboundEncoder {
     }
     if (contentType !== undefined) props.contentType = contentType
     const block = encodePublishProperties(props)
-    ;(c.props ??= new Map()).set(key, block)
+    ;(this.lastProps ??= new Map()).set(key, block)
     return block
   }
 
@@ -196,23 +187,30 @@ export class OutboundEncoder {
   ): Buffer | null {
     if (!shareable || qos !== 0 || target.outAliases !== null)
       return this.aliased(target, event, payload, qos, retain, packetId, props)
-    const c = this.frames(event)
-    let shared = c.packet
+    this.track(event)
+    let packet = this.packet
     if (
-      shared === undefined ||
-      shared.payload !== payload ||
-      shared.props !== props ||
-      shared.retain !== retain
+      packet === undefined ||
+      this.packetPayload !== payload ||
+      this.packetProps !== props ||
+      this.packetRetain !== retain
     ) {
-      shared = c.packets?.find((p) => p.payload === payload && p.props === props && p.retain === retain)
-      if (shared === undefined) {
-        const packet = encodePublish(this.topicBytes(event), payload, 0, retain, false, 0, props)
-        shared = { payload, props, retain, packet }
-        if (c.packet === undefined) c.packet = shared
-        else (c.packets ??= []).push(shared)
+      packet = this.packets?.find(
+        (p) => p.payload === payload && p.props === props && p.retain === retain,
+      )?.packet
+      if (packet === undefined) {
+        packet = encodePublish(event.topic, payload, 0, retain, false, 0, props)
+        if (this.packet === undefined) {
+          this.packet = packet
+          this.packetPayload = payload
+          this.packetProps = props
+          this.packetRetain = retain
+        } else {
+          ;(this.packets ??= []).push({ payload, props, retain, packet })
+        }
       }
     }
-    return shared.packet.length > target.clientMaximumPacketSize ? null : shared.packet
+    return packet.length > target.clientMaximumPacketSize ? null : packet
   }
 
   /**
@@ -232,12 +230,12 @@ export class OutboundEncoder {
   ): Buffer | null {
     const max = target.clientMaximumPacketSize
     const aliases = target.outAliases
-    const topic = this.topicBytes(event)
+    const topic = event.topic
     if (aliases !== null && props !== null) {
-      const known = aliases.get(event.topic)
+      const known = aliases.get(topic)
       if (known !== undefined) {
         const withAlias = Buffer.concat([props, topicAliasProperty(known)])
-        const packet = encodePublish(NO_TOPIC, payload, qos, retain, false, packetId, withAlias)
+        const packet = encodePublish('', payload, qos, retain, false, packetId, withAlias)
         return packet.length > max ? null : packet
       }
       const alias = aliases.next()
@@ -245,7 +243,7 @@ export class OutboundEncoder {
         const withAlias = Buffer.concat([props, topicAliasProperty(alias)])
         const packet = encodePublish(topic, payload, qos, retain, false, packetId, withAlias)
         if (packet.length > max) return null
-        aliases.assign(event.topic, alias)
+        aliases.assign(topic, alias)
         return packet
       }
     }

@@ -439,7 +439,7 @@ export class OutboundFlow {
       }
       const props = conn.v5 ? (entry.props ? Buffer.from(entry.props) : Buffer.alloc(0)) : null
       const packet = encodePublish(
-        Buffer.from(entry.topic),
+        entry.topic,
         entry.payload,
         entry.qos,
         entry.retain,

@@ -254,12 +254,19 @@ function stringProp(id: number, s: string): Buffer {
   return Buffer.concat([Buffer.from([id]), lengthPrefixed(s)])
 }
 
+/** The UTF-8 length of a topic; ASCII (the common case) is counted without a call into Node. */
+function topicLength(topic: string): number {
+  const n = topic.length
+  for (let i = 0; i < n; i++) if (topic.charCodeAt(i) >= 0x80) return Buffer.byteLength(topic, 'utf8')
+  return n
+}
+
 /**
- * One PUBLISH packet in one buffer. `properties` is null for v3.1/3.1.1 and the encoded property
- * block (possibly empty) for v5.
+ * One PUBLISH packet in one buffer. The topic is written straight into it (no buffer of its own);
+ * `properties` is null for v3.1/3.1.1 and the encoded property block (possibly empty) for v5.
  */
 export function encodePublish(
-  topic: Buffer,
+  topic: string,
   payload: Uint8Array,
   qos: number,
   retain: boolean,
@@ -267,10 +274,11 @@ export function encodePublish(
   packetId: number,
   properties: Buffer | null,
 ): Buffer {
+  const topicLen = topicLength(topic)
   const propLen = properties === null ? 0 : properties.length
   const remaining =
     2 +
-    topic.length +
+    topicLen +
     (qos > 0 ? 2 : 0) +
     (properties === null ? 0 : varIntSize(propLen) + propLen) +
     payload.length
@@ -278,9 +286,14 @@ export function encodePublish(
   const buf = Buffer.allocUnsafe(size)
   buf[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0)
   let pos = writeVarInt(buf, 1, remaining)
-  buf[pos++] = topic.length >> 8
-  buf[pos++] = topic.length & 0xff
-  pos += topic.copy(buf, pos)
+  buf[pos++] = topicLen >> 8
+  buf[pos++] = topicLen & 0xff
+  if (topicLen === topic.length) {
+    for (let i = 0; i < topicLen; i++) buf[pos + i] = topic.charCodeAt(i)
+  } else {
+    buf.write(topic, pos, topicLen, 'utf8')
+  }
+  pos += topicLen
   if (qos > 0) {
     buf[pos++] = packetId >> 8
     buf[pos++] = packetId & 0xff

@@ -125,7 +125,7 @@ describe('encodePublish', () => {
       v === 5
         ? encodePublishProperties({ contentType: 'application/json', userProperties: { k: 'v' } }, [9])
         : null
-    const bytes = encodePublish(Buffer.from('Dog/1'), Buffer.from('{"x":1}'), 1, true, true, 513, props)
+    const bytes = encodePublish('Dog/1', Buffer.from('{"x":1}'), 1, true, true, 513, props)
     const parser = mqttPacket.parser({ protocolVersion: v })
     const out: mqttPacket.Packet[] = []
     parser.on('packet', (p) => out.push(p))
@@ -150,9 +150,36 @@ describe('encodePublish', () => {
     }
   })
 
+  it.each([
+    ['ascii', 'Dog/1'],
+    ['empty (topic alias)', ''],
+    ['two-byte characters', 'München/ä'],
+    ['three-byte characters', 'preis/€'],
+    ['surrogate pairs', 'emoji/😀/x'],
+    ['long ascii', `a/${'b'.repeat(300)}`],
+  ])('writes the same bytes as mqtt-packet for a topic with %s', (_name, topic) => {
+    for (const [qos, retain] of [
+      [0, false],
+      [1, true],
+    ] as const) {
+      const payload = Buffer.from('payload')
+      const ours = encodePublish(topic, payload, qos, retain, false, qos === 0 ? 0 : 300, null)
+      const theirs = mqttPacket.generate({
+        cmd: 'publish',
+        topic,
+        payload,
+        qos,
+        retain,
+        dup: false,
+        ...(qos > 0 ? { messageId: 300 } : {}),
+      } as mqttPacket.IPublishPacket)
+      expect(ours.equals(theirs)).toBe(true)
+    }
+  })
+
   it('writes remaining lengths of every size class', () => {
     for (const size of [0, 100, 200, 20_000, 3_000_000]) {
-      const bytes = encodePublish(Buffer.from('t'), Buffer.alloc(size, 1), 0, false, false, 0, null)
+      const bytes = encodePublish('t', Buffer.alloc(size, 1), 0, false, false, 0, null)
       const parser = mqttPacket.parser({ protocolVersion: 4 })
       let got = -1
       parser.on('packet', (p) => {
@@ -176,7 +203,7 @@ describe('encodePublish', () => {
     parser.parse(encodeAck(PUBACK, 7, 0x90, true, reasonStringProperty('no such topic')))
     parser.parse(
       encodePublish(
-        Buffer.alloc(0),
+        '',
         Buffer.from('x'),
         0,
         false,
