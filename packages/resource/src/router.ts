@@ -14,6 +14,24 @@ export interface Route<R extends Routable = Routable> {
 }
 
 const CACHE_LIMIT = 10_000
+/** Up to this many distinct first segments, a topic's is compared with each in place. */
+const FIRST_SCAN_LIMIT = 16
+
+/** Whether the ASCII `target` starts with `lower` (lower-cased, `length` characters), ignoring case. */
+function sameFolded(lower: string, target: string, length: number): boolean {
+  for (let i = 0; i < length; i++) {
+    let c = target.charCodeAt(i)
+    if (c >= 65 && c <= 90) c += 32
+    if (c !== lower.charCodeAt(i)) return false
+  }
+  return true
+}
+
+/** Whether the first `length` characters of `s` are ASCII. */
+function isAscii(s: string, length: number): boolean {
+  for (let i = 0; i < length; i++) if (s.charCodeAt(i) >= 0x80) return false
+  return true
+}
 
 /**
  * Resolves paths and topics to resources: longest export path first, then a case-insensitive match
@@ -26,6 +44,8 @@ export class Router<R extends Routable = Routable> {
   readonly #cache = new Map<string, Route<R> | null>()
   /** First segments of every export path, as written and lower-cased: most unclaimed topics stop here. */
   readonly #firstSegments = new Set<string>()
+  /** The same first segments lower-cased, once each, for the in-place comparison. */
+  readonly #firsts: string[] = []
 
   add(resource: R): void {
     const path = resource.path
@@ -35,6 +55,7 @@ export class Router<R extends Routable = Routable> {
     const first = path.split('/')[0]!
     this.#firstSegments.add(first)
     this.#firstSegments.add(first.toLowerCase())
+    if (!this.#firsts.includes(first.toLowerCase())) this.#firsts.push(first.toLowerCase())
     this.#cache.clear()
   }
 
@@ -60,10 +81,21 @@ export class Router<R extends Routable = Routable> {
   /**
    * False when no export path starts with the target's first segment (exactly or case-insensitively):
    * checked without the cache, so a broker's many unclaimed topics neither miss it nor evict claimed ones.
+   * With few export paths each first segment is compared in place: no string is made per publish.
    */
   #mayClaim(target: string): boolean {
     const slash = target.indexOf('/')
-    const first = slash === -1 ? target : target.slice(0, slash)
+    const firstLength = slash === -1 ? target.length : slash
+    const firsts = this.#firsts
+    // ASCII folds by itself; other characters may change length when lower-cased: the Set below.
+    if (firsts.length <= FIRST_SCAN_LIMIT && isAscii(target, firstLength)) {
+      for (let i = 0; i < firsts.length; i++) {
+        const first = firsts[i]!
+        if (first.length === firstLength && sameFolded(first, target, firstLength)) return true
+      }
+      return false
+    }
+    const first = target.slice(0, firstLength)
     const segments = this.#firstSegments
     return segments.has(first) || segments.has(first.toLowerCase())
   }

@@ -195,8 +195,8 @@ export class SubscriptionTrie<S, O = undefined> {
         slot.subscriber = undefined as S
         slot.subscriptions.length = 0
       }
-      out.subscribers.length = 0
-      out.shared.length = 0
+      clearScratch(out.subscribers, out.count)
+      clearScratch(out.shared, out.sharedCount)
       out.count = out.sharedCount = out.poolUsed = 0
       this.#scratch = out
     }
@@ -260,4 +260,16 @@ function noop(): void {}
  */
 export function createSubscriptionTrie<S, O = undefined>(): SubscriptionTrie<S, O> {
   return new SubscriptionTrie<S, O>()
+}
+
+/** Above this many entries a scratch array is let go of rather than kept for the next match. */
+const SCRATCH_KEEP = 1024
+
+/**
+ * Drops the references of one match but keeps the array's backing store: truncating it (`length = 0`)
+ * made every match grow it again, an allocation per published message.
+ */
+function clearScratch(list: unknown[], used: number): void {
+  if (list.length > SCRATCH_KEEP) list.length = 0
+  else list.fill(undefined, 0, used)
 }
