@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { ConnectFlow, type Negotiated } from './connect-flow.js'
 import { protocolLevel } from './connect-handshake.js'
+import { parseConnectFast } from './connect-parse.js'
 import type { ConnectionHost } from './connection-host.js'
 import { ConnectionWill } from './connection-will.js'
 import type { EnhancedAuth } from './enhanced-auth.js'
@@ -278,10 +279,14 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     }
     this.version = level
     this.v5 = level === 5
-    const packet = this.parse(frame)
-    // Many connections never send another packet mqtt-packet parses: its parser is made again on demand.
-    this.parser = null
-    if (packet === null) return
+    // The common CONNECT is read by hand (no mqtt-packet parser per connection); the rest by mqtt-packet.
+    let packet: Packet | null = parseConnectFast(frame, bodyOffset)
+    if (packet === null) {
+      packet = this.parse(frame)
+      // Many connections never send another packet mqtt-packet parses: its parser is made again on demand.
+      this.parser = null
+      if (packet === null) return
+    }
     this.state = State.Connecting
     this.held = []
     if (this.connectTimer) clearTimeout(this.connectTimer)

@@ -28,6 +28,9 @@ export interface RouterPeer extends InboundPeer, SubscribePeer, PubrecPeer {
   disconnectWill(withWill: boolean): Promise<unknown> | null
 }
 
+/** DISCONNECT without reason code and properties, as mqtt-packet reads it (reason code 0 in MQTT 5). */
+const PLAIN_DISCONNECT = Object.freeze({ cmd: 'disconnect' }) as DisconnectPacket
+
 export class PacketRouter {
   /** Made with the first PUBLISH or PUBREL: an idle connection (and a subscriber only) holds none. */
   private inboundFlows: InboundFlows | null = null
@@ -69,6 +72,10 @@ export class PacketRouter {
     }
     if (frame[0] === 0xc0 && frame.length === 2) {
       this.pong() // PINGREQ, read without a parser: an idle connection keeps none
+      return
+    }
+    if (frame[0] === 0xe0 && frame.length === 2) {
+      this.onDisconnect(PLAIN_DISCONNECT) // nor for a plain DISCONNECT (no reason code, no properties)
       return
     }
     const packet = peer.parse(frame)
