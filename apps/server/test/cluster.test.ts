@@ -273,7 +273,9 @@ describe.skipIf(natsSkipReason !== undefined)(
         }
       })()
       await Promise.all([polling, reading])
-      expect(states).toEqual(['503 catching-up', '200 ready'])
+      // on a quiet machine the node may have caught up before the first poll reached it: then only ready
+      // is seen (the log lines below still show it caught up first)
+      expect([['503 catching-up', '200 ready'], ['200 ready']]).toContainEqual(states)
       expect(readyAt - listening).toBeLessThan(10_000)
       expect(reads.filter((r) => r !== 'new' && !/^503 .*catching-up/.test(r))).toEqual([])
       expect(c.process.output()).toMatch(/cluster: catching up/)
