@@ -1,9 +1,8 @@
 // A node killed with SIGKILL: what it acknowledged over MQTT reaches subscribers elsewhere, and its
 // durable sessions resume on another node with every QoS 1 message published after it died.
 import { natsSkipReason } from '@proj/test-utils'
-import mqtt from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { ADMIN, collectPayloads, useMqttCluster, within } from './helpers/cluster.js'
+import { collectPayloads, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -58,20 +57,8 @@ describe.skipIf(natsSkipReason !== undefined)(
       const sent = Array.from({ length: 20 }, (_, i) => `k${i}`)
       for (const m of sent) await within(`publish ${m}`, publisher.publishAsync('loss/missed', m, { qos: 1 }))
 
-      // listening before CONNACK: the missed messages follow it at once
-      const onB = mqtt.connect(fixture.cluster.node('b').mqtt, {
-        ...ADMIN,
-        ...session,
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-      })
-      fixture.track(onB)
-      const got = collectPayloads(onB)
-      const connack = new Promise<boolean>((resolve, reject) => {
-        onB.once('connect', (packet) => resolve(packet.sessionPresent))
-        onB.once('error', reject)
-      })
-      expect(await within('CONNACK on b', connack)).toBe(true)
+      const { got, sessionPresent } = await fixture.resumeOn('b', session, collectPayloads)
+      expect(sessionPresent).toBe(true)
       await within('sentinel', publisher.publishAsync('loss/missed', 'end', { qos: 1 }))
       await expect.poll(() => got('loss/missed').at(-1), { timeout: 15_000 }).toBe('end')
       expect(new Set(got('loss/missed'))).toEqual(new Set([...sent, 'end']))

@@ -1,9 +1,9 @@
 // A durable MQTT session's query subscription is a cluster-wide position: made on one node, resumed on
 // another, it gets what happened while away, from writes on a third, with enter and leave computed there.
 import { natsSkipReason } from '@proj/test-utils'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { ADMIN, send, useMqttCluster, within } from './helpers/cluster.js'
+import { send, useMqttCluster } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -58,20 +58,8 @@ describe.skipIf(natsSkipReason !== undefined)(
         300,
       )
 
-      // listening before CONNACK: the replay follows it at once
-      const onB = mqtt.connect(fixture.cluster.node('b').mqtt, {
-        ...ADMIN,
-        ...session,
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-      })
-      fixture.track(onB)
-      const resumed = transitions(onB)
-      const connack = new Promise<boolean>((resolve, reject) => {
-        onB.once('connect', (packet) => resolve(packet.sessionPresent))
-        onB.once('error', reject)
-      })
-      expect(await within('CONNACK on b', connack)).toBe(true)
+      const { got: resumed, sessionPresent } = await fixture.resumeOn('b', session, transitions)
+      expect(sessionPresent).toBe(true)
       await expect.poll(() => resumed.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4)
       // a sentinel written after the replay: everything before it has arrived when it does
       expect((await send(http('a'), 'PUT', 'Dog/q6', { name: 'six', breed: 'Lab' })).status).toBeLessThan(300)

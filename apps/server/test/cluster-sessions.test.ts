@@ -1,12 +1,6 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { expect, it } from 'vitest'
-import {
-  ADMIN,
-  collectPayloads as collect,
-  describeCluster,
-  useMqttCluster,
-  within,
-} from './helpers/cluster.js'
+import { collectPayloads as collect, describeCluster, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -54,21 +48,8 @@ describeCluster('MQTT sessions across a cluster of three nodes', () => {
       await within(`publish roam/q1 m${i}`, publisher.publishAsync('roam/q1', `m${i}`, { qos: 1 }))
       await within(`publish roam/q2 m${i}`, publisher.publishAsync('roam/q2', `m${i}`, { qos: 2 }))
     }
-    // listening before CONNECT: the missed messages follow the CONNACK at once
-    const onB = mqtt.connect(fixture.cluster.node('b').mqtt, {
-      ...ADMIN,
-      ...options,
-      ...props,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    })
-    fixture.track(onB)
-    const got = collect(onB)
-    const connack = new Promise<boolean>((resolve, reject) => {
-      onB.once('connect', (p) => resolve(p.sessionPresent))
-      onB.once('error', reject)
-    })
-    expect(await within('CONNACK on b', connack)).toBe(true)
+    const { got, sessionPresent } = await fixture.resumeOn('b', { ...options, ...props }, collect)
+    expect(sessionPresent).toBe(true)
     await within('publish roam/q2 end', publisher.publishAsync('roam/q2', 'end', { qos: 2 }))
     await expect.poll(() => got('roam/q2').at(-1), { timeout: 15_000 }).toBe('end')
     const all = Array.from({ length: N }, (_, i) => `m${i}`)

@@ -1,5 +1,5 @@
 import { type NatsCluster, natsSkipNote, natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
-import type { IClientOptions, MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe } from 'vitest'
 import { basic, connectMqtt } from './clients.js'
 import { type ServerProcess, startServerProcess } from './server-process.js'
@@ -212,6 +212,31 @@ export function useMqttCluster(names: string[]) {
     /** An MQTT client connected to `node` as the admin, ended after the block. */
     async mqttOn(node: string, options: IClientOptions): Promise<MqttClient> {
       return this.track(await connectMqtt(this.cluster.node(node).mqtt, { ...ADMIN, ...options }))
+    },
+    /**
+     * Connects a durable session to `node` as the admin with `listen`'s listeners attached before the
+     * CONNACK (what a resumed session missed follows the CONNACK at once); resolves with what `listen`
+     * returned and the CONNACK's session-present flag.
+     */
+    async resumeOn<T>(
+      node: string,
+      options: IClientOptions,
+      listen: (client: MqttClient) => T,
+    ): Promise<{ client: MqttClient; got: T; sessionPresent: boolean }> {
+      const client = this.track(
+        mqtt.connect(this.cluster.node(node).mqtt, {
+          ...ADMIN,
+          ...options,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+        }),
+      )
+      const got = listen(client)
+      const connack = new Promise<boolean>((resolve, reject) => {
+        client.once('connect', (packet) => resolve(packet.sessionPresent))
+        client.once('error', reject)
+      })
+      return { client, got, sessionPresent: await within(`CONNACK on ${node}`, connack) }
     },
   }
 }
