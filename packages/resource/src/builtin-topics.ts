@@ -149,15 +149,7 @@ export class TopicsResource extends Resource {
       this.#dispatch(event.setPayload(message.payload, message.contentType))
       return RESOLVED_EMPTY
     }
-    const record: TopicRecord =
-      message.contentType !== undefined
-        ? { payload: message.payload, contentType: message.contentType }
-        : { payload: message.payload }
-    // A retained message keeps its properties (MQTT 5 section 3.3.1.3) and its QoS for later subscribers.
-    if (retain) {
-      if (message.meta?.properties !== undefined) record.properties = message.meta.properties
-      record.qos = message.qos
-    }
+    const record = topicRecordOf(message, retain)
     const write = writeOf(ctx.user?.username, storageMeta(message, ctx))
     if (retain && isEphemeralTopic(topic)) {
       const meta = write.meta
@@ -210,14 +202,7 @@ export class TopicsResource extends Resource {
       this.table.submit('delete', topic, undefined, write, write)
       return
     }
-    const record: TopicRecord =
-      message.contentType !== undefined
-        ? { payload: message.payload, contentType: message.contentType }
-        : { payload: message.payload }
-    if (retain) {
-      if (message.meta?.properties !== undefined) record.properties = message.meta.properties
-      record.qos = message.qos
-    }
+    const record = topicRecordOf(message, retain)
     this.table.submit(retain ? 'put' : 'message', topic, record, write, write)
   }
 
@@ -362,4 +347,17 @@ function topicEvent(topic: string, record: TopicRecord, version: number): Runtim
 /** The media type of undeclared raw bytes on a plain topic: text stays text, anything else is octet-stream. */
 function bytesType(bytes: Uint8Array): string {
   return isUtf8(bytes) ? 'text/plain; charset=utf-8' : 'application/octet-stream'
+}
+
+/** What a topic stores for a message; a retained one keeps its properties (MQTT 5 section 3.3.1.3) and QoS for later subscribers. */
+function topicRecordOf(message: PublishMessage, retain: boolean): TopicRecord {
+  const record: TopicRecord =
+    message.contentType !== undefined
+      ? { payload: message.payload, contentType: message.contentType }
+      : { payload: message.payload }
+  if (retain) {
+    if (message.meta?.properties !== undefined) record.properties = message.meta.properties
+    record.qos = message.qos
+  }
+  return record
 }
