@@ -21,6 +21,7 @@ export function clusterOptions(config: ServerConfig, logger: Logger): ClusterOpt
     prefix: c.prefix,
     writeTimeoutMs: c.writeTimeout,
     applyTimeoutMs: c.applyTimeout,
+    outboxLimit: c.outboxLimit,
     maxAgeMs: config.changeLog.retention,
     log: logger.child({ component: 'cluster' }),
   }
@@ -68,23 +69,73 @@ export async function openClusterStore(
   }
 }
 
+/** What a request refused while the node catches up is told (seconds, HTTP Retry-After). */
+const CATCHING_UP_RETRY_AFTER_S = 5
+
+/**
+ * `ready`, or false once `timeoutMs` passed (true when it settled in time, also by failing: the
+ * handler then answers as a failed node does).
+ */
+function readyWithin(ready: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    ready.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
 /**
  * An HTTP handler that holds every request and upgrade (but `GET /health`) until `ready` settles, so a
- * node that is catching up never serves a read older than what the cluster acknowledged.
+ * node that is catching up never serves a read older than what the cluster acknowledged; one held
+ * longer than `timeoutMs` gets 503 with Retry-After (logged), so no client waits without a bound.
  */
-export function gateHttp(handler: HttpHandler, isReady: () => boolean, ready: Promise<unknown>): HttpHandler {
-  const settled = ready.then(
-    () => {},
-    () => {},
-  )
-  const handleRequest = (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+export function gateHttp(
+  handler: HttpHandler,
+  isReady: () => boolean,
+  ready: Promise<unknown>,
+  timeoutMs: number,
+  logger: Logger,
+): HttpHandler {
+  const refuse = (req: IncomingMessage) => {
+    logger.warn(
+      { method: req.method, url: req.url?.split('?')[0], ms: timeoutMs },
+      'cluster: a request waited too long for this node to catch up; refused (503)',
+    )
+    return `this node is catching up with the cluster; try again in ${CATCHING_UP_RETRY_AFTER_S} s or on another node`
+  }
+  const handleRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (isReady() || (req.method === 'GET' && req.url?.split('?')[0] === '/health'))
       return handler.handleRequest(req, res)
-    return settled.then(() => handler.handleRequest(req, res))
+    if (await readyWithin(ready, timeoutMs)) return handler.handleRequest(req, res)
+    const message = refuse(req)
+    if (res.headersSent || res.destroyed) return
+    res.writeHead(503, {
+      'Content-Type': 'application/json',
+      'Retry-After': String(CATCHING_UP_RETRY_AFTER_S),
+    })
+    res.end(JSON.stringify({ error: 'UNAVAILABLE', message, status: 503 }))
   }
   const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (isReady()) handler.handleUpgrade(req, socket, head)
-    else void settled.then(() => handler.handleUpgrade(req, socket, head))
+    if (isReady()) {
+      handler.handleUpgrade(req, socket, head)
+      return
+    }
+    void readyWithin(ready, timeoutMs).then((inTime) => {
+      if (inTime) {
+        handler.handleUpgrade(req, socket, head)
+        return
+      }
+      refuse(req)
+      if (!socket.destroyed)
+        socket.end(
+          `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${CATCHING_UP_RETRY_AFTER_S}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        )
+    })
   }
   return {
     handleRequest,

@@ -30,7 +30,7 @@ export const CLUSTER_KEYS: readonly KeySpec[] = [
     type: { kind: 'enum', values: ['replicated', 'local'] },
     default: 'replicated',
     description:
-      'When a write is acknowledged: replicated = in the stream on a quorum and applied here; local = once in the stream (not waiting for this node to apply it)',
+      'When a write is acknowledged: replicated = in the stream on a quorum and applied here; local = once committed on this node (replicated afterwards from a durable outbox)',
   },
   {
     key: 'cluster.prefix',
@@ -52,6 +52,20 @@ export const CLUSTER_KEYS: readonly KeySpec[] = [
     default: 30_000,
     description:
       'How long a write that JetStream acknowledged waits for this node to apply it before it fails (HTTP 503, MQTT 0x80; outcome unknown, it may still apply)',
+  },
+  {
+    key: 'cluster.outboxLimit',
+    type: { kind: 'integer', min: 0 },
+    default: 100_000,
+    description:
+      'cluster.ack local: most writes this node keeps unsent while NATS or a JetStream quorum is unreachable; more are refused (HTTP 503 with Retry-After, MQTT 0x80); 0 = no bound',
+  },
+  {
+    key: 'cluster.catchUpTimeout',
+    type: { kind: 'duration' },
+    default: 30_000,
+    description:
+      'How long a request or MQTT connection waits while this node catches up before it is refused (HTTP 503 with Retry-After; MQTT connection closed)',
   },
   {
     key: 'cluster.nats.user',

@@ -338,6 +338,8 @@ export interface ServerConfig {
     prefix: string
     writeTimeout: number
     applyTimeout: number
+    outboxLimit: number
+    catchUpTimeout: number
     nats: {
       servers: string | null
       user: string | null

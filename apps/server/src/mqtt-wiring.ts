@@ -64,19 +64,36 @@ export type MqttEntry = (
 
 /**
  * Hands each MQTT stream to the broker with its door, address and (mTLS) certificate user. Until the
- * node serves (a cluster node catching up), streams wait for `ready`, and are dropped if it fails.
+ * node serves (a cluster node catching up), streams wait for `ready` (at most `wait.timeoutMs`, then
+ * closed and logged: the client connects again, here or elsewhere), and are dropped if it fails.
  */
 export function mqttEntry(
   broker: Broker,
   mtls: ServerConfig['mqtt']['mTLS'],
   serving: () => boolean,
   ready: Promise<void>,
+  wait?: { timeoutMs: number; logger: Logger },
 ): MqttEntry {
   const handle: MqttEntry = (stream, transport, socket, accept) => {
     if (!serving()) {
+      let timer: NodeJS.Timeout | undefined
+      if (wait !== undefined)
+        timer = setTimeout(() => {
+          wait.logger.warn(
+            { transport, remoteAddress: socket.remoteAddress, ms: wait.timeoutMs },
+            'cluster: an MQTT connection waited too long for this node to catch up; closed',
+          )
+          stream.destroy()
+        }, wait.timeoutMs)
       void ready.then(
-        () => handle(stream, transport, socket, accept),
-        () => stream.destroy(),
+        () => {
+          clearTimeout(timer)
+          if (!stream.destroyed) handle(stream, transport, socket, accept)
+        },
+        () => {
+          clearTimeout(timer)
+          stream.destroy()
+        },
       )
       return
     }

@@ -200,7 +200,10 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     const tlsMaterial = await loadTlsMaterial(config.tls)
     const mtls = config.mqtt.mTLS
 
-    const handleMqtt = mqttEntry(broker, mtls, () => serving, ready)
+    const handleMqtt = mqttEntry(broker, mtls, () => serving, ready, {
+      timeoutMs: config.cluster.catchUpTimeout,
+      logger,
+    })
 
     const subprotocols: Record<string, SubprotocolHandler> = {}
     if (config.mqtt.webSocket) {
@@ -259,7 +262,8 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         extraRoutes,
         onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
       })
-      if (cluster !== undefined) handler = gateHttp(handler, () => serving, ready)
+      if (cluster !== undefined)
+        handler = gateHttp(handler, () => serving, ready, config.cluster.catchUpTimeout, logger)
     }
     const httpServices = ['rest', 'ws', 'sse', ...(config.mqtt.webSocket ? ['mqtt-ws'] : [])]
 

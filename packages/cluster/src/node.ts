@@ -178,6 +178,7 @@ class Node implements ClusterNode {
   #waiters: { position: number; resolve: (reached: boolean) => void }[] = []
   #streamLast = 0
   #target = 0
+  readonly #inflight = new Set<Promise<unknown>>()
   #closed = false
   readonly #reader: StreamReader
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
@@ -195,9 +196,15 @@ class Node implements ClusterNode {
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
-    this.#outbox = new OutboxSender(js, options.prefix, options.log, (seq) => {
-      if (seq > this.#streamLast) this.#streamLast = seq
-    })
+    this.#outbox = new OutboxSender(
+      js,
+      options.prefix,
+      options.log,
+      (seq) => {
+        if (seq > this.#streamLast) this.#streamLast = seq
+      },
+      options.outboxLimit,
+    )
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
@@ -211,6 +218,7 @@ class Node implements ClusterNode {
         position: () => Math.max(this.#streamLast, this.#store?.replicatedPosition ?? 0),
         lastSequence: async () => (await this.jsm.streams.info(options.prefix)).state.last_seq,
         applied: (position, timeoutMs) => this.#applied(position, timeoutMs),
+        drained: (timeoutMs) => this.#drained(timeoutMs),
       },
       options.log,
       options.writeTimeoutMs,
@@ -234,7 +242,7 @@ class Node implements ClusterNode {
     const outbox = this.#outbox
     this.replicator = {
       replicates: (table) => !LOCAL_TABLES.test(table),
-      submit: (txn) => this.#publish(txn),
+      submit: (txn) => this.#track(this.#publish(txn)),
       // ack: local: storage commits here with an outbox entry; the sender publishes it
       commitsLocally: options.ack === 'local',
       get maxBytes() {
@@ -242,7 +250,33 @@ class Node implements ClusterNode {
         return (nats.info?.max_payload ?? 1024 * 1024) - 1024
       },
       outboxed: () => outbox.kick(),
+      refusal: () => outbox.refusal(),
     }
+  }
+
+  /** Publishes in flight (replicated mode), so a hand-over can wait until they are in the stream. */
+  #track<T>(publishing: Promise<T>): Promise<T> {
+    this.#inflight.add(publishing)
+    const done = () => this.#inflight.delete(publishing)
+    publishing.then(done, done)
+    return publishing
+  }
+
+  /** See `OwnershipNode.drained`: the publishes in flight now answered, and the outbox sent to its end. */
+  async #drained(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    if (this.#inflight.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      const answered = await Promise.race([
+        Promise.allSettled([...this.#inflight]).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs)
+        }),
+      ])
+      clearTimeout(timer)
+      if (!answered) return false
+    }
+    return this.#outbox.drained(Math.max(0, deadline - Date.now()))
   }
 
   positions() {

@@ -29,6 +29,11 @@ export interface ClusterOptions {
    * after NATS starts), ms (default 30 000); requests are retried until then.
    */
   joinTimeoutMs?: number
+  /**
+   * `ack: local`: most transactions the outbox holds (while NATS or a quorum is unreachable); a write
+   * beyond is refused like one that found no quorum (`STORAGE_UNAVAILABLE`). Default 100 000; 0: no bound.
+   */
+  outboxLimit?: number
   /** How long the stream keeps transactions, ms (a node down longer cannot catch up). Default 7 days. */
   maxAgeMs?: number
   user?: string
@@ -57,6 +62,7 @@ export interface ResolvedClusterOptions extends Required<Pick<ClusterOptions, 's
   writeTimeoutMs: number
   joinTimeoutMs: number
   applyTimeoutMs: number
+  outboxLimit: number
   maxAgeMs: number
   options: ClusterOptions
   log: ClusterLog
@@ -88,6 +94,9 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
   if (!(joinTimeoutMs > 0)) throw new TypeError('cluster: joinTimeoutMs must be positive')
   const applyTimeoutMs = options.applyTimeoutMs ?? 30_000
   if (!(applyTimeoutMs > 0)) throw new TypeError('cluster: applyTimeoutMs must be positive')
+  const outboxLimit = options.outboxLimit ?? 100_000
+  if (!Number.isInteger(outboxLimit) || outboxLimit < 0)
+    throw new TypeError('cluster: outboxLimit must be a non-negative integer')
   return {
     servers: options.servers,
     nodeName,
@@ -98,6 +107,7 @@ export function resolveOptions(options: ClusterOptions): ResolvedClusterOptions 
     writeTimeoutMs,
     joinTimeoutMs,
     applyTimeoutMs,
+    outboxLimit,
     maxAgeMs: options.maxAgeMs ?? 7 * 24 * 3600_000,
     options,
     log: options.log ?? silent,

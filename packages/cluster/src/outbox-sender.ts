@@ -1,11 +1,14 @@
 import type { JetStreamClient } from '@nats-io/jetstream'
 import type { OutboxEntry, ReplicationOutbox } from '@proj/storage'
+import { ClusterUnavailableError } from './errors.js'
 import type { ClusterLog } from './options.js'
 import { sleep } from './retry.js'
 import { recordSubject } from './subjects.js'
 
 /** Entries published at once (pipelined on the one connection, so they reach the stream in order). */
 const WINDOW = 64
+/** What a write refused by a full outbox tells its client (HTTP Retry-After). */
+const FULL_RETRY_AFTER_MS = 5000
 
 /**
  * `ack: local`: publishes the store's outbox to the stream in commit order, removing each window once
@@ -20,6 +23,13 @@ export class OutboxSender {
   #running: Promise<void> | undefined
   /** When the outbox last became non-empty with nothing sent since (for the log). */
   #stuckSince = 0
+  #outbox: ReplicationOutbox | undefined
+  /** Entries in the outbox (counted here: LMDB counts by iterating); exact whenever a read finds few. */
+  #count = 0
+  /** Whether writes are being refused (the outbox is full); logged when it changes. */
+  #full = false
+  /** Who waits for the outbox to be sent up to a key (an ownership hand-over). */
+  #drains: { upTo: number; resolve: (drained: boolean) => void }[] = []
 
   constructor(
     private readonly js: JetStreamClient,
@@ -27,23 +37,90 @@ export class OutboxSender {
     private readonly log: ClusterLog,
     /** Told the stream sequence of each acknowledged entry. */
     private readonly sent: (seq: number) => void,
+    /** Most entries the outbox holds; a local commit beyond is refused (0: no bound). */
+    private readonly limit = 0,
   ) {}
 
   start(outbox: ReplicationOutbox): void {
-    this.#running ??= this.#run(outbox).catch((error) => {
+    if (this.#running !== undefined) return
+    this.#outbox = outbox
+    this.#count = outbox.size
+    this.#running = this.#run(outbox).catch((error) => {
       if (!this.#closed) this.log.error({ err: error }, 'cluster: the outbox sender stopped')
     })
   }
 
   /** Something was added to the outbox. */
   kick(): void {
+    this.#count++
     this.#pending = true
     this.#wake?.()
+  }
+
+  /**
+   * Before a local commit: the error to refuse it with when the outbox holds `limit` entries (NATS or a
+   * quorum unreachable for that long); refused like a write that found no quorum (HTTP 503, MQTT 0x80).
+   */
+  refusal(): ClusterUnavailableError | undefined {
+    if (this.limit <= 0 || this.#count < this.limit) {
+      if (this.#full) {
+        this.#full = false
+        this.log.info({ entries: this.#count, limit: this.limit }, 'cluster: the outbox has room again')
+      }
+      return undefined
+    }
+    if (!this.#full) {
+      this.#full = true
+      this.log.warn(
+        { entries: this.#count, limit: this.limit },
+        'cluster: the outbox is full (NATS or a JetStream quorum unreachable); refusing writes until it drains',
+      )
+    }
+    return new ClusterUnavailableError(
+      `the cluster is unreachable and this node's outbox holds ${this.#count} unsent writes (cluster.outboxLimit)`,
+      { retryAfterMs: FULL_RETRY_AFTER_MS },
+    )
+  }
+
+  /**
+   * Resolves true once every entry the outbox holds now is in the stream (at once when it is empty);
+   * false when that takes longer than `timeoutMs` or the sender closes.
+   */
+  drained(timeoutMs: number): Promise<boolean> {
+    const outbox = this.#outbox
+    if (outbox === undefined || this.#sentUpTo(outbox, outbox.lastKey)) return Promise.resolve(true)
+    const upTo = outbox.lastKey
+    return new Promise((resolve) => {
+      const waiter = {
+        upTo,
+        resolve: (drained: boolean) => {
+          clearTimeout(timer)
+          const i = this.#drains.indexOf(waiter)
+          if (i >= 0) this.#drains.splice(i, 1)
+          resolve(drained)
+        },
+      }
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs)
+      timer.unref?.()
+      this.#drains.push(waiter)
+    })
+  }
+
+  #sentUpTo(outbox: ReplicationOutbox, key: number): boolean {
+    const oldest = outbox.read(1)[0]
+    return oldest === undefined || oldest.key > key
+  }
+
+  #wakeDrains(outbox: ReplicationOutbox): void {
+    if (this.#drains.length === 0) return
+    const oldest = outbox.read(1)[0]?.key ?? Number.POSITIVE_INFINITY
+    for (const w of [...this.#drains]) if (oldest > w.upTo) w.resolve(true)
   }
 
   async close(): Promise<void> {
     this.#closed = true
     this.#wake?.()
+    for (const w of [...this.#drains]) w.resolve(false)
     await this.#running
   }
 
@@ -52,7 +129,9 @@ export class OutboxSender {
     while (!this.#closed) {
       this.#pending = false
       const entries = outbox.read(WINDOW)
+      if (entries.length < WINDOW) this.#count = entries.length
       if (entries.length === 0) {
+        this.#wakeDrains(outbox)
         if (this.#pending) continue
         await new Promise<void>((resolve) => {
           this.#wake = resolve
@@ -77,7 +156,11 @@ export class OutboxSender {
         )
         done++
       }
-      if (done > 0) await outbox.remove(entries.slice(0, done).map((e) => e.key))
+      if (done > 0) {
+        await outbox.remove(entries.slice(0, done).map((e) => e.key))
+        this.#count = Math.max(0, this.#count - done)
+        this.#wakeDrains(outbox)
+      }
       if (failure === undefined) {
         if (this.#stuckSince !== 0)
           this.log.info(

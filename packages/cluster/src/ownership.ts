@@ -26,6 +26,11 @@ export interface OwnershipNode {
   lastSequence(): Promise<number>
   /** Resolves once this node applied the stream up to `position` (false: not within `timeoutMs`). */
   applied(position: number, timeoutMs: number): Promise<boolean>
+  /**
+   * Resolves true once every write this node acknowledged so far is in the stream: its publishes in
+   * flight answered, and (`ack: local`) its outbox sent up to its present end; false after `timeoutMs`.
+   */
+  drained(timeoutMs: number): Promise<boolean>
 }
 
 interface OwnerValue {
@@ -41,6 +46,11 @@ const RELEASE_TIMEOUT_MS = 2000
 const KV_TIMEOUT_MS = 2000
 /** How often the client ids served without an owner entry are claimed again (while NATS is away). */
 const RECLAIM_MS = 1000
+/**
+ * How long a release request waits for the old owner's outbox before it answers "draining" (the new
+ * owner then asks again, for up to the write timeout): a responsive node answers the first at once.
+ */
+const QUICK_DRAIN_MS = 250
 
 /** `work`, or a rejection after `ms` (the work itself goes on; its result is then ignored). */
 function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -81,6 +91,7 @@ export class ClientOwnership {
   #reclaiming = false
   #holder: ClientHolder | undefined
   #sub: Subscription | undefined
+  #drainSub: Subscription | undefined
   #watching: { stop(): void } | undefined
   #closed = false
   readonly ready: Promise<void>
@@ -114,11 +125,26 @@ export class ClientOwnership {
             if (this.#owners.get(key)?.node === this.nodeName)
               this.#owners.set(key, { node: request.by, revision: 0, clientId })
             await this.#holder?.releaseClient(clientId)
-            msg.respond(encoder.encode(JSON.stringify({ position: this.node.position() })))
+            // what this node acknowledged of the session (ack: local: in its outbox) must be in the stream
+            // before the new owner reads it: answered at once, or "draining" (the new owner asks again)
+            const drained = await this.node.drained(QUICK_DRAIN_MS)
+            msg.respond(
+              encoder.encode(JSON.stringify({ position: this.node.position(), draining: !drained })),
+            )
           } catch (err) {
             this.log.warn({ err, clientId }, 'cluster: releasing a client id failed')
           }
         })()
+      },
+    })
+    this.#drainSub = this.nats.subscribe(`${this.prefix}.ctl.${subjectToken(this.nodeName)}.drained`, {
+      callback: (error, msg) => {
+        if (error) return
+        void (async () => {
+          this.log.info({}, 'cluster: a released client id waits for this node to publish its outbox')
+          const drained = await this.node.drained(this.waitMs)
+          msg.respond(encoder.encode(JSON.stringify({ position: this.node.position(), drained })))
+        })().catch((err) => this.log.warn({ err }, 'cluster: answering a drain request failed'))
       },
     })
     let pending: number
@@ -212,6 +238,15 @@ export class ClientOwnership {
         const position = await this.#release(current.node, clientId)
         if (!(await this.node.applied(position, this.waitMs)))
           this.log.warn({ clientId, position }, 'cluster: took a client id before its session state arrived')
+      } else if (entry !== null) {
+        // its session ended on a node that deleted the entry once the session's last writes were in the
+        // stream: they are applied here before the session is read (a resume finds it gone)
+        const last = await bounded(this.node.lastSequence(), KV_TIMEOUT_MS, 'reading the stream position')
+        if (!(await this.node.applied(last, this.waitMs)))
+          this.log.warn(
+            { clientId, position: last },
+            'cluster: took a client id before its session state arrived',
+          )
       }
       try {
         const revision = await bounded(
@@ -257,15 +292,24 @@ export class ClientOwnership {
     return taken
   }
 
-  /** This node's session of `clientId` ended (no connection, nothing kept): the entry goes. */
+  /**
+   * This node's session of `clientId` ended (no connection, nothing kept): the entry goes, once the
+   * session's last writes (its erasure) are in the stream, so a node that sees the entry gone and then
+   * applies the stream's end reads the session gone too.
+   */
   forget(clientId: string): void {
     this.#unclaimed.delete(clientId)
     const key = ownerKey(clientId)
     const mine = this.#owners.get(key)
     if (mine?.node !== this.nodeName) return
     this.#owners.delete(key)
-    // with its revision: a claim by another node meanwhile stays
-    this.kv.delete(key, { previousSeq: mine.revision }).catch(() => {})
+    void (async () => {
+      // the session's erasure was submitted before this call (or sits in the outbox): wait for it
+      await new Promise((resolve) => setImmediate(resolve))
+      while (!(await this.node.drained(this.waitMs)) && !this.#closed) {}
+      // with its revision: a claim by another node meanwhile stays
+      await this.kv.delete(key, { previousSeq: mine.revision })
+    })().catch(() => {})
   }
 
   #scheduleReclaim(): void {
@@ -337,17 +381,42 @@ export class ClientOwnership {
 
   /** Asks `node` to let go of `clientId`; the stream position its session writes reached. */
   async #release(node: string, clientId: string): Promise<number> {
+    let reply: { position: number; draining?: boolean }
     try {
-      const reply = await this.nats.request(
+      const answer = await this.nats.request(
         `${this.prefix}.ctl.${subjectToken(node)}.release`,
         encoder.encode(JSON.stringify({ clientId, by: this.nodeName })),
         { timeout: RELEASE_TIMEOUT_MS },
       )
-      return (JSON.parse(decoder.decode(reply.data)) as { position: number }).position
+      reply = JSON.parse(decoder.decode(answer.data)) as typeof reply
     } catch (error) {
       // the owner is gone or cut off: everything it wrote is in the stream's last sequence at most
       this.log.info({ clientId, node, err: error }, 'cluster: the owner of a client id did not answer')
       return bounded(this.node.lastSequence(), KV_TIMEOUT_MS, 'reading the stream position')
+    }
+    if (reply.draining !== true) return reply.position
+    // ack: local: the old owner still has acknowledged writes in its outbox (the session's, or earlier
+    // ones of its client): wait until they are in the stream, so nothing it acknowledged is missed here
+    // or lands after this node's writes for the client
+    try {
+      const answer = await this.nats.request(
+        `${this.prefix}.ctl.${subjectToken(node)}.drained`,
+        encoder.encode(JSON.stringify({ clientId })),
+        { timeout: this.waitMs + RELEASE_TIMEOUT_MS },
+      )
+      const drained = JSON.parse(decoder.decode(answer.data)) as { position: number; drained: boolean }
+      if (!drained.drained)
+        this.log.warn(
+          { clientId, node, ms: this.waitMs },
+          'cluster: took a client id while its old node could not publish its outbox; writes it acknowledged arrive later',
+        )
+      return drained.position
+    } catch (error) {
+      this.log.warn(
+        { clientId, node, err: error },
+        'cluster: the old owner of a client id did not say its outbox was sent',
+      )
+      return reply.position
     }
   }
 
@@ -355,6 +424,7 @@ export class ClientOwnership {
     this.#closed = true
     clearInterval(this.#reclaimTimer)
     this.#sub?.unsubscribe()
+    this.#drainSub?.unsubscribe()
     this.#watching?.stop()
     this.#loaded()
   }

@@ -35,8 +35,14 @@ export function toResourceError(error: unknown): unknown {
       return new ResourceError('UNSUPPORTED_MEDIA_TYPE', error.message, { cause: error })
     case 'STORAGE_CLOSED':
       return new ResourceError('CLOSED', error.message, { cause: error })
-    case 'STORAGE_UNAVAILABLE':
-      return new ResourceError('UNAVAILABLE', error.message, { cause: error })
+    case 'STORAGE_UNAVAILABLE': {
+      // a cluster says when to try again (HTTP Retry-After)
+      const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs
+      return new ResourceError('UNAVAILABLE', error.message, {
+        cause: error,
+        ...(typeof retryAfterMs === 'number' ? { details: { retryAfterMs } } : {}),
+      })
+    }
     default:
       return error
   }

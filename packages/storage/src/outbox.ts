@@ -36,6 +36,10 @@ export class Outbox implements ReplicationOutbox {
     })
   }
 
+  get lastKey(): number {
+    return this.#last
+  }
+
   get size(): number {
     return this.db.getCount()
   }

@@ -167,6 +167,8 @@ export class Replication {
           `the write is ${txn.data.byteLength} bytes, more than the replicator carries (${max})`,
         ),
       )
+    const refused = this.replicator.refusal?.()
+    if (refused !== undefined) return Promise.reject(refused)
     const group = new Group()
     group.ops.push(...ops)
     group.alsoWrite = () => this.host.appendOutbox!(txn)

@@ -254,6 +254,11 @@ export interface Replicator {
   readonly maxBytes?: number
   /** Told after a local commit added entries to the outbox. */
   outboxed?(): void
+  /**
+   * Checked before a local commit (`commitsLocally`): an error to fail the write with instead (e.g. the
+   * outbox is full while the cluster is unreachable), or undefined to commit it.
+   */
+  refusal?(): Error | undefined
 }
 
 /** A transaction committed on this node that the replicator has not yet put in the cluster's order. */
@@ -269,6 +274,8 @@ export interface ReplicationOutbox {
   /** Removes entries (the stream has them). */
   remove(keys: readonly number[]): Promise<void>
   readonly size: number
+  /** The key of the newest entry ever appended (0: none); entries up to it are what is there now. */
+  readonly lastKey: number
 }
 
 export interface TransactionOptions {

@@ -186,11 +186,11 @@ type ClusterNodes = Awaited<ReturnType<typeof startClusterNodes>>
  * One cluster for a describe block: started before its tests; its MQTT clients (connected as the admin)
  * and nodes stopped after them; the nodes' warnings printed when a test fails.
  */
-export function useMqttCluster(names: string[]) {
+export function useMqttCluster(names: string[], options?: Parameters<typeof startClusterNodes>[1]) {
   let cluster: ClusterNodes | undefined
   const open: MqttClient[] = []
   beforeAll(async () => {
-    cluster = await startClusterNodes(names)
+    cluster = await startClusterNodes(names, options)
   }, 60_000)
   afterAll(async () => {
     for (const c of open) c.end(true)
