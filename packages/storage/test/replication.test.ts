@@ -328,5 +328,22 @@ describe('replicated stores committing locally (ack: local)', () => {
     expect(entries.map((e) => e.key)).toEqual([1, 2, 3, 4, 5])
     expect(entries.map((e) => e.writes[0]!.id)).toEqual(['0', '1', '2', '3', '4'])
     expect(reopened.table('Dog').get('big')).toBeUndefined()
+    expect(reopened.outbox!.lastKey).toBe(5)
+  })
+
+  it("refuses a write before it commits when the replicator's refusal says so (a full outbox)", async () => {
+    const stream = localStream()
+    let full: Error | undefined
+    const replicator: Replicator = { ...stream.replicator, refusal: () => full }
+    const { store } = await open({ nodeId: 1, replicator })
+    await store.table('Dog').put('1', { v: 1 })
+    full = Object.assign(new Error('the outbox is full'), { code: 'STORAGE_UNAVAILABLE' })
+    await expect(store.table('Dog').put('2', { v: 2 })).rejects.toBe(full)
+    expect(store.table('Dog').get('2')).toBeUndefined()
+    expect(store.outbox!.size).toBe(1)
+    expect(store.outbox!.lastKey).toBe(1)
+    full = undefined
+    await store.table('Dog').put('2', { v: 2 })
+    expect(store.outbox!.lastKey).toBe(2)
   })
 })
