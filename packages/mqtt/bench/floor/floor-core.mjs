@@ -14,6 +14,43 @@ const MAX_PACKET = 1 << 20
 const OUT_MIN = 256
 const OUT_KEEP_MAX = 1 << 20
 
+// Buffer#copy allocates a Uint8Array view per call; for the short frames of S1–S6 a loop is cheaper.
+function copyBytes(src, s, e, dst, d) {
+  if (e - s > 256) return src.copy(dst, d, s, e)
+  for (let k = s; k < e; k++) dst[d++] = src[k]
+  return e - s
+}
+
+// Topic strings of recent PUBLISHes, found by a hash of their bytes, so a topic seen before costs no
+// string (and no rehash in the Map look-ups that follow). null for a topic with a wildcard.
+const TOPIC_SLOTS = 4096
+const topicBytes = new Array(TOPIC_SLOTS).fill(null)
+const topicStrings = new Array(TOPIC_SLOTS).fill('')
+
+function topicOf(b, s, e) {
+  let h = 0x811c9dc5
+  for (let k = s; k < e; k++) {
+    const ch = b[k]
+    if (ch === 0x23 || ch === 0x2b) return null // no wildcards in a topic name
+    h = Math.imul(h ^ ch, 0x01000193)
+  }
+  const slot = (h >>> 0) & (TOPIC_SLOTS - 1)
+  const known = topicBytes[slot]
+  if (known !== null && known.length === e - s) {
+    let k = 0
+    while (k < known.length && known[k] === b[s + k]) k++
+    if (k === known.length) return topicStrings[slot]
+  }
+  const str = b.utf8Slice(s, e)
+  if (e - s <= 64) {
+    const copy = known !== null && known.length === e - s ? known : Buffer.allocUnsafe(e - s)
+    copyBytes(b, s, e, copy, 0)
+    topicBytes[slot] = copy
+    topicStrings[slot] = str
+  }
+  return str
+}
+
 class Conn {
   constructor(sock) {
     this.sock = sock
@@ -116,7 +153,8 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
       const sock = c.sock
       sock.write(n === out.length ? out : out.subarray(0, n))
       // a write the kernel did not take at once keeps a reference to the buffer: use a new one
-      if (sock.writableLength !== 0 || out.length > OUT_KEEP_MAX) c.out = null
+      // so does a connection that only got a control packet (a CONNACK): idle connections hold no buffer
+      if (sock.writableLength !== 0 || out.length > OUT_KEEP_MAX || n <= 8) c.out = null
     }
     dirty.length = 0
   }
@@ -183,7 +221,7 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
     o[at] = 0x30 | (qos << 1) | retain
     let w = writeVarint(o, at + 1, rl)
     if (qos === srcQos) {
-      src.copy(o, w, t0, pEnd) // one copy; only the packet id changes
+      copyBytes(src, t0, pEnd, o, w) // one copy; only the packet id changes
       if (qos > 0) {
         const pid = (c.nextPid = (c.nextPid % 65535) + 1)
         w += 2 + tLen
@@ -192,14 +230,14 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
         c.inflight++
       }
     } else {
-      w += src.copy(o, w, t0, t0 + 2 + tLen)
+      w += copyBytes(src, t0, t0 + 2 + tLen, o, w)
       if (qos > 0) {
         const pid = (c.nextPid = (c.nextPid % 65535) + 1)
         o[w++] = pid >> 8
         o[w++] = pid & 255
         c.inflight++
       }
-      src.copy(o, w, p0, pEnd)
+      copyBytes(src, p0, pEnd, o, w)
     }
   }
 
@@ -208,7 +246,7 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
     const q = Math.min(value[0], subQos)
     if (q === 0) {
       const at = reserve(c, value.length - 1)
-      value.copy(c.out, at, 1)
+      copyBytes(value, 1, value.length, c.out, at)
       return
     }
     let i = 2
@@ -338,11 +376,8 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
     const tEnd = i + 2 + tLen
     const payStart = qos > 0 ? tEnd + 2 : tEnd
     if (tLen === 0 || payStart > end) return false
-    for (let k = i + 2; k < tEnd; k++) {
-      const ch = b[k]
-      if (ch === 0x23 || ch === 0x2b) return false // no wildcards in a topic name
-    }
-    const topic = b.toString('utf8', i + 2, tEnd)
+    const topic = topicOf(b, i + 2, tEnd)
+    if (topic === null) return false
     const retain = b0 & 1
     if (retain === 1) {
       let value = null
@@ -353,8 +388,8 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
         value[0] = qos
         value[1] = 0x31
         const w = writeVarint(value, 2, rl)
-        b.copy(value, w, i, tEnd)
-        b.copy(value, w + 2 + tLen, payStart, end)
+        copyBytes(b, i, tEnd, value, w)
+        copyBytes(b, payStart, end, value, w + 2 + tLen)
       }
       store.setRetained(topic, value)
     }
