@@ -12,7 +12,7 @@ import net from 'node:net'
 const PINGRESP = Buffer.from([0xd0, 0])
 const MAX_PACKET = 1 << 20
 const OUT_MIN = 256
-const OUT_KEEP_MAX = 1 << 20
+const OUT_GROW_MAX = 1 << 22
 
 // Buffer#copy allocates a Uint8Array view per call; for the short frames of S1–S6 a loop is cheaper.
 function copyBytes(src, s, e, dst, d) {
@@ -54,8 +54,12 @@ function topicOf(b, s, e) {
 class Conn {
   constructor(sock) {
     this.sock = sock
-    this.out = null
+    this.out = null // buffer for the frames built this turn
     this.outLen = 0
+    this.segB = [] // output segments of this turn: buffers, starts, ends
+    this.segS = []
+    this.segE = []
+    this.segN = 0
     this.dirty = false
     this.closed = false
     this.connected = false
@@ -141,45 +145,76 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
   const dirty = []
   let flushScheduled = false
 
+  // Output of a turn, per connection: segments [buf, start, end) written in order with one write (one
+  // writev when there are several). A QoS 0 frame forwarded unchanged is a segment of the chunk it came
+  // in (no copy; frames from one chunk extend one segment); everything else is built in c.out.
   const flush = () => {
     flushScheduled = false
     for (let i = 0; i < dirty.length; i++) {
       const c = dirty[i]
       c.dirty = false
-      const n = c.outLen
-      c.outLen = 0
+      const n = c.segN
+      c.segN = 0
       if (c.closed || n === 0) continue
-      const out = c.out
       const sock = c.sock
-      sock.write(n === out.length ? out : out.subarray(0, n))
-      // a write the kernel did not take at once keeps a reference to the buffer: use a new one
-      // so does a connection that only got a control packet (a CONNACK): idle connections hold no buffer
-      if (sock.writableLength !== 0 || out.length > OUT_KEEP_MAX || n <= 8) c.out = null
+      const { segB, segS, segE } = c
+      if (n === 1) sock.write(segView(segB[0], segS[0], segE[0]))
+      else {
+        sock.cork()
+        for (let k = 0; k < n; k++) sock.write(segView(segB[k], segS[k], segE[k]))
+        sock.uncork()
+      }
+      for (let k = 0; k < n; k++) segB[k] = null
+      // a write the kernel did not take at once keeps a reference to c.out: start a new one; so does a
+      // connection that only got a control packet (a CONNACK), so that idle connections hold no buffer
+      if (sock.writableLength !== 0 || c.outLen <= 8) c.out = null
+      c.outLen = 0
     }
     dirty.length = 0
   }
 
-  /** Room for n more bytes in c.out; marks c for this turn's flush. Returns the write offset. */
-  const reserve = (c, n) => {
-    if (!c.dirty) {
-      c.dirty = true
-      dirty.push(c)
-      if (!flushScheduled) {
-        flushScheduled = true
-        setImmediate(flush)
-      }
+  const segView = (b, s, e) => (s === 0 && e === b.length ? b : b.subarray(s, e))
+
+  const mark = (c) => {
+    if (c.dirty) return
+    c.dirty = true
+    dirty.push(c)
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flush)
     }
-    const need = c.outLen + n
+  }
+
+  const addSeg = (c, b, s, e) => {
+    const n = c.segN
+    if (n > 0 && c.segB[n - 1] === b && c.segE[n - 1] === s) c.segE[n - 1] = e
+    else {
+      c.segB[n] = b
+      c.segS[n] = s
+      c.segE[n] = e
+      c.segN = n + 1
+    }
+  }
+
+  /** Queues src[s..e) as it is (no copy). */
+  const queueView = (c, src, s, e) => {
+    mark(c)
+    addSeg(c, src, s, e)
+  }
+
+  /** Room for n bytes in c.out, queued in order; returns the offset to write them at. */
+  const reserve = (c, n) => {
+    mark(c)
     let out = c.out
-    if (out === null) {
-      out = c.out = Buffer.allocUnsafe(need > OUT_MIN ? need * 2 : OUT_MIN)
-    } else if (need > out.length) {
-      const bigger = Buffer.allocUnsafe(need * 2)
-      out.copy(bigger, 0, 0, c.outLen)
-      out = c.out = bigger
+    if (out === null || out.length - c.outLen < n) {
+      // earlier segments keep the old buffer; a new one starts empty
+      const size = out === null ? OUT_MIN : Math.min(out.length * 2, OUT_GROW_MAX)
+      out = c.out = Buffer.allocUnsafe(Math.max(n, size))
+      c.outLen = 0
     }
     const at = c.outLen
-    c.outLen = need
+    c.outLen = at + n
+    addSeg(c, out, at, at + n)
     return at
   }
 
@@ -209,10 +244,12 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
   }
 
   /**
-   * Queues a PUBLISH to c. src[t0..pEnd) is `topic length, topic, [pid], payload` of a frame whose
+   * Queues a PUBLISH to c. f0 >= 0: src[f0..pEnd) is the whole incoming frame, QoS 0 without retain.
+   * Otherwise src[t0..pEnd) is `topic length, topic, [pid], payload` of a frame whose
    * QoS is srcQos; the copy gets QoS qos and the retain flag.
    */
-  const sendPublish = (c, qos, retain, src, t0, srcQos, pEnd) => {
+  const sendPublish = (c, qos, retain, src, t0, srcQos, pEnd, f0 = -1) => {
+    if (f0 >= 0 && qos === 0) return queueView(c, src, f0, pEnd) // an unchanged QoS 0 frame
     const tLen = (src[t0] << 8) | src[t0 + 1]
     const p0 = t0 + 2 + tLen + (srcQos > 0 ? 2 : 0)
     const rl = 2 + tLen + (qos > 0 ? 2 : 0) + (pEnd - p0)
@@ -369,7 +406,8 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
   }
 
   /** b[pos] is the fixed header of a PUBLISH whose variable header starts at i and ends at end. */
-  const onPublish = (c, b, b0, i, end) => {
+  const onPublish = (c, b, b0, pos, i, end) => {
+    const f0 = b0 === 0x30 ? pos : -1 // forwarded unchanged when a subscriber takes QoS 0
     const qos = (b0 >> 1) & 3
     if (qos > 1) return false // QoS 2 (and 3) are not served by the floor
     const tLen = (b[i] << 8) | b[i + 1]
@@ -404,7 +442,7 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
     if (list !== undefined) {
       for (let k = 0; k < list.length; k++) {
         const s = list[k]
-        sendPublish(s.conn, Math.min(s.qos, qos), 0, b, i, qos, end)
+        sendPublish(s.conn, Math.min(s.qos, qos), 0, b, i, qos, end, f0)
       }
     }
     for (let k = 0; k < wild.length; k++) {
@@ -416,7 +454,7 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
             ? topic.charCodeAt(0) !== 36
             : topic.startsWith(s.prefix) || (topic.length === s.parent.length && topic === s.parent)
       } else hit = topicMatches(s.filter, topic)
-      if (hit) sendPublish(s.conn, Math.min(s.qos, qos), 0, b, i, qos, end)
+      if (hit) sendPublish(s.conn, Math.min(s.qos, qos), 0, b, i, qos, end, f0)
     }
     return true
   }
@@ -451,7 +489,7 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
       if (end > len) break
       const type = b0 >> 4
       if (type === 3) {
-        if (!c.connected || !onPublish(c, b, b0, i, end)) return drop(c, 'bad PUBLISH')
+        if (!c.connected || !onPublish(c, b, b0, pos, i, end)) return drop(c, 'bad PUBLISH')
       } else if (type === 4) {
         if (c.inflight > 0) c.inflight--
       } else if (!c.connected) {
@@ -473,11 +511,12 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
 
   const drop = (c, why) => {
     log(`closing ${c.clientId || 'a connection'}: ${why}`)
-    const out = c.out
-    const n = c.outLen
+    const views = []
+    for (let k = 0; k < c.segN; k++) views.push(segView(c.segB[k], c.segS[k], c.segE[k]))
+    c.segN = 0
     close(c)
     // what was queued (a CONNACK with an error code) goes out before the close
-    if (n > 0 && !c.sock.destroyed) c.sock.end(out.subarray(0, n))
+    if (views.length > 0 && !c.sock.destroyed) c.sock.end(Buffer.concat(views))
     else c.sock.destroy()
   }
 
