@@ -218,20 +218,19 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   // -------------------------------------------------------------------------------------------
   // Framing and dispatch
 
-  onFrame(frame: Buffer, bodyOffset: number): void {
+  onFrame(buf: Buffer, start: number, body: number, end: number): void {
     try {
-      this.dispatch(frame, bodyOffset)
+      if (this.state === State.Connected) this.router!.onFrame(buf, start, body, end)
+      else
+        this.beforeConnected(start === 0 && end === buf.length ? buf : buf.subarray(start, end), body - start)
     } catch (err) {
       this.fault(err)
     }
   }
 
-  private dispatch(frame: Buffer, bodyOffset: number): void {
+  /** A frame before CONNACK (its own buffer, body from `bodyOffset`). */
+  private beforeConnected(frame: Buffer, bodyOffset: number): void {
     const state = this.state
-    if (state === State.Connected) {
-      this.router!.onFrame(frame, bodyOffset)
-      return
-    }
     if (state === State.Connecting) {
       if (frame[0] === 0xf0 && this.enhanced?.inProgress === true) {
         // Enhanced authentication in progress: AUTH packets are the handshake itself.
@@ -353,7 +352,9 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     }
     const held = this.held
     this.held = null
-    if (held) for (const [frame, off] of held) if (this.state === State.Connected) this.onFrame(frame, off)
+    if (held)
+      for (const [frame, off] of held)
+        if (this.state === State.Connected) this.onFrame(frame, 0, off, frame.length)
   }
 
   refuse(reason: number, why: string): void {

@@ -1,14 +1,18 @@
 import { MalformedPacketError, type MqttError, PacketTooLargeError } from './errors.js'
 
-/** Receives whole MQTT packets: `frame` holds fixed header + body, the body starts at `bodyOffset`. */
+/**
+ * Receives whole MQTT packets: bytes `start` to `end` of `buf` are one packet (fixed header + body), its body
+ * starting at `body`. `buf` may hold other packets too (no view is made per packet: the hot PUBLISH path
+ * reads it in place).
+ */
 export interface FrameSink {
-  onFrame(frame: Buffer, bodyOffset: number): void
+  onFrame(buf: Buffer, start: number, body: number, end: number): void
   onFrameError(error: MqttError): void
 }
 
 /**
  * Splits a byte stream into MQTT packets (MQTT 3.1.1 section 2.2, MQTT 5 section 2.1) without
- * parsing them: whole packets inside one chunk are passed on as views of it (no copy); a packet
+ * parsing them: whole packets inside one chunk are passed on as offsets into it (no copy); a packet
  * that spans chunks is assembled once into a buffer of its exact size. Packets larger than
  * `maxPacketSize` are refused from their fixed header, before their bytes are buffered.
  */
@@ -42,7 +46,7 @@ export class FrameReader {
       off = n
       if (this.filled < frame.length) return
       this.frame = null
-      this.sink.onFrame(frame, this.frameBody)
+      this.sink.onFrame(frame, 0, this.frameBody, frame.length)
     } else if (this.head !== null) {
       chunk = Buffer.concat([this.head, chunk])
       this.head = null
@@ -76,8 +80,9 @@ export class FrameReader {
         return
       }
       if (off + total <= len) {
-        this.sink.onFrame(chunk.subarray(off, off + total), bodyOffset)
+        const start = off
         off += total
+        this.sink.onFrame(chunk, start, start + bodyOffset, off)
       } else {
         const frame = Buffer.allocUnsafe(total)
         chunk.copy(frame, 0, off, len)

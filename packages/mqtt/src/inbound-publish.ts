@@ -99,8 +99,9 @@ export class InboundFlows {
     this.aliases = acceptsAliases ? new Map() : null
   }
 
-  onPublish(frame: Buffer, bodyOffset: number): void {
-    const p = parsePublish(frame, bodyOffset, this.peer.v5)
+  /** The PUBLISH in bytes `start` to `end` of `buf`, its body from `body`. */
+  onPublish(buf: Buffer, start: number, body: number, end: number): void {
+    const p = parsePublish(buf, start, body, end, this.peer.v5)
     if (!('topic' in p)) {
       this.peer.protocolViolation(p)
       return

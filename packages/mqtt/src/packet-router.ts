@@ -58,27 +58,30 @@ export class PacketRouter {
     if (session.subscriptions.size > 0) this.subscribes.resubscribe(session)
   }
 
-  onFrame(frame: Buffer, bodyOffset: number): void {
-    if (frame[0]! >> 4 === 3) {
-      this.inbound.onPublish(frame, bodyOffset)
+  /** One packet: bytes `start` to `end` of `buf`, its body from `body`. */
+  onFrame(buf: Buffer, start: number, body: number, end: number): void {
+    const type = buf[start]!
+    if (type >> 4 === 3) {
+      this.inbound.onPublish(buf, start, body, end)
       return
     }
     const peer = this.peer
+    const length = end - start
     // A plain PUBACK (no reason code, no properties; flags 0) is four bytes: read it without
     // mqtt-packet, whose parser (BufferList, packet object, events) was ~8 % of the CPU of S3.
-    if (frame[0] === 0x40 && frame.length === 4) {
-      peer.session!.complete((frame[2]! << 8) | frame[3]!, 1, 'publish')
+    if (type === 0x40 && length === 4) {
+      peer.session!.complete((buf[start + 2]! << 8) | buf[start + 3]!, 1, 'publish')
       return
     }
-    if (frame[0] === 0xc0 && frame.length === 2) {
+    if (type === 0xc0 && length === 2) {
       this.pong() // PINGREQ, read without a parser: an idle connection keeps none
       return
     }
-    if (frame[0] === 0xe0 && frame.length === 2) {
+    if (type === 0xe0 && length === 2) {
       this.onDisconnect(PLAIN_DISCONNECT) // nor for a plain DISCONNECT (no reason code, no properties)
       return
     }
-    const packet = peer.parse(frame)
+    const packet = peer.parse(buf.subarray(start, end))
     if (packet === null) return
     switch (packet.cmd) {
       case 'puback':

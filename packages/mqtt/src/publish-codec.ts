@@ -32,14 +32,22 @@ export interface InboundPublish {
 
 const EMPTY = Buffer.alloc(0)
 
-/** Parses a PUBLISH frame (fixed header included); returns an error for malformed bytes. */
-export function parsePublish(frame: Buffer, bodyOffset: number, v5: boolean): InboundPublish | MqttError {
-  const flags = frame[0]! & 0x0f
+/**
+ * Parses the PUBLISH in bytes `start` to `end` of `frame` (fixed header included, body from `bodyOffset`);
+ * returns an error for malformed bytes.
+ */
+export function parsePublish(
+  frame: Buffer,
+  start: number,
+  bodyOffset: number,
+  end: number,
+  v5: boolean,
+): InboundPublish | MqttError {
+  const flags = frame[start]! & 0x0f
   const qos = (flags >> 1) & 3
   if (qos === 3) return new MalformedPacketError('PUBLISH with QoS 3') // [MQTT-3.3.1-4]
   const dup = (flags & 8) !== 0
   if (dup && qos === 0) return new MalformedPacketError('DUP set on a QoS 0 PUBLISH') // [MQTT-3.3.1-2]
-  const end = frame.length
   let pos = bodyOffset
   if (pos + 2 > end) return new MalformedPacketError('PUBLISH too short')
   const topicLen = (frame[pos]! << 8) | frame[pos + 1]!

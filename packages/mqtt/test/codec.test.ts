@@ -14,10 +14,10 @@ import {
 
 function roundTrip(packet: mqttPacket.IPublishPacket, protocolVersion: 4 | 5): InboundPublish {
   const bytes = mqttPacket.generate(packet, { protocolVersion })
-  const frames: [Buffer, number][] = []
+  const frames: [Buffer, number, number, number][] = []
   const reader = new FrameReader(
     {
-      onFrame: (f, o) => frames.push([f, o]),
+      onFrame: (b, s, o, e) => frames.push([b, s, o, e]),
       onFrameError: (e) => {
         throw e
       },
@@ -26,8 +26,8 @@ function roundTrip(packet: mqttPacket.IPublishPacket, protocolVersion: 4 | 5): I
   )
   reader.push(bytes)
   expect(frames).toHaveLength(1)
-  const [frame, off] = frames[0]!
-  const parsed = parsePublish(frame, off, protocolVersion === 5)
+  const [buf, start, body, end] = frames[0]!
+  const parsed = parsePublish(buf, start, body, end, protocolVersion === 5)
   if (!('topic' in parsed)) throw parsed
   return parsed
 }
@@ -92,13 +92,13 @@ describe('parsePublish', () => {
     ['U+0000 in topic', Buffer.from([0x30, 4, 0, 2, 0x61, 0x00])],
     ['missing packet id', Buffer.from([0x32, 3, 0, 1, 0x61])],
   ])('refuses %s', (_name, bytes) => {
-    const result = parsePublish(bytes, 2, false)
+    const result = parsePublish(bytes, 0, 2, bytes.length, false)
     expect(result).toBeInstanceOf(Error)
   })
 
   it('refuses a subscription identifier from a client [MQTT-3.3.4-6]', () => {
     const bytes = Buffer.from([0x30, 6, 0, 1, 0x61, 2, 0x0b, 1])
-    expect(parsePublish(bytes, 2, true)).toBeInstanceOf(Error)
+    expect(parsePublish(bytes, 0, 2, bytes.length, true)).toBeInstanceOf(Error)
   })
 
   it.each([
@@ -113,7 +113,7 @@ describe('parsePublish', () => {
         protocolVersion: 5,
       },
     )
-    const result = parsePublish(bytes, 2, true)
+    const result = parsePublish(bytes, 0, 2, bytes.length, true)
     expect(result).toBeInstanceOf(Error)
     expect((result as Error & { reasonCode: number }).reasonCode).toBe(0x90)
   })
@@ -226,13 +226,53 @@ describe('encodePublish', () => {
   })
 })
 
+describe('parsePublish in place', () => {
+  it('reads a PUBLISH between other packets of one chunk, and hands on its payload as a view', () => {
+    const publish = mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'a/b',
+      payload: Buffer.from('hello'),
+      qos: 1,
+      messageId: 9,
+      retain: false,
+      dup: false,
+    })
+    const chunk = Buffer.concat([Buffer.from([0xc0, 0]), publish, Buffer.from([0xc0, 0])])
+    const seen: [number, number, number][] = []
+    const reader = new FrameReader(
+      {
+        onFrame: (b, s, o, e) => {
+          expect(b).toBe(chunk) // offsets into the chunk itself, no view per packet
+          seen.push([s, o, e])
+        },
+        onFrameError: (e) => {
+          throw e
+        },
+      },
+      1e9,
+    )
+    reader.push(chunk)
+    expect(seen).toEqual([
+      [0, 2, 2],
+      [2, 4, 2 + publish.length],
+      [2 + publish.length, 4 + publish.length, 4 + publish.length],
+    ])
+    const [start, body, end] = seen[1]!
+    const parsed = parsePublish(chunk, start, body, end, false)
+    if (!('topic' in parsed)) throw parsed
+    expect(parsed).toMatchObject({ topic: 'a/b', qos: 1, packetId: 9 })
+    expect(parsed.payload.toString()).toBe('hello')
+    expect(parsed.payload.buffer).toBe(chunk.buffer)
+  })
+})
+
 describe('FrameReader', () => {
   function collect(chunks: Buffer[], max = 1e9) {
     const frames: string[] = []
     const errors: string[] = []
     const reader = new FrameReader(
       {
-        onFrame: (f, o) => frames.push(`${f[0]}:${o}:${f.length}`),
+        onFrame: (b, s, o, e) => frames.push(`${b[s]}:${o - s}:${e - s}`),
         onFrameError: (e) => errors.push(e.code),
       },
       max,
