@@ -1,6 +1,8 @@
+import { createRequire } from 'node:module'
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { FrameReader } from '../src/frame-reader.js'
+import { generateWithin } from '../src/packets.js'
 import {
   encodeAck,
   encodePublish,
@@ -314,5 +316,15 @@ describe('FrameReader', () => {
     expect(collect([Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])]).errors).toEqual([
       'MQTT_MALFORMED_PACKET',
     ])
+  })
+})
+
+describe('generateWithin', () => {
+  it('writes packets without filling the mqtt-packet number cache (65,536 Buffers, +15 MB RSS)', () => {
+    const numbers = createRequire(import.meta.url)('mqtt-packet/numbers.js') as { cache: object }
+    const suback = { cmd: 'suback', messageId: 300, granted: [0, 1] } as const
+    const bytes = generateWithin({ ...suback, granted: [...suback.granted] }, 4, 1024)
+    expect(Object.keys(numbers.cache)).toHaveLength(0)
+    expect([...bytes]).toEqual([0x90, 4, 1, 44, 0, 1])
   })
 })
