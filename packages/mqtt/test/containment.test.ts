@@ -164,9 +164,10 @@ describe('fault containment: a fault in one connection closes that connection on
         return faultyRuntime(
           store as never,
           {
-            get: (key: unknown) => {
+            // a durable session's record is written before CONNACK (a new client id reads none)
+            put: (key: unknown, value: unknown) => {
               if (key === 'store-victim') throw new Error('session store exploded')
-              return store.get(key as never)
+              return store.put(key as never, value as never)
             },
           } as never,
         ) as never
@@ -174,7 +175,7 @@ describe('fault containment: a fault in one connection closes that connection on
     })
     fx.make({ runtime })
     const c = pairClient(fx.broker, 5)
-    const ack = await c.connect({ clientId: 'store-victim' })
+    const ack = await c.connect({ clientId: 'store-victim', properties: { sessionExpiryInterval: 60 } })
     expect(ack.reasonCode).toBe(0x83)
     await c.waitClosed()
   })

@@ -69,6 +69,48 @@ describe('durable sessions', () => {
     expect(await untilSentinel(s2, 'dur/end')).toEqual(['sentinel'])
   })
 
+  it('reads no session record for a new client id on a broker alone; a stored session resumes after a restart', async () => {
+    const real = fx.rt.runtime
+    let reads = 0
+    // The runtime with reads of the sessions store counted.
+    const runtime = new Proxy(real, {
+      get(target, key) {
+        if (key === 'state') {
+          return (name: string) => {
+            const store = target.state(name)
+            if (name !== SESSIONS_STORE) return store
+            return new Proxy(store, {
+              get(s, k) {
+                const v = Reflect.get(s, k, s)
+                if (k === 'get') return (key: Key) => (reads++, v.call(s, key))
+                return typeof v === 'function' ? v.bind(s) : v
+              },
+            })
+          }
+        }
+        const v = Reflect.get(target, key, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    const first = make({ runtime })
+    const kept = pairClient(first)
+    await kept.connect({ clientId: 'kept-1', clean: false })
+    kept.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'kept/#', qos: 1 }] })
+    await kept.next('suback')
+    kept.send({ cmd: 'disconnect' })
+    await kept.waitClosed()
+    await first.close()
+
+    const second = make({ runtime }) // restores kept-1 from its record
+    reads = 0
+    const fresh = pairClient(second)
+    expect((await fresh.connect({ clientId: 'new-1', clean: false })).sessionPresent).toBe(false)
+    expect(reads).toBe(0)
+    const back = pairClient(second)
+    expect((await back.connect({ clientId: 'kept-1', clean: false })).sessionPresent).toBe(true)
+    expect(await untilSentinel(back, 'kept/end')).toEqual(['sentinel'])
+  })
+
   it('retransmits unacknowledged QoS 1 with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
     make()
     const s1 = pairClient(fx.broker)
