@@ -268,19 +268,17 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     const httpServices = ['rest', 'ws', 'sse', ...(config.mqtt.webSocket ? ['mqtt-ws'] : [])]
 
     if (config.mqtt.network.port !== null) {
-      const tcp = createNetServer((socket) => {
-        socket.setNoDelay(true)
-        handleMqtt(socket, 'tcp', socket)
-      })
+      // Nagle off: set by the server on each accepted handle (no setNoDelay call per socket)
+      const tcp = createNetServer({ noDelay: true }, (socket) => handleMqtt(socket, 'tcp', socket))
       listeners.push(new TrackedListener('mqtt', 'mqtt.network.port', tcp, ['mqtt']))
     }
     if (config.mqtt.network.securePort !== null && tlsMaterial) {
       const tlsServer = createTlsServer(
-        serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: mtls.required }),
-        (socket) => {
-          socket.setNoDelay(true)
-          handleMqtt(socket, 'tls', socket)
+        {
+          ...serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: mtls.required }),
+          noDelay: true,
         },
+        (socket) => handleMqtt(socket, 'tls', socket),
       )
       tlsServer.on('tlsClientError', (err, socket) =>
         logger.debug({ err, remoteAddress: socket.remoteAddress }, 'mqtts handshake failed'),
