@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import { formatForAccept } from './accept.js'
 import {
   type AcceptedConnect,
+  anonymousConnect,
   authenticateConnect,
   checkConnect,
   connackProperties,
@@ -123,12 +124,15 @@ export class ConnectFlow {
     this.holdsPlace = true
 
     const enhanced = this.enhancedAuth
-    const auth = await authenticateConnect(
-      broker,
-      packet,
-      conn.info,
-      enhanced !== null ? () => enhanced.run(props?.authenticationData, packet.username, null) : undefined,
-    )
+    // Anonymous (no method, certificate or user name) is answered without a promise: most of S5's CONNECTs.
+    const auth =
+      anonymousConnect(broker, packet, conn.info, enhanced === null) ??
+      (await authenticateConnect(
+        broker,
+        packet,
+        conn.info,
+        enhanced !== null ? () => enhanced.run(props?.authenticationData, packet.username, null) : undefined,
+      ))
     if (auth === null) return
     if ('failed' in auth) {
       this.authFailed(auth.failed, auth.why, packet.username)
@@ -153,7 +157,8 @@ export class ConnectFlow {
     const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES
     const owner = ownerOf(user, runtime.anonymous())
     // A cluster: the client id is taken from the node that serves it first (its session state arrives here).
-    await broker.sessions.acquire(clientId)
+    const acquired = broker.sessions.acquire(clientId)
+    if (acquired !== null) await acquired
     if (!conn.connecting) return
     let claim = broker.sessions.claim(clientId, owner, packet.clean === true)
     if (claim instanceof Promise) claim = await claim

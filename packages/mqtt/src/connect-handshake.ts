@@ -199,6 +199,24 @@ export function checkConnect(
 export type Authentication = { user: User; data?: Uint8Array } | { failed: number; why: string } | null
 
 /**
+ * A CONNECT without an authentication method, client certificate or user name, answered at once (no
+ * promise); undefined when `authenticateConnect` has to run.
+ */
+export function anonymousConnect(
+  host: HandshakeHost,
+  packet: ConnectPacket,
+  info: ConnectionInfo,
+  noMethod: boolean,
+): Authentication | undefined {
+  if (!noMethod || info.certificateUser !== undefined || packet.username !== undefined) return undefined
+  if (host.requireAuthentication) return ANONYMOUS_REFUSED
+  const user = host.runtime.anonymous()
+  return user === null ? ANONYMOUS_REFUSED : { user }
+}
+
+const ANONYMOUS_REFUSED = { failed: ReasonCode.NotAuthorized, why: 'anonymous access refused' } as const
+
+/**
  * Authenticates a CONNECT: by an enhanced-authentication exchange (`enhanced`, run by the connection),
  * a client certificate, a user name and password, or as the anonymous user.
  */

@@ -46,8 +46,13 @@ const AVAILABLE = [
   'retainAvailable',
 ]
 
+// The two accepting CONNACKs, shared (written as they are, never changed).
+const CONNACK_ACCEPTED = Buffer.from([0x20, 2, 0, 0])
+const CONNACK_RESUMED = Buffer.from([0x20, 2, 1, 0])
+
 /** 3.1.1 CONNACK (also what a client of an unknown protocol level reads): session present, return code. */
 export function v3Connack(sessionPresent: boolean, returnCode: number): Buffer {
+  if (returnCode === 0) return sessionPresent ? CONNACK_RESUMED : CONNACK_ACCEPTED
   return Buffer.from([0x20, 2, sessionPresent ? 1 : 0, returnCode])
 }
 

@@ -45,13 +45,18 @@ export class SessionRegistry {
   /**
    * Before a CONNECT claims the session of `clientId`: in a cluster, takes the client id from the node
    * that serves it (which closes its connection and lets go of the session); a copy of the session held
-   * here is then stale and forgotten, so the claim reads it as that node left it.
+   * here is then stale and forgotten, so the claim reads it as that node left it. Null (nothing to wait
+   * for) on a broker alone.
    */
-  async acquire(clientId: string): Promise<void> {
-    if (this.ownership === undefined) return
+  acquire(clientId: string): Promise<void> | null {
+    if (this.ownership === undefined) return null
+    return this.acquireFrom(this.ownership, clientId)
+  }
+
+  private async acquireFrom(ownership: ClientOwnership, clientId: string): Promise<void> {
     let moved: boolean
     try {
-      moved = await this.ownership.acquire(clientId)
+      moved = await ownership.acquire(clientId)
     } catch (err) {
       // NATS unreachable: served here anyway (availability); the owners settle it once NATS is back
       this.host.logger.warn({ err, clientId }, 'mqtt: client id ownership not established')
