@@ -7,7 +7,6 @@
  */
 import type { EventEmitter } from 'node:events'
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
 import { RateLimitedLog } from '@proj/mqtt'
 import type { AuthFailure } from '@proj/resource'
 import type { Logger } from './logger.js'
@@ -15,8 +14,6 @@ import type { Logger } from './logger.js'
 export class RefusalLog {
   /** Each kind of refusal is rate-limited the way the broker limits its fault lines. */
   private readonly limited: RateLimitedLog
-  /** Where each MQTT stream came from, for the CONNECT refusals (the broker event carries the stream). */
-  private readonly origins = new WeakMap<Duplex, string | undefined>()
 
   constructor(logger: Logger, intervalMs?: number) {
     this.limited = new RateLimitedLog(logger, intervalMs)
@@ -38,13 +35,16 @@ export class RefusalLog {
 
   /** MQTT CONNECTs refused for their credentials (also anonymous access, unknown certificate users, AUTH). */
   watchBroker(events: EventEmitter): void {
-    events.on('connection', (stream: Duplex, info: { remoteAddress?: string }) =>
-      this.origins.set(stream, info?.remoteAddress),
-    )
+    // The event names the address: no entry per connection is kept for it.
     events.on(
       'auth-failed',
-      (details: { clientId: string; username: string | undefined; reason: string }, stream: Duplex) => {
-        const remoteAddress = this.origins.get(stream)
+      (details: {
+        clientId: string
+        username: string | undefined
+        reason: string
+        remoteAddress?: string
+      }) => {
+        const remoteAddress = details.remoteAddress
         this.warn(
           'mqtt-auth',
           { component: 'mqtt', clientId: details.clientId, username: details.username, remoteAddress },

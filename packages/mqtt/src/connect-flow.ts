@@ -207,7 +207,12 @@ export class ConnectFlow {
 
   private authFailed(reason: number, why: string, username: string | undefined): void {
     this.broker.stats.authFailures++
-    this.broker.emit('auth-failed', { clientId: this.conn.clientId, username, reason: why }, this.conn.stream)
+    const { clientId, info, stream } = this.conn
+    this.broker.emit(
+      'auth-failed',
+      { clientId, username, reason: why, remoteAddress: info.remoteAddress },
+      stream,
+    )
     this.conn.refuse(reason, why)
   }
 

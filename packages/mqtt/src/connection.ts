@@ -395,7 +395,12 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   reauthenticationFailed(reasonCode: number, reason: string): void {
     this.broker.emit(
       'auth-failed',
-      { clientId: this.clientId, username: this.ctx.user?.username, reason },
+      {
+        clientId: this.clientId,
+        username: this.ctx.user?.username,
+        reason,
+        remoteAddress: this.info.remoteAddress,
+      },
       this.stream,
     )
     this.disconnectWith(reasonCode, `re-authentication failed: ${reason}`)

@@ -115,7 +115,10 @@ export interface PublishRefusal {
 export interface BrokerEvents {
   connection: [stream: Duplex, info: ConnectionInfo]
   connected: [session: SessionInfo, stream: Duplex]
-  'auth-failed': [details: { clientId: string; username: string | undefined; reason: string }, stream: Duplex]
+  'auth-failed': [
+    details: { clientId: string; username: string | undefined; reason: string; remoteAddress?: string },
+    stream: Duplex,
+  ]
   disconnected: [session: SessionInfo, stream: Duplex, details: { reason: string }]
   /** Every publish the runtime refused (any QoS, any protocol version): count it, alert on it. */
   'publish-refused': [refusal: PublishRefusal, stream: Duplex]
