@@ -10,7 +10,16 @@ import type { ConnectionHost } from './connection-host.js'
 import { errorReason, type MqttError, ProtocolError, ReasonCode, reasonCodeFor } from './errors.js'
 import { type FaultSink, guarded, settle } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
-import { encodeAck, type InboundPublish, PINGRESP, PUBACK, PUBCOMP, PUBREC, parsePublish } from './packets.js'
+import {
+  encodeAck,
+  type InboundPublish,
+  PINGRESP,
+  PUBACK,
+  PUBCOMP,
+  PUBREC,
+  parsePublish,
+  TopicCache,
+} from './packets.js'
 import { RefusalLog } from './refusal-log.js'
 import {
   DELIVERED,
@@ -82,6 +91,8 @@ export interface InboundPeer extends FaultSink {
 export class InboundFlows {
   /** Inbound topic aliases (alias -> topic); null when the broker accepts none from this client. */
   private readonly aliases: Map<number, string> | null
+  /** The last topic this client published to, kept as a string. */
+  private readonly topics = new TopicCache()
   private acks: AckEntry[] = []
   private ackHead = 0
   private inflightIn = 0
@@ -101,7 +112,7 @@ export class InboundFlows {
 
   /** The PUBLISH in bytes `start` to `end` of `buf`, its body from `body`. */
   onPublish(buf: Buffer, start: number, body: number, end: number): void {
-    const p = parsePublish(buf, start, body, end, this.peer.v5)
+    const p = parsePublish(buf, start, body, end, this.peer.v5, this.topics)
     if (!('topic' in p)) {
       this.peer.protocolViolation(p)
       return

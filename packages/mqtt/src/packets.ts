@@ -20,6 +20,7 @@ export {
   type PublishProperties,
   parsePublish,
   reasonStringProperty,
+  TopicCache,
   topicAliasProperty,
 } from './publish-codec.js'
 

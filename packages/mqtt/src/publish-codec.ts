@@ -32,6 +32,37 @@ export interface InboundPublish {
 
 const EMPTY = Buffer.alloc(0)
 
+/** Topics up to this many bytes are remembered by a TopicCache. */
+const CACHED_TOPIC_BYTES = 64
+
+/**
+ * A publisher's last topic and its bytes: a PUBLISH to the same topic gets the same string back (no decode,
+ * no string, and its hash is already computed for every Map it is looked up in). One per connection.
+ */
+export class TopicCache {
+  private readonly bytes = Buffer.allocUnsafe(CACHED_TOPIC_BYTES)
+  private length = -1
+  private topic = ''
+
+  /** The string for bytes `start` to `end` of `buf`; undefined when they are not valid UTF-8 or hold U+0000. */
+  decode(buf: Buffer, start: number, end: number): string | undefined {
+    const length = end - start
+    if (length === this.length) {
+      const bytes = this.bytes
+      let i = 0
+      while (i < length && bytes[i] === buf[start + i]) i++
+      if (i === length) return this.topic
+    }
+    const topic = decodeUtf8(buf, start, end)
+    if (topic !== undefined && length <= CACHED_TOPIC_BYTES) {
+      buf.copy(this.bytes, 0, start, end)
+      this.length = length
+      this.topic = topic
+    }
+    return topic
+  }
+}
+
 /**
  * Parses the PUBLISH in bytes `start` to `end` of `frame` (fixed header included, body from `bodyOffset`);
  * returns an error for malformed bytes.
@@ -42,6 +73,7 @@ export function parsePublish(
   bodyOffset: number,
   end: number,
   v5: boolean,
+  topics?: TopicCache,
 ): InboundPublish | MqttError {
   const flags = frame[start]! & 0x0f
   const qos = (flags >> 1) & 3
@@ -53,7 +85,8 @@ export function parsePublish(
   const topicLen = (frame[pos]! << 8) | frame[pos + 1]!
   pos += 2
   if (pos + topicLen > end) return new MalformedPacketError('PUBLISH topic longer than the packet')
-  const topic = decodeUtf8(frame, pos, pos + topicLen)
+  const topic =
+    topics !== undefined ? topics.decode(frame, pos, pos + topicLen) : decodeUtf8(frame, pos, pos + topicLen)
   if (topic === undefined) return new MalformedPacketError('PUBLISH topic is not valid UTF-8')
   pos += topicLen
   let packetId = 0

@@ -11,6 +11,7 @@ import {
   PUBACK,
   parsePublish,
   reasonStringProperty,
+  TopicCache,
   topicAliasProperty,
 } from '../src/publish-codec.js'
 
@@ -265,6 +266,33 @@ describe('parsePublish in place', () => {
     expect(parsed).toMatchObject({ topic: 'a/b', qos: 1, packetId: 9 })
     expect(parsed.payload.toString()).toBe('hello')
     expect(parsed.payload.buffer).toBe(chunk.buffer)
+  })
+
+  it("keeps a publisher's last topic: the same bytes give the same string, other bytes are decoded and checked", () => {
+    const topics = new TopicCache()
+    const parse = (topic: Buffer) => {
+      const bytes = Buffer.concat([
+        Buffer.from([0x30, 2 + topic.length + 1, 0, topic.length]),
+        topic,
+        Buffer.from('x'),
+      ])
+      return parsePublish(bytes, 0, 2, bytes.length, false, topics)
+    }
+    const first = parse(Buffer.from('sensors/é1'))
+    const again = parse(Buffer.from('sensors/é1'))
+    if (!('topic' in first) || !('topic' in again)) throw new Error('not parsed')
+    expect(first.topic).toBe('sensors/é1')
+    expect(again.topic).toBe(first.topic)
+    // same length, one byte different: decoded again
+    expect(parse(Buffer.from('sensors/é2'))).toMatchObject({ topic: 'sensors/é2' })
+    // same length as the cached topic, invalid UTF-8 (a lone continuation byte) or U+0000: still refused
+    expect(parse(Buffer.from([...Buffer.from('sensors/'), 0x80, 0x32, 0x33]))).toBeInstanceOf(Error)
+    expect(parse(Buffer.from([...Buffer.from('sensors/é'), 0]))).toBeInstanceOf(Error)
+    expect(parse(Buffer.from('sensors/é2'))).toMatchObject({ topic: 'sensors/é2' })
+    // longer than the cache keeps: decoded every time, right
+    const long = `${'t/'.repeat(40)}end`
+    expect(parse(Buffer.from(long))).toMatchObject({ topic: long })
+    expect(parse(Buffer.from(long))).toMatchObject({ topic: long })
   })
 })
 
