@@ -521,7 +521,9 @@ export function startFloor({ port = 0, host = '127.0.0.1', store, log = () => {}
   }
 
   const noop = () => {}
-  const server = net.createServer((sock) => {
+  // TCP_NODELAY: output is already gathered into one write per socket per turn, so Nagle's algorithm
+  // only delays it (S2 waited on delayed ACKs with it on); FLOOR_NODELAY=0 turns it back on, as Mosquitto has it
+  const server = net.createServer({ noDelay: process.env.FLOOR_NODELAY !== '0' }, (sock) => {
     const c = new Conn(sock)
     c.seen = tick
     conns.add(c)
