@@ -7,7 +7,10 @@
  * rate, the servers' CPU per message at that rate, then throughput (messages per second received by each
  * subscriber while the publisher sends as fast as its socket takes them; QoS 1 with at most 50
  * unacknowledged). Prints a markdown table for packages/cluster/README.md, with the load average.
- * Environment: BENCH_RATE (5000/s), BENCH_SECONDS (3), BENCH_COUNT (20000; QoS 1: half).
+ * Environment: BENCH_RATE (5000/s), BENCH_SECONDS (3), BENCH_COUNT (20000; QoS 1: half), BENCH_QOS
+ * (`0,1`: the QoS levels to run), BENCH_CPU_PROF (a folder: the server processes write CPU profiles
+ * there when they stop, `<pid>.cpuprofile`; run one QoS and one phase at a time, e.g. `BENCH_COUNT=0` or
+ * `BENCH_SECONDS=0`, and `-t cluster` or `-t single`).
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -21,6 +24,12 @@ import { startServerProcess } from '../test/helpers/server-process.js'
 const RATE = Number(process.env.BENCH_RATE ?? 5000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 const COUNT = Number(process.env.BENCH_COUNT ?? 20_000)
+const QOS = (process.env.BENCH_QOS ?? '0,1').split(',').map(Number) as (0 | 1)[]
+const CPU_PROF = process.env.BENCH_CPU_PROF
+/** Environment for the server processes: a CPU profile each (`cpu-prof.mjs`) when BENCH_CPU_PROF is set. */
+const PROF_ENV: Record<string, string> = CPU_PROF
+  ? { NODE_OPTIONS: `--import=${join(dirname(fileURLToPath(import.meta.url)), 'cpu-prof.mjs')}` }
+  : {}
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'client.mjs')
 
 interface Row {
@@ -125,7 +134,7 @@ async function scenario(
   const subs = await Promise.all(subUrls.map((u, i) => client(u, `${setup}-sub${i}`)))
   const pub = await client(pubUrl, `${setup}-pub`)
   const clientPids = [pub.pid, ...subs.map((s) => s.pid)]
-  for (const qos of [0, 1] as const) {
+  for (const qos of QOS) {
     const latTopic = `bench/${setup}/lat${qos}`
     const tpTopic = `bench/${setup}/tp${qos}`
     await Promise.all(
@@ -208,7 +217,7 @@ function report(): string {
 describe('MQTT across nodes vs one node', () => {
   it('single node: publisher and two subscribers on one server', async () => {
     const dir = await tempDir('proj-bench-single-')
-    const server = await startServerProcess(dir.path, { env: { ADMIN_PASSWORD: ADMIN.password } })
+    const server = await startServerProcess(dir.path, { env: { ADMIN_PASSWORD: ADMIN.password, ...PROF_ENV } })
     cleanups.push(async () => {
       await server.stop(5000)
       await dir.remove()
@@ -220,7 +229,7 @@ describe('MQTT across nodes vs one node', () => {
   it.skipIf(natsSkipReason !== undefined)(
     'cluster: publisher on node a, subscribers on b and c',
     async () => {
-      const cluster = await startClusterNodes(['a', 'b', 'c'], { env: { PROJ_LOGGING_LEVEL: 'warn' } })
+      const cluster = await startClusterNodes(['a', 'b', 'c'], { env: { PROJ_LOGGING_LEVEL: 'warn', ...PROF_ENV } })
       cleanups.push(() => cluster.stop())
       const nodes = ['a', 'b', 'c'].map((n) => cluster.node(n))
       await scenario('cluster', nodes[0]!.mqtt, [nodes[1]!.mqtt, nodes[2]!.mqtt], {

@@ -83,6 +83,7 @@ export interface ClusterNode {
 export async function joinCluster(options: ClusterOptions): Promise<ClusterNode> {
   const resolved = resolveOptions(options)
   const nc = await connect(await connectionOptions(resolved))
+  let relayNc: NatsConnection | undefined
   try {
     // right after NATS starts (or while JetStream elects a meta leader) API requests time out or are
     // refused for seconds: retried until the join timeout
@@ -102,9 +103,16 @@ export async function joinCluster(options: ClusterOptions): Promise<ClusterNode>
       )
     const owners = await bucket('owners')
     const nodes = await bucket('nodes')
-    return new Node(resolved, nc, jsm, jetstream(nc), owners, nodes)
+    // QoS 0 relay: a connection of its own without echo (a node never receives its own messages)
+    relayNc = await connect({
+      ...(await connectionOptions(resolved)),
+      name: `proj-${resolved.nodeName}-relay`,
+      noEcho: true,
+    })
+    return new Node(resolved, nc, relayNc, jsm, jetstream(nc), owners, nodes)
   } catch (error) {
     await nc.close()
+    await relayNc?.close()
     throw error
   }
 }
@@ -189,6 +197,7 @@ class Node implements ClusterNode {
   constructor(
     readonly options: ResolvedClusterOptions,
     readonly nats: NatsConnection,
+    private readonly relayNats: NatsConnection,
     readonly jsm: JetStreamManager,
     readonly js: JetStreamClient,
     kv: KV,
@@ -208,7 +217,7 @@ class Node implements ClusterNode {
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
-    this.relay = new Relay(nats, options.prefix, options.nodeId, options.log, this.shared)
+    this.relay = new Relay(relayNats, options.prefix, options.nodeId, options.log, this.shared)
     this.ownership = new ClientOwnership(
       nats,
       kv,
@@ -466,6 +475,7 @@ class Node implements ClusterNode {
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
     await this.#outbox.close()
     await this.#consuming?.catch(() => {})
+    await this.relayNats.close()
     await this.nats.close()
   }
 }
