@@ -217,7 +217,9 @@ function report(): string {
 describe('MQTT across nodes vs one node', () => {
   it('single node: publisher and two subscribers on one server', async () => {
     const dir = await tempDir('proj-bench-single-')
-    const server = await startServerProcess(dir.path, { env: { ADMIN_PASSWORD: ADMIN.password, ...PROF_ENV } })
+    const server = await startServerProcess(dir.path, {
+      env: { ADMIN_PASSWORD: ADMIN.password, ...PROF_ENV },
+    })
     cleanups.push(async () => {
       await server.stop(5000)
       await dir.remove()
@@ -229,7 +231,9 @@ describe('MQTT across nodes vs one node', () => {
   it.skipIf(natsSkipReason !== undefined)(
     'cluster: publisher on node a, subscribers on b and c',
     async () => {
-      const cluster = await startClusterNodes(['a', 'b', 'c'], { env: { PROJ_LOGGING_LEVEL: 'warn', ...PROF_ENV } })
+      const cluster = await startClusterNodes(['a', 'b', 'c'], {
+        env: { PROJ_LOGGING_LEVEL: 'warn', ...PROF_ENV },
+      })
       cleanups.push(() => cluster.stop())
       const nodes = ['a', 'b', 'c'].map((n) => cluster.node(n))
       await scenario('cluster', nodes[0]!.mqtt, [nodes[1]!.mqtt, nodes[2]!.mqtt], {
