@@ -25,6 +25,7 @@ import { ClientOwnership } from './ownership.js'
 import { Relay } from './relay.js'
 import { retryTransient, sleep } from './retry.js'
 import { SharedGroups } from './shares.js'
+import { StreamPublisher } from './stream-publisher.js'
 import { StreamReader } from './stream-reader.js'
 import { recordSubject } from './subjects.js'
 
@@ -189,6 +190,8 @@ class Node implements ClusterNode {
   readonly #inflight = new Set<Promise<unknown>>()
   #closed = false
   readonly #reader: StreamReader
+  /** This node's writes to the stream (`#publish`). */
+  readonly #publisher: StreamPublisher
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
   #consuming: Promise<void> | undefined
   /** Publishes the store's outbox (`ack: local` commits, or what a previous local-mode run left). */
@@ -214,6 +217,7 @@ class Node implements ClusterNode {
       },
       options.outboxLimit,
     )
+    this.#publisher = new StreamPublisher(nats)
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
@@ -333,10 +337,12 @@ class Node implements ClusterNode {
       if (this.#closed) throw new ClusterUnavailableError('the cluster node is closing')
       const left = deadline - Date.now()
       try {
-        const ack = await this.js.publish(subject, txn.data, {
-          msgID: txn.id,
-          timeout: Math.max(250, Math.min(left, 2000)),
-        })
+        const ack = await this.#publisher.publish(
+          subject,
+          txn.data,
+          txn.id,
+          Math.max(250, Math.min(left, 2000)),
+        )
         if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
         const applyWithinMs = this.options.applyTimeoutMs
         // storage fails the writers after applyWithinMs; this says why, with the positions
@@ -473,6 +479,7 @@ class Node implements ClusterNode {
     this.#waiters = []
     this.#reader.stop()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
+    this.#publisher.close()
     await this.#outbox.close()
     await this.#consuming?.catch(() => {})
     await this.relayNats.close()
