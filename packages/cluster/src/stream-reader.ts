@@ -51,13 +51,37 @@ export class StreamReader {
       if (!first) await sleep(250)
       first = false
       let messages: Awaited<ReturnType<Awaited<ReturnType<JetStreamClient['consumers']['get']>>['consume']>>
+      /** Set once this consumer is done with: `error` undefined after a gap, else why it failed. */
+      let ended: { error: unknown } | undefined
+      let stopMessages = () => {}
+      const end = (error: unknown) => {
+        if (ended !== undefined) return
+        ended = { error }
+        stopMessages()
+      }
       try {
         const consumer = await this.js.consumers.get(this.stream, {
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: next(),
         })
-        // short pulls and heartbeats: a lost consumer is noticed within seconds, not the 30 s default
-        messages = await consumer.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 })
+        // short pulls and heartbeats: a lost consumer is noticed within seconds, not the 30 s default.
+        // A callback, not async iteration: no promise and microtask hop per message (deliver does its
+        // work synchronously, in order; its promise only says whether the message was the next one)
+        messages = await consumer.consume({
+          max_messages: 512,
+          expires: 4000,
+          idle_heartbeat: 1000,
+          callback: (m) => {
+            if (ended !== undefined) return
+            deliver(m.seq, m.data).then(
+              (next) => {
+                // a gap: this consumer started behind what another source delivered; start over
+                if (!next) end(undefined)
+              },
+              (error) => end(error),
+            )
+          },
+        })
       } catch (error) {
         if (this.stopped()) break
         this.log.warn(
@@ -66,8 +90,9 @@ export class StreamReader {
         )
         continue
       }
-      this.#stop = () => void messages.stop()
-      if (this.stopped()) messages.stop()
+      stopMessages = () => void messages.stop()
+      this.#stop = stopMessages
+      if (this.stopped() || ended !== undefined) messages.stop()
       this.#consumerUp = true
       void (async () => {
         for await (const status of messages.status()) {
@@ -88,13 +113,9 @@ export class StreamReader {
         }
       })().catch(() => {})
       try {
-        for await (const m of messages) {
-          if (!(await deliver(m.seq, m.data))) {
-            // a gap: this consumer started behind what another source delivered; start over
-            messages.stop()
-            break
-          }
-        }
+        const closed = await messages.closed()
+        const error = ended?.error ?? closed
+        if (error) throw error
       } catch (error) {
         if (this.stopped()) break
         this.log.warn({ err: error }, 'cluster: consuming the stream failed; retrying')
