@@ -229,6 +229,7 @@ export function encodeLogEntry(
   patch: Buffer | undefined,
   meta: Buffer | undefined,
   previous?: Buffer,
+  scratch?: LogScratch,
 ): Buffer {
   // One buffer written by hand: [[type, table, id, timestamp, nodeId, user], value, patch, meta, previous?].
   // Non-string ids are packed by msgpackr (pack() returns a view of its shared buffer: copied below).
@@ -250,7 +251,7 @@ export function encodeLogEntry(
     (patch === undefined ? 1 : patch.length) +
     (meta === undefined ? 1 : meta.length) +
     (previous === undefined ? 0 : previous.length)
-  const out = Buffer.allocUnsafe(size)
+  const out = scratch === undefined ? Buffer.allocUnsafe(size) : scratch.take(size)
   out[0] = previous === undefined ? 0x94 : 0x95
   out[1] = 0x96
   out[2] = type
@@ -272,6 +273,31 @@ export function encodeLogEntry(
   else pos = copyInto(out, pos, meta)
   if (previous !== undefined) copyInto(out, pos, previous)
   return out
+}
+
+/**
+ * One buffer reused for every log entry written right after it is encoded (a write's own entry, inside
+ * the transaction): lmdb-js copies a value into the page during `putSync`, and reads a buffer's `start`
+ * and `end` (msgpackr's convention) as the bytes to write, so an entry costs no allocation at all.
+ */
+export class LogScratch {
+  private buf: Buffer & { start: number; end: number } = LogScratch.alloc(4096)
+
+  /** The scratch buffer with `start`/`end` covering `size` bytes from offset 0 (valid until the next take). */
+  take(size: number): Buffer {
+    if (size > this.buf.length) this.buf = LogScratch.alloc(Math.max(size, this.buf.length * 2))
+    const buf = this.buf
+    buf.end = size
+    return buf
+  }
+
+  private static alloc(size: number): Buffer & { start: number; end: number } {
+    // its own ArrayBuffer at offset 0: lmdb-js takes the address of `buffer` plus `start`
+    const buf = Buffer.allocUnsafeSlow(size) as Buffer & { start: number; end: number }
+    buf.start = 0
+    buf.end = 0
+    return buf
+  }
 }
 
 function strHeader(bytes: number): number {

@@ -12,6 +12,7 @@ import {
   encodeValue,
   isPlainObject,
   keyString,
+  type LogScratch,
   RECORD_HEADER,
   type StoredRecord,
   stampRecord,
@@ -82,9 +83,10 @@ export class Op {
    * Runs inside the write transaction: checks conditions against the stored record (or what the
    * transaction's earlier writes left in `overlay`), stamps the write with the clock and the next
    * cursor, merges a patch, and encodes what it stores; writes nothing. Returns false for a write that
-   * has nothing to do (deleting an absent record).
+   * has nothing to do (deleting an absent record). With `scratch`, the log entry is encoded into it: the
+   * caller writes it before planning anything else.
    */
-  plan(stamp: Stamp, overlay: Overlay | undefined): boolean {
+  plan(stamp: Stamp, overlay: Overlay | undefined, scratch?: LogScratch): boolean {
     const { kind, table, options, event } = this
     this.record = undefined
     this.remove = false
@@ -200,6 +202,7 @@ export class Op {
         patchBytes,
         this.meta,
         previousBytes,
+        scratch,
       )
     }
     if (overlay !== undefined && next !== undefined)
@@ -270,7 +273,7 @@ export function makeOp(
     bytes = encodeValue(value)
   }
   if (options !== undefined) checkWriteOptions(options)
-  const meta = options?.meta !== undefined && table.logged ? encodeValue(options.meta) : undefined
+  const meta = options?.meta !== undefined && table.logged ? encodeMeta(options.meta) : undefined
   const event: ChangeEvent = {
     type: TYPES[kind]!,
     table: table.name,
@@ -285,6 +288,25 @@ export function makeOp(
     attachment: options?.attachment,
   }
   return new Op(kind, table, id, bytes, meta, options, event)
+}
+
+/** Bytes of frozen metas of primitives (a broker's meta per client, the same for every message). */
+const frozenMetas = new WeakMap<object, Buffer>()
+
+/** A write's meta, encoded; one that cannot change (frozen, primitives only) is encoded once. */
+function encodeMeta(meta: Record<string, unknown>): Buffer {
+  if (!Object.isFrozen(meta)) return encodeValue(meta)
+  let bytes = frozenMetas.get(meta)
+  if (bytes !== undefined) return bytes
+  bytes = encodeValue(meta)
+  for (const key in meta) {
+    const v = meta[key]
+    if (v !== null && (typeof v === 'object' || typeof v === 'function')) return bytes
+  }
+  // a copy: encodeValue's bytes are a view of a shared slab
+  bytes = Buffer.from(bytes)
+  frozenMetas.set(meta, bytes)
+  return bytes
 }
 
 function checkWriteOptions(options: WriteOptions): void {
