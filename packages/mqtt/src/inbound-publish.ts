@@ -198,8 +198,8 @@ export class InboundFlows {
       }
     }
     // Without properties the meta is the same for every message of this client at this QoS: one object
-    // each (events are read-only for everyone who receives them).
-    meta ??= (this.plainMetas ??= [])[p.qos] ??= { qos: p.qos, clientId: this.peer.clientId }
+    // each (events are read-only for everyone who receives them), frozen, so storage encodes it once.
+    meta ??= (this.plainMetas ??= [])[p.qos] ??= Object.freeze({ qos: p.qos, clientId: this.peer.clientId })
     const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
     if (contentType !== undefined) msg.contentType = contentType
     return msg
