@@ -420,34 +420,78 @@ export class InboundFlows {
     return entry
   }
 
-  /** Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. */
+  /**
+   * Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. The
+   * ones a commit completes are released together, after that commit's other listeners ran (a microtask),
+   * and the plain ones go out as one buffer.
+   */
   private finishAck(entry: AckEntry, reasonCode: number, reason?: string, closeReason?: string): void {
     entry.done = true
     entry.reasonCode = reasonCode
     entry.closeReason = closeReason
     if (reasonCode >= 0x80) entry.reason = reason
+    if (this.releasing || entry !== this.acks[this.ackHead]) return
+    this.releasing = true
+    queueMicrotask((this.releaseTask ??= () => this.releaseAcksSafely()))
+  }
+
+  /** A release of the finished acknowledgements is queued. */
+  private releasing = false
+  /** The queued release (one function per connection, made when first needed). */
+  private releaseTask: (() => void) | null = null
+
+  private releaseAcksSafely(): void {
+    this.releasing = false
+    try {
+      this.releaseAcks()
+    } catch (thrown) {
+      this.peer.fault(thrown)
+    }
+  }
+
+  private releaseAcks(): void {
     const acks = this.acks
     let head = this.ackHead
+    // plain acknowledgements (no reason string) of this run, written as one buffer
+    let plain: Buffer | null = null
+    let plainLength = 0
+    const v5 = this.peer.v5
     while (head < acks.length && acks[head]!.done) {
       const a = acks[head++]!
       if (a.closeReason !== undefined) {
+        if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
         this.peer.close(a.closeReason)
         return
       }
       if (a.type === NO_ACK) continue
-      if (a.type === PONG) {
-        this.peer.write(PINGRESP)
-        continue
+      if (a.type === PONG || a.reason !== undefined) {
+        if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
+        plain = null
+        plainLength = 0
+        this.peer.write(
+          a.type === PONG ? PINGRESP : this.peer.ack(a.type, a.packetId, a.reasonCode, a.reason),
+        )
+      } else {
+        // 4 bytes, 5 with a v5 reason code (encodeAck's forms)
+        plain ??= Buffer.allocUnsafe(5 * (acks.length - head + 1))
+        plain[plainLength] = a.type
+        plain[plainLength + 2] = a.packetId >> 8
+        plain[plainLength + 3] = a.packetId & 0xff
+        if (v5 && a.reasonCode !== 0) {
+          plain[plainLength + 1] = 3
+          plain[plainLength + 4] = a.reasonCode
+          plainLength += 5
+        } else {
+          plain[plainLength + 1] = 2
+          plainLength += 4
+        }
       }
-      this.peer.write(
-        a.reason === undefined
-          ? encodeAck(a.type, a.packetId, a.reasonCode, this.peer.v5)
-          : this.peer.ack(a.type, a.packetId, a.reasonCode, a.reason),
-      )
+      if (a.type === PONG) continue
       if (a.reasonCode < 0x80)
         this.peer.noteSent(a.type === PUBACK ? 'inbound-puback-sent' : 'inbound-pubrec-sent')
       if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
     }
+    if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
     if (head === acks.length) {
       this.acks = []
       this.ackHead = 0
