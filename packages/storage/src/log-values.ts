@@ -1,6 +1,7 @@
 import {
   copyInto,
   RECORD_HEADER,
+  type Scratch,
   type StoredLogEntry,
   type StoredRecord,
   VALUE_IN_RECORD,
@@ -17,9 +18,9 @@ const RECORD_WITH_CURSOR = 0x94
 const CURSOR_BYTES = 9
 
 /** A stamped record that also carries the cursor of the log entry that refers to it (a new buffer). */
-export function withCursor(record: Buffer, cursor: number): Buffer {
+export function withCursor(record: Buffer, cursor: number, scratch?: Scratch): Buffer {
   const n = record.length
-  const out = Buffer.allocUnsafe(n + CURSOR_BYTES)
+  const out = scratch === undefined ? Buffer.allocUnsafe(n + CURSOR_BYTES) : scratch.take(n + CURSOR_BYTES)
   copyInto(out, 0, record)
   out[0] = RECORD_WITH_CURSOR
   out[n] = 0xcb

@@ -229,7 +229,7 @@ export function encodeLogEntry(
   patch: Buffer | undefined,
   meta: Buffer | undefined,
   previous?: Buffer,
-  scratch?: LogScratch,
+  scratch?: Scratch,
 ): Buffer {
   // One buffer written by hand: [[type, table, id, timestamp, nodeId, user], value, patch, meta, previous?].
   // Non-string ids are packed by msgpackr (pack() returns a view of its shared buffer: copied below).
@@ -276,16 +276,16 @@ export function encodeLogEntry(
 }
 
 /**
- * One buffer reused for every log entry written right after it is encoded (a write's own entry, inside
- * the transaction): lmdb-js copies a value into the page during `putSync`, and reads a buffer's `start`
- * and `end` (msgpackr's convention) as the bytes to write, so an entry costs no allocation at all.
+ * One buffer reused for every value written right after it is encoded (a write's own log entry or
+ * record, inside the transaction): lmdb-js copies a value into the page during `putSync`, and reads a
+ * buffer's `start` and `end` (msgpackr's convention) as the bytes to write, so it costs no allocation.
  */
-export class LogScratch {
-  private buf: Buffer & { start: number; end: number } = LogScratch.alloc(4096)
+export class Scratch {
+  private buf: Buffer & { start: number; end: number } = Scratch.alloc(4096)
 
   /** The scratch buffer with `start`/`end` covering `size` bytes from offset 0 (valid until the next take). */
   take(size: number): Buffer {
-    if (size > this.buf.length) this.buf = LogScratch.alloc(Math.max(size, this.buf.length * 2))
+    if (size > this.buf.length) this.buf = Scratch.alloc(Math.max(size, this.buf.length * 2))
     const buf = this.buf
     buf.end = size
     return buf

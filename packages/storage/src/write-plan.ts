@@ -12,8 +12,8 @@ import {
   encodeValue,
   isPlainObject,
   keyString,
-  type LogScratch,
   RECORD_HEADER,
+  type Scratch,
   type StoredRecord,
   stampRecord,
   TYPES,
@@ -83,10 +83,10 @@ export class Op {
    * Runs inside the write transaction: checks conditions against the stored record (or what the
    * transaction's earlier writes left in `overlay`), stamps the write with the clock and the next
    * cursor, merges a patch, and encodes what it stores; writes nothing. Returns false for a write that
-   * has nothing to do (deleting an absent record). With `scratch`, the log entry is encoded into it: the
-   * caller writes it before planning anything else.
+   * has nothing to do (deleting an absent record). With `scratch`, the log entry and a record that refers
+   * to it are built there: the caller writes them before planning anything else.
    */
-  plan(stamp: Stamp, overlay: Overlay | undefined, scratch?: LogScratch): boolean {
+  plan(stamp: Stamp, overlay: Overlay | undefined, scratch?: WriteScratch): boolean {
     const { kind, table, options, event } = this
     this.record = undefined
     this.remove = false
@@ -137,13 +137,15 @@ export class Op {
     } else if (kind === PUT && table.referred && staged === undefined) this.findReferringEntry(table)
 
     let valueBytes: Buffer | undefined
+    /** A put or patch: the value is the record's after its header. */
+    let valueInRecord = false
     let patchBytes: Buffer | undefined
     let next: StoredRecord | null | undefined
     switch (kind) {
       case PUT:
         this.record = stampRecord(this.bytes!, timestamp, nodeId)
-        valueBytes = this.record.subarray(RECORD_HEADER)
-        next = [timestamp, nodeId, event.value]
+        valueInRecord = true
+        if (overlay !== undefined) next = [timestamp, nodeId, event.value]
         break
       case PATCH: {
         const base = current !== undefined && current.length >= 3 ? current[2] : undefined
@@ -157,7 +159,7 @@ export class Op {
           else merged[name] = v
         }
         this.record = stampRecord(encodeRecord(merged), timestamp, nodeId)
-        valueBytes = this.record.subarray(RECORD_HEADER)
+        valueInRecord = true
         patchBytes = this.bytes
         event.value = merged
         next = [timestamp, nodeId, merged]
@@ -189,8 +191,9 @@ export class Op {
       const cursor = (event.cursor = stamp.cursors.next())
       // the value is kept once, in the record (see VALUE_IN_RECORD); inside a transaction inline, as a
       // later write of the same transaction would have to rewrite an entry not yet written
-      const inRecord = overlay === undefined && valueBytes !== undefined && this.record !== undefined
-      if (inRecord) this.record = withCursor(this.record!, cursor)
+      const inRecord = overlay === undefined && valueInRecord
+      if (inRecord) this.record = withCursor(this.record!, cursor, scratch?.record)
+      else if (valueInRecord) valueBytes = this.record!.subarray(RECORD_HEADER)
       this.log = encodeLogEntry(
         inRecord ? kind | VALUE_IN_RECORD : kind,
         table.name,
@@ -202,7 +205,7 @@ export class Op {
         patchBytes,
         this.meta,
         previousBytes,
-        scratch,
+        scratch?.log,
       )
     }
     if (overlay !== undefined && next !== undefined)
@@ -230,6 +233,12 @@ function encodePrevious(value: unknown): Buffer {
   out[0] = 0x91
   bytes.copy(out, 1)
   return out
+}
+
+/** Reused buffers for a write's log entry and record (see Scratch). */
+export interface WriteScratch {
+  readonly log: Scratch
+  readonly record: Scratch
 }
 
 /** The writes of one `store.transaction()`: all commit or none does. */

@@ -4,7 +4,7 @@ import type { CommitObservers } from './commit-stats.js'
 import type { Databases } from './databases.js'
 import { StorageError } from './errors.js'
 import { inlineLogValue } from './log-values.js'
-import { LogScratch, type StoredRecord } from './record-format.js'
+import { Scratch, type StoredRecord } from './record-format.js'
 import type { ChangeEvent, WriteListener } from './types.js'
 import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
 
@@ -37,8 +37,8 @@ class Batch {
 export class WriteQueue {
   /** Reused for every `asBinary` write inside a transaction (lmdb-js reads it synchronously). */
   private readonly binary = asBinary(Buffer.alloc(0)) as unknown as Record<string, Buffer>
-  /** A single write's log entry, encoded and written before the next write is planned. */
-  private readonly scratch = new LogScratch()
+  /** A single write's log entry and record, built and written before the next write is planned. */
+  private readonly scratch = { log: new Scratch(), record: new Scratch() }
   private queue: (Op | Group)[] = []
   private scheduled: Batch | undefined = undefined
   private tail: Promise<void> = Promise.resolve()

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { ChangeEvent } from '../src/index.js'
 import { useStores } from './helpers.js'
 
-// A single write's log entry is encoded into one reused buffer and written at once (write-queue.ts,
-// LogScratch), and a frozen meta of primitives is encoded once (write-plan.ts, encodeMeta). Both must
+// A single write's log entry and record are built in reused buffers and written at once (write-queue.ts,
+// Scratch), and a frozen meta of primitives is encoded once (write-plan.ts, encodeMeta). Both must
 // leave every entry exactly as its own write made it, across writes of one batch and across batches.
 
 const read = (events: Iterable<ChangeEvent>) =>
@@ -38,8 +38,14 @@ describe('log entries written through the scratch buffer', () => {
     expect(stored[2]).toBeGreaterThan(70_000)
     expect(stored[4]).toBeLessThan(200)
     expect(stored[6]).toBeLessThan(100)
+    for (const i of [1, 3, 5]) expect(topics.get(`t/${i}`)).toEqual(value(i))
     const again = await reopen()
     expect(read(again.log.readSince({ after: 0 }))).toEqual(expected)
+    for (const i of [1, 3, 5]) expect(again.table('Topic').get(`t/${i}`)).toEqual(value(i))
+    // a put replacing a record whose entry refers to it: the entry gets the value, the record the new one
+    await again.table('Topic').put('t/1', { n: 10 })
+    expect(again.table('Topic').get('t/1')).toEqual({ n: 10 })
+    expect(read(again.log.readSince({ after: 0 }))[1]).toEqual(expected[1])
   })
 
   it('encodes a frozen meta once and any other meta as it is at each call', async () => {
