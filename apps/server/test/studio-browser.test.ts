@@ -118,7 +118,8 @@ describe('the Studio (built server, built Studio)', () => {
       expect(await res.json()).toMatchObject({ name: 'Rex', breed: 'beagle', age: 3 })
       // the list shows it, and the editor holds it with its version
       await page.getByRole('cell', { name: 'beagle' }).waitFor()
-      expect(await page.getByLabel('Value as JSON').inputValue()).toContain('"Rex"')
+      // the editor fills once the record's GET answers, after the heading shows: poll, do not read once
+      await expect.poll(() => page.getByLabel('Value as JSON').inputValue()).toContain('"Rex"')
     })
 
     it('edits the record and an MQTT subscriber receives the change; a stale edit is a conflict', async () => {
