@@ -16,8 +16,21 @@ const clients: MqttClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.endAsync(true)
-  for (const p of started.splice(0)) if (p.exitCode === null) p.kill('SIGKILL')
+  // SIGTERM lets floor-durable remove its temporary directory
+  await Promise.all(started.splice(0).map(stop))
 })
+
+function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 5000)
+    proc.once('exit', () => {
+      clearTimeout(kill)
+      resolve()
+    })
+    proc.kill('SIGTERM')
+  })
+}
 
 /** Starts a floor broker on port 0 and resolves with its port once it prints `listening PORT`. */
 function startFloor(name: string, args: string[] = []): Promise<{ port: number; proc: ChildProcess }> {

@@ -76,8 +76,8 @@ const store = {
 
 const broker = await startFloor({ port: Number(process.argv[2] ?? 0), store, log: (m) => console.error(m) })
 console.log(`listening ${broker.port}`)
-const stop = async () => {
-  await env.close()
+// A temporary directory goes at once (nothing in it is needed again); a given one keeps what was committed.
+const stop = () => {
   if (ownDir) rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }
