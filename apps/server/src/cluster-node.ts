@@ -72,19 +72,16 @@ export async function openClusterStore(
 /** What a request refused while the node catches up is told (seconds, HTTP Retry-After). */
 const CATCHING_UP_RETRY_AFTER_S = 5
 
-/**
- * `ready`, or false once `timeoutMs` passed (true when it settled in time, also by failing: the
- * handler then answers as a failed node does).
- */
-function readyWithin(ready: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+/** How `ready` went within `timeoutMs`: `ready`, `failed` (the node will not serve) or `timeout`. */
+function readyWithin(ready: Promise<unknown>, timeoutMs: number): Promise<'ready' | 'failed' | 'timeout'> {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([
     ready.then(
-      () => true,
-      () => true,
+      () => 'ready' as const,
+      () => 'failed' as const,
     ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs)
+    new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs)
     }),
   ]).finally(() => clearTimeout(timer))
 }
@@ -92,48 +89,61 @@ function readyWithin(ready: Promise<unknown>, timeoutMs: number): Promise<boolea
 /**
  * An HTTP handler that holds every request and upgrade (but `GET /health`) until `ready` settles, so a
  * node that is catching up never serves a read older than what the cluster acknowledged; one held
- * longer than `timeoutMs` gets 503 with Retry-After (logged), so no client waits without a bound.
+ * longer than `timeoutMs` gets 503 with Retry-After (logged), so no client waits without a bound. A node
+ * that failed (`ready` rejected, or state `failed`: it cannot apply the stream) answers 503 from then on:
+ * its data is stale.
  */
 export function gateHttp(
   handler: HttpHandler,
-  isReady: () => boolean,
+  state: () => 'serving' | 'waiting' | 'failed',
   ready: Promise<unknown>,
   timeoutMs: number,
   logger: Logger,
 ): HttpHandler {
-  const refuse = (req: IncomingMessage) => {
-    logger.warn(
-      { method: req.method, url: req.url?.split('?')[0], ms: timeoutMs },
-      'cluster: a request waited too long for this node to catch up; refused (503)',
-    )
-    return `this node is catching up with the cluster; try again in ${CATCHING_UP_RETRY_AFTER_S} s or on another node`
+  const refusal = (req: IncomingMessage, outcome: 'failed' | 'timeout') => {
+    if (outcome === 'timeout')
+      logger.warn(
+        { method: req.method, url: req.url?.split('?')[0], ms: timeoutMs },
+        'cluster: a request waited too long for this node to catch up; refused (503)',
+      )
+    return outcome === 'timeout'
+      ? {
+          message: `this node is catching up with the cluster; try again in ${CATCHING_UP_RETRY_AFTER_S} s or on another node`,
+          headers: { 'Retry-After': String(CATCHING_UP_RETRY_AFTER_S) },
+        }
+      : {
+          message: 'this node could not catch up with the cluster (see its log); use another node',
+          headers: {},
+        }
   }
   const handleRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (isReady() || (req.method === 'GET' && req.url?.split('?')[0] === '/health'))
+    const now = state()
+    if (now === 'serving' || (req.method === 'GET' && req.url?.split('?')[0] === '/health'))
       return handler.handleRequest(req, res)
-    if (await readyWithin(ready, timeoutMs)) return handler.handleRequest(req, res)
-    const message = refuse(req)
+    const outcome = now === 'failed' ? 'failed' : await readyWithin(ready, timeoutMs)
+    if (outcome === 'ready') return handler.handleRequest(req, res)
+    const { message, headers } = refusal(req, outcome)
     if (res.headersSent || res.destroyed) return
-    res.writeHead(503, {
-      'Content-Type': 'application/json',
-      'Retry-After': String(CATCHING_UP_RETRY_AFTER_S),
-    })
+    res.writeHead(503, { 'Content-Type': 'application/json', ...headers })
     res.end(JSON.stringify({ error: 'UNAVAILABLE', message, status: 503 }))
   }
   const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (isReady()) {
+    const now = state()
+    if (now === 'serving') {
       handler.handleUpgrade(req, socket, head)
       return
     }
-    void readyWithin(ready, timeoutMs).then((inTime) => {
-      if (inTime) {
+    const outcome = now === 'failed' ? Promise.resolve('failed' as const) : readyWithin(ready, timeoutMs)
+    void outcome.then((outcome) => {
+      if (outcome === 'ready') {
         handler.handleUpgrade(req, socket, head)
         return
       }
-      refuse(req)
+      const { headers } = refusal(req, outcome)
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`)
       if (!socket.destroyed)
         socket.end(
-          `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${CATCHING_UP_RETRY_AFTER_S}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+          `HTTP/1.1 503 Service Unavailable\r\n${extra.join('')}Connection: close\r\nContent-Length: 0\r\n\r\n`,
         )
     })
   }

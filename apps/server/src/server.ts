@@ -262,8 +262,15 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
         extraRoutes,
         onError: (err, req) => logger.error({ err, method: req.method, url: req.url }, 'request failed'),
       })
-      if (cluster !== undefined)
-        handler = gateHttp(handler, () => serving, ready, config.cluster.catchUpTimeout, logger)
+      const node = cluster
+      if (node !== undefined)
+        handler = gateHttp(
+          handler,
+          () => (node.state === 'failed' ? 'failed' : serving ? 'serving' : 'waiting'),
+          ready,
+          config.cluster.catchUpTimeout,
+          logger,
+        )
     }
     const httpServices = ['rest', 'ws', 'sse', ...(config.mqtt.webSocket ? ['mqtt-ws'] : [])]
 

@@ -1,6 +1,7 @@
 // A node that cannot catch up (here: its NATS user may not read the stream) holds requests and MQTT
 // connections only for cluster.catchUpTimeout, then refuses them: HTTP 503 with Retry-After, the MQTT
-// connection closed; both logged. /health answers at once throughout.
+// connection closed; both logged. /health answers at once throughout. A node that never can (the stream
+// no longer holds what it lacks) refuses requests rather than serve its stale data.
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
 import { AUTH, describeCluster, health, send, startClusterNodes } from './helpers/cluster.js'
@@ -25,7 +26,12 @@ describeCluster('a node that cannot catch up', () => {
         `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
         '] }',
       ],
-      env: { PROJ_CLUSTER_NATS_USER: 'proj', PROJ_CLUSTER_NATS_PASSWORD: 'pw' },
+      // the stream keeps 3 s: a node that joins later finds its beginning gone
+      env: {
+        PROJ_CLUSTER_NATS_USER: 'proj',
+        PROJ_CLUSTER_NATS_PASSWORD: 'pw',
+        PROJ_CHANGELOG_RETENTION: '3s',
+      },
     })
   }, 60_000)
   afterAll(async () => {
@@ -73,5 +79,35 @@ describeCluster('a node that cannot catch up', () => {
       .toMatch(/an MQTT connection waited too long for this node to catch up/)
     // still catching up, and /health still answers at once
     expect((await health(c.http)).cluster).toBe('catching-up')
+  }, 60_000)
+
+  it('refuses requests on a node that cannot catch up at all (the stream lost what it lacks): 503, /health failed', async () => {
+    expect((await send(cluster.node('a').http, 'PUT', 'Dog/aged', { name: 'Old' })).status).toBeLessThan(300)
+    // the stream's first messages expire (max_age 3 s)
+    const jsz = `http://127.0.0.1:${cluster.nats.servers[0]!.httpPort}/jsz?accounts=true&streams=true`
+    await expect
+      .poll(
+        async () => {
+          const body = (await (await fetch(jsz)).json()) as {
+            account_details?: { stream_detail?: { name: string; state: { first_seq: number } }[] }[]
+          }
+          const stream = body.account_details
+            ?.flatMap((a) => a.stream_detail ?? [])
+            .find((st) => st.name === 'proj')
+          return stream?.state.first_seq ?? 0
+        },
+        { timeout: 15_000, interval: 250 },
+      )
+      .toBeGreaterThan(1)
+    const d = await cluster.start('d')
+    await expect.poll(async () => (await health(d.http)).cluster, { timeout: 15_000 }).toBe('failed')
+    expect(d.process.output()).toMatch(/cannot catch up/)
+    // its store is empty: a read would be stale (404 for a record the cluster has)
+    const res = await fetch(`${d.http}/Dog/aged`, {
+      headers: { Authorization: AUTH, Accept: 'application/json' },
+      signal: AbortSignal.timeout(15_000),
+    })
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'UNAVAILABLE' })
   }, 60_000)
 })

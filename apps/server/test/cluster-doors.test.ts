@@ -1,7 +1,8 @@
-// Every door on every node: MQTT and WebSocket subscribers on each of three nodes see the writes and
+// Every door on every node: MQTT, WebSocket and SSE subscribers on each of three nodes see the writes and
 // messages made through every door on every node, without a stale value flickering back, within the
 // issue's bound; users made on one node sign in on the others.
 import { natsSkipReason } from '@proj/test-utils'
+import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -31,6 +32,22 @@ async function openWs(http: string, path: string, track: (close: () => void) => 
   return { ws, got }
 }
 
+/** An SSE stream of `path` on `http` (as the admin), collecting the envelopes of its events. */
+async function openSse(http: string, path: string, track: (close: () => void) => void) {
+  const sse = new EventSource(`${http}${path}`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: AUTH } }),
+  })
+  track(() => sse.close())
+  const got: Envelope[] = []
+  for (const type of ['put', 'patch', 'delete', 'message'])
+    sse.addEventListener(type, (e) => got.push(JSON.parse(e.data) as Envelope))
+  await new Promise<void>((resolve, reject) => {
+    sse.onopen = () => resolve()
+    sse.onerror = (e) => reject(new Error(`SSE failed: ${e.message}`))
+  })
+  return got
+}
+
 /** A record's or message's JSON without the `id` a record carries (the topic names it already). */
 function withoutId(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value)
@@ -56,14 +73,16 @@ describe.skipIf(natsSkipReason !== undefined)(
       for (const close of sockets.splice(0)) close()
     })
 
-    it('delivers writes and messages from every door on every node to MQTT and WebSocket subscribers on every node', async () => {
+    it('delivers writes and messages from every door on every node to MQTT, WebSocket and SSE subscribers on every node', async () => {
       const mqttGot = new Map<string, string[]>()
       const wsGot = new Map<string, Envelope[]>()
+      const sseGot = new Map<string, Envelope[]>()
       for (const n of NODES) {
         const sub = await fixture.mqttOn(n, { protocolVersion: 5 })
         mqttGot.set(n, received(sub))
         await sub.subscribeAsync('Dog/#', { qos: 1 })
         wsGot.set(n, (await openWs(http(n), '/Dog/', track)).got)
+        sseGot.set(n, await openSse(http(n), '/Dog/', track))
       }
       // REST on a, a retained MQTT publish on b, a REST patch on c, an MQTT message on c, a WebSocket
       // message on b (a client message on a record's socket is published to the record's topic)
@@ -101,25 +120,25 @@ describe.skipIf(natsSkipReason !== undefined)(
               'Dog/door-socket {"name":"ws on b"}',
             ].sort(),
           )
-        await expect
-          .poll(
-            () =>
-              wsGot
-                .get(n)!
-                .filter((e) => e.id.startsWith('door-'))
-                .map((e) => `${e.type} ${e.id} ${withoutId(e.value)}`)
-                .sort(),
-            { timeout: 10_000, interval: 50 },
-          )
-          .toEqual(
-            [
-              'put door-rest {"name":"a"}',
-              'put door-mqtt {"name":"b"}',
-              'patch door-rest {"name":"a","breed":"c"}',
-              'message door-note {"name":"c"}',
-              'message door-socket {"name":"ws on b"}',
-            ].sort(),
-          )
+        for (const got of [wsGot.get(n)!, sseGot.get(n)!])
+          await expect
+            .poll(
+              () =>
+                got
+                  .filter((e) => e.id.startsWith('door-'))
+                  .map((e) => `${e.type} ${e.id} ${withoutId(e.value)}`)
+                  .sort(),
+              { timeout: 10_000, interval: 50 },
+            )
+            .toEqual(
+              [
+                'put door-rest {"name":"a"}',
+                'put door-mqtt {"name":"b"}',
+                'patch door-rest {"name":"a","breed":"c"}',
+                'message door-note {"name":"c"}',
+                'message door-socket {"name":"ws on b"}',
+              ].sort(),
+            )
       }
     }, 60_000)
 

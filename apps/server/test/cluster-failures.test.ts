@@ -108,6 +108,7 @@ describeCluster('a cluster under failures', () => {
     const started = Date.now()
     const res = await send(http('a'), 'PUT', 'Dog/noquorum', { name: 'lost' })
     expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toBe('1')
     expect(Date.now() - started).toBeLessThan(15_000)
     const client = await connectMqtt(cluster.node('b').mqtt, {
       username: 'admin',

@@ -196,6 +196,43 @@ describe.skipIf(natsSkipReason !== undefined)(
       }
     }, 60_000)
 
+    it('delivers non-retained QoS 1 messages published on every node to subscribers on every node', async () => {
+      const N = 20
+      const options = { username: 'admin', password: 'pw', protocolVersion: 5 as const }
+      const nodes = ['a', 'b', 'c']
+      const subscribers = await Promise.all(nodes.map((n) => connectMqtt(cluster.node(n).mqtt, options)))
+      const publishers = await Promise.all(nodes.map((n) => connectMqtt(cluster.node(n).mqtt, options)))
+      try {
+        const received = subscribers.map(() => new Map<string, string[]>())
+        for (const [i, sub] of subscribers.entries()) {
+          sub.on('message', (topic, payload) => {
+            const list = received[i]!.get(topic) ?? []
+            list.push(payload.toString())
+            received[i]!.set(topic, list)
+          })
+          await sub.subscribeAsync({ 'every/#': { qos: 1 } })
+        }
+        // every node publishes at once, each on its own topic; then a sentinel each (after its others in
+        // the stream's order)
+        await Promise.all(
+          publishers.map(async (p, i) => {
+            const sends: Promise<unknown>[] = []
+            for (let k = 0; k < N; k++) sends.push(p.publishAsync(`every/${nodes[i]}`, String(k), { qos: 1 }))
+            await Promise.all(sends)
+            await p.publishAsync(`every/${nodes[i]}`, 'end', { qos: 1 })
+          }),
+        )
+        const all = new Set(Array.from({ length: N }, (_, k) => String(k)))
+        for (const r of received)
+          for (const origin of nodes) {
+            await expect.poll(() => r.get(`every/${origin}`)?.includes('end'), { timeout: 15_000 }).toBe(true)
+            expect(new Set(r.get(`every/${origin}`)!.filter((m) => m !== 'end'))).toEqual(all) // at least once
+          }
+      } finally {
+        await Promise.all([...subscribers, ...publishers].map((c: MqttClient) => c.endAsync()))
+      }
+    }, 60_000)
+
     it('streams a write on one node to SSE subscribers on another', async () => {
       const sse = new EventSource(`${http('c')}/Dog/sse`, {
         fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: AUTH } }),

@@ -163,7 +163,8 @@ async function ensureStream(jsm: JetStreamManager, o: ResolvedClusterOptions): P
     discard: DiscardPolicy.Old,
     num_replicas: o.replicas,
     max_age: o.maxAgeMs * 1_000_000,
-    duplicate_window: 120_000_000_000,
+    // NATS refuses a window longer than max_age (a short changeLog.retention)
+    duplicate_window: Math.min(120_000, o.maxAgeMs) * 1_000_000,
   })
 }
 
