@@ -15,7 +15,7 @@ const NO_READS = [
   '$JS.API.DIRECT.GET.proj.>',
 ]
 
-describeCluster('a node that cannot catch up', () => {
+describeCluster('a node that cannot catch up yet', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
   beforeAll(async () => {
     cluster = await startClusterNodes(['a'], {
@@ -26,11 +26,9 @@ describeCluster('a node that cannot catch up', () => {
         `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
         '] }',
       ],
-      // the stream keeps 3 s: a node that joins later finds its beginning gone
       env: {
         PROJ_CLUSTER_NATS_USER: 'proj',
         PROJ_CLUSTER_NATS_PASSWORD: 'pw',
-        PROJ_CHANGELOG_RETENTION: '3s',
       },
     })
   }, 60_000)
@@ -80,6 +78,31 @@ describeCluster('a node that cannot catch up', () => {
     // still catching up, and /health still answers at once
     expect((await health(c.http)).cluster).toBe('catching-up')
   }, 60_000)
+})
+
+// its own cluster: the short retention would take the stream's first messages from the node above too
+describeCluster('a node that cannot catch up at all', () => {
+  let cluster: Awaited<ReturnType<typeof startClusterNodes>>
+  beforeAll(async () => {
+    cluster = await startClusterNodes(['a'], {
+      natsSize: 1,
+      natsConfig: [
+        'authorization { users: [',
+        '  { user: "proj", password: "pw" }',
+        `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
+        '] }',
+      ],
+      // the stream keeps 3 s: a node that joins later finds its beginning gone
+      env: {
+        PROJ_CLUSTER_NATS_USER: 'proj',
+        PROJ_CLUSTER_NATS_PASSWORD: 'pw',
+        PROJ_CHANGELOG_RETENTION: '3s',
+      },
+    })
+  }, 60_000)
+  afterAll(async () => {
+    await cluster?.stop()
+  })
 
   it('refuses requests on a node that cannot catch up at all (the stream lost what it lacks): 503, /health failed', async () => {
     expect((await send(cluster.node('a').http, 'PUT', 'Dog/aged', { name: 'Old' })).status).toBeLessThan(300)
