@@ -6,13 +6,25 @@
 import { type Interval, IntervalIndex } from './interval-index.js'
 import { type ClassifyVisitor, NumberIntervals, type RunVisitor } from './number-intervals.js'
 import type { Domain, EqualKey, Probe, RangeProbe } from './plan.js'
+import type { Transition } from './transition.js'
 import { compareText } from './values.js'
 
-/** Numbers and dates (epoch milliseconds) in typed arrays; text in an IntervalIndex. */
-interface Trees<T> {
-  number?: NumberIntervals<T>
-  date?: NumberIntervals<T>
-  string?: IntervalIndex<string, T>
+/**
+ * Numbers and dates (epoch milliseconds) in typed arrays; text in an IntervalIndex. A class with its
+ * three fields always present: a change reads them by name (one shape), not by a domain key.
+ */
+class Trees<T> {
+  number: NumberIntervals<T> | undefined = undefined
+  date: NumberIntervals<T> | undefined = undefined
+  string: IntervalIndex<string, T> | undefined = undefined
+}
+
+/**
+ * More than one item under one equality key. A key with a single item (most keys once the runtime
+ * groups subscriptions with the same conditions) maps to the item itself: a change reads no set.
+ */
+class Many<T> {
+  readonly items = new Set<T>()
 }
 /** What `add` returns for `remove`: a numeric interval's id, or a text interval. */
 export type RangeHandle<T> = number | Interval<string, T> | undefined
@@ -66,12 +78,14 @@ function pointOf(value: unknown, domain: Domain): number | string | undefined {
 }
 
 export class ProbeTable<T> {
-  readonly #equal = new Map<EqualKey, Set<T>>()
+  readonly #equal = new Map<EqualKey, T | Many<T>>()
   /** Ranges of one condition: an array element must lie inside. */
-  readonly #elements: Trees<T> = {}
+  readonly #elements = new Trees<T>()
   /** Merged ranges of an `and` (`spanning`): each bound may be met by another array element. */
-  readonly #spans: Trees<T> = {}
+  readonly #spans = new Trees<T>()
   #size = 0
+  /** Range probes filed: none, and a change of this attribute reads no tree. */
+  #ranges = 0
   /** The intervals of one text lookup, kept between changes (see #classifyText). */
   #scratch: Interval<string, T>[] | undefined = undefined
 
@@ -83,11 +97,18 @@ export class ProbeTable<T> {
   add(probe: Probe, item: T): RangeHandle<T> {
     this.#size++
     if (probe.kind === 'equal') {
-      let bucket = this.#equal.get(probe.key)
-      if (!bucket) this.#equal.set(probe.key, (bucket = new Set()))
-      bucket.add(item)
+      const bucket = this.#equal.get(probe.key)
+      if (bucket === undefined) this.#equal.set(probe.key, item)
+      else if (bucket instanceof Many) bucket.items.add(item)
+      else if (bucket !== item) {
+        const many = new Many<T>()
+        many.items.add(bucket)
+        many.items.add(item)
+        this.#equal.set(probe.key, many)
+      }
       return undefined
     }
+    this.#ranges++
     const trees = probe.spanning ? this.#spans : this.#elements
     if (probe.domain === 'string') {
       const tree = (trees.string ??= new IntervalIndex<string, T>(compareText))
@@ -126,20 +147,23 @@ export class ProbeTable<T> {
     if (probe.kind === 'equal') {
       // The same key twice (`a=1|a=1`) was filed once.
       const bucket = this.#equal.get(probe.key)
-      if (bucket?.delete(item) && bucket.size === 0) this.#equal.delete(probe.key)
+      if (bucket === item) this.#equal.delete(probe.key)
+      else if (bucket instanceof Many && bucket.items.delete(item) && bucket.items.size === 1)
+        this.#equal.set(probe.key, bucket.items.values().next().value as T)
       return
     }
+    this.#ranges--
     const trees = probe.spanning ? this.#spans : this.#elements
     const domain = (probe as RangeProbe).domain
     if (domain === 'string') {
       const tree = trees.string!
       tree.remove(handle as Interval<string, T>)
-      if (tree.size === 0) delete trees.string
+      if (tree.size === 0) trees.string = undefined
       return
     }
     const tree = trees[domain]!
     tree.remove(handle as number)
-    if (tree.size === 0) delete trees[domain]
+    if (tree.size === 0) trees[domain] = undefined
   }
 
   /** Every item whose probe the value meets (an item may come more than once for an array). */
@@ -200,43 +224,38 @@ export class ProbeTable<T> {
       // Straight from the buckets: no closure per change, none per item.
       const kb = presentBefore ? keyOf(before) : NO_KEY
       const ka = presentAfter ? keyOf(after) : NO_KEY
-      if (kb !== NO_KEY && kb === ka) {
-        const bucket = this.#equal.get(kb)
-        if (bucket)
-          for (const item of bucket) {
-            visited++
-            visit(item, 'update', undefined, undefined)
-          }
-      } else {
-        const was = kb === NO_KEY ? undefined : this.#equal.get(kb)
-        if (was)
-          for (const item of was) {
-            visited++
-            visit(item, 'leave', undefined, undefined)
-          }
-        const now = ka === NO_KEY ? undefined : this.#equal.get(ka)
-        if (now)
-          for (const item of now) {
-            visited++
-            visit(item, 'enter', undefined, undefined)
-          }
+      if (kb !== NO_KEY && kb === ka) visited += visitBucket(this.#equal.get(kb), 'update', visit)
+      else {
+        if (kb !== NO_KEY) visited += visitBucket(this.#equal.get(kb), 'leave', visit)
+        if (ka !== NO_KEY) visited += visitBucket(this.#equal.get(ka), 'enter', visit)
       }
     }
-    for (const domain of DOMAINS) {
-      const elements = this.#elements[domain]
-      const spans = this.#spans[domain]
-      if (!elements && !spans) continue
-      const pb = presentBefore ? pointOf(before, domain) : undefined
-      const pa = presentAfter ? pointOf(after, domain) : undefined
-      if (pb === undefined && pa === undefined) continue
-      if (domain === 'string') {
-        if (elements) visited += this.#classifyText(elements as IntervalIndex<string, T>, pb, pa, visit)
-        if (spans) visited += this.#classifyText(spans as IntervalIndex<string, T>, pb, pa, visit)
-      } else {
-        const b = pb as number | undefined
-        const a = pa as number | undefined
-        if (elements) visited += (elements as NumberIntervals<T>).classify(b, a, visit, runs)
-        if (spans) visited += (spans as NumberIntervals<T>).classify(b, a, visit, runs)
+    if (this.#ranges === 0) return visited
+    // Each domain by name (no keyed read by domain per change).
+    const elements = this.#elements
+    const spans = this.#spans
+    if (elements.number !== undefined || spans.number !== undefined) {
+      const pb = presentBefore ? (pointOf(before, 'number') as number | undefined) : undefined
+      const pa = presentAfter ? (pointOf(after, 'number') as number | undefined) : undefined
+      if (pb !== undefined || pa !== undefined) {
+        if (elements.number !== undefined) visited += elements.number.classify(pb, pa, visit, runs)
+        if (spans.number !== undefined) visited += spans.number.classify(pb, pa, visit, runs)
+      }
+    }
+    if (elements.string !== undefined || spans.string !== undefined) {
+      const pb = presentBefore ? pointOf(before, 'string') : undefined
+      const pa = presentAfter ? pointOf(after, 'string') : undefined
+      if (pb !== undefined || pa !== undefined) {
+        if (elements.string !== undefined) visited += this.#classifyText(elements.string, pb, pa, visit)
+        if (spans.string !== undefined) visited += this.#classifyText(spans.string, pb, pa, visit)
+      }
+    }
+    if (elements.date !== undefined || spans.date !== undefined) {
+      const pb = presentBefore ? (pointOf(before, 'date') as number | undefined) : undefined
+      const pa = presentAfter ? (pointOf(after, 'date') as number | undefined) : undefined
+      if (pb !== undefined || pa !== undefined) {
+        if (elements.date !== undefined) visited += elements.date.classify(pb, pa, visit, runs)
+        if (spans.date !== undefined) visited += spans.date.classify(pb, pa, visit, runs)
       }
     }
     return visited
@@ -288,7 +307,10 @@ export class ProbeTable<T> {
   #findEqual(value: unknown, take: (item: T) => void): void {
     if (this.#equal.size === 0) return
     const key = keyOf(value)
-    if (key !== NO_KEY) this.#equal.get(key)?.forEach(take)
+    if (key === NO_KEY) return
+    const bucket = this.#equal.get(key)
+    if (bucket instanceof Many) bucket.items.forEach(take)
+    else if (bucket !== undefined) take(bucket)
   }
 
   /**
@@ -323,6 +345,25 @@ export class ProbeTable<T> {
       else (tree as NumberIntervals<T>).overlap(low as number, high as number, take)
     }
   }
+}
+
+/** Visits the item or items of an equality bucket with one transition; how many it visited. */
+function visitBucket<T>(
+  bucket: T | Many<T> | undefined,
+  transition: Transition,
+  visit: ClassifyVisitor<T>,
+): number {
+  if (bucket === undefined) return 0
+  if (!(bucket instanceof Many)) {
+    visit(bucket, transition, undefined, undefined)
+    return 1
+  }
+  let visited = 0
+  for (const item of bucket.items) {
+    visited++
+    visit(item, transition, undefined, undefined)
+  }
+  return visited
 }
 
 /** The items of `tree` (either kind) holding `point` (of that tree's domain). */

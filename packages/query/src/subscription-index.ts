@@ -81,6 +81,8 @@ export class QuerySubscriptionIndex<S> {
   readonly #accessor: AccessorFactory | undefined
   readonly #entries = new Map<S, Entry<S>>()
   readonly #paths = new Map<string, PathIndex<S>>()
+  /** The same path indexes in an array: a change loops over it without a Map iterator. */
+  #pathList: PathIndex<S>[] = []
   readonly #residual = new Set<Entry<S>>()
   /** Entries that are not simple (residual ones included): none, and a change skips collecting them. */
   #notSimple = 0
@@ -148,7 +150,11 @@ export class QuerySubscriptionIndex<S> {
       const interval = entry.intervals[i]
       if (entry.simple) index.simple.remove(probe, subscription, interval as RangeHandle<S>)
       else index.general.remove(probe, entry, interval as RangeHandle<Entry<S>>)
-      if (index.simple.size === 0 && index.general.size === 0) this.#paths.delete(key)
+      if (index.simple.size === 0 && index.general.size === 0) {
+        this.#paths.delete(key)
+        // A fresh array: a change under way keeps looping over the one it started with.
+        this.#pathList = [...this.#paths.values()]
+      }
     })
     return true
   }
@@ -201,7 +207,9 @@ export class QuerySubscriptionIndex<S> {
   changes(before: unknown, after: unknown, visit: ChangeVisitor<S>, runs?: RunVisitor): number {
     let visited = 0
     if (this.#notSimple > 0) visited += this.#changesOfEntries(before, after, visit)
-    for (const index of this.#paths.values()) {
+    const paths = this.#pathList
+    for (let i = 0; i < paths.length; i++) {
+      const index = paths[i]!
       if (index.simple.size === 0) continue
       const old = before === undefined ? undefined : index.get(before)
       const now = after === before ? old : after === undefined ? undefined : index.get(after)
@@ -239,6 +247,7 @@ export class QuerySubscriptionIndex<S> {
     if (!index) {
       index = { get: accessorFor(path, this.#accessor), simple: new ProbeTable(), general: new ProbeTable() }
       this.#paths.set(key, index)
+      this.#pathList = [...this.#paths.values()]
     }
     return index
   }

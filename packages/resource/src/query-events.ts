@@ -30,21 +30,30 @@ export function derivedOf(event: RuntimeEvent): Derived {
 
 /** A record that starts matching: a put of the whole record, whatever the write was. */
 export function enterEvent(event: RuntimeEvent, derived: Derived): RuntimeEvent {
-  if (derived.enter === undefined) {
-    const put = copyEvent(event, 'put', false, event.meta)
-    put.value = event.value
-    derived.enter = put
-  }
+  derived.enter ??= newEnterEvent(event)
   return derived.enter
 }
 
 /** A record that stops matching: `leave`, or `delete` when it was deleted (MQTT 5: user property `event`). */
 export function leaveEvent(event: RuntimeEvent, derived: Derived, deleted: boolean): RuntimeEvent {
-  if (derived.leave === undefined) {
-    const type = deleted || event.type === 'delete' ? 'delete' : 'leave'
-    derived.leave = copyEvent(event, type, false, withEventProperty(event.meta, type))
-  }
+  derived.leave ??= newLeaveEvent(event, deleted)
   return derived.leave
+}
+
+/**
+ * The put of a record that starts matching, made anew (the live feed makes it once per change and
+ * keeps it for the change's other subscribers, with no slot on the event).
+ */
+export function newEnterEvent(event: RuntimeEvent): RuntimeEvent {
+  const put = copyEvent(event, 'put', false, event.meta)
+  put.value = event.value
+  return put
+}
+
+/** The leave (or delete) of a record that stops matching, made anew (see newEnterEvent). */
+export function newLeaveEvent(event: RuntimeEvent, deleted: boolean): RuntimeEvent {
+  const type = deleted || event.type === 'delete' ? 'delete' : 'leave'
+  return copyEvent(event, type, false, withEventProperty(event.meta, type))
 }
 
 /** The event with its value projected by a `select()`, shared by equal selections (`selectKey`). */

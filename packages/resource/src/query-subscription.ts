@@ -22,6 +22,31 @@ export interface QueryHost {
 
 const NO_IDS: number[] = Object.freeze([]) as unknown as number[]
 
+/**
+ * Deliveries without a subscription identifier, one per QoS and retain-as-published: shared by the
+ * subscriptions with those options (a delivery is frozen), not one object per subscription.
+ */
+const SHARED_DELIVERIES: readonly Delivery[] = [0, 1, 2].flatMap((qos) =>
+  [false, true].map((retainAsPublished) =>
+    Object.freeze({ qos: qos as 0 | 1 | 2, subscriptionIds: NO_IDS, retainAsPublished }),
+  ),
+)
+
+function deliveryOf(options: SubscribeOptions): Delivery {
+  const qos = options.qos ?? 0
+  const retainAsPublished = options.retainAsPublished === true
+  if (options.subscriptionId === undefined) {
+    const shared = SHARED_DELIVERIES[2 * qos + (retainAsPublished ? 1 : 0)]
+    if (shared !== undefined) return shared
+  }
+  return Object.freeze({
+    qos,
+    subscriptionIds:
+      options.subscriptionId !== undefined ? (Object.freeze([options.subscriptionId]) as number[]) : NO_IDS,
+    retainAsPublished,
+  })
+}
+
 /** One subscription to a query. */
 export class QuerySubscription {
   readonly filter: string
@@ -63,12 +88,7 @@ export class QuerySubscription {
     this.matches = matches
     this.project = project
     this.selectKey = selectKey
-    this.delivery = Object.freeze({
-      qos: options.qos ?? 0,
-      subscriptionIds:
-        options.subscriptionId !== undefined ? (Object.freeze([options.subscriptionId]) as number[]) : NO_IDS,
-      retainAsPublished: options.retainAsPublished === true,
-    })
+    this.delivery = deliveryOf(options)
   }
 
   /**

@@ -21,7 +21,15 @@ import { ResourceError } from './errors.js'
 import { RuntimeEvent } from './event.js'
 import { runListQuery } from './list-page.js'
 import { fromStored } from './own-keys.js'
-import { type Derived, derivedOf, enterEvent, leaveEvent, withEventProperty } from './query-events.js'
+import {
+  type Derived,
+  derivedOf,
+  enterEvent,
+  leaveEvent,
+  newEnterEvent,
+  newLeaveEvent,
+  withEventProperty,
+} from './query-events.js'
 import {
   eventClientId,
   type QueryGroup,
@@ -326,12 +334,10 @@ export class QuerySubscriptions implements TableOwner {
     // A listener may cause a change of its own (nested): this one's state is restored after it.
     const outerEvent = this.#event
     const outerDeleted = this.#deleted
-    const outerDerived = this.#derived
     const outerEnter = this.#enter
     const outerLeave = this.#leave
     this.#event = event
     this.#deleted = event.type === 'delete'
-    this.#derived = undefined
     this.#enter = undefined
     this.#leave = undefined
     try {
@@ -339,19 +345,22 @@ export class QuerySubscriptions implements TableOwner {
     } finally {
       this.#event = outerEvent
       this.#deleted = outerDeleted
-      this.#derived = outerDerived
       this.#enter = outerEnter
       this.#leave = outerLeave
     }
   }
 
-  /** The event a subscriber gets for the change being matched, by what it did to its result. */
+  /**
+   * The event a subscriber gets for the change being matched, by what it did to its result: each
+   * made once per change and handed to every subscriber with that transition.
+   */
   #eventFor(transition: Transition): RuntimeEvent {
-    return transition === 'update'
-      ? this.#event!
-      : transition === 'enter'
-        ? (this.#enter ??= this.#enterEvent(this.#event!))
-        : (this.#leave ??= this.#leaveEvent(this.#event!))
+    if (transition === 'update') return this.#event!
+    if (transition === 'enter') {
+      const event = this.#event!
+      return (this.#enter ??= event.type === 'put' || event.type === 'message' ? event : newEnterEvent(event))
+    }
+    return (this.#leave ??= newLeaveEvent(this.#event!, this.#deleted))
   }
 
   #derivedOf(event: RuntimeEvent): Derived {
