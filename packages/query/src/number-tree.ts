@@ -5,7 +5,9 @@
  * node, each of its typed arrays and their backing stores, its entries): about ten per node on a
  * path of ten or more nodes, half of matching a change in the resource package's benchmark. Here a
  * node is five numbers in one array, and its intervals a run of positions in arrays shared by all
- * nodes, each position holding the interval's bounds, open flags and entry side by side.
+ * nodes, each position holding the interval's bounds, open flags, item and payload side by side
+ * (the payload's two slots in one array, the items in another: a run that delivers from the payload
+ * reads two slots per hit).
  *
  * A node's intervals all hold its center; each order of them (by low ascending, by high descending,
  * a closed bound before an open one at the same value) makes those holding a point on one side of
@@ -18,13 +20,15 @@ import type { Transition } from './transition.js'
 export type ClassifyVisitor<T> = (item: T, transition: Transition, first: unknown, second: unknown) => void
 
 /**
- * A visitor of a whole run of `classify`: the entries at positions [from, to) of `entries`, three
- * slots each (item, first, second of the payload; an undefined item was removed: skip it), all with
- * `transition`. Returns how many items it visited. A caller that delivers from the payload loops
- * over the run itself, one call per run instead of one per item.
+ * A visitor of a whole run of `classify`: positions [from, to) of `items` (an undefined item was
+ * removed: skip it) and of `payloads`, two slots per position (first, second; both undefined for a
+ * removed item), all with `transition`. Returns how many items it visited. A caller that delivers
+ * from the payload loops over the run itself, one call per run instead of one per item, and reads
+ * the item only where the payload's first slot is empty (two slots per hit, not three).
  */
 export type RunVisitor = (
-  entries: readonly unknown[],
+  items: readonly unknown[],
+  payloads: readonly unknown[],
   from: number,
   to: number,
   transition: Transition,
@@ -53,25 +57,33 @@ export interface TreeSource {
   readonly second: readonly unknown[]
 }
 
-/** Intervals in one order: ids, bounds, open flags, and entries (item, first, second) by position. */
+/**
+ * Intervals in one order: ids, bounds, open flags, items, and payloads (first, second) by position.
+ */
 interface Order {
   readonly ids: Int32Array
   readonly lows: Float64Array
   readonly highs: Float64Array
   readonly flags: Uint8Array
-  readonly entries: unknown[]
+  readonly items: unknown[]
+  readonly payloads: unknown[]
+}
+
+/** `n` undefined slots, filled by push: a packed array (no hole checks on reads). */
+function slots(n: number): unknown[] {
+  const out: unknown[] = []
+  for (let i = 0; i < n; i++) out.push(undefined)
+  return out
 }
 
 function order(n: number): Order {
-  // Filled by push: a packed array (no hole checks on reads).
-  const entries: unknown[] = []
-  for (let i = 0; i < 3 * n; i++) entries.push(undefined)
   return {
     ids: new Int32Array(n),
     lows: new Float64Array(n),
     highs: new Float64Array(n),
     flags: new Uint8Array(n),
-    entries,
+    items: slots(n),
+    payloads: slots(2 * n),
   }
 }
 
@@ -108,16 +120,8 @@ export class NumberTree {
 
   /** Sets the entry of interval `id` (in the tree) in both orders; item undefined: removed. */
   setEntry(id: number, item: unknown, first: unknown, second: unknown): void {
-    const low = 3 * this.#posLow[id]!
-    const high = 3 * this.#posHigh[id]!
-    const lowEntries = this.#byLow.entries
-    const highEntries = this.#byHigh.entries
-    lowEntries[low] = item
-    lowEntries[low + 1] = first
-    lowEntries[low + 2] = second
-    highEntries[high] = item
-    highEntries[high + 1] = first
-    highEntries[high + 2] = second
+    setAt(this.#byLow, this.#posLow[id]!, item, first, second)
+    setAt(this.#byHigh, this.#posHigh[id]!, item, first, second)
   }
 
   /**
@@ -131,7 +135,8 @@ export class NumberTree {
     pb: number | undefined,
     pa: number | undefined,
     visit: ClassifyVisitor<T>,
-    runs: RunVisitor = (entries, from, to, transition) => run(entries, from, to, transition, visit),
+    runs: RunVisitor = (items, payloads, from, to, transition) =>
+      run(items, payloads, from, to, transition, visit),
   ): number {
     return this.#root === NO_NODE ? 0 : this.#walk(this.#root, pb, pa, visit, runs)
   }
@@ -156,13 +161,13 @@ export class NumberTree {
       const sa: number = pa === undefined ? NONE : pa < center ? BELOW : pa > center ? ABOVE : AT
       if (sb === sa && sb !== AT) {
         const below = sb === BELOW
-        const entries = below ? this.#byLow.entries : this.#byHigh.entries
+        const { items, payloads } = below ? this.#byLow : this.#byHigh
         const kb = below ? this.#lowPrefix(start, end, pb!) : this.#highPrefix(start, end, pb!)
         const ka = below ? this.#lowPrefix(start, end, pa!) : this.#highPrefix(start, end, pa!)
         const k = Math.min(kb, ka)
-        if (k > start) visited += runs(entries, start, k, 'update')
-        if (kb > ka) visited += runs(entries, ka, kb, 'leave')
-        else if (ka > kb) visited += runs(entries, kb, ka, 'enter')
+        if (k > start) visited += runs(items, payloads, start, k, 'update')
+        if (kb > ka) visited += runs(items, payloads, ka, kb, 'leave')
+        else if (ka > kb) visited += runs(items, payloads, kb, ka, 'enter')
       } else if (sb === NONE || sa === NONE) {
         // One path alone: the point's hits here are one run (unless it lies at the center).
         const alone = sb === NONE ? sa : sb
@@ -171,13 +176,8 @@ export class NumberTree {
         if (alone === AT) visited += this.#oneSide(start, end, AT, p, undefined, undefined, transition, visit)
         else {
           const k = alone === BELOW ? this.#lowPrefix(start, end, p) : this.#highPrefix(start, end, p)
-          if (k > start)
-            visited += runs(
-              alone === BELOW ? this.#byLow.entries : this.#byHigh.entries,
-              start,
-              k,
-              transition,
-            )
+          const { items, payloads } = alone === BELOW ? this.#byLow : this.#byHigh
+          if (k > start) visited += runs(items, payloads, start, k, transition)
         }
       } else {
         visited += this.#oneSide(start, end, sb, pb!, pa, 'update', 'leave', visit)
@@ -221,17 +221,17 @@ export class NumberTree {
     visit: ClassifyVisitor<T>,
   ): number {
     let visited = 0
-    const { lows, highs, flags, entries } = side === ABOVE ? this.#byHigh : this.#byLow
+    const { lows, highs, flags, items, payloads } = side === ABOVE ? this.#byHigh : this.#byLow
     const stop =
       side === BELOW ? this.#lowPrefix(start, end, p) : side === ABOVE ? this.#highPrefix(start, end, p) : end
     for (let i = start; i < stop; i++) {
       if (side === AT && !holds(lows[i]!, highs[i]!, flags[i]!, p)) continue
       const holdsOther = other !== undefined && holds(lows[i]!, highs[i]!, flags[i]!, other)
       if (holdsOther && both === undefined) continue
-      const item = entries[3 * i] as T | undefined
+      const item = items[i] as T | undefined
       if (item === undefined) continue
       visited++
-      visit(item, holdsOther ? both! : alone, entries[3 * i + 1], entries[3 * i + 2])
+      visit(item, holdsOther ? both! : alone, payloads[2 * i], payloads[2 * i + 1])
     }
     return visited
   }
@@ -350,12 +350,18 @@ export class NumberTree {
       to.lows[at] = source.lows[id]!
       to.highs[at] = source.highs[id]!
       to.flags[at] = source.flags[id]! & (LOW_OPEN | HIGH_OPEN)
-      to.entries[3 * at] = source.items[id]
-      to.entries[3 * at + 1] = source.first[id]
-      to.entries[3 * at + 2] = source.second[id]
+      to.items[at] = source.items[id]
+      to.payloads[2 * at] = source.first[id]
+      to.payloads[2 * at + 1] = source.second[id]
       pos[id] = at
     }
   }
+}
+
+function setAt(to: Order, at: number, item: unknown, first: unknown, second: unknown): void {
+  to.items[at] = item
+  to.payloads[2 * at] = first
+  to.payloads[2 * at + 1] = second
 }
 
 /** Whether [l, h] (with open flags) shares a point with [low, high]. */
@@ -370,18 +376,19 @@ function holds(l: number, h: number, flags: number, p: number): boolean {
 
 /** Visits the entries of positions [from, to) of one order (removed ones have no item). */
 function run<T>(
-  entries: readonly unknown[],
+  items: readonly unknown[],
+  payloads: readonly unknown[],
   from: number,
   to: number,
   transition: Transition,
   visit: ClassifyVisitor<T>,
 ): number {
   let visited = 0
-  for (let i = 3 * from; i < 3 * to; i += 3) {
-    const item = entries[i] as T | undefined
+  for (let i = from; i < to; i++) {
+    const item = items[i] as T | undefined
     if (item === undefined) continue
     visited++
-    visit(item, transition, entries[i + 1], entries[i + 2])
+    visit(item, transition, payloads[2 * i], payloads[2 * i + 1])
   }
   return visited
 }

@@ -87,10 +87,12 @@ export class QuerySubscriptions implements TableOwner {
 
   /**
    * A run of range-tree entries with one transition (see RunVisitor): each group of one plain member
-   * has its listener and delivery in the entry, called here without a call per entry in between.
+   * has its listener and delivery as the entry's payload, called here without a call per entry in
+   * between and without reading the group (only an entry without a listener needs it).
    */
   readonly #visitRun = (
-    entries: readonly unknown[],
+    items: readonly unknown[],
+    payloads: readonly unknown[],
     from: number,
     to: number,
     transition: Transition,
@@ -98,19 +100,22 @@ export class QuerySubscriptions implements TableOwner {
     const event = this.#eventFor(transition)
     const host = this.#host
     let visited = 0
-    for (let i = 3 * from; i < 3 * to; i += 3) {
-      // Read at its turn: a listener before it may have closed it (then undefined) or changed it.
-      const group = entries[i] as QueryGroup | undefined
-      if (group === undefined) continue
-      visited++
-      const listener = entries[i + 1] as EventListener | undefined
-      if (listener === undefined) group.deliver(event, host)
-      else
+    for (let i = from; i < to; i++) {
+      // Read at its turn: a listener before it may have closed it (then all undefined) or changed it.
+      const listener = payloads[2 * i] as EventListener | undefined
+      if (listener !== undefined) {
+        visited++
         try {
-          listener(event, entries[i + 2] as Delivery)
+          listener(event, payloads[2 * i + 1] as Delivery)
         } catch (error) {
           host.onError(error)
         }
+        continue
+      }
+      const group = items[i] as QueryGroup | undefined
+      if (group === undefined) continue
+      visited++
+      group.deliver(event, host)
     }
     return visited
   }
