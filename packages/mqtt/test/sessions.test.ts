@@ -82,7 +82,11 @@ describe('durable sessions', () => {
             return new Proxy(store, {
               get(s, k) {
                 const v = Reflect.get(s, k, s)
-                if (k === 'get') return (key: Key) => (reads++, v.call(s, key))
+                if (k === 'get')
+                  return (key: Key) => {
+                    reads++
+                    return v.call(s, key)
+                  }
                 return typeof v === 'function' ? v.bind(s) : v
               },
             })

@@ -241,6 +241,7 @@ export interface Replicator {
    * `applyWithinMs` bounds that wait: writers whose transaction has not applied here by then fail with
    * `STORAGE_UNAVAILABLE` (outcome unknown: it may still apply later).
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a replicator that never waits returns Promise<void>
   submit(transaction: ReplicatedTransaction): Promise<void | { wait: boolean; applyWithinMs?: number }>
   /**
    * `ack: local`: a replicated transaction commits on this node at once, with an entry in
