@@ -15,22 +15,24 @@ const NO_READS = [
   '$JS.API.DIRECT.GET.proj.>',
 ]
 
+/** Node a on one NATS server with two users: `proj` (all rights) and `blind` (may not read the stream). */
+function startWithBlindUser(env: Record<string, string> = {}) {
+  return startClusterNodes(['a'], {
+    natsSize: 1,
+    natsConfig: [
+      'authorization { users: [',
+      '  { user: "proj", password: "pw" }',
+      `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
+      '] }',
+    ],
+    env: { PROJ_CLUSTER_NATS_USER: 'proj', PROJ_CLUSTER_NATS_PASSWORD: 'pw', ...env },
+  })
+}
+
 describeCluster('a node that cannot catch up yet', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
   beforeAll(async () => {
-    cluster = await startClusterNodes(['a'], {
-      natsSize: 1,
-      natsConfig: [
-        'authorization { users: [',
-        '  { user: "proj", password: "pw" }',
-        `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
-        '] }',
-      ],
-      env: {
-        PROJ_CLUSTER_NATS_USER: 'proj',
-        PROJ_CLUSTER_NATS_PASSWORD: 'pw',
-      },
-    })
+    cluster = await startWithBlindUser()
   }, 60_000)
   afterAll(async () => {
     await cluster?.stop()
@@ -84,21 +86,8 @@ describeCluster('a node that cannot catch up yet', () => {
 describeCluster('a node that cannot catch up at all', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>
   beforeAll(async () => {
-    cluster = await startClusterNodes(['a'], {
-      natsSize: 1,
-      natsConfig: [
-        'authorization { users: [',
-        '  { user: "proj", password: "pw" }',
-        `  { user: "blind", password: "pw", permissions: { publish: { deny: ${JSON.stringify(NO_READS)} } } }`,
-        '] }',
-      ],
-      // the stream keeps 3 s: a node that joins later finds its beginning gone
-      env: {
-        PROJ_CLUSTER_NATS_USER: 'proj',
-        PROJ_CLUSTER_NATS_PASSWORD: 'pw',
-        PROJ_CHANGELOG_RETENTION: '3s',
-      },
-    })
+    // the stream keeps 3 s: a node that joins later finds its beginning gone
+    cluster = await startWithBlindUser({ PROJ_CHANGELOG_RETENTION: '3s' })
   }, 60_000)
   afterAll(async () => {
     await cluster?.stop()
