@@ -15,6 +15,17 @@ import {
 
 const NODES = ['a', 'b', 'c']
 
+/** Every payload the client receives, as text, listed per topic in arrival order. */
+function payloadsByTopic(client: MqttClient): Map<string, string[]> {
+  const received = new Map<string, string[]>()
+  client.on('message', (topic, payload) => {
+    const list = received.get(topic) ?? []
+    list.push(payload.toString())
+    received.set(topic, list)
+  })
+  return received
+}
+
 describe.skipIf(natsSkipReason !== undefined)(
   `a cluster of three server processes on three NATS servers${natsSkipNote}`,
   () => {
@@ -158,13 +169,8 @@ describe.skipIf(natsSkipReason !== undefined)(
       const subscribers = await Promise.all(['b', 'c'].map((n) => connectMqtt(cluster.node(n).mqtt, options)))
       const publisher = await connectMqtt(cluster.node('a').mqtt, options)
       try {
-        const received = subscribers.map(() => new Map<string, string[]>())
-        for (const [i, sub] of subscribers.entries()) {
-          sub.on('message', (topic, payload) => {
-            const list = received[i]!.get(topic) ?? []
-            list.push(payload.toString())
-            received[i]!.set(topic, list)
-          })
+        const received = subscribers.map(payloadsByTopic)
+        for (const sub of subscribers) {
           await sub.subscribeAsync({
             'news/q0': { qos: 0 },
             'news/q1': { qos: 1 },
@@ -203,13 +209,8 @@ describe.skipIf(natsSkipReason !== undefined)(
       const subscribers = await Promise.all(nodes.map((n) => connectMqtt(cluster.node(n).mqtt, options)))
       const publishers = await Promise.all(nodes.map((n) => connectMqtt(cluster.node(n).mqtt, options)))
       try {
-        const received = subscribers.map(() => new Map<string, string[]>())
-        for (const [i, sub] of subscribers.entries()) {
-          sub.on('message', (topic, payload) => {
-            const list = received[i]!.get(topic) ?? []
-            list.push(payload.toString())
-            received[i]!.set(topic, list)
-          })
+        const received = subscribers.map(payloadsByTopic)
+        for (const sub of subscribers) {
           await sub.subscribeAsync({ 'every/#': { qos: 1 } })
         }
         // every node publishes at once, each on its own topic; then a sentinel each (after its others in
