@@ -150,11 +150,15 @@ describeCluster('cluster.ack: local, while the stream takes nothing', () => {
     expect(acked).toBeLessThanOrEqual(LIMIT)
     expect(log('a')).toMatch(/the outbox is full/)
     // an MQTT 5 QoS 1 publish is refused the same way
+    // (a write that was already on its way when the gate shut may leave the outbox meanwhile and make room
+    // for one more: publish until the outbox is full again, as the HTTP loop did)
     const client = await fixture.mqttOn('a', { protocolVersion: 5 })
-    const puback = await client.publishAsync('full/topic', 'x', { qos: 1 }).then(
-      (packet) => (packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0,
-      (error: { code?: number }) => error.code,
-    )
+    let puback: number | undefined
+    for (let i = 0; i < LIMIT && puback !== 0x80; i++)
+      puback = await client.publishAsync('full/topic', `x${i}`, { qos: 1 }).then(
+        (packet) => (packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0,
+        (error: { code?: number }) => error.code,
+      )
     expect(puback).toBe(0x80)
 
     await gate.open()
