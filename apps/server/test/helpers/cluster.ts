@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { type NatsCluster, natsSkipNote, natsSkipReason, startNatsCluster, tempDir } from '@proj/test-utils'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe } from 'vitest'
@@ -34,6 +36,8 @@ export async function startClusterNodes(
     natsClusterConfig?: string[]
     /** A key set to undefined is left out (the product's default applies). */
     env?: Record<string, string | undefined>
+    /** Files of an application every node runs (`applications/app/<file>` in each root), instead of the built-in one. */
+    application?: Record<string, string>
   } = {},
 ) {
   const natsSize = options.natsSize ?? 3
@@ -70,6 +74,11 @@ export async function startClusterNodes(
       const dir = await tempDir(`proj-cluster-${name}-`)
       roots.push(dir)
       root = dir.path
+      if (options.application !== undefined) {
+        const app = join(root, 'applications', 'app')
+        await mkdir(app, { recursive: true })
+        for (const [file, text] of Object.entries(options.application)) await writeFile(join(app, file), text)
+      }
     }
     const process = await startServerProcess(root, { env: envFor(name, i, extra), timeoutMs: 30_000 })
     const node = {
