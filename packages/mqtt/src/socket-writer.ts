@@ -2,8 +2,10 @@
  * Outbound bytes of one connection: packets queued during one turn of the event loop leave in one write
  * (one syscall instead of one per packet, the largest cost under load), earlier once 64 KiB are queued.
  * The writers with something queued are flushed by one shared immediate per turn, not one each (S2 had 100
- * a turn, S6 one Immediate and one array per message). It also tells a subscriber that does not read
- * (congested) and reports crash-point steps once their packet is handed to the socket.
+ * a turn, S6 one Immediate and one array per message). Subscribers of a fan-out queue the same shared
+ * packets in the same order: the flush joins them once and writes those bytes to each (S2 copied them into
+ * 100 buffers a turn). It also tells a subscriber that does not read (congested) and reports crash-point
+ * steps once their packet is handed to the socket.
  */
 import type { Duplex } from 'node:stream'
 import type { FaultSink } from './fault.js'
@@ -22,6 +24,13 @@ const due: (SocketWriter | null)[] = []
 let dueCount = 0
 let flushScheduled = false
 
+/**
+ * The packets the last writer of this flush pass joined, and the bytes they made (null outside a pass).
+ * Kept for one pass only: the parts are immutable buffers, but nothing is held past the turn.
+ */
+let joinedParts: Buffer[] | null = null
+let joined: Buffer | null = null
+
 function flushDue(): void {
   flushScheduled = false
   // a flush may queue more (a fault's DISCONNECT): the loop reads the count each time
@@ -31,6 +40,21 @@ function flushDue(): void {
     writer.flush()
   }
   dueCount = 0
+  joinedParts = null
+  joined = null
+}
+
+/** One buffer of `parts`: the previous writer's when it queued the same packets (a fan-out), else a new one. */
+function join(parts: Buffer[], bytes: number): Buffer {
+  const last = joinedParts
+  if (last !== null && last.length === parts.length) {
+    let i = 0
+    while (i < parts.length && last[i] === parts[i]) i++
+    if (i === parts.length) return joined!
+  }
+  joinedParts = parts
+  joined = Buffer.concat(parts, bytes)
+  return joined
 }
 
 export class SocketWriter {
@@ -92,7 +116,7 @@ export class SocketWriter {
     this.outBytes = 0
     if (this.stream.destroyed) return
     try {
-      this.stream.write(more === null ? first : Buffer.concat(more, bytes))
+      this.stream.write(more === null ? first : join(more, bytes))
     } catch (err) {
       this.sink.fault(err)
     }
