@@ -318,6 +318,13 @@ export class SubscriptionRegistry {
         subscription.pending.push(event)
         continue
       }
+      const owner = subscription.owner
+      if (owner.count === 1) {
+        // The listener's only subscription: nothing to merge it with (a fan-out to 100 sessions built a
+        // list of 100 owners per event for this).
+        this.call(owner.listener, event, subscription.delivery)
+        continue
+      }
       if (single === undefined) {
         single = subscription
         continue
