@@ -209,8 +209,9 @@ class Node implements ClusterNode {
   ) {
     this.nodeName = options.nodeName
     this.nodeId = options.nodeId
+    this.#publisher = new StreamPublisher(nats)
     this.#outbox = new OutboxSender(
-      js,
+      this.#publisher,
       options.prefix,
       options.log,
       (seq) => {
@@ -218,7 +219,6 @@ class Node implements ClusterNode {
       },
       options.outboxLimit,
     )
-    this.#publisher = new StreamPublisher(nats)
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
@@ -480,8 +480,10 @@ class Node implements ClusterNode {
     this.#waiters = []
     this.#reader.stop()
     this.#ready.reject(new ClusterUnavailableError('the cluster node closed'))
+    // the sender stops first, so the publishes the publisher fails now are not retried
+    const outboxClosed = this.#outbox.close()
     this.#publisher.close()
-    await this.#outbox.close()
+    await outboxClosed
     await this.#consuming?.catch(() => {})
     await this.relayNats.close()
     await this.nats.close()

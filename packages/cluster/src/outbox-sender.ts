@@ -1,14 +1,16 @@
-import type { JetStreamClient } from '@nats-io/jetstream'
 import type { OutboxEntry, ReplicationOutbox } from '@proj/storage'
 import { ClusterUnavailableError } from './errors.js'
 import type { ClusterLog } from './options.js'
 import { sleep } from './retry.js'
+import type { StreamPublisher } from './stream-publisher.js'
 import { recordSubject } from './subjects.js'
 
 /** Entries published at once (pipelined on the one connection, so they reach the stream in order). */
 const WINDOW = 64
 /** What a write refused by a full outbox tells its client (HTTP Retry-After). */
 const FULL_RETRY_AFTER_MS = 5000
+/** How long one entry waits for JetStream's acknowledgement before the window is sent again. */
+const SEND_TIMEOUT_MS = 2000
 
 /**
  * `ack: local`: publishes the store's outbox to the stream in commit order, removing each window once
@@ -32,7 +34,8 @@ export class OutboxSender {
   #drains: { upTo: number; resolve: (drained: boolean) => void }[] = []
 
   constructor(
-    private readonly js: JetStreamClient,
+    /** The node's publisher: one reply subscription answered by a callback (no request machinery). */
+    private readonly publisher: StreamPublisher,
     private readonly prefix: string,
     private readonly log: ClusterLog,
     /** Told the stream sequence of each acknowledged entry. */
@@ -188,11 +191,8 @@ export class OutboxSender {
   async #send(entry: OutboxEntry): Promise<number> {
     const first = entry.writes[0]!
     const kind = entry.writes.some((w) => w.type === 'message') ? 'm' : 'r'
-    const ack = await this.js.publish(recordSubject(this.prefix, kind, first.table, first.id), entry.data, {
-      msgID: entry.id,
-      timeout: 2000,
-    })
-    return ack.seq
+    const subject = recordSubject(this.prefix, kind, first.table, first.id)
+    return (await this.publisher.publish(subject, entry.data, entry.id, SEND_TIMEOUT_MS)).seq
   }
 }
 
