@@ -189,20 +189,16 @@ export function readFrames(
     at += 4
     return v
   }
-  const str = () => {
-    const n = u32()
+  const utf8 = (n: number) => {
     need(n)
     const s = text.utf8Slice(at, at + n)
     at += n
     return s
   }
+  const str = () => utf8(u32())
   const nstr = () => {
     const n = u32()
-    if (n === NONE) return undefined
-    need(n)
-    const s = text.utf8Slice(at, at + n)
-    at += n
-    return s
+    return n === NONE ? undefined : utf8(n)
   }
   const blob = () => {
     const n = u32()
