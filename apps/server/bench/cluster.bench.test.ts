@@ -13,7 +13,7 @@
  * `BENCH_SECONDS=0`, and `-t cluster` or `-t single`).
  */
 import { type ChildProcess, fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { natsSkipReason, tempDir } from '@proj/test-utils'
@@ -45,6 +45,12 @@ interface Row {
   natsCpu: number
   /** CPU of the client processes per message at the fixed rate, µs (high: the clients may be the limit). */
   clientCpu: number
+  /** nodeCpu per node (a, b, c), in the JSON line only. */
+  eachNodeCpu: number[]
+  /** Context switches per message of each node, then each NATS server (JSON line only). */
+  switchesPerMsg: number[]
+  /** Time the threads of the nodes, NATS servers and clients spent runnable but waiting for a core, µs/msg. */
+  waits: [nodes: number, nats: number, clients: number]
   throughput: number[]
   tpReceived: number[]
   tpSent: number
@@ -125,6 +131,35 @@ function cpuMs(pids: number[]): number {
   return ticks * 10 // USER_HZ = 100
 }
 
+/** Time (ms) the threads of `pids` spent runnable, waiting for a core (/proc/<pid>/task/<tid>/schedstat). */
+function waitMs(pids: number[]): number {
+  let ns = 0
+  for (const pid of pids) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`))
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1])
+    } catch {
+      // exited
+    }
+  }
+  return ns / 1e6
+}
+
+/** Context switches of the threads of `pid` so far (voluntary + involuntary, /proc/<pid>/task/<tid>/status). */
+function switches(pid: number): number {
+  let n = 0
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').matchAll(
+        /ctxt_switches:\s+(\d+)/g,
+      ))
+        n += Number(m[1])
+  } catch {
+    // exited
+  }
+  return n
+}
+
 async function scenario(
   setup: string,
   pubUrl: string,
@@ -151,6 +186,9 @@ async function scenario(
       }),
     )
     const cpu0 = [cpuMs(pids.nodes), cpuMs(pids.nats), cpuMs(clientPids)]
+    const each0 = pids.nodes.map((p) => cpuMs([p]))
+    const sw0 = [...pids.nodes, ...pids.nats].map(switches)
+    const wait0 = [waitMs(pids.nodes), waitMs(pids.nats), waitMs(clientPids)]
     const paced = await pub.call<{ sent: number; late: number }>('paced', {
       topic: latTopic,
       qos,
@@ -159,6 +197,9 @@ async function scenario(
     })
     const got = await Promise.all(lat)
     const cpu1 = [cpuMs(pids.nodes), cpuMs(pids.nats), cpuMs(clientPids)]
+    const each1 = pids.nodes.map((p) => cpuMs([p]))
+    const sw1 = [...pids.nodes, ...pids.nats].map(switches)
+    const wait1 = [waitMs(pids.nodes), waitMs(pids.nats), waitMs(clientPids)]
     // throughput: as fast as the publisher's socket takes them (QoS 1: at most 50 unacknowledged)
     const count = qos === 0 ? COUNT : Math.round(COUNT / 2)
     const tp = subs.map((s) =>
@@ -183,6 +224,9 @@ async function scenario(
       nodeCpu: ((cpu1[0]! - cpu0[0]!) * 1000) / total,
       natsCpu: ((cpu1[1]! - cpu0[1]!) * 1000) / total,
       clientCpu: ((cpu1[2]! - cpu0[2]!) * 1000) / total,
+      eachNodeCpu: each1.map((c, i) => Math.round(((c - each0[i]!) * 1000) / total)),
+      switchesPerMsg: sw1.map((n, i) => Math.round(((n - sw0[i]!) * 100) / total) / 100),
+      waits: [0, 1, 2].map((i) => ((wait1[i]! - wait0[i]!) * 1000) / total) as Row['waits'],
       throughput: tpGot.map((g) =>
         g.received === 0 ? 0 : (g.received * 1e9) / Number(BigInt(g.last) - BigInt(flood.start)),
       ),
@@ -204,12 +248,12 @@ function report(): string {
   const lines = [
     `${new Date().toISOString()}: load average ${load} (as \`uptime\` shows it)`,
     '',
-    `| setup                | QoS | received at ${int(RATE)}/s | late sends | p50 ms | p99 ms | node CPU µs/msg | NATS CPU µs/msg | client CPU µs/msg | max msg/s per subscriber |`,
-    '| -------------------- | --- | ------------------- | ---------- | ------ | ------ | --------------- | --------------- | ----------------- | ------------------------ |',
+    `| setup                | QoS | received at ${int(RATE)}/s | late sends | p50 ms | p99 ms | node CPU µs/msg | NATS CPU µs/msg | client CPU µs/msg | waiting for a core µs/msg (nodes, NATS, clients) | max msg/s per subscriber |`,
+    '| -------------------- | --- | ------------------- | ---------- | ------ | ------ | --------------- | --------------- | ----------------- | ------------------------------------------------ | ------------------------ |',
   ]
   for (const r of rows)
     lines.push(
-      `| ${(r.setup === 'single' ? 'one node' : 'cluster, a → b and c').padEnd(20)} | ${r.qos}   | ${r.received.map((n) => `${int(n)} / ${int(r.sent)}`).join(', ')} | ${r.late} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.nodeCpu)} | ${r.setup === 'single' ? '–' : fmt(r.natsCpu)} | ${fmt(r.clientCpu)} | ${r.throughput.map(int).join(' / ')}${r.tpReceived.every((n) => n === r.tpSent) ? '' : ` (received ${r.tpReceived.map(int).join(', ')} of ${int(r.tpSent)})`} |`,
+      `| ${(r.setup === 'single' ? 'one node' : 'cluster, a → b and c').padEnd(20)} | ${r.qos}   | ${r.received.map((n) => `${int(n)} / ${int(r.sent)}`).join(', ')} | ${r.late} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.nodeCpu)} | ${r.setup === 'single' ? '–' : fmt(r.natsCpu)} | ${fmt(r.clientCpu)} | ${r.waits.map(fmt).join(', ')} | ${r.throughput.map(int).join(' / ')}${r.tpReceived.every((n) => n === r.tpSent) ? '' : ` (received ${r.tpReceived.map(int).join(', ')} of ${int(r.tpSent)})`} |`,
     )
   return lines.join('\n')
 }
