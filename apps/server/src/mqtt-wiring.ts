@@ -92,7 +92,9 @@ export function mqttEntry(
         },
         () => {
           clearTimeout(timer)
-          stream.destroy()
+          // the node failed: served only to be refused (CONNACK 0x88), when it says so
+          if (serving() && !stream.destroyed) handle(stream, transport, socket, accept)
+          else stream.destroy()
         },
       )
       return

@@ -10,6 +10,7 @@ import type { ResourceRuntime } from '@proj/resource'
 import type { Store } from '@proj/storage'
 import { ConnectionAdmission } from './admission.js'
 import { RefusalSummary } from './admission-log.js'
+import { mqttFollowsClusterState } from './cluster-mqtt.js'
 import { brokerOwnership, clusterOptions, gateHttp, openClusterStore } from './cluster-node.js'
 import { openConfiguredRuntime, roleDefinitions } from './configured-runtime.js'
 import { ensureAdmin, ignoredAdminPassword } from './first-admin.js'
@@ -194,13 +195,15 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       cluster !== undefined ? { ownership: brokerOwnership(cluster, ready) } : {},
     )
     cluster?.ownership.attach(broker)
+    if (cluster !== undefined) mqttFollowsClusterState(cluster, broker, logger)
     const refusals = new RefusalLog(logger)
     refusals.watchBroker(broker.events)
 
     const tlsMaterial = await loadTlsMaterial(config.tls)
     const mtls = config.mqtt.mTLS
 
-    const handleMqtt = mqttEntry(broker, mtls, () => serving, ready, {
+    // a failed node hands each MQTT stream to the broker, which refuses its CONNECT (0x88 / 3)
+    const handleMqtt = mqttEntry(broker, mtls, () => serving || cluster?.state === 'failed', ready, {
       timeoutMs: config.cluster.catchUpTimeout,
       logger,
     })

@@ -1,24 +1,11 @@
-import { readFile } from 'node:fs/promises'
-import {
-  DiscardPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream'
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
-import {
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type NatsConnection,
-} from '@nats-io/transport-node'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { type ReplicatedTransaction, type Replicator, StorageError, type Store } from '@proj/storage'
 import { DeadNodes } from './dead-nodes.js'
 import { ClusterUnavailableError } from './errors.js'
 import { Heartbeats } from './heartbeats.js'
+import { connectionOptions, ensureStream } from './nats-setup.js'
 import { type ClusterOptions, type ResolvedClusterOptions, resolveOptions } from './options.js'
 import { OutboxSender } from './outbox-sender.js'
 import { ClientOwnership } from './ownership.js'
@@ -31,6 +18,12 @@ import { recordSubject } from './subjects.js'
 
 /** Where a node stands (`/health` shows it). */
 export type ClusterState = 'connecting' | 'catching-up' | 'ready' | 'failed'
+
+/**
+ * How often a node that applies the stream asks whether the stream still holds the next message it needs
+ * (retention may drop it while the node is cut off or stalled); a gap the consumer runs into asks at once.
+ */
+const LOSS_CHECK_MS = 5000
 
 /** Tables that stay on their node: which index builds this node has done. */
 const LOCAL_TABLES = /^__indexes$/
@@ -52,6 +45,11 @@ export interface ClusterNode {
   ready(): Promise<void>
   /** The stream's sequence as last seen, and this node's applied position. */
   positions(): { stream: number; applied: number }
+  /**
+   * Tells `listener` each change of `state` (for example `ready` → `failed`: the node can no longer
+   * catch up, so it must stop serving); returns a function that stops telling.
+   */
+  onState(listener: (state: ClusterState) => void): () => void
   /** Stops consuming and closes the NATS connection (the store stays open: close it after). */
   close(): Promise<void>
   /** The NATS connection (relays, KV), for the cluster package's other modules. */
@@ -118,61 +116,6 @@ export async function joinCluster(options: ClusterOptions): Promise<ClusterNode>
   }
 }
 
-async function connectionOptions(o: ResolvedClusterOptions): Promise<ConnectionOptions> {
-  const { options } = o
-  const result: ConnectionOptions = {
-    servers: o.servers,
-    name: `proj-${o.nodeName}`,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    pingInterval: 5000,
-    timeout: 10_000,
-  }
-  if (options.user !== undefined) result.user = options.user
-  if (options.password !== undefined) result.pass = options.password
-  if (options.token !== undefined) result.token = options.token
-  if (options.credentials !== undefined)
-    result.authenticator = credsAuthenticator(await readFile(options.credentials))
-  if (options.tls !== undefined) {
-    result.tls = {}
-    if (options.tls.caFile) result.tls.caFile = options.tls.caFile
-    if (options.tls.certFile) result.tls.certFile = options.tls.certFile
-    if (options.tls.keyFile) result.tls.keyFile = options.tls.keyFile
-  }
-  return result
-}
-
-async function ensureStream(jsm: JetStreamManager, o: ResolvedClusterOptions): Promise<void> {
-  const subjects = [`${o.prefix}.r.>`, `${o.prefix}.m.>`]
-  try {
-    const info = await jsm.streams.info(o.prefix)
-    if (info.config.num_replicas !== o.replicas)
-      o.log.warn(
-        { stream: o.prefix, replicas: info.config.num_replicas, configured: o.replicas },
-        'cluster: the stream exists with another replica count; using it as it is',
-      )
-    return
-  } catch (error) {
-    if (!isNotFound(error)) throw error
-  }
-  await jsm.streams.add({
-    name: o.prefix,
-    subjects,
-    storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
-    num_replicas: o.replicas,
-    max_age: o.maxAgeMs * 1_000_000,
-    // NATS refuses a window longer than max_age (a short changeLog.retention)
-    duplicate_window: Math.min(120_000, o.maxAgeMs) * 1_000_000,
-  })
-}
-
-function isNotFound(error: unknown): boolean {
-  const e = error as { code?: unknown; api_error?: { err_code?: number }; message?: string }
-  return e?.api_error?.err_code === 10059 || /stream not found/i.test(String(e?.message))
-}
-
 class Node implements ClusterNode {
   readonly nodeName: string
   readonly nodeId: number
@@ -188,6 +131,11 @@ class Node implements ClusterNode {
   #waiters: { position: number; resolve: (reached: boolean) => void }[] = []
   #streamLast = 0
   #target = 0
+  /** The next stream sequence to apply (0 until applying starts). */
+  #next = 0
+  readonly #stateListeners = new Set<(state: ClusterState) => void>()
+  #lossTimer: NodeJS.Timeout | undefined
+  #checkingLoss = false
   readonly #inflight = new Set<Promise<unknown>>()
   #closed = false
   readonly #reader: StreamReader
@@ -297,6 +245,23 @@ class Node implements ClusterNode {
     return { stream: this.#streamLast, applied: this.#store?.replicatedPosition ?? 0 }
   }
 
+  onState(listener: (state: ClusterState) => void): () => void {
+    this.#stateListeners.add(listener)
+    return () => this.#stateListeners.delete(listener)
+  }
+
+  #setState(state: ClusterState): void {
+    if (this.state === state) return
+    this.state = state
+    for (const listener of [...this.#stateListeners]) {
+      try {
+        listener(state)
+      } catch (error) {
+        this.options.log.error({ err: error, state }, 'cluster: a state listener failed')
+      }
+    }
+  }
+
   ready(): Promise<void> {
     return this.#ready.promise
   }
@@ -373,7 +338,7 @@ class Node implements ClusterNode {
   start(store: Store): void {
     if (this.#store !== undefined) throw new Error('cluster node already started')
     this.#store = store
-    this.state = 'catching-up'
+    this.#setState('catching-up')
     this.#heartbeats.start()
     if (store.outbox !== undefined) this.#outbox.start(store.outbox)
     this.shared.start(store)
@@ -388,15 +353,25 @@ class Node implements ClusterNode {
         if (!this.#closed) this.options.log.error({ err: error }, 'cluster: cannot follow node liveness')
       },
     )
-    this.#consuming = this.#consume(store).catch((error) => {
-      if (this.#closed) return
-      this.state = 'failed'
-      this.options.log.error(
-        { err: error },
-        'cluster: applying the stream failed; this node stopped applying',
-      )
-      this.#ready.reject(error)
-    })
+    this.#consuming = this.#consume(store).catch((error) => this.#fail(error))
+  }
+
+  /**
+   * Fails the node when the stream no longer holds the next message it needs (retention dropped it while
+   * the node was away, cut off or stalled): its store can never be current again, so it must not serve.
+   */
+  async #checkLoss(): Promise<void> {
+    if (this.#checkingLoss || this.#stopped() || this.#next === 0) return
+    this.#checkingLoss = true
+    try {
+      const info = await this.jsm.streams.info(this.options.prefix)
+      const lost = lostError(this.#next, info.state.first_seq)
+      if (lost !== undefined) this.#fail(lost)
+    } catch {
+      // NATS or the stream leader unreachable: asked again later
+    } finally {
+      this.#checkingLoss = false
+    }
   }
 
   async #consume(store: Store): Promise<void> {
@@ -411,21 +386,25 @@ class Node implements ClusterNode {
     this.#target = info.state.last_seq
     if (this.#target > this.#streamLast) this.#streamLast = this.#target
     const from = store.replicatedPosition + 1
-    if (from <= this.#target && info.state.first_seq > from)
-      throw new Error(
-        `cannot catch up: this node applied up to ${from - 1}, the stream now starts at ${info.state.first_seq} (it was down longer than the stream keeps transactions)`,
-      )
+    const lost = lostError(from, info.state.first_seq)
+    if (lost !== undefined) throw lost
     log.info({ applied: from - 1, stream: this.#target }, 'cluster: catching up')
     this.#checkReady(store, started)
     let next = from
+    this.#next = next
+    this.#lossTimer = setInterval(() => void this.#checkLoss(), LOSS_CHECK_MS)
+    this.#lossTimer.unref?.()
     let pending: Promise<void> = Promise.resolve()
     let inFlight = 0
     // Applying stays exactly in stream order whichever way a message came (consumer or direct read):
     // a duplicate is skipped, a message past the next one refused (its source starts over).
     const deliver = async (seq: number, data: Uint8Array): Promise<boolean> => {
       if (seq < next) return true
-      if (seq > next) return false
-      next = seq + 1
+      if (seq > next) {
+        void this.#checkLoss()
+        return false
+      }
+      this.#next = next = seq + 1
       if (seq > this.#streamLast) this.#streamLast = seq
       // queued without waiting: everything that arrives while a commit runs shares the next one
       inFlight++
@@ -452,15 +431,22 @@ class Node implements ClusterNode {
 
   #fail(error: unknown): void {
     if (this.#closed || this.state === 'failed') return
-    this.state = 'failed'
-    this.options.log.error({ err: error }, 'cluster: applying the stream failed; this node stopped applying')
+    const wasReady = this.state === 'ready'
+    this.options.log.error(
+      { err: error, ...this.positions() },
+      wasReady
+        ? 'cluster: this node can no longer apply the stream; it stopped applying and serves nothing (failed)'
+        : 'cluster: applying the stream failed; this node stopped applying',
+    )
+    clearInterval(this.#lossTimer)
+    this.#setState('failed')
     this.#ready.reject(error)
     this.#reader.stop()
   }
 
   #checkReady(store: Store, started: number): void {
     if (this.state !== 'catching-up' || store.replicatedPosition < this.#target) return
-    this.state = 'ready'
+    this.#setState('ready')
     this.options.log.info(
       { position: store.replicatedPosition, ms: Date.now() - started },
       'cluster: caught up',
@@ -471,6 +457,8 @@ class Node implements ClusterNode {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#lossTimer)
+    this.#stateListeners.clear()
     this.relay.close()
     this.ownership.close()
     this.#deadNodes.close()
@@ -488,6 +476,14 @@ class Node implements ClusterNode {
     await this.relayNats.close()
     await this.nats.close()
   }
+}
+
+/** The error to fail with when the stream, which now starts at `first`, no longer holds `next`. */
+function lostError(next: number, first: number): Error | undefined {
+  if (first <= next) return undefined
+  return new Error(
+    `cannot catch up: this node applied up to ${next - 1}, the stream now starts at ${first} (the node was away longer than the stream keeps transactions)`,
+  )
 }
 
 function isTooLarge(error: unknown): boolean {

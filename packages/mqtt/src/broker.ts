@@ -81,6 +81,7 @@ class BrokerCore implements Broker, ConnectionHost {
   /** Unique per broker, also across a cluster's nodes: will keys are [clientId, connection id]. */
   readonly bootId = Date.now().toString(36) + randomBytes(3).toString('hex')
   closing = false
+  unavailableReason: string | undefined = undefined
 
   constructor(options: BrokerOptions) {
     this.runtime = options.runtime
@@ -165,6 +166,13 @@ class BrokerCore implements Broker, ConnectionHost {
   async releaseClient(clientId: string): Promise<void> {
     this.sessions.release(clientId)
     while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+  }
+
+  unavailable(reason: string | undefined): void {
+    if (reason === this.unavailableReason) return
+    this.unavailableReason = reason
+    if (reason === undefined) return
+    for (const conn of [...this.connections]) conn.unavailable(reason)
   }
 
   handle(stream: Duplex, info: ConnectionInfo = { transport: 'tcp' }): void {

@@ -98,6 +98,11 @@ export class ConnectFlow {
         return
     }
     const accepted: AcceptedConnect = verdict
+    if (broker.unavailableReason !== undefined) {
+      conn.identified(accepted.clientId)
+      conn.refuse(ReasonCode.ServerUnavailable, broker.unavailableReason)
+      return
+    }
     const clientId = accepted.clientId
     conn.identified(clientId)
     const { authMethod, authFactory } = accepted
@@ -140,8 +145,8 @@ export class ConnectFlow {
     }
     const user = auth.user
     if (!conn.connecting) return
-    if (broker.closing) {
-      conn.refuse(ReasonCode.ServerUnavailable, 'server shutting down')
+    if (broker.closing || broker.unavailableReason !== undefined) {
+      conn.refuse(ReasonCode.ServerUnavailable, broker.unavailableReason ?? 'server shutting down')
       return
     }
     if (user !== null && !user.superUser) {

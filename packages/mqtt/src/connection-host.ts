@@ -30,6 +30,8 @@ export interface ConnectionHost extends SessionHost {
   readonly responseInformation: false | ((session: SessionInfo) => string | undefined)
   readonly refusedPublish: 'acknowledge' | 'disconnect'
   readonly closing: boolean
+  /** Why the broker serves nobody now (see `Broker.unavailable`); undefined while it serves. */
+  readonly unavailableReason: string | undefined
   readonly sessions: SessionRegistry
   readonly wills: WillKeeper
   /** Unique per broker start (and across a cluster's nodes): a connection's id is `${bootId}.${seq}`. */

@@ -420,6 +420,14 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.disconnectWith(reasonCode, reason)
   }
 
+  /**
+   * The broker cannot serve now (`Broker.unavailable`): v5 DISCONNECT 0x9C Use another server (0x88 Server
+   * unavailable is a CONNACK code only, MQTT 5 section 3.14.2.1); the will rules apply.
+   */
+  unavailable(reason: string): void {
+    this.disconnectWith(ReasonCode.UseAnotherServer, reason)
+  }
+
   /** The user's role changed: v5 DISCONNECT 0x98 (administrative action); the will rules apply. */
   disconnectAdministratively(reason: string): void {
     this.disconnectWith(ReasonCode.AdministrativeAction, reason)

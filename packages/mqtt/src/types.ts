@@ -154,4 +154,11 @@ export interface Broker {
    * `offlineSince`, ms since the epoch): its durable session's expiry and its wills run here from now.
    */
   adoptClient(clientId: string, offlineSince: number): void
+  /**
+   * While `reason` is set (a cluster node that cannot serve current data) the broker serves nobody: each
+   * open connection closes (v5 DISCONNECT 0x9C Use another server, will rules as for any disconnect by the
+   * server; 3.1.1 is closed) and each CONNECT is refused (CONNACK 0x88 Server unavailable; 3.1.1 return
+   * code 3), until it is called with `undefined`. (0x88 is not a DISCONNECT reason code in MQTT 5.)
+   */
+  unavailable(reason: string | undefined): void
 }
