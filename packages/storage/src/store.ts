@@ -9,6 +9,7 @@ import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
 import { StorageError, StoreClosedError, VersionMismatchError } from './errors.js'
 import { OUTBOX_DB, Outbox } from './outbox.js'
+import { RecordEncoder } from './record-decode.js'
 import { FORMAT_VERSION, READABLE_FORMATS } from './record-format.js'
 import { Replication } from './replication.js'
 import { TableImpl } from './table.js'
@@ -214,7 +215,13 @@ class StoreImpl implements Store {
   }
 
   private tableDb(name: string): Db {
-    return this.tables.get(name)?.db ?? this.env.openDB({ name: TABLE_PREFIX + name })
+    return (
+      this.tables.get(name)?.db ??
+      // records are read by RecordEncoder (lmdb-js constructs it with its own msgpackr options)
+      this.env.openDB({ name: TABLE_PREFIX + name, encoder: { Encoder: RecordEncoder } } as unknown as {
+        name: string
+      })
+    )
   }
 
   onCommit(listener: CommitListener): () => void {
