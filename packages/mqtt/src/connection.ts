@@ -152,6 +152,11 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.writer.noteSent(step)
   }
 
+  /** A promise while the socket is backed up (see SocketWriter.drained); undefined when it takes more. */
+  drained(): Promise<void> | undefined {
+    return this.writer.drained()
+  }
+
   /**
    * Generates a v5 packet that fits the client's Maximum Packet Size (reason string and user properties
    * dropped first); an empty buffer when it still does not fit.

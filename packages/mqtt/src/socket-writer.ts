@@ -15,6 +15,8 @@ import type { FlowStep, FlowStepHook } from './flow-steps.js'
 const FLUSH_BYTES = 64 * 1024
 /** A subscriber that does not read: QoS 0 messages are dropped while this much is buffered for it. */
 const MAX_BUFFERED = 8 * 1024 * 1024
+/** Bytes waiting for the socket beyond which a subscription's initial (retained) delivery pauses. */
+const PACE_BYTES = 1024 * 1024
 
 /**
  * Writers with packets queued this turn (the first `dueCount`), flushed in the order they were first
@@ -98,6 +100,28 @@ export class SocketWriter {
 
   get congested(): boolean {
     return this.outBytes + this.stream.writableLength > MAX_BUFFERED
+  }
+
+  /**
+   * Undefined while the socket takes more; once more than PACE_BYTES wait for it, a promise that settles
+   * when it drained (or closed). A subscription's initial delivery waits on it between slices, so a large
+   * retained set is streamed to the client instead of queued in memory ahead of it (and QoS 0 ones past
+   * MAX_BUFFERED dropped).
+   */
+  drained(): Promise<void> | undefined {
+    const stream = this.stream
+    if (this.outBytes + stream.writableLength <= PACE_BYTES || stream.destroyed) return undefined
+    this.flush()
+    if (stream.writableLength <= PACE_BYTES || !stream.writableNeedDrain || stream.destroyed) return undefined
+    return new Promise((resolve) => {
+      const done = () => {
+        stream.off('drain', done)
+        stream.off('close', done)
+        resolve()
+      }
+      stream.on('drain', done)
+      stream.on('close', done)
+    })
   }
 
   /** Reports `step` once the packet just written leaves for the socket (crash-point tests). */

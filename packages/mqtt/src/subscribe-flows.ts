@@ -42,13 +42,19 @@ export interface SubscribePeer extends FaultSink, SessionOutlet {
   /** A reason string for an acknowledgement, when the client did not turn problem information off. */
   ackReason(reason: string | undefined): string | undefined
   protocolViolation(error: MqttError): void
+  /** A promise while the socket is backed up (a subscription's initial delivery waits for it); undefined otherwise. */
+  drained(): Promise<void> | undefined
 }
 
 export class SubscribeFlows {
+  private readonly pace: () => Promise<void> | undefined
+
   constructor(
     private readonly peer: SubscribePeer,
     private readonly host: ConnectionHost,
-  ) {}
+  ) {
+    this.pace = () => peer.drained()
+  }
 
   /** A resumed durable session: catch up from the change log after each cursor, then go live. */
   resubscribe(session: Session): void {
@@ -162,6 +168,8 @@ export class SubscribeFlows {
       retainAsPublished: sub.rap,
     }
     if (after !== undefined) options.after = after
+    // retained messages and the replay are streamed as the client reads them
+    if (retained || after !== undefined) options.pace = this.pace
     if (sub.id !== undefined) options.subscriptionId = sub.id
     if (sub.shared) {
       // The group's round robin skips this member while its window is full.

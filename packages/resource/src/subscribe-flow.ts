@@ -10,6 +10,7 @@ import type { ConnectScopes } from './connect-scope.js'
 import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { literalPrefix, splitAtWildcard } from './filter-prefix.js'
+import { deliverInitial } from './initial-delivery.js'
 import type { Access, Permissions } from './permissions.js'
 import { type QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
 import { Resource } from './resource.js'
@@ -175,17 +176,27 @@ export class SubscribeFlow {
       subscription.pending = []
       joined = registry.add(subscription)
       subscription.ready = new Promise((resolve) => {
+        const live = () => {
+          subscription.flush()
+          resolve()
+        }
         // After the caller got its Subscription (and, for MQTT, sent SUBACK): current values, replay, then live.
         setImmediate(() => {
+          let paused: Promise<void> | undefined
           try {
             if (!subscription.closed && !this.#init.closed())
-              this.#initial(subscription, scope, retained, after)
+              paused = deliverInitial(
+                subscription,
+                this.#initialEvents(subscription, scope, retained, after),
+                options.pace,
+                this.#init.closed,
+                this.#init.onError,
+              )
           } catch (error) {
             this.#init.onError(error)
-          } finally {
-            subscription.flush()
-            resolve()
           }
+          if (paused === undefined) live()
+          else paused.then(live)
         })
       })
     } else {
@@ -266,39 +277,15 @@ export class SubscribeFlow {
         : allowed.has(event.path)
   }
 
-  /** Current values (retained) and the log replay after a cursor, then the subscription goes live. */
-  #initial(subscription: SubscriptionImpl, scope: Scope, retained: boolean, after: number | undefined): void {
-    const { store, topics } = this.#init
-    const filter = subscription.trieFilter
-    const deliverRetained = () => {
-      // The visible cursor, not the durable one: a commit still syncing is in the snapshot read below,
-      // so its event (dispatched after the sync) must be skipped, not delivered after that state.
-      const cursor = (subscription.snapshotCursor = store.log.visibleCursor)
-      // One event is held back, so the last current value can carry the cursor to resume after.
-      let held: RuntimeEvent | undefined
-      const hold = (event: RuntimeEvent) => {
-        if (subscription.check !== null && !subscription.check(event)) return
-        if (held !== undefined) subscription.deliver(held)
-        held = event
-      }
-      for (const { resource, idFilter } of scope.targets) {
-        for (const event of resource.snapshot(idFilter, filter)) {
-          if (subscription.closed) return
-          hold(event)
-        }
-      }
-      if (scope.unclaimed) {
-        for (const event of topics.snapshot(filter, filter)) {
-          if (subscription.closed) return
-          hold(event)
-        }
-      }
-      if (held !== undefined && !subscription.closed) {
-        held.resumeCursor = cursor
-        subscription.deliver(held)
-      }
-    }
-    if (retained) deliverRetained()
+  /** Current values (retained), then the log replay after a cursor: what a subscription gets before it goes live. */
+  *#initialEvents(
+    subscription: SubscriptionImpl,
+    scope: Scope,
+    retained: boolean,
+    after: number | undefined,
+  ): Generator<RuntimeEvent, void, undefined> {
+    const { store } = this.#init
+    if (retained) yield* this.#retainedEvents(subscription, scope)
     if (after === undefined) return
     let changes: Iterable<ChangeEvent>
     const tables = scope.unclaimed
@@ -310,18 +297,48 @@ export class SubscribeFlow {
     } catch (error) {
       if ((error as { code?: unknown }).code !== 'STORAGE_LOG_TRUNCATED') throw error
       // The session fell behind retention: current values stand in for what was dropped.
-      if (!retained) deliverRetained()
+      if (!retained) yield* this.#retainedEvents(subscription, scope)
       changes = read(Math.max(0, store.log.firstCursor - 1))
     }
+    const filter = subscription.trieFilter
     let last = after
     for (const change of changes) {
       last = change.cursor
-      if (subscription.closed) return
       const event = this.#init.toEvent(change)
       if (event === null || !matchesFilter(filter, event.topic) || !subscription.accepts(event)) continue
-      subscription.deliver(event)
+      yield event
     }
     subscription.minCursor = last
+  }
+
+  /** The current values the subscription may read; the last carries the cursor to resume after. */
+  *#retainedEvents(subscription: SubscriptionImpl, scope: Scope): Generator<RuntimeEvent, void, undefined> {
+    const { store, topics } = this.#init
+    const filter = subscription.trieFilter
+    const check = subscription.check
+    // The visible cursor, not the durable one: a commit still syncing is in the snapshot read below,
+    // so its event (dispatched after the sync) must be skipped, not delivered after that state.
+    const cursor = (subscription.snapshotCursor = store.log.visibleCursor)
+    // One event is held back, so the last current value can carry the cursor to resume after.
+    let held: RuntimeEvent | undefined
+    for (const { resource, idFilter } of scope.targets) {
+      for (const event of resource.snapshot(idFilter, filter)) {
+        if (check !== null && !check(event)) continue
+        if (held !== undefined) yield held
+        held = event
+      }
+    }
+    if (scope.unclaimed) {
+      for (const event of topics.snapshot(filter, filter)) {
+        if (check !== null && !check(event)) continue
+        if (held !== undefined) yield held
+        held = event
+      }
+    }
+    if (held !== undefined) {
+      held.resumeCursor = cursor
+      yield held
+    }
   }
 
   #assertOpen(): void {

@@ -155,6 +155,12 @@ export interface SubscribeOptions {
    * member can take it, it goes to the member whose turn it was anyway.
    */
   canDeliver?: () => boolean
+  /**
+   * The subscriber's back-pressure on its initial events (current values, replay): asked after each slice
+   * of them; a promise pauses the initial delivery until it settles (e.g. the subscriber's socket drained).
+   * Live events meanwhile wait behind them, as during any initial delivery.
+   */
+  pace?: () => Promise<void> | undefined
 }
 
 export interface Subscription {
