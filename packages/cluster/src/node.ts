@@ -170,7 +170,15 @@ class Node implements ClusterNode {
     this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
-    this.relay = new Relay(relayNats, options.prefix, options.nodeId, options.log, this.shared)
+    this.relay = new Relay(
+      relayNats,
+      options.prefix,
+      options.nodeName,
+      options.nodeId,
+      options.log,
+      this.shared,
+      options.options.relayHoldMs,
+    )
     this.ownership = new ClientOwnership(
       nats,
       kv,

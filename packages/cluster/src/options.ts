@@ -36,6 +36,11 @@ export interface ClusterOptions {
   outboxLimit?: number
   /** How long the stream keeps transactions, ms (a node down longer cannot catch up). Default 7 days. */
   maxAgeMs?: number
+  /**
+   * QoS 0 relay: how long after a batch of messages went to the other nodes the next one waits, so that
+   * messages arriving meanwhile share it, ms (default 1; 0: each event-loop turn's messages go at once).
+   */
+  relayHoldMs?: number
   user?: string
   password?: string
   token?: string

@@ -1,80 +1,94 @@
+import { performance } from 'node:perf_hooks'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { ResourceRuntime, RuntimeEvent } from '@proj/resource'
 import type { ClusterLog } from './options.js'
 import { FrameWriter, frameOrigin, readFrames } from './relay-frame.js'
 import type { SharedGroups } from './shares.js'
-import { recordSubject } from './subjects.js'
+import { subjectToken } from './subjects.js'
 
-/** Topics no table claims travel under this table name. */
-const TOPICS = '__topics'
 /** A batch is sent once it holds this many bytes (well under NATS's 1 MB default `max_payload`). */
 const BATCH_BYTES = 64 * 1024
-/** Subjects kept per table and topic (computing one cost ~10 µs a message); the cache starts over past it. */
-const SUBJECTS = 10_000
+/** Default of `holdMs`. */
+const RELAY_HOLD_MS = 1
 
 /**
- * QoS 0 non-retained messages between nodes, over core NATS (`<prefix>.q.<table>.<id…>`, not stored):
+ * QoS 0 non-retained messages between nodes, over core NATS (`<prefix>.q.<origin node>`, not stored):
  * the runtime's `relay` option publishes each transient event dispatched here, and every other node
  * delivers it to its subscribers with `runtime.dispatchRelayed()`. Lost when a node or its NATS link is
  * lost, like QoS 0 anywhere.
  *
- * Consecutive events on one subject within one event-loop turn (the publishes of the socket reads
- * handled in one poll phase; sent from `setImmediate`) travel as one
- * NATS message (`relay-frame.ts`), so the per-message costs of NATS (protocol line, parsing, a callback
- * on every node) are paid per batch. Order is kept: a batch is sent when the subject changes, so the
- * events go out in the order they were relayed. The relay uses its own NATS connection without echo, so
- * a node does not receive (and decode, to drop) its own messages.
+ * Events travel in batches (`relay-frame.ts`), so the per-message costs of NATS are paid per batch: on
+ * this node a socket write, on each NATS server a read, a route hop and a write per node, on every other
+ * node a read, a parse and a callback, and there a socket write per subscriber for the whole batch. A
+ * batch goes out at the end of the event-loop turn, or, when the last one went out less than `holdMs`
+ * ago, with the first message after `holdMs` has passed (or, when none comes, from a timer half a hold
+ * later): a message after a quiet spell goes at once, and under a steady stream each waits at most about
+ * `holdMs`. At 5,000 messages/s one NATS message per MQTT message woke every process on the way (three
+ * NATS servers, two nodes, their subscribers) once per message: on two cores the nine processes queued
+ * for a core longer than they ran (the cluster README's "Where a cross-node message goes"). One subject per origin node
+ * (each frame names its topic), so messages on many topics share a batch and keep their order. The
+ * relay uses its own NATS connection without echo, so a node does not receive its own messages.
  */
 export class Relay {
   #runtime: ResourceRuntime | undefined
   #unsubscribe: (() => void) | undefined
   #batch: FrameWriter | undefined
-  #subject = ''
-  #scheduled = false
-  readonly #subjects = new Map<string, Map<string, string>>()
+  /** When the last batch went out (performance.now(), ms). */
+  #sentAt = Number.NEGATIVE_INFINITY
+  #timer: NodeJS.Timeout | undefined
+  #immediate: NodeJS.Immediate | undefined
+  readonly #subject: string
 
   constructor(
     private readonly nats: NatsConnection,
     private readonly prefix: string,
+    nodeName: string,
     private readonly nodeId: number,
     private readonly log: ClusterLog,
     private readonly shared: SharedGroups,
-  ) {}
+    private readonly holdMs = RELAY_HOLD_MS,
+  ) {
+    this.#subject = `${prefix}.q.${subjectToken(nodeName)}`
+  }
 
   /** The runtime's `relay` option. */
   readonly relay = (event: RuntimeEvent): void => {
     if (this.nats.isClosed()) return
-    const subject = this.#subjectOf(event.path || TOPICS, event.topic)
-    if (this.#batch !== undefined && (subject !== this.#subject || this.#batch.length >= BATCH_BYTES))
-      this.flush()
     const { nodes } = this.shared.assignment(event)
     try {
       this.#batch ??= new FrameWriter(this.nodeId)
-      this.#subject = subject
       this.#batch.write(event, nodes.size > 0 ? [...nodes] : null)
     } catch (error) {
       // a value msgpack cannot encode: that message alone is not relayed
       this.log.warn({ err: error, topic: event.topic }, 'cluster: a QoS 0 message was not relayed')
       return
     }
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(this.#flushLater)
+    if (this.#batch.length >= BATCH_BYTES) this.flush()
+    else if (this.#immediate === undefined) {
+      const wait = this.#sentAt + this.holdMs - performance.now()
+      if (wait <= 0) this.#immediate = setImmediate(this.#flushLater)
+      // half a hold late: under a steady stream the first message after the hold sends the batch in
+      // the turn that read it, so the timer (a wake-up of its own) fires only after a burst's last message
+      else this.#timer ??= setTimeout(this.#flushLater, wait + this.holdMs / 2)
     }
   }
 
   readonly #flushLater = (): void => {
-    this.#scheduled = false
     this.flush()
   }
 
   /** Sends the pending batch now. */
   flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate)
+    this.#timer = undefined
+    this.#immediate = undefined
     const batch = this.#batch
     if (batch === undefined) return
     this.#batch = undefined
     if (batch.count === 0) return
     if (this.nats.isClosed()) return
+    this.#sentAt = performance.now()
     try {
       this.nats.publish(this.#subject, batch.bytes())
     } catch (error) {
@@ -83,22 +97,6 @@ export class Relay {
         'cluster: QoS 0 messages were not relayed',
       )
     }
-  }
-
-  #subjectOf(table: string, topic: string): string {
-    let topics = this.#subjects.get(table)
-    if (topics === undefined) {
-      if (this.#subjects.size >= SUBJECTS) this.#subjects.clear()
-      topics = new Map()
-      this.#subjects.set(table, topics)
-    }
-    let subject = topics.get(topic)
-    if (subject === undefined) {
-      if (topics.size >= SUBJECTS) topics.clear()
-      subject = recordSubject(this.prefix, 'q', table, topic)
-      topics.set(topic, subject)
-    }
-    return subject
   }
 
   /** Starts delivering other nodes' transient events to `runtime`. */

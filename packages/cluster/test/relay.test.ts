@@ -9,8 +9,13 @@ afterEach(async () => {
 })
 
 /** A node's relay, delivering what other nodes relay into `got` (the runtime's side of the relay). */
-async function relayNode(urls: string[], name: string) {
-  const node: ClusterNode = await joinCluster({ servers: urls, nodeName: name, replicas: 1 })
+async function relayNode(urls: string[], name: string, relayHoldMs?: number) {
+  const node: ClusterNode = await joinCluster({
+    servers: urls,
+    nodeName: name,
+    replicas: 1,
+    ...(relayHoldMs !== undefined ? { relayHoldMs } : {}),
+  })
   cleanups.push(() => node.close())
   const got: RuntimeEvent[] = []
   node.relay.attach({ dispatchRelayed: (e: RuntimeEvent) => got.push(e) } as unknown as ResourceRuntime)
@@ -45,5 +50,33 @@ describe.skipIf(natsSkipReason !== undefined)(`QoS 0 relay between nodes${natsSk
     // a sentinel from b reaches a: a's own messages, relayed before, would have too
     b.node.relay.relay(message('sentinel', 1))
     await expect.poll(() => a.got.map((e) => e.topic), { timeout: 10_000 }).toEqual(['sentinel'])
+  }, 60_000)
+
+  it('sends the messages of the turns within the hold after a batch as one batch', async () => {
+    const nats = await startNatsCluster({ size: 1 })
+    cleanups.push(() => nats.stop())
+    const a = await relayNode(nats.urls, 'a', 500)
+    const b = await relayNode(nats.urls, 'b')
+    let batches = 0
+    const sub = b.node.nats.subscribe('proj.q.>', {
+      callback: () => {
+        batches++
+      },
+    })
+    cleanups.push(async () => sub.unsubscribe())
+    await a.node.nats.flush()
+    await b.node.nats.flush()
+    const sent = [message('t/first', 0)]
+    a.node.relay.relay(sent[0]!) // after a quiet spell: at the end of this turn
+    await expect.poll(() => b.got.length, { timeout: 10_000 }).toBe(1)
+    // ten more, one per event-loop turn, well within the hold after the first batch: one batch
+    for (let n = 1; n <= 10; n++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      sent.push(message(n % 2 === 0 ? 't/even' : 't/odd', n))
+      a.node.relay.relay(sent.at(-1)!)
+    }
+    await expect.poll(() => b.got.length, { timeout: 10_000 }).toBe(sent.length)
+    expect(b.got.map((e) => [e.topic, e.timestamp])).toEqual(sent.map((e) => [e.topic, e.timestamp]))
+    expect(batches).toBe(2)
   }, 60_000)
 })
