@@ -147,8 +147,14 @@ export class StreamReader {
           await sleep(250)
           continue
         }
-        this.log.warn({ next: at, last: last() }, 'cluster: the stream consumer stalled; reading directly')
+        this.log.warn(
+          { next: at, last: last() },
+          'cluster: the stream consumer stalled; reading directly and starting a new one',
+        )
         helping = true
+        // a consumer that stalls once stalls again (seen on a replica still catching up after its NATS
+        // server restarted): a new one starts at the next sequence
+        this.#stop?.()
       }
       const seq = at
       let message: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>
