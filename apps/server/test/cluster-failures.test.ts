@@ -1,78 +1,9 @@
-import type { NatsCluster } from '@proj/test-utils'
-import { afterAll, beforeAll, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { connectMqtt } from './helpers/clients.js'
 import { describeCluster, getRecord, send, startClusterNodes, waitReady } from './helpers/cluster.js'
+import { expectPresent, streamLeader, writeLoop } from './helpers/cluster-load.js'
 
 const NODES = ['a', 'b', 'c']
-
-/**
- * PUTs `Dog/<prefix><i>` on `url` with `parallel` writers until `stop()`: the acknowledged ids, the
- * refusals (an HTTP status, or the request's error: a fetch that failed or timed out is no success),
- * and the longest time one acknowledged write took.
- */
-function writeLoop(url: () => string, prefix: string, parallel = 4) {
-  const acked: string[] = []
-  const refused: (number | string)[] = []
-  let slowestMs = 0
-  let stopped = false
-  let i = 0
-  const writer = async () => {
-    while (!stopped) {
-      const id = `${prefix}${i++}`
-      const started = Date.now()
-      try {
-        const res = await send(url(), 'PUT', `Dog/${id}`, { name: id })
-        if (res.status < 300) {
-          acked.push(id)
-          slowestMs = Math.max(slowestMs, Date.now() - started)
-        } else refused.push(res.status)
-      } catch (error) {
-        refused.push(`${id}: ${(error as Error).message}`)
-      }
-    }
-  }
-  const done = Promise.all(Array.from({ length: parallel }, writer))
-  return {
-    acked,
-    refused,
-    get slowestMs() {
-      return slowestMs
-    },
-    async stop() {
-      stopped = true
-      await done
-    },
-  }
-}
-
-async function expectPresent(url: string, ids: string[]) {
-  const list = await getRecord(url, 'Dog/?limit=100000')
-  const have = new Set((list.body as { id: string }[]).map((d) => d.id))
-  expect(ids.filter((id) => !have.has(id))).toEqual([])
-}
-
-/** Index of the NATS server that leads the stream `name` (from a running server's monitoring port). */
-function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
-  return vi.waitFor(
-    async () => {
-      for (const server of nats.servers) {
-        if (!server.running) continue
-        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`).catch(
-          () => undefined,
-        )
-        const jsz = (await res?.json()) as
-          | { account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[] }
-          | undefined
-        const streams = (jsz?.account_details ?? []).flatMap((a) => a.stream_detail ?? [])
-        const leader = streams.find((d) => d.name === name)?.cluster?.leader
-        const index = nats.servers.findIndex((s) => s.name === leader)
-        if (index >= 0) return index
-      }
-      throw new Error(`no server names a leader of stream ${name}`)
-    },
-    { timeout: 15_000, interval: 100 },
-  )
-}
 
 describeCluster('a cluster under failures', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>

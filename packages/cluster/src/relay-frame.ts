@@ -8,7 +8,8 @@ import { Packr } from 'msgpackr'
  * this frame writes the common fields as raw bytes and keeps msgpack for the rare ones (an id that is
  * not the topic, a `value` without payload bytes, meta with more than `qos` and `clientId`).
  *
- * Batch: `u8 version (1)`, `u32 origin node id`, then frames until the end. Frame: `str type`,
+ * Batch: `u8 version (2)`, `u32 origin node id`, `u32 epoch` and `u32 number` (the origin's relay run
+ * and the batch's place in it, `relay-replay.ts`), then frames until the end. Frame: `str type`,
  * `str topic`, `str path`, `u8 idTag` (0: the topic, 1: `str`, 2: `blob` msgpack), `f64 timestamp`,
  * `nstr user`, `nstr origin`, `nstr contentType`, `u8 body` (0: none, 1: payload `blob`, 2: value `blob`
  * msgpack), `u8 metaTag` (0: none, 1: `u8 qos` + `nstr clientId`, 2: `blob` msgpack), `u16 shared count`
@@ -16,7 +17,9 @@ import { Packr } from 'msgpackr'
  * is `undefined`.
  */
 
-const VERSION = 1
+const VERSION = 2
+/** Version, origin, epoch, number. */
+const HEADER_BYTES = 13
 const NONE = 0xffffffff
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 
@@ -40,7 +43,9 @@ export class FrameWriter {
     this.#buf = Buffer.allocUnsafe(size)
     this.#buf[0] = VERSION
     this.#buf.writeUInt32BE(nodeId >>> 0, 1)
-    this.#at = 5
+    // epoch and number: stamped when the batch is sent
+    this.#buf.fill(0, 5, HEADER_BYTES)
+    this.#at = HEADER_BYTES
   }
 
   get length(): number {
@@ -162,9 +167,23 @@ function isPlain(meta: EventMeta): boolean {
 
 /** A batch's origin node id; throws on a version this node does not know. */
 export function frameOrigin(data: Uint8Array): number {
-  if (data.length < 5 || data[0] !== VERSION)
+  if (data.length < HEADER_BYTES || data[0] !== VERSION)
     throw new TypeError(`relay frame version ${data[0]} is not ${VERSION}`)
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32BE(1)
+}
+
+/** A batch's origin node id, its origin's relay epoch and the batch's number in it. */
+export function batchHeader(data: Uint8Array): { origin: number; epoch: number; seq: number } {
+  const origin = frameOrigin(data)
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return { origin, epoch: b.readUInt32BE(5), seq: b.readUInt32BE(9) }
+}
+
+/** Writes the epoch and number into a batch's header (as it is sent). */
+export function stampBatch(data: Uint8Array, epoch: number, seq: number): void {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  b.writeUInt32BE(epoch >>> 0, 5)
+  b.writeUInt32BE(seq >>> 0, 9)
 }
 
 /** Reads a batch's events in order; calls `each` with every event and its shared-group choices. */
@@ -175,7 +194,7 @@ export function readFrames(
   frameOrigin(data)
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   const text = buf as unknown as Utf8Buffer
-  let at = 5
+  let at = HEADER_BYTES
   const need = (n: number) => {
     if (at + n > buf.length) throw new RangeError('relay frame truncated')
   }

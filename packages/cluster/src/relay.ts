@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { ResourceRuntime, RuntimeEvent } from '@proj/resource'
 import type { ClusterLog } from './options.js'
 import { FrameWriter, frameOrigin, readFrames } from './relay-frame.js'
+import { RelayGaps, RelayHistory, serveReplays } from './relay-replay.js'
 import type { SharedGroups } from './shares.js'
 import { subjectToken } from './subjects.js'
 
@@ -14,8 +15,10 @@ const RELAY_HOLD_MS = 1
 /**
  * QoS 0 non-retained messages between nodes, over core NATS (`<prefix>.q.<origin node>`, not stored):
  * the runtime's `relay` option publishes each transient event dispatched here, and every other node
- * delivers it to its subscribers with `runtime.dispatchRelayed()`. Lost when a node or its NATS link is
- * lost, like QoS 0 anywhere.
+ * delivers it to its subscribers with `runtime.dispatchRelayed()`. Each node numbers its batches and keeps
+ * the last seconds of them, so a node that missed some (a NATS server died with them, or its connection
+ * was moving to another server) gets them again, in order (`relay-replay.ts`): lost only with their
+ * origin node, or when a node's NATS link is down longer than that window.
  *
  * Events travel in batches (`relay-frame.ts`), so the per-message costs of NATS are paid per batch: on
  * this node a socket write, on each NATS server a read, a route hop and a write per node, on every other
@@ -32,6 +35,8 @@ const RELAY_HOLD_MS = 1
 export class Relay {
   #runtime: ResourceRuntime | undefined
   #unsubscribe: (() => void) | undefined
+  readonly #history = new RelayHistory()
+  #gaps: RelayGaps | undefined
   #batch: FrameWriter | undefined
   /** When the last batch went out (performance.now(), ms). */
   #sentAt = Number.NEGATIVE_INFINITY
@@ -90,7 +95,7 @@ export class Relay {
     if (this.nats.isClosed()) return
     this.#sentAt = performance.now()
     try {
-      this.nats.publish(this.#subject, batch.bytes())
+      this.nats.publish(this.#subject, this.#history.stamp(batch.bytes()))
     } catch (error) {
       this.log.warn(
         { err: error, subject: this.#subject, messages: batch.count },
@@ -102,26 +107,35 @@ export class Relay {
   /** Starts delivering other nodes' transient events to `runtime`. */
   attach(runtime: ResourceRuntime): void {
     this.#runtime = runtime
+    const gaps = new RelayGaps(this.nats, this.prefix, this.log, (batch) =>
+      readFrames(batch, (event, shared) => {
+        this.shared.assigned(event, shared)
+        this.#runtime?.dispatchRelayed(event)
+      }),
+    )
+    this.#gaps = gaps
     const sub = this.nats.subscribe(`${this.prefix}.q.>`, {
       callback: (error, msg) => {
         if (error) return
         try {
           // no echo on this connection; a node's own batch is still dropped should one come back
           if (frameOrigin(msg.data) === this.nodeId) return
-          readFrames(msg.data, (event, shared) => {
-            this.shared.assigned(event, shared)
-            this.#runtime?.dispatchRelayed(event)
-          })
+          gaps.receive(msg.data)
         } catch (err) {
           this.log.warn({ err }, 'cluster: a relayed message could not be delivered')
         }
       },
     })
-    this.#unsubscribe = () => sub.unsubscribe()
+    const stopReplays = serveReplays(this.nats, this.prefix, this.nodeId, this.#history, gaps)
+    this.#unsubscribe = () => {
+      sub.unsubscribe()
+      stopReplays()
+    }
   }
 
   close(): void {
     this.flush()
+    this.#gaps?.close()
     this.#unsubscribe?.()
     this.#runtime = undefined
   }
