@@ -37,6 +37,8 @@ import { isValidTopicName } from './topic-validate.js'
 /** Inbound publishes not yet committed before the stream is paused (back-pressure). */
 const PAUSE_AT = 1024
 const RESUME_AT = 256
+/** Released acknowledgements kept at the front of the queue before it is copied without them. */
+const COMPACT_ACKS_AT = 1024
 
 /**
  * One place in the acknowledgement order. A QoS 1 publish's entry is also the listener the runtime tells
@@ -494,6 +496,11 @@ export class InboundFlows {
     if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
     if (head === acks.length) {
       this.acks = []
+      this.ackHead = 0
+    } else if (head >= COMPACT_ACKS_AT) {
+      // A publisher that never lets its acknowledgements drain would otherwise keep every entry of its
+      // burst (the array is emptied only when all are done).
+      this.acks = acks.slice(head)
       this.ackHead = 0
     } else {
       this.ackHead = head

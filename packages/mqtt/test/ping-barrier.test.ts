@@ -41,6 +41,41 @@ describe('PINGREQ as a barrier behind QoS 1 publishes', () => {
     },
   )
 
+  it('keeps the PUBACK order over thousands of QoS 1 publishes that keep coming while earlier ones commit', async () => {
+    // rounds sent while the ones before are still being committed, so acknowledgements are released with
+    // later publishes pending (the queue never drains) well past the point where it is compacted
+    const broker = fx.make({}, rt)
+    const c = pairClient(broker)
+    await c.connect({ clientId: 'barrier-burst' })
+    const n = 4000
+    const acked = () => c.packets.filter((p) => p.cmd === 'puback').length
+    for (let sent = 0; sent < n; ) {
+      for (let i = 0; i < 10; i++) {
+        sent++
+        c.send({
+          cmd: 'publish',
+          topic: 'barrier/burst',
+          payload: `m${sent}`,
+          qos: 1,
+          messageId: sent,
+          dup: false,
+          retain: false,
+        })
+      }
+      // a turn for the broker between rounds; at most 800 unacknowledged (under its back-pressure point)
+      await new Promise((resolve) => setImmediate(resolve))
+      const until = sent - 800
+      if (acked() < until)
+        await vi.waitFor(() => expect(acked()).toBeGreaterThanOrEqual(until), { timeout: 20_000 })
+    }
+    c.send({ cmd: 'pingreq' })
+    await vi.waitFor(() => expect(c.packets.some((p) => p.cmd === 'pingresp')).toBe(true), {
+      timeout: 20_000,
+    })
+    const order = c.packets.map((p) => (p.cmd === 'puback' ? p.messageId : p.cmd))
+    expect(order).toEqual([...Array.from({ length: n }, (_, i) => i + 1), 'pingresp'])
+  })
+
   it('answers a PINGREQ at once when nothing is pending, and behind a QoS 0 retained publish', async () => {
     const broker = fx.make({}, rt)
     const c = pairClient(broker)
