@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import type { ResourceRuntime } from '@proj/resource'
 import { Command, Option } from 'commander'
@@ -94,6 +93,8 @@ function overridesFrom(
 }
 
 async function readPassword(io: CliIo, prompt: string): Promise<string> {
+  // loaded here: only `user` commands read a password, and a running server keeps what it loads
+  const { createInterface } = await import('node:readline')
   const rl = createInterface({
     input: io.stdin,
     output: io.stdin.isTTY ? io.stderr : undefined,

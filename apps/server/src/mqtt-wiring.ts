@@ -1,12 +1,11 @@
 import type { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { TLSSocket } from 'node:tls'
 import { type Broker, type BrokerOptions, createBroker } from '@proj/mqtt'
 import type { ResourceRuntime } from '@proj/resource'
 import type { ServerConfig } from './config-schema.js'
 import type { Logger } from './logger.js'
-import { certificateUser } from './tls.js'
+import { certificateUser, isTlsSocket } from './tls.js'
 
 const BROKER_EVENTS = ['connection', 'connected', 'auth-failed', 'disconnected', 'publish-refused'] as const
 
@@ -99,7 +98,7 @@ export function mqttEntry(
       )
       return
     }
-    const user = socket instanceof TLSSocket && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
+    const user = isTlsSocket(socket) && mtls.enabled ? certificateUser(socket, mtls.user) : undefined
     broker.handle(stream, {
       transport,
       remoteAddress: socket.remoteAddress,

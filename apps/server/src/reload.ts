@@ -4,7 +4,7 @@
  * requests, CONNECTs and subscriptions). Everything is read and checked first and applied only when all
  * of it is good, so a broken reload changes nothing; other changed keys are named as needing a restart.
  */
-import { createSecureContext, type Server as TlsServer } from 'node:tls'
+import type { Server as TlsServer } from 'node:tls'
 import type { ResourceRuntime, RoleDefinition } from '@proj/resource'
 import type { ServerConfig } from './config-schema.js'
 import { ConfigError } from './errors.js'
@@ -61,6 +61,8 @@ export async function applyReload(
       listener,
       options: serverTlsOptions(material, { requestCert: listener.requestCert, required: listener.required }),
     }))
+    // TLS listeners are running, so node:tls is loaded already
+    const { createSecureContext } = await import('node:tls')
     for (const { options } of contexts) {
       try {
         createSecureContext(options) // a key that does not match its certificate fails here, not at a handshake

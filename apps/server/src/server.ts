@@ -1,8 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { createServer as createHttpServer } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type Socket } from 'node:net'
-import { createServer as createTlsServer, TLSSocket } from 'node:tls'
 import type { ClusterNode } from '@proj/cluster'
 import type { HttpHandler, RouteHandler, SubprotocolHandler } from '@proj/http'
 import type { Broker } from '@proj/mqtt'
@@ -23,7 +20,7 @@ import { RefusalLog } from './refusal-log.js'
 import { applyReload, type SecureListener } from './reload.js'
 import type { Server, StartServerOptions } from './server-types.js'
 import { type SysTopics, startSysTopics } from './sys-topics.js'
-import { loadTlsMaterial, serverTlsOptions } from './tls.js'
+import { isTlsSocket, loadTlsMaterial, serverTlsOptions } from './tls.js'
 import { VERSION } from './version.js'
 
 /**
@@ -211,12 +208,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     const subprotocols: Record<string, SubprotocolHandler> = {}
     if (config.mqtt.webSocket) {
       subprotocols.mqtt = (stream, req) =>
-        handleMqtt(
-          stream,
-          req.socket instanceof TLSSocket ? 'wss' : 'ws',
-          req.socket as Socket,
-          req.headers.accept,
-        )
+        handleMqtt(stream, isTlsSocket(req.socket) ? 'wss' : 'ws', req.socket as Socket, req.headers.accept)
     }
     const counts = createRecordCounts(runtime)
     const servesHttp = config.http.port !== null || config.http.securePort !== null
@@ -282,7 +274,9 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       const tcp = createNetServer({ noDelay: true }, (socket) => handleMqtt(socket, 'tcp', socket))
       listeners.push(new TrackedListener('mqtt', 'mqtt.network.port', tcp, ['mqtt']))
     }
+    // node:tls, node:http and node:https are loaded only for the listeners that use them (1.7 MB of RSS)
     if (config.mqtt.network.securePort !== null && tlsMaterial) {
+      const { createServer: createTlsServer } = await import('node:tls')
       const tlsServer = createTlsServer(
         {
           ...serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: mtls.required }),
@@ -297,6 +291,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
       listeners.push(new TrackedListener('mqtts', 'mqtt.network.securePort', tlsServer, ['mqtt']))
     }
     if (config.http.port !== null && handler) {
+      const { createServer: createHttpServer } = await import('node:http')
       const http = createHttpServer()
       handler.attach(http)
       refusals.watchHttp(http)
@@ -304,6 +299,7 @@ export async function startServer(options: StartServerOptions): Promise<Server> 
     }
     if (config.http.securePort !== null && handler && tlsMaterial) {
       // Certificates are asked for (never required) so MQTT over WSS can name its user; REST clients need none.
+      const { createServer: createHttpsServer } = await import('node:https')
       const https = createHttpsServer(
         serverTlsOptions(tlsMaterial, { requestCert: mtls.enabled, required: false }),
       )

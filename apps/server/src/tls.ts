@@ -39,6 +39,14 @@ export function serverTlsOptions(
 }
 
 /**
+ * Whether a socket is a TLS one, without loading node:tls (+1.7 MB of RSS with node:http and node:https,
+ * which a server without TLS or HTTP listeners never needs): a TLSSocket says `encrypted`.
+ */
+export function isTlsSocket(socket: object): socket is TLSSocket {
+  return (socket as { encrypted?: unknown }).encrypted === true
+}
+
+/**
  * The user a verified client certificate names: the subject field `field` (CN by default) of a
  * certificate the CA signed. Unverified or absent certificates name nobody.
  */

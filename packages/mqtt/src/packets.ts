@@ -3,7 +3,8 @@
  * acknowledgements, the measured hot path, are read and written by hand (`publish-codec.ts`); every
  * other packet (CONNECT, CONNACK, SUBSCRIBE, SUBACK, AUTH, DISCONNECT, ...) goes through mqtt-packet.
  */
-import mqttPacket from 'mqtt-packet'
+import { createRequire } from 'node:module'
+import type mqttPacket from 'mqtt-packet'
 import { MalformedPacketError } from './errors.js'
 import { truncateUtf8 } from './string-field.js'
 
@@ -35,9 +36,22 @@ export type DisconnectPacket = mqttPacket.IDisconnectPacket
 export type SubackPacket = mqttPacket.ISubackPacket
 export type UnsubackPacket = mqttPacket.IUnsubackPacket
 
-// mqtt-packet's writer otherwise fills a cache of 65,536 two-byte Buffers on its first packet (+7 MB of
-// heap, +15 MB RSS, for good): it writes only the packets that are not hot here, so a number costs a Buffer.
-mqttPacket.writeToStream.cacheNumbers = false
+let loaded: typeof mqttPacket | undefined
+
+/**
+ * mqtt-packet, required on first use: with its dependencies (bl, readable-stream, debug) it is about
+ * 5 MB of an idle server's RSS, and a broker nobody connected to, or whose clients only CONNECT and
+ * PUBLISH (read and written by hand), never needs it.
+ */
+function mqttPacketLib(): typeof mqttPacket {
+  if (loaded === undefined) {
+    loaded = createRequire(import.meta.url)('mqtt-packet') as typeof mqttPacket
+    // Its writer otherwise fills a cache of 65,536 two-byte Buffers on its first packet (+7 MB of heap,
+    // +15 MB RSS, for good): it writes only the packets that are not hot here, so a number costs a Buffer.
+    loaded.writeToStream.cacheNumbers = false
+  }
+  return loaded
+}
 
 const EMPTY = Buffer.alloc(0)
 const AVAILABLE = [
@@ -67,18 +81,19 @@ export function generateWithin(packet: Packet, protocolVersion: number, maxSize:
   const props = (packet as { properties?: Record<string, unknown> }).properties
   // A reason string names what was refused (topic filters, many of them): it must fit its length field.
   if (typeof props?.reasonString === 'string') props.reasonString = truncateUtf8(props.reasonString)
-  let buf = mqttPacket.generate(packet, opts)
+  const { generate } = mqttPacketLib()
+  let buf = generate(packet, opts)
   if (buf.length <= maxSize) return buf
   if (props !== undefined && (props.reasonString !== undefined || props.userProperties !== undefined)) {
     delete props.reasonString
     delete props.userProperties
-    buf = mqttPacket.generate(packet, opts)
+    buf = generate(packet, opts)
     if (buf.length <= maxSize) return buf
   }
   if (props !== undefined && packet.cmd === 'connack') {
     // "Available" properties that say true repeat the default (MQTT 5 section 3.2.2.3): optional.
     for (const k of AVAILABLE) if (props[k] === true) delete props[k]
-    buf = mqttPacket.generate(packet, opts)
+    buf = generate(packet, opts)
     if (buf.length <= maxSize) return buf
   }
   return EMPTY
@@ -95,7 +110,7 @@ export class PacketParser {
   parse(frame: Buffer): Packet | MalformedPacketError {
     let parser = this.parser
     if (parser === null) {
-      parser = this.parser = mqttPacket.parser({ protocolVersion: this.protocolVersion })
+      parser = this.parser = mqttPacketLib().parser({ protocolVersion: this.protocolVersion })
       parser.on('packet', (p: Packet) => {
         this.parsed = p
       })
