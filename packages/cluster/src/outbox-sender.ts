@@ -32,6 +32,10 @@ export class OutboxSender {
   #full = false
   /** Who waits for the outbox to be sent up to a key (an ownership hand-over). */
   #drains: { upTo: number; resolve: (drained: boolean) => void }[] = []
+  /** The highest key JetStream acknowledged (its removal from the outbox may still be committing). */
+  #acked = 0
+  /** Removals of acknowledged entries, in order, off the sending path (each is an LMDB commit). */
+  #removing: Promise<void> = Promise.resolve()
 
   constructor(
     /** The node's publisher: one reply subscription answered by a callback (no request machinery). */
@@ -110,13 +114,14 @@ export class OutboxSender {
   }
 
   #sentUpTo(outbox: ReplicationOutbox, key: number): boolean {
-    const oldest = outbox.read(1)[0]
+    if (this.#acked >= key) return true
+    const oldest = outbox.read(1, this.#acked)[0]
     return oldest === undefined || oldest.key > key
   }
 
   #wakeDrains(outbox: ReplicationOutbox): void {
     if (this.#drains.length === 0) return
-    const oldest = outbox.read(1)[0]?.key ?? Number.POSITIVE_INFINITY
+    const oldest = outbox.read(1, this.#acked)[0]?.key ?? Number.POSITIVE_INFINITY
     for (const w of [...this.#drains]) if (oldest > w.upTo) w.resolve(true)
   }
 
@@ -125,13 +130,15 @@ export class OutboxSender {
     this.#wake?.()
     for (const w of [...this.#drains]) w.resolve(false)
     await this.#running
+    await this.#removing
   }
 
   async #run(outbox: ReplicationOutbox): Promise<void> {
     let wait = 50
     while (!this.#closed) {
       this.#pending = false
-      const entries = outbox.read(WINDOW)
+      // the next window goes out while the last one's removal commits: read past what was acknowledged
+      const entries = outbox.read(WINDOW, this.#acked)
       if (entries.length < WINDOW) this.#count = entries.length
       if (entries.length === 0) {
         this.#wakeDrains(outbox)
@@ -160,8 +167,13 @@ export class OutboxSender {
         done++
       }
       if (done > 0) {
-        await outbox.remove(entries.slice(0, done).map((e) => e.key))
+        this.#acked = entries[done - 1]!.key
         this.#count = Math.max(0, this.#count - done)
+        const keys = entries.slice(0, done).map((e) => e.key)
+        // a crash before the removal commits resends them: the stream keeps each once, by its id
+        this.#removing = this.#removing
+          .then(() => outbox.remove(keys))
+          .catch((error) => this.log.warn({ err: error }, 'cluster: removing sent outbox entries failed'))
         this.#wakeDrains(outbox)
       }
       if (failure === undefined) {

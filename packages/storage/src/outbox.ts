@@ -21,9 +21,10 @@ export class Outbox implements ReplicationOutbox {
     this.db.putSync(++this.#last, [txn.id, txn.data, txn.writes])
   }
 
-  read(limit: number): OutboxEntry[] {
+  read(limit: number, after?: number): OutboxEntry[] {
     const entries: OutboxEntry[] = []
-    for (const { key, value } of this.db.getRange({ limit })) {
+    const range = after === undefined ? { limit } : { start: after + 1, limit }
+    for (const { key, value } of this.db.getRange(range)) {
       const [id, data, writes] = value as [string, Uint8Array, OutboxEntry['writes']]
       entries.push({ key: key as number, id, data, writes })
     }

@@ -270,8 +270,8 @@ export interface OutboxEntry extends ReplicatedTransaction {
 
 /** The `ack: local` outbox (see `Replicator.commitsLocally`). */
 export interface ReplicationOutbox {
-  /** The oldest `limit` entries, in commit order. */
-  read(limit: number): OutboxEntry[]
+  /** The oldest `limit` entries (with a key above `after`, when given), in commit order. */
+  read(limit: number, after?: number): OutboxEntry[]
   /** Removes entries (the stream has them). */
   remove(keys: readonly number[]): Promise<void>
   readonly size: number
