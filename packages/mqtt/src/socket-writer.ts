@@ -104,7 +104,7 @@ export class SocketWriter {
 
   /**
    * Undefined while the socket takes more; once more than PACE_BYTES wait for it, a promise that settles
-   * when it drained (or closed). A subscription's initial delivery waits on it between slices, so a large
+   * when it drained (or closed). A subscription's initial delivery waits on it after each event, so a large
    * retained set is streamed to the client instead of queued in memory ahead of it (and QoS 0 ones past
    * MAX_BUFFERED dropped).
    */

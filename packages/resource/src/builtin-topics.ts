@@ -331,13 +331,15 @@ export function assertTopicName(topic: string): void {
   if (!valid.ok) throw new ResourceError('INVALID', `invalid topic ${JSON.stringify(topic)}: ${valid.reason}`)
 }
 
+/** The meta of a retained message without properties, by its QoS: one frozen object each, not one per event. */
+const QOS_META: readonly EventMeta[] = ([0, 1, 2] as const).map((qos) => Object.freeze({ qos }))
+
 function topicEvent(topic: string, record: TopicRecord, version: number): RuntimeEvent {
   let meta: EventMeta | undefined
-  if (record.properties !== undefined || record.qos !== undefined) {
-    meta = {}
-    if (record.properties !== undefined) meta.properties = record.properties
+  if (record.properties !== undefined) {
+    meta = { properties: record.properties }
     if (record.qos !== undefined) meta.qos = record.qos
-  }
+  } else if (record.qos !== undefined) meta = QOS_META[record.qos] ?? { qos: record.qos }
   const event = new RuntimeEvent('put', topic, '', topic, version, 0, undefined, true, meta)
   if (record.payload) event.setPayload(record.payload, record.contentType)
   else event.value = record.value

@@ -187,7 +187,10 @@ export class SubscribeFlow {
             if (!subscription.closed && !this.#init.closed())
               paused = deliverInitial(
                 subscription,
-                this.#initialEvents(subscription, scope, retained, after),
+                // current values alone (a new MQTT subscription) without the replay's generator around them
+                after === undefined
+                  ? this.#retainedEvents(subscription, scope)
+                  : this.#initialEvents(subscription, scope, retained, after),
                 options.pace,
                 this.#init.closed,
                 this.#init.onError,
