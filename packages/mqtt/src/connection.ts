@@ -28,7 +28,7 @@ import type { RequestContext, User } from './runtime.js'
 import type { Session } from './session.js'
 import type { SessionOutlet } from './session-outlet.js'
 import type { StoredWill } from './session-store.js'
-import { SocketWriter } from './socket-writer.js'
+import { beginRead, endRead, SocketWriter } from './socket-writer.js'
 import type { DoorStats } from './stats.js'
 import type { StreamOwner } from './stream-listeners.js'
 import type { ConnectionInfo, SessionInfo } from './types.js'
@@ -114,7 +114,13 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   /** Bytes arrived (the broker's shared 'data' listener; a throw goes to fault()). */
   onData(chunk: Buffer): void {
     this.keepAlive.touch()
-    this.reader.push(chunk)
+    let frames = 0
+    beginRead()
+    try {
+      frames = this.reader.push(chunk)
+    } finally {
+      endRead(frames === 1)
+    }
   }
 
   get enhanced(): EnhancedAuth | null {

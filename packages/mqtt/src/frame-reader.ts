@@ -35,8 +35,10 @@ export class FrameReader {
     this.frame = null
   }
 
-  push(chunk: Buffer): void {
-    if (this.stopped) return
+  /** Passes on the whole packets `chunk` completes; returns how many. */
+  push(chunk: Buffer): number {
+    if (this.stopped) return 0
+    let frames = 0
     let off = 0
     if (this.frame !== null) {
       const frame = this.frame
@@ -44,8 +46,9 @@ export class FrameReader {
       chunk.copy(frame, this.filled, 0, n)
       this.filled += n
       off = n
-      if (this.filled < frame.length) return
+      if (this.filled < frame.length) return 0
       this.frame = null
+      frames++
       this.sink.onFrame(frame, 0, this.frameBody, frame.length)
     } else if (this.head !== null) {
       chunk = Buffer.concat([this.head, chunk])
@@ -63,11 +66,11 @@ export class FrameReader {
         // than wait (perhaps forever, without keep-alive) for a fifth byte that cannot make it right.
         if (i - off > 4) {
           this.fail(new MalformedPacketError('remaining length longer than 4 bytes'))
-          return
+          return frames
         }
         if (i >= len) {
           this.head = Buffer.from(chunk.subarray(off))
-          return
+          return frames
         }
         b = chunk[i++]!
         remaining += (b & 0x7f) * mult
@@ -77,11 +80,12 @@ export class FrameReader {
       const total = bodyOffset + remaining
       if (total > this.maxPacketSize) {
         this.fail(new PacketTooLargeError(total, this.maxPacketSize))
-        return
+        return frames
       }
       if (off + total <= len) {
         const start = off
         off += total
+        frames++
         this.sink.onFrame(chunk, start, start + bodyOffset, off)
       } else {
         const frame = Buffer.allocUnsafe(total)
@@ -89,9 +93,10 @@ export class FrameReader {
         this.frame = frame
         this.frameBody = bodyOffset
         this.filled = len - off
-        return
+        return frames
       }
     }
+    return frames
   }
 
   private fail(error: MqttError): void {

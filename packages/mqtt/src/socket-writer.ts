@@ -25,6 +25,8 @@ const PACE_BYTES = 1024 * 1024
 const due: (SocketWriter | null)[] = []
 let dueCount = 0
 let flushScheduled = false
+/** Reads of inbound bytes in progress: the flush is decided when the read ends (see `endRead`). */
+let reading = 0
 
 /**
  * The packets the last writer of this flush pass joined, and the bytes they made (null outside a pass).
@@ -44,6 +46,28 @@ function flushDue(): void {
   dueCount = 0
   joinedParts = null
   joined = null
+}
+
+function scheduleFlush(): void {
+  flushScheduled = true
+  setImmediate(flushDue)
+}
+
+/** A connection starts handling bytes it read (`endRead` follows, also when handling throws). */
+export function beginRead(): void {
+  reading++
+}
+
+/**
+ * A read was handled. When it carried a lone packet, what it made leaves now: nothing else is coming to
+ * batch it with, and waiting for the end of the turn cost S6 an Immediate and the rest of the turn per
+ * message. What a burst made (many packets in one read) still leaves once at the end of the turn, with
+ * what the turn's other reads add (S1: one write for 16 publishers' reads).
+ */
+export function endRead(lone: boolean): void {
+  if (--reading > 0 || dueCount === 0) return
+  if (lone) flushDue()
+  else if (!flushScheduled) scheduleFlush()
 }
 
 /** One buffer of `parts`: the previous writer's when it queued the same packets (a fan-out), else a new one. */
@@ -82,10 +106,7 @@ export class SocketWriter {
     if (this.first === null) {
       this.first = buf
       due[dueCount++] = this
-      if (!flushScheduled) {
-        flushScheduled = true
-        setImmediate(flushDue)
-      }
+      if (!flushScheduled && reading === 0) scheduleFlush()
       return
     }
     if (this.more === null) this.more = [this.first, buf]

@@ -1,6 +1,6 @@
 import * as net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { SocketWriter } from '../src/socket-writer.js'
+import { beginRead, endRead, SocketWriter } from '../src/socket-writer.js'
 
 /** `count` connected socket pairs on 127.0.0.1: the server side is written to, the client side collects. */
 async function socketPairs(count: number) {
@@ -34,9 +34,10 @@ describe('SocketWriter', () => {
     await new Promise((resolve) => pairs.server.close(resolve))
   })
 
-  it('writes what each writer queued in one turn, joined once for writers that queued the same packets', async () => {
+  /** Writers on the server side of each pair, recording what they hand to the socket. */
+  function spiedWriters() {
     // Clients are connected in order, but the server may accept them in any: match by port.
-    const writers = pairs.clients.map((c) => {
+    return pairs.clients.map((c) => {
       const socket = pairs.accepted.find((s) => s.remotePort === c.socket.localPort)!
       const sent: Buffer[] = []
       const write = socket.write.bind(socket)
@@ -44,8 +45,39 @@ describe('SocketWriter', () => {
         sent.push(chunk)
         return write(chunk)
       }) as typeof socket.write
-      return { writer: new SocketWriter(socket, sink, undefined), sent }
+      return {
+        writer: new SocketWriter(socket, sink, undefined),
+        sent,
+        restore: () => (socket.write = write),
+      }
     })
+  }
+
+  it('writes at once what a read of a lone packet made, at the end of the turn what a burst made', async () => {
+    const writers = spiedWriters()
+    const [lone, burst] = writers
+    beginRead()
+    lone!.writer.write(Buffer.from('x'))
+    expect(lone!.sent.length).toBe(0)
+    endRead(true)
+    expect(lone!.sent.map(String)).toEqual(['x'])
+    beginRead()
+    burst!.writer.write(Buffer.from('y'))
+    burst!.writer.write(Buffer.from('z'))
+    endRead(false)
+    expect(burst!.sent.length).toBe(0)
+    await vi.waitFor(() => expect(burst!.sent.map(String)).toEqual(['yz']))
+    await vi.waitFor(() => {
+      expect(Buffer.concat(pairs.clients[0]!.received).toString()).toBe('x')
+      expect(Buffer.concat(pairs.clients[1]!.received).toString()).toBe('yz')
+    })
+    for (const w of writers) w.restore()
+    for (const c of pairs.clients) c.received.length = 0
+    expect(faults).toEqual([])
+  })
+
+  it('writes what each writer queued in one turn, joined once for writers that queued the same packets', async () => {
+    const writers = spiedWriters()
     const a = Buffer.from('aa')
     const b = Buffer.from('bbb')
     const c = Buffer.from('c')
