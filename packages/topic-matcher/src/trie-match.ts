@@ -31,10 +31,12 @@ export class TrieWalk<S, O> {
   /** Topic levels of the current match, reused between calls. */
   readonly #levels: string[] = []
   #levelCount = 0
+  /** The topic `#levels` hold. */
+  #lastTopic: string | undefined = undefined
 
   constructor(readonly root: TrieNode<S, O>) {}
 
-  collect(topic: string, out: Collector<S, O>): void {
+  #split(topic: string): void {
     const levels = this.#levels
     let n = 0
     let start = 0
@@ -48,6 +50,12 @@ export class TrieWalk<S, O> {
       start = slash + 1
     }
     this.#levelCount = n
+    this.#lastTopic = topic
+  }
+
+  collect(topic: string, out: Collector<S, O>): void {
+    // A topic like the last one (a publisher sending to one topic) keeps its levels: no strings sliced.
+    if (topic !== this.#lastTopic) this.#split(topic)
     this.#gen++
     const dollar = topic.charCodeAt(0) === 36
     this.#visit(this.root, 0, dollar, out)

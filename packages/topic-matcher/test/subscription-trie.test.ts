@@ -187,6 +187,29 @@ describe('SubscriptionTrie', () => {
     expect(inner).toEqual(['t', 's'])
   })
 
+  it('matches a topic seen before as the first time: after others, inside a callback, as another string', () => {
+    const trie = new SubscriptionTrie<string>()
+    trie.add('a/b', 's', { qos: 0 })
+    trie.add('a/+/c', 't', { qos: 0 })
+    trie.add('x', 'u', { qos: 0 })
+    const subscribers = (topic: string) => {
+      const found: string[] = []
+      trie.forEachMatch(topic, (m) => found.push(m.subscriber))
+      return found.sort()
+    }
+    expect(subscribers('a/b')).toEqual(['s'])
+    expect(subscribers('a/b')).toEqual(['s'])
+    expect(subscribers('a/b/c')).toEqual(['t'])
+    expect(subscribers(['a', 'b'].join('/'))).toEqual(['s'])
+    const nested: string[][] = []
+    trie.forEachMatch('a/b', () => {
+      nested.push(subscribers('x'), subscribers('a/b/c'))
+    })
+    expect(nested).toEqual([['u'], ['t']])
+    expect(subscribers('a/b')).toEqual(['s'])
+    expect(subscribers('x')).toEqual(['u'])
+  })
+
   it('agrees with a brute-force matcher after random adds and removes (fast-check)', () => {
     const level = fc.constantFrom('a', 'b', '', '$s')
     const filterArb = fc
