@@ -1,7 +1,25 @@
-import { createInbox, headers, type Msg, type NatsConnection } from '@nats-io/transport-node'
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
 
 /** How often expired publishes are failed (their timeout is this much coarser at most). */
 const SWEEP_MS = 50
+
+/**
+ * A publish's `Nats-Msg-Id` header as the bytes NATS sends (`NATS/1.0`, the one header, a blank line).
+ * The client's publish only asks its headers for `encode()`; its general `headers()` + `set()` +
+ * `encode()` (key canonicalisation, a Map, the string built and re-encoded) cost about 13 µs per stream
+ * publish in the cluster benchmark's profile.
+ */
+class MsgIdHeader {
+  readonly #bytes: Uint8Array
+  constructor(msgId: string) {
+    // the client refuses these too: they would end the header early
+    if (/[\r\n]/.test(msgId)) throw new TypeError('a Nats-Msg-Id cannot contain \\r or \\n')
+    this.#bytes = Buffer.from(`NATS/1.0\r\nNats-Msg-Id: ${msgId.trim()}\r\n\r\n`)
+  }
+  encode(): Uint8Array {
+    return this.#bytes
+  }
+}
 
 /** JetStream's answer to a publish: the stream sequence it stored the message at. */
 export interface StreamAck {
@@ -42,8 +60,7 @@ export class StreamPublisher {
   /** Resolves with JetStream's acknowledgement; rejects on a timeout, no responders or a JetStream error. */
   publish(subject: string, data: Uint8Array, msgId: string, timeoutMs: number): Promise<StreamAck> {
     const id = ++this.#next
-    const h = headers()
-    h.set('Nats-Msg-Id', msgId)
+    const h = new MsgIdHeader(msgId) as unknown as MsgHdrs
     // throws at once when the connection is closed or the message exceeds max_payload
     this.nats.publish(subject, data, { reply: `${this.#inbox}.${id}`, headers: h })
     return new Promise<StreamAck>((resolve, reject) => {
