@@ -406,7 +406,7 @@ class Node implements ClusterNode {
     let inFlight = 0
     // Applying stays exactly in stream order whichever way a message came (consumer or direct read):
     // a duplicate is skipped, a message past the next one refused (its source starts over).
-    const deliver = async (seq: number, data: Uint8Array): Promise<boolean> => {
+    const deliver = (seq: number, data: Uint8Array): boolean | Promise<boolean> => {
       if (seq < next) return true
       if (seq > next) {
         void this.#checkLoss()
@@ -422,7 +422,8 @@ class Node implements ClusterNode {
         this.#wake(store.replicatedPosition)
       })
       pending.catch((error) => this.#fail(error))
-      if (inFlight >= 4096) await pending
+      // the source waits only when this many applies are queued
+      if (inFlight >= 4096) return pending.then(() => true)
       return true
     }
     await this.#reader.run(

@@ -5,8 +5,12 @@ import { sleep } from './retry.js'
 /** A consumer that leaves a message known to be in the stream undelivered this long is helped out. */
 const STALL_MS = 2000
 
-/** Takes the stream's messages in order; false when `seq` is not the next one (the source starts over). */
-export type Deliver = (seq: number, data: Uint8Array) => Promise<boolean>
+/**
+ * Takes the stream's messages in order; false when `seq` is not the next one (the source starts over).
+ * A promise only when the source is to wait (the deliverer is behind): a promise per message cost the
+ * consumer's callback an allocation and a microtask each, at every node for every QoS 1 message.
+ */
+export type Deliver = (seq: number, data: Uint8Array) => boolean | Promise<boolean>
 
 /**
  * Reads the stream in order from a start sequence and hands every message to `deliver`, exactly in
@@ -66,20 +70,23 @@ export class StreamReader {
         })
         // short pulls and heartbeats: a lost consumer is noticed within seconds, not the 30 s default.
         // A callback, not async iteration: no promise and microtask hop per message (deliver does its
-        // work synchronously, in order; its promise only says whether the message was the next one)
+        // work synchronously, in order, and answers at once whether the message was the next one)
         messages = await consumer.consume({
           max_messages: 512,
           expires: 4000,
           idle_heartbeat: 1000,
           callback: (m) => {
             if (ended !== undefined) return
-            deliver(m.seq, m.data).then(
-              (next) => {
-                // a gap: this consumer started behind what another source delivered; start over
-                if (!next) end(undefined)
-              },
-              (error) => end(error),
-            )
+            let next: boolean | Promise<boolean>
+            try {
+              next = deliver(m.seq, m.data)
+            } catch (error) {
+              end(error)
+              return
+            }
+            // a gap: this consumer started behind what another source delivered; start over
+            if (next === false) end(undefined)
+            else if (next !== true) next.then((ok) => ok || end(undefined), end)
           },
         })
       } catch (error) {
