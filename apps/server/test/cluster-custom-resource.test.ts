@@ -7,23 +7,17 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
 import { afterAll, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import { AUTH, describeCluster, getRecord, send, useMqttCluster, within } from './helpers/cluster.js'
+import type WebSocket from 'ws'
+import { describeCluster, getRecord, send, useMqttCluster, within } from './helpers/cluster.js'
+import { type Envelope, openSse, openWs, withoutId } from './helpers/cluster-streams.js'
 
 const NODES = ['a', 'b', 'c']
 const APP = join(dirname(fileURLToPath(import.meta.url)), 'cluster-app')
 const application = {
   'schema.graphql': await readFile(join(APP, 'schema.graphql'), 'utf8'),
   'resources.js': await readFile(join(APP, 'resources.js'), 'utf8'),
-}
-
-interface Envelope {
-  type: string
-  id: string
-  value?: Record<string, unknown>
 }
 
 /** What an MQTT subscriber received: `topic payload` lines, in order. */
@@ -33,55 +27,14 @@ function received(client: MqttClient): string[] {
   return got
 }
 
-/** `value` without the `id` a record carries, as JSON (the topic or envelope names it already). */
-function withoutId(value: Record<string, unknown> | undefined): string {
-  const { id: _id, ...rest } = value ?? {}
-  return JSON.stringify(rest)
-}
-
 describeCluster('custom resources (resources.js) on every node of a three-node cluster', () => {
   const fixture = useMqttCluster(NODES, { application })
   const http = (name: string) => fixture.cluster.node(name).http
   const closers: (() => void)[] = []
+  const track = (close: () => void) => closers.push(close)
   afterAll(() => {
     for (const close of closers.splice(0)) close()
   })
-
-  async function openWs(node: string, path: string) {
-    const ws = new WebSocket(`${http(node).replace('http', 'ws')}${path}`, {
-      headers: { authorization: AUTH },
-    })
-    closers.push(() => ws.close())
-    const got: Envelope[] = []
-    ws.on('message', (data) => got.push(JSON.parse(String(data)) as Envelope))
-    await within(
-      `WebSocket ${path} on ${node}`,
-      new Promise((resolve, reject) => {
-        ws.once('open', resolve)
-        ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
-        ws.once('error', reject)
-      }),
-    )
-    return { ws, got }
-  }
-
-  async function openSse(node: string, path: string) {
-    const sse = new EventSource(`${http(node)}${path}`, {
-      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: AUTH } }),
-    })
-    closers.push(() => sse.close())
-    const got: Envelope[] = []
-    for (const type of ['put', 'patch', 'delete', 'message'])
-      sse.addEventListener(type, (e) => got.push(JSON.parse(e.data) as Envelope))
-    await within(
-      `SSE ${path} on ${node}`,
-      new Promise<void>((resolve, reject) => {
-        sse.onopen = () => resolve()
-        sse.onerror = (e) => reject(new Error(`SSE failed: ${e.message}`))
-      }),
-    )
-    return got
-  }
 
   it("delivers a custom resource's writes (REST PUT and POST, MQTT retained publish) and messages to MQTT, WebSocket and SSE subscribers on every node", async () => {
     const mqttGot = new Map<string, string[]>()
@@ -92,9 +45,9 @@ describeCluster('custom resources (resources.js) on every node of a three-node c
       const sub = await fixture.mqttOn(n, { protocolVersion: 5 })
       mqttGot.set(n, received(sub))
       await sub.subscribeAsync({ 'Dog/#': { qos: 1 }, 'Intake/#': { qos: 1 } })
-      wsGot.set(n, (await openWs(n, '/Dog/')).got)
-      sseDogs.set(n, await openSse(n, '/Dog/'))
-      sseIntake.set(n, await openSse(n, '/Intake/'))
+      wsGot.set(n, (await openWs(http(n), '/Dog/', track)).got)
+      sseDogs.set(n, await openSse(http(n), '/Dog/', track))
+      sseIntake.set(n, await openSse(http(n), '/Intake/', track))
     }
     // the custom door on each node: REST PUT on a, REST POST on b, an MQTT retained publish on c
     expect((await send(http('a'), 'PUT', 'Intake/put-a', { name: 'put-a' })).status).toBeLessThan(300)
@@ -167,7 +120,7 @@ describeCluster('custom resources (resources.js) on every node of a three-node c
       const sub = await fixture.mqttOn(n, { protocolVersion: 5 })
       mqttGot.set(n, received(sub))
       await sub.subscribeAsync({ 'Watch/#': { qos: 1 } })
-      const stream = await openWs(n, '/Watch/live')
+      const stream = await openWs(http(n), '/Watch/live', track)
       streams.set(n, stream)
       // the generator runs (and subscribed) once it yielded its first value
       await expect
@@ -183,7 +136,7 @@ describeCluster('custom resources (resources.js) on every node of a three-node c
           () =>
             streams
               .get(n)!
-              .got.filter((e) => e.value?.saw !== undefined)
+              .got.filter((e) => (e.value as { saw?: unknown } | undefined)?.saw !== undefined)
               .map((e) => JSON.stringify(e.value)),
           { timeout: 10_000, interval: 50 },
         )

@@ -2,58 +2,13 @@
 // messages made through every door on every node, without a stale value flickering back, within the
 // issue's bound; users made on one node sign in on the others.
 import { natsSkipReason } from '@proj/test-utils'
-import { EventSource } from 'eventsource'
 import type { MqttClient } from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
 import { basic } from './helpers/clients.js'
 import { AUTH, send, useMqttCluster, within } from './helpers/cluster.js'
+import { type Envelope, openSse, openWs, withoutId } from './helpers/cluster-streams.js'
 
 const NODES = ['a', 'b', 'c']
-
-interface Envelope {
-  type: string
-  id: string
-  value?: unknown
-  version?: number
-}
-
-/** A WebSocket on `path` of `http` (as the admin), collecting the envelopes it receives. */
-async function openWs(http: string, path: string, track: (close: () => void) => void) {
-  const ws = new WebSocket(`${http.replace('http', 'ws')}${path}`, { headers: { authorization: AUTH } })
-  track(() => ws.close())
-  const got: Envelope[] = []
-  ws.on('message', (data) => got.push(JSON.parse(String(data)) as Envelope))
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve)
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
-    ws.once('error', reject)
-  })
-  return { ws, got }
-}
-
-/** An SSE stream of `path` on `http` (as the admin), collecting the envelopes of its events. */
-async function openSse(http: string, path: string, track: (close: () => void) => void) {
-  const sse = new EventSource(`${http}${path}`, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, Authorization: AUTH } }),
-  })
-  track(() => sse.close())
-  const got: Envelope[] = []
-  for (const type of ['put', 'patch', 'delete', 'message'])
-    sse.addEventListener(type, (e) => got.push(JSON.parse(e.data) as Envelope))
-  await new Promise<void>((resolve, reject) => {
-    sse.onopen = () => resolve()
-    sse.onerror = (e) => reject(new Error(`SSE failed: ${e.message}`))
-  })
-  return got
-}
-
-/** A record's or message's JSON without the `id` a record carries (the topic names it already). */
-function withoutId(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value)
-  const { id: _id, ...rest } = value as Record<string, unknown>
-  return JSON.stringify(rest)
-}
 
 /** What an MQTT subscriber received: `topic payload` lines, in order. */
 function received(client: MqttClient): string[] {

@@ -3,9 +3,8 @@
 // 0x9C Use another server, 3.1.1 closed) and new CONNECTs refused (CONNACK 0x88, 3.1.1 return code 3),
 // logged once. Here the node may not read the stream (NATS permissions: a partition that cuts only its
 // reads), so it falls behind from its first write on; the stream keeps 10 s, then what it lacks is gone.
-import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { connectMqtt } from './helpers/clients.js'
+import { closedBy, connectMqtt } from './helpers/clients.js'
 import { ADMIN, AUTH, describeCluster, health, startClusterNodes } from './helpers/cluster.js'
 
 /** What the node's NATS user may not do: create a consumer on the stream or read a message of it. */
@@ -16,17 +15,6 @@ const NO_READS = [
   '$JS.API.DIRECT.GET.proj',
   '$JS.API.DIRECT.GET.proj.>',
 ]
-
-/** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
-function closedBy(client: MqttClient): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    let code: number | undefined
-    client.on('disconnect', (packet) => {
-      code = packet.reasonCode ?? 0
-    })
-    client.once('close', () => resolve(code))
-  })
-}
 
 describeCluster('a node that fails after it was ready', () => {
   let cluster: Awaited<ReturnType<typeof startClusterNodes>>

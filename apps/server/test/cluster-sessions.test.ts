@@ -1,19 +1,8 @@
-import type { MqttClient } from 'mqtt'
 import { expect, it } from 'vitest'
+import { closedBy } from './helpers/clients.js'
 import { collectPayloads as collect, describeCluster, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
-
-/** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
-function closedBy(client: MqttClient): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    let code: number | undefined
-    client.on('disconnect', (packet) => {
-      code = packet.reasonCode ?? 0
-    })
-    client.once('close', () => resolve(code))
-  })
-}
 
 describeCluster('MQTT sessions across a cluster of three nodes', () => {
   const fixture = useMqttCluster(NODES)

@@ -7,6 +7,17 @@ export function connectMqtt(url: string, options: IClientOptions = {}): Promise<
 }
 
 /** Resolves with the next message on `topic` that satisfies `accept`. */
+/** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
+export function closedBy(client: MqttClient): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let code: number | undefined
+    client.on('disconnect', (packet) => {
+      code = packet.reasonCode ?? 0
+    })
+    client.once('close', () => resolve(code))
+  })
+}
+
 export function nextMessage(
   client: MqttClient,
   topic: string,
