@@ -49,20 +49,29 @@ export async function expectPresent(url: string, ids: string[]) {
   expect(ids.filter((id) => !have.has(id))).toEqual([])
 }
 
+interface StreamDetail {
+  name: string
+  cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] }
+}
+
+/** The stream `name` as a running NATS server's monitoring port describes it (undefined: no answer). */
+async function streamDetail(server: { httpPort: number }, name: string): Promise<StreamDetail | undefined> {
+  const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`).catch(
+    () => undefined,
+  )
+  const jsz = (await res?.json().catch(() => undefined)) as
+    | { account_details?: { stream_detail?: StreamDetail[] }[] }
+    | undefined
+  return (jsz?.account_details ?? []).flatMap((a) => a.stream_detail ?? []).find((d) => d.name === name)
+}
+
 /** Index of the NATS server that leads the stream `name` (from a running server's monitoring port). */
 export function streamLeader(nats: NatsCluster, name = 'proj'): Promise<number> {
   return vi.waitFor(
     async () => {
       for (const server of nats.servers) {
         if (!server.running) continue
-        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`).catch(
-          () => undefined,
-        )
-        const jsz = (await res?.json()) as
-          | { account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[] }
-          | undefined
-        const streams = (jsz?.account_details ?? []).flatMap((a) => a.stream_detail ?? [])
-        const leader = streams.find((d) => d.name === name)?.cluster?.leader
+        const leader = (await streamDetail(server, name))?.cluster?.leader
         const index = nats.servers.findIndex((s) => s.name === leader)
         if (index >= 0) return index
       }
@@ -163,22 +172,7 @@ export function streamReplicasCurrent(nats: NatsCluster, name = 'proj'): Promise
     async () => {
       for (const server of nats.servers) {
         if (!server.running) continue
-        const res = await fetch(`http://127.0.0.1:${server.httpPort}/jsz?accounts=true&streams=true`).catch(
-          () => undefined,
-        )
-        const jsz = (await res?.json().catch(() => undefined)) as
-          | {
-              account_details?: {
-                stream_detail?: {
-                  name: string
-                  cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] }
-                }[]
-              }[]
-            }
-          | undefined
-        const detail = (jsz?.account_details ?? [])
-          .flatMap((a) => a.stream_detail ?? [])
-          .find((d) => d.name === name)
+        const detail = await streamDetail(server, name)
         const replicas = detail?.cluster?.replicas ?? []
         if (
           detail?.cluster?.leader === server.name &&
