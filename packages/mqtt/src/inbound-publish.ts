@@ -1,11 +1,12 @@
 /**
  * One connection's inbound PUBLISH flows (MQTT 5 section 4.3): QoS 0, 1 and 2 handed to the runtime,
- * acknowledgements sent once committed and in the order the PUBLISH packets arrived [MQTT-4.6.0-2],
+ * acknowledgements sent once committed (in arrival order: ack-queue.ts),
  * the receive quota [MQTT-3.3.4-9], inbound topic aliases, PUBREL/PUBCOMP, PINGRESP as a barrier after
  * the publishes before it, and back-pressure (too many uncommitted publishes pause the stream).
  */
 import { isUtf8 } from 'node:buffer'
 import type { Duplex } from 'node:stream'
+import { type AckEntry, AckQueue, NO_ACK, PONG } from './ack-queue.js'
 import type { ConnectionHost } from './connection-host.js'
 import { errorReason, type MqttError, ProtocolError, ReasonCode, reasonCodeFor } from './errors.js'
 import { type FaultSink, guarded, settle } from './fault.js'
@@ -24,7 +25,6 @@ import { RefusalLog } from './refusal-log.js'
 import {
   DELIVERED,
   type EventMeta,
-  type PublishListener,
   type PublishMessage,
   type PublishOptions,
   type RequestContext,
@@ -37,37 +37,6 @@ import { isValidTopicName } from './topic-validate.js'
 /** Inbound publishes not yet committed before the stream is paused (back-pressure). */
 const PAUSE_AT = 1024
 const RESUME_AT = 256
-/** Released acknowledgements kept at the front of the queue before it is copied without them. */
-const COMPACT_ACKS_AT = 1024
-
-/**
- * One place in the acknowledgement order. A QoS 1 publish's entry is also the listener the runtime tells
- * when the publish is committed (`publishWith`): no promise or closure per message.
- */
-class AckEntry implements PublishListener {
-  reasonCode = 0
-  reason: string | undefined = undefined
-  done = false
-  /** Instead of an acknowledgement, the connection closes here (after the ones before it went out). */
-  closeReason: string | undefined = undefined
-  /** The topic of a QoS 1 publish (named when it is refused). */
-  topic = ''
-
-  constructor(
-    private readonly flows: InboundFlows,
-    /** PUBACK or PUBREC; NO_ACK holds a QoS 0 publish's place when a refusal may close the connection; PONG a PINGRESP's. */
-    readonly type: number,
-    readonly packetId: number,
-  ) {}
-
-  publishSettled(error: unknown): void {
-    this.flows.qos1Settled(this, error)
-  }
-}
-
-const NO_ACK = 0
-const PONG = -1
-
 /** The topic was checked here (to close with 0x90 as MQTT requires), so the runtime skips its own check. */
 const TOPIC_CHECKED: PublishOptions = { topicChecked: true }
 
@@ -95,8 +64,7 @@ export class InboundFlows {
   private readonly aliases: Map<number, string> | null
   /** The last topic this client published to, kept as a string. */
   private readonly topics = new TopicCache()
-  private acks: AckEntry[] = []
-  private ackHead = 0
+  private readonly acks: AckQueue
   private inflightIn = 0
   private quotaUsed = 0
   private paused = false
@@ -110,6 +78,13 @@ export class InboundFlows {
     acceptsAliases: boolean,
   ) {
     this.aliases = acceptsAliases ? new Map() : null
+    this.acks = new AckQueue(
+      peer,
+      (entry, err) => this.qos1Settled(entry, err),
+      (count) => {
+        this.quotaUsed = Math.max(0, this.quotaUsed - count)
+      },
+    )
   }
 
   /** The PUBLISH in bytes `start` to `end` of `buf`, its body from `body`. */
@@ -173,8 +148,8 @@ export class InboundFlows {
         this.peer.protocolViolation(new ProtocolError(why, ReasonCode.PayloadFormatInvalid))
         return
       }
-      this.finishAck(
-        this.pushAck(qos === 1 ? PUBACK : PUBREC, p.packetId),
+      this.acks.finish(
+        this.acks.push(qos === 1 ? PUBACK : PUBREC, p.packetId),
         ReasonCode.PayloadFormatInvalid,
         why,
       )
@@ -215,18 +190,18 @@ export class InboundFlows {
     if (result === DELIVERED) return
     this.publishStarted()
     // Closing on a refusal waits for the acknowledgements of the publishes before it.
-    const slot = this.closesOnRefusal ? this.pushAck(NO_ACK, 0) : null
+    const slot = this.closesOnRefusal ? this.acks.push(NO_ACK, 0) : null
     settle(
       this.peer,
       result,
       () => {
         this.publishSettled()
-        if (slot !== null) this.finishAck(slot, 0)
+        if (slot !== null) this.acks.finish(slot, 0)
       },
       (err) => {
         this.publishSettled()
         this.publishRefused(err, topic, 0)
-        if (slot !== null) this.finishAck(slot, 0, undefined, 'publish refused')
+        if (slot !== null) this.acks.finish(slot, 0, undefined, 'publish refused')
       },
     )
   }
@@ -246,7 +221,7 @@ export class InboundFlows {
   }
 
   private publishQos1(topic: string, p: InboundPublish): void {
-    const ack = this.pushAck(PUBACK, p.packetId)
+    const ack = this.acks.push(PUBACK, p.packetId)
     ack.topic = topic
     this.quotaUsed++
     this.publishStarted()
@@ -254,18 +229,18 @@ export class InboundFlows {
     this.host.runtime.publishWith(topic, this.message(p), this.peer.ctx, TOPIC_CHECKED, ack)
   }
 
-  /** @internal The runtime settled a QoS 1 publish (called by its AckEntry; a throw faults this connection). */
-  qos1Settled(ack: AckEntry, err: unknown): void {
+  /** The runtime settled a QoS 1 publish (told through its AckEntry; a throw faults this connection). */
+  private qos1Settled(ack: AckEntry, err: unknown): void {
     try {
       this.publishSettled()
       if (err === undefined) {
         this.host.onFlowStep?.('inbound-publish-persisted')
-        this.finishAck(ack, 0)
+        this.acks.finish(ack, 0)
         return
       }
       const rc = this.publishRefused(err, ack.topic, 1)
-      if (this.peer.v5) this.finishAck(ack, rc, errorReason(err))
-      else this.finishAck(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
+      if (this.peer.v5) this.acks.finish(ack, rc, errorReason(err))
+      else this.acks.finish(ack, 0, undefined, this.closesOn(err) ? 'publish refused' : undefined)
     } catch (thrown) {
       this.peer.fault(thrown)
     }
@@ -274,10 +249,10 @@ export class InboundFlows {
   private publishQos2(topic: string, p: InboundPublish): void {
     const session = this.peer.session!
     const id = p.packetId
-    const ack = this.pushAck(PUBREC, id)
+    const ack = this.acks.push(PUBREC, id)
     if (session.hasInboundQos2(id)) {
       // A duplicate of a message already applied: acknowledge, do not apply again [MQTT-4.3.3-10].
-      this.finishAck(ack, 0)
+      this.acks.finish(ack, 0)
       return
     }
     const pending = session.pendingInboundQos2(id)
@@ -286,12 +261,13 @@ export class InboundFlows {
         this.peer,
         pending,
         () =>
-          this.finishAck(
+          this.acks.finish(
             ack,
             session.hasInboundQos2(id) ? 0 : ReasonCode.UnspecifiedError,
             session.hasInboundQos2(id) ? undefined : 'the first copy of this message was refused',
           ),
-        () => this.finishAck(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
+        () =>
+          this.acks.finish(ack, ReasonCode.UnspecifiedError, 'the first copy of this message was refused'),
       )
       return
     }
@@ -310,19 +286,19 @@ export class InboundFlows {
         session.inboundQos2Applied(id)
         this.publishSettled()
         this.host.onFlowStep?.('inbound-publish-persisted')
-        this.finishAck(ack, 0)
+        this.acks.finish(ack, 0)
       }),
       guarded(this.peer, (err: unknown) => {
         this.publishSettled()
         const rc = this.publishRefused(err, topic, 2)
         if (this.peer.v5) {
           this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-          this.finishAck(ack, rc, errorReason(err))
+          this.acks.finish(ack, rc, errorReason(err))
         } else if (this.closesOn(err)) {
-          this.finishAck(ack, 0, undefined, 'publish refused')
+          this.acks.finish(ack, 0, undefined, 'publish refused')
         } else {
           session.inboundQos2Applied(id) // v3.1.1 has no refusal: complete the flow, nothing applied.
-          this.finishAck(ack, 0)
+          this.acks.finish(ack, 0)
         }
       }),
     )
@@ -401,110 +377,19 @@ export class InboundFlows {
    */
   pong(): void {
     const last = this.lastPublish
-    if (last === null && this.ackHead === this.acks.length) {
+    if (last === null && this.acks.empty) {
       this.peer.write(PINGRESP)
       return
     }
-    const slot = this.pushAck(PONG, 0)
-    if (last === null) this.finishAck(slot, 0)
+    const slot = this.acks.push(PONG, 0)
+    if (last === null) this.acks.finish(slot, 0)
     else
       settle(
         this.peer,
         last,
-        () => this.finishAck(slot, 0),
-        () => this.finishAck(slot, 0),
+        () => this.acks.finish(slot, 0),
+        () => this.acks.finish(slot, 0),
       )
-  }
-
-  private pushAck(type: number, packetId: number): AckEntry {
-    const entry = new AckEntry(this, type, packetId)
-    this.acks.push(entry)
-    return entry
-  }
-
-  /**
-   * Acknowledgements leave in the order their PUBLISH packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]. The
-   * ones a commit completes are released together, after that commit's other listeners ran (a microtask),
-   * and the plain ones go out as one buffer.
-   */
-  private finishAck(entry: AckEntry, reasonCode: number, reason?: string, closeReason?: string): void {
-    entry.done = true
-    entry.reasonCode = reasonCode
-    entry.closeReason = closeReason
-    if (reasonCode >= 0x80) entry.reason = reason
-    if (this.releasing || entry !== this.acks[this.ackHead]) return
-    this.releasing = true
-    queueMicrotask((this.releaseTask ??= () => this.releaseAcksSafely()))
-  }
-
-  /** A release of the finished acknowledgements is queued. */
-  private releasing = false
-  /** The queued release (one function per connection, made when first needed). */
-  private releaseTask: (() => void) | null = null
-
-  private releaseAcksSafely(): void {
-    this.releasing = false
-    try {
-      this.releaseAcks()
-    } catch (thrown) {
-      this.peer.fault(thrown)
-    }
-  }
-
-  private releaseAcks(): void {
-    const acks = this.acks
-    let head = this.ackHead
-    // plain acknowledgements (no reason string) of this run, written as one buffer
-    let plain: Buffer | null = null
-    let plainLength = 0
-    const v5 = this.peer.v5
-    while (head < acks.length && acks[head]!.done) {
-      const a = acks[head++]!
-      if (a.closeReason !== undefined) {
-        if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
-        this.peer.close(a.closeReason)
-        return
-      }
-      if (a.type === NO_ACK) continue
-      if (a.type === PONG || a.reason !== undefined) {
-        if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
-        plain = null
-        plainLength = 0
-        this.peer.write(
-          a.type === PONG ? PINGRESP : this.peer.ack(a.type, a.packetId, a.reasonCode, a.reason),
-        )
-      } else {
-        // 4 bytes, 5 with a v5 reason code (encodeAck's forms)
-        plain ??= Buffer.allocUnsafe(5 * (acks.length - head + 1))
-        plain[plainLength] = a.type
-        plain[plainLength + 2] = a.packetId >> 8
-        plain[plainLength + 3] = a.packetId & 0xff
-        if (v5 && a.reasonCode !== 0) {
-          plain[plainLength + 1] = 3
-          plain[plainLength + 4] = a.reasonCode
-          plainLength += 5
-        } else {
-          plain[plainLength + 1] = 2
-          plainLength += 4
-        }
-      }
-      if (a.type === PONG) continue
-      if (a.reasonCode < 0x80)
-        this.peer.noteSent(a.type === PUBACK ? 'inbound-puback-sent' : 'inbound-pubrec-sent')
-      if (a.type === PUBACK || a.reasonCode >= 0x80) this.quotaUsed = Math.max(0, this.quotaUsed - 1)
-    }
-    if (plain !== null) this.peer.write(plain.subarray(0, plainLength))
-    if (head === acks.length) {
-      this.acks = []
-      this.ackHead = 0
-    } else if (head >= COMPACT_ACKS_AT) {
-      // A publisher that never lets its acknowledgements drain would otherwise keep every entry of its
-      // burst (the array is emptied only when all are done).
-      this.acks = acks.slice(head)
-      this.ackHead = 0
-    } else {
-      this.ackHead = head
-    }
   }
 
   /** Counts an inbound publish until it settles; too many uncommitted ones pause the stream. */
