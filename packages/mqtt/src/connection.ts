@@ -1,12 +1,10 @@
 import type { Duplex } from 'node:stream'
 import { ConnectFlow, type Negotiated } from './connect-flow.js'
-import { protocolLevel } from './connect-handshake.js'
-import { parseConnectFast } from './connect-parse.js'
 import type { ConnectionHost } from './connection-host.js'
 import { ConnectionWill } from './connection-will.js'
 import type { EnhancedAuth } from './enhanced-auth.js'
-import { type MqttError, ProtocolError, ReasonCode, v3ConnackCode } from './errors.js'
-import { type FaultSink, faultReason, settle } from './fault.js'
+import { type MqttError, ReasonCode } from './errors.js'
+import { type FaultSink, faultReason } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { FrameReader, type FrameSink } from './frame-reader.js'
 import { KeepAlive } from './keep-alive.js'
@@ -14,15 +12,12 @@ import { OutboundAliases } from './outbound-encoder.js'
 import { PacketRouter } from './packet-router.js'
 import {
   type AuthPacket,
-  type ConnackPacket,
-  type ConnectPacket,
   type DisconnectPacket,
   encodeAck,
   generateWithin,
   type Packet,
   PacketParser,
   reasonStringProperty,
-  v3Connack,
 } from './packets.js'
 import type { RequestContext, User } from './runtime.js'
 import type { Session } from './session.js'
@@ -45,7 +40,8 @@ const JSON_TYPE = 'application/json'
 
 /**
  * One client connection over a duplex stream, as a small state machine: AwaitingConnect → Connecting
- * (`connect-flow.ts` runs the CONNECT, with `connect-handshake.ts` and `enhanced-auth.ts`) → Connected
+ * (`connect-flow.ts` runs the CONNECT from the first frame to CONNACK, with `connect-handshake.ts` and
+ * `enhanced-auth.ts`) → Connected
  * (`packet-router.ts` hands each frame to the inbound publish flows, the subscribe flows or the session) →
  * Closed. Bytes leave through the socket writer. Outbound delivery state lives in the Session so it
  * survives the connection; the session registry attaches and detaches it. Only this class writes its fields.
@@ -68,15 +64,12 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   /** Outbound topic aliases; null when the client accepts none (its Topic Alias Maximum is 0). */
   outAliases: OutboundAliases | null = null
 
-  /** The CONNECT flow, from the first frame on (it keeps enhanced authentication for re-authentication). */
-  private connect: ConnectFlow | null = null
+  /** The CONNECT flow, from the start (it keeps enhanced authentication for re-authentication). */
+  private readonly connect: ConnectFlow
   private readonly reader: FrameReader
   private readonly writer: SocketWriter
   private readonly keepAlive: KeepAlive
   private parser: PacketParser | null = null
-  /** Packets pipelined behind CONNECT, handled once the handshake is done. */
-  private held: [Buffer, number][] | null = null
-  private connectTimer: NodeJS.Timeout | null = null
   private closeTimer: NodeJS.Timeout | null = null
   /** Set at CONNACK. */
   private router: PacketRouter | null = null
@@ -102,8 +95,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     // Every entry into this connection (stream events, timers, continuations) is guarded: see fault().
     // The stream's listeners are the broker's, shared by every connection.
     broker.streams.attach(stream, this)
-    this.connectTimer = setTimeout(connectTimedOut, broker.connectTimeoutMs, this)
-    this.connectTimer.unref?.()
+    this.connect = new ConnectFlow(this, broker)
   }
 
   /** Unique per broker start (will keys are [clientId, connection id]); built when asked, not kept. */
@@ -124,7 +116,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   }
 
   get enhanced(): EnhancedAuth | null {
-    return this.connect?.enhanced ?? null
+    return this.connect.enhanced
   }
 
   keepAliveTimedOut(): void {
@@ -213,7 +205,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
       if (this.state === State.Closed) {
         if (!this.stream.destroyed) this.stream.destroy()
       } else if (this.state === State.Connecting) {
-        this.refuse(reasonCode, why)
+        this.connect.refuse(reasonCode, why)
       } else {
         this.disconnectWith(reasonCode, why)
       }
@@ -242,18 +234,8 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
   /** A frame before CONNACK (its own buffer, body from `bodyOffset`). */
   private beforeConnected(frame: Buffer, bodyOffset: number): void {
     const state = this.state
-    if (state === State.Connecting) {
-      if (frame[0] === 0xf0 && this.enhanced?.inProgress === true) {
-        // Enhanced authentication in progress: AUTH packets are the handshake itself.
-        const packet = this.parse(frame)
-        if (packet !== null) this.enhanced!.onAuth(packet as AuthPacket)
-        return
-      }
-      // Packets pipelined behind CONNECT wait for the handshake to finish.
-      this.held?.push([frame, bodyOffset])
-      return
-    }
-    if (state === State.AwaitingConnect) this.onFirstFrame(frame, bodyOffset)
+    if (state === State.Connecting) this.connect.onFrame(frame, bodyOffset)
+    else if (state === State.AwaitingConnect) this.connect.onFirstFrame(frame, bodyOffset)
   }
 
   stopReading(): void {
@@ -274,42 +256,20 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     return packet
   }
 
-  private onFirstFrame(frame: Buffer, bodyOffset: number): void {
-    if (frame[0] !== 0x10) {
-      // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
-      this.protocolViolation(new ProtocolError('first packet was not CONNECT'))
-      return
-    }
-    const level = protocolLevel(frame, bodyOffset)
-    if (typeof level !== 'number') {
-      // [MQTT-3.1.2-2] CONNACK 0x01 unacceptable protocol version (3.1.1 format, which every client reads).
-      if (level.unsupportedVersion) this.stream.write(v3Connack(false, 1))
-      this.protocolViolation(new ProtocolError(level.error)) // often not MQTT at all
-      return
-    }
-    this.version = level
-    this.v5 = level === 5
-    // The common CONNECT is read by hand (no mqtt-packet parser per connection); the rest by mqtt-packet.
-    let packet: Packet | null = parseConnectFast(frame, bodyOffset)
-    if (packet === null) {
-      packet = this.parse(frame)
-      // Many connections never send another packet mqtt-packet parses: its parser is made again on demand.
-      this.parser = null
-      if (packet === null) return
-    }
-    this.state = State.Connecting
-    this.held = []
-    if (this.connectTimer) clearTimeout(this.connectTimer)
-    this.connectTimer = null
-    this.connect = new ConnectFlow(this, this.broker)
-    settle(this, this.connect.run(packet as ConnectPacket), () => {})
-  }
-
   // -------------------------------------------------------------------------------------------
   // CONNECT (connect-flow.ts runs it; these are its steps that change this connection's state)
 
   get connecting(): boolean {
     return this.state === State.Connecting
+  }
+
+  protocolChosen(level: number): void {
+    this.version = level
+    this.v5 = level === 5
+  }
+
+  connectStarted(): void {
+    this.state = State.Connecting
   }
 
   clientLimits(maximumPacketSize: number | undefined, problemInformation: boolean | undefined): void {
@@ -361,29 +321,10 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
       session.retransmit(this)
       this.router.resubscribe(session)
     }
-    const held = this.held
-    this.held = null
+    const held = this.connect.takeHeld()
     if (held)
       for (const [frame, off] of held)
         if (this.state === State.Connected) this.onFrame(frame, 0, off, frame.length)
-  }
-
-  refuse(reason: number, why: string): void {
-    if (this.state === State.Closed) return
-    if (this.v5) {
-      // CONNACK may carry a reason string even when problem information is off [MQTT-3.1.2-29].
-      this.stream.write(
-        this.sized({
-          cmd: 'connack',
-          reasonCode: reason,
-          sessionPresent: false,
-          properties: { reasonString: why },
-        } as ConnackPacket),
-      )
-    } else {
-      this.stream.write(v3Connack(false, v3ConnackCode(reason)))
-    }
-    this.close(`CONNECT refused: ${why}`, true)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -454,7 +395,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.writer.flush()
     if (this.state === State.Connecting && this.enhanced?.inProgress === true) {
       // Before CONNACK (an AUTH exchange): the refusal is a CONNACK (MQTT 5 section 4.13.1).
-      this.refuse(
+      this.connect.refuse(
         reasonCode === ReasonCode.ServerShuttingDown ? ReasonCode.ServerUnavailable : reasonCode,
         reason,
       )
@@ -497,10 +438,8 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.state = State.Closed
     this.writer.stop()
     this.reader.stop()
-    if (this.connectTimer) clearTimeout(this.connectTimer)
     this.keepAlive.stop()
     this.enhanced?.abort()
-    this.held = null
     const broker = this.broker
     broker.connectionClosed(this)
     const stream = this.stream
@@ -514,7 +453,7 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
         if (this.closeTimer) clearTimeout(this.closeTimer)
       })
     }
-    this.connect?.release()
+    this.connect.release()
     const session = this.session
     if (session === null || session.connection !== this) {
       if (prev === State.Connected || prev === State.Connecting) this.will?.closed(graceful === true, session)
@@ -524,14 +463,5 @@ export class Connection implements FrameSink, FaultSink, SessionOutlet, StreamOw
     this.will?.closed(graceful === true, session)
     broker.sessions.detach(session)
     if (prev === State.Connected) broker.emit('disconnected', this.sessionInfo, stream, { reason })
-  }
-}
-
-/** CONNECT did not arrive in time (a timer argument, not a closure per connection). */
-function connectTimedOut(conn: Connection): void {
-  try {
-    conn.close('no CONNECT in time')
-  } catch (err) {
-    conn.fault(err)
   }
 }
