@@ -221,6 +221,8 @@ class Node implements ClusterNode {
       },
       outboxed: () => outbox.kick(),
       refusal: () => outbox.refusal(),
+      // an own write whose cursor slots are used up waits for the next applied message as for a quorum
+      positionWaitMs: options.writeTimeoutMs,
     }
   }
 

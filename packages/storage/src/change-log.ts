@@ -1,4 +1,5 @@
-import type { Cursors } from './cursors.js'
+import type { CursorIndex } from './cursor-index.js'
+import { type Cursors, POSITION_FACTOR } from './cursors.js'
 import type { Db } from './databases.js'
 import { LogTruncatedError, StoreClosedError } from './errors.js'
 import { refersToRecord, valueFromRecord } from './log-values.js'
@@ -21,14 +22,61 @@ export class ChangeLogImpl implements ChangeLog {
     private readonly cursors: Cursors,
     /** A table's database by name: entries that refer to their record take the value from it. */
     private readonly tableDb: (name: string) => Db,
+    private readonly index: CursorIndex,
+    /** This node's id, and whether it commits writes ahead of the stream (`ack: local`). */
+    private readonly self: { nodeId: number; local: boolean },
   ) {}
+
+  get issuer(): number | undefined {
+    return this.self.local ? this.self.nodeId : undefined
+  }
 
   readSince(options: LogReadOptions = {}): Iterable<ChangeEvent> {
     if (this.store.closed) throw new StoreClosedError()
-    const { after, tables, limit } = options
+    const { after, tables, limit, issuer } = options
     if (after !== undefined && after < this.cursors.droppedUpTo)
       throw new LogTruncatedError(after, this.firstCursor)
-    return this.read(after, tables === undefined ? undefined : new Set(tables), limit, this.cursors.last)
+    const only = tables === undefined ? undefined : new Set(tables)
+    if (after === undefined || issuer === undefined || issuer === this.self.nodeId)
+      return this.read(after, only, limit, this.cursors.last)
+    return this.readIssued(after, issuer, only, limit, this.cursors.last)
+  }
+
+  /**
+   * After a cursor another node handed out: that node's own events it had delivered under provisional
+   * cursors at or below `after` are left out where the stream put them later, and this node's own events
+   * numbered at or below `after` that the other node had not (the stream orders them after `after`, or
+   * does not hold them yet) come first.
+   */
+  private *readIssued(
+    after: number,
+    issuer: number,
+    tables: Set<string> | undefined,
+    limit: number | undefined,
+    last: number,
+  ): Generator<ChangeEvent, void, undefined> {
+    let remaining = limit ?? Number.POSITIVE_INFINITY
+    if (remaining <= 0) return
+    const delivered = this.index.deliveredLater(issuer, after)
+    const ownLater = this.self.local ? this.index.ownLater(this.self.nodeId, after) : []
+    for (const [first, count] of ownLater) {
+      for (let cursor = first; cursor < first + count && cursor <= after && cursor <= last; cursor++) {
+        const entry = this.logDb.get(cursor) as StoredLogEntry | undefined
+        if (entry === undefined || (tables !== undefined && !tables.has(entry[0][1]))) continue
+        yield this.decode(cursor, entry)
+        if (--remaining <= 0) return
+      }
+    }
+    for (const event of this.read(after, tables, undefined, last)) {
+      const upTo = delivered.get(Math.floor(event.cursor / POSITION_FACTOR))
+      if (upTo !== undefined && event.cursor % POSITION_FACTOR <= upTo) continue
+      yield event
+      if (--remaining <= 0) return
+    }
+  }
+
+  private decode(cursor: number, entry: StoredLogEntry): ChangeEvent {
+    return refersToRecord(entry) ? this.fromRecord(cursor, entry) : decodeLogEntry(cursor, entry)
   }
 
   private *read(
@@ -47,7 +95,7 @@ export class ChangeLogImpl implements ChangeLog {
     })
     for (const { key, value } of range) {
       if (tables !== undefined && !tables.has(value[0][1])) continue
-      yield refersToRecord(value) ? this.fromRecord(key, value) : decodeLogEntry(key, value)
+      yield this.decode(key, value)
       if (--remaining <= 0) return
     }
   }

@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js'
+import type { CursorIndex } from './cursor-index.js'
 import type { Cursors } from './cursors.js'
 import type { Databases, Db } from './databases.js'
 import { StoreClosedError } from './errors.js'
@@ -31,6 +32,7 @@ export class Compactor {
     private readonly dbs: Databases,
     private readonly clock: Clock,
     private readonly cursors: Cursors,
+    private readonly index: CursorIndex,
     private readonly options: CompactionOptions,
   ) {
     this.retention = options.retention
@@ -97,7 +99,19 @@ export class Compactor {
       }
     }
     await this.compactTombstones()
+    await this.compactIndex()
     return removed
+  }
+
+  /** The cursor index follows the log: what no valid cursor can need any more goes. */
+  private async compactIndex(): Promise<void> {
+    const droppedUpTo = this.cursors.droppedUpTo
+    if (droppedUpTo === 0) return
+    const keys = this.index.prunable(droppedUpTo)
+    for (let i = 0; i < keys.length; i += COMPACTION_CHUNK) {
+      const chunk = keys.slice(i, i + COMPACTION_CHUNK)
+      await this.dbs.env.transaction(() => this.index.remove(chunk))
+    }
   }
 
   private logCount(): number {

@@ -1,3 +1,6 @@
+/** A replicated transaction holds at most this many logged events (cursor = position × 1000 + i). */
+export const POSITION_FACTOR = 1000
+
 /**
  * Positions in the change log, shared by the writer (issues cursors, publishes durable ones), readers
  * (read up to the last durable one) and compaction (records what it dropped). Each changes them only
@@ -7,10 +10,13 @@ export class Cursors {
   #issued: number
   #durable: number
   #droppedUpTo: number
+  /** Replication: the first cursor of the stream position after the last applied one. */
+  #ceiling: number
 
-  constructor(last: number, droppedUpTo: number) {
+  constructor(last: number, droppedUpTo: number, position = 0) {
     this.#issued = this.#durable = last
     this.#droppedUpTo = droppedUpTo
+    this.#ceiling = (position + 1) * POSITION_FACTOR
   }
 
   /** Highest cursor handed out (committed or in flight). */
@@ -33,9 +39,23 @@ export class Cursors {
     return ++this.#issued
   }
 
-  /** Skips ahead so the next cursor is `after + 1` (replication: cursors derive from stream positions). */
-  advanceTo(after: number): void {
+  /**
+   * Replication: the events of the transaction at stream `position` take the cursors `position × 1000 + i`
+   * from here on; writes committed on this node after it (`ack: local`) take the slots left below
+   * `(position + 1) × 1000`.
+   */
+  enterPosition(position: number): void {
+    const after = position * POSITION_FACTOR - 1
     if (after > this.#issued) this.#issued = after
+    this.#ceiling = (position + 1) * POSITION_FACTOR
+  }
+
+  /**
+   * Whether `count` more cursors fit below the next stream position's: a local commit that does not fit
+   * waits for the next applied position, so no node-local cursor takes a slot another node's event has.
+   */
+  fits(count: number): boolean {
+    return this.#issued + count < this.#ceiling
   }
 
   /** Takes back the cursors handed out after `issued` (a transaction that failed before writing). */

@@ -1,9 +1,10 @@
 import { Packr } from 'msgpackr'
+import type { CursorIndex } from './cursor-index.js'
+import { POSITION_FACTOR } from './cursors.js'
 import { StorageError } from './errors.js'
 import { decodeValue, TYPES } from './record-format.js'
 import type { ChangeEvent, Key, ReplicatedTransaction, Replicator, WriteOptions } from './types.js'
 import { Group, MESSAGE, Op, PATCH, PUT, type WriteTarget } from './write-plan.js'
-import { POSITION_FACTOR } from './write-queue.js'
 
 /**
  * Wire format of one replicated transaction (msgpack):
@@ -31,7 +32,20 @@ type WireOp = [
   originOnly: boolean,
   explicit: boolean,
 ]
-type Wire = [version: number, origin: number, txnId: string, ops: WireOp[], committedBy?: string]
+type Wire = [
+  version: number,
+  origin: number,
+  txnId: string,
+  ops: WireOp[],
+  committedBy?: string,
+  provisional?: Buffer,
+]
+
+/**
+ * `ack: local`: the cursor the origin gave the transaction's first logged event (0: none), 8 bytes at the
+ * very end of the packed wire, written once the commit numbered its events (see CursorIndex).
+ */
+const PROVISIONAL_BYTES = 8
 
 /** What replication needs of the store. */
 export interface ReplicationHost {
@@ -45,6 +59,8 @@ export interface ReplicationHost {
   target(name: string, logged: boolean): WriteTarget
   /** Queues a group for the write queue. */
   enqueue(group: Group): void
+  /** Where local commits' events went in the stream (see CursorIndex). */
+  readonly index: CursorIndex
 }
 
 interface Waiter {
@@ -123,7 +139,7 @@ export class Replication {
         !local && !op.skipStale,
       ]),
     ]
-    if (local) wire.push(host.instance)
+    if (local) wire.push(host.instance, Buffer.alloc(PROVISIONAL_BYTES))
     const data = packr.pack(wire)
     const writes = ops.map((op) => ({ table: op.table.name, id: op.id, type: TYPES[op.kind]! }))
     if (local) return this.#commitLocally(ops, single, { id: txnId, data, writes })
@@ -171,7 +187,20 @@ export class Replication {
     if (refused !== undefined) return Promise.reject(refused)
     const group = new Group()
     group.ops.push(...ops)
-    group.alsoWrite = () => this.host.appendOutbox!(txn)
+    group.provisional = true
+    group.alsoWrite = () => {
+      // the events are numbered now: the wire says where the first went, and this node notes it pending
+      let first = 0
+      let count = 0
+      for (const op of ops) {
+        if (op.log === undefined) continue
+        if (count++ === 0) first = op.result!.cursor
+      }
+      const data = txn.data as Buffer
+      data.writeDoubleBE(first, data.byteLength - PROVISIONAL_BYTES)
+      if (count > 0) this.host.index.record(this.host.nodeId, first, 0, count)
+      this.host.appendOutbox!(txn)
+    }
     return new Promise((resolve, reject) => {
       group.resolve = (events: ChangeEvent[]) => {
         const op = ops[0]!
@@ -225,7 +254,7 @@ export class Replication {
       )
     }
     this.#queued = position
-    const [, origin, txnId, wireOps, committedBy] = wire
+    const [, origin, txnId, wireOps, committedBy, provisional] = wire
     const own = origin === this.host.nodeId
     // committed here already (ack: local): only the position is stored
     const committedHere = committedBy !== undefined && committedBy === this.host.instance
@@ -236,6 +265,8 @@ export class Replication {
     }
     const group = new Group()
     group.position = position
+    const first = provisional?.byteLength === PROVISIONAL_BYTES ? provisional.readDoubleBE(0) : 0
+    if (first > 0) group.alsoWrite = () => this.#indexed(origin, first, position, committedHere, wireOps)
     if (waiter !== undefined) group.ops.push(...waiter.ops)
     else if (!committedHere) {
       for (const w of wireOps) {
@@ -266,6 +297,15 @@ export class Replication {
       }
       this.host.enqueue(group)
     })
+  }
+
+  /** A locally committed transaction reached the stream at `position`: where its origin numbered its events. */
+  #indexed(origin: number, first: number, position: number, own: boolean, wireOps: WireOp[]): void {
+    const { index } = this.host
+    // the origin counted the events it logged; another node counts those it was sent
+    let count = own ? (index.count(origin, first) ?? 0) : 0
+    if (!own) for (const w of wireOps) if (w[2] && !w[10]) count++
+    if (count > 0) index.record(origin, first, position, count)
   }
 
   #applied(position: number): void {

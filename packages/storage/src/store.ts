@@ -5,6 +5,7 @@ import { ChangeLogImpl } from './change-log.js'
 import { Clock } from './clock.js'
 import { type CommitListener, CommitObservers } from './commit-stats.js'
 import { Compactor } from './compaction.js'
+import { CURSOR_INDEX_DB, CursorIndex } from './cursor-index.js'
 import { Cursors } from './cursors.js'
 import { type Db, LOG_DB, META_DB, TABLE_PREFIX, TOMBSTONE_DB } from './databases.js'
 import { StorageError, StoreClosedError, VersionMismatchError } from './errors.js'
@@ -81,7 +82,7 @@ class StoreImpl implements Store {
     const overlappingSync = !options.noSync && process.platform !== 'win32'
     const env = open({
       path: options.path,
-      maxDbs: (options.maxTables ?? 250) + 4,
+      maxDbs: (options.maxTables ?? 250) + 5,
       noSync: options.noSync === true,
       overlappingSync,
       // values are plain MessagePack maps: decode them as objects, like they were written
@@ -129,10 +130,16 @@ class StoreImpl implements Store {
       const ts = value[0][3] as number
       if (ts > lastTimestamp) lastTimestamp = ts
     }
-    const cursors = new Cursors(cursor, (this.metaDb.get('droppedUpTo') as number | undefined) ?? 0)
+    const position = (this.metaDb.get(REPLICATED_KEY) as number | undefined) ?? 0
+    const cursors = new Cursors(cursor, (this.metaDb.get('droppedUpTo') as number | undefined) ?? 0, position)
+    const index = new CursorIndex(env.openDB({ name: CURSOR_INDEX_DB }))
     this.knownTables = { ...(this.metaDb.get('tables') ?? {}) }
     this.clock = new Clock(nodeId, lastTimestamp, options.wallClock ?? (() => Date.now() * 1000))
-    this.log = new ChangeLogImpl(this, this.logDb, cursors, (name) => this.tableDb(name))
+    const local = options.replicator?.commitsLocally === true
+    this.log = new ChangeLogImpl(this, this.logDb, cursors, (name) => this.tableDb(name), index, {
+      nodeId,
+      local,
+    })
     this.onError = options.onError ?? ((error) => console.error('@proj/storage:', error))
     this.feed = new ChangeFeed((error) => this.onError(error))
     const dbs = { env, metaDb: this.metaDb, logDb: this.logDb, tombstoneDb: this.tombstoneDb }
@@ -145,7 +152,9 @@ class StoreImpl implements Store {
       this.commits,
       (error) => this.onError(error),
     )
-    this.compactor = new Compactor(dbs, this.clock, cursors, {
+    if (options.replicator?.positionWaitMs !== undefined)
+      this.writes.positionWaitMs = options.replicator.positionWaitMs
+    this.compactor = new Compactor(dbs, this.clock, cursors, index, {
       retention: options.retention ?? {},
       tableDb: (name) => this.tableDb(name),
       onError: this.onError,
@@ -172,9 +181,10 @@ class StoreImpl implements Store {
               target: (name, logged) =>
                 this.tables.get(name) ?? (this.table(name, { log: logged }) as TableImpl<unknown>),
               enqueue: (group) => this.writes.enqueue(group),
+              index,
             },
             options.replicator,
-            (this.metaDb.get(REPLICATED_KEY) as number | undefined) ?? 0,
+            position,
           )
   }
 
@@ -332,6 +342,7 @@ class StoreImpl implements Store {
     this.closing ??= (async () => {
       await this.compactor.stop()
       this.replication?.abandon(new StoreClosedError())
+      this.writes.abandonAwaiting(new StoreClosedError())
       await this.writes.drained()
       this.closed = true
       await this.env.close()

@@ -169,11 +169,28 @@ export interface LogReadOptions {
   after?: number
   tables?: readonly string[]
   limit?: number
+  /**
+   * The node that handed out `after` (its `log.issuer`), when not this one: the read then returns what
+   * that node had not delivered up to `after`, although a node with `ack: local` numbers its own events
+   * ahead of the stream (see @proj/cluster, "Positions under `ack: local`"). Omitted: `after` is this
+   * log's own cursor (or a plain stream cursor).
+   */
+  issuer?: number
 }
 
 export interface ChangeLog {
-  /** Events in cursor order. Throws LogTruncatedError when `after` is older than what retention kept. */
+  /**
+   * Events in cursor order (with another node's `issuer`: first this node's own events the issuer had
+   * not delivered, numbered at or below `after`). Throws LogTruncatedError when `after` is older than
+   * what retention kept.
+   */
   readSince(options?: LogReadOptions): Iterable<ChangeEvent>
+  /**
+   * The node id to keep with this log's cursors: this node's when it commits replicated writes ahead of
+   * the stream (`Replicator.commitsLocally`), whose cursors are then only exact together with it;
+   * undefined when a cursor is a plain position, the same on every node (or there is one node).
+   */
+  readonly issuer: number | undefined
   /** Cursor of the newest durable event (0 when empty). */
   readonly lastCursor: number
   /**
@@ -255,6 +272,12 @@ export interface Replicator {
   readonly maxBytes?: number
   /** Told after a local commit added entries to the outbox. */
   outboxed?(): void
+  /**
+   * `commitsLocally`: how long a local commit waits for the next applied transaction when this node's
+   * writes since the last one used up its cursors (1000 per stream position), before it is refused
+   * with `STORAGE_UNAVAILABLE` (default 10 000).
+   */
+  readonly positionWaitMs?: number
   /**
    * Checked before a local commit (`commitsLocally`): an error to fail the write with instead (e.g. the
    * outbox is full while the cluster is unreachable), or undefined to commit it.

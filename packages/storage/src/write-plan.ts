@@ -248,6 +248,8 @@ export class Group {
   position: number | undefined = undefined
   /** Written in the same LMDB transaction when the group's writes are (the `ack: local` outbox entry). */
   alsoWrite: (() => void) | undefined = undefined
+  /** Committed on this node ahead of the stream (`ack: local`): its cursors stay below the next position's. */
+  provisional = false
   readonly events: ChangeEvent[] = []
   failed: unknown = undefined
   resolve: Resolve | undefined = undefined

@@ -6,15 +6,18 @@ import { StorageError } from './errors.js'
 import { inlineLogValue } from './log-values.js'
 import { Scratch, type StoredRecord } from './record-format.js'
 import type { ChangeEvent, WriteListener } from './types.js'
-import { DELETE, type Group, Op, type Overlay, type Stamp } from './write-plan.js'
+import { DELETE, Group, Op, type Overlay, type Stamp } from './write-plan.js'
 
-/** A replicated transaction holds at most this many logged events (cursor = position × 1000 + i). */
-export const POSITION_FACTOR = 1000
 /** Meta key of the last applied stream position. */
 export const REPLICATED_KEY = 'replicated'
 const BINARY_FIELD = '\x10binary-data\x02'
 const APPEND = { append: true }
 const noop = () => {}
+
+/** Stands in a batch for a group that left it to wait for the next stream position. */
+const LEFT = new Group()
+LEFT.resolve = noop
+LEFT.reject = noop
 
 /** A completed batch's writes and events: none (see Batch.release). */
 const RELEASED: never[] = []
@@ -64,6 +67,14 @@ export class WriteQueue {
    * next batch was written while the one before it still committed or synced.
    */
   inFlight = 0
+  /**
+   * `ack: local` commits waiting for the next applied stream position, in commit order: their cursors
+   * would have reached the slots of the next position's events (see Cursors.fits).
+   */
+  private awaiting: Group[] = []
+  private awaitingTimer: NodeJS.Timeout | undefined = undefined
+  /** How long such a commit waits before it is refused as unavailable (`Replicator.positionWaitMs`). */
+  positionWaitMs = 10_000
 
   constructor(
     private readonly dbs: Databases,
@@ -141,9 +152,15 @@ export class WriteQueue {
       if (item.position !== undefined) {
         // a replicated transaction: its events are cursors position × 1000 + i on every node, and the
         // position is stored in the same LMDB transaction, whatever the outcome (so it applies once)
-        stamp.cursors.advanceTo(item.position * POSITION_FACTOR - 1)
+        stamp.cursors.enterPosition(item.position)
         this.dbs.metaDb.putSync(REPLICATED_KEY, item.position)
         wrote = true
+        // the local commits that waited for slots take those of this position, right after its events
+        if (this.awaiting.length > 0) items.splice(i + 1, 0, ...this.takeAwaiting())
+      } else if (item.provisional && (this.awaiting.length > 0 || !stamp.cursors.fits(loggedOps(item)))) {
+        this.await(item)
+        items[i] = LEFT
+        continue
       }
       const cursorBefore = stamp.cursors.issued
       try {
@@ -164,6 +181,35 @@ export class WriteQueue {
       item.alsoWrite?.()
     }
     if (wrote) this.dbs.metaDb.putSync('state', [stamp.clock.last, stamp.cursors.issued])
+  }
+
+  /** A local commit waits for the next applied position; refused as unavailable when none comes in time. */
+  private await(group: Group): void {
+    this.awaiting.push(group)
+    if (this.awaitingTimer !== undefined) return
+    this.awaitingTimer = setTimeout(() => {
+      this.awaitingTimer = undefined
+      this.abandonAwaiting(
+        new StorageError(
+          'STORAGE_UNAVAILABLE',
+          `no replicated transaction applied within ${this.positionWaitMs} ms, and this node's writes since the last one used up its change-log cursors up to the next`,
+        ),
+      )
+    }, this.positionWaitMs)
+    this.awaitingTimer.unref?.()
+  }
+
+  private takeAwaiting(): Group[] {
+    const groups = this.awaiting
+    this.awaiting = []
+    clearTimeout(this.awaitingTimer)
+    this.awaitingTimer = undefined
+    return groups
+  }
+
+  /** Refuses the local commits waiting for a stream position (their time is up, or the store closes). */
+  abandonAwaiting(error: unknown): void {
+    for (const group of this.takeAwaiting()) group.reject!(error)
   }
 
   private apply(op: Op, batch: Batch): void {
@@ -226,6 +272,12 @@ export class WriteQueue {
     }
     batch.release()
   }
+}
+
+function loggedOps(group: Group): number {
+  let count = 0
+  for (const op of group.ops) if (op.table.logged) count++
+  return count
 }
 
 /** Tells a write listener its outcome; what it throws goes to `onError`, not to the batch's other writes. */
