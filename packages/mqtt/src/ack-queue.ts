@@ -4,7 +4,7 @@
  * place of a QoS 0 publish whose refusal may close the connection, and a PINGRESP that waits for the
  * publishes before it.
  */
-import type { FaultSink } from './fault.js'
+import { type FaultSink, guarded } from './fault.js'
 import type { FlowStep } from './flow-steps.js'
 import { PINGRESP, PUBACK } from './packets.js'
 import type { PublishListener } from './runtime.js'
@@ -90,16 +90,12 @@ export class AckQueue {
     if (reasonCode >= 0x80) entry.reason = reason
     if (this.releasing || entry !== this.acks[this.head]) return
     this.releasing = true
-    queueMicrotask((this.releaseTask ??= () => this.releaseSafely()))
-  }
-
-  private releaseSafely(): void {
-    this.releasing = false
-    try {
-      this.release()
-    } catch (thrown) {
-      this.sink.fault(thrown)
-    }
+    queueMicrotask(
+      (this.releaseTask ??= guarded(this.sink, () => {
+        this.releasing = false
+        this.release()
+      })),
+    )
   }
 
   private release(): void {

@@ -5,6 +5,7 @@
  * PUBLISH leaves (durable sessions), PUBACK/PUBREC/PUBCOMP, resending on reconnect, and the subscription
  * cursors that move as messages complete. Part of a Session, which owns the subscriptions.
  */
+import { settle } from './fault.js'
 import { type MergedDelivery, OverlapGuard } from './overlap.js'
 import { encodeAck, encodePublish, PUBREL } from './packets.js'
 import type { Delivery, ResourceEvent, Subscription } from './runtime.js'
@@ -275,26 +276,21 @@ export class OutboundFlow {
     const item: OutboxItem = { packet, ready: wait === null, sub, also, cursor }
     ;(this.outbox ??= []).push(item)
     if (wait !== null) {
-      wait.then(
+      // What the continuations throw goes to the connection's barrier (Connection.fault).
+      settle(
+        this.owner,
+        wait,
         () => {
           item.ready = true
           this.host.onFlowStep?.('outbound-publish-persisted')
-          this.drainOutboxSafely()
+          this.drainOutbox()
         },
         (err) => {
           this.host.logger.error({ err }, 'mqtt: persisting an in-flight message failed')
           item.ready = true
-          this.drainOutboxSafely()
+          this.drainOutbox()
         },
       )
-    }
-  }
-
-  private drainOutboxSafely(): void {
-    try {
-      this.drainOutbox()
-    } catch (err) {
-      this.owner.fault(err)
     }
   }
 
