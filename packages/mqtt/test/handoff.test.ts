@@ -4,23 +4,17 @@
  */
 import { waitFor } from '@proj/test-utils'
 import mqttPacket from 'mqtt-packet'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RawClient, startBroker, type TestBroker } from './helpers.js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { RawClient, useTcpBroker } from './helpers.js'
 
-let tb: TestBroker
-beforeAll(async () => {
-  tb = await startBroker()
-})
-afterAll(async () => {
-  await tb.close()
-})
+const fx = useTcpBroker('file')
 
 const clients: RawClient[] = []
 afterAll(() => {
   for (const c of clients) c.end()
 })
 async function raw(version: 4 | 5 = 4): Promise<RawClient> {
-  const c = await RawClient.tcp(tb.port, version)
+  const c = await RawClient.tcp(fx.tb.port, version)
   clients.push(c)
   return c
 }
@@ -89,7 +83,7 @@ describe('PINGREQ is a barrier', () => {
       c.send({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false })
       c.send({ cmd: 'pingreq' })
       await c.next('pingresp')
-      expect([round, await tb.runtime.get(topic, { user: null })]).toEqual([round, undefined])
+      expect([round, await fx.tb.runtime.get(topic, { user: null })]).toEqual([round, undefined])
     }
   })
 })
@@ -182,7 +176,7 @@ describe('overlapping subscriptions of a durable session', () => {
     })
     await c1.next('suback')
     c1.end()
-    await waitFor(() => !tb.broker.listClients().some((c) => c.clientId === 'ov-durable'))
+    await waitFor(() => !fx.tb.broker.listClients().some((c) => c.clientId === 'ov-durable'))
     const pub = await raw(4)
     await pub.connect({ clientId: 'ov-durable-pub' })
     for (let i = 0; i < 3; i++) {

@@ -183,6 +183,57 @@ export async function startBroker(
   }
 }
 
+export interface TcpBrokerFixture {
+  /** The broker `start()` made (throws before it). */
+  readonly tb: TestBroker
+  /** Starts the broker on a TCP server at 127.0.0.1, port 0, on a fresh runtime. */
+  start(options?: Partial<BrokerOptions>): Promise<TestBroker>
+  /** Connects an MQTT.js client (reconnects off) to the broker; ended before the broker closes. */
+  connect(options?: IClientOptions, allowRetries?: boolean): Promise<MqttClient>
+}
+
+/**
+ * A TCP broker with the MQTT.js clients that talk to it. `'test'`: each test calls `start()`, and its
+ * clients and broker are closed after it. `'file'`: started before the file's tests, closed after them.
+ */
+export function useTcpBroker(scope: 'test' | 'file', options: Partial<BrokerOptions> = {}): TcpBrokerFixture {
+  let tb: TestBroker | undefined
+  const clients: MqttClient[] = []
+  const start = async (opts: Partial<BrokerOptions> = options) => {
+    tb = await startBroker(opts)
+    return tb
+  }
+  const close = async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
+    await tb?.close()
+    tb = undefined
+  }
+  if (scope === 'file') {
+    beforeAll(async () => {
+      await start()
+    })
+    afterAll(close)
+  } else {
+    afterEach(close)
+  }
+  const broker = (): TestBroker => {
+    if (tb === undefined) throw new Error('no broker: call start() first')
+    return tb
+  }
+  return {
+    get tb() {
+      return broker()
+    },
+    start,
+    async connect(opts = {}, allowRetries = true) {
+      const url = `mqtt://127.0.0.1:${broker().port}`
+      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, ...opts }, allowRetries)
+      clients.push(c)
+      return c
+    },
+  }
+}
+
 /** A raw MQTT client over any duplex stream: send packets or bytes, await the packets that come back. */
 export class RawClient {
   readonly packets: Packet[] = []

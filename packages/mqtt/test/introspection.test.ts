@@ -1,26 +1,14 @@
 import { waitFor } from '@proj/test-utils'
-import mqtt from 'mqtt'
-import { afterEach, describe, expect, it } from 'vitest'
-import { startBroker, type TestBroker } from './helpers.js'
+import type { IClientOptions } from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import { useTcpBroker } from './helpers.js'
 
-let tb: TestBroker | undefined
-const clients: mqtt.MqttClient[] = []
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
-  await tb?.close()
-  tb = undefined
-})
-
-async function connect(options: mqtt.IClientOptions) {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb!.port}`, { reconnectPeriod: 0, ...options })
-  clients.push(c)
-  return c
-}
+const fx = useTcpBroker('test')
+const connect = (options: IClientOptions) => fx.connect(options)
 
 describe('broker introspection', () => {
   it('lists connected clients and kept sessions with their subscriptions and counts', async () => {
-    tb = await startBroker()
+    const tb = await fx.start()
     const a = await connect({ clientId: 'a', protocolVersion: 5, properties: { sessionExpiryInterval: 300 } })
     await a.subscribeAsync({ 'x/#': { qos: 1 }, '$share/g/y/+': { qos: 0 } })
     const b = await connect({ clientId: 'b', protocolVersion: 4, clean: true })
@@ -49,7 +37,7 @@ describe('broker introspection', () => {
     // the durable session stays when its client goes away; the clean one does not
     await a.endAsync()
     await b.endAsync()
-    await waitFor(() => tb!.broker.listClients().length === 0)
+    await waitFor(() => tb.broker.listClients().length === 0)
     const sessions = tb.broker.listSessions()
     expect(sessions).toHaveLength(1)
     expect(sessions[0]).toMatchObject({ clientId: 'a', connected: false, durable: true })
@@ -61,7 +49,7 @@ describe('broker introspection', () => {
   })
 
   it('disconnectClient closes the connection with DISCONNECT 0x98 (v5) and keeps a durable session', async () => {
-    tb = await startBroker()
+    const tb = await fx.start()
     const a = await connect({
       clientId: 'kick-me',
       protocolVersion: 5,
@@ -73,13 +61,13 @@ describe('broker introspection', () => {
     expect(tb.broker.disconnectClient('nobody')).toBe(false)
     expect(tb.broker.disconnectClient('kick-me')).toBe(true)
     expect(await disconnected).toBe(0x98)
-    await waitFor(() => tb!.broker.listClients().length === 0)
+    await waitFor(() => tb.broker.listClients().length === 0)
     expect(tb.broker.listSessions().map((s) => s.clientId)).toEqual(['kick-me'])
     expect(tb.broker.disconnectClient('kick-me')).toBe(false)
   })
 
   it('counts connects, messages by QoS, auth failures and queue-full drops', async () => {
-    tb = await startBroker({ maxInflight: 1, maxQueued: 1 })
+    const tb = await fx.start({ maxInflight: 1, maxQueued: 1 })
     const stats = tb.broker.stats
     await tb.runtime.users.add('u', 'pw')
     await expect(connect({ username: 'u', password: 'bad' })).rejects.toThrow()

@@ -1,20 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { openTestRuntime, pairClient, type TestRuntime, useBrokerFixture } from './helpers.js'
+import { describe, expect, it, vi } from 'vitest'
+import { pairClient, useBrokerFixture } from './helpers.js'
 
 const fx = useBrokerFixture()
-let rt: TestRuntime
-beforeAll(async () => {
-  rt = await openTestRuntime()
-})
-afterAll(async () => {
-  await rt.close()
-})
 
 describe('PINGREQ as a barrier behind QoS 1 publishes', () => {
   it.each([4, 5] as const)(
     'v%s: PINGRESP leaves after the PUBACKs of every publish before it, and what they stored is visible',
     async (version) => {
-      const broker = fx.make({}, rt)
+      const broker = fx.make()
       const c = pairClient(broker, version)
       await c.connect({ clientId: `barrier-${version}` })
       const n = 50
@@ -44,7 +37,7 @@ describe('PINGREQ as a barrier behind QoS 1 publishes', () => {
   it('keeps the PUBACK order over thousands of QoS 1 publishes that keep coming while earlier ones commit', async () => {
     // rounds sent while the ones before are still being committed, so acknowledgements are released with
     // later publishes pending (the queue never drains) well past the point where it is compacted
-    const broker = fx.make({}, rt)
+    const broker = fx.make()
     const c = pairClient(broker)
     await c.connect({ clientId: 'barrier-burst' })
     const n = 4000
@@ -77,7 +70,7 @@ describe('PINGREQ as a barrier behind QoS 1 publishes', () => {
   })
 
   it('answers a PINGREQ at once when nothing is pending, and behind a QoS 0 retained publish', async () => {
-    const broker = fx.make({}, rt)
+    const broker = fx.make()
     const c = pairClient(broker)
     await c.connect({ clientId: 'barrier-idle' })
     c.send({ cmd: 'pingreq' })

@@ -1,18 +1,10 @@
 import { waitFor } from '@proj/test-utils'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type TestBroker, useMqttJsClients } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { useTcpBroker } from './helpers.js'
 
-let tb: TestBroker
-beforeAll(async () => {
-  tb = await startBroker()
-})
-afterAll(async () => {
-  await tb.close()
-})
-// Registered after the broker's hooks, so its afterAll (hooks run as a stack) ends the clients first.
-const mqttJs = useMqttJsClients()
-const client = (options: IClientOptions = {}) => mqttJs.connect(tb, options)
+const fx = useTcpBroker('file')
+const client = (options: IClientOptions = {}) => fx.connect(options)
 
 interface Received {
   topic: string

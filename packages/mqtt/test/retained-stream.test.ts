@@ -1,16 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type TestBroker, useMqttJsClients } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { useTcpBroker } from './helpers.js'
 
-const clients = useMqttJsClients()
-let tb: TestBroker
-
-beforeAll(async () => {
-  tb = await startBroker()
-})
-afterAll(async () => {
-  await clients.endAll()
-  await tb?.close()
-})
+const fx = useTcpBroker('file')
 
 describe('the retained set a new subscription receives', () => {
   it('is streamed as the client reads it: QoS 0 retained messages beyond the slow-reader limit all arrive', async () => {
@@ -18,13 +9,13 @@ describe('the retained set a new subscription receives', () => {
     // Client and broker share this process, so the client reads only between the broker's turns.
     const count = 320
     const payload = Buffer.alloc(64 * 1024, 7)
-    const pub = await clients.connect(tb)
+    const pub = await fx.connect()
     await Promise.all(
       Array.from({ length: count }, (_, i) =>
         pub.publishAsync(`big/${i}`, payload, { qos: 1, retain: true }),
       ),
     )
-    const sub = await clients.connect(tb)
+    const sub = await fx.connect()
     const seen = new Set<string>()
     let bytes = 0
     const all = new Promise<void>((resolve) => {
@@ -38,7 +29,7 @@ describe('the retained set a new subscription receives', () => {
     await sub.subscribeAsync('big/#', { qos: 0 })
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000).unref())
     const outcome = await Promise.race([all.then(() => 'all' as const), timeout])
-    expect({ outcome, received: seen.size, dropped: tb.broker.stats.dropped.slowReader }).toEqual({
+    expect({ outcome, received: seen.size, dropped: fx.tb.broker.stats.dropped.slowReader }).toEqual({
       outcome: 'all',
       received: count,
       dropped: 0,

@@ -1,21 +1,9 @@
-import mqtt from 'mqtt'
-import { afterEach, describe, expect, it } from 'vitest'
-import { startBroker, type TestBroker } from './helpers.js'
+import type mqtt from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import { useTcpBroker } from './helpers.js'
 
-let tb: TestBroker | undefined
-const clients: mqtt.MqttClient[] = []
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
-  await tb?.close()
-  tb = undefined
-})
-
-async function connect(options: mqtt.IClientOptions) {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${tb!.port}`, { reconnectPeriod: 0, ...options }, false)
-  clients.push(c)
-  return c
-}
+const fx = useTcpBroker('test')
+const connect = (options: mqtt.IClientOptions) => fx.connect(options, false)
 
 /** Resolves with the reason code of the server's DISCONNECT (undefined: closed without one). */
 function closedBy(client: mqtt.MqttClient): Promise<number | undefined> {
@@ -38,7 +26,7 @@ function refusal(options: mqtt.IClientOptions): Promise<number | undefined> {
 
 describe('a broker that cannot serve (broker.unavailable)', () => {
   it('closes every connection (v5 DISCONNECT 0x9C Use another server, 3.1.1 closed), refuses CONNECTs (0x88 / 3) until it serves again', async () => {
-    tb = await startBroker()
+    const tb = await fx.start()
     const v5 = await connect({ clientId: 'five', protocolVersion: 5 })
     const v4 = await connect({ clientId: 'four', protocolVersion: 4 })
     const v5Closed = closedBy(v5)
