@@ -30,26 +30,30 @@ export interface CliIo {
 /** Exit codes: 0 ok, 1 failure, 2 invalid configuration or usage. */
 export const EXIT = { ok: 0, failure: 1, config: 2 } as const
 
-interface KeyFlag {
-  option: Option
-  key: string
-}
-
 /** One flag per config key (`--mqtt-network-port <value>`) plus short aliases (`--mqtt-port`). */
-function keyFlags(): KeyFlag[] {
-  const flags: KeyFlag[] = []
+function keyFlags(): Option[] {
+  const flags: Option[] = []
   for (const spec of CONFIG_KEYS) {
     const arg = spec.type.kind === 'boolean' ? '[value]' : '<value>'
     for (const name of [flagName(spec.key), ...(spec.aliases ?? [])]) {
       const main = name === flagName(spec.key)
-      const option = new Option(
-        `--${name} ${arg}`,
-        main ? `${spec.key}: ${spec.description}` : `alias of --${flagName(spec.key)}`,
+      flags.push(
+        new Option(
+          `--${name} ${arg}`,
+          main ? `${spec.key}: ${spec.description}` : `alias of --${flagName(spec.key)}`,
+        ),
       )
-      flags.push({ option, key: spec.key })
     }
   }
   return flags
+}
+
+/** The config key of each flag name (`mqtt-network-port` and its alias `mqtt-port`: `mqtt.network.port`). */
+function keysByFlag(): Map<string, string> {
+  const keys = new Map<string, string>()
+  for (const spec of CONFIG_KEYS)
+    for (const name of [flagName(spec.key), ...(spec.aliases ?? [])]) keys.set(name, spec.key)
+  return keys
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value]
@@ -72,21 +76,25 @@ function addConfigOptions(command: Command, hideKeys: boolean, only?: string): C
       collect,
       [],
     )
-  for (const { option } of flags) {
+  for (const option of flags) {
     if (hideKeys) option.hideHelp()
     command.addOption(option)
   }
   return command
 }
 
+/** `--set` and the config-key flags a command was given, in the order the command declares them. */
 function overridesFrom(
-  opts: Record<string, unknown>,
-  flags: KeyFlag[],
+  command: Command,
+  keys: Map<string, string>,
 ): { overrides: Record<string, string>; overrideSources: Record<string, string> } {
+  const opts = command.opts()
   const overrides: Record<string, string> = parseSetArguments((opts.set as string[]) ?? [])
   const overrideSources: Record<string, string> = {}
   for (const key of Object.keys(overrides)) overrideSources[key] = `--set ${key}`
-  for (const { option, key } of flags) {
+  for (const option of command.options) {
+    const key = option.long === undefined ? undefined : keys.get(option.long.slice(2))
+    if (key === undefined) continue
     const value = opts[option.attributeName()]
     if (value === undefined) continue
     overrides[key] = value === true ? 'true' : String(value)
@@ -138,7 +146,7 @@ function formatListener(info: ListenerInfo): string {
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const program = new Command('proj-server')
-  const flags = keyFlags()
+  const keys = keysByFlag()
   let exitCode: number = EXIT.ok
   const only = argv[0] === 'start' && !argv.some((a) => a === '--help' || a === '-h') ? 'start' : undefined
   program
@@ -151,13 +159,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     })
     .showHelpAfterError()
 
-  const load = async (opts: Record<string, unknown>): Promise<LoadedConfig & { origin: RootOrigin }> => {
+  const load = async (command: Command): Promise<LoadedConfig & { origin: RootOrigin }> => {
+    const opts = command.opts()
     const { root, origin } = findRoot(opts.root as string | undefined, io.env)
     const loaded = await loadConfig({
       root,
       ...(opts.config ? { configFile: opts.config as string } : {}),
       env: io.env,
-      ...overridesFrom(opts, flags),
+      ...overridesFrom(command, keys),
     })
     return { ...loaded, origin }
   }
@@ -172,8 +181,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ),
     false,
     only,
-  ).action(async (opts) => {
-    const loaded = await load(opts)
+  ).action(async (opts, command: Command) => {
+    const loaded = await load(command)
     const logger = createLogger(loaded.config.logging)
     for (const note of loaded.notes) logger.info(note)
     logger.info(
@@ -205,7 +214,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     // Signals first: whoever reads the listening line may send SIGTERM at once, and it must find them.
     const reload = async () => {
       try {
-        await server.reload((await load(opts)).config)
+        await server.reload((await load(command)).config)
       } catch (err) {
         logger.error(
           { err },
@@ -225,8 +234,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .option('--json', 'print JSON instead of YAML'),
     false,
     only,
-  ).action(async (opts) => {
-    const { config, notes } = await load(opts)
+  ).action(async (opts, command: Command) => {
+    const { config, notes } = await load(command)
     // unknown PROJ_* variables, as `start` logs them; on stderr, so stdout stays parseable
     for (const note of notes) if (note.startsWith(UNKNOWN_ENV_NOTE)) io.stderr.write(`proj-server: ${note}\n`)
     io.stdout.write(
@@ -239,10 +248,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .description('manage users (the server may be running: LMDB is multi-process)')
   /** Runs `fn` on the store of the root `start` would use, and says which data folder that is. */
   const withRuntime = async <T>(
-    opts: Record<string, unknown>,
+    command: Command,
     fn: (runtime: ResourceRuntime) => Promise<T>,
   ): Promise<{ result: T; data: string }> => {
-    const { config, root, origin } = await load(opts)
+    const { config, root, origin } = await load(command)
     const data = config.storage.path
     if (!existsSync(join(data, 'data.mdb'))) {
       io.stderr.write(
@@ -276,9 +285,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .option('--super-user', 'bypass every permission check'),
     true,
     only,
-  ).action(async (username: string, opts) => {
+  ).action(async (username: string, opts, command: Command) => {
     const password = await passwordOf(opts)
-    const { result: added, data } = await withRuntime(opts, (runtime) =>
+    const { result: added, data } = await withRuntime(command, (runtime) =>
       runtime.users.add(username, password, {
         ...(opts.role ? { role: opts.role as string } : {}),
         ...(opts.superUser ? { superUser: true } : {}),
@@ -296,9 +305,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .option('--password <password>', 'the new password (else prompted, else read from stdin)'),
     true,
     only,
-  ).action(async (username: string, opts) => {
+  ).action(async (username: string, opts, command: Command) => {
     const password = await passwordOf(opts)
-    const { data } = await withRuntime(opts, (runtime) => runtime.users.setPassword(username, password))
+    const { data } = await withRuntime(command, (runtime) => runtime.users.setPassword(username, password))
     io.stdout.write(`changed the password of '${username}' in ${data}\n`)
   })
 
@@ -306,8 +315,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     user.command('list').description('list users').option('--json', 'print JSON'),
     true,
     only,
-  ).action(async (opts) => {
-    const { result: users, data } = await withRuntime(opts, async (runtime) => runtime.users.list())
+  ).action(async (opts, command: Command) => {
+    const { result: users, data } = await withRuntime(command, async (runtime) => runtime.users.list())
     if (opts.json) io.stdout.write(`${JSON.stringify(users)}\n`)
     else {
       io.stdout.write(`# users of ${data}\n`)
@@ -316,8 +325,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   })
 
   addConfigOptions(user.command('delete <username>').description('delete a user'), true, only).action(
-    async (username: string, opts) => {
-      const { result: deleted, data } = await withRuntime(opts, (runtime) => runtime.users.delete(username))
+    async (username: string, _opts, command: Command) => {
+      const { result: deleted, data } = await withRuntime(command, (runtime) =>
+        runtime.users.delete(username),
+      )
       if (deleted) io.stdout.write(`deleted user '${username}' from ${data}\n`)
       else {
         io.stderr.write(`no user '${username}'\n`)
