@@ -167,7 +167,7 @@ class Node implements ClusterNode {
       },
       options.outboxLimit,
     )
-    this.#reader = new StreamReader(js, jsm, options.prefix, options.log, () => this.#stopped())
+    this.#reader = new StreamReader(js, nats, options.prefix, options.log, () => this.#stopped())
     this.#heartbeats = new Heartbeats(nats, options.prefix, options.nodeName)
     this.shared = new SharedGroups(options.nodeName, options.log)
     this.relay = new Relay(

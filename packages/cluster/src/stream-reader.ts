@@ -1,9 +1,23 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
+import {
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+  type StoredMsg,
+} from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
 import type { ClusterLog } from './options.js'
 import { sleep } from './retry.js'
 
 /** A consumer that leaves a message known to be in the stream undelivered this long is helped out. */
 const STALL_MS = 2000
+/** Direct reads asked for at once (each a `STREAM.MSG.GET` of one sequence; NATS 2.9 has no batch get). */
+const DIRECT_WINDOW = 64
+/**
+ * How long a direct read waits for its answer. No stream leader, no answer: a read asked just before the
+ * election ended would otherwise hold the catch-up for the client's default 5 s.
+ */
+const DIRECT_TIMEOUT_MS = 1000
 
 /**
  * Takes the stream's messages in order; false when `seq` is not the next one (the source starts over).
@@ -20,21 +34,26 @@ export type Deliver = (seq: number, data: Uint8Array) => boolean | Promise<boole
  * is an R1 consumer on one NATS server: when that server goes, it is lost (noticed after two missed
  * heartbeats) and a new one cannot be created while the JetStream meta group elects a leader, which on
  * a loaded machine took over 40 s. So while there is no working consumer, the reader also fetches
- * messages one by one from the stream leader (`STREAM.MSG.GET`, which needs no meta leader): writes keep
- * applying once the stream has a leader again, within the few seconds of its own election.
+ * messages from the stream leader (`STREAM.MSG.GET`, which needs no meta leader), up to 64 asked at once
+ * and delivered in order: writes keep applying once the stream has a leader again, within the few
+ * seconds of its own election.
  */
 export class StreamReader {
   #stop: (() => void) | undefined
   /** Whether a consumer is delivering (the direct reads pause). */
   #consumerUp = false
+  /** The direct reads' API client: its own, with a short request timeout. */
+  readonly #direct: Promise<JetStreamManager>
 
   constructor(
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
+    nats: NatsConnection,
     private readonly stream: string,
     private readonly log: ClusterLog,
     private readonly stopped: () => boolean,
-  ) {}
+  ) {
+    this.#direct = jetstreamManager(nats, { timeout: DIRECT_TIMEOUT_MS, checkAPI: false })
+  }
 
   /** Stops the current consumer (the loop ends once `stopped()` is true). */
   stop(): void {
@@ -134,11 +153,13 @@ export class StreamReader {
 
   /**
    * While no consumer delivers, or while a consumer that is up leaves a message known to be in the stream
-   * undelivered for over two seconds (a stall nothing reported): the next message by sequence from the
-   * stream leader, again and again.
+   * undelivered for over two seconds (a stall nothing reported): the next messages by sequence from the
+   * stream leader, a window at a time.
    */
   async #readDirect(next: () => number, last: () => number, deliver: Deliver): Promise<void> {
     let quiet = 0
+    /** How many to ask for beyond what is known to be there (doubled while windows come back full). */
+    let span = 1
     let watched = { next: 0, since: 0 }
     let helping = false
     while (!this.stopped()) {
@@ -163,21 +184,42 @@ export class StreamReader {
         // server restarted): a new one starts at the next sequence
         this.#stop?.()
       }
-      const seq = at
-      let message: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>
-      try {
-        message = await this.jsm.streams.getMessage(this.stream, { seq })
-      } catch {
-        message = null // no stream leader yet, or no answer: ask again
-      }
+      // asked at once, delivered in order up to the first gap: how many depends on what is known to be
+      // there (this node's own writes) and on whether the last window came back full (others' writes)
+      const count = Math.max(span, Math.min(DIRECT_WINDOW, last() - at + 1))
+      const got = await this.#readWindow(at, count, deliver)
       if (this.stopped()) break
-      if (message === null) {
+      if (got === 0) {
+        span = 1
         // nothing (yet) at that sequence: ask again shortly, less often while it stays quiet
         await sleep(Math.min(100 * ++quiet, 500))
         continue
       }
       quiet = 0
-      await deliver(message.seq, message.data)
+      span = got === count ? Math.min(count * 2, DIRECT_WINDOW) : 1
     }
+  }
+
+  /**
+   * Asks for `count` messages from `from` on at once (one round trip for all: a catch-up after a
+   * consumer loss read one per round trip, and acknowledged writes waited seconds for it) and delivers
+   * them in order; resolves with how many were delivered before the first one missing or refused.
+   */
+  async #readWindow(from: number, count: number, deliver: Deliver): Promise<number> {
+    const direct = await this.#direct
+    const reads: Promise<StoredMsg | null>[] = []
+    for (let i = 0; i < count; i++)
+      reads.push(
+        // no stream leader yet, or no answer: null, asked again
+        direct.streams.getMessage(this.stream, { seq: from + i }).catch(() => null),
+      )
+    let delivered = 0
+    for (const read of reads) {
+      const message = await read
+      if (message === null || this.stopped()) break
+      if (!(await deliver(message.seq, message.data))) break
+      delivered++
+    }
+    return delivered
   }
 }
