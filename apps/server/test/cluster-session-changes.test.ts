@@ -1,21 +1,23 @@
 // "A durable session's changes (SUBSCRIBE, UNSUBSCRIBE, DISCONNECT) take effect cluster-wide within half
 // a second" (#15), measured: each change is acknowledged on one node, then the session resumes on
 // another at once, which must serve it as changed; the time from the acknowledgement to that CONNACK is
-// the bound. Each kind runs ROUNDS times (the median is held to the bound, every round to a loose one,
-// so one stall of the shared machine does not decide it); messages published on a third node check that
-// the change is in effect there.
+// the bound. Each kind runs ROUNDS times and every round is held to the bound; messages published on a
+// third node check that the change is in effect there.
 import type { MqttClient } from 'mqtt'
-import { expect, it } from 'vitest'
+import { beforeEach, expect, it } from 'vitest'
 import { collectPayloads as collect, describeCluster, useMqttCluster, within } from './helpers/cluster.js'
 
 const NODES = ['a', 'b', 'c']
 const ROUNDS = 5
 const BOUND_MS = 500
 
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!
-
 describeCluster('durable session changes across a cluster of three nodes', () => {
   const fixture = useMqttCluster(NODES)
+  // a node checks the admin's password once (scrypt, about 50 ms of CPU, far more on a loaded machine)
+  // and then caches it for a minute: that first login on c is not part of a session change
+  beforeEach(async () => {
+    for (const node of NODES) await (await fixture.mqttOn(node, { protocolVersion: 5 })).endAsync()
+  })
   const durable = (clientId: string) => ({
     clientId,
     protocolVersion: 5 as const,
@@ -48,8 +50,7 @@ describeCluster('durable session changes across a cluster of three nodes', () =>
       await onC.client.endAsync()
     }
     report('SUBSCRIBE', times)
-    expect(median(times)).toBeLessThan(BOUND_MS)
-    for (const ms of times) expect(ms).toBeLessThan(5000)
+    for (const ms of times) expect(ms).toBeLessThan(BOUND_MS)
   }, 90_000)
 
   it(`UNSUBSCRIBE on a counts on c within ${BOUND_MS} ms: a message published on b no longer reaches the session`, async () => {
@@ -73,8 +74,7 @@ describeCluster('durable session changes across a cluster of three nodes', () =>
       await onC.client.endAsync()
     }
     report('UNSUBSCRIBE', times)
-    expect(median(times)).toBeLessThan(BOUND_MS)
-    for (const ms of times) expect(ms).toBeLessThan(5000)
+    for (const ms of times) expect(ms).toBeLessThan(BOUND_MS)
   }, 90_000)
 
   it(`DISCONNECT ending the session (expiry 0) on a counts on c within ${BOUND_MS} ms: no session there`, async () => {
@@ -91,8 +91,7 @@ describeCluster('durable session changes across a cluster of three nodes', () =>
       await onC.client.endAsync()
     }
     report('DISCONNECT, expiry 0', times)
-    expect(median(times)).toBeLessThan(BOUND_MS)
-    for (const ms of times) expect(ms).toBeLessThan(5000)
+    for (const ms of times) expect(ms).toBeLessThan(BOUND_MS)
   }, 90_000)
 
   it(`DISCONNECT with a 2 s expiry on a: the session is there on c before, gone within ${BOUND_MS} ms after it expired`, async () => {
