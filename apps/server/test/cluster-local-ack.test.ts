@@ -1,6 +1,16 @@
 import { natsSkipNote, natsSkipReason } from '@proj/test-utils'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { getRecord, printNodeWarnings, send, startClusterNodes, waitReady } from './helpers/cluster.js'
+import { connectMqtt } from './helpers/clients.js'
+import {
+  ADMIN,
+  collectPayloads,
+  getRecord,
+  printNodeWarnings,
+  send,
+  startClusterNodes,
+  waitReady,
+} from './helpers/cluster.js'
+import { connectionsByServer } from './helpers/cluster-load.js'
 
 const NODES = ['a', 'b', 'c']
 
@@ -115,5 +125,57 @@ describe.skipIf(natsSkipReason !== undefined)(`a cluster with cluster.ack: local
         { timeout: 30_000, interval: 250 },
       )
       .toBe(true)
+  }, 90_000)
+
+  it("answers a durable session's SUBSCRIBE, UNSUBSCRIBE and QoS 1 PUBLISH at once while JetStream has no quorum (its requests go unanswered); they count on the other nodes once it is back", async () => {
+    const durable = {
+      ...ADMIN,
+      clientId: 'no-quorum',
+      protocolVersion: 5 as const,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    }
+    const client = await connectMqtt(cluster.node('a').mqtt, durable)
+    const onA = collectPayloads(client)
+    await client.subscribeAsync({ 'nq/gone': { qos: 1 } })
+    // the two NATS servers a's connection is not on are frozen: a's requests reach a server that can
+    // neither elect a leader nor answer for one (the KV buckets' and the stream's), so they time out
+    const home = (await connectionsByServer(cluster.nats)).get('proj-a')
+    expect(home).toBeDefined()
+    const frozen = [0, 1, 2].filter((i) => i !== home).map((i) => cluster.nats.servers[i]!.pid!)
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP')
+    const took: Record<string, number> = {}
+    const timed = async (what: string, work: () => Promise<unknown>) => {
+      const started = Date.now()
+      await work()
+      took[what] = Date.now() - started
+    }
+    try {
+      await timed('SUBSCRIBE', () => client.subscribeAsync({ 'nq/added': { qos: 1 } }))
+      await timed('UNSUBSCRIBE', () => client.unsubscribeAsync('nq/gone'))
+      await timed('PUBLISH', () => client.publishAsync('nq/added', 'during', { qos: 1 }))
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT')
+    }
+    // a local commit and the outbox: well under the bounds of the requests that go unanswered (2 s for
+    // the client owners, 3 s for a write to the stream)
+    console.log(`while JetStream had no quorum, ms to the acknowledgement: ${JSON.stringify(took)}`)
+    for (const [what, ms] of Object.entries(took)) expect(ms, what).toBeLessThan(2000)
+    await expect.poll(() => onA('nq/added')).toEqual(['during'])
+    await client.endAsync()
+    // JetStream back: a's outbox, in commit order, reaches b (a record written after it shows it)
+    expect((await send(http('a'), 'PUT', 'Dog/nq-sentinel', { name: 'sentinel' })).status).toBeLessThan(300)
+    await expectEverywhere(http, 'nq-sentinel', 'sentinel')
+    // the session as changed, on another node once JetStream is back: a message arrives on the added
+    // subscription and none on the removed one
+    const resumed = await connectMqtt(cluster.node('b').mqtt, durable)
+    const got = collectPayloads(resumed)
+    const sender = await connectMqtt(cluster.node('c').mqtt, { ...ADMIN, protocolVersion: 5 })
+    await sender.publishAsync('nq/gone', 'removed', { qos: 1 })
+    await sender.publishAsync('nq/added', 'after', { qos: 1 })
+    // (the message acknowledged on a may come again: QoS 1, and cursors under ack: local are per node)
+    await expect.poll(() => got('nq/added').at(-1), { timeout: 30_000 }).toBe('after')
+    expect(got('nq/gone')).toEqual([])
+    await Promise.all([resumed.endAsync(), sender.endAsync()])
   }, 90_000)
 })
