@@ -50,7 +50,11 @@ export function fromStored<T>(value: T): T {
 
 const MAX_DEPTH = 10_000
 
-/** An object literal or `Object.create(null)`: no class instance, array, Date or Buffer. */
+/**
+ * An object literal or `Object.create(null)`: no class instance, array, Date or Buffer. Storage has the same
+ * four lines for its record format; they are kept twice on purpose: storage's public API is a store, not
+ * helpers, and a package for one predicate would cost more than the copy.
+ */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)
