@@ -1,15 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-
-/** A fresh temporary directory, removed by `await using` or by calling the returned `remove()`. */
-export async function tempDir(
-  prefix = 'proj-test-',
-): Promise<{ path: string; remove(): Promise<void>; [Symbol.asyncDispose](): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix))
-  const remove = () => rm(path, { recursive: true, force: true })
-  return { path, remove, [Symbol.asyncDispose]: remove }
-}
+export { tempDir } from './temp-dir.js'
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes; rejects with `message` on timeout. */
 export async function waitFor<T>(
@@ -40,5 +29,7 @@ export function once<T = unknown>(
   })
 }
 
+export type { AttachableHandler, FixtureRuntime, LoopbackHttp, OpenedFixture } from './http-fixture.js'
+export { FIXTURE_SCHEMA, listenLoopbackHttp, openFixtureRuntime } from './http-fixture.js'
 export type { NatsCluster, NatsServer } from './nats.js'
 export { freePorts, natsServerPath, natsSkipNote, natsSkipReason, startNatsCluster } from './nats.js'
