@@ -10,7 +10,10 @@
  * Environment: BENCH_RATE (5000/s), BENCH_SECONDS (3), BENCH_COUNT (20000; QoS 1: half), BENCH_QOS
  * (`0,1`: the QoS levels to run), BENCH_CPU_PROF (a folder: the server processes write CPU profiles
  * there when they stop, `<pid>.cpuprofile`; run one QoS and one phase at a time, e.g. `BENCH_COUNT=0` or
- * `BENCH_SECONDS=0`, and `-t cluster` or `-t single`).
+ * `BENCH_SECONDS=0`, and `-t cluster` or `-t single`). Variants, never the issue's figure (the report
+ * names them): BENCH_NATS (3: the NATS servers of the cluster, routed to each other; 1: one server, stream
+ * with one replica), BENCH_WARMUP (0: seconds of the same paced traffic on another topic before the
+ * measured phase, so the processes' JIT compilers are done before it).
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -26,6 +29,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 const COUNT = Number(process.env.BENCH_COUNT ?? 20_000)
 const QOS = (process.env.BENCH_QOS ?? '0,1').split(',').map(Number) as (0 | 1)[]
 const CPU_PROF = process.env.BENCH_CPU_PROF
+const NATS_SERVERS = Number(process.env.BENCH_NATS ?? 3)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 0)
 /** Environment for the server processes: a CPU profile each (`cpu-prof.mjs`) when BENCH_CPU_PROF is set. */
 const PROF_ENV: Record<string, string> = CPU_PROF
   ? { NODE_OPTIONS: `--import=${join(dirname(fileURLToPath(import.meta.url)), 'cpu-prof.mjs')}` }
@@ -175,6 +180,20 @@ async function scenario(
     await Promise.all(
       subs.map((s) => s.call('subscribe', { subscriptions: { [latTopic]: qos, [tpTopic]: qos } })),
     )
+    if (WARMUP > 0) {
+      const warmTopic = `bench/${setup}/warm${qos}`
+      await Promise.all(subs.map((s) => s.call('subscribe', { subscriptions: { [warmTopic]: qos } })))
+      const warm = subs.map((s) =>
+        s.call<Received>('expect', {
+          topic: warmTopic,
+          expected: RATE * WARMUP,
+          timeoutMs: WARMUP * 1000 + 15_000,
+          idleMs: 3000,
+        }),
+      )
+      await pub.call('paced', { topic: warmTopic, qos, rate: RATE, count: RATE * WARMUP })
+      await Promise.all(warm)
+    }
     // latency at a fixed rate
     const total = RATE * SECONDS
     const lat = subs.map((s) =>
@@ -234,7 +253,7 @@ async function scenario(
       tpSent: count,
     }
     rows.push(row)
-    console.log(JSON.stringify({ ...row, hist: undefined }))
+    console.log(JSON.stringify({ ...row, natsServers: NATS_SERVERS, warmupSeconds: WARMUP }))
   }
 }
 
@@ -247,6 +266,12 @@ function report(): string {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(', ')
   const lines = [
     `${new Date().toISOString()}: load average ${load} (as \`uptime\` shows it)`,
+    ...(NATS_SERVERS !== 3 || WARMUP > 0
+      ? [
+          '',
+          `**Variant, not the issue's figure:** ${NATS_SERVERS} NATS server(s), ${WARMUP} s of warm-up traffic before the measured phase.`,
+        ]
+      : []),
     '',
     `| setup                | QoS | received at ${int(RATE)}/s | late sends | p50 ms | p99 ms | node CPU µs/msg | NATS CPU µs/msg | client CPU µs/msg | waiting for a core µs/msg (nodes, NATS, clients) | max msg/s per subscriber |`,
     '| -------------------- | --- | ------------------- | ---------- | ------ | ------ | --------------- | --------------- | ----------------- | ------------------------------------------------ | ------------------------ |',
@@ -276,6 +301,7 @@ describe('MQTT across nodes vs one node', () => {
     'cluster: publisher on node a, subscribers on b and c',
     async () => {
       const cluster = await startClusterNodes(['a', 'b', 'c'], {
+        natsSize: NATS_SERVERS,
         env: { PROJ_LOGGING_LEVEL: 'warn', ...PROF_ENV },
       })
       cleanups.push(() => cluster.stop())
