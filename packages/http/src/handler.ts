@@ -8,7 +8,6 @@ import type { Duplex } from 'node:stream'
 import type { RequestContext, Runtime, User } from '@proj/resource'
 import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws'
 import { authChallenge, requestCredentials, resolveUser } from './auth.js'
-import { readBody } from './body.js'
 import {
   answerPreflight,
   applyCors,
@@ -21,9 +20,11 @@ import {
 import { EnvelopeEncoder } from './envelope.js'
 import { errorBody, HttpError, retryAfterSeconds } from './errors.js'
 import { openEventStream } from './event-stream.js'
-import { acceptFromQuery, chooseResponseType, decodeBody, encodeValue, wantsEventStream } from './media.js'
+import { ExtraRoutes, type RouteHandler } from './extra-routes.js'
+import { login } from './login.js'
+import { acceptFromQuery, chooseResponseType, wantsEventStream } from './media.js'
 import { requestHeader } from './request-header.js'
-import { send, sendError } from './respond.js'
+import { sendError } from './respond.js'
 import { handleRest, type RestContext } from './rest.js'
 import { parseRoute, streamTarget } from './route.js'
 import { parseLastEventId } from './sse.js'
@@ -34,8 +35,7 @@ import { CLOSE_CODES, prepareRecordSocket } from './websocket.js'
 /** Handles a WebSocket whose negotiated sub-protocol it is registered for (e.g. MQTT). */
 export type SubprotocolHandler = (stream: Duplex, req: IncomingMessage) => void
 
-/** A caller-supplied route (e.g. `GET /health`); it writes the whole response itself. */
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
+export type { RouteHandler } from './extra-routes.js'
 
 export interface HttpOptions {
   runtime: Runtime
@@ -139,32 +139,6 @@ function sendInternalError(res: ServerResponse): void {
   }
 }
 
-interface PrefixRoute {
-  method: string | undefined
-  /** With its trailing slash: `/_admin/`. */
-  prefix: string
-  handler: RouteHandler
-}
-
-function prefixRoutesOf(routes: Record<string, RouteHandler>): PrefixRoute[] {
-  const out: PrefixRoute[] = []
-  for (const [key, handler] of Object.entries(routes)) {
-    if (!key.endsWith('/*')) continue
-    const space = key.indexOf(' ')
-    const method = space < 0 ? undefined : key.slice(0, space)
-    out.push({ method, prefix: key.slice(space + 1, -1), handler })
-  }
-  return out
-}
-
-function matchPrefixRoute(routes: PrefixRoute[], method: string, pathname: string): RouteHandler | undefined {
-  for (const r of routes) {
-    if (r.method !== undefined && r.method !== method) continue
-    if (pathname.startsWith(r.prefix) || pathname === r.prefix.slice(0, -1)) return r.handler
-  }
-  return undefined
-}
-
 /**
  * Creates the handler.
  *
@@ -218,8 +192,8 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       }
     }
 
-  const extraRoutes = new Map(Object.entries(options.extraRoutes ?? {}))
-  const prefixRoutes = prefixRoutesOf(options.extraRoutes ?? {})
+  const extraRoutes = new ExtraRoutes(options.extraRoutes ?? {})
+  const loginOptions = { maxBodySize, tokenExpiresInMs: options.tokenExpiresInMs }
 
   /** Logs an unexpected error through onError; a failing onError is not allowed to escape either. */
   const report = (err: unknown, req: IncomingMessage) => {
@@ -242,40 +216,6 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
     },
   })
 
-  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const credentials = requestCredentials(req, new URLSearchParams())
-    let user = null
-    if (credentials.scheme === 'basic') {
-      user = await runtime.authenticate(credentials.username, credentials.password, req.socket.remoteAddress)
-    } else {
-      const bytes = await readBody(req, maxBodySize)
-      const contentType = requestHeader(req, 'content-type')
-      let body: unknown
-      if (contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
-        body = Object.fromEntries(new URLSearchParams(bytes.toString('utf8')))
-      } else {
-        body = decodeBody(bytes, contentType)
-      }
-      const { username, password } = (body ?? {}) as { username?: unknown; password?: unknown }
-      if (typeof username !== 'string' || typeof password !== 'string') {
-        throw new HttpError('INVALID', 'login needs a username and a password (body or Basic authorization)')
-      }
-      user = await runtime.authenticate(username, password, req.socket.remoteAddress)
-    }
-    if (!user) throw new HttpError('UNAUTHORIZED', 'invalid username or password')
-    const type = chooseResponseType(requestHeader(req, 'accept'))
-    const token = await runtime.issueToken(
-      user,
-      options.tokenExpiresInMs === undefined ? undefined : { expiresInMs: options.tokenExpiresInMs },
-    )
-    send(
-      res,
-      200,
-      { 'Content-Type': type, 'Cache-Control': 'no-store' },
-      encodeValue({ token, tokenType: 'Bearer', username: user.username, role: user.role }, type),
-    )
-  }
-
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let preconditioned = false
     let door: HttpDoor = 'rest'
@@ -288,10 +228,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
       if (isPreflight(req)) return answerPreflight(cors, req, res)
       applyCors(cors, req, res)
 
-      const extra =
-        extraRoutes.get(`${method} ${url.pathname}`) ??
-        extraRoutes.get(url.pathname) ??
-        matchPrefixRoute(prefixRoutes, method, url.pathname)
+      const extra = extraRoutes.find(method, url.pathname)
       if (extra) return await extra(req, res)
       if (loginPath !== false && url.pathname === loginPath) {
         door = 'login'
@@ -299,7 +236,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           res.setHeader('Allow', 'POST')
           throw new HttpError('METHOD_NOT_ALLOWED', `use POST ${loginPath}`)
         }
-        return await login(req, res)
+        return await login(runtime, req, res, loginOptions)
       }
 
       const route = parseRoute(url.pathname)
