@@ -170,7 +170,13 @@ export class SubscriptionRegistry {
   #collected: SubscriptionImpl[] = []
   #count = 0
   #event: RuntimeEvent | undefined
-  readonly #spare: SubscriptionImpl[][] = []
+  /**
+   * One collection array per dispatch depth (a listener that publishes re-enters dispatch one level
+   * deeper), kept for good: taking a spare from a list and putting it back (`pop`/`push`) trimmed and
+   * regrew that list's backing store on every event.
+   */
+  readonly #levels: SubscriptionImpl[][] = []
+  #depth = 0
   readonly #onSubscriber = (match: SubscriberMatch<SubscriptionImpl>): void => {
     this.#collected[this.#count++] = match.subscriber
   }
@@ -291,19 +297,21 @@ export class SubscriptionRegistry {
   dispatch(event: RuntimeEvent): void {
     if (this.#size === 0) return
     // Collect first, deliver after: a listener may publish, which re-enters dispatch.
-    const collected = this.#collected
+    const depth = this.#depth
+    const collected = (this.#levels[depth] ??= [])
+    this.#collected = collected
     this.#count = 0
     this.#event = event
     this.#trie.forEachMatch(event.topic, this.#onSubscriber, this.#onShared)
     const n = this.#count
     this.#event = undefined
     if (n === 0) return
-    this.#collected = this.#spare.pop() ?? []
+    this.#depth = depth + 1
     try {
       this.#deliver(event, collected, n)
     } finally {
-      collected.fill(undefined as unknown as SubscriptionImpl, 0, n)
-      this.#spare.push(collected)
+      this.#depth = depth
+      for (let i = 0; i < n; i++) collected[i] = undefined as unknown as SubscriptionImpl
     }
   }
 
