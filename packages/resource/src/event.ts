@@ -2,6 +2,9 @@ import { decode, detect } from '@proj/codec'
 import type { Key, Timestamp } from '@proj/storage'
 import type { EventMeta, EventType, ResourceEvent } from './types.js'
 
+/** The value of an event made from publisher bytes that nobody has read yet. */
+const NOT_DECODED: unique symbol = Symbol('not decoded')
+
 /**
  * The runtime's ResourceEvent. Events are shared by every subscriber that receives them, so treat them
  * as read-only. When the event came from publisher bytes (`payload`), `value` is decoded lazily on first
@@ -24,12 +27,15 @@ export class RuntimeEvent implements ResourceEvent {
   payload: Uint8Array | undefined
   /** Client id of the publishing connection (for no-local when meta has none). */
   origin: string | undefined
+  /** The value, or NOT_DECODED while it is still only the publisher's bytes. */
   #value: unknown
-  #decoded: boolean
-  /** Encode cache: the first format inline, more in a map (most events are delivered in one format). */
-  #encType: string | undefined = undefined
+  /**
+   * Encode cache: one format inline (most events are delivered in one), more in a map that then takes
+   * the format's place. Two fields, not three, and no separate decoded flag: every QoS 0 message is an
+   * event, and each field is 8 bytes of it.
+   */
+  #encType: string | Map<string, Uint8Array> | undefined = undefined
   #encBytes: Uint8Array | undefined = undefined
-  #encMore: Map<string, Uint8Array> | undefined = undefined
 
   constructor(
     type: EventType,
@@ -56,43 +62,46 @@ export class RuntimeEvent implements ResourceEvent {
     this.payload = undefined
     this.origin = undefined
     this.#value = undefined
-    this.#decoded = true
   }
 
   get value(): unknown {
-    if (!this.#decoded) {
-      this.#decoded = true
-      this.#value = decodeLoose(this.payload!, this.contentType)
-    }
+    if (this.#value === NOT_DECODED) this.#value = decodeLoose(this.payload!, this.contentType)
     return this.#value
   }
 
   set value(value: unknown) {
     this.#value = value
-    this.#decoded = true
   }
 
   /** Sets the publisher's bytes; the value is decoded from them on first read. */
   setPayload(payload: Uint8Array, contentType: string | undefined): this {
     this.payload = payload
     this.contentType = contentType
-    this.#decoded = false
+    this.#value = NOT_DECODED
     return this
   }
 
   /** @internal encode cache lookup */
   cached(mediaType: string): Uint8Array | undefined {
-    if (this.#encType === mediaType) return this.#encBytes
-    return this.#encMore?.get(mediaType)
+    const type = this.#encType
+    if (type === mediaType) return this.#encBytes
+    return typeof type === 'object' ? type.get(mediaType) : undefined
   }
 
   /** @internal encode cache store */
   cache(mediaType: string, bytes: Uint8Array): void {
-    if (this.#encType === undefined) {
+    const type = this.#encType
+    if (type === undefined) {
       this.#encType = mediaType
       this.#encBytes = bytes
+    } else if (typeof type === 'object') {
+      type.set(mediaType, bytes)
     } else {
-      ;(this.#encMore ??= new Map()).set(mediaType, bytes)
+      this.#encType = new Map([
+        [type, this.#encBytes!],
+        [mediaType, bytes],
+      ])
+      this.#encBytes = undefined
     }
   }
 
@@ -109,12 +118,11 @@ export class RuntimeEvent implements ResourceEvent {
       true,
       this.meta,
     )
-    if (this.#decoded) copy.value = this.#value
+    copy.#value = this.#value
     copy.origin = this.origin
     if (this.payload) {
       copy.payload = this.payload
       copy.contentType = this.contentType
-      if (!this.#decoded) copy.#decoded = false
     }
     return copy
   }
