@@ -64,6 +64,8 @@ export class InboundFlows {
   private readonly aliases: Map<number, string> | null
   /** The last topic this client published to, kept as a string. */
   private readonly topics = new TopicCache()
+  /** The last topic name found valid (the cache hands out the same string: not checked again). */
+  private validTopic: string | undefined
   private readonly acks: AckQueue
   private inflightIn = 0
   private quotaUsed = 0
@@ -116,10 +118,13 @@ export class InboundFlows {
       }
       delete props.topicAlias
     }
-    if (!isValidTopicName(topic)) {
-      // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
-      this.peer.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
-      return
+    if (topic !== this.validTopic) {
+      if (!isValidTopicName(topic)) {
+        // [MQTT-3.3.2-2] wildcards in a topic name; v5 0x90.
+        this.peer.protocolViolation(new ProtocolError('invalid topic name', ReasonCode.TopicNameInvalid))
+        return
+      }
+      this.validTopic = topic
     }
     const qos = p.qos
     this.peer.counters.messagesIn[qos]++
@@ -160,6 +165,7 @@ export class InboundFlows {
     else this.publishQos2(topic, p)
   }
 
+  /** The runtime's message of `p`: `p` itself, with its meta and content type filled in (no object more). */
   private message(p: InboundPublish): PublishMessage {
     const props = p.properties
     let contentType = this.peer.contentType
@@ -176,10 +182,11 @@ export class InboundFlows {
     }
     // Without properties the meta is the same for every message of this client at this QoS: one object
     // each (events are read-only for everyone who receives them), frozen, so storage encodes it once.
-    meta ??= (this.plainMetas ??= [])[p.qos] ??= Object.freeze({ qos: p.qos, clientId: this.peer.clientId })
-    const msg: PublishMessage = { payload: p.payload, retain: p.retain, qos: p.qos, meta }
-    if (contentType !== undefined) msg.contentType = contentType
-    return msg
+    p.meta =
+      meta ??
+      ((this.plainMetas ??= [])[p.qos] ??= Object.freeze({ qos: p.qos, clientId: this.peer.clientId }))
+    p.contentType = contentType
+    return p
   }
 
   private publishQos0(topic: string, p: InboundPublish): void {

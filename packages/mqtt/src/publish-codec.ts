@@ -3,6 +3,7 @@
  * Every other packet goes through mqtt-packet. Layout: MQTT 3.1.1 section 3.3, MQTT 5 section 3.3.
  */
 import { MalformedPacketError, type MqttError, ProtocolError, ReasonCode } from './errors.js'
+import type { EventMeta } from './runtime.js'
 import { truncateUtf8 } from './string-field.js'
 import { decodeUtf8, isValidTopicName } from './topic-validate.js'
 
@@ -20,6 +21,10 @@ export interface PublishProperties {
   subscriptionIdentifier?: number | number[]
 }
 
+/**
+ * A parsed PUBLISH. It is also the message handed to the runtime (`PublishMessage`): the inbound flow
+ * fills in `meta` and `contentType`, so a message costs one object, not two.
+ */
 export interface InboundPublish {
   topic: string
   qos: 0 | 1 | 2
@@ -28,6 +33,10 @@ export interface InboundPublish {
   packetId: number
   payload: Buffer
   properties: PublishProperties | undefined
+  /** The runtime's event meta (set by the inbound flow). */
+  meta: EventMeta | undefined
+  /** The payload's media type (set by the inbound flow). */
+  contentType: string | undefined
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -119,6 +128,8 @@ export function parsePublish(
     packetId,
     payload: pos < end ? frame.subarray(pos, end) : EMPTY,
     properties,
+    meta: undefined,
+    contentType: undefined,
   }
 }
 
