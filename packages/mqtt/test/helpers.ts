@@ -234,6 +234,34 @@ export function useTcpBroker(scope: 'test' | 'file', options: Partial<BrokerOpti
   }
 }
 
+export interface Closers {
+  /** Closes `closeable` after the test, the last one added first; returns it. */
+  add<T extends { close(): Promise<void> }>(closeable: T): T
+  /** A raw TCP client of `tb`, ended after the test. */
+  tcp(tb: { port: number }, protocolVersion: 3 | 4 | 5): Promise<RawClient>
+}
+
+/** What a test opens (runtimes, brokers, clients, folders), closed after it in reverse order. */
+export function useClosers(): Closers {
+  const opened: { close(): Promise<void> }[] = []
+  afterEach(async () => {
+    vi.useRealTimers()
+    for (const o of opened.splice(0).reverse()) await o.close()
+  })
+  const add = <T extends { close(): Promise<void> }>(closeable: T): T => {
+    opened.push(closeable)
+    return closeable
+  }
+  return {
+    add,
+    async tcp(tb, protocolVersion) {
+      const c = await RawClient.tcp(tb.port, protocolVersion)
+      add({ close: async () => c.end() })
+      return c
+    },
+  }
+}
+
 /** A raw MQTT client over any duplex stream: send packets or bytes, await the packets that come back. */
 export class RawClient {
   readonly packets: Packet[] = []

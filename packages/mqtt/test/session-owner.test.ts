@@ -1,39 +1,35 @@
 import { tempDir } from '@proj/test-utils'
-import { afterEach, describe, expect, it } from 'vitest'
-import { openTestRuntime, RawClient, startBroker, type TestBroker, type TestRuntime } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import {
+  openTestRuntime,
+  type RawClient,
+  startBroker,
+  type TestBroker,
+  type TestRuntime,
+  useClosers,
+} from './helpers.js'
 
 const DEVICE_ROLE = { name: 'device', topics: [{ filter: 'devices/%u/#', publish: true, subscribe: true }] }
 const PASSWORD = Buffer.from('pw')
 
-const opened: { close(): Promise<void> }[] = []
-afterEach(async () => {
-  for (const o of opened.splice(0).reverse()) await o.close()
-})
+const closers = useClosers()
 
 /** A temp dir removed after the test, once the runtimes on it are closed. */
 async function dataDir(): Promise<{ path: string }> {
   const tmp = await tempDir('mqtt-owner-')
-  opened.push({ close: tmp.remove })
+  closers.add({ close: tmp.remove })
   return tmp
 }
 
 async function runtimeOn(dir: string, roles: object[]): Promise<TestRuntime> {
-  const rt = await openTestRuntime({ roles }, dir)
-  opened.push(rt)
-  return rt
+  return closers.add(await openTestRuntime({ roles }, dir))
 }
 
 async function brokerOn(rt: TestRuntime): Promise<TestBroker> {
-  const tb = await startBroker({}, rt)
-  opened.push(tb)
-  return tb
+  return closers.add(await startBroker({}, rt))
 }
 
-async function client(tb: TestBroker, version: 4 | 5 = 4): Promise<RawClient> {
-  const c = await RawClient.tcp(tb.port, version)
-  opened.push({ close: async () => c.end() })
-  return c
-}
+const client = (tb: TestBroker, version: 4 | 5 = 4): Promise<RawClient> => closers.tcp(tb, version)
 
 /**
  * Bob connects with client id `id` and a persistent session, subscribes `devices/bob/#` at QoS 1 and

@@ -1,30 +1,27 @@
 import { once, waitFor } from '@proj/test-utils'
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { openTestRuntime, RawClient, startBroker, type TestBroker, type TestRuntime } from './helpers.js'
+import { describe, expect, it, vi } from 'vitest'
+import {
+  openTestRuntime,
+  type RawClient,
+  startBroker,
+  type TestBroker,
+  type TestRuntime,
+  useClosers,
+} from './helpers.js'
 
 const READER = { name: 'reader', tables: { '*': { read: true } }, topics: [{ filter: '#', subscribe: true }] }
 const PASSWORD = Buffer.from('pw')
 
-const opened: { close(): Promise<void> }[] = []
-afterEach(async () => {
-  vi.useRealTimers()
-  for (const o of opened.splice(0).reverse()) await o.close()
-})
+const closers = useClosers()
 
 async function setUp(): Promise<{ rt: TestRuntime; tb: TestBroker }> {
-  const rt = await openTestRuntime({ roles: [READER] })
-  opened.push(rt)
+  const rt = closers.add(await openTestRuntime({ roles: [READER] }))
   await rt.runtime.users.add('bob', 'pw')
-  const tb = await startBroker({}, rt)
-  opened.push(tb)
+  const tb = closers.add(await startBroker({}, rt))
   return { rt, tb }
 }
 
-async function client(tb: TestBroker, version: 4 | 5 = 5): Promise<RawClient> {
-  const c = await RawClient.tcp(tb.port, version)
-  opened.push({ close: async () => c.end() })
-  return c
-}
+const client = (tb: TestBroker, version: 4 | 5 = 5): Promise<RawClient> => closers.tcp(tb, version)
 
 /** An anonymous watcher of `wills/#`; `nothingBefore()` publishes a sentinel and returns the other topics received before it. */
 async function watcher(tb: TestBroker): Promise<{ c: RawClient; nothingBefore(): Promise<string[]> }> {
