@@ -12,6 +12,13 @@ export { isResourceError, ResourceError, SchemaError } from './errors.js'
 export { RuntimeEvent } from './event.js'
 export { EventStream } from './event-stream.js'
 export { openRuntime } from './open-runtime.js'
+export {
+  DEFAULT_SCRAM_ITERATIONS,
+  hashPassword,
+  MIN_SCRAM_ITERATIONS,
+  scramCredential,
+  verifyPassword,
+} from './passwords.js'
 export type {
   Access,
   RoleDefinition,
@@ -82,11 +89,4 @@ export type {
 } from './types.js'
 export type { UserChangeListener } from './user-changes.js'
 export type { AuthFailure, AuthOptions } from './users.js'
-export {
-  DEFAULT_SCRAM_ITERATIONS,
-  hashPassword,
-  MIN_SCRAM_ITERATIONS,
-  scramCredential,
-  Users,
-  verifyPassword,
-} from './users.js'
+export { Users } from './users.js'
