@@ -4,7 +4,7 @@ import { tempDir } from '@proj/test-utils'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { basic, connectMqtt } from './helpers/clients.js'
-import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
+import { addUser, runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
 
 const ADMIN = { username: 'admin', password: 'admin-secret' }
 const SCHEMA = `
@@ -49,17 +49,7 @@ describe('admin API /_admin/ (built server, real clients)', () => {
       ['rita', '--role', 'reader'],
       ['ops', '--role', 'admin'], // the admin role without the super-user flag: still an administrator
     ]) {
-      const added = await runCli([
-        'user',
-        'add',
-        args[0]!,
-        '--root',
-        root.path,
-        '--password',
-        `${args[0]}-pw`,
-        ...args.slice(1),
-      ])
-      expect(added.code, added.stderr).toBe(0)
+      await addUser(root.path, args[0]!, `${args[0]}-pw`, ...args.slice(1))
     }
     server = await startServerProcess(root.path, {
       env: { ADMIN_USERNAME: ADMIN.username, ADMIN_PASSWORD: ADMIN.password },

@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { WebSocket } from 'ws'
 import { basic, connectMqtt, nextMessage } from './helpers/clients.js'
-import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
+import { addUser, type ServerProcess, startServerProcess } from './helpers/server-process.js'
 
 const ADMIN = { username: 'admin', password: 'admin-secret' }
 
@@ -46,18 +46,7 @@ describe('GET /metrics (built server, real clients)', () => {
       ['prom', 'monitor'],
       ['viewer', 'user'],
     ]) {
-      const added = await runCli([
-        'user',
-        'add',
-        name!,
-        '--root',
-        root.path,
-        '--password',
-        `${name}-pw`,
-        '--role',
-        role!,
-      ])
-      expect(added.code, added.stderr).toBe(0)
+      await addUser(root.path, name!, `${name}-pw`, '--role', role!)
     }
     server = await startServerProcess(root.path, {
       env: { ADMIN_USERNAME: ADMIN.username, ADMIN_PASSWORD: ADMIN.password },

@@ -5,7 +5,7 @@ import { tempDir } from '@proj/test-utils'
 import type { MqttClient } from 'mqtt'
 import { describe, expect, it, vi } from 'vitest'
 import { basic, connectMqtt } from './helpers/clients.js'
-import { runCli, startServerProcess } from './helpers/server-process.js'
+import { addUser, startServerProcess } from './helpers/server-process.js'
 
 const ADMIN = { username: 'admin', password: 'admin-pw' }
 /** The default level: what an operator sees without turning anything up. */
@@ -29,18 +29,7 @@ describe('logs at the default level (built server, real clients)', () => {
       join(root.path, 'config.yaml'),
       'http:\n  maxBodySize: 1kb\nroles:\n  reader:\n    tables: { "*": { read: true } }\n',
     )
-    const added = await runCli([
-      'user',
-      'add',
-      'rita',
-      '--root',
-      root.path,
-      '--password',
-      'rita-pw',
-      '--role',
-      'reader',
-    ])
-    expect(added.code, added.stderr).toBe(0)
+    await addUser(root.path, 'rita', 'rita-pw', '--role', 'reader')
     const server = await startServerProcess(root.path, { env: DEFAULT_LEVEL })
     const http = server.listeners.http!.url
     const mqttUrl = server.listeners.mqtt!.url

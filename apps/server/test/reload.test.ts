@@ -5,7 +5,7 @@ import { tempDir } from '@proj/test-utils'
 import { describe, expect, it, vi } from 'vitest'
 import { createTestCertificates, hasOpenssl } from './helpers/certs.js'
 import { basic, connectMqtt, nextMessage } from './helpers/clients.js'
-import { runCli, startServerProcess } from './helpers/server-process.js'
+import { addUser, startServerProcess } from './helpers/server-process.js'
 
 /** The fingerprint of the certificate a TLS listener presents to a new handshake. */
 function presented(port: number, ca: Buffer): Promise<string> {
@@ -38,18 +38,7 @@ describe('SIGHUP (built server)', () => {
       const two = createTestCertificates(join(root.path, 'two'))
       const file = join(root.path, 'config.yaml')
       await writeFile(file, config('one', ['roles: { reader: { tables: {} } }']))
-      const added = await runCli([
-        'user',
-        'add',
-        'rita',
-        '--root',
-        root.path,
-        '--password',
-        'rita-pw',
-        '--role',
-        'reader',
-      ])
-      expect(added.code, added.stderr).toBe(0)
+      await addUser(root.path, 'rita', 'rita-pw', '--role', 'reader')
       const server = await startServerProcess(root.path, {
         env: { ADMIN_PASSWORD: 'admin-pw', PROJ_LOGGING_LEVEL: 'info' },
       })

@@ -4,7 +4,7 @@ import { tempDir } from '@proj/test-utils'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { connectMqtt, hasCommand, nextMessage, run } from './helpers/clients.js'
-import { runCli, type ServerProcess, startServerProcess } from './helpers/server-process.js'
+import { addUser, type ServerProcess, startServerProcess } from './helpers/server-process.js'
 
 const ADMIN = { username: 'admin', password: 'admin-secret' }
 const MONITOR = { username: 'prom', password: 'prom-pw' }
@@ -65,18 +65,7 @@ describe('$SYS topics (built server, MQTT.js and mosquitto_sub)', () => {
       [MONITOR, 'monitor'],
       [VIEWER, 'user'],
     ] as const) {
-      const added = await runCli([
-        'user',
-        'add',
-        user.username,
-        '--root',
-        root.path,
-        '--password',
-        user.password,
-        '--role',
-        role,
-      ])
-      expect(added.code, added.stderr).toBe(0)
+      await addUser(root.path, user.username, user.password, '--role', role)
     }
     server = await startServerProcess(root.path, {
       env: { ADMIN_USERNAME: ADMIN.username, ADMIN_PASSWORD: ADMIN.password },

@@ -62,6 +62,20 @@ export function runCli(
 }
 
 /**
+ * `proj-server user add` on `root` (the CLI writes the store directly, before a server starts); throws with
+ * its stderr when it fails.
+ */
+export async function addUser(
+  root: string,
+  username: string,
+  password: string,
+  ...flags: string[]
+): Promise<void> {
+  const added = await runCli(['user', 'add', username, '--root', root, '--password', password, ...flags])
+  if (added.code !== 0) throw new Error(`user add ${username} exited with ${added.code}: ${added.stderr}`)
+}
+
+/**
  * Starts `proj-server start --root <root> --json` with every listener on 127.0.0.1 port 0 and resolves
  * once the machine-readable `listening` line arrives (or rejects with the output if it exits first).
  */
