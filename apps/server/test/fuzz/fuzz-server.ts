@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir } from '@proj/test-utils'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { basic, connectMqtt } from '../helpers/clients.js'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js'
 
@@ -117,6 +118,37 @@ export async function startFuzzServer(): Promise<FuzzServer> {
       const code = await proc.stop()
       await root.remove()
       return code
+    },
+  }
+}
+
+export interface FuzzedServer {
+  /** The server of the suite (started before its tests). */
+  readonly server: FuzzServer
+  /** Its guard snapshot at the start: nothing the fuzzer sends may change it. */
+  readonly before: string
+}
+
+/** The suite's server: started before its tests with its guard snapshot, stopped after them (exit code 0). */
+export function useFuzzServer(): FuzzedServer {
+  let server: FuzzServer | undefined
+  let before: string | undefined
+  beforeAll(async () => {
+    server = await startFuzzServer()
+    before = await server.guardSnapshot()
+  })
+  afterAll(async () => {
+    const code = await server?.stop()
+    expect(code, server?.process.output()).toBe(0)
+  })
+  return {
+    get server() {
+      if (server === undefined) throw new Error('the fuzz server is not started yet')
+      return server
+    },
+    get before() {
+      if (before === undefined) throw new Error('the fuzz server is not started yet')
+      return before
     },
   }
 }

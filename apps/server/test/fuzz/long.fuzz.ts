@@ -3,30 +3,20 @@
  * million by default) from FUZZ_SEED, or with FUZZ_REPLAY one input alone, against the built server.
  */
 import { writeFileSync } from 'node:fs'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { Control } from './control.js'
 import { replayInput, runFuzz } from './driver.js'
-import { type FuzzServer, startFuzzServer } from './fuzz-server.js'
+import { useFuzzServer } from './fuzz-server.js'
 import { describeInput } from './input.js'
 
 const env = process.env
 const SEED = Number(env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const say = (line: string) => process.stderr.write(`${line}\n`)
 
-let server: FuzzServer
-let before: string
-
-beforeAll(async () => {
-  server = await startFuzzServer()
-  before = await server.guardSnapshot()
-})
-
-afterAll(async () => {
-  const code = await server?.stop()
-  expect(code, server?.process.output()).toBe(0)
-})
+const fuzzed = useFuzzServer()
 
 it.runIf(env.FUZZ_REPLAY !== undefined)(`replay input ${env.FUZZ_REPLAY} of seed ${SEED}`, async () => {
+  const { server, before } = fuzzed
   const { input, outcome } = await replayInput(server, SEED, Number(env.FUZZ_REPLAY))
   say(`${describeInput(input, 100_000)}\n  outcome: ${outcome}`)
   const control = await Control.open(server.process.listeners.mqtt!.url)
@@ -38,6 +28,7 @@ it.runIf(env.FUZZ_REPLAY !== undefined)(`replay input ${env.FUZZ_REPLAY} of seed
 })
 
 it.runIf(env.FUZZ_REPLAY === undefined)(`long run (seed ${SEED})`, async () => {
+  const { server, before } = fuzzed
   const count = Number(env.FUZZ_COUNT ?? 1_000_000)
   say(`fuzz: seed ${SEED}, ${count} inputs; replay one with: pnpm fuzz --seed ${SEED} --replay <index>`)
   const report = await runFuzz(server, {
