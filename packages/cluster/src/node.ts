@@ -25,6 +25,15 @@ export type ClusterState = 'connecting' | 'catching-up' | 'ready' | 'failed'
  */
 const LOSS_CHECK_MS = 5000
 
+/**
+ * How long a publish waits for JetStream's acknowledgement before it is sent again (same `Nats-Msg-Id`,
+ * stored once). The first waits long (a slow acknowledgement under load is no reason to resend); once
+ * one failed, the stream is likely electing a leader, where nobody answers and a publish sent just before
+ * the new leader took over is lost: a retry that waited 2 s for it held writes that long after the election.
+ */
+const FIRST_ATTEMPT_MS = 2000
+const RETRY_ATTEMPT_MS = 500
+
 /** Tables that stay on their node: which index builds this node has done. */
 const LOCAL_TABLES = /^__indexes$/
 
@@ -309,6 +318,7 @@ class Node implements ClusterNode {
     const subject = recordSubject(this.options.prefix, kind, first.table, first.id)
     const deadline = Date.now() + this.options.writeTimeoutMs
     let wait = 50
+    let attemptMs = FIRST_ATTEMPT_MS
     for (;;) {
       if (this.#closed) throw new ClusterUnavailableError('the cluster node is closing')
       const left = deadline - Date.now()
@@ -317,7 +327,7 @@ class Node implements ClusterNode {
           subject,
           txn.data,
           txn.id,
-          Math.max(250, Math.min(left, 2000)),
+          Math.max(250, Math.min(left, attemptMs)),
         )
         if (ack.seq > this.#streamLast) this.#streamLast = ack.seq
         const applyWithinMs = this.options.applyTimeoutMs
@@ -341,6 +351,7 @@ class Node implements ClusterNode {
         }
         await sleep(wait)
         wait = Math.min(wait * 2, 500)
+        attemptMs = RETRY_ATTEMPT_MS
       }
     }
   }
