@@ -12,6 +12,8 @@ export function writeLoop(url: () => string, prefix: string, parallel = 4) {
   const acked: string[] = []
   const refused: (number | string)[] = []
   let slowestMs = 0
+  /** The slowest since the last `takeSlowest()`. */
+  let slowestSince = 0
   let stopped = false
   let i = 0
   const writer = async () => {
@@ -23,6 +25,7 @@ export function writeLoop(url: () => string, prefix: string, parallel = 4) {
         if (res.status < 300) {
           acked.push(id)
           slowestMs = Math.max(slowestMs, Date.now() - started)
+          slowestSince = Math.max(slowestSince, Date.now() - started)
         } else refused.push(res.status)
       } catch (error) {
         refused.push(`${id}: ${(error as Error).message}`)
@@ -35,6 +38,12 @@ export function writeLoop(url: () => string, prefix: string, parallel = 4) {
     refused,
     get slowestMs() {
       return slowestMs
+    },
+    /** The longest acknowledged write since the last call (for one phase of a test). */
+    takeSlowest() {
+      const slowest = slowestSince
+      slowestSince = 0
+      return slowest
     },
     async stop() {
       stopped = true
@@ -96,6 +105,8 @@ export function publishLoop(
   const sent: string[] = []
   const refused: string[] = []
   let slowestMs = 0
+  /** The slowest since the last `takeSlowest()`. */
+  let slowestSince = 0
   let stopped = false
   let phase = 'steady'
   const run = async () => {
@@ -110,6 +121,7 @@ export function publishLoop(
         )
         sent.push(payload)
         slowestMs = Math.max(slowestMs, Date.now() - started)
+        slowestSince = Math.max(slowestSince, Date.now() - started)
       } catch (error) {
         refused.push(`${payload}: ${(error as Error).message}`)
         // a client that was ended refuses at once: stop rather than spin
@@ -128,6 +140,12 @@ export function publishLoop(
     refused,
     get slowestMs() {
       return slowestMs
+    },
+    /** The longest acknowledgement since the last call (for one phase of a test). */
+    takeSlowest() {
+      const slowest = slowestSince
+      slowestSince = 0
+      return slowest
     },
     set phase(name: string) {
       phase = name
