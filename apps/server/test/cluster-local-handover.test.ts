@@ -4,7 +4,7 @@
 import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, expect, it } from 'vitest'
+import { afterAll, afterEach, expect, it } from 'vitest'
 import {
   ADMIN,
   collectPayloads as collect,
@@ -64,6 +64,24 @@ describeCluster('cluster.ack: local, while the stream takes nothing', () => {
     await gate.close()
   })
   const log = (node: string) => fixture.cluster.node(node).process.output()
+  /** When the test passed its steps (ms since the epoch, as the nodes' log lines say `time`). */
+  const marks: string[] = []
+  // a failure prints a's last lines at every level (the fixture prints warnings only): a SUBSCRIBE on a
+  // that went unanswered once under the whole suite's load logged no warning at all
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') {
+      const lines = log('a')
+        .split('\n')
+        .filter((l) => l !== '')
+      console.error(
+        `test: ${marks.join(', ')}; node a, last lines:\n${lines
+          .slice(-60)
+          .map((l) => l.slice(0, 400))
+          .join('\n')}`,
+      )
+    }
+    marks.length = 0
+  })
 
   it('hands a session over only once its old node published what it acknowledged: subscriptions, messages and records arrive whole and in order', async () => {
     const options = {
@@ -80,8 +98,10 @@ describeCluster('cluster.ack: local, while the stream takes nothing', () => {
     await watcher.subscribeAsync({ 'ho/order': { qos: 1 } })
 
     await gate.shut()
+    marks.push(`stream shut ${Date.now()}`)
     // acknowledged on a (committed there, in its outbox): a subscription, a message, a record
     await within('SUBSCRIBE on a', onA.subscribeAsync({ 'ho/added': { qos: 1 } }))
+    marks.push(`SUBACK ${Date.now()}`)
     await within('PUBLISH on a', publisher.publishAsync('ho/order', 'first', { qos: 1 }))
     expect(
       (await send(fixture.cluster.node('a').http, 'PUT', 'Dog/ho', { name: 'from-a' })).status,
