@@ -1,12 +1,14 @@
 /**
  * Every MQTT packet the broker reads or writes goes through this module. PUBLISH and the
- * acknowledgements, the measured hot path, are read and written by hand (`publish-codec.ts`); every
- * other packet (CONNECT, CONNACK, SUBSCRIBE, SUBACK, AUTH, DISCONNECT, ...) goes through mqtt-packet.
+ * acknowledgements, the measured hot path, are read and written by hand (`publish-codec.ts`), and so are
+ * the common CONNECT, SUBSCRIBE and SUBACK (`connect-parse.ts`, `subscribe-parse.ts`); every other packet
+ * (CONNACK with properties, UNSUBSCRIBE, AUTH, DISCONNECT, ...) goes through mqtt-packet.
  */
 import { createRequire } from 'node:module'
 import type mqttPacket from 'mqtt-packet'
 import { MalformedPacketError } from './errors.js'
 import { truncateUtf8 } from './string-field.js'
+import { encodeSubackFast, parseSubscribeFast } from './subscribe-parse.js'
 
 export {
   encodeAck,
@@ -81,6 +83,10 @@ export function generateWithin(packet: Packet, protocolVersion: number, maxSize:
   const props = (packet as { properties?: Record<string, unknown> }).properties
   // A reason string names what was refused (topic filters, many of them): it must fit its length field.
   if (typeof props?.reasonString === 'string') props.reasonString = truncateUtf8(props.reasonString)
+  if (packet.cmd === 'suback') {
+    const fast = encodeSubackFast(packet, protocolVersion)
+    if (fast !== null && fast.length <= maxSize) return fast
+  }
   const { generate } = mqttPacketLib()
   let buf = generate(packet, opts)
   if (buf.length <= maxSize) return buf
@@ -108,6 +114,8 @@ export class PacketParser {
   constructor(private readonly protocolVersion: number) {}
 
   parse(frame: Buffer): Packet | MalformedPacketError {
+    const subscribe = parseSubscribeFast(frame, this.protocolVersion)
+    if (subscribe !== null) return subscribe
     let parser = this.parser
     if (parser === null) {
       parser = this.parser = mqttPacketLib().parser({ protocolVersion: this.protocolVersion })
