@@ -239,14 +239,19 @@ export interface Closers {
   add<T extends { close(): Promise<void> }>(closeable: T): T
   /** A raw TCP client of `tb`, ended after the test. */
   tcp(tb: { port: number }, protocolVersion: 3 | 4 | 5): Promise<RawClient>
+  /** Closes what is open now, as after the test (a test that restarts its broker). */
+  closeAll(): Promise<void>
 }
 
 /** What a test opens (runtimes, brokers, clients, folders), closed after it in reverse order. */
 export function useClosers(): Closers {
   const opened: { close(): Promise<void> }[] = []
+  const closeAll = async () => {
+    for (const o of opened.splice(0).reverse()) await o.close()
+  }
   afterEach(async () => {
     vi.useRealTimers()
-    for (const o of opened.splice(0).reverse()) await o.close()
+    await closeAll()
   })
   const add = <T extends { close(): Promise<void> }>(closeable: T): T => {
     opened.push(closeable)
@@ -259,6 +264,7 @@ export function useClosers(): Closers {
       add({ close: async () => c.end() })
       return c
     },
+    closeAll,
   }
 }
 

@@ -12,7 +12,7 @@ import {
   RawClient,
   startBroker,
   type TestBroker,
-  type TestRuntime,
+  useClosers,
   useMqttJsClients,
 } from './helpers.js'
 
@@ -38,17 +38,13 @@ function record(client: MqttClient): Got[] {
 }
 
 describe('query subscriptions over MQTT', () => {
+  const closers = useClosers()
   const clients = useMqttJsClients()
-  const open: (TestBroker | TestRuntime)[] = []
-  afterEach(async () => {
-    await clients.endAll()
-    for (const o of open.splice(0).reverse()) await o.close()
-  })
+  // Registered after the closers' hook, so it runs first (hooks run as a stack): clients end before their broker.
+  afterEach(() => clients.endAll())
   const start = async (options: Record<string, unknown> = {}, dir?: string) => {
-    const rt = await openTestRuntime({ schemas: [{ source: SCHEMA }], ...options }, dir)
-    const tb = await startBroker({}, rt)
-    open.push(rt, tb)
-    return tb
+    const rt = closers.add(await openTestRuntime({ schemas: [{ source: SCHEMA }], ...options }, dir))
+    return closers.add(await startBroker({}, rt))
   }
 
   /** Reconnects a durable session already recording: its replay may follow CONNACK at once. */
@@ -262,7 +258,7 @@ describe('query subscriptions over MQTT', () => {
       await tb.runtime.patch('Dog/2', { age: 7 }, admin) // enters
       await tb.runtime.put('Dog/3', { name: 'New', breed: 'Pug', age: 4 }, admin) // enters
       await tb.runtime.delete('Dog/3', admin) // then deleted
-      for (const o of open.splice(0).reverse()) await o.close()
+      await closers.closeAll()
       tb = await start({}, dir.path)
       ;({ sub, got } = await resume(tb, options))
       await waitFor(() => got.length === 4)
@@ -280,7 +276,7 @@ describe('query subscriptions over MQTT', () => {
       expect(got[4]).toMatchObject({ topic: 'Dog/2', retain: false })
     } finally {
       await clients.endAll()
-      for (const o of open.splice(0).reverse()) await o.close()
+      await closers.closeAll()
       await dir.remove()
     }
   })
