@@ -22,6 +22,8 @@ export class ChangeEvents {
   readonly #byStorageName: ReadonlyMap<string, Resource>
   readonly #plainEncodings = new WeakMap<object, Map<string, Uint8Array>>()
   readonly #mediaTypes = new Map<string, string | null>()
+  #lastType: string | undefined
+  #lastNormalized: string | null = null
 
   constructor(
     resolve: (topic: string) => Route<Resource> | null,
@@ -135,14 +137,21 @@ export class ChangeEvents {
     }
   }
 
-  /** A media type normalized (cached: publishers and subscribers repeat the same few). */
+  /**
+   * A media type normalized (cached: publishers and subscribers repeat the same few). The last one asked
+   * for is kept in two fields: every delivery of an event asks for its subscriber's format (the same string
+   * each time), and the map lookup was 2.3 % of the broker's busy time in S1.
+   */
   normalize(mediaType: string): string | null {
+    if (mediaType === this.#lastType) return this.#lastNormalized
     let normalized = this.#mediaTypes.get(mediaType)
     if (normalized === undefined) {
       normalized = normalizeMediaType(mediaType) ?? null
       if (this.#mediaTypes.size > 1000) this.#mediaTypes.clear()
       this.#mediaTypes.set(mediaType, normalized)
     }
+    this.#lastType = mediaType
+    this.#lastNormalized = normalized
     return normalized
   }
 }
