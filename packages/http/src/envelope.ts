@@ -56,6 +56,9 @@ const SSE_KEY = 'text/event-stream'
 export class EnvelopeEncoder {
   readonly #cache = new WeakMap<ResourceEvent, Map<string, Uint8Array>>()
 
+  /** `issuer`: the id SSE ids carry with their cursors (the runtime's `cursorIssuer`), if any. */
+  constructor(private readonly issuer: () => number | undefined = () => undefined) {}
+
   #cached(event: ResourceEvent, key: string, make: () => Uint8Array): Uint8Array {
     let perKey = this.#cache.get(event)
     const hit = perKey?.get(key)
@@ -75,6 +78,6 @@ export class EnvelopeEncoder {
 
   /** The whole SSE frame (JSON envelope as `data:`), shared by every event stream like the envelope. */
   encodeSse(event: ResourceEvent): Uint8Array {
-    return this.#cached(event, SSE_KEY, () => sseFrame(event, this.encode(event, JSON_TYPE)))
+    return this.#cached(event, SSE_KEY, () => sseFrame(event, this.encode(event, JSON_TYPE), this.issuer()))
   }
 }

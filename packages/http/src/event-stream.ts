@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext, ResourceEvent, Runtime } from '@proj/resource'
 import type { EnvelopeEncoder } from './envelope.js'
-import { SSE_HEARTBEAT } from './sse.js'
+import { type EventPosition, SSE_HEARTBEAT } from './sse.js'
 import type { HttpStats } from './stats.js'
 import type { TrackStream } from './user-streams.js'
 
@@ -15,8 +15,8 @@ export interface EventStreamOptions {
   res: ServerResponse
   target: string
   ctx: RequestContext
-  /** Resume after this change-log cursor (Last-Event-ID). */
-  after: number | undefined
+  /** Resume after this change-log cursor (Last-Event-ID), of the node that issued it when it names one. */
+  position: EventPosition | undefined
   heartbeatMs: number
   maxQueuedBytes: number
   encoder: EnvelopeEncoder
@@ -30,12 +30,7 @@ export interface EventStreamOptions {
 
 /** Opens the stream; rejects (before any header is sent) when connect() refuses. */
 export async function openEventStream(o: EventStreamOptions): Promise<void> {
-  const events = await o.runtime.connect(
-    o.target,
-    o.ctx,
-    undefined,
-    o.after === undefined ? undefined : { after: o.after },
-  )
+  const events = await o.runtime.connect(o.target, o.ctx, undefined, o.position)
   const iterator = events[Symbol.asyncIterator]()
   const { req, res, stats } = o
   let closed = false

@@ -160,7 +160,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
   const pingMs = options.wsPingMs ?? DEFAULTS.wsPingMs
   const loginPath = options.loginPath === undefined ? '/login' : options.loginPath
   const subprotocols = options.subprotocols ?? {}
-  const encoder = new EnvelopeEncoder()
+  const encoder = new EnvelopeEncoder(() => runtime.cursorIssuer)
   const stats = new HttpStats()
   const closers = new Set<() => void>()
   const attached: { server: HttpServer | HttpsServer; request: any; upgrade: any }[] = []
@@ -256,7 +256,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
 
       if (eventStream) {
         const ctx: RequestContext = { user, transport: 'sse' }
-        const after = parseLastEventId(
+        const position = parseLastEventId(
           requestHeader(req, 'last-event-id') ?? url.searchParams.get('lastEventId'),
         )
         return await openEventStream({
@@ -265,7 +265,7 @@ export function createHttpHandler(options: HttpOptions): HttpHandler {
           res,
           target: streamTarget(route, url.search),
           ctx,
-          after,
+          position,
           heartbeatMs,
           maxQueuedBytes,
           encoder,

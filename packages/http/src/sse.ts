@@ -30,18 +30,34 @@ export function formatSseMessage(fields: {
  * The SSE frame for an event given its encoded JSON envelope. A logged event's id is its cursor; the
  * last current value sent at subscribe time carries the cursor that state is as of (`resumeCursor`),
  * so resuming with it is exact. Other unlogged events (earlier current values, QoS 0 messages) carry
- * no `id:`, so the client's last id stays the last position it fully holds.
+ * no `id:`, so the client's last id stays the last position it fully holds. `issuer` (the runtime's
+ * `cursorIssuer`, a node with `cluster.ack: local`) follows the cursor after a dot, in base 36: such a
+ * node's cursor is exact on another node only together with it.
  */
-export function sseFrame(event: ResourceEvent, json: Uint8Array): Uint8Array {
+export function sseFrame(event: ResourceEvent, json: Uint8Array, issuer?: number): Uint8Array {
   const data = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')
-  const id = event.cursor > 0 ? event.cursor : event.resumeCursor
+  const cursor = event.cursor > 0 ? event.cursor : event.resumeCursor
+  const id = cursor === undefined || issuer === undefined ? cursor : `${cursor}.${issuer.toString(36)}`
   return encoder.encode(formatSseMessage({ event: event.type, id, data }))
 }
 
-/** Parses Last-Event-ID (header, or `?lastEventId=` for clients that cannot set it) as a cursor. */
-export function parseLastEventId(value: string | null | undefined): number | undefined {
+/** A resume position: the cursor, and the node that issued it when the id names one. */
+export interface EventPosition {
+  after: number
+  issuer?: number
+}
+
+/**
+ * Parses Last-Event-ID (header, or `?lastEventId=` for clients that cannot set it): a cursor, or
+ * `<cursor>.<issuer, base 36>` from a node with `cluster.ack: local`.
+ */
+export function parseLastEventId(value: string | null | undefined): EventPosition | undefined {
   if (value === null || value === undefined) return undefined
-  const trimmed = value.trim()
-  if (!/^\d+$/.test(trimmed)) return undefined
-  return Number(trimmed)
+  const match = /^(\d+)(?:\.([0-9a-z]{1,7}))?$/.exec(value.trim())
+  if (match === null) return undefined
+  const after = Number(match[1])
+  if (!Number.isSafeInteger(after)) return undefined
+  if (match[2] === undefined) return { after }
+  const issuer = Number.parseInt(match[2], 36)
+  return issuer <= 0xffffffff ? { after, issuer } : undefined
 }

@@ -228,11 +228,30 @@ describe('SSE framing', () => {
     expect(Buffer.from(sseFrame(event, Buffer.from('{}'))).toString()).toBe('event: message\ndata: {}\n\n')
   })
 
-  it('parses Last-Event-ID as a cursor', () => {
-    expect(parseLastEventId('42')).toBe(42)
-    expect(parseLastEventId(' 42 ')).toBe(42)
+  it('parses Last-Event-ID as a cursor, with the node that issued it when it names one', () => {
+    expect(parseLastEventId('42')).toEqual({ after: 42 })
+    expect(parseLastEventId(' 42 ')).toEqual({ after: 42 })
+    expect(parseLastEventId('7003001.zz')).toEqual({ after: 7003001, issuer: 36 * 36 - 1 })
     expect(parseLastEventId('x')).toBeUndefined()
+    expect(parseLastEventId('42.')).toBeUndefined()
+    expect(parseLastEventId('42.zzzzzzz')).toBeUndefined() // beyond a node id
     expect(parseLastEventId(undefined)).toBeUndefined()
+  })
+
+  it("carries the issuing node's id (base 36) with the cursor when the runtime has one", () => {
+    const event = {
+      type: 'put',
+      topic: 'Dog/1',
+      path: 'Dog',
+      id: '1',
+      timestamp: 5,
+      cursor: 9,
+      retained: false,
+    } as const
+    expect(Buffer.from(sseFrame(event, Buffer.from('{}'), 71)).toString()).toBe(
+      'event: put\nid: 9.1z\ndata: {}\n\n',
+    )
+    expect(Buffer.from(sseFrame(event, Buffer.from('{}'))).toString()).toBe('event: put\nid: 9\ndata: {}\n\n')
   })
 })
 

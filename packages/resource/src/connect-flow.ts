@@ -22,7 +22,7 @@ export async function connectResource(
   id: Key | undefined,
   ctx: RequestContext,
   incoming: AsyncIterable<unknown> | undefined,
-  options: { after?: number } | undefined,
+  options: { after?: number; issuer?: number } | undefined,
   host: ResourceHost,
   scopes: ConnectScopes,
   onError: (error: unknown) => void,
@@ -30,6 +30,7 @@ export async function connectResource(
   const scope = new ConnectScope()
   const connectOptions: ConnectOptions = { signal: scope.signal }
   if (options?.after !== undefined) connectOptions.after = options.after
+  if (options?.issuer !== undefined) connectOptions.issuer = options.issuer
   let result: AsyncIterable<unknown>
   try {
     result = await scopes.run(scope, () =>
@@ -70,7 +71,7 @@ export async function connectTopic(
   topic: string,
   ctx: RequestContext,
   incoming: AsyncIterable<unknown> | undefined,
-  options: { after?: number } | undefined,
+  options: { after?: number; issuer?: number } | undefined,
   assertPublish: () => void,
 ): Promise<AsyncIterable<ResourceEvent>> {
   const stream = new EventStream<ResourceEvent>((value) => {
@@ -83,7 +84,7 @@ export async function connectTopic(
     (event) => stream.push(event),
     options?.after === undefined
       ? { retained: true, qos: 1 }
-      : { retained: false, after: options.after, qos: 1 },
+      : { retained: false, after: options.after, issuer: options.issuer, qos: 1 },
     ctx,
   )
   stream.once('close', () => subscription.close())
@@ -115,7 +116,7 @@ export function connectQuery(
   host: ResourceHost,
   filter: string,
   ctx: RequestContext,
-  options: { after?: number } | undefined,
+  options: { after?: number; issuer?: number } | undefined,
   subscribe: (listener: EventListener, options: SubscribeOptions) => Subscription,
 ): Promise<AsyncIterable<ResourceEvent>> {
   const stream = new EventStream<ResourceEvent>((value) => {
@@ -127,7 +128,7 @@ export function connectQuery(
     (event) => stream.push(event),
     options?.after === undefined
       ? { retained: true, qos: 1 }
-      : { retained: false, after: options.after, qos: 1 },
+      : { retained: false, after: options.after, issuer: options.issuer, qos: 1 },
   )
   stream.once('close', () => subscription.close())
   return Promise.resolve(stream)

@@ -210,7 +210,8 @@ export class QuerySubscriptions implements TableOwner {
       // After the caller has its subscription (MQTT sends SUBACK first): snapshot or replay, then live.
       setImmediate(() => {
         try {
-          if (!subscription.closed && !this.#host.closed()) this.#initial(subscription, bound, after)
+          if (!subscription.closed && !this.#host.closed())
+            this.#initial(subscription, bound, after, options.issuer)
         } catch (error) {
           this.#host.onError(error)
         } finally {
@@ -222,7 +223,12 @@ export class QuerySubscriptions implements TableOwner {
     return subscription
   }
 
-  #initial(subscription: QuerySubscription, bound: BoundFilter | undefined, after: number | undefined): void {
+  #initial(
+    subscription: QuerySubscription,
+    bound: BoundFilter | undefined,
+    after: number | undefined,
+    issuer: number | undefined,
+  ): void {
     if (after === undefined) {
       this.#snapshot(subscription, bound)
       return
@@ -231,7 +237,7 @@ export class QuerySubscriptions implements TableOwner {
     const resource = subscription.table.resource
     let changes: Iterable<ChangeEvent>
     try {
-      changes = store.log.readSince({ after, tables: [resource.table.name] })
+      changes = store.log.readSince({ after, tables: [resource.table.name], issuer })
     } catch (error) {
       if ((error as { code?: unknown }).code !== 'STORAGE_LOG_TRUNCATED') throw error
       // Fell behind retention: the subscriber starts over from the current result.
@@ -253,7 +259,7 @@ export class QuerySubscriptions implements TableOwner {
     let last = after
     for (const change of changes) {
       if (subscription.closed) return
-      last = change.cursor
+      if (change.cursor > last) last = change.cursor
       const event = this.#host.toEvent(change)
       if (event === null) continue
       const transition = replayTransition(change, event, subscription.matches)

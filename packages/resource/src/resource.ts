@@ -39,6 +39,8 @@ export interface ResourceWriteOptions {
 
 export interface ConnectOptions {
   after?: number
+  /** The node that handed out `after`, when another (see SubscribeOptions.issuer). */
+  issuer?: number
   /**
    * Aborted when the connection closes (WebSocket close, SSE client gone, iterator `return()`): a
    * connect() generator may pass it to whatever it awaits. Subscriptions and event streams it opens
@@ -270,7 +272,7 @@ export class Resource {
     const subscribeOptions: SubscribeOptions =
       options.after === undefined
         ? { retained: true, qos: 1 }
-        : { retained: false, after: options.after, qos: 1 }
+        : { retained: false, after: options.after, issuer: options.issuer, qos: 1 }
     const subscription = await this.subscribe(idFilter, (event) => stream.push(event), subscribeOptions, ctx)
     stream.once('close', () => subscription.close())
     this.host.track?.(stream)

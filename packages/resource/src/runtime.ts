@@ -228,6 +228,10 @@ export class RuntimeImpl implements ResourceRuntime {
     }
   }
 
+  get cursorIssuer(): number | undefined {
+    return this.#store.log.issuer
+  }
+
   get subscriptionCount(): number {
     return this.#registry.size + this.#queries.size
   }
@@ -446,7 +450,7 @@ export class RuntimeImpl implements ResourceRuntime {
     target: string,
     ctx: RequestContext,
     incoming?: AsyncIterable<unknown>,
-    options?: { after?: number },
+    options?: { after?: number; issuer?: number },
   ): Promise<AsyncIterable<ResourceEvent>> {
     const query = splitQueryFilter(trimPath(target))
     if (query !== undefined) {

@@ -190,7 +190,7 @@ export class SubscribeFlow {
                 // current values alone (a new MQTT subscription) without the replay's generator around them
                 after === undefined
                   ? this.#retainedEvents(subscription, scope)
-                  : this.#initialEvents(subscription, scope, retained, after),
+                  : this.#initialEvents(subscription, scope, retained, after, options.issuer),
                 options.pace,
                 this.#init.closed,
                 this.#init.onError,
@@ -286,6 +286,7 @@ export class SubscribeFlow {
     scope: Scope,
     retained: boolean,
     after: number | undefined,
+    issuer: number | undefined,
   ): Generator<RuntimeEvent, void, undefined> {
     const { store } = this.#init
     if (retained) yield* this.#retainedEvents(subscription, scope)
@@ -294,7 +295,7 @@ export class SubscribeFlow {
     const tables = scope.unclaimed
       ? undefined
       : scope.targets.map((t) => (t.resource instanceof Table ? t.resource.table.name : TOPICS_TABLE))
-    const read = (from: number) => store.log.readSince(tables ? { after: from, tables } : { after: from })
+    const read = (from: number) => store.log.readSince({ after: from, tables, issuer })
     try {
       changes = read(after)
     } catch (error) {
@@ -306,7 +307,8 @@ export class SubscribeFlow {
     const filter = subscription.trieFilter
     let last = after
     for (const change of changes) {
-      last = change.cursor
+      // another node's cursor: this node's own events it lacked come first, numbered at or below it
+      if (change.cursor > last) last = change.cursor
       const event = this.#init.toEvent(change)
       if (event === null || !matchesFilter(filter, event.topic) || !subscription.accepts(event)) continue
       yield event

@@ -144,6 +144,12 @@ export interface SubscribeOptions {
   retained?: boolean
   /** Replay logged events with cursor > `after` (durable-session catch-up, SSE Last-Event-ID), then go live. */
   after?: number
+  /**
+   * The node that handed out `after` (its `cursorIssuer`) when that was not this runtime's: a node of a
+   * cluster with `ack: local` numbers its own events ahead of the stream, so its cursor is exact only
+   * together with its id. Omitted: a cursor of this runtime, or a plain one.
+   */
+  issuer?: number
   qos?: 0 | 1 | 2
   subscriptionId?: number
   /** MQTT 5 no local: skip events whose meta.clientId equals ctx.clientId. */
@@ -248,6 +254,12 @@ export interface UserAdmin {
 }
 
 export interface Runtime {
+  /**
+   * The id to keep with the cursors of this runtime's events (`ResourceEvent.cursor`) and to pass back
+   * as `issuer` with them: its node's, when it commits writes ahead of a cluster's stream (`ack:
+   * local`); undefined when cursors are plain positions, valid as they are on every node.
+   */
+  readonly cursorIssuer: number | undefined
   // Identity
   /**
    * The user with this password, or null. `source` is the client's address (transports pass it): failed
@@ -336,7 +348,7 @@ export interface Runtime {
     target: string,
     ctx: RequestContext,
     incoming?: AsyncIterable<unknown>,
-    options?: { after?: number },
+    options?: { after?: number; issuer?: number },
   ): Promise<AsyncIterable<ResourceEvent>>
 
   /** Encodes an event's value for a subscriber's media type, once per (event, type); raw bytes pass through. */
