@@ -5,6 +5,7 @@
  * PUBLISH leaves (durable sessions), PUBACK/PUBREC/PUBCOMP, resending on reconnect, and the subscription
  * cursors that move as messages complete. Part of a Session, which owns the subscriptions.
  */
+import { type CursorPosition, moveCursor } from './cursor-position.js'
 import { settle } from './fault.js'
 import { type MergedDelivery, OverlapGuard } from './overlap.js'
 import { encodeAck, encodePublish, PUBREL } from './packets.js'
@@ -33,6 +34,8 @@ export interface InflightEntry {
   /** Other subscriptions this one copy was sent for (overlapping filters): their cursors move with it. */
   also: string[] | undefined
   cursor: number
+  /** The node that issued `cursor` (this one's runtime, or the one that stored the entry). */
+  issuer?: number
   props: Buffer | undefined
   /** Encoded packet as first sent (DUP 0), for the current connection's protocol version. */
   packet: Buffer | null
@@ -224,6 +227,8 @@ export class OutboundFlow {
       props: props ?? undefined,
       packet,
     }
+    const issuer = host.runtime.cursorIssuer
+    if (issuer !== undefined) entry.issuer = issuer
     if (sub.shared) entry.event = event
     ;(this.inflightMap ??= new Map()).set(packetId, entry)
     if (this.owner.durable) {
@@ -236,6 +241,7 @@ export class OutboundFlow {
         filter: sub.filter,
         cursor,
       }
+      if (issuer !== undefined) stored.issuer = issuer
       if (also !== undefined) stored.also = also
       if (props !== null && props.length > 0) stored.props = props
       // The entry is committed before the packet leaves, so a crash never delivers it twice under a new id.
@@ -311,18 +317,26 @@ export class OutboundFlow {
     if (outbox.length === 0 && this.outbox === outbox) this.outbox = null
   }
 
-  /** Moves a subscription's cursor (and those of the overlapping ones it was sent for) forward. */
-  private advance(sub: SessionSubscription | undefined, also: string[] | undefined, cursor: number): void {
+  /**
+   * Moves a subscription's cursor (and those of the overlapping ones it was sent for) forward, with the
+   * node that issued it (default: this one).
+   */
+  private advance(
+    sub: SessionSubscription | undefined,
+    also: string[] | undefined,
+    cursor: number,
+    issuer = this.host.runtime.cursorIssuer,
+  ): void {
     let moved = false
     if (sub !== undefined && cursor > sub.cursor) {
-      sub.cursor = cursor
+      moveCursor(sub, cursor, issuer)
       moved = true
     }
     if (also !== undefined) {
       for (const filter of also) {
         const other = this.owner.subscriptions.get(filter)
         if (other !== undefined && cursor > other.cursor) {
-          other.cursor = cursor
+          moveCursor(other, cursor, issuer)
           moved = true
         }
       }
@@ -344,8 +358,8 @@ export class OutboundFlow {
     if (entry === undefined || entry.qos !== expectQos || entry.state !== expectState) return false
     this.inflightMap!.delete(packetId)
     const sub = this.owner.subscriptions.get(entry.filter)
-    if (sub !== undefined && entry.cursor > sub.cursor) sub.cursor = entry.cursor
-    if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor)
+    if (sub !== undefined && entry.cursor > sub.cursor) moveCursor(sub, entry.cursor, entry.issuer)
+    if (entry.also !== undefined) this.advance(undefined, entry.also, entry.cursor, entry.issuer)
     if (this.owner.durable) this.owner.completedInflight(packetId)
     this.fillWindow()
     return true
@@ -371,6 +385,7 @@ export class OutboundFlow {
           filter: entry.filter,
           cursor: entry.cursor,
         }
+        if (entry.issuer !== undefined) stored.issuer = entry.issuer
         if (entry.also !== undefined) stored.also = entry.also
         const released = this.host.track(this.owner.putInflight(packetId, stored))
         entry.released = released
@@ -448,14 +463,18 @@ export class OutboundFlow {
     }
   }
 
-  /** Effective catch-up cursor of a subscription: nothing at or before it needs replaying. */
-  catchUpCursor(sub: SessionSubscription): number {
+  /** Effective catch-up cursor of a subscription (and its issuer): nothing at or before it needs replaying. */
+  catchUpCursor(sub: SessionSubscription): CursorPosition {
     let cursor = sub.cursor
+    let issuer = sub.issuer
     for (const entry of this.inflight.values()) {
       if (entry.cursor <= cursor) continue
-      if (entry.filter === sub.filter || entry.also?.includes(sub.filter)) cursor = entry.cursor
+      if (entry.filter === sub.filter || entry.also?.includes(sub.filter)) {
+        cursor = entry.cursor
+        issuer = entry.issuer
+      }
     }
-    return cursor
+    return { cursor, issuer }
   }
 
   /**

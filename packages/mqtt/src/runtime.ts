@@ -32,6 +32,7 @@ export type BrokerRuntime = Pick<
   | 'publishWith'
   | 'subscribe'
   | 'mayReceive'
+  | 'cursorIssuer'
   | 'encode'
   | 'state'
   | 'onUserChange'

@@ -43,7 +43,7 @@ export interface SessionOutlet extends EncodeTarget, FaultSink {
 
 /** The broker services a session uses. */
 export interface SessionHost {
-  readonly runtime: Pick<Runtime, 'mayReceive'>
+  readonly runtime: Pick<Runtime, 'mayReceive' | 'cursorIssuer'>
   readonly logger: Logger
   readonly stats: BrokerStats
   readonly maxInflight: number

@@ -38,6 +38,11 @@ export interface StoredSubscription {
   accept?: string
   /** Change-log cursor: every logged event up to here was delivered (QoS 0) or acknowledged (QoS 1/2). */
   cursor: number
+  /**
+   * The node that issued `cursor` (the runtime's `cursorIssuer` where it moved), when it has one: a node of
+   * a cluster with `ack: local`, whose cursors are exact elsewhere only together with its id.
+   */
+  issuer?: number
 }
 
 /** Key [clientId, packetId] in INFLIGHT_STORE: an outbound QoS 1/2 message not yet completed. */
@@ -52,6 +57,8 @@ export interface StoredInflight {
   /** Overlapping subscriptions this one copy was also sent for (their cursors move with it). */
   also?: string[]
   cursor: number
+  /** The node that issued `cursor`, when it has one (see StoredSubscription.issuer). */
+  issuer?: number
   /** Encoded MQTT 5 property block, used when the client reconnects with v5. */
   props?: Uint8Array
 }

@@ -1,4 +1,5 @@
 import { isSharedFilter } from '@proj/topic-matcher'
+import { type CursorPosition, moveCursor as setCursor } from './cursor-position.js'
 import { type InflightEntry, type Orphan, OutboundFlow, type SessionSubscription } from './outbound-flow.js'
 import type { Delivery, ResourceEvent, Subscription } from './runtime.js'
 import type { SessionHost, SessionOutlet } from './session-outlet.js'
@@ -153,6 +154,7 @@ export class Session {
     }
     if (s.id !== undefined) sub.id = s.id
     if (s.accept !== undefined) sub.accept = s.accept
+    if (s.issuer !== undefined) sub.issuer = s.issuer
     // Resource code may call this listener directly: what delivery throws (an encoder, say) closes
     // this session's connection instead of returning into that code.
     sub.listener = (event, delivery) => {
@@ -207,8 +209,8 @@ export class Session {
   }
 
   /** Effective catch-up cursor of a subscription: nothing at or before it needs replaying. */
-  catchUpCursor(sub: SessionSubscription): number {
-    return this.out?.catchUpCursor(sub) ?? sub.cursor
+  catchUpCursor(sub: SessionSubscription): CursorPosition {
+    return this.out?.catchUpCursor(sub) ?? { cursor: sub.cursor, issuer: sub.issuer }
   }
 
   /**
@@ -319,7 +321,8 @@ export class Session {
    */
   opened(sub: SessionSubscription, handle: Subscription, moveCursor: boolean, by: SessionOutlet): void {
     const live = handle.cursor
-    if (live !== undefined && live > sub.cursor && moveCursor) sub.cursor = live
+    if (live !== undefined && live > sub.cursor && moveCursor)
+      setCursor(sub, live, this.host.runtime.cursorIssuer)
     if (sub.closed || this.outlet !== by) handle.close()
     else sub.handle = handle
   }
@@ -371,6 +374,7 @@ export class Session {
       }
       if (s.id !== undefined) rec.id = s.id
       if (s.accept !== undefined) rec.accept = s.accept
+      if (s.issuer !== undefined) rec.issuer = s.issuer
       subscriptions.push(rec)
     }
     return {
@@ -421,6 +425,7 @@ export class Session {
         filter: v.filter,
         also: v.also,
         cursor: v.cursor,
+        issuer: v.issuer,
         props: v.props ? Buffer.from(v.props) : undefined,
         packet: null,
       })

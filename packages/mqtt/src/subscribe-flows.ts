@@ -7,6 +7,7 @@
 import { isSharedFilter } from '@proj/topic-matcher'
 import { firstUserProperty } from './connect-handshake.js'
 import type { ConnectionHost } from './connection-host.js'
+import type { CursorPosition } from './cursor-position.js'
 import {
   errorReason,
   MalformedPacketError,
@@ -143,6 +144,7 @@ export class SubscribeFlows {
       id: subId,
       accept,
       cursor: previous?.cursor ?? 0,
+      ...(previous?.issuer !== undefined ? { issuer: previous.issuer } : {}),
     })
     // [MQTT-3.8.4-3] a subscription with the same filter replaces the old one.
     const existing = session.addSubscription(sub)
@@ -158,7 +160,7 @@ export class SubscribeFlows {
   private openSubscription(
     sub: SessionSubscription,
     retained: boolean,
-    after: number | undefined,
+    after: CursorPosition | undefined,
     reasons?: string[],
   ): Promise<number> {
     const options: Parameters<Runtime['subscribe']>[2] = {
@@ -167,7 +169,11 @@ export class SubscribeFlows {
       noLocal: sub.nl,
       retainAsPublished: sub.rap,
     }
-    if (after !== undefined) options.after = after
+    if (after !== undefined) {
+      options.after = after.cursor
+      // a cursor another node issued (ack: local) is read with it: no repeat, no gap
+      if (after.issuer !== undefined) options.issuer = after.issuer
+    }
     // retained messages and the replay are streamed as the client reads them
     if (retained || after !== undefined) options.pace = this.pace
     if (sub.id !== undefined) options.subscriptionId = sub.id
