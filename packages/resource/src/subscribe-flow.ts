@@ -11,6 +11,7 @@ import { ResourceError } from './errors.js'
 import type { RuntimeEvent } from './event.js'
 import { literalPrefix, splitAtWildcard } from './filter-prefix.js'
 import { deliverInitial } from './initial-delivery.js'
+import { IssuedBefore } from './issued-before.js'
 import type { Access, Permissions } from './permissions.js'
 import { type QuerySubscriptions, splitQueryFilter } from './query-subscriptions.js'
 import { Resource } from './resource.js'
@@ -171,6 +172,9 @@ export class SubscribeFlow {
     // Shared subscriptions get no retained messages [MQTT-4.8.2-?]; only a resume replays.
     const retained = options.retained !== false && !shared
     const after = options.after
+    const issuer = options.issuer
+    if (after !== undefined && issuer !== undefined && issuer !== store.log.issuer)
+      subscription.issued = new IssuedBefore(issuer, after, (cursor) => store.log.originOf(cursor))
     let joined: Promise<void> | undefined
     if (retained || after !== undefined) {
       subscription.pending = []

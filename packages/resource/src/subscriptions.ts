@@ -1,5 +1,6 @@
 import { type SharedGroupMatch, type SubscriberMatch, SubscriptionTrie } from '@proj/topic-matcher'
 import type { RuntimeEvent } from './event.js'
+import type { IssuedBefore } from './issued-before.js'
 import type { Delivery, EventListener, Subscription } from './types.js'
 
 /**
@@ -42,6 +43,8 @@ export class SubscriptionImpl implements Subscription {
   cursor = 0
   /** Live events at or below this cursor were already delivered by the replay. */
   minCursor = 0
+  /** Resumed after another node's cursor (`ack: local`): its events it had delivered are left out. */
+  issued: IssuedBefore | null = null
   /** State changes at or below this cursor are already in the retained snapshot (buffered or live). */
   snapshotCursor = 0
   /** Buffered live events while initial (retained / replayed) events are delivered; null when live. */
@@ -95,11 +98,19 @@ export class SubscriptionImpl implements Subscription {
     if (this.closed) return false
     const cursor = event.cursor
     if (cursor !== 0 && cursor <= this.minCursor) return false
+    if (this.issued !== null && cursor !== 0 && this.#issuedBefore(cursor)) return false
     // A change the snapshot already held (committed, dispatched only after its sync): not sent again.
     if (cursor !== 0 && cursor <= this.snapshotCursor && event.type !== 'message') return false
     if (this.noLocal && this.clientId !== undefined && eventClientId(event) === this.clientId) return false
     if (this.check !== null && !this.check(event)) return false
     return true
+  }
+
+  #issuedBefore(cursor: number): boolean {
+    const issued = this.issued!
+    const delivered = issued.delivered(cursor)
+    if (issued.passed) this.issued = null
+    return delivered
   }
 
   /** Delivers one event to the listener (initial events bypass the pending buffer). */

@@ -25,6 +25,8 @@ export class ChangeLogImpl implements ChangeLog {
     private readonly index: CursorIndex,
     /** This node's id, and whether it commits writes ahead of the stream (`ack: local`). */
     private readonly self: { nodeId: number; local: boolean },
+    /** See ChangeLog.originOf. */
+    readonly originOf: (cursor: number) => { node: number; cursor: number } | undefined = () => undefined,
   ) {}
 
   get issuer(): number | undefined {

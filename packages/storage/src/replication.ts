@@ -46,6 +46,8 @@ type Wire = [
  * very end of the packed wire, written once the commit numbered its events (see CursorIndex).
  */
 const PROVISIONAL_BYTES = 8
+/** How many such transactions `originOf` knows: those whose events are still on their way to listeners. */
+const RECENT_LIMIT = 4096
 
 /** What replication needs of the store. */
 export interface ReplicationHost {
@@ -80,6 +82,8 @@ interface Waiter {
  */
 export class Replication {
   readonly #waiting = new Map<string, Waiter>()
+  /** Recently applied transactions another node committed ahead of the stream: position → [origin, first]. */
+  readonly #recent = new Map<number, [origin: number, first: number]>()
   /** Highest position queued for apply (messages at or below it are duplicates). */
   #queued: number
   /** Highest position applied and durable. */
@@ -266,7 +270,10 @@ export class Replication {
     const group = new Group()
     group.position = position
     const first = provisional?.byteLength === PROVISIONAL_BYTES ? provisional.readDoubleBE(0) : 0
-    if (first > 0) group.alsoWrite = () => this.#indexed(origin, first, position, committedHere, wireOps)
+    if (first > 0) {
+      group.alsoWrite = () => this.#indexed(origin, first, position, committedHere, wireOps)
+      if (!own) this.#remember(position, origin, first)
+    }
     if (waiter !== undefined) group.ops.push(...waiter.ops)
     else if (!committedHere) {
       for (const w of wireOps) {
@@ -306,6 +313,26 @@ export class Replication {
     let count = own ? (index.count(origin, first) ?? 0) : 0
     if (!own) for (const w of wireOps) if (w[2] && !w[10]) count++
     if (count > 0) index.record(origin, first, position, count)
+  }
+
+  #remember(position: number, origin: number, first: number): void {
+    this.#recent.set(position, [origin, first])
+    if (this.#recent.size > RECENT_LIMIT)
+      for (const oldest of this.#recent.keys()) {
+        this.#recent.delete(oldest)
+        break
+      }
+  }
+
+  /**
+   * For an event applied here lately (its live change event) from a transaction another node committed
+   * ahead of the stream: that node, and the cursor it gave the event.
+   */
+  originOf(cursor: number): { node: number; cursor: number } | undefined {
+    const recent = this.#recent.get(Math.floor(cursor / POSITION_FACTOR))
+    return recent === undefined
+      ? undefined
+      : { node: recent[0], cursor: recent[1] + (cursor % POSITION_FACTOR) }
   }
 
   #applied(position: number): void {

@@ -136,10 +136,15 @@ class StoreImpl implements Store {
     this.knownTables = { ...(this.metaDb.get('tables') ?? {}) }
     this.clock = new Clock(nodeId, lastTimestamp, options.wallClock ?? (() => Date.now() * 1000))
     const local = options.replicator?.commitsLocally === true
-    this.log = new ChangeLogImpl(this, this.logDb, cursors, (name) => this.tableDb(name), index, {
-      nodeId,
-      local,
-    })
+    this.log = new ChangeLogImpl(
+      this,
+      this.logDb,
+      cursors,
+      (name) => this.tableDb(name),
+      index,
+      { nodeId, local },
+      (cursor) => this.replication?.originOf(cursor),
+    )
     this.onError = options.onError ?? ((error) => console.error('@proj/storage:', error))
     this.feed = new ChangeFeed((error) => this.onError(error))
     const dbs = { env, metaDb: this.metaDb, logDb: this.logDb, tombstoneDb: this.tombstoneDb }

@@ -191,6 +191,12 @@ export interface ChangeLog {
    * undefined when a cursor is a plain position, the same on every node (or there is one node).
    */
   readonly issuer: number | undefined
+  /**
+   * For the live change event of a transaction another node committed ahead of the stream (`ack:
+   * local`), applied here lately: that node and the cursor it gave the event. A reader resuming after
+   * that node's cursor leaves out what it had delivered and reached this node only after the read.
+   */
+  originOf(cursor: number): { node: number; cursor: number } | undefined
   /** Cursor of the newest durable event (0 when empty). */
   readonly lastCursor: number
   /**

@@ -55,6 +55,11 @@ describe('cursors of nodes that commit ahead of the stream (ack: local)', () => 
     expect(ids(b.log.readSince({ after: 1000, issuer: 1 }))).toEqual([])
     // without the issuer it is a plain cursor of b's: x1 again (what the issuer fixes)
     expect(ids(b.log.readSince({ after: 1000 }))).toEqual([['x1', 2000]])
+    // the live event of x1 on b says where a had put it (a reader resumed after a's cursor skips it)
+    expect(b.log.originOf(2000)).toEqual({ node: 1, cursor: 1 })
+    expect(b.log.originOf(1000)).toEqual({ node: 3, cursor: 1 })
+    expect(a.log.originOf(1000)).toEqual({ node: 3, cursor: 1 })
+    expect(a.log.originOf(2000)).toBeUndefined() // its own
     // b delivered y1 (1000) only: read on a with b's cursor, a's own x1 comes (the stream put it later)
     expect(ids(a.log.readSince({ after: 1000, issuer: 2 }))).toEqual([['x1', 1]])
     expect(ids(a.log.readSince({ after: 1000, issuer: 1 }))).toEqual([])
