@@ -1,37 +1,13 @@
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { parseConnectFast } from '../src/connect-parse.js'
-
-/** mqtt-packet's reading of one whole frame: the packet, or the error it gives. */
-function theirs(frame: Buffer, protocolVersion: number): { packet?: mqttPacket.Packet; error?: Error } {
-  const parser = mqttPacket.parser({ protocolVersion })
-  const out: { packet?: mqttPacket.Packet; error?: Error } = {}
-  parser.on('packet', (p) => {
-    out.packet ??= p
-  })
-  parser.on('error', (e) => {
-    out.error ??= e
-  })
-  try {
-    parser.parse(frame)
-  } catch (e) {
-    out.error = e as Error
-  }
-  return out
-}
+import { inChunk, seeded, theirs } from './packet-oracle.js'
 
 /** Offset of the body: after the type byte and the remaining length (1-4 bytes). */
 function bodyOffset(frame: Buffer): number {
   let i = 1
   while (i < frame.length && i < 5 && (frame[i]! & 0x80) !== 0) i++
   return i + 1
-}
-
-/** The frame as a view into a larger chunk, as the frame reader hands it on. */
-function inChunk(frame: Buffer): Buffer {
-  const chunk = Buffer.alloc(frame.length + 16, 0xaa)
-  frame.copy(chunk, 8)
-  return chunk.subarray(8, 8 + frame.length)
 }
 
 const connect = (fields: Partial<mqttPacket.IConnectPacket>): mqttPacket.IConnectPacket =>
@@ -129,14 +105,7 @@ describe('parseConnectFast', () => {
   })
 
   it('agrees with mqtt-packet whenever it answers, over 6,000 generated and mutated CONNECTs (seeded)', () => {
-    let seed = 20261203
-    const rand = () => {
-      // mulberry32
-      seed = (seed + 0x6d2b79f5) | 0
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
+    const rand = seeded(20261203)
     const int = (n: number) => Math.floor(rand() * n)
     const text = () => {
       const alphabet = ['a', 'b', '/', '0', 'é', '€', '😀', '\u0000', ' ']

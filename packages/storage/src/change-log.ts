@@ -39,9 +39,11 @@ export class ChangeLogImpl implements ChangeLog {
     if (after !== undefined && after < this.cursors.droppedUpTo)
       throw new LogTruncatedError(after, this.firstCursor)
     const only = tables === undefined ? undefined : new Set(tables)
-    if (after === undefined || issuer === undefined || issuer === this.self.nodeId)
-      return this.read(after, only, limit, this.cursors.last)
-    return this.readIssued(after, issuer, only, limit, this.cursors.last)
+    const events =
+      after === undefined || issuer === undefined || issuer === this.self.nodeId
+        ? this.read(after, only, this.cursors.last)
+        : this.readIssued(after, issuer, only, this.cursors.last)
+    return limit === undefined ? events : take(events, limit)
   }
 
   /**
@@ -54,11 +56,8 @@ export class ChangeLogImpl implements ChangeLog {
     after: number,
     issuer: number,
     tables: Set<string> | undefined,
-    limit: number | undefined,
     last: number,
   ): Generator<ChangeEvent, void, undefined> {
-    let remaining = limit ?? Number.POSITIVE_INFINITY
-    if (remaining <= 0) return
     const delivered = this.index.deliveredLater(issuer, after)
     const ownLater = this.self.local ? this.index.ownLater(this.self.nodeId, after) : []
     for (const [first, count] of ownLater) {
@@ -66,14 +65,12 @@ export class ChangeLogImpl implements ChangeLog {
         const entry = this.logDb.get(cursor) as StoredLogEntry | undefined
         if (entry === undefined || (tables !== undefined && !tables.has(entry[0][1]))) continue
         yield this.decode(cursor, entry)
-        if (--remaining <= 0) return
       }
     }
-    for (const event of this.read(after, tables, undefined, last)) {
+    for (const event of this.read(after, tables, last)) {
       const upTo = delivered.get(Math.floor(event.cursor / POSITION_FACTOR))
       if (upTo !== undefined && event.cursor % POSITION_FACTOR <= upTo) continue
       yield event
-      if (--remaining <= 0) return
     }
   }
 
@@ -84,11 +81,8 @@ export class ChangeLogImpl implements ChangeLog {
   private *read(
     after: number | undefined,
     tables: Set<string> | undefined,
-    limit: number | undefined,
     last: number,
   ): Generator<ChangeEvent, void, undefined> {
-    let remaining = limit ?? Number.POSITIVE_INFINITY
-    if (remaining <= 0) return
     // only durable events the feed has already delivered: a reader that catches up from the log and
     // then subscribes to the feed sees no gap and no duplicate
     const range = this.logDb.getRange({
@@ -98,7 +92,6 @@ export class ChangeLogImpl implements ChangeLog {
     for (const { key, value } of range) {
       if (tables !== undefined && !tables.has(value[0][1])) continue
       yield this.decode(key, value)
-      if (--remaining <= 0) return
     }
   }
 
@@ -138,5 +131,14 @@ export class ChangeLogImpl implements ChangeLog {
 
   compact(): Promise<number> {
     return this.store.compact()
+  }
+}
+
+/** The first `limit` items (none for a limit of 0 or less); stops the source as soon as they are out. */
+function* take<T>(items: Iterable<T>, limit: number): Generator<T, void, undefined> {
+  if (limit <= 0) return
+  for (const item of items) {
+    yield item
+    if (--limit <= 0) return
   }
 }
