@@ -156,9 +156,8 @@ class StoreImpl implements Store {
       overlappingSync,
       this.commits,
       (error) => this.onError(error),
+      options.replicator?.positionWaitMs,
     )
-    if (options.replicator?.positionWaitMs !== undefined)
-      this.writes.positionWaitMs = options.replicator.positionWaitMs
     this.compactor = new Compactor(dbs, this.clock, cursors, index, {
       retention: options.retention ?? {},
       tableDb: (name) => this.tableDb(name),

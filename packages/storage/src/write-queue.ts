@@ -73,8 +73,6 @@ export class WriteQueue {
    */
   private awaiting: Group[] = []
   private awaitingTimer: NodeJS.Timeout | undefined = undefined
-  /** How long such a commit waits before it is refused as unavailable (`Replicator.positionWaitMs`). */
-  positionWaitMs = 10_000
 
   constructor(
     private readonly dbs: Databases,
@@ -86,6 +84,8 @@ export class WriteQueue {
     private readonly commits: CommitObservers,
     /** A write listener that threw. */
     private readonly onError: (error: unknown) => void,
+    /** How long an `ack: local` commit waits for a stream position before it is refused as unavailable. */
+    private readonly positionWaitMs = 10_000,
   ) {}
 
   enqueue(item: Op | Group): void {
