@@ -4,6 +4,7 @@ import { EventStream } from './event-stream.js'
 import type { ConnectOptions, Resource, ResourceHost } from './resource.js'
 import type { RuntimeSubscription } from './subscribe-flow.js'
 import type {
+  ConnectResume,
   EventListener,
   Key,
   RequestContext,
@@ -22,7 +23,7 @@ export async function connectResource(
   id: Key | undefined,
   ctx: RequestContext,
   incoming: AsyncIterable<unknown> | undefined,
-  options: { after?: number; issuer?: number } | undefined,
+  options: ConnectResume | undefined,
   host: ResourceHost,
   scopes: ConnectScopes,
   onError: (error: unknown) => void,
@@ -71,7 +72,7 @@ export async function connectTopic(
   topic: string,
   ctx: RequestContext,
   incoming: AsyncIterable<unknown> | undefined,
-  options: { after?: number; issuer?: number } | undefined,
+  options: ConnectResume | undefined,
   assertPublish: () => void,
 ): Promise<AsyncIterable<ResourceEvent>> {
   const stream = new EventStream<ResourceEvent>((value) => {
@@ -116,7 +117,7 @@ export function connectQuery(
   host: ResourceHost,
   filter: string,
   ctx: RequestContext,
-  options: { after?: number; issuer?: number } | undefined,
+  options: ConnectResume | undefined,
   subscribe: (listener: EventListener, options: SubscribeOptions) => Subscription,
 ): Promise<AsyncIterable<ResourceEvent>> {
   const stream = new EventStream<ResourceEvent>((value) => {

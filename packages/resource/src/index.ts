@@ -61,6 +61,7 @@ export type { TableInit } from './table.js'
 export { Table } from './table.js'
 export type { TopicRecord } from './topic-record.js'
 export type {
+  ConnectResume,
   Delivery,
   EventListener,
   EventMeta,

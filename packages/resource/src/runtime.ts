@@ -25,6 +25,7 @@ import { Table } from './table.js'
 import { sweepExpired } from './table-expiry.js'
 import type { TopicRecord } from './topic-record.js'
 import type {
+  ConnectResume,
   EventListener,
   ListPage,
   ListQuery,
@@ -450,7 +451,7 @@ export class RuntimeImpl implements ResourceRuntime {
     target: string,
     ctx: RequestContext,
     incoming?: AsyncIterable<unknown>,
-    options?: { after?: number; issuer?: number },
+    options?: ConnectResume,
   ): Promise<AsyncIterable<ResourceEvent>> {
     const query = splitQueryFilter(trimPath(target))
     if (query !== undefined) {

@@ -253,6 +253,9 @@ export interface UserAdmin {
   delete(username: string): Promise<boolean>
 }
 
+/** Where a WebSocket/SSE connection resumes (Last-Event-ID): as in SubscribeOptions. */
+export type ConnectResume = Pick<SubscribeOptions, 'after' | 'issuer'>
+
 export interface Runtime {
   /**
    * The id to keep with the cursors of this runtime's events (`ResourceEvent.cursor`) and to pass back
@@ -348,7 +351,7 @@ export interface Runtime {
     target: string,
     ctx: RequestContext,
     incoming?: AsyncIterable<unknown>,
-    options?: { after?: number; issuer?: number },
+    options?: ConnectResume,
   ): Promise<AsyncIterable<ResourceEvent>>
 
   /** Encodes an event's value for a subscriber's media type, once per (event, type); raw bytes pass through. */
