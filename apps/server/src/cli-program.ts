@@ -30,12 +30,17 @@ export interface CliIo {
 /** Exit codes: 0 ok, 1 failure, 2 invalid configuration or usage. */
 export const EXIT = { ok: 0, failure: 1, config: 2 } as const
 
+/** A config key's flag name, then its short aliases. */
+function flagNames(spec: (typeof CONFIG_KEYS)[number]): string[] {
+  return [flagName(spec.key), ...(spec.aliases ?? [])]
+}
+
 /** One flag per config key (`--mqtt-network-port <value>`) plus short aliases (`--mqtt-port`). */
 function keyFlags(): Option[] {
   const flags: Option[] = []
   for (const spec of CONFIG_KEYS) {
     const arg = spec.type.kind === 'boolean' ? '[value]' : '<value>'
-    for (const name of [flagName(spec.key), ...(spec.aliases ?? [])]) {
+    for (const name of flagNames(spec)) {
       const main = name === flagName(spec.key)
       flags.push(
         new Option(
@@ -51,8 +56,7 @@ function keyFlags(): Option[] {
 /** The config key of each flag name (`mqtt-network-port` and its alias `mqtt-port`: `mqtt.network.port`). */
 function keysByFlag(): Map<string, string> {
   const keys = new Map<string, string>()
-  for (const spec of CONFIG_KEYS)
-    for (const name of [flagName(spec.key), ...(spec.aliases ?? [])]) keys.set(name, spec.key)
+  for (const spec of CONFIG_KEYS) for (const name of flagNames(spec)) keys.set(name, spec.key)
   return keys
 }
 
